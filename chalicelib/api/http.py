@@ -1,0 +1,130 @@
+"""The ``endpoint`` decorator: routing, authentication, request parsing, error mapping and
+the OpenAPI description, written once for every view.
+
+A view receives a :class:`Call` (the caller, the parsed body and query) plus its path
+parameters, calls one service method and returns its result.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+from aws_lambda_powertools import Logger
+from chalice import Blueprint, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.entities import User
+from chalicelib.errors import DomainError, InvalidInput, PayloadTooLarge, http_status
+from chalicelib.wiring import services
+
+logger = Logger(service="kilele-api", child=True)
+
+# Bodies above this are refused before parsing (base64 of the largest direct upload, plus slack).
+MAX_BODY_BYTES = 6 * 1024 * 1024
+# Accept JSON whatever the client labels it (curl -d sends form-urlencoded by default).
+CONTENT_TYPES = ["application/json", "application/x-www-form-urlencoded", "text/plain"]
+
+
+@dataclass
+class Call:
+    user: Optional[User]
+    body: Any = None
+    query: Any = None
+    bearer_token: Optional[str] = None
+
+
+@dataclass
+class Operation:
+    path: str
+    method: str
+    summary: str
+    body: Optional[type[BaseModel]]
+    query: Optional[type[BaseModel]]
+    public: bool
+    status: int
+
+
+@dataclass
+class Registry:
+    """Every endpoint declared with :func:`endpoint`, for GET /openapi.json."""
+
+    operations: list[Operation] = field(default_factory=list)
+
+
+REGISTRY = Registry()
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    return Response(body={"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _bearer_token(headers: Any) -> Optional[str]:
+    value = headers.get("authorization") or ""
+    scheme, _, token = value.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+
+
+def _parse_body(schema: type[BaseModel], raw: bytes) -> BaseModel:
+    if len(raw) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
+    if not raw.strip():
+        raise InvalidInput("the request needs a JSON body")
+    try:
+        json.loads(raw)
+    except ValueError as e:
+        raise InvalidInput(f"the request body is not valid JSON: {e}") from e
+    return schema.model_validate_json(raw)
+
+
+def _validation_message(error: ValidationError) -> str:
+    parts = []
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "body"
+        parts.append(f"{where}: {item['msg']}")
+    return "; ".join(parts)
+
+
+def endpoint(
+    blueprint: Blueprint,
+    path: str,
+    method: str,
+    summary: str,
+    body: Optional[type[BaseModel]] = None,
+    query: Optional[type[BaseModel]] = None,
+    public: bool = False,
+    status: int = 200,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``view`` at ``method path`` on ``blueprint``."""
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        REGISTRY.operations.append(Operation(path, method, summary, body, query, public, status))
+
+        @blueprint.route(path, methods=[method], content_types=CONTENT_TYPES)
+        @functools.wraps(view)
+        def handler(**path_params: str) -> Any:
+            request = blueprint.current_request
+            try:
+                call = Call(user=None, bearer_token=_bearer_token(request.headers))
+                if not public:
+                    call.user = services().auth.authenticate(call.bearer_token, request.headers.get("x-api-key"))
+                if body is not None:
+                    call.body = _parse_body(body, request.raw_body or b"")
+                if query is not None:
+                    call.query = query.model_validate(dict(request.query_params or {}))
+                result = view(call, **path_params)
+            except ValidationError as e:
+                return error_response(400, InvalidInput.code, _validation_message(e))
+            except DomainError as e:
+                return error_response(http_status(e), e.code, e.message)
+            except Exception:
+                logger.exception("unhandled error", extra={"path": path, "method": method})
+                return error_response(500, "internal", "internal error; the service logged it")
+            if isinstance(result, Response):
+                return result
+            return Response(body=result, status_code=status)
+
+        return handler
+
+    return decorate

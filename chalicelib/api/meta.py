@@ -1,0 +1,20 @@
+"""Service identity and self-description."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib import SERVICE_NAME, __version__
+from chalicelib.api.http import REGISTRY, Call, endpoint
+from chalicelib.openapi import build_openapi
+
+bp = Blueprint(__name__)
+
+
+@endpoint(bp, "/", "GET", "Service name and version", public=True)
+def index(call: Call) -> dict:
+    return {"service": SERVICE_NAME, "version": __version__, "status": "ok"}
+
+
+@endpoint(bp, "/openapi.json", "GET", "This API's OpenAPI 3.1 description", public=True)
+def openapi(call: Call) -> dict:
+    return build_openapi(REGISTRY.operations, SERVICE_NAME, __version__)

@@ -1,0 +1,30 @@
+"""Users: the current one, listing, creation and bans."""
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api.http import Call, endpoint
+from chalicelib.schemas import BanUserRequest, CreateUserRequest
+from chalicelib.wiring import services
+
+bp = Blueprint(__name__)
+
+
+@endpoint(bp, "/users/me", "GET", "The user making the request")
+def current_user(call: Call) -> dict:
+    return call.user.to_dict()
+
+
+@endpoint(bp, "/users", "GET", "List all users (admins)")
+def list_users(call: Call) -> list:
+    return services().users.list_users(call.user)
+
+
+@endpoint(bp, "/users", "POST", "Create a user (admins; admins only by a superadmin)", body=CreateUserRequest, status=201)
+def create_user(call: Call) -> dict:
+    return services().users.create_user(call.user, call.body.email, call.body.password, call.body.user_type)
+
+
+@endpoint(bp, "/users/ban", "POST", "Ban a user: logins, sessions and API keys stop working", body=BanUserRequest)
+def ban_user(call: Call) -> dict:
+    return services().users.ban_user(call.user, call.body.email)

@@ -1,0 +1,78 @@
+"""Domain errors and the one table that maps them to HTTP statuses.
+
+Services and adapters raise these; only the API layer turns them into responses, through
+:data:`HTTP_STATUS`. Each error carries a stable machine-readable ``code`` and a message
+written for the person who made the request.
+"""
+from __future__ import annotations
+
+
+class DomainError(Exception):
+    """Base of every error a user can be shown."""
+
+    code = "error"
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(DomainError):
+    """The request is malformed or its values are out of range."""
+
+    code = "invalid_input"
+
+
+class Unauthenticated(DomainError):
+    """No credentials, or credentials that are wrong, expired, revoked or banned."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    """The caller is known but its role does not allow the action."""
+
+    code = "forbidden"
+
+
+class NotFound(DomainError):
+    """The resource does not exist, or is private to someone else."""
+
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    """The action clashes with the current state (duplicate name, resource in use...)."""
+
+    code = "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    """The uploaded body or file is larger than the limit."""
+
+    code = "payload_too_large"
+
+
+class Unprocessable(DomainError):
+    """The request is well formed but its content (a dataset, a model file) is not usable."""
+
+    code = "unprocessable"
+
+
+HTTP_STATUS: dict[type[DomainError], int] = {
+    InvalidInput: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    Unprocessable: 422,
+}
+
+
+def http_status(error: DomainError) -> int:
+    """The HTTP status of a domain error (its nearest mapped class; 400 if none is mapped)."""
+    for cls in type(error).__mro__:
+        if cls in HTTP_STATUS:
+            return HTTP_STATUS[cls]
+    return 400

@@ -1,0 +1,71 @@
+"""Creates the tables, buckets and queues of chalicelib/resources.py in an AWS endpoint
+(moto locally; the same specs feed infra/ on AWS). Idempotent."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import boto3
+
+from chalicelib.resources import RESOURCES, Resources, TableSpec
+from chalicelib.settings import Settings
+
+
+def _key_schema(hash_key: Any, range_key: Any) -> list[dict[str, str]]:
+    schema = [{"AttributeName": hash_key.name, "KeyType": "HASH"}]
+    if range_key:
+        schema.append({"AttributeName": range_key.name, "KeyType": "RANGE"})
+    return schema
+
+
+def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:
+    """The DynamoDB CreateTable request for a spec."""
+    request: dict[str, Any] = {
+        "TableName": table_name,
+        "KeySchema": _key_schema(spec.hash_key, spec.range_key),
+        "AttributeDefinitions": [
+            {"AttributeName": name, "AttributeType": type_} for name, type_ in spec.attribute_definitions().items()
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }
+    if spec.indexes:
+        request["GlobalSecondaryIndexes"] = [
+            {
+                "IndexName": index.name,
+                "KeySchema": _key_schema(index.hash_key, index.range_key),
+                "Projection": {"ProjectionType": "ALL"},
+            }
+            for index in spec.indexes
+        ]
+    return request
+
+
+def provision(settings: Settings, endpoint_url: Optional[str] = None, resources: Resources = RESOURCES) -> None:
+    """Create every resource that does not exist yet."""
+    session = boto3.session.Session(region_name=settings.region)
+    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    sqs = session.client("sqs", endpoint_url=endpoint_url)
+
+    existing_tables = set(dynamodb.list_tables().get("TableNames", []))
+    for spec in resources.tables:
+        name = settings.resource_name(spec.name)
+        if name not in existing_tables:
+            dynamodb.create_table(**create_table_request(spec, name))
+            dynamodb.get_waiter("table_exists").wait(TableName=name)
+            if spec.ttl_attribute:
+                dynamodb.update_time_to_live(
+                    TableName=name,
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": spec.ttl_attribute},
+                )
+
+    existing_buckets = {b["Name"] for b in s3.list_buckets().get("Buckets", [])}
+    for bucket in resources.buckets:
+        name = settings.data_bucket if bucket.name == "data" else settings.resource_name(bucket.name)
+        if name not in existing_buckets:
+            s3.create_bucket(Bucket=name)
+
+    for queue in resources.queues:
+        sqs.create_queue(
+            QueueName=settings.resource_name(queue.name),
+            Attributes={"VisibilityTimeout": str(queue.visibility_timeout_seconds)},
+        )

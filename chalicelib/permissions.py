@@ -1,0 +1,45 @@
+"""Who may do what: the role matrix in one table (Rafiki's rules, seed 001)."""
+from __future__ import annotations
+
+from enum import Enum
+
+from chalicelib.entities import User, UserType
+from chalicelib.errors import Forbidden
+
+ADMINS = frozenset({UserType.SUPERADMIN, UserType.ADMIN})
+EVERYONE = frozenset(UserType)
+
+
+class Action(str, Enum):
+    LIST_USERS = "list users"
+    CREATE_USER = "create users"
+    BAN_USER = "ban users"
+    MANAGE_DATASETS = "manage datasets"
+    MANAGE_MODELS = "create or delete models"
+    VIEW_MODELS = "view models"
+    MANAGE_API_KEYS = "manage API keys"
+
+
+ALLOWED: dict[Action, frozenset[UserType]] = {
+    Action.LIST_USERS: ADMINS,
+    Action.CREATE_USER: ADMINS,
+    Action.BAN_USER: ADMINS,
+    Action.MANAGE_DATASETS: EVERYONE,
+    Action.MANAGE_MODELS: ADMINS | {UserType.MODEL_DEVELOPER},
+    Action.VIEW_MODELS: EVERYONE,
+    Action.MANAGE_API_KEYS: EVERYONE,
+}
+
+
+def require(actor: User, action: Action) -> None:
+    """Raise :class:`Forbidden` unless ``actor``'s role may perform ``action``."""
+    if actor.user_type not in ALLOWED[action]:
+        raise Forbidden(f"{actor.user_type.value} users cannot {action.value}")
+
+
+def require_can_manage_user_type(actor: User, target: UserType) -> None:
+    """Only a superadmin creates or bans admins; nobody creates or bans a superadmin."""
+    if target is UserType.SUPERADMIN:
+        raise Forbidden("superadmins cannot be created or banned through the API")
+    if target is UserType.ADMIN and actor.user_type is not UserType.SUPERADMIN:
+        raise Forbidden("only a superadmin can create or ban admins")

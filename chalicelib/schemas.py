@@ -1,0 +1,103 @@
+"""Pydantic schemas for every request body and query string of the API.
+
+Field constraints here are the API's validation: a body that does not fit is answered 400
+with the field and the reason, before any service runs.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Annotated, Optional
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from chalicelib.entities import AccessRight, Task, UserType
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+def _email(value: str) -> str:
+    if not _EMAIL.match(value):
+        raise ValueError("must look like name@domain")
+    return value.lower()
+
+
+def _base64(value: str) -> str:
+    try:
+        base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError("must be base64-encoded file content") from e
+    return value
+
+
+Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+Base64File = Annotated[str, Field(min_length=1), AfterValidator(_base64)]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+
+
+class LoginRequest(Schema):
+    email: Email
+    password: str = Field(min_length=1, max_length=256)
+
+
+class CreateUserRequest(Schema):
+    email: Email
+    password: str = Field(min_length=6, max_length=256)
+    user_type: UserType
+
+
+class BanUserRequest(Schema):
+    email: Email
+
+
+class CreateApiKeyRequest(Schema):
+    name: Name = "default"
+
+
+class TaskQuery(Schema):
+    task: Optional[Task] = None
+
+
+class CreateDatasetRequest(Schema):
+    """A dataset from file content in the body (``content_base64``) or from ``dataset_url``."""
+
+    name: Name
+    task: Task
+    target_column: Optional[Name] = None
+    content_base64: Optional[Base64File] = None
+    dataset_url: Optional[str] = Field(None, min_length=1, max_length=2048)
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "CreateDatasetRequest":
+        if (self.content_base64 is None) == (self.dataset_url is None):
+            raise ValueError("give exactly one of content_base64 and dataset_url")
+        return self
+
+    def content(self) -> bytes:
+        return base64.b64decode(self.content_base64 or "")
+
+
+class StartDatasetUploadRequest(Schema):
+    name: Name
+    task: Task
+    size_bytes: int = Field(gt=0)
+    target_column: Optional[Name] = None
+
+
+class CreateModelRequest(Schema):
+    name: Name
+    task: Task
+    model_class: str = Field(min_length=1, max_length=200, pattern=_IDENTIFIER)
+    model_file_base64: Base64File
+    dependencies: dict[Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=100)]] = {}
+    access_right: AccessRight = AccessRight.PRIVATE
+    docker_image: Optional[str] = Field(None, min_length=1, max_length=512)
+
+    def source(self) -> bytes:
+        return base64.b64decode(self.model_file_base64)

@@ -1,0 +1,143 @@
+"""Datasets: uploaded through the API, fetched from a URL, or sent straight to S3 with a
+presigned upload. A file becomes a READY dataset only after it passes its task's format check."""
+from __future__ import annotations
+
+import tempfile
+from typing import IO, Any, Optional
+
+from chalicelib.adapters.blobs import BlobStore
+from chalicelib.adapters.url_fetcher import UrlFetcher
+from chalicelib.dataset_formats import check_dataset
+from chalicelib.entities import Dataset, DatasetStatus, Task, User
+from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from chalicelib.permissions import Action, require
+from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.store.repositories import DatasetRepository
+
+_SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class DatasetService:
+    def __init__(
+        self,
+        datasets: DatasetRepository,
+        blobs: BlobStore,
+        fetcher: UrlFetcher,
+        max_direct_upload_bytes: int,
+        max_dataset_bytes: int,
+        presigned_url_seconds: int,
+        clock: Clock = utc_now,
+    ):
+        self._datasets = datasets
+        self._blobs = blobs
+        self._fetcher = fetcher
+        self._max_direct = max_direct_upload_bytes
+        self._max_bytes = max_dataset_bytes
+        self._presign_seconds = presigned_url_seconds
+        self._clock = clock
+
+    def create_from_bytes(
+        self, actor: User, name: str, task: Task, content: bytes, target_column: Optional[str] = None
+    ) -> dict[str, Any]:
+        """A dataset from a file sent in the request (up to ``max_direct_upload_bytes``)."""
+        require(actor, Action.MANAGE_DATASETS)
+        if len(content) > self._max_direct:
+            raise PayloadTooLarge(
+                f"the file is {len(content)} bytes; files over {self._max_direct} bytes go through "
+                "a presigned upload (POST /datasets/uploads)"
+            )
+        with tempfile.SpooledTemporaryFile(_SPOOL_BYTES) as file:
+            file.write(content)
+            return self._store_checked(actor, name, task, target_column, file, len(content))
+
+    def create_from_url(
+        self, actor: User, name: str, task: Task, url: str, target_column: Optional[str] = None
+    ) -> dict[str, Any]:
+        """A dataset downloaded from ``url`` by the platform."""
+        require(actor, Action.MANAGE_DATASETS)
+        with tempfile.SpooledTemporaryFile(_SPOOL_BYTES) as file:
+            size = self._fetcher.fetch(url, file, self._max_bytes)
+            if size == 0:
+                raise Unprocessable(f"{url} returned an empty file")
+            return self._store_checked(actor, name, task, target_column, file, size)
+
+    def start_upload(
+        self, actor: User, name: str, task: Task, size_bytes: int, target_column: Optional[str] = None
+    ) -> dict[str, Any]:
+        """Reserve a dataset and hand out a presigned S3 upload for its file; the dataset is
+        usable once :meth:`complete_upload` has checked the file."""
+        require(actor, Action.MANAGE_DATASETS)
+        if size_bytes > self._max_bytes:
+            raise PayloadTooLarge(f"datasets are limited to {self._max_bytes} bytes, got {size_bytes}")
+        dataset = self._new(actor, name, task, target_column, DatasetStatus.UPLOADING)
+        self._datasets.save(dataset)
+        upload = self._blobs.presigned_post(dataset.object_key, self._max_bytes, self._presign_seconds)
+        return {"dataset": dataset.to_dict(), "upload": upload}
+
+    def complete_upload(self, actor: User, dataset_id: str) -> dict[str, Any]:
+        """Check the uploaded file. A bad file is deleted with its dataset record, and the
+        error says what is wrong."""
+        dataset = self._owned(actor, dataset_id)
+        if dataset.status is not DatasetStatus.UPLOADING:
+            raise Conflict(f"dataset {dataset_id!r} is already {dataset.status.value}")
+        size = self._blobs.size(dataset.object_key)
+        try:
+            if size > self._max_bytes:
+                raise PayloadTooLarge(f"the uploaded file is {size} bytes; the limit is {self._max_bytes}")
+            with tempfile.TemporaryFile() as file:
+                self._blobs.download_to(dataset.object_key, file)
+                dataset.stats = check_dataset(file, task=dataset.task, target_column=dataset.target_column)
+        except (Unprocessable, PayloadTooLarge):
+            self._blobs.delete(dataset.object_key)
+            self._datasets.delete(dataset.id)
+            raise
+        dataset.size_bytes = size
+        dataset.status = DatasetStatus.READY
+        self._datasets.save(dataset)
+        return dataset.to_dict()
+
+    def list(self, actor: User, task: Optional[Task] = None) -> list[dict[str, Any]]:
+        """The caller's READY datasets; admins see everyone's."""
+        require(actor, Action.MANAGE_DATASETS)
+        owner = None if actor.user_type.is_admin else actor.id
+        return [d.to_dict() for d in self._datasets.list(owner_id=owner, task=task)]
+
+    def get(self, actor: User, dataset_id: str) -> dict[str, Any]:
+        return self._owned(actor, dataset_id).to_dict()
+
+    def _owned(self, actor: User, dataset_id: str) -> Dataset:
+        require(actor, Action.MANAGE_DATASETS)
+        dataset = self._datasets.get(dataset_id)
+        if not dataset or (dataset.owner_id != actor.id and not actor.user_type.is_admin):
+            raise NotFound(f"no dataset {dataset_id!r}")
+        return dataset
+
+    def _new(
+        self, actor: User, name: str, task: Task, target_column: Optional[str], status: DatasetStatus
+    ) -> Dataset:
+        dataset_id = new_id()
+        return Dataset(
+            id=dataset_id,
+            owner_id=actor.id,
+            name=name,
+            task=task,
+            status=status,
+            object_key=f"datasets/{dataset_id}/data",
+            created_at=self._clock(),
+            target_column=target_column,
+        )
+
+    def _store_checked(
+        self, actor: User, name: str, task: Task, target_column: Optional[str], file: IO[bytes], size: int
+    ) -> dict[str, Any]:
+        stats = check_dataset(file, task=task, target_column=target_column)
+        dataset = self._new(actor, name, task, target_column, DatasetStatus.READY)
+        dataset.size_bytes, dataset.stats = size, stats
+        file.seek(0)
+        self._blobs.put_file(dataset.object_key, file)
+        try:
+            self._datasets.save(dataset)
+        except Exception:
+            self._blobs.delete(dataset.object_key)  # no orphan file for a dataset that does not exist
+            raise
+        return dataset.to_dict()

@@ -1,0 +1,95 @@
+"""Model code uploads: one Python file per model, stored in S3, checked statically."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from chalicelib.adapters.blobs import BlobStore
+from chalicelib.entities import AccessRight, Model, Task, User
+from chalicelib.errors import Forbidden, NotFound, PayloadTooLarge
+from chalicelib.model_files import check_model_source
+from chalicelib.permissions import Action, require
+from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.store.repositories import ModelRepository
+
+
+class ModelService:
+    def __init__(self, models: ModelRepository, blobs: BlobStore, max_model_file_bytes: int, clock: Clock = utc_now):
+        self._models = models
+        self._blobs = blobs
+        self._max_bytes = max_model_file_bytes
+        self._clock = clock
+
+    def create(
+        self,
+        actor: User,
+        name: str,
+        task: Task,
+        model_class: str,
+        source: bytes,
+        dependencies: Optional[dict[str, str]] = None,
+        access_right: AccessRight = AccessRight.PRIVATE,
+        docker_image: Optional[str] = None,
+    ) -> dict[str, Any]:
+        require(actor, Action.MANAGE_MODELS)
+        if len(source) > self._max_bytes:
+            raise PayloadTooLarge(f"the model file is {len(source)} bytes; the limit is {self._max_bytes}")
+        check_model_source(source, model_class)
+        model_id = new_id()
+        model = Model(
+            id=model_id,
+            owner_id=actor.id,
+            name=name,
+            task=task,
+            model_class=model_class,
+            object_key=f"models/{model_id}/model.py",
+            created_at=self._clock(),
+            access_right=access_right,
+            dependencies=dependencies or {},
+            docker_image=docker_image,
+        )
+        self._blobs.put_bytes(model.object_key, source, content_type="text/x-python")
+        try:
+            self._models.add(model)
+        except Exception:
+            self._blobs.delete(model.object_key)  # the name was taken or the write failed
+            raise
+        return model.to_dict()
+
+    def get(self, actor: User, model_id: str) -> dict[str, Any]:
+        return self._visible(actor, model_id).to_dict()
+
+    def download(self, actor: User, model_id: str) -> tuple[Model, bytes]:
+        model = self._visible(actor, model_id)
+        return model, self._blobs.get_bytes(model.object_key)
+
+    def list_available(self, actor: User, task: Optional[Task] = None) -> list[dict[str, Any]]:
+        """The caller's own models and every PUBLIC one (admins: all models)."""
+        require(actor, Action.VIEW_MODELS)
+        if actor.user_type.is_admin:
+            models = self._models.list_all()
+        else:
+            by_id = {m.id: m for m in self._models.list_public()}
+            by_id.update({m.id: m for m in self._models.list_by_owner(actor.id)})
+            models = list(by_id.values())
+        models = [m for m in models if task is None or m.task is task]
+        return [m.to_dict() for m in sorted(models, key=lambda m: m.created_at)]
+
+    def delete(self, actor: User, model_id: str) -> dict[str, Any]:
+        """Delete a model nobody trains with; its file goes after its record."""
+        require(actor, Action.MANAGE_MODELS)
+        model = self._visible(actor, model_id)
+        if model.owner_id != actor.id and not actor.user_type.is_admin:
+            raise Forbidden(f"model {model.name!r} belongs to another user")
+        self._models.delete_unused(model)
+        self._blobs.delete(model.object_key)
+        return model.to_dict()
+
+    def _visible(self, actor: User, model_id: str) -> Model:
+        require(actor, Action.VIEW_MODELS)
+        model = self._models.get(model_id)
+        visible = model and (
+            model.owner_id == actor.id or model.access_right is AccessRight.PUBLIC or actor.user_type.is_admin
+        )
+        if not visible:
+            raise NotFound(f"no model {model_id!r}")
+        return model  # type: ignore[return-value]

@@ -1,0 +1,59 @@
+"""Users and roles (Rafiki's rules)."""
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.adapters.passwords import PasswordHasher
+from chalicelib.entities import User, UserType
+from chalicelib.errors import Conflict, Forbidden, NotFound
+from chalicelib.permissions import Action, require, require_can_manage_user_type
+from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.store.repositories import UserRepository
+
+
+class UserService:
+    def __init__(self, users: UserRepository, hasher: PasswordHasher, clock: Clock = utc_now):
+        self._users = users
+        self._hasher = hasher
+        self._clock = clock
+
+    def create_user(self, actor: User, email: str, password: str, user_type: UserType) -> dict[str, Any]:
+        require(actor, Action.CREATE_USER)
+        require_can_manage_user_type(actor, user_type)
+        return self._add(email, password, user_type).to_dict()
+
+    def ensure_superadmin(self, email: str, password: str) -> User:
+        """Create the superadmin if missing (idempotent; an existing one keeps its password)."""
+        existing = self._users.get(email)
+        if existing:
+            return existing
+        try:
+            return self._add(email, password, UserType.SUPERADMIN)
+        except Conflict:  # created concurrently by another starter
+            return self._users.get(email)  # type: ignore[return-value]
+
+    def list_users(self, actor: User) -> list[dict[str, Any]]:
+        require(actor, Action.LIST_USERS)
+        return [u.to_dict() for u in self._users.list()]
+
+    def ban_user(self, actor: User, email: str) -> dict[str, Any]:
+        """Ban a user; their sessions and API keys stop working on their next request."""
+        require(actor, Action.BAN_USER)
+        if email == actor.email:
+            raise Forbidden("you cannot ban yourself")
+        target = self._users.get(email)
+        if not target:
+            raise NotFound(f"no user with email {email!r}")
+        require_can_manage_user_type(actor, target.user_type)
+        return self._users.mark_banned(email, self._clock()).to_dict()
+
+    def _add(self, email: str, password: str, user_type: UserType) -> User:
+        user = User(
+            id=new_id(),
+            email=email,
+            user_type=user_type,
+            password_hash=self._hasher.hash(password),
+            created_at=self._clock(),
+        )
+        self._users.add(user)
+        return user

@@ -1,0 +1,54 @@
+"""The one place that reads the environment.
+
+Every knob is a field of :class:`Settings`, read from ``KILELE_*`` variables (plus the standard
+``AWS_*`` ones, which boto3 and pynamodb read themselves).
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KILELE_", extra="ignore")
+
+    stage: str = Field("local", description="Deployment stage; prefixes every resource name.")
+    region: str = Field("us-east-1", validation_alias="AWS_DEFAULT_REGION")
+
+    superadmin_email: str = "superadmin@kilele"
+    superadmin_password: str = Field(
+        "kilele", description="Seeded superadmin password. Change it on any shared machine."
+    )
+
+    session_ttl_seconds: int = 3600
+    password_hash_time_cost: int = Field(3, description="argon2 iterations (argon2id).")
+    password_hash_memory_kib: int = Field(65536, description="argon2 memory cost in KiB.")
+
+    max_direct_upload_bytes: int = Field(
+        4 * MiB, description="Largest dataset sent through the API; larger ones use a presigned upload."
+    )
+    max_dataset_bytes: int = Field(2048 * MiB, description="Largest dataset accepted at all.")
+    max_model_file_bytes: int = Field(1 * MiB, description="Largest model .py file accepted.")
+    presigned_url_seconds: int = 900
+    dataset_url_timeout_seconds: float = 30.0
+
+    data_bucket_name: str = Field(
+        "", description="S3 bucket for datasets and model files; infra sets it (bucket names are global)."
+    )
+
+    def resource_name(self, logical_name: str) -> str:
+        """Deployed name of a table, bucket or queue from resources.py."""
+        return f"kilele-{self.stage}-{logical_name}"
+
+    @property
+    def data_bucket(self) -> str:
+        return self.data_bucket_name or self.resource_name("data")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

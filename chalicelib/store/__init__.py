@@ -1,0 +1,1 @@
+"""DynamoDB persistence. pynamodb models live only in ``models.py``; repositories return entities."""

@@ -1,0 +1,302 @@
+"""Repositories: entity in, entity out. DynamoDB errors become domain errors here."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Iterable, Optional
+
+from pynamodb.connection import Connection
+from pynamodb.exceptions import DoesNotExist, PutError, DeleteError, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from chalicelib.entities import (
+    AccessRight,
+    ApiKey,
+    Dataset,
+    DatasetStatus,
+    Model,
+    Session,
+    Task,
+    User,
+    UserType,
+)
+from chalicelib.errors import Conflict, NotFound
+from chalicelib.store.models import (
+    ApiKeyItem,
+    DatasetItem,
+    ModelItem,
+    SessionItem,
+    UniqueItem,
+    UserItem,
+)
+
+_CONDITION_FAILED = "ConditionalCheckFailedException"
+_TRANSACTION_CANCELED = "TransactionCanceledException"
+
+
+def _failed_condition(error: Exception) -> bool:
+    return getattr(error, "cause_response_code", None) in (_CONDITION_FAILED, _TRANSACTION_CANCELED)
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat()
+
+
+def _dt(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+class UserRepository:
+    def add(self, user: User) -> None:
+        """Store a new user; :class:`Conflict` if the email is taken."""
+        item = UserItem(
+            user.email,
+            id=user.id,
+            user_type=user.user_type.value,
+            password_hash=user.password_hash,
+            created_at=user.created_at,
+            banned_at=user.banned_at,
+        )
+        try:
+            item.save(condition=UserItem.email.does_not_exist())
+        except PutError as e:
+            if _failed_condition(e):
+                raise Conflict(f"a user with email {user.email!r} already exists") from e
+            raise
+
+    def get(self, email: str) -> Optional[User]:
+        try:
+            return self._entity(UserItem.get(email, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def list(self) -> list[User]:
+        return sorted((self._entity(i) for i in UserItem.scan()), key=lambda u: u.created_at)
+
+    def mark_banned(self, email: str, at: datetime) -> User:
+        """Set ``banned_at`` once; :class:`Conflict` if already banned."""
+        item = UserItem(email)
+        try:
+            item.update(
+                actions=[UserItem.banned_at.set(at)],
+                condition=UserItem.email.exists() & UserItem.banned_at.does_not_exist(),
+            )
+        except UpdateError as e:
+            if _failed_condition(e):
+                raise Conflict(f"user {email!r} is already banned") from e
+            raise
+        return self._entity(item)
+
+    @staticmethod
+    def _entity(item: UserItem) -> User:
+        return User(
+            id=item.id,
+            email=item.email,
+            user_type=UserType(item.user_type),
+            password_hash=item.password_hash,
+            created_at=item.created_at,
+            banned_at=item.banned_at,
+        )
+
+
+class SessionRepository:
+    def add(self, session: Session) -> None:
+        SessionItem(
+            session.token_hash,
+            user_email=session.user_email,
+            created_at=session.created_at,
+            expires_at=int(session.expires_at.timestamp()),
+        ).save()
+
+    def get_live(self, token_hash: str, now: datetime) -> Optional[Session]:
+        """The session if it exists and has not expired (TTL deletion is lazy, so check)."""
+        try:
+            item = SessionItem.get(token_hash, consistent_read=True)
+        except DoesNotExist:
+            return None
+        if item.expires_at <= now.timestamp():
+            return None
+        return Session(
+            token_hash=item.token_hash,
+            user_email=item.user_email,
+            created_at=item.created_at,
+            expires_at=datetime.fromtimestamp(item.expires_at, tz=timezone.utc),
+        )
+
+    def delete(self, token_hash: str) -> None:
+        SessionItem(token_hash).delete()
+
+
+class ApiKeyRepository:
+    def add(self, key: ApiKey) -> None:
+        ApiKeyItem(
+            key.key_id,
+            owner_email=key.owner_email,
+            name=key.name,
+            secret_hash=key.secret_hash,
+            created_at=_iso(key.created_at),
+        ).save(condition=ApiKeyItem.key_id.does_not_exist())
+
+    def get(self, key_id: str) -> Optional[ApiKey]:
+        try:
+            return self._entity(ApiKeyItem.get(key_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def list_by_owner(self, owner_email: str) -> list[ApiKey]:
+        return [self._entity(i) for i in ApiKeyItem.by_owner.query(owner_email)]
+
+    def delete(self, key_id: str, owner_email: str) -> None:
+        """Delete the key if ``owner_email`` owns it; :class:`NotFound` otherwise."""
+        try:
+            ApiKeyItem(key_id).delete(condition=ApiKeyItem.owner_email == owner_email)
+        except DeleteError as e:
+            if _failed_condition(e):
+                raise NotFound(f"no API key {key_id!r}") from e
+            raise
+
+    @staticmethod
+    def _entity(item: ApiKeyItem) -> ApiKey:
+        return ApiKey(
+            key_id=item.key_id,
+            owner_email=item.owner_email,
+            name=item.name,
+            secret_hash=item.secret_hash,
+            created_at=_dt(item.created_at),
+        )
+
+
+class DatasetRepository:
+    def save(self, dataset: Dataset) -> None:
+        DatasetItem(
+            dataset.id,
+            owner_id=dataset.owner_id,
+            name=dataset.name,
+            task=dataset.task.value,
+            status=dataset.status.value,
+            object_key=dataset.object_key,
+            created_at=_iso(dataset.created_at),
+            size_bytes=dataset.size_bytes,
+            target_column=dataset.target_column,
+            stats=dataset.stats,
+        ).save()
+
+    def get(self, dataset_id: str) -> Optional[Dataset]:
+        try:
+            return self._entity(DatasetItem.get(dataset_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def list(self, owner_id: Optional[str] = None, task: Optional[Task] = None) -> list[Dataset]:
+        """READY datasets, of one owner (or everyone's), optionally of one task, oldest first."""
+        condition = DatasetItem.status == DatasetStatus.READY.value
+        if task:
+            condition &= DatasetItem.task == task.value
+        if owner_id:
+            items: Iterable[DatasetItem] = DatasetItem.by_owner.query(owner_id, filter_condition=condition)
+        else:
+            items = DatasetItem.scan(condition)
+        return sorted((self._entity(i) for i in items), key=lambda d: d.created_at)
+
+    def delete(self, dataset_id: str) -> None:
+        DatasetItem(dataset_id).delete()
+
+    @staticmethod
+    def _entity(item: DatasetItem) -> Dataset:
+        return Dataset(
+            id=item.id,
+            owner_id=item.owner_id,
+            name=item.name,
+            task=Task(item.task),
+            status=DatasetStatus(item.status),
+            object_key=item.object_key,
+            created_at=_dt(item.created_at),
+            size_bytes=int(item.size_bytes or 0),
+            target_column=item.target_column,
+            stats=item.stats.as_dict() if hasattr(item.stats, "as_dict") else dict(item.stats or {}),
+        )
+
+
+def _model_name_key(owner_id: str, name: str) -> str:
+    return f"model-name#{owner_id}#{name}"
+
+
+class ModelRepository:
+    def __init__(self, connection: Optional[Connection] = None):
+        self._connection = connection
+
+    def _transaction(self) -> TransactWrite:
+        connection = self._connection or Connection(region=ModelItem.Meta.region)
+        return TransactWrite(connection=connection)
+
+    def add(self, model: Model) -> None:
+        """Store a new model and claim its name for its owner, atomically."""
+        item = ModelItem(
+            model.id,
+            owner_id=model.owner_id,
+            name=model.name,
+            task=model.task.value,
+            model_class=model.model_class,
+            object_key=model.object_key,
+            created_at=_iso(model.created_at),
+            access_right=model.access_right.value,
+            dependencies=model.dependencies,
+            docker_image=model.docker_image,
+            train_job_count=model.train_job_count,
+        )
+        unique = UniqueItem(_model_name_key(model.owner_id, model.name), owner=model.id)
+        try:
+            with self._transaction() as tx:
+                tx.save(unique, condition=UniqueItem.key.does_not_exist())
+                tx.save(item, condition=ModelItem.id.does_not_exist())
+        except TransactWriteError as e:
+            if _failed_condition(e):
+                raise Conflict(f"you already have a model named {model.name!r}") from e
+            raise
+
+    def get(self, model_id: str) -> Optional[Model]:
+        try:
+            return self._entity(ModelItem.get(model_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def list_by_owner(self, owner_id: str) -> list[Model]:
+        return [self._entity(i) for i in ModelItem.by_owner.query(owner_id)]
+
+    def list_public(self) -> list[Model]:
+        return [self._entity(i) for i in ModelItem.by_access.query(AccessRight.PUBLIC.value)]
+
+    def list_all(self) -> list[Model]:
+        return [self._entity(i) for i in ModelItem.scan()]
+
+    def delete_unused(self, model: Model) -> None:
+        """Delete the model and free its name, only if no train job uses it (checked atomically)."""
+        try:
+            with self._transaction() as tx:
+                tx.delete(
+                    ModelItem(model.id),
+                    condition=ModelItem.id.exists() & (ModelItem.train_job_count == 0),
+                )
+                tx.delete(UniqueItem(_model_name_key(model.owner_id, model.name)))
+        except TransactWriteError as e:
+            if _failed_condition(e):
+                raise Conflict(
+                    f"model {model.name!r} is used by a train job and cannot be deleted"
+                ) from e
+            raise
+
+    @staticmethod
+    def _entity(item: ModelItem) -> Model:
+        deps = item.dependencies.as_dict() if hasattr(item.dependencies, "as_dict") else dict(item.dependencies or {})
+        return Model(
+            id=item.id,
+            owner_id=item.owner_id,
+            name=item.name,
+            task=Task(item.task),
+            model_class=item.model_class,
+            object_key=item.object_key,
+            created_at=_dt(item.created_at),
+            access_right=AccessRight(item.access_right),
+            dependencies=deps,
+            docker_image=item.docker_image,
+            train_job_count=int(item.train_job_count or 0),
+        )
