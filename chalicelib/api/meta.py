@@ -6,13 +6,24 @@ from chalice import Blueprint
 from chalicelib import SERVICE_NAME, __version__
 from chalicelib.api.http import REGISTRY, Call, endpoint
 from chalicelib.openapi import build_openapi
+from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 
 
 @endpoint(bp, "/", "GET", "Service name and version", public=True)
 def index(call: Call) -> dict:
-    return {"service": SERVICE_NAME, "version": __version__, "status": "ok"}
+    settings = services().settings
+    return {
+        "service": SERVICE_NAME,
+        "version": __version__,
+        "status": "ok",
+        "limits": {
+            "max_direct_upload_bytes": settings.max_direct_upload_bytes,
+            "max_dataset_bytes": settings.max_dataset_bytes,
+            "max_model_file_bytes": settings.max_model_file_bytes,
+        },
+    }
 
 
 @endpoint(bp, "/openapi.json", "GET", "This API's OpenAPI 3.1 description", public=True)

@@ -54,7 +54,10 @@ class AuthService:
             raise Unauthenticated(f"user {email!r} is banned")
         token = secrets.token_urlsafe(32)
         now = self._clock()
-        session = Session(_digest(token), user.email, now, now + self._ttl)
+        # Whole seconds: the store keeps the expiry as epoch seconds (DynamoDB TTL), so the
+        # expiry announced to the client is exactly the one enforced.
+        expires_at = (now + self._ttl).replace(microsecond=0)
+        session = Session(_digest(token), user.email, now, expires_at)
         self._sessions.add(session)
         return {"token": token, "expires_at": session.expires_at.isoformat(), "user": user.to_dict()}
 

@@ -225,8 +225,11 @@ class ModelRepository:
         self._connection = connection
 
     def _transaction(self) -> TransactWrite:
-        connection = self._connection or Connection(region=ModelItem.Meta.region)
-        return TransactWrite(connection=connection)
+        # One connection per repository: a new Connection builds a new botocore session and
+        # client (~50 ms of loading service models) on every transaction.
+        if self._connection is None:
+            self._connection = Connection(region=ModelItem.Meta.region)
+        return TransactWrite(connection=self._connection)
 
     def add(self, model: Model) -> None:
         """Store a new model and claim its name for its owner, atomically."""

@@ -1,0 +1,87 @@
+"""Serves the Chalice app over WSGI (with waitress) the way API Gateway would invoke it.
+
+``chalice local`` has two problems for a platform: a ~40 ms delayed-ACK stall per keep-alive
+request, and a race, since Chalice keeps ``current_request`` on the app object while its
+server handles requests in threads. Here waitress serves HTTP, Chalice's own LocalGateway
+turns each request into the Lambda event, and the app's per-request attributes are made
+thread-local.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from http import HTTPStatus
+from typing import Any, Callable, Iterable, Optional
+
+from chalice import Chalice
+from chalice.config import Config
+from chalice.local import LocalGateway, LocalGatewayException
+
+_THREAD_LOCAL_ATTRS = ("current_request", "lambda_context")
+
+
+def _make_thread_local(app: Chalice) -> None:
+    """Give ``app`` per-thread ``current_request``/``lambda_context`` (idempotent)."""
+    if getattr(type(app), "_kilele_thread_local", False):
+        return
+    state = threading.local()
+
+    def attr(name: str) -> property:
+        return property(lambda self: getattr(state, name, None), lambda self, value: setattr(state, name, value))
+
+    namespace = {name: attr(name) for name in _THREAD_LOCAL_ATTRS}
+    namespace["_kilele_thread_local"] = True
+    for name in _THREAD_LOCAL_ATTRS:
+        app.__dict__.pop(name, None)
+    app.__class__ = type(f"ThreadLocal{type(app).__name__}", (type(app),), namespace)
+
+
+def _not_found(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    body = {"error": {"code": "not_found", "message": f"no route {method} {path}"}}
+    return 404, {"Content-Type": "application/json"}, json.dumps(body).encode()
+
+
+class ChaliceWsgiApp:
+    """A WSGI application that runs a Chalice app through Chalice's LocalGateway."""
+
+    def __init__(self, app: Chalice, stage: str = "local", timeout_seconds: int = 900):
+        _make_thread_local(app)
+        config = Config.create(chalice_app=app, app_name=app.app_name, chalice_stage=stage,
+                               lambda_timeout=timeout_seconds, lambda_memory_size=1024)
+        self._gateway = LocalGateway(app, config)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO") or "/"
+        query = environ.get("QUERY_STRING")
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        status, response_headers, payload = self._dispatch(method, f"{path}?{query}" if query else path, headers, body)
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
+        start_response(f"{status} {reason}", list(response_headers.items()))
+        return [payload]
+
+    def _dispatch(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        try:
+            response = self._gateway.handle_request(method=method, path=path, headers=headers, body=body)
+        except LocalGatewayException as e:
+            if e.CODE == 403:  # API Gateway's answer to an unknown route
+                return _not_found(method, path.split("?", 1)[0])
+            return e.CODE, {"Content-Type": "application/json"}, e.body or b""
+        response_headers = {"Content-Type": "application/json", **dict(response.get("headers") or {})}
+        payload: Optional[Any] = response.get("body")
+        if payload is None:
+            data = b""
+        elif isinstance(payload, bytes):
+            data = payload
+        else:
+            data = payload.encode("utf-8")
+        response_headers["Content-Length"] = str(len(data))
+        return int(response["statusCode"]), response_headers, data

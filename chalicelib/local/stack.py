@@ -1,0 +1,142 @@
+"""``kilele local up``: the whole platform on one machine, no AWS account.
+
+Start order: moto server (the AWS), provisioning from chalicelib/resources.py, the
+superadmin, the API on 127.0.0.1, then any local components (trial runner, endpoint runner,
+image builder, scheduler, Lambda shim) registered in :data:`COMPONENT_FACTORIES`. Stop order
+is the reverse. Ctrl-C or SIGTERM stops everything; no process is left behind.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+from chalicelib import SERVICE_NAME, __version__
+from chalicelib.local.moto_server import MotoServer
+from chalicelib.settings import Settings, get_settings
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "kilele-local", "AWS_SECRET_ACCESS_KEY": "kilele-local"}
+
+
+@dataclass
+class StackContext:
+    """What a local component needs to know about the running stack."""
+
+    settings: Settings
+    aws_endpoint_url: str
+    api_url: str = ""
+    work_dir: Path = field(default_factory=lambda: Path(os.environ.get("KILELE_LOCAL_DIR", "/tmp/kilele-local")))
+
+
+class LocalComponent(Protocol):
+    """A stand-in for an AWS service moto cannot execute (runs trials, endpoints, builds...)."""
+
+    name: str
+
+    def start(self, context: StackContext) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+# Later runners append a factory here; the stack starts them after the API is up.
+COMPONENT_FACTORIES: list[Callable[[StackContext], LocalComponent]] = []
+
+
+def _point_aws_at(endpoint_url: str, region: str) -> None:
+    """Make boto3, pynamodb and child processes use moto, never a real account."""
+    os.environ.update(LOCAL_CREDENTIALS)
+    os.environ["AWS_ENDPOINT_URL"] = endpoint_url
+    os.environ["AWS_DEFAULT_REGION"] = region
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
+def _load_app():
+    sys.path.insert(0, str(REPO_ROOT))
+    return importlib.import_module("app").app
+
+
+class LocalStack:
+    def __init__(self, port: int = 8000, moto_port: int = 0, threads: int = 8):
+        self.port = port
+        self.threads = threads
+        self.moto = MotoServer(moto_port)
+        self.api = None
+        self.components: list[LocalComponent] = []
+        self.context: Optional[StackContext] = None
+
+    def start(self) -> StackContext:
+        settings = get_settings()
+        _point_aws_at(self.moto.url, settings.region)
+        self.moto.start()
+        try:
+            from chalicelib.local.api_server import ApiServer
+            from chalicelib.local.gateway import ChaliceWsgiApp
+            from chalicelib.local.provision import provision
+            from chalicelib.wiring import services
+
+            provision(settings, endpoint_url=self.moto.url)
+            services().users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
+            self.api = ApiServer(ChaliceWsgiApp(_load_app()), port=self.port, threads=self.threads)
+            self.api.start()
+            self.context = StackContext(settings, self.moto.url, self.api.url)
+            for factory in COMPONENT_FACTORIES:
+                component = factory(self.context)
+                component.start(self.context)
+                self.components.append(component)
+        except BaseException:
+            self.stop()
+            raise
+        return self.context
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            component.stop()
+        self.components.clear()
+        if self.api:
+            self.api.stop()
+            self.api = None
+        self.moto.stop()
+
+
+def main(port: int = 8000, moto_port: int = 0) -> int:
+    """Run the stack in the foreground until Ctrl-C or SIGTERM."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stack = LocalStack(port=port, moto_port=moto_port)
+    try:
+        context = stack.start()
+    except OSError as e:
+        print(f"kilele: could not start the local stack: {e}", file=sys.stderr)
+        return 1
+    settings = context.settings
+    warning = (
+        "  WARNING: this is the default password; set KILELE_SUPERADMIN_PASSWORD on any shared machine\n"
+        if settings.superadmin_password == Settings.model_fields["superadmin_password"].default
+        else ""
+    )
+    print(
+        f"{SERVICE_NAME} {__version__} local stack is up\n"
+        f"  API:        {context.api_url}\n"
+        f"  AWS (moto): {context.aws_endpoint_url}\n"
+        f"  superadmin: {settings.superadmin_email}\n{warning}"
+        "Press Ctrl-C to stop.",
+        flush=True,
+    )
+    try:
+        stop.wait()
+    finally:
+        print("stopping...", flush=True)
+        stack.stop()
+    return 0
+
+
+if __name__ == "__main__":  # python -m chalicelib.local.stack [port]
+    raise SystemExit(main(int(sys.argv[1]) if len(sys.argv) > 1 else 8000))

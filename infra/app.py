@@ -1,0 +1,16 @@
+"""CDK entry point: `cdk deploy -c stage=prod` deploys the stack `kilele-prod`."""
+import sys
+from pathlib import Path
+
+INFRA_DIR = Path(__file__).resolve().parent
+# chalicelib.resources holds the one definition of tables/buckets/queues; kilele_infra is here.
+sys.path[:0] = [str(INFRA_DIR.parent), str(INFRA_DIR)]
+
+import aws_cdk as cdk  # noqa: E402
+
+from kilele_infra import KileleStack  # noqa: E402
+
+app = cdk.App()
+stage = app.node.try_get_context("stage") or "dev"
+KileleStack(app, f"kilele-{stage}", stage=stage)
+app.synth()

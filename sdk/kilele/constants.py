@@ -1,0 +1,41 @@
+"""Values the API accepts, as ``str`` enums (plain strings work everywhere too)."""
+from __future__ import annotations
+
+from enum import Enum
+
+
+class UserType(str, Enum):
+    SUPERADMIN = "SUPERADMIN"
+    ADMIN = "ADMIN"
+    MODEL_DEVELOPER = "MODEL_DEVELOPER"
+    APP_DEVELOPER = "APP_DEVELOPER"
+
+
+class Task(str, Enum):
+    TABULAR_CLASSIFICATION = "TABULAR_CLASSIFICATION"
+    TABULAR_REGRESSION = "TABULAR_REGRESSION"
+    IMAGE_CLASSIFICATION = "IMAGE_CLASSIFICATION"
+
+
+class ModelAccessRight(str, Enum):
+    PRIVATE = "PRIVATE"
+    PUBLIC = "PUBLIC"
+
+
+class BudgetOption(str, Enum):
+    """Train job budget keys (seed 001's ``create_train_job``)."""
+
+    TIME_HOURS = "TIME_HOURS"
+    GPU_COUNT = "GPU_COUNT"
+    MODEL_TRIAL_COUNT = "MODEL_TRIAL_COUNT"
+
+
+class InferenceBudgetOption(str, Enum):
+    """Inference job budget keys (seed 001's ``create_inference_job``)."""
+
+    GPU_COUNT = "GPU_COUNT"
+
+
+class DatasetStatus(str, Enum):
+    UPLOADING = "UPLOADING"
+    READY = "READY"
