@@ -10,10 +10,11 @@ import csv
 import io
 import math
 import zipfile
+import zlib
 from contextlib import contextmanager
 from typing import IO, Any, Callable, Iterator, Optional
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from chalicelib.entities import Task
 from chalicelib.errors import Unprocessable
@@ -119,46 +120,64 @@ def check_image_zip(fileobj: IO[bytes], task: Task, target_column: Optional[str]
     except zipfile.BadZipFile as e:
         raise Unprocessable(f"the zip archive is damaged: {e}") from e
     with archive:
-        names = set(archive.namelist())
-        if IMAGES_INDEX not in names:
-            raise Unprocessable(f"the zip archive has no {IMAGES_INDEX} at its top level")
-        with archive.open(IMAGES_INDEX) as index_file:
-            try:
-                with _text_lines(index_file) as text:
-                    index = list(csv.reader(text))
-            except UnicodeDecodeError as e:
-                raise Unprocessable(f"{IMAGES_INDEX} is not UTF-8 text") from e
-        if not index or [h.strip() for h in index[0]] != ["path", "class"]:
-            raise Unprocessable(f"{IMAGES_INDEX} must start with the header 'path,class'")
-        classes: set[int] = set()
-        sizes: set[tuple[int, int]] = set()
-        count = 0
-        for line_number, row in enumerate(index[1:], start=2):
-            if not row:
-                continue
-            if len(row) != 2:
-                raise Unprocessable(f"{IMAGES_INDEX} line {line_number} has {len(row)} fields, expected 2")
-            path, label = row[0].strip(), row[1].strip()
-            if not label.lstrip("-").isdigit() or int(label) < 0:
-                raise Unprocessable(
-                    f"{IMAGES_INDEX} line {line_number}: class {label!r} is not a non-negative integer"
-                )
-            if path not in names:
-                raise Unprocessable(f"{IMAGES_INDEX} line {line_number}: {path!r} is not in the archive")
-            try:
-                with archive.open(path) as image_file, Image.open(image_file) as image:
-                    image.verify()
-                    sizes.add(image.size)
-            except (UnidentifiedImageError, OSError, SyntaxError) as e:
-                raise Unprocessable(f"{path!r} (line {line_number}) is not a readable image") from e
-            classes.add(int(label))
-            count += 1
-        if count == 0:
-            raise Unprocessable(f"{IMAGES_INDEX} lists no images")
+        try:
+            count, classes, sizes = _check_archive(archive)
+        except _ARCHIVE_ERRORS as e:
+            raise Unprocessable(f"the zip archive is damaged or uses an unsupported feature: {e}") from e
     stats: dict[str, Any] = {"images": count, "classes": len(classes)}
     if len(sizes) == 1:
         stats["image_size"] = list(next(iter(sizes)))
     return stats
+
+
+# How reading an entry of a damaged, encrypted or unusually compressed archive fails.
+_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError)
+
+
+def _check_archive(archive: zipfile.ZipFile) -> tuple[int, set[int], set[tuple[int, int]]]:
+    names = set(archive.namelist())
+    if IMAGES_INDEX not in names:
+        raise Unprocessable(f"the zip archive has no {IMAGES_INDEX} at its top level")
+    with archive.open(IMAGES_INDEX) as index_file:
+        try:
+            with _text_lines(index_file) as text:
+                index = list(csv.reader(text))
+        except UnicodeDecodeError as e:
+            raise Unprocessable(f"{IMAGES_INDEX} is not UTF-8 text") from e
+        except csv.Error as e:
+            raise Unprocessable(f"{IMAGES_INDEX} is not a valid CSV: {e}") from e
+    if not index or [h.strip() for h in index[0]] != ["path", "class"]:
+        raise Unprocessable(f"{IMAGES_INDEX} must start with the header 'path,class'")
+    classes: set[int] = set()
+    sizes: set[tuple[int, int]] = set()
+    count = 0
+    for line_number, row in enumerate(index[1:], start=2):
+        if not row:
+            continue
+        if len(row) != 2:
+            raise Unprocessable(f"{IMAGES_INDEX} line {line_number} has {len(row)} fields, expected 2")
+        path, label = row[0].strip(), row[1].strip()
+        if not label.lstrip("-").isdigit() or int(label) < 0:
+            raise Unprocessable(
+                f"{IMAGES_INDEX} line {line_number}: class {label!r} is not a non-negative integer"
+            )
+        if path not in names:
+            raise Unprocessable(f"{IMAGES_INDEX} line {line_number}: {path!r} is not in the archive")
+        try:
+            with archive.open(path) as image_file, Image.open(image_file) as image:
+                image.verify()
+                sizes.add(image.size)
+        except _ARCHIVE_ERRORS:
+            raise
+        except Image.DecompressionBombError as e:
+            raise Unprocessable(f"{path!r} (line {line_number}) is too large to decode: {e}") from e
+        except Exception as e:  # noqa: BLE001 - Pillow raises many kinds of errors on malformed images
+            raise Unprocessable(f"{path!r} (line {line_number}) is not a readable image") from e
+        classes.add(int(label))
+        count += 1
+    if count == 0:
+        raise Unprocessable(f"{IMAGES_INDEX} lists no images")
+    return count, classes, sizes
 
 
 CHECKERS: dict[Task, Callable[[IO[bytes], Task, Optional[str]], dict[str, Any]]] = {

@@ -19,7 +19,10 @@ def check_model_source(source: bytes, model_class: str) -> None:
     try:
         tree = ast.parse(text)
     except SyntaxError as e:
-        raise Unprocessable(f"the model file does not parse: {e.msg} (line {e.lineno})") from e
+        where = f" (line {e.lineno})" if e.lineno else ""
+        raise Unprocessable(f"the model file does not parse: {e.msg}{where}") from e
+    except (MemoryError, RecursionError) as e:  # the parser gives up on very deeply nested code
+        raise Unprocessable("the model file does not parse: its code is nested too deeply") from e
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}
     if model_class not in classes:
         found = ", ".join(sorted(classes)) or "none"

@@ -25,7 +25,8 @@ def _shared_botocore_loader() -> Iterator[None]:
 
     moto resets boto3's default session on every ``mock_aws`` and each new botocore session
     parses botocore's JSON service models again (~0.1 s per client); sharing the loader keeps
-    a test's set-up near 0.1 s. Loaded models are read-only, so sharing them is safe.
+    a test's set-up near 0.1 s. botocore already shares loaded models between the clients of
+    one session; this shares them between sessions too.
     """
     patch = pytest.MonkeyPatch()
     patch.setattr(botocore.session, "create_loader", functools.lru_cache(maxsize=None)(botocore.loaders.create_loader))
@@ -138,6 +139,10 @@ def override_settings(client) -> Iterator[Callable[..., None]]:
             patch.setenv(f"KILELE_{name.upper()}", str(value))
         get_settings.cache_clear()
         wiring.services.cache_clear()
+        # Build now, not inside a request: Chalice's test Client runs each request with
+        # .chalice/config.json's stage variables (KILELE_STAGE=dev), while moto holds the
+        # resources of the settings the tests provisioned.
+        wiring.services()
 
     yield override
     patch.undo()

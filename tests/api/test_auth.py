@@ -31,6 +31,7 @@ def clock(client, monkeypatch) -> FakeClock:
     fake = FakeClock(datetime(2026, 1, 1, 12, 0, 0, 500_000, tzinfo=timezone.utc))
     monkeypatch.setattr(wiring, "AuthService", functools.partial(AuthService, clock=fake))
     wiring.services.cache_clear()
+    wiring.services()  # built outside a request, with the test's settings (see override_settings)
     yield fake
     wiring.services.cache_clear()
 

@@ -47,8 +47,9 @@ def test_upload_answers_the_model(dev, bucket):
     r = dev.call("POST", "/models", model_body(dependencies={"scikit-learn": "1.5.0"}, docker_image="img:1"))
     assert r.status_code == 201, r.data
     me = dev.call("GET", "/users/me").data
-    assert set(r.data) == {"id", "user_id", "name", "task", "model_class", "access_right", "dependencies",
-                           "docker_image", "train_job_count", "datetime_created"}
+    assert {"id", "user_id", "name", "task", "model_class", "access_right", "dependencies",
+            "docker_image", "train_job_count", "datetime_created"} <= set(r.data)
+    assert "object_key" not in r.data and "owner_id" not in r.data
     assert r.data["user_id"] == me["id"]
     assert (r.data["name"], r.data["task"], r.data["model_class"]) == ("my-model", "TABULAR_CLASSIFICATION", "MyModel")
     assert r.data["access_right"] == "PRIVATE" and r.data["train_job_count"] == 0

@@ -41,7 +41,7 @@ def _parse(table: str) -> dict[tuple[str, str], bool]:
     assert tuple(roles) == ROLES
     allowed = {}
     for line in lines[1:]:
-        *words, = line.split()
+        words = line.split()
         action, answers = " ".join(words[:-len(roles)]), words[-len(roles):]
         for role, answer in zip(roles, answers):
             allowed[(action, role)] = {"yes": True, "no": False}[answer]

@@ -225,3 +225,37 @@ def test_non_utf8_index():
 def test_target_column_is_refused_for_images():
     message = refused(image_archive(GOOD_INDEX), IMAGES, target_column="class")
     assert "target_column applies to tabular datasets only" in message
+
+
+# Damaged or hostile archives: every failure is a 422 with a message, never an unhandled error.
+
+def test_decompression_bomb_image(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)  # 8x8 = 64 pixels is above twice the limit
+    message = refused(image_archive(GOOD_INDEX), IMAGES)
+    assert "'img/a.png' (line 2) is too large to decode" in message
+
+
+def _flip_first(data: bytes, marker: bytes, offset: int, mask: int) -> bytes:
+    position = data.index(marker) + offset
+    return data[:position] + bytes([data[position] ^ mask]) + data[position + 1:]
+
+
+def test_corrupt_compressed_entry():
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("images.csv", GOOD_INDEX * 50)
+    damaged = _flip_first(buffer.getvalue(), b"images.csv", len("images.csv") + 5, 0xFF)
+    assert "the zip archive is damaged" in refused(damaged, IMAGES)
+
+
+def test_encrypted_entry():
+    # Set the "encrypted" flag of the first central directory entry (images.csv).
+    data = _flip_first(image_archive(GOOD_INDEX), b"PK\x01\x02", 8, 0x01)
+    message = refused(data, IMAGES)
+    assert "the zip archive is damaged or uses an unsupported feature" in message
+    assert "encrypted" in message
+
+
+def test_index_with_a_huge_field():
+    message = refused(make_zip({"images.csv": b"path,class\n" + b"a" * 200_000 + b",0\n"}), IMAGES)
+    assert "images.csv is not a valid CSV" in message

@@ -124,3 +124,13 @@ def test_cyclic_bases_end_without_recursion_error():
 def test_non_utf8_file():
     message = refused(b"# caf\xe9\nclass MyModel(BaseModel): pass\n", "MyModel")
     assert message == "the model file is not UTF-8 text (byte 5)"
+
+
+def test_null_bytes_do_not_parse_and_the_message_has_no_bogus_line():
+    message = refused(GOOD + b"\x00", "MyModel")
+    assert message.startswith("the model file does not parse:") and "line None" not in message
+
+
+def test_deeply_nested_code_is_refused_not_crashed_on():
+    message = refused(b"x = " + b"-" * 200_000 + b"1\n", "MyModel")
+    assert message == "the model file does not parse: its code is nested too deeply"
