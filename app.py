@@ -1,10 +1,32 @@
-"""Kilele's Chalice app: registers the blueprints. No logic lives here."""
+"""Kilele's Chalice app: registers the blueprints and event handlers. No logic lives here."""
 from chalice import Chalice
 
-from chalicelib import SERVICE_NAME
-from chalicelib.api import auth, datasets, meta, models, users
+from chalicelib import SERVICE_NAME, resources
+from chalicelib.api import auth, datasets, meta, models, train_jobs, users
+from chalicelib.settings import get_settings
+from chalicelib.workflows import aws_events
+from chalicelib.workflows.handlers import HANDLERS
 
 app = Chalice(app_name=SERVICE_NAME)
 
-for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp):
+for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs.bp):
     app.register_blueprint(blueprint)
+
+
+def _register_workflow_handler(name: str) -> None:
+    # One Lambda per Step Functions task state (the local stack calls the same HANDLERS).
+    app.lambda_function(name=name)(lambda event, context: HANDLERS[name](event))
+
+
+for _name in HANDLERS:
+    _register_workflow_handler(_name)
+
+
+@app.on_sqs_message(queue=get_settings().resource_name(resources.TRIALS_QUEUE.name), batch_size=1)
+def dispatch_trials(event):
+    return aws_events.dispatch_trials(record.body for record in event)
+
+
+@app.on_cw_event({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}})
+def batch_job_failed(event):
+    return aws_events.batch_job_failed(event.detail)

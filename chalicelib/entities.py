@@ -125,6 +125,7 @@ class Model:
     dependencies: dict[str, str] = field(default_factory=dict)
     docker_image: Optional[str] = None
     train_job_count: int = 0  # train jobs that use the model; deletion is refused while > 0
+    knob_config: Optional[dict[str, Any]] = None  # learnt from the worker on first training
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -134,3 +135,164 @@ class Model:
         data["access_right"] = self.access_right.value
         data["datetime_created"] = _iso(data.pop("created_at"))
         return data
+
+
+class BudgetOption(str, Enum):
+    TIME_HOURS = "TIME_HOURS"
+    GPU_COUNT = "GPU_COUNT"
+    MODEL_TRIAL_COUNT = "MODEL_TRIAL_COUNT"
+
+
+BUDGET_DEFAULTS: dict[BudgetOption, float] = {
+    BudgetOption.TIME_HOURS: 0.1,
+    BudgetOption.GPU_COUNT: 0,
+    BudgetOption.MODEL_TRIAL_COUNT: -1,
+}
+
+
+class TrainJobStatus(str, Enum):
+    STARTED = "STARTED"
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    ERRORED = "ERRORED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (TrainJobStatus.STOPPED, TrainJobStatus.ERRORED)
+
+
+class WorkerStatus(str, Enum):
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    ERRORED = "ERRORED"
+
+
+class TrialStatus(str, Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    ERRORED = "ERRORED"
+    TERMINATED = "TERMINATED"  # ended by stop_train_job before it finished
+
+
+@dataclass
+class Worker:
+    """One search slot of a train job: a loop of trials of one model (one Step Functions
+    execution at a time)."""
+
+    model_id: str
+    model_name: str
+    slot: int
+    status: WorkerStatus = WorkerStatus.RUNNING
+    execution_arn: Optional[str] = None
+    started_at: Optional[datetime] = None
+    stopped_at: Optional[datetime] = None
+    error: Optional[str] = None
+
+    @property
+    def key(self) -> str:
+        return f"{self.model_id}-{self.slot}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "service_id": self.key,
+            "model_id": self.model_id,
+            "model_name": self.model_name,
+            "slot": self.slot,
+            "status": self.status.value,
+            "execution_arn": self.execution_arn,
+            "datetime_started": _iso(self.started_at),
+            "datetime_stopped": _iso(self.stopped_at),
+            "error": self.error,
+        }
+
+
+@dataclass
+class TrainJob:
+    id: str
+    user_id: str
+    app: str
+    app_version: int
+    task: Task
+    train_dataset_id: str
+    val_dataset_id: str
+    budget: dict[str, float]
+    model_ids: list[str]
+    created_at: datetime
+    status: TrainJobStatus = TrainJobStatus.STARTED
+    train_args: dict[str, Any] = field(default_factory=dict)
+    workers: dict[str, Worker] = field(default_factory=dict)
+    stopped_at: Optional[datetime] = None
+    error: Optional[str] = None
+
+    def budget_value(self, option: BudgetOption) -> float:
+        return float(self.budget.get(option.value, BUDGET_DEFAULTS[option]))
+
+    def to_dict(self, with_workers: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "id": self.id,
+            "app": self.app,
+            "app_version": self.app_version,
+            "task": self.task.value,
+            "status": self.status.value,
+            "user_id": self.user_id,
+            "train_dataset_id": self.train_dataset_id,
+            "val_dataset_id": self.val_dataset_id,
+            "budget": self.budget,
+            "model_ids": self.model_ids,
+            "train_args": self.train_args,
+            "datetime_started": _iso(self.created_at),
+            "datetime_stopped": _iso(self.stopped_at),
+            "error": self.error,
+        }
+        if with_workers:
+            data["workers"] = [w.to_dict() for w in sorted(self.workers.values(), key=lambda w: (w.model_name, w.slot))]
+        return data
+
+
+@dataclass
+class Trial:
+    id: str
+    train_job_id: str
+    model_id: str
+    model_name: str
+    worker_key: str
+    number: int
+    knobs: dict[str, Any]
+    fingerprint: str
+    created_at: datetime
+    status: TrialStatus = TrialStatus.PENDING
+    screening: bool = False
+    score: Optional[float] = None
+    started_at: Optional[datetime] = None
+    stopped_at: Optional[datetime] = None
+    model_seconds: Optional[float] = None
+    worker_seconds: Optional[float] = None
+    params_key: Optional[str] = None
+    logs_key: Optional[str] = None
+    onnx_key: Optional[str] = None
+    error_type: Optional[str] = None
+    error_message: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "train_job_id": self.train_job_id,
+            "model_id": self.model_id,
+            "model_name": self.model_name,
+            "worker": self.worker_key,
+            "no": self.number,
+            "knobs": self.knobs,
+            "status": self.status.value,
+            "screening": self.screening,
+            "score": self.score,
+            "datetime_created": _iso(self.created_at),
+            "datetime_started": _iso(self.started_at),
+            "datetime_stopped": _iso(self.stopped_at),
+            "model_seconds": self.model_seconds,
+            "worker_seconds": self.worker_seconds,
+            "has_parameters": self.params_key is not None and self.status is TrialStatus.COMPLETED,
+            "has_onnx": self.onnx_key is not None,
+            "error": self.error_message,
+            "error_type": self.error_type,
+        }

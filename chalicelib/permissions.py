@@ -18,6 +18,8 @@ class Action(str, Enum):
     MANAGE_MODELS = "create or delete models"
     VIEW_MODELS = "view models"
     MANAGE_API_KEYS = "manage API keys"
+    MANAGE_TRAIN_JOBS = "manage train jobs"
+    STOP_ALL_JOBS = "stop all jobs"
 
 
 ALLOWED: dict[Action, frozenset[UserType]] = {
@@ -28,6 +30,8 @@ ALLOWED: dict[Action, frozenset[UserType]] = {
     Action.MANAGE_MODELS: ADMINS | {UserType.MODEL_DEVELOPER},
     Action.VIEW_MODELS: EVERYONE,
     Action.MANAGE_API_KEYS: EVERYONE,
+    Action.MANAGE_TRAIN_JOBS: EVERYONE,
+    Action.STOP_ALL_JOBS: frozenset({UserType.SUPERADMIN}),
 }
 
 

@@ -57,6 +57,15 @@ class BucketSpec:
 class QueueSpec:
     name: str
     visibility_timeout_seconds: int = 60
+    local_only: bool = False  # exists only in the local stack (e.g. the Lambda shim's queue)
+
+
+@dataclass(frozen=True)
+class StateMachineSpec:
+    """A Step Functions state machine from ``chalicelib/workflows/<template>.asl.json``."""
+
+    name: str
+    template: str
 
 
 @dataclass(frozen=True)
@@ -64,6 +73,7 @@ class Resources:
     tables: tuple[TableSpec, ...] = field(default_factory=tuple)
     buckets: tuple[BucketSpec, ...] = field(default_factory=tuple)
     queues: tuple[QueueSpec, ...] = field(default_factory=tuple)
+    state_machines: tuple[StateMachineSpec, ...] = field(default_factory=tuple)
 
     def table(self, name: str) -> TableSpec:
         return next(t for t in self.tables if t.name == name)
@@ -93,10 +103,37 @@ MODELS = TableSpec(
 # (e.g. a model's name per owner), since DynamoDB has no unique secondary keys.
 UNIQUES = TableSpec("uniques", hash_key=Key("key"))
 
+TRAIN_JOBS = TableSpec(
+    "train-jobs",
+    hash_key=Key("id"),
+    indexes=(
+        Index("by_user", Key("user_id"), Key("created_at")),
+        # user_app is "<user id>#<app>": one user's versions of one app, newest last.
+        Index("by_app", Key("user_app"), Key("app_version", "N")),
+    ),
+)
+TRIALS = TableSpec(
+    "trials",
+    hash_key=Key("id"),
+    indexes=(Index("by_job", Key("train_job_id"), Key("created_at")),),
+)
+# Atomic counters (DynamoDB ADD), e.g. the next app version of a user's app.
+COUNTERS = TableSpec("counters", hash_key=Key("key"))
+
 DATA_BUCKET = BucketSpec("data")
 
+# Trials to run: Step Functions sends each with its task token; the local trial runner (or, on
+# AWS, the dispatcher Lambda that submits a Batch/SageMaker job) consumes them.
+TRIALS_QUEUE = QueueSpec("trials", visibility_timeout_seconds=120)
+# Lambda task states rendered for the local stack become messages here (see workflows/render.py).
+LAMBDA_SHIM_QUEUE = QueueSpec("lambda-shim", visibility_timeout_seconds=120, local_only=True)
+
+# One execution per train-job worker slot: propose -> run trial -> record, until the budget ends.
+TRAIN_WORKER = StateMachineSpec("train-worker", template="train_worker")
+
 RESOURCES = Resources(
-    tables=(USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES),
+    tables=(USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES, TRAIN_JOBS, TRIALS, COUNTERS),
     buckets=(DATA_BUCKET,),
-    queues=(),
+    queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE),
+    state_machines=(TRAIN_WORKER,),
 )

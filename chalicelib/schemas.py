@@ -8,11 +8,12 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from chalicelib.entities import AccessRight, Task, UserType
+from chalicelib.entities import AccessRight, BudgetOption, Task, UserType
+from chalicelib.errors import InvalidInput
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -101,3 +102,52 @@ class CreateModelRequest(Schema):
 
     def source(self) -> bytes:
         return base64.b64decode(self.model_file_base64)
+
+
+AppName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
+Id = Annotated[str, Field(min_length=1, max_length=100)]
+
+
+class CreateTrainJobRequest(Schema):
+    app: AppName
+    task: Task
+    train_dataset_id: Id
+    val_dataset_id: Id
+    budget: dict[BudgetOption, float] = {}
+    models: Optional[list[Id]] = Field(None, min_length=1, max_length=50)
+    train_args: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _budget_values(self) -> "CreateTrainJobRequest":
+        hours = self.budget.get(BudgetOption.TIME_HOURS)
+        if hours is not None and not 0 < hours <= 24 * 30:
+            raise ValueError("budget TIME_HOURS must be above 0 and at most 720")
+        gpus = self.budget.get(BudgetOption.GPU_COUNT)
+        if gpus is not None and (gpus < 0 or gpus != int(gpus)):
+            raise ValueError("budget GPU_COUNT must be a whole number >= 0")
+        trials = self.budget.get(BudgetOption.MODEL_TRIAL_COUNT)
+        if trials is not None and (trials != int(trials) or not (trials == -1 or trials >= 1)):
+            raise ValueError("budget MODEL_TRIAL_COUNT must be -1 (unlimited) or a whole number >= 1")
+        return self
+
+    def budget_dict(self) -> dict[str, float]:
+        return {option.value: value for option, value in self.budget.items()}
+
+
+class UserQuery(Schema):
+    user_id: Optional[Id] = None
+
+
+class BestTrialsQuery(Schema):
+    max_count: int = Field(2, ge=1, le=1000)
+
+
+def app_version(value: str) -> int:
+    """An app version from a path: a whole number >= 1, or -1 for the latest."""
+    try:
+        version = int(value)
+    except ValueError:
+        version = 0
+    if version == 0 or version < -1:
+        raise InvalidInput(f"app_version must be a whole number >= 1, or -1 for the latest; got {value!r}")
+    return version

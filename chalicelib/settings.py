@@ -36,6 +36,23 @@ class Settings(BaseSettings):
     presigned_url_seconds: int = 900
     dataset_url_timeout_seconds: float = 30.0
 
+    # Train jobs
+    worker_slots_per_model: int = Field(2, description="Trials of one model run this many at a time.")
+    max_consecutive_trial_errors: int = Field(3, description="A worker slot stops after this many failed trials in a row.")
+    max_trials_per_execution: int = Field(100, description="A worker continues in a new execution after this many.")
+    trial_timeout_seconds: int = 1800
+    trial_heartbeat_seconds: int = Field(10, description="How often the worker reports it is alive.")
+    trial_heartbeat_timeout_seconds: int = Field(90, description="A trial silent this long is failed.")
+    trial_memory_limit_mb: int = 4096
+    advisor_strategy: str = Field("tpe", description="tpe (Bayesian optimisation) or random.")
+    train_worker_state_machine_arn: str = Field("", description="Set by infra; the local stack sets its own.")
+    trials_queue_url: str = Field("", description="Set by infra; the local stack sets its own.")
+    batch_cpu_job_queue: str = Field("", description="AWS Batch queue for CPU trials (set by infra).")
+    batch_gpu_job_queue: str = Field("", description="AWS Batch queue for GPU trials (set by infra).")
+    batch_job_definition: str = Field("", description="Worker image job definition (set by infra).")
+    batch_gpu_job_definition: str = Field("", description="GPU worker image job definition (set by infra).")
+    local_max_parallel_trials: int = Field(2, description="Local trial runner: trials run at once.")
+
     data_bucket_name: str = Field(
         "", description="S3 bucket for datasets and model files; infra sets it (bucket names are global)."
     )

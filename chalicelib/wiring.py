@@ -4,10 +4,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from chalicelib import resources
 from chalicelib.adapters.blobs import BlobStore
 from chalicelib.adapters.passwords import PasswordHasher
+from chalicelib.adapters.trial_dispatch import BatchTrialDispatcher
 from chalicelib.adapters.url_fetcher import UrlFetcher
+from chalicelib.adapters.workflows import WorkflowRunner
+from chalicelib.advisor import propose
 from chalicelib.services.auth import AuthService
+from chalicelib.services.train_jobs import TrainJobService
+from chalicelib.services.trial_loop import TrialLoop, TrialLoopConfig
 from chalicelib.services.datasets import DatasetService
 from chalicelib.services.models import ModelService
 from chalicelib.services.users import UserService
@@ -19,6 +25,7 @@ from chalicelib.store.repositories import (
     SessionRepository,
     UserRepository,
 )
+from chalicelib.store.train_jobs import CounterRepository, TrainJobRepository, TrialRepository
 
 
 @dataclass(frozen=True)
@@ -28,25 +35,50 @@ class Services:
     users: UserService
     datasets: DatasetService
     models: ModelService
+    train_jobs: TrainJobService
+    trial_loop: TrialLoop
 
 
 def build_services(settings: Settings) -> Services:
     hasher = PasswordHasher(settings.password_hash_time_cost, settings.password_hash_memory_kib)
     users = UserRepository()
     blobs = BlobStore(settings.data_bucket)
+    models, datasets = ModelRepository(), DatasetRepository()
+    jobs, trials, counters = TrainJobRepository(), TrialRepository(), CounterRepository()
+    workflows = WorkflowRunner(settings.train_worker_state_machine_arn)
     return Services(
         settings=settings,
         auth=AuthService(users, SessionRepository(), ApiKeyRepository(), hasher, settings.session_ttl_seconds),
         users=UserService(users, hasher),
         datasets=DatasetService(
-            DatasetRepository(),
+            datasets,
             blobs,
             UrlFetcher(settings.dataset_url_timeout_seconds),
             max_direct_upload_bytes=settings.max_direct_upload_bytes,
             max_dataset_bytes=settings.max_dataset_bytes,
             presigned_url_seconds=settings.presigned_url_seconds,
         ),
-        models=ModelService(ModelRepository(), blobs, settings.max_model_file_bytes),
+        models=ModelService(models, blobs, settings.max_model_file_bytes),
+        train_jobs=TrainJobService(
+            jobs, trials, counters, models, datasets, blobs, workflows,
+            slots_per_model=settings.worker_slots_per_model,
+            presigned_url_seconds=settings.presigned_url_seconds,
+        ),
+        trial_loop=TrialLoop(
+            jobs, trials, counters, models, datasets, blobs, workflows, propose,
+            TrialLoopConfig(
+                bucket=settings.data_bucket,
+                trials_table=settings.resource_name(resources.TRIALS.name),
+                jobs_table=settings.resource_name(resources.TRAIN_JOBS.name),
+                max_consecutive_errors=settings.max_consecutive_trial_errors,
+                max_trials_per_execution=settings.max_trials_per_execution,
+                trial_timeout_seconds=settings.trial_timeout_seconds,
+                heartbeat_seconds=settings.trial_heartbeat_seconds,
+                heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
+                memory_limit_mb=settings.trial_memory_limit_mb,
+                advisor_strategy=settings.advisor_strategy,
+            ),
+        ),
     )
 
 
@@ -54,3 +86,15 @@ def build_services(settings: Settings) -> Services:
 def services() -> Services:
     """The process-wide services (built on first use, so importing the app stays cheap)."""
     return build_services(get_settings())
+
+
+@lru_cache(maxsize=1)
+def trial_dispatcher() -> BatchTrialDispatcher:
+    """The AWS trial dispatcher (the local stack runs trials with its own runner)."""
+    settings = get_settings()
+    return BatchTrialDispatcher(
+        cpu_queue=settings.batch_cpu_job_queue,
+        gpu_queue=settings.batch_gpu_job_queue,
+        job_definition=settings.batch_job_definition,
+        gpu_job_definition=settings.batch_gpu_job_definition,
+    )

@@ -52,6 +52,11 @@ class BlobStore:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)
 
+    def presigned_get(self, key: str, expires_seconds: int) -> str:
+        return self._s3.generate_presigned_url(
+            "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds
+        )
+
     def presigned_post(self, key: str, max_bytes: int, expires_seconds: int) -> dict[str, Any]:
         """A browser/HTTP form upload (``url`` + ``fields``) limited to ``max_bytes``."""
         return self._s3.generate_presigned_post(

@@ -2,6 +2,7 @@
 (moto locally; the same specs feed infra/ on AWS). Idempotent."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import boto3
@@ -39,8 +40,19 @@ def create_table_request(spec: TableSpec, table_name: str) -> dict[str, Any]:
     return request
 
 
-def provision(settings: Settings, endpoint_url: Optional[str] = None, resources: Resources = RESOURCES) -> None:
-    """Create every resource that does not exist yet."""
+LOCAL_ROLE_ARN = "arn:aws:iam::123456789012:role/kilele-local-workflows"
+
+
+@dataclass
+class Provisioned:
+    """What the local stack needs to know about the resources it created."""
+
+    queue_urls: dict[str, str] = field(default_factory=dict)
+    state_machine_arns: dict[str, str] = field(default_factory=dict)
+
+
+def provision(settings: Settings, endpoint_url: Optional[str] = None, resources: Resources = RESOURCES) -> Provisioned:
+    """Create every resource that does not exist yet (state machines rendered for local use)."""
     session = boto3.session.Session(region_name=settings.region)
     dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
     s3 = session.client("s3", endpoint_url=endpoint_url)
@@ -64,8 +76,30 @@ def provision(settings: Settings, endpoint_url: Optional[str] = None, resources:
         if name not in existing_buckets:
             s3.create_bucket(Bucket=name)
 
+    provisioned = Provisioned()
     for queue in resources.queues:
-        sqs.create_queue(
+        provisioned.queue_urls[queue.name] = sqs.create_queue(
             QueueName=settings.resource_name(queue.name),
             Attributes={"VisibilityTimeout": str(queue.visibility_timeout_seconds)},
-        )
+        )["QueueUrl"]
+
+    if resources.state_machines:
+        from chalicelib.workflows.render import render_local
+
+        sfn = session.client("stepfunctions", endpoint_url=endpoint_url)
+        existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+        values = {
+            "TrialsQueueUrl": provisioned.queue_urls.get("trials", ""),
+            "MaxTrialsPerExecution": settings.max_trials_per_execution,
+        }
+        for machine in resources.state_machines:
+            name = settings.resource_name(machine.name)
+            definition = render_local(machine.template, values, provisioned.queue_urls["lambda-shim"])
+            if name in existing:
+                sfn.update_state_machine(stateMachineArn=existing[name], definition=definition)
+                provisioned.state_machine_arns[machine.name] = existing[name]
+            else:
+                provisioned.state_machine_arns[machine.name] = sfn.create_state_machine(
+                    name=name, definition=definition, roleArn=LOCAL_ROLE_ARN
+                )["stateMachineArn"]
+    return provisioned

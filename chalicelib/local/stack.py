@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import importlib
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +20,8 @@ from typing import Callable, Optional, Protocol
 
 from chalicelib import SERVICE_NAME, __version__
 from chalicelib.local.moto_server import MotoServer
+from chalicelib.local.provision import Provisioned
+from chalicelib.resources import LAMBDA_SHIM_QUEUE, TRAIN_WORKER, TRIALS_QUEUE
 from chalicelib.settings import Settings, get_settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,8 +34,9 @@ class StackContext:
 
     settings: Settings
     aws_endpoint_url: str
+    provisioned: Provisioned
     api_url: str = ""
-    work_dir: Path = field(default_factory=lambda: Path(os.environ.get("KILELE_LOCAL_DIR", "/tmp/kilele-local")))
+    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kilele-local-")))
 
 
 class LocalComponent(Protocol):
@@ -44,8 +49,24 @@ class LocalComponent(Protocol):
     def stop(self) -> None: ...
 
 
-# Later runners append a factory here; the stack starts them after the API is up.
-COMPONENT_FACTORIES: list[Callable[[StackContext], LocalComponent]] = []
+def _lambda_shim(context: StackContext) -> LocalComponent:
+    from chalicelib.local.lambda_shim import LambdaShim
+
+    return LambdaShim(context.provisioned.queue_urls[LAMBDA_SHIM_QUEUE.name])
+
+
+def _trial_runner(context: StackContext) -> LocalComponent:
+    from chalicelib.local.trial_runner import LocalTrialDispatcher, TrialRunner
+
+    return TrialRunner(
+        context.provisioned.queue_urls[TRIALS_QUEUE.name],
+        LocalTrialDispatcher(context.work_dir / "trials"),
+        max_parallel=context.settings.local_max_parallel_trials,
+    )
+
+
+# Stand-ins for what moto cannot execute, started after the API is up (a new runner appends here).
+COMPONENT_FACTORIES: list[Callable[[StackContext], LocalComponent]] = [_lambda_shim, _trial_runner]
 
 
 def _point_aws_at(endpoint_url: str, region: str) -> None:
@@ -55,6 +76,17 @@ def _point_aws_at(endpoint_url: str, region: str) -> None:
     os.environ["AWS_DEFAULT_REGION"] = region
     os.environ.pop("AWS_PROFILE", None)
     os.environ.pop("AWS_SESSION_TOKEN", None)
+
+
+def _adopt(provisioned: Provisioned) -> Settings:
+    """Point the settings at the local queue and state machine (infra does this on AWS)."""
+    os.environ["KILELE_TRAIN_WORKER_STATE_MACHINE_ARN"] = provisioned.state_machine_arns[TRAIN_WORKER.name]
+    os.environ["KILELE_TRIALS_QUEUE_URL"] = provisioned.queue_urls[TRIALS_QUEUE.name]
+    get_settings.cache_clear()
+    from chalicelib.wiring import services
+
+    services.cache_clear()
+    return get_settings()
 
 
 def _load_app():
@@ -81,11 +113,12 @@ class LocalStack:
             from chalicelib.local.provision import provision
             from chalicelib.wiring import services
 
-            provision(settings, endpoint_url=self.moto.url)
+            provisioned = provision(settings, endpoint_url=self.moto.url)
+            settings = _adopt(provisioned)
             services().users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
             self.api = ApiServer(ChaliceWsgiApp(_load_app()), port=self.port, threads=self.threads)
             self.api.start()
-            self.context = StackContext(settings, self.moto.url, self.api.url)
+            self.context = StackContext(settings, self.moto.url, provisioned, self.api.url)
             for factory in COMPONENT_FACTORIES:
                 component = factory(self.context)
                 component.start(self.context)
@@ -99,6 +132,8 @@ class LocalStack:
         for component in reversed(self.components):
             component.stop()
         self.components.clear()
+        if self.context:
+            shutil.rmtree(self.context.work_dir, ignore_errors=True)
         if self.api:
             self.api.stop()
             self.api = None

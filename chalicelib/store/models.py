@@ -6,6 +6,8 @@ always match what infra/ and the local stack create.
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    BooleanAttribute,
+    ListAttribute,
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
@@ -116,6 +118,9 @@ class ModelItem(Model):
     dependencies = MapAttribute(default=dict)
     docker_image = UnicodeAttribute(null=True)
     train_job_count = NumberAttribute(default=0)
+    # The model's get_knob_config() as JSON, learnt from the worker the first time it is trained
+    # (the API never imports model code).
+    knob_config = MapAttribute(null=True)
     by_owner = ByOwner()
     by_access = ByAccess()
 
@@ -129,4 +134,87 @@ class UniqueItem(Model):
     owner = UnicodeAttribute()
 
 
-ALL_MODELS: tuple[type[Model], ...] = (UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem)
+class TrainJobItem(Model):
+    Meta = _meta(resources.TRAIN_JOBS)
+
+    class ByUser(GlobalSecondaryIndex):
+        Meta = _index_meta("by_user")
+        user_id = UnicodeAttribute(hash_key=True)
+        created_at = UnicodeAttribute(range_key=True)
+
+    class ByApp(GlobalSecondaryIndex):
+        Meta = _index_meta("by_app")
+        user_app = UnicodeAttribute(hash_key=True)
+        app_version = NumberAttribute(range_key=True)
+
+    id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    user_app = UnicodeAttribute()
+    app = UnicodeAttribute()
+    app_version = NumberAttribute()
+    task = UnicodeAttribute()
+    train_dataset_id = UnicodeAttribute()
+    val_dataset_id = UnicodeAttribute()
+    budget = MapAttribute(default=dict)
+    model_ids = ListAttribute(of=UnicodeAttribute, default=list)
+    train_args = MapAttribute(default=dict)
+    status = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    stopped_at = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    # worker key -> {model_id, model_name, slot, status, execution_arn, started_at, stopped_at, error}
+    workers = MapAttribute(default=dict)
+    by_user = ByUser()
+    by_app = ByApp()
+
+
+class TrialItem(Model):
+    Meta = _meta(resources.TRIALS)
+
+    class ByJob(GlobalSecondaryIndex):
+        Meta = _index_meta("by_job")
+        train_job_id = UnicodeAttribute(hash_key=True)
+        created_at = UnicodeAttribute(range_key=True)
+
+    id = UnicodeAttribute(hash_key=True)
+    train_job_id = UnicodeAttribute()
+    model_id = UnicodeAttribute()
+    model_name = UnicodeAttribute()
+    worker_key = UnicodeAttribute()
+    number = NumberAttribute()
+    knobs = MapAttribute(default=dict)
+    fingerprint = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    status = UnicodeAttribute()
+    screening = BooleanAttribute(default=False)
+    score = NumberAttribute(null=True)
+    started_at = UnicodeAttribute(null=True)
+    stopped_at = UnicodeAttribute(null=True)
+    model_seconds = NumberAttribute(null=True)
+    worker_seconds = NumberAttribute(null=True)
+    params_key = UnicodeAttribute(null=True)
+    logs_key = UnicodeAttribute(null=True)
+    onnx_key = UnicodeAttribute(null=True)
+    error_type = UnicodeAttribute(null=True)
+    error_message = UnicodeAttribute(null=True)
+    by_job = ByJob()
+
+
+class CounterItem(Model):
+    """An atomic counter (DynamoDB ADD on a top-level number)."""
+
+    Meta = _meta(resources.COUNTERS)
+
+    key = UnicodeAttribute(hash_key=True)
+    value = NumberAttribute(default=0)
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem, TrainJobItem, TrialItem, CounterItem,
+)
+
+
+def reset_connections() -> None:
+    """Forget cached DynamoDB connections (after the endpoint changed, e.g. between test stacks)."""
+    for model in ALL_MODELS:
+        model._connection = None  # indexes query through their model's connection

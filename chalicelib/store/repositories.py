@@ -212,8 +212,15 @@ class DatasetRepository:
             created_at=_dt(item.created_at),
             size_bytes=int(item.size_bytes or 0),
             target_column=item.target_column,
-            stats=item.stats.as_dict() if hasattr(item.stats, "as_dict") else dict(item.stats or {}),
+            stats=_plain_map(item.stats) or {},
         )
+
+
+def _plain_map(value) -> Optional[dict]:
+    """A raw pynamodb MapAttribute (or None) as a plain dict."""
+    if value is None:
+        return None
+    return value.as_dict() if hasattr(value, "as_dict") else dict(value)
 
 
 def _model_name_key(owner_id: str, name: str) -> str:
@@ -289,7 +296,7 @@ class ModelRepository:
 
     @staticmethod
     def _entity(item: ModelItem) -> Model:
-        deps = item.dependencies.as_dict() if hasattr(item.dependencies, "as_dict") else dict(item.dependencies or {})
+        deps = _plain_map(item.dependencies) or {}
         return Model(
             id=item.id,
             owner_id=item.owner_id,
@@ -302,4 +309,8 @@ class ModelRepository:
             dependencies=deps,
             docker_image=item.docker_image,
             train_job_count=int(item.train_job_count or 0),
+            knob_config=_plain_map(item.knob_config),
         )
+
+    def set_knob_config(self, model_id: str, knob_config: dict) -> None:
+        ModelItem(model_id).update(actions=[ModelItem.knob_config.set(knob_config)], condition=ModelItem.id.exists())

@@ -97,7 +97,7 @@ class KileleStack(Stack):
         self.stage = stage
         self.tables = {spec.name: self._table(spec) for spec in RESOURCES.tables}
         self.buckets = {spec.name: self._bucket(spec) for spec in RESOURCES.buckets}
-        self.queues = {spec.name: self._queue(spec) for spec in RESOURCES.queues}
+        self.queues = {spec.name: self._queue(spec) for spec in RESOURCES.queues if not spec.local_only}
         self.function = self._api_function()
         self.api = self._rest_api(self.function)
         build_dashboard(

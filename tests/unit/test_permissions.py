@@ -19,6 +19,8 @@ EXPECTED = {
     Action.MANAGE_MODELS: {SA, AD, MD},
     Action.VIEW_MODELS: {SA, AD, MD, AP},
     Action.MANAGE_API_KEYS: {SA, AD, MD, AP},
+    Action.MANAGE_TRAIN_JOBS: {SA, AD, MD, AP},
+    Action.STOP_ALL_JOBS: {SA},
 }
 
 

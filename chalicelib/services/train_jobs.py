@@ -1,0 +1,234 @@
+"""Train jobs as users see them: create, list, inspect, stop; trials, logs and parameters."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from chalicelib.adapters.blobs import BlobStore
+from chalicelib.adapters.workflows import WorkflowRunner
+from chalicelib.entities import (
+    AccessRight,
+    BudgetOption,
+    DatasetStatus,
+    Task,
+    TrainJob,
+    TrainJobStatus,
+    Trial,
+    TrialStatus,
+    User,
+    Worker,
+    WorkerStatus,
+)
+from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
+from chalicelib.permissions import Action, require
+from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.services.trial_loop import execution_name, slot_state
+from chalicelib.store.repositories import DatasetRepository, ModelRepository
+from chalicelib.store.train_jobs import CounterRepository, TrainJobRepository, TrialRepository
+
+LATEST = -1
+
+
+class TrainJobService:
+    def __init__(
+        self,
+        jobs: TrainJobRepository,
+        trials: TrialRepository,
+        counters: CounterRepository,
+        models: ModelRepository,
+        datasets: DatasetRepository,
+        blobs: BlobStore,
+        workflows: WorkflowRunner,
+        slots_per_model: int,
+        presigned_url_seconds: int,
+        clock: Clock = utc_now,
+    ):
+        self._jobs = jobs
+        self._trials = trials
+        self._counters = counters
+        self._models = models
+        self._datasets = datasets
+        self._blobs = blobs
+        self._workflows = workflows
+        self._slots_per_model = slots_per_model
+        self._presign_seconds = presigned_url_seconds
+        self._clock = clock
+
+    def create_train_job(
+        self,
+        actor: User,
+        app: str,
+        task: Task,
+        train_dataset_id: str,
+        val_dataset_id: str,
+        budget: dict[str, float],
+        model_ids: Optional[list[str]] = None,
+        train_args: Optional[dict[str, Any]] = None,
+    ) -> dict[str, Any]:
+        """Start a hyperparameter search: one worker execution per model slot."""
+        require(actor, Action.MANAGE_TRAIN_JOBS)
+        for dataset_id in (train_dataset_id, val_dataset_id):
+            self._usable_dataset(actor, dataset_id, task)
+        models = self._usable_models(actor, task, model_ids)
+        version = self._counters.increment(f"app-version#{actor.id}#{app}")
+        job = TrainJob(
+            id=new_id(),
+            user_id=actor.id,
+            app=app,
+            app_version=int(version or 1),
+            task=task,
+            train_dataset_id=train_dataset_id,
+            val_dataset_id=val_dataset_id,
+            budget=budget,
+            model_ids=[m.id for m in models],
+            created_at=self._clock(),
+            train_args=train_args or {},
+        )
+        gpus = int(job.budget_value(BudgetOption.GPU_COUNT))
+        slots = max(1, gpus // len(models)) if gpus else self._slots_per_model
+        for model in models:
+            for slot in range(slots):
+                worker = Worker(model.id, model.name, slot, started_at=job.created_at)
+                job.workers[worker.key] = worker
+        self._jobs.add(job)
+        try:
+            for worker in job.workers.values():
+                state = slot_state(job.id, worker.key, worker.model_id, worker.slot)
+                arn = self._workflows.start(execution_name(job.id, worker.key, 0), state)
+                self._jobs.update_worker(job.id, worker.key, execution_arn=arn)
+        except Exception as e:
+            self._jobs.set_status(job.id, TrainJobStatus.ERRORED, only_from=(TrainJobStatus.STARTED,),
+                                  at=self._clock(), error=f"could not start the workers: {e}")
+            raise
+        return {"id": job.id, "app": job.app, "app_version": job.app_version}
+
+    def _usable_dataset(self, actor: User, dataset_id: str, task: Task) -> None:
+        dataset = self._datasets.get(dataset_id)
+        if not dataset or (dataset.owner_id != actor.id and not actor.user_type.is_admin):
+            raise NotFound(f"no dataset {dataset_id!r}")
+        if dataset.status is not DatasetStatus.READY:
+            raise Unprocessable(f"dataset {dataset_id!r} is not READY (it is {dataset.status.value})")
+        if dataset.task is not task:
+            raise Unprocessable(f"dataset {dataset.name!r} is for {dataset.task.value}, not {task.value}")
+
+    def _usable_models(self, actor: User, task: Task, model_ids: Optional[list[str]]) -> list[Any]:
+        if model_ids is None:
+            available = {m.id: m for m in self._models.list_public()}
+            available.update({m.id: m for m in self._models.list_by_owner(actor.id)})
+            models = sorted((m for m in available.values() if m.task is task), key=lambda m: m.created_at)
+            if not models:
+                raise Unprocessable(f"no model available to you for {task.value}; upload one first")
+            return models
+        models = []
+        for model_id in dict.fromkeys(model_ids):
+            model = self._models.get(model_id)
+            visible = model and (
+                model.owner_id == actor.id or model.access_right is AccessRight.PUBLIC or actor.user_type.is_admin
+            )
+            if not visible:
+                raise NotFound(f"no model {model_id!r}")
+            if model.task is not task:
+                raise Unprocessable(f"model {model.name!r} is for {model.task.value}, not {task.value}")
+            models.append(model)
+        return models
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get_train_jobs_by_user(self, actor: User, user_id: str) -> list[dict[str, Any]]:
+        require(actor, Action.MANAGE_TRAIN_JOBS)
+        if user_id != actor.id and not actor.user_type.is_admin:
+            raise Forbidden("only admins can list other users' train jobs")
+        return [j.to_dict() for j in self._jobs.list_by_user(user_id)]
+
+    def get_train_jobs_of_app(self, actor: User, app: str) -> list[dict[str, Any]]:
+        require(actor, Action.MANAGE_TRAIN_JOBS)
+        return [j.to_dict() for j in self._jobs.list_of_app(actor.id, app)]
+
+    def get_train_job(self, actor: User, app: str, app_version: int = LATEST) -> dict[str, Any]:
+        return self._job(actor, app, app_version).to_dict(with_workers=True)
+
+    def stop_train_job(self, actor: User, app: str, app_version: int = LATEST) -> dict[str, Any]:
+        """Stop the job now: running trials end (TERMINATED), the job is STOPPED."""
+        job = self._job(actor, app, app_version)
+        if not self._jobs.set_status(
+            job.id, TrainJobStatus.STOPPED, only_from=(TrainJobStatus.STARTED, TrainJobStatus.RUNNING),
+            at=self._clock(),
+        ):
+            raise Conflict(f"train job {app} v{job.app_version} is already {job.status.value}")
+        self._end(job)
+        return self._jobs.get(job.id).to_dict(with_workers=True)  # type: ignore[union-attr]
+
+    def stop_all_train_jobs(self) -> int:
+        """Stop every job still running (for the superadmin's stop_all_jobs); returns how many."""
+        stopped = 0
+        for job in self._jobs.list_all():
+            if self._jobs.set_status(job.id, TrainJobStatus.STOPPED,
+                                     only_from=(TrainJobStatus.STARTED, TrainJobStatus.RUNNING), at=self._clock()):
+                self._end(job)
+                stopped += 1
+        return stopped
+
+    def _end(self, job: TrainJob) -> None:
+        now = self._clock()
+        for trial in self._trials.list_of_job(job.id):
+            if trial.status in (TrialStatus.PENDING, TrialStatus.RUNNING):
+                self._trials.finish(trial.id, TrialStatus.TERMINATED, now, error_message="stopped with the train job")
+        for worker in job.workers.values():
+            if worker.status is WorkerStatus.RUNNING:
+                self._jobs.update_worker(job.id, worker.key, status=WorkerStatus.STOPPED, stopped_at=now)
+            # The worker process also sees the STOPPED job at its next heartbeat and ends its trial.
+            self._workflows.stop(worker.execution_arn, cause="stop_train_job")
+
+    def get_trial(self, actor: User, trial_id: str) -> dict[str, Any]:
+        return self._trial(actor, trial_id).to_dict()
+
+    def get_trials_of_train_job(self, actor: User, app: str, app_version: int = LATEST) -> list[dict[str, Any]]:
+        job = self._job(actor, app, app_version)
+        return [t.to_dict() for t in self._trials.list_of_job(job.id)]
+
+    def get_best_trials_of_train_job(
+        self, actor: User, app: str, app_version: int = LATEST, max_count: int = 2
+    ) -> list[dict[str, Any]]:
+        """COMPLETED trials, best score first; full trials rank before screening ones."""
+        job = self._job(actor, app, app_version)
+        completed = [t for t in self._trials.list_of_job(job.id) if t.status is TrialStatus.COMPLETED]
+        completed.sort(key=lambda t: (t.screening, -(t.score or 0.0)))
+        return [t.to_dict() for t in completed[:max_count]]
+
+    def get_trial_logs(self, actor: User, trial_id: str) -> dict[str, Any]:
+        trial = self._trial(actor, trial_id)
+        try:
+            logs = self._blobs.get_bytes(trial.logs_key).decode("utf-8", "replace") if trial.logs_key else ""
+        except NotFound:
+            logs = ""
+        return {"trial_id": trial.id, "status": trial.status.value, "logs": logs}
+
+    def get_trial_parameters(self, actor: User, trial_id: str) -> dict[str, Any]:
+        """A short-lived download URL of the trial's parameters (numpy .npz, no pickle)."""
+        trial = self._trial(actor, trial_id)
+        if trial.status is not TrialStatus.COMPLETED or not trial.params_key:
+            raise Conflict(f"trial {trial_id!r} is {trial.status.value}: it has no parameters")
+        return {
+            "trial_id": trial.id,
+            "format": "npz",
+            "url": self._blobs.presigned_get(trial.params_key, self._presign_seconds),
+        }
+
+    def _job(self, actor: User, app: str, app_version: int) -> TrainJob:
+        require(actor, Action.MANAGE_TRAIN_JOBS)
+        jobs = self._jobs.list_of_app(actor.id, app)
+        if not jobs:
+            raise NotFound(f"you have no train job for app {app!r}")
+        if app_version == LATEST:
+            return max(jobs, key=lambda j: j.app_version)
+        for job in jobs:
+            if job.app_version == app_version:
+                return job
+        raise NotFound(f"app {app!r} has no version {app_version}")
+
+    def _trial(self, actor: User, trial_id: str) -> Trial:
+        require(actor, Action.MANAGE_TRAIN_JOBS)
+        trial = self._trials.get(trial_id)
+        job = self._jobs.get(trial.train_job_id) if trial else None
+        if not trial or not job or (job.user_id != actor.id and not actor.user_type.is_admin):
+            raise NotFound(f"no trial {trial_id!r}")
+        return trial

@@ -1,0 +1,327 @@
+"""The steps of a train-job worker slot (the Lambda states of train_worker.asl.json).
+
+Each step gets the slot's state (the execution's JSON) and returns the next state. The steps
+are stateless: budgets, the advisor's history and the workers' progress are read from
+DynamoDB every time, so a retried or continued step does the right thing.
+"""
+from __future__ import annotations
+
+import hashlib
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Callable, Optional
+
+from chalicelib.adapters.blobs import BlobStore
+from chalicelib.adapters.workflows import WorkflowRunner
+from chalicelib.advisor import Proposal, TrialRecord
+from chalicelib.entities import (
+    BudgetOption,
+    TrainJob,
+    TrainJobStatus,
+    Trial,
+    TrialStatus,
+    WorkerStatus,
+)
+from chalicelib.errors import NotFound, Unprocessable
+from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.store.repositories import DatasetRepository, ModelRepository
+from chalicelib.store.train_jobs import CounterRepository, TrainJobRepository, TrialRepository
+
+Advisor = Callable[..., Optional[Proposal]]
+_STATE_KEYS = ("train_job_id", "worker_key", "model_id", "slot", "generation", "consecutive_errors", "trials_in_execution")
+_PROPOSAL_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class TrialLoopConfig:
+    bucket: str
+    trials_table: str
+    jobs_table: str
+    max_consecutive_errors: int
+    max_trials_per_execution: int
+    trial_timeout_seconds: int
+    heartbeat_seconds: int
+    heartbeat_timeout_seconds: int
+    memory_limit_mb: int
+    advisor_strategy: str
+
+
+def slot_state(job_id: str, worker_key: str, model_id: str, slot: int, generation: int = 0) -> dict[str, Any]:
+    """The input of a worker slot's first execution."""
+    return {
+        "train_job_id": job_id,
+        "worker_key": worker_key,
+        "model_id": model_id,
+        "slot": slot,
+        "generation": generation,
+        "consecutive_errors": 0,
+        "trials_in_execution": 0,
+    }
+
+
+def execution_name(job_id: str, worker_key: str, generation: int) -> str:
+    """Unique, <= 80 characters, as Step Functions requires."""
+    return f"{job_id}-{hashlib.sha1(worker_key.encode()).hexdigest()[:8]}-g{generation}"
+
+
+def _base(state: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    return {**{k: state[k] for k in _STATE_KEYS}, **changes}
+
+
+class TrialLoop:
+    def __init__(
+        self,
+        jobs: TrainJobRepository,
+        trials: TrialRepository,
+        counters: CounterRepository,
+        models: ModelRepository,
+        datasets: DatasetRepository,
+        blobs: BlobStore,
+        workflows: WorkflowRunner,
+        advisor: Advisor,
+        config: TrialLoopConfig,
+        clock: Clock = utc_now,
+    ):
+        self._jobs = jobs
+        self._trials = trials
+        self._counters = counters
+        self._models = models
+        self._datasets = datasets
+        self._blobs = blobs
+        self._workflows = workflows
+        self._advisor = advisor
+        self._config = config
+        self._clock = clock
+
+    # -- propose -----------------------------------------------------------------------------
+
+    def propose(self, state: dict[str, Any]) -> dict[str, Any]:
+        job = self._job(state)
+        decision = self._stop_reason(job, state)
+        if decision:
+            return _base(state, proposal={"action": "stop", "reason": decision})
+        if state["trials_in_execution"] >= self._config.max_trials_per_execution:
+            return _base(state, proposal={"action": "continue"})
+        model = self._models.get(state["model_id"])
+        if model is None:
+            return _base(state, proposal={"action": "stop", "reason": "the model was deleted"})
+        if model.knob_config is None:
+            return _base(state, proposal=self._describe(job, model))
+        trial_limit = int(job.budget_value(BudgetOption.MODEL_TRIAL_COUNT))
+        number = self._counters.increment(
+            f"trials#{job.id}#{model.id}", limit=None if trial_limit < 0 else trial_limit
+        )
+        if number is None:
+            return _base(state, proposal={"action": "stop", "reason": "MODEL_TRIAL_COUNT reached"})
+        trial = self._new_trial(job, model, state, number)
+        if trial is None:
+            return _base(state, proposal={"action": "stop", "reason": "the knob space is exhausted"})
+        self._jobs.set_status(job.id, TrainJobStatus.RUNNING, only_from=(TrainJobStatus.STARTED,))
+        return _base(state, proposal={"action": "run", "trial": self._message(job, model, trial), **self._timeouts()})
+
+    def _stop_reason(self, job: TrainJob, state: dict[str, Any]) -> Optional[str]:
+        if job.status.is_final:
+            return f"the train job is {job.status.value}"
+        if state["consecutive_errors"] >= self._config.max_consecutive_errors:
+            return f"{state['consecutive_errors']} trials in a row failed"
+        hours = job.budget_value(BudgetOption.TIME_HOURS)
+        if self._clock() >= job.created_at + timedelta(hours=hours):
+            return "TIME_HOURS reached"
+        return None
+
+    def _new_trial(self, job: TrainJob, model: Any, state: dict[str, Any], number: int) -> Optional[Trial]:
+        history = [
+            TrialRecord(knobs=t.knobs, score=t.score, status=t.status.value, screening=t.screening)
+            for t in self._trials.list_of_job(job.id)
+            if t.model_id == model.id
+        ]
+        trial_id = new_id()
+        for attempt in range(_PROPOSAL_ATTEMPTS):
+            seed = int(hashlib.sha256(f"{job.id}#{model.id}#{number}#{attempt}".encode()).hexdigest()[:8], 16)
+            proposal = self._advisor(model.knob_config, history, seed=seed, strategy=self._config.advisor_strategy)
+            if proposal is None:
+                return None
+            # Concurrent slots may compute the same proposal: the claim makes it one trial's.
+            if self._trials.claim_fingerprint(job.id, model.id, proposal.fingerprint, trial_id):
+                trial = Trial(
+                    id=trial_id,
+                    train_job_id=job.id,
+                    model_id=model.id,
+                    model_name=model.name,
+                    worker_key=state["worker_key"],
+                    number=number,
+                    knobs=proposal.knobs,
+                    fingerprint=proposal.fingerprint,
+                    created_at=self._clock(),
+                    screening=proposal.screening,
+                    params_key=f"trials/{trial_id}/params.npz",
+                    logs_key=f"trials/{trial_id}/logs.txt",
+                    onnx_key=f"trials/{trial_id}/model.onnx",
+                )
+                self._trials.add(trial)
+                return trial
+            history.append(TrialRecord(knobs=proposal.knobs, score=None, status="RUNNING", screening=proposal.screening))
+        return None
+
+    def _common_message(self, job: TrainJob, model: Any) -> dict[str, Any]:
+        train, val = self._datasets.get(job.train_dataset_id), self._datasets.get(job.val_dataset_id)
+        if train is None or val is None:
+            raise NotFound("a dataset of the train job no longer exists")
+        return {
+            "train_job_id": job.id,
+            "model_id": model.id,
+            "model_name": model.name,
+            "model_class": model.model_class,
+            "task": job.task.value,
+            "dependencies": model.dependencies,
+            "gpu_count": 1 if job.budget_value(BudgetOption.GPU_COUNT) > 0 else 0,
+            "timeout_seconds": self._config.trial_timeout_seconds,
+            "memory_limit_mb": self._config.memory_limit_mb,
+            "heartbeat_seconds": self._config.heartbeat_seconds,
+            "bucket": self._config.bucket,
+            "model_key": model.object_key,
+            "train_dataset_key": train.object_key,
+            "val_dataset_key": val.object_key,
+            "trials_table": self._config.trials_table,
+            "jobs_table": self._config.jobs_table,
+        }
+
+    def _message(self, job: TrainJob, model: Any, trial: Trial) -> dict[str, Any]:
+        return {
+            **self._common_message(job, model),
+            "kind": "trial",
+            "id": trial.id,
+            "knobs": trial.knobs,
+            "train_args": job.train_args,
+            "params_key": trial.params_key,
+            "logs_key": trial.logs_key,
+            "onnx_key": trial.onnx_key,
+        }
+
+    def _describe(self, job: TrainJob, model: Any) -> dict[str, Any]:
+        describe_id = f"describe-{new_id()}"
+        message = {
+            **self._common_message(job, model),
+            "kind": "describe",
+            "id": describe_id,
+            "knobs": {},
+            "train_args": {},
+            "logs_key": f"describe/{model.id}/{describe_id}.txt",
+        }
+        return {"action": "describe", "trial": message, **self._timeouts()}
+
+    def _timeouts(self) -> dict[str, int]:
+        return {
+            # The worker enforces the trial timeout itself; the state's own timeout is a backstop.
+            "timeout_seconds": self._config.trial_timeout_seconds + 300,
+            "heartbeat_timeout_seconds": self._config.heartbeat_timeout_seconds,
+        }
+
+    # -- record ------------------------------------------------------------------------------
+
+    def record_knob_config(self, state: dict[str, Any]) -> dict[str, Any]:
+        from chalicelib.advisor import parse_knob_config
+
+        knob_config = (state.get("result") or {}).get("knob_config")
+        try:
+            parse_knob_config(knob_config)
+        except (TypeError, ValueError) as e:
+            raise Unprocessable(f"the model's knob config is not valid: {e}") from e
+        self._models.set_knob_config(state["model_id"], knob_config)
+        return _base(state)
+
+    def record_trial(self, state: dict[str, Any]) -> dict[str, Any]:
+        result = state.get("result") or {}
+        trial_id = state["proposal"]["trial"]["id"]
+        self._trials.finish(
+            trial_id,
+            TrialStatus.COMPLETED,
+            self._clock(),
+            score=float(result["score"]),
+            model_seconds=result.get("model_seconds"),
+            worker_seconds=result.get("worker_seconds"),
+            onnx_key=result.get("onnx_key"),
+        )
+        return _base(state, consecutive_errors=0, trials_in_execution=state["trials_in_execution"] + 1)
+
+    def record_trial_failure(self, state: dict[str, Any]) -> dict[str, Any]:
+        failure = state.get("failure") or {}
+        error = failure.get("Error") or "TrialError"
+        message = state["proposal"]["trial"]
+        if message.get("kind") == "describe":
+            detail = self._log_tail(message["logs_key"])
+            self._jobs.update_worker(
+                state["train_job_id"], state["worker_key"], error=f"loading the model failed ({error}): {detail}"
+            )
+        else:
+            job = self._jobs.get(state["train_job_id"])
+            status = TrialStatus.TERMINATED if job and job.status.is_final else TrialStatus.ERRORED
+            trial = self._trials.get(message["id"])
+            self._trials.finish(
+                message["id"],
+                status,
+                self._clock(),
+                error_type=(trial.error_type if trial and trial.error_type else error),
+                error_message=(trial.error_message if trial and trial.error_message else failure.get("Cause") or error),
+            )
+        return _base(
+            state,
+            consecutive_errors=state["consecutive_errors"] + 1,
+            trials_in_execution=state["trials_in_execution"] + 1,
+        )
+
+    def _log_tail(self, key: str, lines: int = 5) -> str:
+        try:
+            text = self._blobs.get_bytes(key).decode("utf-8", "replace")
+        except NotFound:
+            return "no log was written"
+        return " | ".join(text.strip().splitlines()[-lines:])
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def continue_worker(self, state: dict[str, Any]) -> dict[str, Any]:
+        generation = state["generation"] + 1
+        next_state = _base(state, generation=generation, trials_in_execution=0)
+        arn = self._workflows.start(execution_name(state["train_job_id"], state["worker_key"], generation), next_state)
+        self._jobs.update_worker(state["train_job_id"], state["worker_key"], execution_arn=arn)
+        return next_state
+
+    def finish_worker(self, state: dict[str, Any]) -> dict[str, Any]:
+        reason = (state.get("proposal") or {}).get("reason")
+        self._end_worker(state, WorkerStatus.STOPPED, reason if reason and "failed" in reason else None)
+        return _base(state)
+
+    def fail_worker(self, state: dict[str, Any]) -> dict[str, Any]:
+        failure = state.get("failure") or {}
+        self._end_worker(state, WorkerStatus.ERRORED, f"{failure.get('Error')}: {failure.get('Cause')}")
+        return _base(state)
+
+    def _end_worker(self, state: dict[str, Any], status: WorkerStatus, error: Optional[str]) -> None:
+        fields: dict[str, Any] = {"status": status, "stopped_at": self._clock()}
+        if error:
+            fields["error"] = error[:2000]
+        job_id = state["train_job_id"]
+        self._jobs.update_worker(job_id, state["worker_key"], **fields)
+        job = self._jobs.get(job_id)
+        if job is None or any(w.status is WorkerStatus.RUNNING for w in job.workers.values()):
+            return
+        # Failing trials (the model's fault) leave the job STOPPED; only a job whose every worker
+        # broke down (the platform's fault) is ERRORED.
+        all_failed = all(w.status is WorkerStatus.ERRORED for w in job.workers.values())
+        final = TrainJobStatus.ERRORED if all_failed else TrainJobStatus.STOPPED
+        error = None
+        if final is TrainJobStatus.ERRORED:
+            error = "; ".join(sorted({w.error for w in job.workers.values() if w.error})) or "every worker failed"
+        self._jobs.set_status(
+            job_id, final, only_from=(TrainJobStatus.STARTED, TrainJobStatus.RUNNING), at=self._clock(), error=error
+        )
+
+    def _job(self, state: dict[str, Any]) -> TrainJob:
+        job = self._jobs.get(state["train_job_id"])
+        if job is None:
+            raise NotFound(f"no train job {state['train_job_id']!r}")
+        return job
+
+
+__all__ = ["TrialLoop", "TrialLoopConfig", "slot_state", "execution_name"]

@@ -1,0 +1,40 @@
+"""The Python behind each Lambda task state. On AWS each is a Lambda function (registered in
+app.py); locally the Lambda shim calls the same functions."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+Handler = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+def _trial_loop() -> Any:
+    from chalicelib.wiring import services
+
+    return services().trial_loop
+
+
+HANDLERS: dict[str, Handler] = {
+    "propose_trial": lambda event: _trial_loop().propose(event),
+    "record_knob_config": lambda event: _trial_loop().record_knob_config(event),
+    "record_trial": lambda event: _trial_loop().record_trial(event),
+    "record_trial_failure": lambda event: _trial_loop().record_trial_failure(event),
+    "continue_worker": lambda event: _trial_loop().continue_worker(event),
+    "finish_worker": lambda event: _trial_loop().finish_worker(event),
+    "fail_worker": lambda event: _trial_loop().fail_worker(event),
+}
+
+# ASL placeholder -> handler name; infra creates one Lambda per handler and passes its ARN.
+FUNCTION_PLACEHOLDERS: dict[str, str] = {
+    "ProposeTrialFunctionArn": "propose_trial",
+    "RecordKnobConfigFunctionArn": "record_knob_config",
+    "RecordTrialFunctionArn": "record_trial",
+    "RecordTrialFailureFunctionArn": "record_trial_failure",
+    "ContinueWorkerFunctionArn": "continue_worker",
+    "FinishWorkerFunctionArn": "finish_worker",
+    "FailWorkerFunctionArn": "fail_worker",
+}
+
+
+def invoke(function: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Run handler ``function`` on ``event`` (what Lambda, or the local shim, does)."""
+    return HANDLERS[function](event)

@@ -1,0 +1,117 @@
+"""``kilele-worker run``: run one trial from a message and report it with the task token.
+
+The message comes from ``--message-file PATH``, ``--message-json JSON``, ``--message-s3 s3://b/k``,
+or the environment: ``KILELE_TRIAL_MESSAGE`` (JSON) or ``KILELE_TRIAL_MESSAGE_S3`` (an S3 URI).
+Exit codes: 0 reported (success or failure), 2 unusable message or arguments, 3 could not report,
+4 the execution no longer waits for the task token.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any, Optional
+
+from kilele_worker import errors
+from kilele_worker.message import MessageError, parse_message, task_token_of
+
+MESSAGE_ENV = "KILELE_TRIAL_MESSAGE"
+MESSAGE_S3_ENV = "KILELE_TRIAL_MESSAGE_S3"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kilele-worker", description="Kilele's trial worker.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="run one trial and report it to Step Functions")
+    source = run.add_mutually_exclusive_group()
+    source.add_argument("--message-file", metavar="PATH", help="the trial message as a JSON file")
+    source.add_argument("--message-json", metavar="JSON", help="the trial message as a JSON string")
+    source.add_argument("--message-s3", metavar="URI", help="the trial message as a JSON object in S3")
+    # SageMaker training jobs start the image as `<entrypoint> train`: accepted and ignored.
+    run.add_argument("sagemaker_mode", nargs="?", choices=["train"], help=argparse.SUPPRESS)
+    return parser
+
+
+def _read_s3(uri: str, aws: Any) -> str:
+    if not uri.startswith("s3://") or "/" not in uri[5:]:
+        raise MessageError(f"{uri!r} is not an s3://bucket/key URI")
+    bucket, key = uri[5:].split("/", 1)
+    return aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+
+
+def _load_raw(args: argparse.Namespace, aws_factory) -> str:
+    if args.message_file:
+        with open(args.message_file, encoding="utf-8") as f:
+            return f.read()
+    if args.message_json:
+        return args.message_json
+    if args.message_s3:
+        return _read_s3(args.message_s3, aws_factory())
+    if os.environ.get(MESSAGE_ENV):
+        return os.environ[MESSAGE_ENV]
+    if os.environ.get(MESSAGE_S3_ENV):
+        return _read_s3(os.environ[MESSAGE_S3_ENV], aws_factory())
+    raise MessageError(f"no message: give --message-file, --message-json, --message-s3, "
+                       f"or set {MESSAGE_ENV} or {MESSAGE_S3_ENV}")
+
+
+def _say(text: str) -> None:
+    print(f"kilele-worker: {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    from kilele_worker.supervisor import AwsClients, run_trial
+
+    args = _parser().parse_args(argv)
+    clients: dict[str, AwsClients] = {}
+
+    def aws() -> AwsClients:
+        if "aws" not in clients:
+            clients["aws"] = AwsClients()
+        return clients["aws"]
+
+    try:
+        raw = _load_raw(args, aws)
+    except (OSError, MessageError) as e:
+        _say(f"cannot read the trial message: {e}")
+        return errors.EXIT_USAGE
+    except Exception as e:  # noqa: BLE001 - S3 errors
+        _say(f"cannot read the trial message: {type(e).__name__}: {e}")
+        return errors.EXIT_USAGE
+    try:
+        message = parse_message(raw)
+    except MessageError as e:
+        try:
+            token = task_token_of(json.loads(raw))
+        except ValueError:
+            token = None
+        _say(f"invalid trial message: {e}")
+        if token is None:
+            return errors.EXIT_USAGE
+        return _fail_bad_message(aws(), token, f"invalid trial message: {e}")
+
+    stop_requested = threading.Event()
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
+    try:
+        return run_trial(message, aws(), stop_requested=stop_requested)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _fail_bad_message(aws: Any, token: str, cause: str) -> int:
+    try:
+        aws.sfn.send_task_failure(taskToken=token, error=errors.TRIAL_ERROR, cause=cause[:256])
+    except Exception as e:  # noqa: BLE001
+        _say(f"could not report the invalid message: {type(e).__name__}: {e}")
+        return errors.EXIT_NOT_REPORTED
+    return errors.EXIT_REPORTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

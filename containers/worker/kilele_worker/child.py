@@ -1,0 +1,101 @@
+"""The model process: ``python -m kilele_worker.child <workdir>/spec.json``.
+
+Runs the untrusted model code, without AWS credentials, under the memory limit the supervisor
+set. Writes ``result.json`` (``{"status": "ok", "score", "train_seconds", "evaluate_seconds",
+"onnx": bool}`` or ``{"status": "error", "error_type", "error_message"}``) into the output
+directory; the parameters go to ``params.npz`` and the ONNX graph (if any) to ``model.onnx``.
+Exit code 0 on success, 1 when the model failed (the traceback is on stderr, in the trial log).
+"""
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+import sys
+import time
+import traceback
+
+RESULT_FILE = "result.json"
+PARAMS_FILE = "params.npz"
+ONNX_FILE = "model.onnx"
+
+
+class ContractError(Exception):
+    """The model broke the model contract (e.g. evaluate() did not return a finite float)."""
+
+
+def _say(text: str) -> None:
+    print(f"kilele: {text}", flush=True)
+
+
+def _write(path: str, data: bytes) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
+
+
+def run(spec: dict) -> dict:
+    from kilele.model import load_model_class, serialize_params
+
+    output_dir = spec["output_dir"]
+    _say(f"loading {spec['model_class']} from {os.path.basename(spec['model_path'])}")
+    cls = load_model_class(spec["model_path"], spec["model_class"])
+    knobs = spec.get("knobs") or {}
+    train_args = spec.get("train_args") or {}
+    _say(f"knobs: {json.dumps(knobs, sort_keys=True, default=str)}")
+    model = cls(**knobs)
+
+    _say("train() starts")
+    started = time.perf_counter()
+    model.train(spec["train_path"], **train_args)
+    train_seconds = time.perf_counter() - started
+    _say(f"train() done in {train_seconds:.3f} s; evaluate() starts")
+
+    started = time.perf_counter()
+    score = model.evaluate(spec["val_path"])
+    evaluate_seconds = time.perf_counter() - started
+    if isinstance(score, bool) or not isinstance(score, numbers.Real) or not math.isfinite(float(score)):
+        raise ContractError(f"evaluate() must return a finite float, got {score!r}")
+    score = float(score)
+    _say(f"evaluate() done in {evaluate_seconds:.3f} s; score {score:.6g}")
+
+    _write(os.path.join(output_dir, PARAMS_FILE), serialize_params(model.dump_parameters()))
+    onnx = model.export_onnx()
+    if onnx is not None:
+        if not isinstance(onnx, (bytes, bytearray)):
+            raise ContractError(f"export_onnx() must return bytes or None, got {type(onnx).__name__}")
+        _write(os.path.join(output_dir, ONNX_FILE), bytes(onnx))
+    _say(f"parameters saved{' and ONNX graph exported' if onnx is not None else ''}")
+    return {"status": "ok", "score": score, "train_seconds": train_seconds,
+            "evaluate_seconds": evaluate_seconds, "onnx": onnx is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    with open(argv[0], encoding="utf-8") as f:
+        spec = json.load(f)
+    result_path = os.path.join(spec["output_dir"], RESULT_FILE)
+    try:
+        result = run(spec)
+        code = 0
+    except BaseException as e:  # noqa: BLE001 - anything the model does (even SystemExit) is a trial failure
+        error_type = type(e).__name__
+        try:
+            message = str(e)
+        except Exception:  # noqa: BLE001 - a broken __str__ in user code
+            message = "<unprintable exception>"
+        try:
+            traceback.print_exc()
+        except MemoryError:  # formatting needs memory too
+            sys.stderr.write(f"{error_type}: {message}\n")
+        sys.stderr.flush()
+        result = {"status": "error", "error_type": error_type, "error_message": message[:4000]}
+        code = 1
+    _write(result_path, json.dumps(result).encode())
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

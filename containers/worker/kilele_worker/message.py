@@ -1,0 +1,112 @@
+"""The trial message: what Step Functions sends (``sqs:sendMessage.waitForTaskToken``) and the
+consumer hands to the worker. Validated here, so a bad message fails clearly."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+class MessageError(ValueError):
+    """The message is not a valid trial message (the text says which field and why)."""
+
+
+_REQUIRED_STR = (
+    "id", "train_job_id", "model_class", "bucket", "model_key", "train_dataset_key", "val_dataset_key",
+    "params_key", "logs_key", "trials_table", "jobs_table",
+)
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    id: str
+    train_job_id: str
+    model_class: str
+    bucket: str
+    model_key: str
+    train_dataset_key: str
+    val_dataset_key: str
+    params_key: str
+    logs_key: str
+    trials_table: str
+    jobs_table: str
+    model_id: Optional[str] = None
+    model_name: Optional[str] = None
+    task: Optional[str] = None
+    onnx_key: Optional[str] = None
+    knobs: dict[str, Any] = field(default_factory=dict)
+    train_args: dict[str, Any] = field(default_factory=dict)
+    dependencies: dict[str, Optional[str]] = field(default_factory=dict)
+    gpu_count: int = 0
+    timeout_seconds: float = 3600.0
+    memory_limit_mb: Optional[int] = None
+    heartbeat_seconds: float = 10.0
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TrialSpec":
+        if not isinstance(data, dict):
+            raise MessageError("'trial' must be an object")
+        values: dict[str, Any] = {}
+        for name in _REQUIRED_STR:
+            value = data.get(name)
+            if not isinstance(value, str) or not value:
+                raise MessageError(f"trial.{name} must be a non-empty string")
+            values[name] = value
+        for name in ("model_id", "model_name", "task", "onnx_key"):
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise MessageError(f"trial.{name} must be a string or null")
+            values[name] = value or None
+        for name in ("knobs", "train_args", "dependencies"):
+            value = data.get(name)
+            if value is None:
+                value = {}
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise MessageError(f"trial.{name} must be an object")
+            values[name] = value
+        for name, version in values["dependencies"].items():
+            if version is not None and not isinstance(version, str):
+                raise MessageError(f"trial.dependencies[{name!r}] must be a version string or null")
+        values["gpu_count"] = _number(data, "gpu_count", 0, integer=True, minimum=0)
+        values["timeout_seconds"] = _number(data, "timeout_seconds", 3600.0, minimum=0.001)
+        values["memory_limit_mb"] = _number(data, "memory_limit_mb", None, integer=True, minimum=1)
+        values["heartbeat_seconds"] = _number(data, "heartbeat_seconds", 10.0, minimum=0.05)
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TrialMessage:
+    task_token: str
+    trial: TrialSpec
+
+
+def _number(data: dict, name: str, default: Any, integer: bool = False, minimum: float = 0) -> Any:
+    value = data.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (integer and int(value) != value):
+        raise MessageError(f"trial.{name} must be {'an integer' if integer else 'a number'}")
+    if value < minimum:
+        raise MessageError(f"trial.{name} must be at least {minimum}")
+    return int(value) if integer else float(value)
+
+
+def task_token_of(raw: Any) -> Optional[str]:
+    """The task token of a possibly invalid message, so even a bad message can be failed."""
+    if isinstance(raw, dict) and isinstance(raw.get("task_token"), str) and raw["task_token"]:
+        return raw["task_token"]
+    return None
+
+
+def parse_message(raw: Any) -> TrialMessage:
+    if isinstance(raw, (str, bytes)):
+        try:
+            raw = json.loads(raw)
+        except ValueError as e:
+            raise MessageError(f"the message is not JSON: {e}") from e
+    if not isinstance(raw, dict):
+        raise MessageError("the message must be a JSON object")
+    token = task_token_of(raw)
+    if token is None:
+        raise MessageError("task_token must be a non-empty string")
+    return TrialMessage(token, TrialSpec.from_dict(raw.get("trial")))

@@ -1,0 +1,235 @@
+"""Running untrusted model code in a child process: environment, limits, memory watch, outputs.
+
+What isolates the model from the platform here: an environment with no AWS credentials or
+endpoints (nor anything else that looks like a secret or the task token), an address-space
+limit, its own process group (killed as a whole), a work directory it can write only partly,
+and — when the worker runs as root and the ``kilele-model`` user exists (the images) — another
+Unix user, so it cannot read the supervisor's environment through /proc. Network isolation
+(instance metadata, VPC endpoints) is the deployment's job (see the README).
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import os
+import pwd
+import re
+import resource
+import signal
+import stat
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Optional
+
+import kilele_worker
+
+# Removed from the model's environment: AWS and emulator settings, the platform's own, and secrets.
+_DROP_PREFIXES = ("AWS_", "AMAZON_", "BOTO_", "MOTO_", "ECS_CONTAINER_METADATA_URI", "KILELE_", "SM_HP")
+_DROP_PATTERN = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|PRIVATE_KEY", re.IGNORECASE)
+
+MODEL_USER_ENV = "KILELE_MODEL_USER"
+DEFAULT_MODEL_USER = "kilele-model"
+MEMORY_SIGNALS = (signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT)
+
+
+def child_environment(environ: Optional[dict[str, str]] = None, *, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The model's environment: ``environ`` without AWS_*, credentials or the platform's settings."""
+    source = dict(os.environ if environ is None else environ)
+    env = {
+        name: value
+        for name, value in source.items()
+        if not name.upper().startswith(_DROP_PREFIXES) and not _DROP_PATTERN.search(name)
+    }
+    # The child must find kilele_worker even when the worker runs from a source tree.
+    package_parent = str(Path(kilele_worker.__file__).resolve().parent.parent)
+    paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if package_parent not in paths:
+        paths.insert(0, package_parent)
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+def model_user() -> Optional[pwd.struct_passwd]:
+    """The unprivileged user to run the model as, if the worker is root and the user exists."""
+    if os.geteuid() != 0:
+        return None
+    name = os.environ.get(MODEL_USER_ENV, DEFAULT_MODEL_USER)
+    if not name:
+        return None
+    try:
+        return pwd.getpwnam(name)
+    except KeyError:
+        return None
+
+
+def check_dependencies(dependencies: dict[str, Optional[str]]) -> tuple[list[str], list[str]]:
+    """(missing, warnings): a dependency is missing when no distribution of that name is installed;
+    another version than the requested one is only a warning."""
+    missing, warnings = [], []
+    for name, wanted in sorted(dependencies.items()):
+        try:
+            installed = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            if _importable(name):  # an import name rather than a distribution name
+                warnings.append(f"{name}: importable, but no distribution of that name (version unknown)")
+            else:
+                missing.append(f"{name}{'==' + wanted if wanted else ''}")
+            continue
+        if wanted and not _version_matches(installed, wanted):
+            warnings.append(f"{name}: {wanted} requested, {installed} installed")
+    return missing, warnings
+
+
+def _importable(name: str) -> bool:
+    # Top-level names only: find_spec("a.b") would import (run) package a in the supervisor.
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        return False
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _version_matches(installed: str, wanted: str) -> bool:
+    wanted = wanted.strip()
+    if wanted[:1].isdigit():
+        return installed == wanted
+    try:  # a specifier such as ">=1.2,<2": checked when `packaging` is available
+        from packaging.specifiers import SpecifierSet
+
+        return installed in SpecifierSet(wanted)
+    except Exception:  # noqa: BLE001 - no packaging, or not a specifier: only a warning anyway
+        return wanted in ("", "*")
+
+
+def _limit_memory(limit_bytes: Optional[int]):
+    def preexec() -> None:
+        if limit_bytes:
+            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
+        # No core dumps of model memory into the work directory.
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return preexec
+
+
+def spawn_child(spec_path: str, *, cwd: str, env: dict[str, str], memory_limit_mb: Optional[int],
+                user: Optional[pwd.struct_passwd]) -> subprocess.Popen:
+    """``python -m kilele_worker.child spec.json`` in its own session (process group = its pid),
+    stdout and stderr on one pipe."""
+    limit = memory_limit_mb * 1024 * 1024 if memory_limit_mb else None
+    kwargs: dict = {}
+    if user is not None:
+        kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
+    return subprocess.Popen(
+        [sys.executable, "-m", "kilele_worker.child", spec_path],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=_limit_memory(limit),
+        close_fds=True,
+        **kwargs,
+    )
+
+
+def kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass
+class MemoryWatch:
+    """Peaks of the model process read from /proc while it runs, and the cgroup's OOM kills."""
+
+    vm_peak_kb: int = 0
+    vm_hwm_kb: int = 0
+    oom_kills_before: Optional[int] = None
+
+    def start(self) -> None:
+        self.oom_kills_before = cgroup_oom_kills()
+
+    def sample(self, pid: int) -> None:
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
+                for line in f:
+                    if line.startswith("VmPeak:"):
+                        self.vm_peak_kb = max(self.vm_peak_kb, int(line.split()[1]))
+                    elif line.startswith("VmHWM:"):
+                        self.vm_hwm_kb = max(self.vm_hwm_kb, int(line.split()[1]))
+        except (OSError, ValueError, IndexError):
+            pass
+
+    def memory_related(self, memory_limit_mb: Optional[int], max_rss_kb: int = 0) -> bool:
+        """Was a death by signal likely for lack of memory? The cgroup OOM killer fired, or the
+        process came near its limit (address space or resident)."""
+        after = cgroup_oom_kills()
+        if self.oom_kills_before is not None and after is not None and after > self.oom_kills_before:
+            return True
+        if memory_limit_mb:
+            limit_kb = memory_limit_mb * 1024
+            if self.vm_peak_kb >= 0.8 * limit_kb or max(self.vm_hwm_kb, max_rss_kb) >= 0.8 * limit_kb:
+                return True
+        return False
+
+
+def cgroup_oom_kills() -> Optional[int]:
+    for path in ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control"):
+        try:
+            with open(path, encoding="ascii") as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) == 2 and parts[0] == "oom_kill":
+                        return int(parts[1])
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class UnsafeOutput(Exception):
+    pass
+
+
+def open_child_file(directory: str, name: str, owner_uid: Optional[int] = None) -> Optional[BinaryIO]:
+    """A file the model process wrote, opened for reading, or None if absent. Refuses symlinks,
+    hard links and non-regular files, so a model cannot make the (possibly privileged) supervisor
+    read or upload other files."""
+    dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    try:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return None
+        except OSError as e:  # ELOOP: a symlink
+            raise UnsafeOutput(f"{name} is not a regular file ({e.strerror})") from e
+    finally:
+        os.close(dir_fd)
+    f = os.fdopen(fd, "rb")
+    try:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+            raise UnsafeOutput(f"{name} is not a regular file")
+        if owner_uid is not None and info.st_uid != owner_uid:
+            raise UnsafeOutput(f"{name} is not owned by the model user")
+    except BaseException:
+        f.close()
+        raise
+    return f
+
+
+def read_child_file(directory: str, name: str, max_bytes: int, owner_uid: Optional[int] = None) -> Optional[bytes]:
+    f = open_child_file(directory, name, owner_uid)
+    if f is None:
+        return None
+    with f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise UnsafeOutput(f"{name} is larger than the {max_bytes} bytes allowed")
+    return data

@@ -1,0 +1,321 @@
+"""Whole trials: moto's Step Functions sends the task-token message, the worker runs the model in a
+real child process and reports; the execution, S3 objects and trial item show the outcome."""
+from __future__ import annotations
+
+import json
+import textwrap
+import threading
+import time
+
+from worker_harness import DECISION_TREE, TREE_KNOBS
+
+from kilele.model import deserialize_params
+
+
+MODEL_TEMPLATE = """\
+{imports}import os, sys, time
+from kilele.model import BaseModel
+
+
+class M(BaseModel):
+    @staticmethod
+    def get_knob_config():
+        return {{}}
+
+    def train(self, dataset_path, **train_args):
+{body}
+
+    def evaluate(self, dataset_path):
+        return 0.5
+
+    def predict(self, queries):
+        return [0 for _ in queries]
+
+    def dump_parameters(self):
+        return {{"w": 1.0}}
+
+    def load_parameters(self, params):
+        pass
+"""
+
+
+def model(body: str, imports: str = "") -> str:
+    """A model file whose class ``M`` has the given train() body (other methods trivial)."""
+    return MODEL_TEMPLATE.format(imports=imports, body=textwrap.indent(textwrap.dedent(body), " " * 8))
+
+
+def test_decision_tree_on_iris_succeeds(platform, run_worker):
+    trial = platform.start_trial(DECISION_TREE, "SkDecisionTree", knobs=TREE_KNOBS,
+                                 dependencies={"scikit-learn": "1.9.1"})
+    started = time.monotonic()
+    assert run_worker(trial.message) == 0
+    worker_wall = time.monotonic() - started
+
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    assert output["path"] == "done"
+    result = output["result"]
+    assert result["trial_id"] == trial.id and result["status"] == "COMPLETED"
+    assert result["score"] > 0.8
+    assert result["model_seconds"] == result["train_seconds"] + result["evaluate_seconds"]
+    assert 0 < result["model_seconds"] <= result["worker_seconds"] <= worker_wall
+    assert result["params_key"] == trial.fields["params_key"] and result["logs_key"] == trial.fields["logs_key"]
+    assert result["onnx_key"] is None  # the decision tree exports no ONNX
+    assert not platform.object_exists(trial.fields["onnx_key"])
+
+    blob = platform.s3.get_object(Bucket="kilele-test", Key=trial.fields["params_key"])["Body"].read()
+    assert isinstance(deserialize_params(blob)["model"], str)
+    log = platform.log_text(trial)
+    assert "[worker] trial marked RUNNING" in log and "[model] kilele: train() starts" in log
+    assert "trial COMPLETED" in log
+    item = platform.trial_item(trial)
+    assert item["status"] == "RUNNING" and item["started_at"].endswith("Z")  # the record step sets COMPLETED
+    assert "error_type" not in item
+
+
+def test_onnx_export_is_uploaded(platform, run_worker):
+    source = model("pass").replace("    def load_parameters", "    def export_onnx(self):\n"
+                                   "        return b'onnx-graph'\n\n    def load_parameters")
+    trial = platform.start_trial(source, "M")
+    assert run_worker(trial.message) == 0
+    result = json.loads(platform.wait_execution(trial.execution_arn)["output"])["result"]
+    assert result["onnx_key"] == trial.fields["onnx_key"]
+    assert platform.s3.get_object(Bucket="kilele-test", Key=result["onnx_key"])["Body"].read() == b"onnx-graph"
+
+
+def test_model_raising_in_train_is_a_caught_trial_error(platform, run_worker):
+    trial = platform.start_trial(model('print("about to fail")\nraise ValueError("bad data: boom-123")'), "M")
+    assert run_worker(trial.message) == 0  # a failed trial is not a failed worker
+
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "SUCCEEDED"
+    output = json.loads(described["output"])
+    assert output["path"] == "caught" and output["error"]["Error"] == "TrialError"
+    log = platform.log_text(trial)
+    assert "[model] about to fail" in log
+    assert "Traceback (most recent call last)" in log and "ValueError: bad data: boom-123" in log
+    item = platform.trial_item(trial)
+    assert item["error_type"] == "TrialError"
+    assert item["error_message"] == "ValueError: bad data: boom-123"
+    assert not platform.object_exists(trial.fields["params_key"])
+
+
+def test_model_that_never_finishes_times_out(platform, run_worker):
+    trial = platform.start_trial(model("while True:\n    time.sleep(0.05)"), "M", timeout_seconds=2)
+    started = time.monotonic()
+    assert run_worker(trial.message) == 0
+    assert time.monotonic() - started < 5
+
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "FAILED" and described["error"] == "TrialTimeout"
+    item = platform.trial_item(trial)
+    assert item["error_type"] == "TrialTimeout" and "timeout_seconds=2" in item["error_message"]
+    assert "killed the model process" in platform.log_text(trial)
+
+
+def test_stopping_the_job_stops_the_trial(platform, run_worker):
+    trial = platform.start_trial(model('print("training", flush=True)\nwhile True:\n    time.sleep(0.05)'), "M",
+                                 heartbeat_seconds=0.5)
+    timer = threading.Timer(1.0, platform.set_job_status, args=(trial, "STOPPED"))
+    timer.start()
+    started = time.monotonic()
+    try:
+        assert run_worker(trial.message) == 0
+    finally:
+        timer.cancel()
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < 4
+
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "FAILED" and described["error"] == "TrialStopped"
+    item = platform.trial_item(trial)
+    assert item["error_type"] == "TrialStopped" and "STOPPED" in item["error_message"]
+    assert "[model] training" in platform.log_text(trial)
+
+
+def test_missing_dependency(platform, run_worker):
+    trial = platform.start_trial(model("pass"), "M",
+                                 dependencies={"kilele-no-such-package": "1.0", "numpy": "0.0.1"})
+    assert run_worker(trial.message) == 0
+
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "FAILED" and described["error"] == "DependencyError"
+    item = platform.trial_item(trial)
+    assert item["error_type"] == "DependencyError"
+    assert "kilele-no-such-package==1.0" in item["error_message"] and "numpy" not in item["error_message"]
+    log = platform.log_text(trial)
+    assert "warning: dependency numpy: 0.0.1 requested" in log  # another version is only a warning
+    assert "starting the model process" not in log
+
+
+def test_memory_hog_is_out_of_memory(platform, run_worker):
+    trial = platform.start_trial(model("hog = [0] * (2 ** 28)  # 2 GB of pointers"), "M", memory_limit_mb=300)
+    assert run_worker(trial.message) == 0
+
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "FAILED" and described["error"] == "OutOfMemory"
+    item = platform.trial_item(trial)
+    assert item["error_type"] == "OutOfMemory" and "memory_limit_mb=300" in item["error_message"]
+    assert "MemoryError" in platform.log_text(trial)
+
+
+def test_model_file_that_fails_to_import(platform, run_worker):
+    trial = platform.start_trial(model("pass", imports="import kilele_no_such_module\n"), "M")
+    assert run_worker(trial.message) == 0
+
+    output = json.loads(platform.wait_execution(trial.execution_arn)["output"])
+    assert output["path"] == "caught" and output["error"]["Error"] == "TrialError"
+    log = platform.log_text(trial)
+    assert "No module named 'kilele_no_such_module'" in log and "Traceback" in log
+    item = platform.trial_item(trial)
+    assert item["error_type"] == "TrialError" and item["error_message"].startswith("ModelLoadError: ")
+
+
+def test_model_environment_has_no_aws_variables(platform, run_worker, monkeypatch):
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "supervisor-only")
+    monkeypatch.setenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "/v2/credentials/x")
+    monkeypatch.setenv("MOTO_PORT", "5000")
+    monkeypatch.setenv("KILELE_TRIAL_MESSAGE", "{}")
+    monkeypatch.setenv("KILELE_TEST_VISIBLE", "no")
+    monkeypatch.setenv("PLAIN_SETTING_FOR_MODEL", "yes")
+    trial = platform.start_trial(model('for name in sorted(os.environ):\n    print("ENV", name)'), "M")
+    assert run_worker(trial.message) == 0
+    assert platform.wait_execution(trial.execution_arn)["status"] == "SUCCEEDED"
+
+    names = [line.split(" ENV ", 1)[1] for line in platform.log_text(trial).splitlines() if " ENV " in line]
+    assert "PLAIN_SETTING_FOR_MODEL" in names and "PATH" in names
+    assert not [n for n in names if n.startswith(("AWS_", "MOTO_", "KILELE_"))], names
+    assert trial.message["task_token"] not in platform.log_text(trial)
+
+
+def test_model_killed_by_a_signal_is_a_trial_error(platform, run_worker):
+    trial = platform.start_trial(model("import signal\nos.kill(os.getpid(), signal.SIGSEGV)"), "M")
+    assert run_worker(trial.message) == 0
+    output = json.loads(platform.wait_execution(trial.execution_arn)["output"])
+    assert output["error"]["Error"] == "TrialError"
+    assert platform.trial_item(trial)["error_message"] == "the model process was killed by SIGSEGV"
+
+
+def test_evaluate_must_return_a_finite_float(platform, run_worker):
+    trial = platform.start_trial(model("pass").replace("return 0.5", "return float('nan')"), "M")
+    assert run_worker(trial.message) == 0
+    output = json.loads(platform.wait_execution(trial.execution_arn)["output"])
+    assert output["error"]["Error"] == "TrialError"
+    assert "finite float" in platform.trial_item(trial)["error_message"]
+
+
+def test_trial_no_longer_pending_is_reported_stopped_without_running(platform, run_worker):
+    trial = platform.start_trial(model("raise AssertionError('must not run')"), "M", trial_status="STOPPED")
+    assert run_worker(trial.message) == 0
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "FAILED" and described["error"] == "TrialStopped"
+    assert not platform.object_exists(trial.fields["logs_key"])  # the trial's log is not overwritten
+    assert platform.trial_item(trial) == {"id": trial.id, "status": "STOPPED"}
+
+
+def test_duplicate_message_for_a_running_trial_is_left_to_its_worker(platform, run_worker):
+    trial = platform.start_trial(model("pass"), "M", trial_status="RUNNING")
+    assert run_worker(trial.message) == 0
+    assert platform.sfn.describe_execution(executionArn=trial.execution_arn)["status"] == "RUNNING"
+    platform.sfn.stop_execution(executionArn=trial.execution_arn)
+
+
+def test_a_token_the_execution_no_longer_waits_for(platform, run_worker):
+    trial = platform.start_trial(model("while True:\n    time.sleep(0.05)"), "M")
+    # Someone else answered the task: the heartbeat now gets InvalidToken.
+    platform.sfn.send_task_success(taskToken=trial.message["task_token"], output="{}")
+    assert platform.wait_execution(trial.execution_arn)["status"] == "SUCCEEDED"
+    started = time.monotonic()
+    assert run_worker(trial.message) == 4
+    assert time.monotonic() - started < 5
+    log = platform.log_text(trial)
+    assert "the execution no longer waits for this trial (InvalidToken)" in log
+    assert "error_type" not in platform.trial_item(trial)
+
+
+def test_invalid_message_with_a_token_is_failed(platform, run_worker):
+    trial = platform.start_trial(model("pass"), "M")
+    bad = {"task_token": trial.message["task_token"], "trial": {"id": trial.id}}
+    assert run_worker(bad) == 0
+    output = json.loads(platform.wait_execution(trial.execution_arn)["output"])
+    assert output["error"]["Error"] == "TrialError"
+
+
+def test_message_without_a_token_is_a_usage_error(run_worker):
+    assert run_worker({"trial": {}}) == 2
+
+
+def test_model_killed_near_its_memory_limit_is_out_of_memory(platform, run_worker):
+    # What the kernel's OOM killer does to a process at its limit: SIGKILL, no MemoryError.
+    body = '''
+    import re, signal
+    size_kb = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+    block = bytearray((int(600 * 1024 * 0.9) - size_kb) * 1024)
+    print("holding", len(block), flush=True)
+    time.sleep(0.6)  # the supervisor samples the process every 0.2 s
+    os.kill(os.getpid(), signal.SIGKILL)
+    '''
+    trial = platform.start_trial(model(body), "M", memory_limit_mb=600)
+    assert run_worker(trial.message) == 0
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "FAILED" and described["error"] == "OutOfMemory"
+    item = platform.trial_item(trial)
+    assert item["error_message"] == "the model process was killed by SIGKILL: out of memory (memory_limit_mb=600)"
+
+
+def test_sigterm_stops_the_trial(platform, run_worker):
+    """Batch's TerminateJob / SageMaker's StopTrainingJob send SIGTERM to the worker."""
+    import os
+    import signal
+
+    trial = platform.start_trial(model("while True:\n    time.sleep(0.05)"), "M")
+    before = signal.getsignal(signal.SIGTERM)
+    timer = threading.Timer(1.0, os.kill, args=(os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        assert run_worker(trial.message) == 0
+    finally:
+        timer.cancel()
+    assert signal.getsignal(signal.SIGTERM) is before  # the worker restores the handler
+    described = platform.wait_execution(trial.execution_arn)
+    assert described["status"] == "FAILED" and described["error"] == "TrialStopped"
+    assert "SIGTERM" in platform.trial_item(trial)["error_message"]
+
+
+def test_model_runs_as_another_user_when_the_worker_is_root(platform, run_worker, monkeypatch):
+    import os
+    import pwd
+
+    import subprocess
+    import sys
+
+    import pytest
+
+    if os.geteuid() != 0:
+        pytest.skip("needs root (the images run the supervisor as root)")
+    from kilele_worker.sandbox import child_environment
+
+    try:
+        probe = subprocess.run([sys.executable, "-c", "import kilele_worker.child, kilele.model"], user="nobody",
+                               env=child_environment(), capture_output=True, cwd="/", timeout=30).returncode
+    except PermissionError:
+        probe = 1
+    if probe != 0:
+        pytest.skip("user nobody cannot run this interpreter or import kilele (e.g. it lives under /root)")
+    monkeypatch.setenv("KILELE_MODEL_USER", "nobody")
+    body = '''
+    print("uid", os.getuid(), flush=True)
+    try:
+        open(f"/proc/{os.getppid()}/environ", "rb").read()
+        print("read the supervisor environment", flush=True)
+    except OSError as e:
+        print("supervisor environment:", type(e).__name__, flush=True)
+    open("scratch-file", "w").write("ok")  # the work directory's scratch/ is writable
+    '''
+    trial = platform.start_trial(model(body), "M")
+    assert run_worker(trial.message) == 0
+    assert platform.wait_execution(trial.execution_arn)["status"] == "SUCCEEDED"
+    log = platform.log_text(trial)
+    assert f"uid {pwd.getpwnam('nobody').pw_uid}" in log
+    assert "supervisor environment: PermissionError" in log

@@ -1,0 +1,83 @@
+"""The train-worker state machine, executed by moto with the real handlers."""
+from __future__ import annotations
+
+import time
+
+
+def test_happy_path_runs_the_trial_budget_and_stops(platform):
+    dev, created = platform.start_job({"MODEL_TRIAL_COUNT": 4, "TIME_HOURS": 1})
+    job = platform.wait_for_job(dev, "app")
+    assert job["status"] == "STOPPED" and {w["status"] for w in job["workers"]} == {"STOPPED"}
+    assert len(job["workers"]) == 2
+    trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert len(trials) == 4 and {t["status"] for t in trials} == {"COMPLETED"}
+    assert len({tuple(sorted(t["knobs"].items())) for t in trials}) == 4  # no configuration twice
+    best = platform.services.train_jobs.get_best_trials_of_train_job(dev, "app", max_count=3)
+    assert [t["score"] for t in best] == sorted((t["score"] for t in trials), reverse=True)[:3]
+    assert all(e["status"] == "SUCCEEDED" for e in platform.wait_executions_done())
+    # The model's knob config was learnt once, from the worker (not by importing it in the API).
+    assert [t["kind"] for t in platform.runner.seen].count("describe") >= 1
+
+
+def test_a_failing_trial_is_errored_and_the_search_goes_on(platform):
+    platform.runner.outcome = lambda trial: ("fail", "TrialError") if trial["knobs"]["depth"] % 2 else ("ok", 0.5)
+    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": 6, "TIME_HOURS": 1})
+    job = platform.wait_for_job(dev, "app")
+    assert job["status"] == "STOPPED"
+    trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
+    errored = [t for t in trials if t["status"] == "ERRORED"]
+    assert errored and all(t["error_type"] == "TrialError" for t in errored)
+    assert len(trials) <= 6
+
+
+def test_a_slot_stops_after_too_many_errors_in_a_row(platform):
+    platform.runner.outcome = lambda trial: ("fail", "TrialError")
+    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": -1, "TIME_HOURS": 1})
+    job = platform.wait_for_job(dev, "app")
+    assert job["status"] == "STOPPED"  # failing trials are the model's fault, not the job's
+    trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert len(trials) == 2 * 3 and {t["status"] for t in trials} == {"ERRORED"}
+    assert all("in a row failed" in (w["error"] or "") for w in job["workers"])
+
+
+def test_a_silent_trial_is_caught_by_the_heartbeat_timeout(platform):
+    platform.runner.outcome = lambda trial: ("hang", None)
+    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": 1, "TIME_HOURS": 1})
+    job = platform.wait_for_job(dev, "app", timeout=30)
+    trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert job["status"] == "STOPPED" and [t["status"] for t in trials] == ["ERRORED"]
+    assert trials[0]["error_type"].startswith("States.")
+
+
+def test_stop_mid_run_ends_running_trials(platform):
+    platform.runner.outcome = lambda trial: ("hang", None)
+    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": -1, "TIME_HOURS": 1})
+    deadline = time.monotonic() + 20
+    while not platform.services.train_jobs.get_trials_of_train_job(dev, "app"):
+        assert time.monotonic() < deadline, "no trial started"
+        time.sleep(0.1)
+    stopped = platform.services.train_jobs.stop_train_job(dev, "app")
+    assert stopped["status"] == "STOPPED" and {w["status"] for w in stopped["workers"]} == {"STOPPED"}
+    trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert trials and {t["status"] for t in trials} == {"TERMINATED"}
+    platform.wait_executions_done(timeout=30)  # the loops notice the stop and end
+    assert {t["status"] for t in platform.services.train_jobs.get_trials_of_train_job(dev, "app")} == {"TERMINATED"}
+
+
+def test_time_budget_ends_the_search(platform):
+    platform.runner.seconds_per_trial = 0.3
+    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": -1, "TIME_HOURS": 2.0 / 3600})
+    job = platform.wait_for_job(dev, "app", timeout=30)
+    trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert job["status"] == "STOPPED" and 1 <= len(trials) <= 2 * (2 / 0.3 + 1)
+
+
+def test_long_loops_continue_in_new_executions(platform):
+    platform.rebuild(KILELE_MAX_TRIALS_PER_EXECUTION="2", KILELE_WORKER_SLOTS_PER_MODEL="1")
+    dev, created = platform.start_job({"MODEL_TRIAL_COUNT": 5, "TIME_HOURS": 1})
+    job = platform.wait_for_job(dev, "app")
+    trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert job["status"] == "STOPPED" and len(trials) == 5
+    names = sorted(e["name"] for e in platform.wait_executions_done() if e["name"].startswith(created["id"]))
+    assert [n.rsplit("-", 1)[1] for n in names] == ["g0", "g1", "g2"]
+    assert job["workers"][0]["execution_arn"].endswith("-g2")
