@@ -1,12 +1,15 @@
-"""The CloudWatch dashboard operators open first: API, API Lambda and table throttling."""
+"""The CloudWatch dashboard operators open first: API, API Lambda, table throttling, train-job
+workflows (Step Functions executions) and the trials queue."""
 from __future__ import annotations
 
-from typing import Mapping
+from typing import Mapping, Optional
 
 from aws_cdk import Duration
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
 
 PERIOD = Duration.minutes(5)
@@ -18,8 +21,12 @@ def build_dashboard(
     api_stage: apigw.Stage,
     function: lambda_.IFunction,
     table_names: Mapping[str, str],
+    *,
+    state_machines: Optional[Mapping[str, sfn.IStateMachine]] = None,
+    trials_queue: Optional[sqs.IQueue] = None,
 ) -> cw.Dashboard:
-    """Dashboard ``kilele-{stage}``; ``table_names`` maps logical table names to deployed ones."""
+    """Dashboard ``kilele-{stage}``; ``table_names`` maps logical table names to deployed ones,
+    ``state_machines`` logical state machine names to the machines."""
     dashboard = cw.Dashboard(scope, "Dashboard", dashboard_name=f"kilele-{stage}")
     dashboard.add_widgets(
         cw.GraphWidget(
@@ -61,6 +68,45 @@ def build_dashboard(
             left=[_throttled_requests(logical, deployed) for logical, deployed in table_names.items()],
         )
     )
+    for name, state_machine in (state_machines or {}).items():
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title=f"{name} executions",
+                width=12,
+                left=[
+                    state_machine.metric_started(label="started", period=PERIOD),
+                    state_machine.metric_succeeded(label="succeeded", period=PERIOD),
+                    state_machine.metric_failed(label="failed", period=PERIOD),
+                    state_machine.metric_timed_out(label="timed out", period=PERIOD),
+                ],
+            ),
+            cw.GraphWidget(
+                title=f"{name} execution time",
+                width=12,
+                left=[
+                    state_machine.metric_time(label="p50", statistic="p50", period=PERIOD),
+                    state_machine.metric_time(label="p99", statistic="p99", period=PERIOD),
+                ],
+            ),
+        )
+    if trials_queue is not None:
+        dashboard.add_widgets(
+            cw.GraphWidget(
+                title="Trials queue depth",
+                width=12,
+                left=[
+                    trials_queue.metric_approximate_number_of_messages_visible(label="waiting", period=PERIOD),
+                    trials_queue.metric_approximate_number_of_messages_not_visible(label="in flight", period=PERIOD),
+                ],
+            ),
+            cw.GraphWidget(
+                title="Trials queue: age of oldest message (s)",
+                width=12,
+                left=[trials_queue.metric_approximate_age_of_oldest_message(
+                    label="max", statistic="Maximum", period=PERIOD,
+                )],
+            ),
+        )
     return dashboard
 
 

@@ -1,4 +1,5 @@
-"""Kilele's AWS stack: the resources of chalicelib/resources.py, the API and its dashboard."""
+"""Kilele's AWS stack: the resources of chalicelib/resources.py, the API, the train-job
+machinery (workflow Lambdas, state machines, trial dispatch, AWS Batch) and the dashboard."""
 from __future__ import annotations
 
 import importlib
@@ -7,22 +8,53 @@ from pathlib import Path
 from types import ModuleType
 from typing import Optional
 
-from aws_cdk import CfnOutput, Duration, RemovalPolicy, Stack
+from aws_cdk import ArnFormat, CfnOutput, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as event_sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sqs as sqs
+from aws_cdk import aws_stepfunctions as sfn
+from chalice.app import CloudWatchEventConfig, SQSEventConfig
 from constructs import Construct
 
-from chalicelib.resources import RESOURCES, BucketSpec, Key, QueueSpec, TableSpec
+from chalicelib import resources
+from chalicelib.resources import RESOURCES, BucketSpec, Key, QueueSpec, StateMachineSpec, TableSpec
+from chalicelib.settings import Settings
+from chalicelib.workflows.handlers import FUNCTION_PLACEHOLDERS, HANDLERS
+from chalicelib.workflows.render import WORKFLOWS_DIR, load_template, placeholders
 
 from .bundling import RUNTIME, api_code
 from .dashboard import build_dashboard
+from .worker_compute import WorkerCompute
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 API_HANDLER = "app.app"
+# Chalice registers the workflow handlers as pure Lambda functions made from lambdas, so its own
+# handler strings are `app.<lambda>`: each handler needs a module-level (event, context) entry
+# point, `<WORKFLOW_ENTRY_MODULE>.<handler name>` (one per name in HANDLERS).
+WORKFLOW_ENTRY_MODULE = "chalicelib.workflows.lambda_entry"
+# Chalice event handlers (EventSourceHandler objects) are (event, context) callables in app.py.
+DISPATCH_TRIALS_HANDLER = "app.dispatch_trials"
+BATCH_JOB_FAILED_HANDLER = "app.batch_job_failed"
+
+# What Table.grant_read_write_data allows, less the stream reads nothing here does.
+TABLE_DATA_ACTIONS = [
+    "dynamodb:BatchGetItem", "dynamodb:BatchWriteItem", "dynamodb:ConditionCheckItem",
+    "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
+    "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem",
+]
+
+WORKFLOW_MEMORY_MB = 1024
+WORKFLOW_TIMEOUT = Duration.seconds(60)
+
+# ASL placeholders (besides the *FunctionArn ones of FUNCTION_PLACEHOLDERS) that name a queue.
+QUEUE_PLACEHOLDERS = {"TrialsQueueUrl": resources.TRIALS_QUEUE.name}
 
 ATTRIBUTE_TYPES = {
     "S": dynamodb.AttributeType.STRING,
@@ -53,6 +85,11 @@ GATEWAY_ERROR_TEMPLATE = '{"error": {"code": "gateway", "message": $context.erro
 def _pascal(name: str) -> str:
     """'api-keys' -> 'ApiKeys': construct ids, hence logical ids, must stay stable."""
     return "".join(part.capitalize() for part in re.split(r"[-_]", name))
+
+
+def _env_name(name: str) -> str:
+    """'train-worker' -> 'TRAIN_WORKER', as pydantic-settings reads KILELE_TRAIN_WORKER_..."""
+    return name.upper().replace("-", "_")
 
 
 def _attribute(key: Optional[Key]) -> Optional[dynamodb.Attribute]:
@@ -87,10 +124,22 @@ def chalice_routes() -> dict[str, list[str]]:
     return routes
 
 
+def chalice_event_source(handler: str, config_type: type) -> object:
+    """The Chalice event source whose Lambda handler string is ``handler`` (e.g.
+    'app.dispatch_trials'), checked to be of ``config_type``, so a renamed or re-typed handler in
+    app.py fails synth instead of deploying a Lambda that cannot import its handler."""
+    sources = {source.handler_string: source for source in chalice_app_module().app.event_sources}
+    source = sources.get(handler)
+    if not isinstance(source, config_type):
+        raise RuntimeError(f"app.py registers no {config_type.__name__} handler {handler!r} (has {sorted(sources)})")
+    return source
+
+
 class KileleStack(Stack):
-    """One Kilele deployment (``stage``): tables, buckets and queues from ``RESOURCES``, the
-    Chalice API on Lambda behind API Gateway (one resource per Chalice route), and the
-    ``kilele-{stage}`` dashboard."""
+    """One Kilele deployment (``stage``): tables, buckets, queues (not the local-only ones) and
+    state machines from ``RESOURCES``, the Chalice API on Lambda behind API Gateway (one resource
+    per Chalice route), one Lambda per workflow handler, the trials-queue dispatcher, AWS Batch
+    for the worker image, and the ``kilele-{stage}`` dashboard."""
 
     def __init__(self, scope: Construct, construct_id: str, *, stage: str = "dev", **kwargs) -> None:
         super().__init__(scope, construct_id, **kwargs)
@@ -98,11 +147,37 @@ class KileleStack(Stack):
         self.tables = {spec.name: self._table(spec) for spec in RESOURCES.tables}
         self.buckets = {spec.name: self._bucket(spec) for spec in RESOURCES.buckets}
         self.queues = {spec.name: self._queue(spec) for spec in RESOURCES.queues if not spec.local_only}
+        self.trials_queue = self.queues[resources.TRIALS_QUEUE.name]
+        # Shown in the definition's comment and read by the workflow Lambdas: one value for both.
+        self.max_trials_per_execution = Settings().max_trials_per_execution
+        # The workflow Lambdas need the state machine ARNs (continue-as-new starts a new
+        # execution) and the state machines need the Lambda ARNs: the Lambdas get ARNs built
+        # from the machines' fixed names, so nothing refers back to the machines.
+        self.state_machine_arns = {spec.name: self._state_machine_arn(spec.name) for spec in RESOURCES.state_machines}
+        # One asset (bundled once) for every function: the repo's app.py + chalicelib/.
+        self.code = api_code(REPO_ROOT)
         self.function = self._api_function()
+        self.workflow_functions = {name: self._workflow_function(name) for name in HANDLERS}
+        self.state_machines = {spec.name: self._state_machine(spec) for spec in RESOURCES.state_machines}
+        for state_machine in self.state_machines.values():
+            # Not a reference (the API uses the built ARN), only an order: the API is never
+            # updated to start executions of a machine that does not exist yet.
+            self.function.node.add_dependency(state_machine)
+        self.worker_compute = WorkerCompute(
+            self, "WorkerCompute",
+            stage=stage,
+            bucket=self.buckets[resources.DATA_BUCKET.name],
+            trial_tables=[self.tables[resources.TRIALS.name], self.tables[resources.TRAIN_JOBS.name]],
+            state_machine_arns=list(self.state_machine_arns.values()),
+        )
+        self.dispatch_function = self._dispatch_function()
+        self.batch_job_failed_function = self._batch_job_failed_function()
         self.api = self._rest_api(self.function)
         build_dashboard(
             self, stage, self.api.deployment_stage, self.function,
             {name: self.resource_name(name) for name in self.tables},
+            state_machines=self.state_machines,
+            trials_queue=self.trials_queue,
         )
         self._outputs()
 
@@ -169,30 +244,190 @@ class KileleStack(Stack):
             enforce_ssl=True,
         )
 
-    def _api_function(self) -> lambda_.Function:
-        environment = {"KILELE_STAGE": self.stage, "POWERTOOLS_SERVICE_NAME": "kilele-api"}
+    def _environment(self, service: str) -> dict[str, str]:
+        """What every Kilele function reads through chalicelib.settings.Settings."""
+        environment = {
+            "KILELE_STAGE": self.stage,
+            "POWERTOOLS_SERVICE_NAME": service,
+            "KILELE_TRIALS_QUEUE_URL": self.trials_queue.queue_url,
+            "KILELE_MAX_TRIALS_PER_EXECUTION": str(self.max_trials_per_execution),
+        }
         for name, bucket in self.buckets.items():
             # "data" -> KILELE_DATA_BUCKET_NAME, read by Settings.data_bucket_name.
-            environment[f"KILELE_{name.upper().replace('-', '_')}_BUCKET_NAME"] = bucket.bucket_name
-        function = lambda_.Function(
-            self, "ApiFunction",
+            environment[f"KILELE_{_env_name(name)}_BUCKET_NAME"] = bucket.bucket_name
+        for name, arn in self.state_machine_arns.items():
+            # "train-worker" -> KILELE_TRAIN_WORKER_STATE_MACHINE_ARN.
+            environment[f"KILELE_{_env_name(name)}_STATE_MACHINE_ARN"] = arn
+        return environment
+
+    def _function(
+        self, construct_id: str, *, handler: str, environment: dict[str, str],
+        timeout: Duration, memory_size: int = 1024,
+    ) -> lambda_.Function:
+        return lambda_.Function(
+            self, construct_id,
             runtime=RUNTIME,
             architecture=lambda_.Architecture.X86_64,  # the bundled wheels are x86_64
-            handler=API_HANDLER,
-            code=api_code(REPO_ROOT),
-            memory_size=1024,
-            timeout=Duration.seconds(30),
+            handler=handler,
+            code=self.code,
+            memory_size=memory_size,
+            timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             environment=environment,
-            log_group=logs.LogGroup(self, "ApiFunctionLogs", retention=logs.RetentionDays.ONE_MONTH),
+            log_group=logs.LogGroup(self, f"{construct_id}Logs", retention=logs.RetentionDays.ONE_MONTH),
         )
-        for table in self.tables.values():
-            table.grant_read_write_data(function)
+
+    def _api_function(self) -> lambda_.Function:
+        function = self._function(
+            "ApiFunction", handler=API_HANDLER, environment=self._environment("kilele-api"),
+            timeout=Duration.seconds(30),
+        )
+        self._grant_tables(function)
         for bucket in self.buckets.values():
             bucket.grant_read_write(function)
         for queue in self.queues.values():
             queue.grant_send_messages(function)
             queue.grant_consume_messages(function)
+        self._grant_executions(function)
+        return function
+
+    def _workflow_function(self, name: str) -> lambda_.Function:
+        """The Lambda behind the task states that name handler ``name`` (e.g. propose_trial)."""
+        function = self._function(
+            f"{_pascal(name)}Function",
+            handler=f"{WORKFLOW_ENTRY_MODULE}.{name}",
+            environment=self._environment("kilele-workflows"),
+            memory_size=WORKFLOW_MEMORY_MB,
+            timeout=WORKFLOW_TIMEOUT,
+        )
+        self._grant_tables(function)
+        for bucket in self.buckets.values():
+            bucket.grant_read_write(function)
+        self._grant_executions(function)
+        return function
+
+    def _grant_tables(self, grantee: iam.IGrantable) -> None:
+        """Read and write items of every table and query its indexes, in one statement.
+
+        Table.grant_read_write_data per table writes two statements per table (items, streams):
+        with nine tables and the other grants the role's inline policy passed IAM's 10 KB limit and
+        CDK split it into an overflow managed policy."""
+        arns: list[str] = []
+        for table in self.tables.values():
+            arns += [table.table_arn, f"{table.table_arn}/index/*"]
+        iam.Grant.add_to_principal(grantee=grantee, actions=TABLE_DATA_ACTIONS, resource_arns=arns)
+
+    def _state_machine_arn(self, name: str) -> str:
+        return self.format_arn(
+            service="states", resource="stateMachine", resource_name=self.resource_name(name),
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _execution_arns(self, name: str) -> str:
+        return self.format_arn(
+            service="states", resource="execution", resource_name=f"{self.resource_name(name)}:*",
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
+
+    def _grant_executions(self, grantee: iam.IGrantable) -> None:
+        """Start executions of Kilele's state machines, stop and describe them."""
+        names = list(self.state_machine_arns)
+        if not names:
+            return
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["states:StartExecution"],
+            resource_arns=[self.state_machine_arns[name] for name in names],
+        )
+        iam.Grant.add_to_principal(
+            grantee=grantee, actions=["states:StopExecution", "states:DescribeExecution"],
+            resource_arns=[self._execution_arns(name) for name in names],
+        )
+
+    def _grant_task_failure(self, grantee: iam.IGrantable) -> None:
+        if self.state_machine_arns:
+            iam.Grant.add_to_principal(
+                grantee=grantee, actions=["states:SendTaskFailure"],
+                resource_arns=list(self.state_machine_arns.values()),
+            )
+
+    def _state_machine(self, spec: StateMachineSpec) -> sfn.StateMachine:
+        """``chalicelib/workflows/<template>.asl.json`` with every ``${...}`` placeholder filled in
+        by CloudFormation (DefinitionSubstitutions), as render.render_aws does in Python."""
+        name = self.resource_name(spec.name)
+        needed = placeholders(load_template(spec.template))
+        values: dict[str, str] = {
+            placeholder: self.workflow_functions[handler].function_arn
+            for placeholder, handler in FUNCTION_PLACEHOLDERS.items()
+        }
+        values.update({p: self.queues[q].queue_url for p, q in QUEUE_PLACEHOLDERS.items()})
+        values["MaxTrialsPerExecution"] = str(self.max_trials_per_execution)
+        missing = needed - set(values)
+        if missing:
+            # CloudFormation would deploy the literal ${...} and the machine would fail at run time.
+            raise ValueError(f"{spec.template}.asl.json: no value for placeholders {sorted(missing)}")
+        construct_id = f"{_pascal(spec.name)}StateMachine"
+        log_group = logs.LogGroup(
+            self, f"{construct_id}Logs",
+            # The /aws/vendedlogs/ prefix keeps the account's CloudWatch Logs resource policy small.
+            log_group_name=f"/aws/vendedlogs/states/{name}",
+            retention=logs.RetentionDays.ONE_MONTH,
+            removal_policy=RemovalPolicy.DESTROY,  # a fixed name: a retained group would block re-creation
+        )
+        state_machine = sfn.StateMachine(
+            self, construct_id,
+            state_machine_name=name,
+            definition_body=sfn.DefinitionBody.from_file(str(WORKFLOWS_DIR / f"{spec.template}.asl.json")),
+            definition_substitutions={p: values[p] for p in sorted(needed)},
+            logs=sfn.LogOptions(destination=log_group, level=sfn.LogLevel.ALL, include_execution_data=True),
+            tracing_enabled=True,
+        )
+        for placeholder, handler in FUNCTION_PLACEHOLDERS.items():
+            if placeholder in needed:
+                self.workflow_functions[handler].grant_invoke(state_machine)
+        for placeholder, queue in QUEUE_PLACEHOLDERS.items():
+            if placeholder in needed:
+                self.queues[queue].grant_send_messages(state_machine)
+        return state_machine
+
+    def _dispatch_function(self) -> lambda_.Function:
+        """Consumes the trials queue: submits each trial message as a Batch job."""
+        config = chalice_event_source(DISPATCH_TRIALS_HANDLER, SQSEventConfig)
+        function = self._function(
+            "DispatchTrialsFunction",
+            handler=DISPATCH_TRIALS_HANDLER,
+            environment={**self._environment("kilele-dispatch"), **self.worker_compute.environment()},
+            timeout=WORKFLOW_TIMEOUT,  # below the trials queue's visibility timeout
+        )
+        function.add_event_source(event_sources.SqsEventSource(self.trials_queue, batch_size=config.batch_size))
+        self.worker_compute.grant_submit(function)
+        self._grant_task_failure(function)
+        return function
+
+    def _batch_job_failed_function(self) -> lambda_.Function:
+        """Fails the task token of a worker's Batch job that ended FAILED (killed, OOM, host lost)."""
+        config = chalice_event_source(BATCH_JOB_FAILED_HANDLER, CloudWatchEventConfig)
+        function = self._function(
+            "BatchJobFailedFunction",
+            handler=BATCH_JOB_FAILED_HANDLER,
+            environment={**self._environment("kilele-dispatch"), **self.worker_compute.environment()},
+            timeout=WORKFLOW_TIMEOUT,
+        )
+        pattern = config.event_pattern
+        events.Rule(
+            self, "BatchJobFailedRule",
+            description="Kilele: a trial's Batch job FAILED -> fail its Step Functions task token",
+            event_pattern=events.EventPattern(
+                source=pattern["source"],
+                detail_type=pattern["detail-type"],
+                # Chalice's pattern (status FAILED), narrowed to this stage's worker queues.
+                detail={
+                    **pattern.get("detail", {}),
+                    "jobQueue": [queue.job_queue_arn for queue in self.worker_compute.job_queues],
+                },
+            ),
+            targets=[targets.LambdaFunction(function)],
+        )
+        self._grant_task_failure(function)
         return function
 
     def _rest_api(self, function: lambda_.IFunction) -> apigw.RestApi:
@@ -272,3 +507,8 @@ class KileleStack(Stack):
             CfnOutput(self, f"{_pascal(name)}BucketName", value=bucket.bucket_name)
         for name, table in self.tables.items():
             CfnOutput(self, f"{_pascal(name)}TableName", value=table.table_name)
+        for name, state_machine in self.state_machines.items():
+            CfnOutput(self, f"{_pascal(name)}StateMachineArn", value=state_machine.state_machine_arn)
+        CfnOutput(self, "WorkerRepositoryUri", value=self.worker_compute.repository.repository_uri)
+        CfnOutput(self, "CpuJobQueueArn", value=self.worker_compute.cpu_queue.job_queue_arn)
+        CfnOutput(self, "GpuJobQueueArn", value=self.worker_compute.gpu_queue.job_queue_arn)

@@ -1,6 +1,7 @@
 """The ``kilele`` command: the SDK from a shell.
 
-Every command prints its result as JSON on stdout. Errors print one line on stderr and exit 1.
+Every command prints its result as JSON on stdout (but ``train-jobs watch``, a live view). Errors
+print one line on stderr and exit 1.
 ``kilele login`` keeps the session token in ``~/.config/kilele/session.json`` (mode 0600), one
 per API URL; later commands use it unless an API key is given (``--api-key`` / KILELE_API_KEY),
 which then wins.
@@ -11,13 +12,15 @@ import json
 import os
 import sys
 import tempfile
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
 import click
 
-from kilele.client import Client
-from kilele.constants import ModelAccessRight, UserType
+from kilele.client import FINAL_TRAIN_JOB_STATUSES, Client, trial_progress
+from kilele.constants import BudgetOption, ModelAccessRight, UserType
 from kilele.errors import KileleError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -339,6 +342,271 @@ def models_download(obj: Context, model_id: str, out: str) -> None:
 def models_delete(obj: Context, model_id: str) -> None:
     """Delete a model no train job uses."""
     output(obj.client().delete_model(model_id))
+
+
+# ---------------------------------------------------------------------- train jobs
+
+
+def _train_arg(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``("epochs=3", "name=abc")`` -> ``{"epochs": 3, "name": "abc"}`` (values parsed as JSON when they are)."""
+    args: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"{pair!r} should look like key=value", param_hint="--train-arg")
+        try:
+            args[key.strip()] = json.loads(value)
+        except ValueError:
+            args[key.strip()] = value
+    return args
+
+
+version_option = click.option("--version", "app_version", type=int, default=-1, show_default=True,
+                              help="App version (-1: the latest).")
+
+
+@cli.group("train-jobs")
+def train_jobs() -> None:
+    """Manage train jobs (hyperparameter searches)."""
+
+
+@train_jobs.command("create")
+@click.argument("app")
+@click.argument("task")
+@click.option("--train-dataset", "train_dataset_id", required=True, help="Id of the train dataset.")
+@click.option("--val-dataset", "val_dataset_id", required=True, help="Id of the validation dataset.")
+@click.option("--model", "model_ids", multiple=True, metavar="ID",
+              help="A model to train; repeat for several (default: every model available for TASK).")
+@click.option("--trials", type=int, help="Trials per model (MODEL_TRIAL_COUNT; -1: unlimited).")
+@click.option("--hours", type=float, help="Time budget in hours (TIME_HOURS).")
+@click.option("--gpus", type=int, help="GPUs across all models (GPU_COUNT).")
+@click.option("--train-arg", "train_args", multiple=True, metavar="KEY=VALUE",
+              help="An argument for the models' train(); repeat for several. JSON values are parsed.")
+@pass_ctx
+def train_jobs_create(obj: Context, app: str, task: str, train_dataset_id: str, val_dataset_id: str,
+                      model_ids: tuple[str, ...], trials: Optional[int], hours: Optional[float],
+                      gpus: Optional[int], train_args: tuple[str, ...]) -> None:
+    """Create and start a train job of APP for TASK."""
+    budget: dict[BudgetOption, Any] = {}
+    if trials is not None:
+        budget[BudgetOption.MODEL_TRIAL_COUNT] = trials
+    if hours is not None:
+        budget[BudgetOption.TIME_HOURS] = hours
+    if gpus is not None:
+        budget[BudgetOption.GPU_COUNT] = gpus
+    output(obj.client().create_train_job(app, task, train_dataset_id, val_dataset_id, budget,
+                                         models=list(model_ids) or None, train_args=_train_arg(train_args)))
+
+
+@train_jobs.command("list")
+@click.option("--app", help="Only the train jobs of this app.")
+@pass_ctx
+def train_jobs_list(obj: Context, app: Optional[str]) -> None:
+    """List your train jobs."""
+    client = obj.client()
+    output(client.get_train_jobs_of_app(app) if app else client.get_train_jobs_by_user(None))
+
+
+@train_jobs.command("get")
+@click.argument("app")
+@version_option
+@pass_ctx
+def train_jobs_get(obj: Context, app: str, app_version: int) -> None:
+    """Show a train job of APP with its workers."""
+    output(obj.client().get_train_job(app, app_version))
+
+
+@train_jobs.command("stop")
+@click.argument("app")
+@version_option
+@pass_ctx
+def train_jobs_stop(obj: Context, app: str, app_version: int) -> None:
+    """Stop a train job of APP."""
+    output(obj.client().stop_train_job(app, app_version))
+
+
+def _parse_time(value: Any) -> Optional[datetime]:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+def _duration(started: Any, stopped: Any, now: datetime) -> str:
+    start = _parse_time(started)
+    if start is None:
+        return "-"
+    seconds = max(0.0, ((_parse_time(stopped) or now) - start).total_seconds())
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
+def _truncate(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: max(0, width - 3)] + "..."
+
+
+def _knobs(knobs: Any) -> str:
+    if not isinstance(knobs, dict):
+        return ""
+    parts = []
+    for name, value in knobs.items():
+        if isinstance(value, float):
+            shown = f"{value:.4g}"
+        else:
+            shown = value if isinstance(value, str) else json.dumps(value)
+        parts.append(f"{name}={shown}")
+    return ", ".join(parts)
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    line = lambda cells: "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    return [line(headers), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+
+
+def render_watch(job: dict[str, Any], trials: list[dict[str, Any]], now: Optional[datetime] = None,
+                 knob_width: int = 40) -> str:
+    """The text of one ``train-jobs watch`` snapshot."""
+    now = now or datetime.now(timezone.utc)
+    lines = [
+        f"train job {job.get('app')} v{job.get('app_version')}  {job.get('status')}  "
+        f"({job.get('task')}, elapsed {_duration(job.get('datetime_started'), job.get('datetime_stopped'), now)})",
+    ]
+    if job.get("error"):
+        lines.append(f"error: {job['error']}")
+    workers = job.get("workers") or []
+    if workers:
+        lines += ["", *_table(
+            ["worker", "model", "status", "error"],
+            [[str(w.get("service_id", "")), str(w.get("model_name") or w.get("model_id") or ""),
+              str(w.get("status", "")), _truncate(str(w.get("error") or ""), 40)] for w in workers],
+        )]
+    lines.append("")
+    if trials:
+        lines += _table(
+            ["no", "model", "status", "score", "duration", "knobs"],
+            [[str(t.get("no", "")), str(t.get("model_name") or t.get("model_id") or ""),
+              str(t.get("status", "")) + (" (screen)" if t.get("screening") else ""),
+              "-" if t.get("score") is None else f"{t['score']:.4g}",
+              _duration(t.get("datetime_started"), t.get("datetime_stopped"), now),
+              _truncate(_knobs(t.get("knobs")), knob_width)] for t in trials],
+        )
+    else:
+        lines.append("no trials yet")
+    p = trial_progress(job, trials)
+    of = f"/{p['total']}" if p["total"] is not None else " (no trial limit)"
+    best = "-" if p["best_score"] is None else f"{p['best_score']:.4g}"
+    lines += ["", f"progress: {p['done']}{of} trials done ({p['completed']} completed, {p['errored']} errored, "
+                  f"{p['running']} running), best score {best}"]
+    return "\n".join(lines)
+
+
+def _watch_key(job: dict[str, Any], trials: list[dict[str, Any]]) -> Any:
+    """What a snapshot shows apart from the clock: a change of it prints a new snapshot."""
+    return (
+        job.get("status"), job.get("error"),
+        tuple((w.get("service_id"), w.get("status"), w.get("error")) for w in job.get("workers") or []),
+        tuple((t.get("id"), t.get("status"), t.get("score")) for t in trials),
+    )
+
+
+def _stdout_is_tty() -> bool:
+    try:
+        return click.get_text_stream("stdout").isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+@train_jobs.command("watch")
+@click.argument("app")
+@version_option
+@click.option("--interval", type=click.FloatRange(min=0.0), default=2.0, show_default=True,
+              help="Seconds between refreshes.")
+@pass_ctx
+def train_jobs_watch(obj: Context, app: str, app_version: int, interval: float) -> None:
+    """Follow a train job of APP live until it is STOPPED or ERRORED (or Ctrl-C).
+
+    On a terminal the view is redrawn in place; otherwise each snapshot is printed once, when
+    something changes. Exits 1 when the job ends ERRORED.
+    """
+    client = obj.client()
+    tty = _stdout_is_tty()
+    last_key: Any = None
+    try:
+        while True:
+            job = client.get_train_job(app, app_version)
+            app_version = int(job.get("app_version") or app_version)  # stay on this version
+            trials = client.get_trials_of_train_job(app, app_version)
+            key = _watch_key(job, trials)
+            if tty:
+                click.clear()
+                click.echo(render_watch(job, trials))
+            elif key != last_key:
+                if last_key is not None:
+                    click.echo("")
+                click.echo(render_watch(job, trials))
+            last_key = key
+            if job.get("status") in FINAL_TRAIN_JOB_STATUSES:
+                break
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        click.echo("\nstopped watching; the train job goes on", err=True)
+        return
+    if job.get("status") == "ERRORED":
+        raise SystemExit(1)
+
+
+# ---------------------------------------------------------------------- trials
+
+
+@cli.group()
+def trials() -> None:
+    """Inspect the trials of train jobs."""
+
+
+@trials.command("list")
+@click.argument("app")
+@version_option
+@click.option("--best", type=click.IntRange(min=1), metavar="N", help="Only the N best COMPLETED trials, best first.")
+@pass_ctx
+def trials_list(obj: Context, app: str, app_version: int, best: Optional[int]) -> None:
+    """List the trials of a train job of APP (oldest first)."""
+    client = obj.client()
+    if best is not None:
+        output(client.get_best_trials_of_train_job(app, app_version, max_count=best))
+    else:
+        output(client.get_trials_of_train_job(app, app_version))
+
+
+@trials.command("get")
+@click.argument("trial_id")
+@pass_ctx
+def trials_get(obj: Context, trial_id: str) -> None:
+    """Show one trial."""
+    output(obj.client().get_trial(trial_id))
+
+
+@trials.command("logs")
+@click.argument("trial_id")
+@pass_ctx
+def trials_logs(obj: Context, trial_id: str) -> None:
+    """Show a trial's logs."""
+    output(obj.client().get_trial_logs(trial_id))
+
+
+@trials.command("params")
+@click.argument("trial_id")
+@click.argument("out", type=click.Path(dir_okay=False, writable=True))
+@pass_ctx
+def trials_params(obj: Context, trial_id: str, out: str) -> None:
+    """Save a COMPLETED trial's parameters to OUT (a numpy .npz archive)."""
+    output(obj.client().download_trial_parameters(trial_id, out))
 
 
 # ---------------------------------------------------------------------- local stack

@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import base64
 import os
+import time
 import xml.etree.ElementTree as ET
 from enum import Enum
-from typing import Any, Iterable, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, TypeVar, Union
 from urllib.parse import quote
 
 import requests
@@ -26,6 +27,7 @@ from kilele._multipart import MultipartFileBody
 from kilele.constants import ModelAccessRight
 from kilele.errors import (
     ConnectionFailedError,
+    DownloadFailedError,
     KileleError,
     PayloadTooLargeError,
     UnauthorizedError,
@@ -33,10 +35,17 @@ from kilele.errors import (
     error_from_response,
 )
 
+if TYPE_CHECKING:  # pragma: no cover
+    from kilele.model import BaseModel
+
 JSON = Any
 StrOrEnum = Union[str, Enum]
+ModelT = TypeVar("ModelT", bound="BaseModel")
 
 MiB = 1024 * 1024
+
+#: Train job statuses after which nothing changes any more.
+FINAL_TRAIN_JOB_STATUSES = ("STOPPED", "ERRORED")
 
 
 def _enum_value(value: StrOrEnum) -> str:
@@ -49,6 +58,62 @@ def _enum_value(value: StrOrEnum) -> str:
 def _segment(value: str) -> str:
     """One path segment, escaped (ids never contain ``/``, but a typo must not change the route)."""
     return quote(str(value), safe="")
+
+
+def _version(app_version: Union[int, str]) -> str:
+    """An app version path segment: a whole number >= 1, or -1 for the latest."""
+    message = f"app_version must be a whole number >= 1, or -1 for the latest; got {app_version!r}"
+    try:
+        version = int(app_version)
+    except (TypeError, ValueError):
+        raise ValueError(message) from None
+    if version == 0 or version < -1 or isinstance(app_version, bool):
+        raise ValueError(message)
+    return str(version)
+
+
+def _budget(budget: Optional[Mapping[StrOrEnum, Any]]) -> dict[str, Any]:
+    """``{BudgetOption.MODEL_TRIAL_COUNT: 5, "time_hours": 0.5}`` -> ``{"MODEL_TRIAL_COUNT": 5, "TIME_HOURS": 0.5}``."""
+    if budget is None:
+        return {}
+    if not isinstance(budget, Mapping):
+        raise TypeError(f"budget must be a dict of {{BudgetOption: amount}}, got {type(budget).__name__}")
+    return {_enum_value(option): amount for option, amount in budget.items()}
+
+
+def _trial_budget(job: Mapping[str, Any]) -> Optional[int]:
+    """Trials the job aims at (MODEL_TRIAL_COUNT × models), or None when unlimited."""
+    per_model = (job.get("budget") or {}).get("MODEL_TRIAL_COUNT", -1)
+    try:
+        per_model = int(per_model)
+    except (TypeError, ValueError):
+        return None
+    if per_model < 1:
+        return None
+    return per_model * max(1, len(job.get("model_ids") or []))
+
+
+def trial_progress(job: Mapping[str, Any], trials: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """A summary of a train job's trials: ``done`` (COMPLETED + ERRORED), ``total`` (the trial
+    budget, None when unlimited), ``running``, ``completed``, ``errored`` and ``best_score``
+    (the best score of a COMPLETED trial, None before the first one)."""
+    counts: dict[str, int] = {}
+    best: Optional[float] = None
+    for trial in trials:
+        status = str(trial.get("status") or "")
+        counts[status] = counts.get(status, 0) + 1
+        score = trial.get("score")
+        if status == "COMPLETED" and isinstance(score, (int, float)) and (best is None or score > best):
+            best = float(score)
+    completed, errored = counts.get("COMPLETED", 0), counts.get("ERRORED", 0)
+    return {
+        "done": completed + errored,
+        "total": _trial_budget(job),
+        "completed": completed,
+        "errored": errored,
+        "running": counts.get("RUNNING", 0) + counts.get("PENDING", 0),
+        "best_score": best,
+    }
 
 
 def _dependencies(dependencies: Union[Mapping[str, str], Iterable[str], None]) -> dict[str, str]:
@@ -360,8 +425,188 @@ class Client:
         """Delete a model that no train job uses. Returns the deleted model."""
         return self._request("DELETE", f"/models/{_segment(model_id)}")
 
+    # ------------------------------------------------------------------ train jobs
 
-def _s3_error(response: requests.Response) -> tuple[str, str]:
+    def create_train_job(
+        self,
+        app: str,
+        task: StrOrEnum,
+        train_dataset_id: str,
+        val_dataset_id: str,
+        budget: Optional[Mapping[StrOrEnum, Any]],
+        models: Union[list[str], str, None] = None,
+        train_args: Optional[Mapping[str, Any]] = None,
+    ) -> dict[str, Any]:
+        """Create and start a train job: a hyperparameter search over ``models`` (ids; default:
+        every model available to you for ``task``) trained on one dataset and scored on the other.
+
+        ``budget`` is ``{BudgetOption: amount}`` (or the option names as strings):
+        ``TIME_HOURS`` (default 0.1), ``GPU_COUNT`` (default 0) and ``MODEL_TRIAL_COUNT`` (trials
+        per model, -1 for unlimited; the default). ``train_args`` reach every model's ``train()``.
+        Returns ``{"id", "app", "app_version"}``.
+        """
+        if isinstance(models, str):
+            models = [models]
+        body: dict[str, Any] = {
+            "app": app,
+            "task": _enum_value(task),
+            "train_dataset_id": train_dataset_id,
+            "val_dataset_id": val_dataset_id,
+            "budget": _budget(budget),
+            "models": list(models) if models is not None else None,
+            "train_args": dict(train_args or {}),
+        }
+        return self._request("POST", "/train-jobs", json=body)
+
+    def get_train_jobs_by_user(self, user_id: Optional[str] = None) -> list[dict[str, Any]]:
+        """Train jobs of a user (None: yours; other users' need an admin)."""
+        return self._request("GET", "/train-jobs", params={"user_id": user_id})
+
+    def get_train_jobs_of_app(self, app: str) -> list[dict[str, Any]]:
+        """Your train jobs of an app, one per app version."""
+        return self._request("GET", f"/train-jobs/{_segment(app)}")
+
+    def get_train_job(self, app: str, app_version: int = -1) -> dict[str, Any]:
+        """Your train job of ``app`` at ``app_version`` (-1: the latest), with its ``workers``."""
+        return self._request("GET", f"/train-jobs/{_segment(app)}/{_version(app_version)}")
+
+    def stop_train_job(self, app: str, app_version: int = -1) -> dict[str, Any]:
+        """Stop the train job now (running trials end as TERMINATED). Returns the STOPPED job."""
+        return self._request("POST", f"/train-jobs/{_segment(app)}/{_version(app_version)}/stop")
+
+    def get_trials_of_train_job(self, app: str, app_version: int = -1) -> list[dict[str, Any]]:
+        """Every trial of the train job, oldest first."""
+        return self._request("GET", f"/train-jobs/{_segment(app)}/{_version(app_version)}/trials")
+
+    def get_best_trials_of_train_job(self, app: str, app_version: int = -1, max_count: int = 2) -> list[dict[str, Any]]:
+        """The best COMPLETED trials of the train job, best score first (at most ``max_count``)."""
+        return self._request("GET", f"/train-jobs/{_segment(app)}/{_version(app_version)}/best-trials",
+                             params={"max_count": int(max_count)})
+
+    def wait_for_train_job(
+        self,
+        app: str,
+        app_version: int = -1,
+        timeout: Optional[float] = None,
+        poll_rate_sec: float = 2,
+        progress: bool = False,
+    ) -> dict[str, Any]:
+        """Poll the train job until it is STOPPED or ERRORED and return it (with its workers).
+
+        :param timeout: seconds to wait at most (None: no limit); then :class:`TimeoutError`
+        :param poll_rate_sec: seconds between two polls
+        :param progress: show a progress bar (tqdm, on stderr) of finished trials (COMPLETED
+            and ERRORED) against the trial budget (MODEL_TRIAL_COUNT × models; an open counter
+            when unlimited), with the best score so far
+        """
+        deadline = None if timeout is None else time.monotonic() + float(timeout)
+        bar = None
+        try:
+            while True:
+                job = self.get_train_job(app, app_version)
+                # Stay on the version found first, even if a newer one starts meanwhile.
+                app_version = int(job.get("app_version") or app_version)
+                finished = job.get("status") in FINAL_TRAIN_JOB_STATUSES
+                if progress:
+                    summary = trial_progress(job, self.get_trials_of_train_job(app, app_version))
+                    if bar is None:
+                        bar = _progress_bar(f"{app} v{app_version}", summary["total"])
+                    _update_bar(bar, job, summary)
+                if finished:
+                    return job
+                if deadline is not None:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(
+                            f"train job {app} v{app_version} is still {job.get('status')} after {timeout} s"
+                        )
+                    time.sleep(min(float(poll_rate_sec), left))
+                else:
+                    time.sleep(float(poll_rate_sec))
+        finally:
+            if bar is not None:
+                bar.close()
+
+    # ------------------------------------------------------------------ trials
+
+    def get_trial(self, trial_id: str) -> dict[str, Any]:
+        """One trial: its model, knobs, status, score, times and errors."""
+        return self._request("GET", f"/trials/{_segment(trial_id)}")
+
+    def get_trial_logs(self, trial_id: str) -> dict[str, Any]:
+        """A trial's logs: ``{"trial_id", "status", "logs"}`` (``logs`` is the text)."""
+        return self._request("GET", f"/trials/{_segment(trial_id)}/logs")
+
+    def get_trial_parameters(self, trial_id: str) -> dict[str, Any]:
+        """The trained parameters of a COMPLETED trial: a dict of numpy arrays, str, int, float,
+        bool and bytes (what the model's ``dump_parameters()`` returned)."""
+        from kilele.model import deserialize_params
+
+        return deserialize_params(self._trial_parameters_bytes(trial_id))
+
+    def download_trial_parameters(self, trial_id: str, out_params_file_path: str) -> dict[str, Any]:
+        """Save a COMPLETED trial's parameters, as stored (a numpy ``.npz`` archive without
+        pickles; read it with ``kilele.model.deserialize_params``), to ``out_params_file_path``."""
+        data = self._trial_parameters_bytes(trial_id)
+        with open(out_params_file_path, "wb") as f:
+            f.write(data)
+        return {"trial_id": trial_id, "format": "npz", "path": os.fspath(out_params_file_path),
+                "size_bytes": len(data)}
+
+    def load_trial_model(self, trial_id: str, ModelClass: type[ModelT]) -> ModelT:  # noqa: N803 (seed's name)
+        """A trained instance of ``ModelClass`` (the trial's model class, imported locally, its
+        dependencies installed): built with the trial's knobs, loaded with its parameters."""
+        trial = self.get_trial(trial_id)
+        model = ModelClass(**(trial.get("knobs") or {}))
+        model.load_parameters(self.get_trial_parameters(trial_id))
+        return model
+
+    def _trial_parameters_bytes(self, trial_id: str) -> bytes:
+        """Ask the API for the download URL, then GET it from storage without our credentials."""
+        answer = self._request("GET", f"/trials/{_segment(trial_id)}/parameters")
+        fmt = answer.get("format", "npz")
+        if fmt != "npz":
+            raise KileleError(f"trial {trial_id} parameters come as {fmt!r}; this SDK reads 'npz' only",
+                              code="bad_response")
+        url = answer["url"]
+        try:
+            response = requests.get(url, timeout=self.timeout)  # presigned: no auth headers
+        except requests.exceptions.RequestException as e:
+            raise ConnectionFailedError(
+                f"the parameters of trial {trial_id} could not be downloaded from {url} ({type(e).__name__}: {e})"
+            ) from e
+        if response.status_code >= 300:
+            code, reason = _s3_error(response, default="download_failed")
+            raise DownloadFailedError(
+                f"the storage service refused the download of trial {trial_id}'s parameters "
+                f"(HTTP {response.status_code} {code}: {reason}); ask again for a fresh URL if it expired",
+                status_code=response.status_code,
+                code=code,
+            )
+        return response.content
+
+
+def _progress_bar(description: str, total: Optional[int]) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="trial", dynamic_ncols=True)
+
+
+def _update_bar(bar: Any, job: Mapping[str, Any], summary: Mapping[str, Any]) -> None:
+    total = summary["total"]
+    if total is not None and summary["done"] > total:  # the trial count is a soft target
+        total = summary["done"]
+    if bar.total != total:
+        bar.total = total
+    if summary["done"] != bar.n:
+        bar.update(summary["done"] - bar.n)
+    best = summary["best_score"]
+    bar.set_postfix(status=job.get("status"), running=summary["running"],
+                    best="-" if best is None else f"{best:.4g}", refresh=False)
+    bar.refresh()
+
+
+def _s3_error(response: requests.Response, default: str = "upload_failed") -> tuple[str, str]:
     """(code, message) from S3's XML error document, or from the raw text."""
     text = response.text or ""
     try:
@@ -369,10 +614,10 @@ def _s3_error(response: requests.Response) -> tuple[str, str]:
         code = root.findtext("Code") or ""
         message = root.findtext("Message") or ""
         if code or message:
-            return code or "upload_failed", message or text[:300]
+            return code or default, message or text[:300]
     except ET.ParseError:
         pass
-    return "upload_failed", text.strip()[:300] or (response.reason or "no reason given")
+    return default, text.strip()[:300] or (response.reason or "no reason given")
 
 
 __all__ = ["Client"]

@@ -88,6 +88,12 @@ class UploadFailedError(KileleError):
     default_code = "upload_failed"
 
 
+class DownloadFailedError(KileleError):
+    """A presigned download straight from object storage (S3) was refused (e.g. the URL expired)."""
+
+    default_code = "download_failed"
+
+
 _BY_STATUS: dict[int, type[KileleError]] = {
     400: BadRequestError,
     401: UnauthorizedError,

@@ -1,6 +1,7 @@
 """Synthesize the CDK app in-process and check it against chalicelib/resources.py and cfn-lint."""
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -15,9 +16,13 @@ from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
 import app as chalice_app  # noqa: E402  (the repo root's app.py: REPO_ROOT is first on sys.path)
-import kilele_infra.stack  # noqa: E402
-from chalicelib.resources import RESOURCES, QueueSpec, Resources, TableSpec  # noqa: E402
+from chalicelib import resources  # noqa: E402
+from chalicelib.resources import RESOURCES, TableSpec  # noqa: E402
+from chalicelib.settings import Settings  # noqa: E402
+from chalicelib.workflows.handlers import FUNCTION_PLACEHOLDERS, HANDLERS  # noqa: E402
+from chalicelib.workflows.render import load_template, placeholders  # noqa: E402
 from kilele_infra import KileleStack  # noqa: E402
+from kilele_infra.stack import WORKFLOW_ENTRY_MODULE  # noqa: E402
 
 STAGE = "test"
 
@@ -155,13 +160,24 @@ def test_methods_are_lambda_proxy_integrations_of_the_api_function(template: Tem
         assert {"Fn::GetAtt": [function_id, "Arn"]} in integration["Uri"]["Fn::Join"][1]
 
 
+def _function_id(template: Template, handler: str) -> str:
+    [function_id] = template.find_resources("AWS::Lambda::Function", {"Properties": {"Handler": handler}})
+    return function_id
+
+
 def test_lambda_permissions_stay_few(template: Template) -> None:
     # One permission per method (plus one per method for test invokes) would grow the function's
     # resource policy towards its 20 KB limit with every route.
-    permissions = template.find_resources("AWS::Lambda::Permission")
-    assert 1 <= len(permissions) <= 3
-    for permission in permissions.values():
-        assert permission["Properties"]["Principal"] == "apigateway.amazonaws.com"
+    api_arn = {"Fn::GetAtt": [_function_id(template, "app.app"), "Arn"]}
+    permissions = [p["Properties"] for p in template.find_resources("AWS::Lambda::Permission").values()]
+    api_permissions = [p for p in permissions if p["FunctionName"] == api_arn]
+    assert 1 <= len(api_permissions) <= 3
+    for permission in api_permissions:
+        assert permission["Principal"] == "apigateway.amazonaws.com"
+    # The only other one: EventBridge invoking the Batch job-failed function. Step Functions and
+    # the SQS event source use roles, not resource policies.
+    others = [p for p in permissions if p["FunctionName"] != api_arn]
+    assert [p["Principal"] for p in others] == ["events.amazonaws.com"]
 
 
 def test_gateway_errors_have_the_product_error_shape(template: Template) -> None:
@@ -195,18 +211,245 @@ def test_dashboard_exists(template: Template) -> None:
     template.has_resource_properties("AWS::CloudWatch::Dashboard", {"DashboardName": f"kilele-{STAGE}"})
 
 
-def test_queues_get_a_dead_letter_queue(monkeypatch: pytest.MonkeyPatch) -> None:
-    # RESOURCES has no queue yet; add one so the queue loop is exercised before it is needed.
-    with_queue = Resources(RESOURCES.tables, RESOURCES.buckets, (QueueSpec("jobs", 120),))
-    monkeypatch.setattr(kilele_infra.stack, "RESOURCES", with_queue)
-    template = _synth()
-    template.has_resource_properties("AWS::SQS::Queue", {
-        "QueueName": f"kilele-{STAGE}-jobs",
-        "VisibilityTimeout": 120,
-        "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 5},
+def test_queues_get_a_dead_letter_queue(template: Template) -> None:
+    deployed = [spec for spec in RESOURCES.queues if not spec.local_only]
+    assert resources.TRIALS_QUEUE in deployed
+    for spec in deployed:
+        template.has_resource_properties("AWS::SQS::Queue", {
+            "QueueName": f"kilele-{STAGE}-{spec.name}",
+            "VisibilityTimeout": spec.visibility_timeout_seconds,
+            "RedrivePolicy": {"deadLetterTargetArn": Match.any_value(), "maxReceiveCount": 5},
+        })
+        template.has_resource_properties("AWS::SQS::Queue", {"QueueName": f"kilele-{STAGE}-{spec.name}-dlq"})
+    template.resource_count_is("AWS::SQS::Queue", 2 * len(deployed))
+    template.resource_count_is("AWS::SQS::QueuePolicy", 2 * len(deployed))  # enforce_ssl on each
+
+
+def test_no_local_only_queue_is_deployed(template: Template) -> None:
+    local_only = [spec for spec in RESOURCES.queues if spec.local_only]
+    assert resources.LAMBDA_SHIM_QUEUE in local_only
+    names = {q["Properties"]["QueueName"] for q in template.find_resources("AWS::SQS::Queue").values()}
+    for spec in local_only:
+        assert f"kilele-{STAGE}-{spec.name}" not in names
+        assert f"kilele-{STAGE}-{spec.name}-dlq" not in names
+
+
+# --- train jobs: workflow Lambdas, state machines, trial dispatch, AWS Batch -------------------
+
+def _state_machines(template: Template) -> dict[str, dict]:
+    found = template.find_resources("AWS::StepFunctions::StateMachine")
+    return {res["Properties"]["StateMachineName"]: res["Properties"] for res in found.values()}
+
+
+def _logical_id_of_queue(template: Template, name: str) -> str:
+    [queue_id] = template.find_resources("AWS::SQS::Queue", {"Properties": {"QueueName": f"kilele-{STAGE}-{name}"}})
+    return queue_id
+
+
+def test_one_lambda_per_workflow_handler(template: Template) -> None:
+    expected_env = {
+        "KILELE_STAGE": STAGE,
+        "KILELE_DATA_BUCKET_NAME": Match.any_value(),
+        "KILELE_TRAIN_WORKER_STATE_MACHINE_ARN": Match.any_value(),
+        "KILELE_TRIALS_QUEUE_URL": Match.any_value(),
+    }
+    for name in HANDLERS:
+        template.has_resource_properties("AWS::Lambda::Function", {
+            "Handler": f"{WORKFLOW_ENTRY_MODULE}.{name}",
+            "Runtime": "python3.12",
+            "MemorySize": 1024,
+            "Timeout": 60,
+            "Environment": {"Variables": expected_env},
+        })
+    handlers = [f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()]
+    workflow_handlers = [h for h in handlers if h.startswith(f"{WORKFLOW_ENTRY_MODULE}.")]
+    assert sorted(workflow_handlers) == sorted(f"{WORKFLOW_ENTRY_MODULE}.{name}" for name in HANDLERS)
+    # API + one per handler + trial dispatcher + Batch job-failed handler
+    assert len(handlers) == len(HANDLERS) + 3
+
+
+def test_every_lambda_handler_is_importable(template: Template) -> None:
+    missing = []
+    for function in template.find_resources("AWS::Lambda::Function").values():
+        module_name, _, attribute = function["Properties"]["Handler"].rpartition(".")
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError:
+            missing.append(function["Properties"]["Handler"])
+            continue
+        assert callable(getattr(module, attribute)), function["Properties"]["Handler"]
+    if missing:
+        # The service still has to provide them (chalicelib is not edited from infra/).
+        assert all(h.startswith(f"{WORKFLOW_ENTRY_MODULE}.") for h in missing), missing
+        pytest.xfail(f"{WORKFLOW_ENTRY_MODULE} does not exist yet: {len(missing)} handlers missing")
+
+
+def test_api_and_workflow_lambdas_know_the_state_machine(template: Template) -> None:
+    for function in template.find_resources("AWS::Lambda::Function").values():
+        variables = function["Properties"]["Environment"]["Variables"]
+        arn = variables["KILELE_TRAIN_WORKER_STATE_MACHINE_ARN"]
+        # Built from the name, not a Ref/GetAtt of the machine (which would be a dependency cycle).
+        parts = arn["Fn::Join"][1]
+        assert parts[-1] == f":stateMachine:kilele-{STAGE}-{resources.TRAIN_WORKER.name}"
+        assert variables["KILELE_TRIALS_QUEUE_URL"] == {"Ref": _logical_id_of_queue(template, "trials")}
+        assert variables["KILELE_MAX_TRIALS_PER_EXECUTION"] == str(Settings().max_trials_per_execution)
+
+
+@pytest.mark.parametrize("spec", RESOURCES.state_machines, ids=lambda spec: spec.name)
+def test_state_machine_fills_every_placeholder(template: Template, spec) -> None:
+    props = _state_machines(template)[f"kilele-{STAGE}-{spec.name}"]
+    substitutions = props["DefinitionSubstitutions"]
+    assert set(substitutions) == placeholders(load_template(spec.template))
+    for placeholder, handler in FUNCTION_PLACEHOLDERS.items():
+        if placeholder in substitutions:
+            function_id = _function_id(template, f"{WORKFLOW_ENTRY_MODULE}.{handler}")
+            assert substitutions[placeholder] == {"Fn::GetAtt": [function_id, "Arn"]}
+    if "TrialsQueueUrl" in substitutions:
+        assert substitutions["TrialsQueueUrl"] == {"Ref": _logical_id_of_queue(template, "trials")}
+    if "MaxTrialsPerExecution" in substitutions:
+        assert substitutions["MaxTrialsPerExecution"] == str(Settings().max_trials_per_execution)
+    assert "DefinitionS3Location" in props  # the template file itself, as an asset
+    assert props["TracingConfiguration"] == {"Enabled": True}
+    assert props["LoggingConfiguration"]["Level"] == "ALL"
+    assert props["LoggingConfiguration"]["IncludeExecutionData"] is True
+
+
+def test_state_machine_may_invoke_its_lambdas_and_send_trials(template: Template) -> None:
+    [role_id] = [
+        props["RoleArn"]["Fn::GetAtt"][0]
+        for props in _state_machines(template).values()
+    ]
+    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
+    statements = [st for policy in policies.values() for st in policy["Properties"]["PolicyDocument"]["Statement"]]
+    invoked = {
+        r["Fn::GetAtt"][0]
+        for st in statements if st["Action"] == "lambda:InvokeFunction"
+        for r in st["Resource"] if "Fn::GetAtt" in r
+    }
+    assert invoked == {_function_id(template, f"{WORKFLOW_ENTRY_MODULE}.{h}") for h in FUNCTION_PLACEHOLDERS.values()}
+    trials_queue = _logical_id_of_queue(template, "trials")
+    assert any(
+        "sqs:SendMessage" in st["Action"] and st["Resource"] == {"Fn::GetAtt": [trials_queue, "Arn"]}
+        for st in statements
+    )
+
+
+def test_trials_queue_feeds_the_dispatcher(template: Template) -> None:
+    dispatcher = _function_id(template, "app.dispatch_trials")
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "BatchSize": 1,
+        "EventSourceArn": {"Fn::GetAtt": [_logical_id_of_queue(template, "trials"), "Arn"]},
+        "FunctionName": {"Ref": dispatcher},
     })
-    template.has_resource_properties("AWS::SQS::Queue", {"QueueName": f"kilele-{STAGE}-jobs-dlq"})
-    template.resource_count_is("AWS::SQS::QueuePolicy", 2)  # enforce_ssl on both
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    variables = template.to_json()["Resources"][dispatcher]["Properties"]["Environment"]["Variables"]
+    assert {
+        "KILELE_BATCH_CPU_JOB_QUEUE", "KILELE_BATCH_GPU_JOB_QUEUE",
+        "KILELE_BATCH_JOB_DEFINITION", "KILELE_BATCH_GPU_JOB_DEFINITION",
+    } <= set(variables)
+
+
+def _actions_of_function(template: Template, handler: str) -> set[str]:
+    function = template.to_json()["Resources"][_function_id(template, handler)]
+    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    actions: set[str] = set()
+    for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
+        for policy in template.find_resources(kind, {"Properties": {"Roles": [{"Ref": role_id}]}}).values():
+            for st in policy["Properties"]["PolicyDocument"]["Statement"]:
+                actions.update([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    return actions
+
+
+def test_lambda_permissions_for_train_jobs(template: Template) -> None:
+    dispatcher_actions = _actions_of_function(template, "app.dispatch_trials")
+    assert {"batch:SubmitJob", "batch:TagResource", "states:SendTaskFailure"} <= dispatcher_actions
+    assert "states:SendTaskFailure" in _actions_of_function(template, "app.batch_job_failed")
+    for handler in ["app.app"] + [f"{WORKFLOW_ENTRY_MODULE}.{name}" for name in HANDLERS]:
+        assert {"states:StartExecution", "states:StopExecution"} <= _actions_of_function(template, handler)
+    # Inline policies stay below IAM's limit: no overflow managed policies.
+    template.resource_count_is("AWS::IAM::ManagedPolicy", 0)
+
+
+def test_batch_queues_and_job_definitions(template: Template) -> None:
+    template.resource_count_is("AWS::Batch::JobQueue", 2)
+    for name in ("trials-cpu", "trials-gpu"):
+        template.has_resource_properties("AWS::Batch::JobQueue", {"JobQueueName": f"kilele-{STAGE}-{name}"})
+    template.has_resource_properties("AWS::Batch::ComputeEnvironment", {
+        "Type": "managed", "ComputeResources": {"Type": "FARGATE"},
+    })
+    template.has_resource_properties("AWS::Batch::ComputeEnvironment", {
+        "Type": "managed",
+        "ComputeResources": {"Type": "EC2", "InstanceTypes": ["g4dn.xlarge"], "MinvCpus": 0},
+    })
+    template.has_resource_properties("AWS::Batch::JobDefinition", {
+        "JobDefinitionName": f"kilele-{STAGE}-worker",
+        "PlatformCapabilities": ["FARGATE"],
+        "ContainerProperties": {
+            # (array_with keeps the order: CDK writes MEMORY before VCPU)
+            "ResourceRequirements": Match.array_with([
+                {"Type": "MEMORY", "Value": "4096"}, {"Type": "VCPU", "Value": "2"},
+            ]),
+            "NetworkConfiguration": {"AssignPublicIp": "ENABLED"},
+            "JobRoleArn": Match.any_value(),
+        },
+    })
+    template.has_resource_properties("AWS::Batch::JobDefinition", {
+        "JobDefinitionName": f"kilele-{STAGE}-worker-gpu",
+        "PlatformCapabilities": ["EC2"],
+        "ContainerProperties": {
+            "ResourceRequirements": Match.array_with([{"Type": "GPU", "Value": "1"}]),
+            "JobRoleArn": Match.any_value(),
+        },
+    })
+    # No `command` in the job definitions: the image's ENTRYPOINT runs the worker.
+    for definition in template.find_resources("AWS::Batch::JobDefinition").values():
+        assert "Command" not in definition["Properties"]["ContainerProperties"]
+
+
+def test_worker_repository_is_retained(template: Template) -> None:
+    template.has_resource("AWS::ECR::Repository", {
+        "Properties": {"RepositoryName": f"kilele-{STAGE}-worker"},
+        "DeletionPolicy": "Retain",
+    })
+
+
+def test_worker_job_role(template: Template) -> None:
+    [role_id] = template.find_resources("AWS::IAM::Role", {"Properties": {
+        "AssumeRolePolicyDocument": {"Statement": [
+            {"Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole", "Effect": "Allow"},
+        ]},
+        "Description": Match.string_like_regexp("trial worker"),
+    }})
+    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
+    statements = [st for p in policies.values() for st in p["Properties"]["PolicyDocument"]["Statement"]]
+    actions = {a for st in statements for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
+    assert {"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:PutObject", "s3:GetObject*",
+            "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= actions
+    assert "dynamodb:Scan" not in actions and "dynamodb:PutItem" not in actions
+
+
+def test_batch_job_failed_rule(template: Template) -> None:
+    handler = _function_id(template, "app.batch_job_failed")
+    queues = sorted(template.find_resources("AWS::Batch::JobQueue"))
+    template.has_resource_properties("AWS::Events::Rule", {
+        "EventPattern": {
+            "source": ["aws.batch"],
+            "detail-type": ["Batch Job State Change"],
+            "detail": {
+                "status": ["FAILED"],
+                "jobQueue": [{"Fn::GetAtt": [queue, "JobQueueArn"]} for queue in queues],
+            },
+        },
+        "Targets": [Match.object_like({"Arn": {"Fn::GetAtt": [handler, "Arn"]}})],
+    })
+
+
+def test_dashboard_watches_train_jobs(template: Template) -> None:
+    [dashboard] = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    for metric in ("ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut",
+                   "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
+        assert metric in body, metric
 
 
 def test_cfn_lint_is_clean(template: Template, tmp_path: Path) -> None:

@@ -36,12 +36,26 @@ def _write(path: str, data: bytes) -> None:
     os.replace(tmp, path)
 
 
+def describe(cls: type) -> dict:
+    from kilele.model.knobs import BaseKnob, serialize_knob_config
+
+    config = cls.get_knob_config()
+    if not isinstance(config, dict) or not all(isinstance(k, str) and isinstance(v, BaseKnob) for k, v in config.items()):
+        raise ContractError("get_knob_config() must return a dict of knob name -> Knob")
+    knob_config = serialize_knob_config(config)
+    json.dumps(knob_config)  # must be JSON for the platform
+    _say(f"knob config: {json.dumps(knob_config, sort_keys=True)}")
+    return {"status": "ok", "knob_config": knob_config}
+
+
 def run(spec: dict) -> dict:
     from kilele.model import load_model_class, serialize_params
 
     output_dir = spec["output_dir"]
     _say(f"loading {spec['model_class']} from {os.path.basename(spec['model_path'])}")
     cls = load_model_class(spec["model_path"], spec["model_class"])
+    if spec.get("mode") == "describe":
+        return describe(cls)
     knobs = spec.get("knobs") or {}
     train_args = spec.get("train_args") or {}
     _say(f"knobs: {json.dumps(knobs, sort_keys=True, default=str)}")

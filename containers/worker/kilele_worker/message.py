@@ -17,8 +17,14 @@ _REQUIRED_STR = (
 )
 
 
+KINDS = ("trial", "describe")
+
+
 @dataclass(frozen=True)
 class TrialSpec:
+    """``kind`` "trial" trains and scores the model; "describe" only loads the class and
+    reports its ``get_knob_config()`` (the platform never imports model code elsewhere)."""
+
     id: str
     train_job_id: str
     model_class: str
@@ -41,14 +47,25 @@ class TrialSpec:
     timeout_seconds: float = 3600.0
     memory_limit_mb: Optional[int] = None
     heartbeat_seconds: float = 10.0
+    kind: str = "trial"
+
+    @property
+    def is_describe(self) -> bool:
+        return self.kind == "describe"
 
     @classmethod
     def from_dict(cls, data: Any) -> "TrialSpec":
         if not isinstance(data, dict):
             raise MessageError("'trial' must be an object")
         values: dict[str, Any] = {}
+        kind = data.get("kind", "trial")
+        if kind not in KINDS:
+            raise MessageError(f"trial.kind must be one of {', '.join(KINDS)}, got {kind!r}")
+        values["kind"] = kind
         for name in _REQUIRED_STR:
             value = data.get(name)
+            if kind == "describe" and name == "params_key" and value is None:
+                value = "-"  # a description stores no parameters
             if not isinstance(value, str) or not value:
                 raise MessageError(f"trial.{name} must be a non-empty string")
             values[name] = value

@@ -155,7 +155,8 @@ class TrialRunner:
         self.log.worker(f"kilele-worker: trial {trial.id} of train job {trial.train_job_id}, "
                         f"model {trial.model_name or trial.model_id or ''} ({trial.model_class})")
         try:
-            self._mark_running()
+            if not trial.is_describe:
+                self._mark_running()
         except NotPending as not_pending:  # stopped, recorded, or taken by another worker
             return self._report_not_pending(not_pending)
         except Exception as e:  # noqa: BLE001
@@ -173,6 +174,7 @@ class TrialRunner:
             outcome = TrialFailure(errors.TRIAL_ERROR, f"the worker failed: {_describe(e)}")
         finally:
             self.monitor.halt()
+            self.monitor.join(timeout=KILL_WAIT_SECONDS)  # no heartbeat after the report
             self._cleanup()
 
         if isinstance(outcome, TokenGone):
@@ -239,7 +241,10 @@ class TrialRunner:
             "train": os.path.join(workdir, "input", "train" + _suffix(trial.train_dataset_key)),
             "val": os.path.join(workdir, "input", "val" + _suffix(trial.val_dataset_key)),
         }
-        for what, key in (("model", trial.model_key), ("train", trial.train_dataset_key), ("val", trial.val_dataset_key)):
+        wanted = [("model", trial.model_key)]
+        if not trial.is_describe:
+            wanted += [("train", trial.train_dataset_key), ("val", trial.val_dataset_key)]
+        for what, key in wanted:
             started = time.monotonic()
             try:
                 self.aws.s3.download_file(trial.bucket, key, self.paths[what])
@@ -276,8 +281,8 @@ class TrialRunner:
         spec = {
             "model_path": self.paths["model"], "model_class": trial.model_class,
             "knobs": trial.knobs, "train_args": trial.train_args,
-            "train_path": self.paths["train"], "val_path": self.paths["val"],
-            "output_dir": output_dir, "task": trial.task,
+            "train_path": self.paths.get("train"), "val_path": self.paths.get("val"),
+            "output_dir": output_dir, "task": trial.task, "mode": trial.kind,
         }
         spec_path = os.path.join(workdir, "spec.json")
         with open(spec_path, "w", encoding="utf-8") as f:
@@ -375,6 +380,10 @@ class TrialRunner:
                 result = json.loads(raw)
             except ValueError:
                 result = None
+        if isinstance(result, dict) and result.get("status") == "ok" and self.trial.is_describe:
+            if not isinstance(result.get("knob_config"), dict):
+                raise TrialFailure(errors.TRIAL_ERROR, "the model process wrote no knob config")
+            return result["knob_config"]  # type: ignore[return-value]
         if isinstance(result, dict) and result.get("status") == "ok":
             try:
                 run = ModelRun(score=_finite(result["score"]), train_seconds=_seconds(result["train_seconds"]),
@@ -402,8 +411,10 @@ class TrialRunner:
         raise TrialFailure(errors.TRIAL_ERROR, f"the model process exited with {_exit_text(returncode)} without "
                                                "a result (did the model call os._exit or sys.exit?)")
 
-    def _upload_outputs(self, workdir: str, run: ModelRun) -> dict:
+    def _upload_outputs(self, workdir: str, run: Any) -> dict:
         trial = self.trial
+        if trial.is_describe:
+            return {"knob_config": run}
         output_dir = os.path.join(workdir, "output")
         owner = self.user.pw_uid if self.user else None
         uploads = [("parameters", child_module.PARAMS_FILE, trial.params_key)]
@@ -445,6 +456,14 @@ class TrialRunner:
     # -- reporting -------------------------------------------------------------------------------
 
     def _finish_success(self, output: dict) -> int:
+        if self.trial.is_describe:
+            self.log.worker("model described; reporting its knob config")
+            self._upload_log()
+            try:
+                self.aws.sfn.send_task_success(taskToken=self.token, output=json.dumps(output))
+            except Exception as e:  # noqa: BLE001
+                return self._report_error("SendTaskSuccess", e)
+            return errors.EXIT_REPORTED
         output["worker_seconds"] = time.monotonic() - self.started
         self.log.worker(f"trial COMPLETED: score {output['score']:.6g} (model {output['model_seconds']:.2f} s, "
                         f"worker {output['worker_seconds']:.2f} s); reporting success")
@@ -460,6 +479,8 @@ class TrialRunner:
         self.log.worker(f"reporting {failure.error} (worker {time.monotonic() - self.started:.2f} s)")
         self._upload_log()
         try:
+            if self.trial.is_describe:  # no trial item: the workflow reads the log instead
+                return self._send_failure(failure)
             self.aws.dynamodb.update_item(
                 TableName=self.trial.trials_table, Key={"id": {"S": self.trial.id}},
                 UpdateExpression="SET error_type = :t, error_message = :m",

@@ -38,7 +38,12 @@ Handler = Callable[[Recorded], Canned]
 
 
 class FakeServer:
-    """``server.route("POST", "/tokens", 200, {...})`` then point a Client at ``server.url``."""
+    """``server.route("POST", "/tokens", 200, {...})`` then point a Client at ``server.url``.
+
+    ``server.handler(method, path, fn)`` answers with ``fn(recorded)``, a ``server.Canned``.
+    """
+
+    Canned = Canned
 
     def __init__(self) -> None:
         self.requests: list[Recorded] = []

@@ -249,19 +249,19 @@ def test_message_without_a_token_is_a_usage_error(run_worker):
 def test_model_killed_near_its_memory_limit_is_out_of_memory(platform, run_worker):
     # What the kernel's OOM killer does to a process at its limit: SIGKILL, no MemoryError.
     body = '''
-    import re, signal
+    import mmap, re, signal
     size_kb = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
-    block = bytearray((int(600 * 1024 * 0.9) - size_kb) * 1024)
+    block = mmap.mmap(-1, (int(1024 * 1024 * 0.9) - size_kb) * 1024)  # address space, pages untouched
     print("holding", len(block), flush=True)
     time.sleep(0.6)  # the supervisor samples the process every 0.2 s
     os.kill(os.getpid(), signal.SIGKILL)
     '''
-    trial = platform.start_trial(model(body), "M", memory_limit_mb=600)
+    trial = platform.start_trial(model(body), "M", memory_limit_mb=1024)
     assert run_worker(trial.message) == 0
     described = platform.wait_execution(trial.execution_arn)
     assert described["status"] == "FAILED" and described["error"] == "OutOfMemory"
     item = platform.trial_item(trial)
-    assert item["error_message"] == "the model process was killed by SIGKILL: out of memory (memory_limit_mb=600)"
+    assert item["error_message"] == "the model process was killed by SIGKILL: out of memory (memory_limit_mb=1024)"
 
 
 def test_sigterm_stops_the_trial(platform, run_worker):
@@ -319,3 +319,22 @@ def test_model_runs_as_another_user_when_the_worker_is_root(platform, run_worker
     log = platform.log_text(trial)
     assert f"uid {pwd.getpwnam('nobody').pw_uid}" in log
     assert "supervisor environment: PermissionError" in log
+
+
+def test_describe_reports_the_knob_config_without_a_trial_item(platform, run_worker):
+    trial = platform.start_trial(DECISION_TREE, "SkDecisionTree", kind="describe", params_key=None,
+                                 dependencies={"scikit-learn": "1.9.1"})
+    assert run_worker(trial.message) == 0
+    described = platform.wait_execution(trial.execution_arn)
+    result = json.loads(described["output"])["result"]
+    assert result["knob_config"]["max_depth"] == {"type": "integer", "value_min": 1, "value_max": 32, "is_exp": True}
+    assert "knob config" in platform.log_text(trial)
+
+
+def test_describe_of_a_broken_model_fails_with_its_error_in_the_log(platform, run_worker):
+    trial = platform.start_trial("import no_such_module\n", "M", kind="describe", params_key=None)
+    assert run_worker(trial.message) == 0
+    assert json.loads(platform.wait_execution(trial.execution_arn)["output"])["path"] == "caught"
+    assert "no_such_module" in platform.log_text(trial)
+    # a description touches no trial item
+    assert platform.trial_item(trial) == {"id": trial.id, "status": "PENDING"}
