@@ -27,6 +27,8 @@ import time
 import warnings
 from pathlib import Path
 
+from readme_section import write_section
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
@@ -176,7 +178,7 @@ def main() -> None:
     if args.no_write:
         print(section)
         return
-    write_section(REPO / "bench/README.md", section)
+    write_section(HEADING, section)
     print(f"wrote {HEADING!r} in bench/README.md ({elapsed:.0f} s)")
 
 
@@ -233,17 +235,6 @@ def render(args, checkpoints, rows, latency, wins, elapsed) -> str:
         f"scikit-learn {sklearn.__version__}.",
         "",
     ])
-
-
-def write_section(path: Path, section: str) -> None:
-    intro = "# Benchmarks\n\nBenchmarks of Kilele and their latest results. Each section says how to reproduce it.\n"
-    text = path.read_text() if path.exists() else intro
-    pattern = re.compile(rf"^{re.escape(HEADING)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text, count=1)
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    path.write_text(text.rstrip("\n") + "\n")
 
 
 if __name__ == "__main__":

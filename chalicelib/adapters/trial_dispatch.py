@@ -35,10 +35,8 @@ class BatchTrialDispatcher:
     def dispatch(self, message: dict[str, Any]) -> str:
         trial = message["trial"]
         gpus = int(trial.get("gpu_count") or 0)
-        overrides: dict[str, Any] = {
-            "environment": [{"name": MESSAGE_ENV, "value": json.dumps(message)}],
-            "command": ["kilele-worker", "run"],
-        }
+        # No command override: the image's entrypoint is already `kilele-worker run`.
+        overrides: dict[str, Any] = {"environment": [{"name": MESSAGE_ENV, "value": json.dumps(message)}]}
         if gpus:
             overrides["resourceRequirements"] = [{"type": "GPU", "value": str(gpus)}]
         response = self._batch.submit_job(

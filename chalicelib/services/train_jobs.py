@@ -157,8 +157,12 @@ class TrainJobService:
         self._end(job)
         return self._jobs.get(job.id).to_dict(with_workers=True)  # type: ignore[union-attr]
 
-    def stop_all_train_jobs(self) -> int:
-        """Stop every job still running (for the superadmin's stop_all_jobs); returns how many."""
+    def stop_all_jobs(self, actor: User) -> dict[str, Any]:
+        """Stop every running train job on the platform (superadmin only)."""
+        require(actor, Action.STOP_ALL_JOBS)
+        return {"train_jobs_stopped": self._stop_all_train_jobs()}
+
+    def _stop_all_train_jobs(self) -> int:
         stopped = 0
         for job in self._jobs.list_all():
             if self._jobs.set_status(job.id, TrainJobStatus.STOPPED,

@@ -24,7 +24,9 @@ CPU_IMAGE_TAG = "latest"
 GPU_IMAGE_TAG = "latest-gpu"
 
 CPU_JOB_VCPUS = 2
-CPU_JOB_MEMORY = Size.gibibytes(4)
+# Headroom above the worker's own per-trial limit (Settings.trial_memory_limit_mb, 4 GiB), so the
+# model hits that limit (OutOfMemory, with logs) before the container is OOM-killed.
+CPU_JOB_MEMORY = Size.gibibytes(8)
 GPU_INSTANCE_TYPE = "g4dn.xlarge"  # 4 vCPUs, 16 GiB, one NVIDIA T4
 GPU_JOB_VCPUS = 4
 # What ECS leaves of a g4dn.xlarge's 16 GiB after its own reservation is ~15.3 GiB; asking for

@@ -458,6 +458,10 @@ class Client:
         }
         return self._request("POST", "/train-jobs", json=body)
 
+    def stop_all_jobs(self) -> dict[str, Any]:
+        """Stop every running train job on the platform (superadmin only)."""
+        return self._request("POST", "/jobs/stop-all")
+
     def get_train_jobs_by_user(self, user_id: Optional[str] = None) -> list[dict[str, Any]]:
         """Train jobs of a user (None: yours; other users' need an admin)."""
         return self._request("GET", "/train-jobs", params={"user_id": user_id})

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 
 def test_happy_path_runs_the_trial_budget_and_stops(platform):
     dev, created = platform.start_job({"MODEL_TRIAL_COUNT": 4, "TIME_HOURS": 1})
@@ -81,3 +83,25 @@ def test_long_loops_continue_in_new_executions(platform):
     names = sorted(e["name"] for e in platform.wait_executions_done() if e["name"].startswith(created["id"]))
     assert [n.rsplit("-", 1)[1] for n in names] == ["g0", "g1", "g2"]
     assert job["workers"][0]["execution_arn"].endswith("-g2")
+
+
+def test_stop_all_jobs_is_for_the_superadmin_and_stops_every_running_job(platform):
+    from chalicelib.errors import Forbidden
+
+    platform.runner.outcome = lambda trial: ("hang", None)
+    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": -1, "TIME_HOURS": 1}, app="a1")
+    with pytest.raises(Forbidden):
+        platform.services.train_jobs.stop_all_jobs(dev)
+    root = platform.services.auth._users.get("root@wf")
+    assert platform.services.train_jobs.stop_all_jobs(root)["train_jobs_stopped"] >= 1
+    assert platform.services.train_jobs.get_train_job(dev, "a1")["status"] == "STOPPED"
+    platform.wait_executions_done(timeout=30)
+
+
+def test_app_versions_increment_atomically_under_concurrent_calls(platform):
+    from concurrent.futures import ThreadPoolExecutor
+
+    counters = platform.services.train_jobs._counters
+    with ThreadPoolExecutor(8) as pool:
+        values = list(pool.map(lambda _: counters.increment("app-version#u#concurrent"), range(24)))
+    assert sorted(values) == list(range(1, 25))
