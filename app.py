@@ -2,15 +2,18 @@
 from chalice import Chalice
 
 from chalicelib import SERVICE_NAME, resources
-from chalicelib.api import auth, datasets, meta, models, train_jobs, users
+from chalicelib.api import auth, datasets, meta, models, serving, train_jobs, users
+from chalicelib.api import queues as queue_api
 from chalicelib.settings import get_settings
+from chalicelib.wiring import services
 from chalicelib.workflows import aws_events
 from chalicelib.workflows.handlers import HANDLERS
 
 app = Chalice(app_name=SERVICE_NAME)
 
-for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs.bp):
+for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs.bp, serving.bp):
     app.register_blueprint(blueprint)
+app.register_blueprint(queue_api.bp)
 
 
 def _register_workflow_handler(name: str) -> None:
@@ -25,6 +28,12 @@ for _name in HANDLERS:
 @app.on_sqs_message(queue=get_settings().resource_name(resources.TRIALS_QUEUE.name), batch_size=1)
 def dispatch_trials(event):
     return aws_events.dispatch_trials(record.body for record in event)
+
+
+@app.on_sqs_message(queue=get_settings().resource_name(resources.SERVING_REQUESTS_QUEUE.name), batch_size=10)
+def serve_queue_items(event):
+    # The batch is deleted when this returns; it raises (and SQS redelivers) if results cannot be written.
+    return services().queues.process(record.body for record in event).to_dict()
 
 
 @app.on_cw_event({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}})

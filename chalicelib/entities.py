@@ -296,3 +296,87 @@ class Trial:
             "error": self.error_message,
             "error_type": self.error_type,
         }
+
+
+class InferenceJobStatus(str, Enum):
+    STARTED = "STARTED"  # endpoint being created
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    ERRORED = "ERRORED"
+
+
+@dataclass
+class InferenceJob:
+    """An ensemble of a stopped train job's best trials (one per model), served by one endpoint."""
+
+    id: str
+    user_id: str
+    app: str
+    app_version: int
+    train_job_id: str
+    task: Task
+    endpoint_name: str
+    bundle_key: str
+    members: list[dict[str, Any]]
+    created_at: datetime
+    status: InferenceJobStatus = InferenceJobStatus.STARTED
+    budget: dict[str, float] = field(default_factory=dict)
+    predictor_url: Optional[str] = None
+    stopped_at: Optional[datetime] = None
+    error: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "app": self.app,
+            "app_version": self.app_version,
+            "train_job_id": self.train_job_id,
+            "task": self.task.value,
+            "status": self.status.value,
+            "user_id": self.user_id,
+            "budget": self.budget,
+            "predictor_url": self.predictor_url,
+            "endpoint_name": self.endpoint_name,
+            "workers": [{"trial": m} for m in self.members],
+            "datetime_started": _iso(self.created_at),
+            "datetime_stopped": _iso(self.stopped_at),
+            "error": self.error,
+        }
+
+
+class InputType(str, Enum):
+    """Clipper's application input types."""
+
+    INTS = "ints"
+    FLOATS = "floats"
+    DOUBLES = "doubles"
+    STRINGS = "strings"
+    BYTES = "bytes"
+
+
+@dataclass
+class Application:
+    """Serving settings of an app (Clipper's application): what it accepts, how long a client
+    waits (latency SLO) before the default output, which version answers, top-N."""
+
+    user_id: str
+    name: str
+    created_at: datetime
+    input_type: Optional[InputType] = None
+    default_output: Any = None
+    slo_micros: int = 1_000_000
+    top_n: Optional[int] = None
+    version: Optional[int] = None  # None: the latest version with a running inference job
+    previous_version: Optional[int] = None  # before the last switch (-1: "the latest"); for rollback
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "input_type": self.input_type.value if self.input_type else None,
+            "default_output": self.default_output,
+            "slo_micros": self.slo_micros,
+            "top_n": self.top_n,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "datetime_created": _iso(self.created_at),
+        }

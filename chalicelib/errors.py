@@ -59,6 +59,18 @@ class Unprocessable(DomainError):
     code = "unprocessable"
 
 
+class Unavailable(DomainError):
+    """What the request needs is not running (an endpoint down, a queue full)."""
+
+    code = "unavailable"
+
+
+class UpstreamTimeout(DomainError):
+    """The model did not answer in time and the app has no default output."""
+
+    code = "timeout"
+
+
 HTTP_STATUS: dict[type[DomainError], int] = {
     InvalidInput: 400,
     Unauthenticated: 401,
@@ -67,6 +79,8 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     Unprocessable: 422,
+    Unavailable: 503,
+    UpstreamTimeout: 504,
 }
 
 

@@ -19,6 +19,7 @@ class Action(str, Enum):
     VIEW_MODELS = "view models"
     MANAGE_API_KEYS = "manage API keys"
     MANAGE_TRAIN_JOBS = "manage train jobs"
+    MANAGE_INFERENCE_JOBS = "manage inference jobs and apps"
     STOP_ALL_JOBS = "stop all jobs"
 
 
@@ -31,6 +32,7 @@ ALLOWED: dict[Action, frozenset[UserType]] = {
     Action.VIEW_MODELS: EVERYONE,
     Action.MANAGE_API_KEYS: EVERYONE,
     Action.MANAGE_TRAIN_JOBS: EVERYONE,
+    Action.MANAGE_INFERENCE_JOBS: EVERYONE,
     Action.STOP_ALL_JOBS: frozenset({UserType.SUPERADMIN}),
 }
 

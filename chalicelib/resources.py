@@ -120,6 +120,26 @@ TRIALS = TableSpec(
 # Atomic counters (DynamoDB ADD), e.g. the next app version of a user's app.
 COUNTERS = TableSpec("counters", hash_key=Key("key"))
 
+INFERENCE_JOBS = TableSpec(
+    "inference-jobs",
+    hash_key=Key("id"),
+    indexes=(
+        Index("by_user", Key("user_id"), Key("created_at")),
+        Index("by_app", Key("user_app"), Key("created_at")),
+    ),
+)
+# Serving settings per user and app (Clipper's applications).
+APPS = TableSpec("apps", hash_key=Key("user_app"))
+# Per app and minute: request/error/default counters and a latency histogram (top-level
+# numbers, so DynamoDB's atomic ADD works); expires after a retention period.
+APP_METRICS = TableSpec(
+    "app-metrics", hash_key=Key("user_app"), range_key=Key("minute", "N"), ttl_attribute="expires_at"
+)
+# Queue API (Cluster Serving's output queue): one result per "<user id>#<queue>" and uri.
+SERVING_RESULTS = TableSpec(
+    "serving-results", hash_key=Key("queue_key"), range_key=Key("uri"), ttl_attribute="expires_at"
+)
+
 DATA_BUCKET = BucketSpec("data")
 
 # Trials to run: Step Functions sends each with its task token; the local trial runner (or, on
@@ -127,13 +147,18 @@ DATA_BUCKET = BucketSpec("data")
 TRIALS_QUEUE = QueueSpec("trials", visibility_timeout_seconds=120)
 # Lambda task states rendered for the local stack become messages here (see workflows/render.py).
 LAMBDA_SHIM_QUEUE = QueueSpec("lambda-shim", visibility_timeout_seconds=120, local_only=True)
+# Queue API items to predict (Cluster Serving's input queue), answered by the serving consumer.
+SERVING_REQUESTS_QUEUE = QueueSpec("serving-requests", visibility_timeout_seconds=60)
 
 # One execution per train-job worker slot: propose -> run trial -> record, until the budget ends.
 TRAIN_WORKER = StateMachineSpec("train-worker", template="train_worker")
 
 RESOURCES = Resources(
-    tables=(USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES, TRAIN_JOBS, TRIALS, COUNTERS),
+    tables=(
+        USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES, TRAIN_JOBS, TRIALS, COUNTERS,
+        INFERENCE_JOBS, APPS, APP_METRICS, SERVING_RESULTS,
+    ),
     buckets=(DATA_BUCKET,),
-    queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE),
+    queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE),
     state_machines=(TRAIN_WORKER,),
 )

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from chalicelib.entities import AccessRight, BudgetOption, Task, UserType
+from chalicelib.entities import AccessRight, BudgetOption, InputType, Task, UserType
 from chalicelib.errors import InvalidInput
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
@@ -151,3 +151,68 @@ def app_version(value: str) -> int:
     if version == 0 or version < -1:
         raise InvalidInput(f"app_version must be a whole number >= 1, or -1 for the latest; got {value!r}")
     return version
+
+
+class CreateInferenceJobRequest(Schema):
+    app: AppName
+    app_version: int = Field(-1, ge=-1)
+    budget: dict[BudgetOption, float] = {}
+
+    @model_validator(mode="after")
+    def _budget(self) -> "CreateInferenceJobRequest":
+        if self.app_version == 0:
+            raise ValueError("app_version must be >= 1, or -1 for the latest")
+        extra = set(self.budget) - {BudgetOption.GPU_COUNT}
+        if extra:
+            raise ValueError(f"an inference budget takes only GPU_COUNT, not {', '.join(sorted(o.value for o in extra))}")
+        gpus = self.budget.get(BudgetOption.GPU_COUNT, 0)
+        if gpus < 0 or gpus != int(gpus):
+            raise ValueError("budget GPU_COUNT must be a whole number >= 0")
+        return self
+
+    def budget_dict(self) -> dict[str, float]:
+        return {option.value: value for option, value in self.budget.items()}
+
+
+class RegisterApplicationRequest(Schema):
+    """Clipper's register_application(name, input_type, default_output, slo_micros)."""
+
+    name: AppName
+    input_type: InputType
+    default_output: Any
+    slo_micros: int = Field(ge=1000, le=60_000_000)
+    top_n: Optional[int] = Field(None, ge=1, le=1000)
+
+
+class UpdateApplicationRequest(Schema):
+    input_type: Optional[InputType] = None
+    default_output: Any = None
+    slo_micros: Optional[int] = Field(None, ge=1000, le=60_000_000)
+    top_n: Optional[int] = Field(None, ge=1, le=1000)
+
+
+class SetVersionRequest(Schema):
+    version: int = Field(ge=1)
+
+
+class PredictRequest(Schema):
+    """One of the three payload styles; the service checks that exactly one is given."""
+
+    query: Any = None
+    queries: Any = None
+    input: Any = None
+    input_batch: Any = None
+    instances: Any = None
+
+    def payload(self) -> dict[str, Any]:
+        return self.model_dump(exclude_unset=True)
+
+
+class MetricsQuery(Schema):
+    minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+
+
+class ExportBundleRequest(Schema):
+    app: AppName
+    app_version: int = Field(-1, ge=-1)
+    trial_id: Optional[Id] = None

@@ -53,6 +53,21 @@ class Settings(BaseSettings):
     batch_gpu_job_definition: str = Field("", description="GPU worker image job definition (set by infra).")
     local_max_parallel_trials: int = Field(2, description="Local trial runner: trials run at once.")
 
+    # Serving
+    endpoints_uri: str = Field("local://", description="local://[work dir] or sagemaker:// (infra sets it).")
+    public_api_url: str = Field("http://127.0.0.1:8000", description="Base URL clients use (predictor_url).")
+    predict_timeout_seconds: float = Field(30.0, description="Deadline of apps registered without an SLO.")
+    max_queries_per_request: int = 1000
+    sagemaker_image_uri: str = ""
+    sagemaker_gpu_image_uri: str = ""
+    sagemaker_role_arn: str = ""
+    sagemaker_instance_type: str = "ml.c5.large"
+    sagemaker_serverless: bool = Field(False, description="Serve CPU inference jobs with serverless inference.")
+    cloudwatch_metrics: bool = Field(False, description="Also emit per-app metrics to CloudWatch (EMF).")
+    app_metrics_retention_days: int = 7
+    serving_queue_max_backlog: int = Field(10000, description="Queue API: enqueue answers 503 past this backlog.")
+    serving_result_ttl_seconds: int = Field(3600, description="Queue API: results are kept this long.")
+
     data_bucket_name: str = Field(
         "", description="S3 bucket for datasets and model files; infra sets it (bucket names are global)."
     )

@@ -66,8 +66,3 @@ def get_trial_logs(call: Call, trial_id: str) -> dict:
 @endpoint(bp, "/trials/{trial_id}/parameters", "GET", "A download URL of a trial's parameters (.npz)")
 def get_trial_parameters(call: Call, trial_id: str) -> dict:
     return services().train_jobs.get_trial_parameters(call.user, trial_id)
-
-
-@endpoint(bp, "/jobs/stop-all", "POST", "Stop every running train job (superadmin)")
-def stop_all_jobs(call: Call) -> dict:
-    return services().train_jobs.stop_all_jobs(call.user)

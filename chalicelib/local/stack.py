@@ -14,7 +14,7 @@ import signal
 import sys
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional, Protocol
 
@@ -35,8 +35,8 @@ class StackContext:
     settings: Settings
     aws_endpoint_url: str
     provisioned: Provisioned
-    api_url: str = ""
-    work_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="kilele-local-")))
+    api_url: str
+    work_dir: Path
 
 
 class LocalComponent(Protocol):
@@ -65,8 +65,24 @@ def _trial_runner(context: StackContext) -> LocalComponent:
     )
 
 
+def _endpoint_runner(context: StackContext) -> LocalComponent:
+    from chalicelib.wiring import endpoint_runner
+
+    return endpoint_runner(context.settings)  # the API's own runner: stopping it ends every endpoint
+
+
 # Stand-ins for what moto cannot execute, started after the API is up (a new runner appends here).
-COMPONENT_FACTORIES: list[Callable[[StackContext], LocalComponent]] = [_lambda_shim, _trial_runner]
+COMPONENT_FACTORIES: list[Callable[[StackContext], LocalComponent]] = [_lambda_shim, _trial_runner, _endpoint_runner]
+
+
+def _serving_consumer(context: StackContext) -> LocalComponent:
+    from chalicelib.local.serving_consumer import ServingQueueConsumer
+    from chalicelib.resources import SERVING_REQUESTS_QUEUE
+
+    return ServingQueueConsumer(context.provisioned.queue_urls[SERVING_REQUESTS_QUEUE.name])
+
+
+COMPONENT_FACTORIES.append(_serving_consumer)  # the queue API's consumer (an SQS-triggered Lambda on AWS)
 
 
 def _point_aws_at(endpoint_url: str, region: str) -> None:
@@ -78,10 +94,13 @@ def _point_aws_at(endpoint_url: str, region: str) -> None:
     os.environ.pop("AWS_SESSION_TOKEN", None)
 
 
-def _adopt(provisioned: Provisioned) -> Settings:
-    """Point the settings at the local queue and state machine (infra does this on AWS)."""
+def _adopt(provisioned: Provisioned, api_url: str, work_dir: Path) -> Settings:
+    """Point the settings at the local queue, state machine, API URL and endpoint runner
+    (infra sets the same settings on AWS)."""
     os.environ["KILELE_TRAIN_WORKER_STATE_MACHINE_ARN"] = provisioned.state_machine_arns[TRAIN_WORKER.name]
     os.environ["KILELE_TRIALS_QUEUE_URL"] = provisioned.queue_urls[TRIALS_QUEUE.name]
+    os.environ["KILELE_PUBLIC_API_URL"] = api_url
+    os.environ["KILELE_ENDPOINTS_URI"] = f"local://{work_dir / 'endpoints'}"
     get_settings.cache_clear()
     from chalicelib.wiring import services
 
@@ -114,11 +133,13 @@ class LocalStack:
             from chalicelib.wiring import services
 
             provisioned = provision(settings, endpoint_url=self.moto.url)
-            settings = _adopt(provisioned)
-            services().users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
+            # Bind the API first: its URL is the predictor URL inference jobs hand out.
             self.api = ApiServer(ChaliceWsgiApp(_load_app()), port=self.port, threads=self.threads)
+            work_dir = Path(tempfile.mkdtemp(prefix="kilele-local-"))
+            settings = _adopt(provisioned, self.api.url, work_dir)
+            services().users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
             self.api.start()
-            self.context = StackContext(settings, self.moto.url, provisioned, self.api.url)
+            self.context = StackContext(settings, self.moto.url, provisioned, self.api.url, work_dir)
             for factory in COMPONENT_FACTORIES:
                 component = factory(self.context)
                 component.start(self.context)

@@ -157,12 +157,8 @@ class TrainJobService:
         self._end(job)
         return self._jobs.get(job.id).to_dict(with_workers=True)  # type: ignore[union-attr]
 
-    def stop_all_jobs(self, actor: User) -> dict[str, Any]:
-        """Stop every running train job on the platform (superadmin only)."""
-        require(actor, Action.STOP_ALL_JOBS)
-        return {"train_jobs_stopped": self._stop_all_train_jobs()}
-
-    def _stop_all_train_jobs(self) -> int:
+    def stop_all_train_jobs(self) -> int:
+        """Stop every running train job (for the superadmin's stop_all_jobs); returns how many."""
         stopped = 0
         for job in self._jobs.list_all():
             if self._jobs.set_status(job.id, TrainJobStatus.STOPPED,
@@ -216,6 +212,14 @@ class TrainJobService:
             "format": "npz",
             "url": self._blobs.presigned_get(trial.params_key, self._presign_seconds),
         }
+
+    def resolve(self, actor: User, app: str, app_version: int = LATEST) -> TrainJob:
+        """The caller's train job of ``app`` at ``app_version`` (-1: the latest)."""
+        return self._job(actor, app, app_version)
+
+    def trial(self, actor: User, trial_id: str) -> Trial:
+        """A trial of one of the caller's train jobs (any job for admins)."""
+        return self._trial(actor, trial_id)
 
     def _job(self, actor: User, app: str, app_version: int) -> TrainJob:
         require(actor, Action.MANAGE_TRAIN_JOBS)

@@ -209,8 +209,73 @@ class CounterItem(Model):
     value = NumberAttribute(default=0)
 
 
+class InferenceJobItem(Model):
+    Meta = _meta(resources.INFERENCE_JOBS)
+
+    class ByUser(GlobalSecondaryIndex):
+        Meta = _index_meta("by_user")
+        user_id = UnicodeAttribute(hash_key=True)
+        created_at = UnicodeAttribute(range_key=True)
+
+    class ByApp(GlobalSecondaryIndex):
+        Meta = _index_meta("by_app")
+        user_app = UnicodeAttribute(hash_key=True)
+        created_at = UnicodeAttribute(range_key=True)
+
+    id = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    user_app = UnicodeAttribute()
+    app = UnicodeAttribute()
+    app_version = NumberAttribute()
+    train_job_id = UnicodeAttribute()
+    task = UnicodeAttribute()
+    endpoint_name = UnicodeAttribute()
+    bundle_key = UnicodeAttribute()
+    members = ListAttribute(default=list)
+    created_at = UnicodeAttribute()
+    status = UnicodeAttribute()
+    budget = MapAttribute(default=dict)
+    predictor_url = UnicodeAttribute(null=True)
+    stopped_at = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    by_user = ByUser()
+    by_app = ByApp()
+
+
+class AppItem(Model):
+    Meta = _meta(resources.APPS)
+
+    user_app = UnicodeAttribute(hash_key=True)
+    user_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    input_type = UnicodeAttribute(null=True)
+    # JSON text: a default output may be any JSON value (DynamoDB maps cannot hold a bare null)
+    default_output = UnicodeAttribute(null=True)
+    slo_micros = NumberAttribute()
+    top_n = NumberAttribute(null=True)
+    version = NumberAttribute(null=True)
+    previous_version = NumberAttribute(null=True)
+
+
+class ServingResultItem(Model):
+    """A queue API result (Cluster Serving's output queue), per "<user id>#<queue>" and uri."""
+
+    Meta = _meta(resources.SERVING_RESULTS)
+
+    queue_key = UnicodeAttribute(hash_key=True)
+    uri = UnicodeAttribute(range_key=True)
+    status = UnicodeAttribute()  # "ok" | "error"
+    value = UnicodeAttribute(null=True)  # the prediction as JSON text
+    error = UnicodeAttribute(null=True)
+    default = BooleanAttribute(default=False)
+    created_at = UnicodeAttribute()
+    expires_at = NumberAttribute()  # epoch seconds; readers filter expired items
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem, TrainJobItem, TrialItem, CounterItem,
+    InferenceJobItem, AppItem, ServingResultItem,
 )
 
 

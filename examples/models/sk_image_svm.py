@@ -160,6 +160,10 @@ class SkImageSvm(BaseModel):
         self._image_shape = (int(params["image_height"]), int(params["image_width"]))
         self._model = model
 
+    def onnx_classes(self):
+        """Labels of the ONNX graph's probability columns (sorted, as predict() names them)."""
+        return [str(int(label)) for label in self._model.classes_]
+
     def export_onnx(self):
         try:
             from skl2onnx import to_onnx

@@ -102,6 +102,10 @@ class SkLogisticRegression(BaseModel):
                 setattr(estimator, name, params[f"{step}.{name}"])
         self._trained = True
 
+    def onnx_classes(self):
+        """Labels of the ONNX graph's probability columns (sorted, as predict() names them)."""
+        return [str(label) for label in self._pipeline.classes_]
+
     def export_onnx(self):
         try:
             from skl2onnx import to_onnx

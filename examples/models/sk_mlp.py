@@ -123,6 +123,10 @@ class SkMlp(BaseModel):
         classifier._label_binarizer = LabelBinarizer().fit(classifier.classes_)
         self._trained = True
 
+    def onnx_classes(self):
+        """Labels of the ONNX graph's probability columns (sorted, as predict() names them)."""
+        return [str(label) for label in self._pipeline.classes_]
+
     def export_onnx(self):
         try:
             from skl2onnx import to_onnx

@@ -1,7 +1,10 @@
 """Kilele's Python SDK: ``from kilele import Client``."""
 from kilele.client import Client
-from kilele.constants import BudgetOption, ModelAccessRight, Task, UserType
+from kilele.constants import BudgetOption, InferenceBudgetOption, InputType, ModelAccessRight, Task, UserType
 from kilele.errors import ConnectionFailedError, KileleError
+from kilele.queues import EnqueueFailedError, InputQueue, OutputQueue, PredictionFailedError
 
-__all__ = ["Client", "KileleError", "ConnectionFailedError", "UserType", "Task", "ModelAccessRight", "BudgetOption"]
+__all__ = ["Client", "KileleError", "ConnectionFailedError", "UserType", "Task", "ModelAccessRight", "BudgetOption",
+           "InferenceBudgetOption", "InputType", "InputQueue", "OutputQueue", "PredictionFailedError",
+           "EnqueueFailedError"]
 __version__ = "0.1.0"

@@ -1,7 +1,7 @@
 """The ``kilele`` command: the SDK from a shell.
 
-Every command prints its result as JSON on stdout (but ``train-jobs watch``, a live view). Errors
-print one line on stderr and exit 1.
+Every command prints its result as JSON on stdout (but ``train-jobs watch``, a live view, and
+``bundle serve``, which runs the inference server). Errors print one line on stderr and exit 1.
 ``kilele login`` keeps the session token in ``~/.config/kilele/session.json`` (mode 0600), one
 per API URL; later commands use it unless an API key is given (``--api-key`` / KILELE_API_KEY),
 which then wins.
@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from datetime import datetime, timezone
@@ -20,7 +23,7 @@ from typing import Any, Optional
 import click
 
 from kilele.client import FINAL_TRAIN_JOB_STATUSES, Client, trial_progress
-from kilele.constants import BudgetOption, ModelAccessRight, UserType
+from kilele.constants import BudgetOption, InferenceBudgetOption, InputType, ModelAccessRight, UserType
 from kilele.errors import KileleError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -607,6 +610,275 @@ def trials_logs(obj: Context, trial_id: str) -> None:
 def trials_params(obj: Context, trial_id: str, out: str) -> None:
     """Save a COMPLETED trial's parameters to OUT (a numpy .npz archive)."""
     output(obj.client().download_trial_parameters(trial_id, out))
+
+
+# ---------------------------------------------------------------------- inference jobs
+
+
+@cli.group("inference-jobs")
+def inference_jobs() -> None:
+    """Manage inference jobs (the best trials of a train job, served as one ensemble)."""
+
+
+@inference_jobs.command("create")
+@click.argument("app")
+@version_option
+@click.option("--gpus", type=click.IntRange(min=0), help="GPUs for the endpoint (GPU_COUNT; default 0).")
+@pass_ctx
+def inference_jobs_create(obj: Context, app: str, app_version: int, gpus: Optional[int]) -> None:
+    """Serve the best trials of the STOPPED train job of APP."""
+    budget = {InferenceBudgetOption.GPU_COUNT: gpus} if gpus is not None else None
+    output(obj.client().create_inference_job(app, app_version, budget))
+
+
+@inference_jobs.command("list")
+@click.option("--app", help="Only the inference jobs of this app.")
+@pass_ctx
+def inference_jobs_list(obj: Context, app: Optional[str]) -> None:
+    """List your inference jobs."""
+    client = obj.client()
+    output(client.get_inference_jobs_of_app(app) if app else client.get_inference_jobs_by_user(None))
+
+
+@inference_jobs.command("get")
+@click.argument("app")
+@version_option
+@pass_ctx
+def inference_jobs_get(obj: Context, app: str, app_version: int) -> None:
+    """Show the running inference job of APP with its workers."""
+    output(obj.client().get_running_inference_job(app, app_version))
+
+
+@inference_jobs.command("stop")
+@click.argument("app")
+@version_option
+@pass_ctx
+def inference_jobs_stop(obj: Context, app: str, app_version: int) -> None:
+    """Stop the running inference job of APP."""
+    output(obj.client().stop_inference_job(app, app_version))
+
+
+# ---------------------------------------------------------------------- applications
+
+
+def _json_or_text(value: str) -> Any:
+    """A JSON value, or the text itself when it is not JSON (``default_pred`` -> ``"default_pred"``)."""
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _json_value(value: Optional[str], option: str) -> Any:
+    try:
+        return json.loads(value)  # type: ignore[arg-type]
+    except ValueError as e:
+        raise click.BadParameter(f"not JSON ({e}); quote strings, e.g. '\"text\"'", param_hint=option) from None
+
+
+input_type_choice = click.Choice([t.value for t in InputType], case_sensitive=False)
+
+
+@cli.group()
+def apps() -> None:
+    """Manage applications: input type, latency SLO, default output, served version."""
+
+
+@apps.command("register")
+@click.argument("name")
+@click.option("--input-type", required=True, type=input_type_choice, help="Type of the queries.")
+@click.option("--default-output", required=True, metavar="JSON",
+              help="Answer when the model misses the SLO (JSON; other text is taken as a string).")
+@click.option("--slo-micros", required=True, type=click.IntRange(min=1), help="Latency SLO in microseconds.")
+@click.option("--top-n", type=click.IntRange(min=1), help="Keep only the N most probable classes.")
+@pass_ctx
+def apps_register(obj: Context, name: str, input_type: str, default_output: str, slo_micros: int,
+                  top_n: Optional[int]) -> None:
+    """Register application NAME."""
+    output(obj.client().register_application(name, input_type, _json_or_text(default_output), slo_micros,
+                                             top_n=top_n))
+
+
+@apps.command("update")
+@click.argument("name")
+@click.option("--input-type", type=input_type_choice, help="Type of the queries.")
+@click.option("--default-output", metavar="JSON", help="Answer when the model misses the SLO.")
+@click.option("--slo-micros", type=click.IntRange(min=1), help="Latency SLO in microseconds.")
+@click.option("--top-n", type=click.IntRange(min=1), help="Keep only the N most probable classes.")
+@pass_ctx
+def apps_update(obj: Context, name: str, input_type: Optional[str], default_output: Optional[str],
+                slo_micros: Optional[int], top_n: Optional[int]) -> None:
+    """Change settings of application NAME (the others stay)."""
+    default = _json_or_text(default_output) if default_output is not None else None
+    if input_type is None and default is None and slo_micros is None and top_n is None:
+        raise click.UsageError("nothing to update: give --input-type, --default-output, --slo-micros or --top-n")
+    output(obj.client().update_application(name, input_type, default, slo_micros, top_n))
+
+
+@apps.command("list")
+@pass_ctx
+def apps_list(obj: Context) -> None:
+    """List your applications."""
+    output(obj.client().get_applications())
+
+
+@apps.command("get")
+@click.argument("name")
+@pass_ctx
+def apps_get(obj: Context, name: str) -> None:
+    """Show application NAME and the version it serves."""
+    output(obj.client().get_application(name))
+
+
+@apps.command("delete")
+@click.argument("name")
+@pass_ctx
+def apps_delete(obj: Context, name: str) -> None:
+    """Unregister application NAME (its inference jobs keep running)."""
+    output(obj.client().delete_application(name))
+
+
+@apps.command("set-version")
+@click.argument("name")
+@click.argument("version", type=click.IntRange(min=1))
+@pass_ctx
+def apps_set_version(obj: Context, name: str, version: int) -> None:
+    """Make application NAME serve VERSION."""
+    output(obj.client().set_model_version(name, version))
+
+
+@apps.command("rollback")
+@click.argument("name")
+@pass_ctx
+def apps_rollback(obj: Context, name: str) -> None:
+    """Serve the version application NAME served before the last switch."""
+    output(obj.client().rollback_application(name))
+
+
+@apps.command("metrics")
+@click.argument("name")
+@click.option("--minutes", type=click.IntRange(min=1), default=60, show_default=True, help="Window to summarize.")
+@pass_ctx
+def apps_metrics(obj: Context, name: str, minutes: int) -> None:
+    """Requests, errors, defaults and latency of application NAME."""
+    output(obj.client().get_app_metrics(name, minutes))
+
+
+# ---------------------------------------------------------------------- predict
+
+
+@cli.command()
+@click.argument("app")
+@click.option("--query", metavar="JSON", help="One query (Rafiki style); prints its prediction.")
+@click.option("--queries", metavar="JSON", help="A list of queries (Rafiki style); prints the predictions.")
+@click.option("--input", "input_", metavar="JSON", help="One input (Clipper style); prints the answer.")
+@click.option("--input-batch", metavar="JSON", help="A list of inputs (Clipper style); prints the answers.")
+@click.option("--instances", metavar="JSON", help="A list of instances (Cluster Serving style).")
+@pass_ctx
+def predict(obj: Context, app: str, query: Optional[str], queries: Optional[str], input_: Optional[str],
+            input_batch: Optional[str], instances: Optional[str]) -> None:
+    """Ask APP for predictions; give exactly one of the payload options."""
+    given = {name: value for name, value in (("--query", query), ("--queries", queries), ("--input", input_),
+                                             ("--input-batch", input_batch), ("--instances", instances))
+             if value is not None}
+    if len(given) != 1:
+        raise click.UsageError("give exactly one of --query, --queries, --input, --input-batch and --instances")
+    (option, text), = given.items()
+    value = _json_value(text, option)
+    if option in ("--queries", "--input-batch", "--instances") and not isinstance(value, list):
+        raise click.BadParameter("must be a JSON list", param_hint=option)
+    client = obj.client()
+    if option == "--query":
+        output(client.predict(app, query=value))
+    elif option == "--queries":
+        output(client.predict(app, queries=value))
+    elif option == "--input":
+        output(client.query(app, input=value))
+    elif option == "--input-batch":
+        output(client.query(app, input_batch=value))
+    else:
+        output(client.predict_instances(app, value))
+
+
+# ---------------------------------------------------------------------- bundles
+
+BUNDLE_MANIFEST = "kilele-bundle.json"
+SERVE_HINT = ("kilele-serve is not installed. As the bundle's README.md says, install the inference server with "
+              "the bundle's requirements: pip install -r requirements.txt kilele-inference "
+              "(requirements.txt is in the bundle: tar -xzf {path} requirements.txt)")
+
+
+@cli.group()
+def bundle() -> None:
+    """Export model bundles and serve them on this machine."""
+
+
+@bundle.command("export")
+@click.argument("app")
+@version_option
+@click.option("--trial", "trial_id", help="Export only this COMPLETED trial (default: the best trial of each model).")
+@click.option("--out", "out_path", type=click.Path(dir_okay=False, writable=True),
+              help="Where to save the tar.gz (default: ./APP-vVERSION.tar.gz).")
+@pass_ctx
+def bundle_export(obj: Context, app: str, app_version: int, trial_id: Optional[str], out_path: Optional[str]) -> None:
+    """Download a self-contained bundle of APP."""
+    output(obj.client().export_bundle(app, app_version, trial_id=trial_id, out_path=out_path))
+
+
+def _find_server() -> Optional[str]:
+    """The ``kilele-serve`` executable: on PATH, or next to this Python (an unactivated venv)."""
+    found = shutil.which("kilele-serve")
+    if found:
+        return found
+    beside = Path(sys.executable).parent / "kilele-serve"
+    return str(beside) if beside.is_file() and os.access(beside, os.X_OK) else None
+
+
+def _run_server(argv: list[str]) -> int:
+    """Run the inference server until it exits (Ctrl-C reaches it too); its exit code."""
+    process = subprocess.Popen(argv)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        try:
+            return process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            return process.wait()
+
+
+def _check_bundle(path: str) -> None:
+    try:
+        with tarfile.open(path, "r:gz") as archive:
+            names = {name.removeprefix("./") for name in archive.getnames()}
+    except (tarfile.TarError, OSError, EOFError) as e:
+        fail(f"{path} is not a bundle tar.gz ({e})")
+    if BUNDLE_MANIFEST not in names:
+        fail(f"{path} is not a Kilele bundle: it has no {BUNDLE_MANIFEST}")
+
+
+@bundle.command("serve")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, help="Port to serve on.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to serve on.")
+def bundle_serve(path: str, port: int, host: str) -> None:
+    """Serve the bundle tar.gz at PATH with kilele-serve (POST /invocations, GET /ping)."""
+    _check_bundle(path)
+    server = _find_server()
+    if server is None:
+        fail(SERVE_HINT.format(path=path))
+    directory = tempfile.mkdtemp(prefix="kilele-bundle-")
+    try:
+        try:
+            with tarfile.open(path, "r:gz") as archive:
+                archive.extractall(directory, filter="data")  # no absolute paths, no escapes, no devices
+        except (tarfile.TarError, OSError, EOFError) as e:
+            fail(f"could not unpack {path}: {e}")
+        click.echo(f"serving {path} (unpacked in {directory}) on http://{host}:{port}", err=True)
+        code = _run_server([server, "--bundle", directory, "--host", host, "--port", str(port)])
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    raise SystemExit(code)
 
 
 # ---------------------------------------------------------------------- local stack

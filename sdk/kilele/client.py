@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import os
+import tempfile
 import time
 import xml.etree.ElementTree as ET
 from enum import Enum
@@ -459,7 +460,8 @@ class Client:
         return self._request("POST", "/train-jobs", json=body)
 
     def stop_all_jobs(self) -> dict[str, Any]:
-        """Stop every running train job on the platform (superadmin only)."""
+        """Stop every running train and inference job on the platform (superadmin only).
+        Returns ``{"train_jobs_stopped": n, "inference_jobs_stopped": m}``."""
         return self._request("POST", "/jobs/stop-all")
 
     def get_train_jobs_by_user(self, user_id: Optional[str] = None) -> list[dict[str, Any]]:
@@ -588,6 +590,232 @@ class Client:
                 code=code,
             )
         return response.content
+
+
+    # ------------------------------------------------------------------ inference jobs (Rafiki)
+
+    def create_inference_job(
+        self, app: str, app_version: int = -1, budget: Optional[Mapping[StrOrEnum, Any]] = None
+    ) -> dict[str, Any]:
+        """Serve the best trial of each model of the STOPPED train job ``app`` v``app_version``
+        (-1: the latest) as one ensemble. ``budget`` is ``{InferenceBudgetOption.GPU_COUNT: n}``.
+        Returns ``{"id", "app", "app_version", "train_job_id", "predictor_url", "status", "error"}``."""
+        body = {"app": app, "app_version": int(_version(app_version)), "budget": _budget(budget)}
+        return self._request("POST", "/inference-jobs", json=body)
+
+    def get_inference_jobs_by_user(self, user_id: Optional[str] = None) -> list[dict[str, Any]]:
+        """Inference jobs of a user (None: yours; other users' need an admin)."""
+        return self._request("GET", "/inference-jobs", params={"user_id": user_id})
+
+    def get_inference_jobs_of_app(self, app: str) -> list[dict[str, Any]]:
+        """Your inference jobs of an app, oldest first."""
+        return self._request("GET", f"/inference-jobs/{_segment(app)}")
+
+    def get_running_inference_job(self, app: str, app_version: int = -1) -> dict[str, Any]:
+        """The running inference job of ``app`` at ``app_version`` (-1: the newest running one),
+        with its ``workers`` (the trials of the ensemble)."""
+        return self._request("GET", f"/inference-jobs/{_segment(app)}/{_version(app_version)}")
+
+    def stop_inference_job(self, app: str, app_version: int = -1) -> dict[str, Any]:
+        """Stop the running inference job (its endpoint is deleted). Returns the STOPPED job."""
+        return self._request("POST", f"/inference-jobs/{_segment(app)}/{_version(app_version)}/stop")
+
+    # ------------------------------------------------------------------ predictions
+
+    def _predict(self, app: str, body: dict[str, Any]) -> dict[str, Any]:
+        return self._request("POST", f"/apps/{_segment(app)}/predict", json=body)
+
+    def predict(self, app: str, query: Any = None, queries: Optional[list[Any]] = None) -> Any:
+        """Rafiki style: the prediction of one ``query``, or the list of predictions of ``queries``
+        (give exactly one), from the version the app serves."""
+        if (query is None) == (queries is None):
+            raise ValueError("give exactly one of query and queries")
+        if queries is not None:
+            return self._predict(app, {"queries": _list(queries, "queries")})["predictions"]
+        return self._predict(app, {"query": _plain(query)})["prediction"]
+
+    def query(self, app: str, input: Any = None,  # noqa: A002 (Clipper's name)
+              input_batch: Optional[list[Any]] = None) -> Any:
+        """Clipper style: ``{"query_id", "output", "default"[, "default_explanation"]}`` for one
+        ``input``, a list of those for ``input_batch`` (give exactly one). ``default`` is true
+        when the app's default output answered (the latency SLO passed or no model was up)."""
+        if (input is None) == (input_batch is None):
+            raise ValueError("give exactly one of input and input_batch")
+        if input_batch is not None:
+            return self._predict(app, {"input_batch": _list(input_batch, "input_batch")})["batch_predictions"]
+        return self._predict(app, {"input": _plain(input)})
+
+    def predict_instances(self, app: str, instances: list[Any]) -> list[Any]:
+        """Cluster Serving style: one prediction per instance (an instance may be a one-key
+        object such as ``{"t": [1.0, 2.0]}``)."""
+        return self._predict(app, {"instances": _list(instances, "instances")})["predictions"]
+
+    def get_app_metrics(self, app: str, minutes: int = 60) -> list[dict[str, Any]]:
+        """Requests, queries, errors, defaults, batch sizes and latency percentiles of the app
+        over the last ``minutes`` (Cluster Serving's metrics shape)."""
+        return self._request("GET", f"/apps/{_segment(app)}/metrics", params={"minutes": int(minutes)})
+
+    # ------------------------------------------------------------------ applications (Clipper)
+
+    def register_application(
+        self,
+        name: str,
+        input_type: StrOrEnum,
+        default_output: Any,
+        slo_micros: int,
+        top_n: Optional[int] = None,
+    ) -> dict[str, Any]:
+        """Register an application: its ``input_type`` (ints, floats, doubles, strings, bytes),
+        the ``default_output`` answered when the model misses the ``slo_micros`` latency SLO,
+        and optionally a top-N filter of class probabilities. Returns the application."""
+        body: dict[str, Any] = {"name": name, "input_type": _input_type(input_type),
+                                "default_output": default_output, "slo_micros": int(slo_micros)}
+        if top_n is not None:
+            body["top_n"] = int(top_n)
+        return self._request("POST", "/apps", json=body)
+
+    def get_application(self, name: str) -> dict[str, Any]:
+        """An application, with the version it serves now (``serving_version``)."""
+        return self._request("GET", f"/apps/{_segment(name)}")
+
+    def get_applications(self) -> list[dict[str, Any]]:
+        """Your applications."""
+        return self._request("GET", "/apps")
+
+    def update_application(
+        self,
+        name: str,
+        input_type: Optional[StrOrEnum] = None,
+        default_output: Any = None,
+        slo_micros: Optional[int] = None,
+        top_n: Optional[int] = None,
+    ) -> dict[str, Any]:
+        """Change an application's settings; the ones left None stay as they are."""
+        body: dict[str, Any] = {}
+        if input_type is not None:
+            body["input_type"] = _input_type(input_type)
+        if default_output is not None:
+            body["default_output"] = default_output
+        if slo_micros is not None:
+            body["slo_micros"] = int(slo_micros)
+        if top_n is not None:
+            body["top_n"] = int(top_n)
+        if not body:
+            raise ValueError("nothing to update: give input_type, default_output, slo_micros or top_n")
+        return self._request("PATCH", f"/apps/{_segment(name)}", json=body)
+
+    def delete_application(self, name: str) -> dict[str, Any]:
+        """Unregister an application (its inference jobs keep running). Returns it."""
+        return self._request("DELETE", f"/apps/{_segment(name)}")
+
+    def set_model_version(self, name: str, version: int) -> dict[str, Any]:
+        """Serve ``version`` of the app (it needs a running inference job); the version served
+        until now is kept for :meth:`rollback_application`. Returns the application."""
+        return self._request("POST", f"/apps/{_segment(name)}/version", json={"version": _fixed_version(version)})
+
+    def rollback_application(self, name: str) -> dict[str, Any]:
+        """Serve the version served before the last switch again. Returns the application."""
+        return self._request("POST", f"/apps/{_segment(name)}/rollback")
+
+    def link_model_to_app(self, app_name: str, version: int = -1) -> dict[str, Any]:
+        """Clipper's call: make the app serve ``version`` (-1: the version of the newest running
+        inference job of the app). Returns the application."""
+        if int(_version(version)) == -1:
+            version = int(self.get_running_inference_job(app_name, -1)["app_version"])
+        return self.set_model_version(app_name, version)
+
+    def get_query_addr(self) -> str:
+        """The API root that answers ``POST /apps/{app}/predict``."""
+        return self.base_url
+
+    # ------------------------------------------------------------------ bundles
+
+    def export_bundle(
+        self,
+        app: str,
+        app_version: int = -1,
+        trial_id: Optional[str] = None,
+        out_path: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Export a self-contained bundle (model files, parameters, ONNX graphs, requirements,
+        manifest, README) of one COMPLETED trial (``trial_id``) or of the ensemble an inference
+        job of ``app`` v``app_version`` would serve, and save the tar.gz to ``out_path``
+        (default ``./<app>-v<version>.tar.gz``). Serve it with ``kilele bundle serve PATH``.
+        Returns ``{"path", "manifest"}``."""
+        body: dict[str, Any] = {"app": app, "app_version": int(_version(app_version))}
+        if trial_id is not None:
+            body["trial_id"] = trial_id
+        answer = self._request("POST", "/bundles", json=body)
+        manifest = answer.get("manifest") or {}
+        if out_path is None:
+            out_path = f"{manifest.get('app') or app}-v{manifest.get('app_version', app_version)}.tar.gz"
+        path = os.fspath(out_path)
+        self._download_to(answer["url"], path, f"the bundle of {app}")
+        return {"path": path, "manifest": manifest}
+
+    def _download_to(self, url: str, path: str, what: str) -> None:
+        """GET a presigned URL (without our credentials) into ``path``, replaced only once the
+        whole body has arrived."""
+        directory = os.path.dirname(os.path.abspath(path))
+        try:
+            response = requests.get(url, timeout=self.timeout, stream=True)
+        except requests.exceptions.RequestException as e:
+            raise ConnectionFailedError(
+                f"{what} could not be downloaded from {url} ({type(e).__name__}: {e})"
+            ) from e
+        with response:
+            if response.status_code >= 300:
+                code, reason = _s3_error(response, default="download_failed")
+                raise DownloadFailedError(
+                    f"the storage service refused the download of {what} (HTTP {response.status_code} {code}: "
+                    f"{reason}); ask again for a fresh URL if it expired",
+                    status_code=response.status_code,
+                    code=code,
+                )
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".kilele-download-", suffix=".part")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    for chunk in response.iter_content(chunk_size=MiB):
+                        f.write(chunk)
+                os.replace(tmp, path)
+            except requests.exceptions.RequestException as e:
+                os.unlink(tmp)
+                raise ConnectionFailedError(
+                    f"the download of {what} from {url} broke off ({type(e).__name__}: {e})"
+                ) from e
+            except BaseException:
+                os.unlink(tmp)
+                raise
+
+
+def _plain(value: Any) -> Any:
+    """numpy arrays and scalars as plain lists and numbers (anything else as it is)."""
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    value = _plain(value)
+    if isinstance(value, (str, bytes, Mapping)) or not isinstance(value, Iterable):
+        raise TypeError(f"{name} must be a list, got {type(value).__name__}")
+    return [_plain(item) for item in value]
+
+
+def _input_type(value: StrOrEnum) -> str:
+    """``InputType.FLOATS`` or ``"Floats"`` -> ``"floats"`` (Clipper's input types are lower case)."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    return str(value).strip().lower()
+
+
+def _fixed_version(version: Union[int, str]) -> int:
+    """An app version that names one version: a whole number >= 1."""
+    try:
+        number = int(version)
+    except (TypeError, ValueError):
+        number = 0
+    if number < 1 or isinstance(version, bool):
+        raise ValueError(f"version must be a whole number >= 1; got {version!r}")
+    return number
 
 
 def _progress_bar(description: str, total: Optional[int]) -> Any:

@@ -39,3 +39,13 @@ class InferenceBudgetOption(str, Enum):
 class DatasetStatus(str, Enum):
     UPLOADING = "UPLOADING"
     READY = "READY"
+
+
+class InputType(str, Enum):
+    """Clipper's application input types (seed 004's ``register_application``)."""
+
+    INTS = "ints"
+    FLOATS = "floats"
+    DOUBLES = "doubles"
+    STRINGS = "strings"
+    BYTES = "bytes"

@@ -20,6 +20,7 @@ EXPECTED = {
     Action.VIEW_MODELS: {SA, AD, MD, AP},
     Action.MANAGE_API_KEYS: {SA, AD, MD, AP},
     Action.MANAGE_TRAIN_JOBS: {SA, AD, MD, AP},
+    Action.MANAGE_INFERENCE_JOBS: {SA, AD, MD, AP},
     Action.STOP_ALL_JOBS: {SA},
 }
 

@@ -91,9 +91,9 @@ def test_stop_all_jobs_is_for_the_superadmin_and_stops_every_running_job(platfor
     platform.runner.outcome = lambda trial: ("hang", None)
     dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": -1, "TIME_HOURS": 1}, app="a1")
     with pytest.raises(Forbidden):
-        platform.services.train_jobs.stop_all_jobs(dev)
+        platform.services.inference_jobs.stop_all_jobs(dev)
     root = platform.services.auth._users.get("root@wf")
-    assert platform.services.train_jobs.stop_all_jobs(root)["train_jobs_stopped"] >= 1
+    assert platform.services.inference_jobs.stop_all_jobs(root)["train_jobs_stopped"] >= 1
     assert platform.services.train_jobs.get_train_job(dev, "a1")["status"] == "STOPPED"
     platform.wait_executions_done(timeout=30)
 

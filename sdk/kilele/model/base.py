@@ -46,6 +46,14 @@ class BaseModel(ABC):
         """Restore the state returned by :meth:`dump_parameters`."""
 
     def export_onnx(self) -> Optional[bytes]:
-        """Optionally, an ONNX graph of the trained model for fast serving (input ``input``,
-        float32 ``[batch, features]``; first output: predictions or probabilities)."""
+        """Optionally, an ONNX graph of the trained model for fast serving. Input ``input``:
+        float32 ``[batch, features]`` (each query flattened). Output: ``probabilities``
+        ``[batch, classes]`` for classification (see :meth:`onnx_classes`), else the first output
+        holds the predictions (``[batch]`` or ``[batch, 1]`` for regression)."""
+        return None
+
+    def onnx_classes(self) -> Optional[list[Any]]:
+        """For a classifier with an ONNX graph: the class label of each ``probabilities`` column,
+        in order (the inference server answers ``{label: probability}`` per query, as
+        :meth:`predict` does). Without it, classifiers are served with :meth:`predict`."""
         return None

@@ -1,0 +1,146 @@
+"""Model endpoints: where an inference job's bundle is served (SageMaker on AWS; a local
+process in the local stack, see chalicelib/local/endpoint_runner.py). Chosen by URI scheme,
+like a store registry: ``sagemaker://`` or ``local://``."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Optional, Protocol
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ReadTimeoutError
+
+
+class EndpointFailure(Exception):
+    """Base of endpoint errors (turned into domain errors by the predict service)."""
+
+
+class EndpointUnavailable(EndpointFailure):
+    """The endpoint does not exist, is not in service, or its process died."""
+
+
+class EndpointTimeout(EndpointFailure):
+    """No answer within the deadline."""
+
+
+class EndpointRejected(EndpointFailure):
+    """The model server answered 4xx: the queries are wrong (message from the server)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class EndpointState:
+    status: str  # Creating | InService | Failed | Deleted
+    reason: Optional[str] = None
+
+
+class EndpointRunner(Protocol):
+    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
+        """Start serving the bundle (a tar.gz in the data bucket) under ``name``."""
+
+    def state(self, name: str) -> EndpointState: ...
+
+    def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
+        """POST ``body`` to the endpoint's /invocations; raises an :class:`EndpointFailure`."""
+
+    def delete(self, name: str) -> None: ...
+
+
+_SAGEMAKER_STATES = {"Creating": "Creating", "Updating": "InService", "SystemUpdating": "InService",
+                     "RollingBack": "InService", "InService": "InService", "Failed": "Failed",
+                     "Deleting": "Deleted", "OutOfService": "Failed"}
+
+
+class SageMakerEndpointRunner:
+    """A SageMaker real-time endpoint per inference job (the inference image, the bundle as
+    model data), with target-tracking autoscaling; serverless inference on request."""
+
+    def __init__(self, bucket: str, image_uri: str, gpu_image_uri: str, role_arn: str,
+                 instance_type: str = "ml.c5.large", gpu_instance_type: str = "ml.g4dn.xlarge",
+                 max_instances: int = 4, invocations_per_instance: int = 200, serverless: bool = False,
+                 sagemaker: Any = None, runtime: Any = None, autoscaling: Any = None):
+        self.bucket, self.image_uri, self.gpu_image_uri, self.role_arn = bucket, image_uri, gpu_image_uri, role_arn
+        self.instance_type, self.gpu_instance_type = instance_type, gpu_instance_type
+        self.max_instances, self.invocations_per_instance, self.serverless = max_instances, invocations_per_instance, serverless
+        self._sm = sagemaker or boto3.client("sagemaker")
+        self._runtime = runtime
+        self._autoscaling = autoscaling
+
+    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
+        self._sm.create_model(
+            ModelName=name,
+            ExecutionRoleArn=self.role_arn,
+            PrimaryContainer={"Image": self.gpu_image_uri if gpu else self.image_uri,
+                              "ModelDataUrl": f"s3://{self.bucket}/{bundle_key}"},
+        )
+        variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": name}
+        if self.serverless and not gpu:
+            variant["ServerlessConfig"] = {"MemorySizeInMB": 2048, "MaxConcurrency": 20}
+        else:
+            variant.update(InitialInstanceCount=1,
+                           InstanceType=self.gpu_instance_type if gpu else self.instance_type)
+        self._sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+        self._sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        if "ServerlessConfig" not in variant:
+            self._autoscale(name)
+
+    def _autoscale(self, name: str) -> None:
+        autoscaling = self._autoscaling or boto3.client("application-autoscaling")
+        resource = f"endpoint/{name}/variant/AllTraffic"
+        autoscaling.register_scalable_target(
+            ServiceNamespace="sagemaker", ResourceId=resource,
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount",
+            MinCapacity=1, MaxCapacity=self.max_instances,
+        )
+        autoscaling.put_scaling_policy(
+            PolicyName=f"{name}-invocations", ServiceNamespace="sagemaker", ResourceId=resource,
+            ScalableDimension="sagemaker:variant:DesiredInstanceCount", PolicyType="TargetTrackingScaling",
+            TargetTrackingScalingPolicyConfiguration={
+                "TargetValue": float(self.invocations_per_instance),
+                "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"},
+                "ScaleInCooldown": 300, "ScaleOutCooldown": 60,
+            },
+        )
+
+    def state(self, name: str) -> EndpointState:
+        try:
+            described = self._sm.describe_endpoint(EndpointName=name)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ValidationException":  # no such endpoint
+                return EndpointState("Deleted")
+            raise
+        return EndpointState(_SAGEMAKER_STATES.get(described["EndpointStatus"], "Creating"),
+                             described.get("FailureReason"))
+
+    def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
+        runtime = self._runtime or boto3.client(
+            "sagemaker-runtime",
+            config=Config(read_timeout=max(1, math.ceil(timeout_seconds)), retries={"max_attempts": 0}),
+        )
+        try:
+            response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json")
+        except ReadTimeoutError as e:
+            raise EndpointTimeout(f"the endpoint did not answer within {timeout_seconds:g} s") from e
+        except ClientError as e:
+            code = e.response["Error"]["Code"]
+            if code == "ModelError":
+                status = int(e.response.get("OriginalStatusCode", 500))
+                message = e.response.get("OriginalMessage") or e.response["Error"].get("Message", "")
+                if 400 <= status < 500:
+                    raise EndpointRejected(status, message) from e
+            raise EndpointUnavailable(f"the endpoint failed: {code}") from e
+        return response["Body"].read()
+
+    def delete(self, name: str) -> None:
+        for call, key in ((self._sm.delete_endpoint, "EndpointName"),
+                          (self._sm.delete_endpoint_config, "EndpointConfigName"),
+                          (self._sm.delete_model, "ModelName")):
+            try:
+                call(**{key: name})
+            except ClientError as e:
+                if e.response["Error"]["Code"] != "ValidationException":
+                    raise

@@ -1,0 +1,168 @@
+"""The local stand-in for SageMaker endpoints: each inference job's bundle is served by the
+inference server (``kilele-serve``) in its own process on 127.0.0.1."""
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+
+import requests
+
+from chalicelib.adapters.blobs import BlobStore
+from chalicelib.adapters.endpoints import (
+    EndpointRejected,
+    EndpointState,
+    EndpointTimeout,
+    EndpointUnavailable,
+)
+from chalicelib.local.ports import LOOPBACK, free_port
+
+
+@dataclass
+class _Endpoint:
+    name: str
+    port: int
+    process: subprocess.Popen
+    directory: Path
+    log_path: Path
+
+
+class LocalEndpointRunner:
+    """Starts, watches, invokes and stops local inference-server processes."""
+
+    def __init__(self, blobs: BlobStore, work_dir: Path, ready_timeout_seconds: float = 120.0,
+                 python: str = sys.executable):
+        self._blobs = blobs
+        self._work_dir = work_dir
+        self._ready_timeout = ready_timeout_seconds
+        self._python = python
+        self._lock = threading.Lock()
+        self._endpoints: dict[str, _Endpoint] = {}
+        self._session = requests.Session()
+
+    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
+        directory = self._work_dir / "endpoints" / name
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        with tarfile.open(fileobj=io.BytesIO(self._blobs.get_bytes(bundle_key)), mode="r:gz") as archive:
+            archive.extractall(directory / "bundle", filter="data")
+        port = free_port()
+        log_path = directory / "server.log"
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [self._python, "-m", "kilele_inference", "--bundle", str(directory / "bundle"),
+                 "--host", LOOPBACK, "--port", str(port)],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        with self._lock:
+            self._endpoints[name] = _Endpoint(name, port, process, directory, log_path)
+        self._wait_ready(name)
+
+    def _wait_ready(self, name: str) -> None:
+        deadline = time.monotonic() + self._ready_timeout
+        while time.monotonic() < deadline:
+            state = self.state(name)
+            if state.status != "Creating":
+                return
+            time.sleep(0.1)
+
+    def state(self, name: str) -> EndpointState:
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+        if endpoint is None:
+            return EndpointState("Deleted")
+        code = endpoint.process.poll()
+        if code is not None:
+            return EndpointState("Failed", f"the inference server exited with code {code}: {self._log_tail(endpoint)}")
+        try:
+            ping = self._session.get(f"http://{LOOPBACK}:{endpoint.port}/ping", timeout=1)
+        except requests.RequestException:
+            return EndpointState("Creating")
+        return EndpointState("InService" if ping.status_code == 200 else "Creating")
+
+    def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+        if endpoint is None or endpoint.process.poll() is not None:
+            raise EndpointUnavailable(self.state(name).reason or f"endpoint {name} is not running")
+        try:
+            response = self._session.post(
+                f"http://{LOOPBACK}:{endpoint.port}/invocations", data=body,
+                headers={"Content-Type": "application/json"}, timeout=timeout_seconds,
+            )
+        except requests.Timeout as e:
+            raise EndpointTimeout(f"the endpoint did not answer within {timeout_seconds:g} s") from e
+        except requests.RequestException as e:
+            raise EndpointUnavailable(f"the endpoint is unreachable: {e}") from e
+        if 400 <= response.status_code < 500:
+            message = response.text
+            try:
+                message = response.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                pass
+            raise EndpointRejected(response.status_code, message)
+        if response.status_code != 200:
+            raise EndpointUnavailable(f"the endpoint answered HTTP {response.status_code}")
+        return response.content
+
+    def delete(self, name: str) -> None:
+        with self._lock:
+            endpoint = self._endpoints.pop(name, None)
+        if endpoint is None:
+            return
+        _stop(endpoint.process)
+        shutil.rmtree(endpoint.directory, ignore_errors=True)
+
+    def stop_all(self) -> None:
+        with self._lock:
+            names = list(self._endpoints)
+        for name in names:
+            self.delete(name)
+
+    @staticmethod
+    def _log_tail(endpoint: _Endpoint, lines: int = 5) -> str:
+        try:
+            return " | ".join(endpoint.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    # The local stack starts and stops the runner like its other components.
+    name = "endpoint-runner"
+
+    def start(self, context: object = None) -> None:
+        pass
+
+    def stop(self) -> None:
+        self.stop_all()
+
+
+def _stop(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=grace_seconds)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    except ProcessLookupError:
+        pass
+
+
+@lru_cache(maxsize=None)
+def local_endpoint_runner(bucket: str, work_dir: str) -> LocalEndpointRunner:
+    """One runner per process (the API and the local stack share it)."""
+    return LocalEndpointRunner(BlobStore(bucket), Path(work_dir))
+
+
+__all__ = ["LocalEndpointRunner", "local_endpoint_runner"]

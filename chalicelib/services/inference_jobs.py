@@ -1,0 +1,197 @@
+"""Inference jobs: the best trial of each model of a stopped train job, as one ensemble
+served by one endpoint (seed 001's inference-job calls), and bundle export."""
+from __future__ import annotations
+
+from typing import Any, Optional
+
+from chalicelib.adapters.blobs import BlobStore
+from chalicelib.adapters.endpoints import EndpointRunner
+from chalicelib.entities import (
+    BudgetOption,
+    InferenceJob,
+    InferenceJobStatus,
+    TrainJob,
+    TrainJobStatus,
+    Trial,
+    TrialStatus,
+    User,
+)
+from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
+from chalicelib.permissions import Action, require
+from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.services.bundles import BundleBuilder
+from chalicelib.services.train_jobs import LATEST, TrainJobService
+from chalicelib.store.serving import InferenceJobRepository
+from chalicelib.store.train_jobs import TrainJobRepository, TrialRepository
+
+LIVE = (InferenceJobStatus.STARTED, InferenceJobStatus.RUNNING)
+
+
+def best_trial_per_model(trials: list[Trial]) -> list[Trial]:
+    """The best COMPLETED trial of each model (full trials before screening ones)."""
+    best: dict[str, Trial] = {}
+    for trial in trials:
+        if trial.status is not TrialStatus.COMPLETED or not trial.params_key:
+            continue
+        current = best.get(trial.model_id)
+        rank = (not trial.screening, trial.score or 0.0)
+        if current is None or rank > (not current.screening, current.score or 0.0):
+            best[trial.model_id] = trial
+    return sorted(best.values(), key=lambda t: -(t.score or 0.0))
+
+
+class InferenceJobService:
+    def __init__(
+        self,
+        jobs: InferenceJobRepository,
+        train_jobs: TrainJobRepository,
+        trials: TrialRepository,
+        train_job_service: TrainJobService,
+        bundles: BundleBuilder,
+        blobs: BlobStore,
+        endpoints: EndpointRunner,
+        stage: str,
+        public_api_url: str,
+        presigned_url_seconds: int,
+        clock: Clock = utc_now,
+    ):
+        self._jobs = jobs
+        self._train_jobs = train_jobs
+        self._trials = trials
+        self._train_job_service = train_job_service
+        self._bundles = bundles
+        self._blobs = blobs
+        self._endpoints = endpoints
+        self._stage = stage
+        self._public_api_url = public_api_url.rstrip("/")
+        self._presign_seconds = presigned_url_seconds
+        self._clock = clock
+
+    def create_inference_job(
+        self, actor: User, app: str, app_version: int = LATEST, budget: Optional[dict[str, float]] = None
+    ) -> dict[str, Any]:
+        """Deploy the best trial of each model of the STOPPED train job ``app`` v``app_version``."""
+        require(actor, Action.MANAGE_INFERENCE_JOBS)
+        train_job = self._train_job_service.resolve(actor, app, app_version)
+        if train_job.status is not TrainJobStatus.STOPPED:
+            raise Conflict(f"train job {app} v{train_job.app_version} is {train_job.status.value}; "
+                           "an inference job needs a STOPPED train job")
+        if any(j.train_job_id == train_job.id and j.status in LIVE for j in self._jobs.list_of_app(actor.id, app)):
+            raise Conflict(f"an inference job of {app} v{train_job.app_version} is already running")
+        members = best_trial_per_model(self._trials.list_of_job(train_job.id))
+        if not members:
+            raise Unprocessable(f"train job {app} v{train_job.app_version} has no completed trial to serve")
+        job_id = new_id()
+        bundle_key = f"bundles/{job_id}/bundle.tar.gz"
+        self._bundles.build(bundle_key, app, train_job.app_version, train_job.task, members)
+        job = InferenceJob(
+            id=job_id,
+            user_id=actor.id,
+            app=app,
+            app_version=train_job.app_version,
+            train_job_id=train_job.id,
+            task=train_job.task,
+            endpoint_name=f"kilele-{self._stage}-{job_id[:18]}",
+            bundle_key=bundle_key,
+            members=[_member(t) for t in members],
+            created_at=self._clock(),
+            budget=budget or {},
+            predictor_url=f"{self._public_api_url}/apps/{app}/predict",
+        )
+        self._jobs.add(job)
+        gpu = float((budget or {}).get(BudgetOption.GPU_COUNT.value, 0)) > 0
+        try:
+            self._endpoints.deploy(job.endpoint_name, bundle_key, gpu=gpu)
+        except Exception as e:
+            self._jobs.set_status(job.id, InferenceJobStatus.ERRORED, LIVE, at=self._clock(),
+                                  error=f"the endpoint could not be created: {e}")
+            raise
+        job = self._refresh(job)
+        return {"id": job.id, "app": job.app, "app_version": job.app_version, "train_job_id": job.train_job_id,
+                "predictor_url": job.predictor_url, "status": job.status.value, "error": job.error}
+
+    def _refresh(self, job: InferenceJob) -> InferenceJob:
+        """Bring a live job's status in line with its endpoint (created, failed, gone)."""
+        if job.status not in LIVE:
+            return job
+        state = self._endpoints.state(job.endpoint_name)
+        if state.status == "InService" and job.status is InferenceJobStatus.STARTED:
+            self._jobs.set_status(job.id, InferenceJobStatus.RUNNING, (InferenceJobStatus.STARTED,))
+        elif state.status in ("Failed", "Deleted"):
+            self._jobs.set_status(job.id, InferenceJobStatus.ERRORED, LIVE, at=self._clock(),
+                                  error=state.reason or f"the endpoint is {state.status.lower()}")
+        else:
+            return job
+        return self._jobs.get(job.id) or job
+
+    def report_endpoint_failure(self, job: InferenceJob) -> InferenceJob:
+        """Called when predict could not reach the endpoint: record the failure if it is one."""
+        return self._refresh(job)
+
+    def get_inference_jobs_by_user(self, actor: User, user_id: str) -> list[dict[str, Any]]:
+        require(actor, Action.MANAGE_INFERENCE_JOBS)
+        if user_id != actor.id and not actor.user_type.is_admin:
+            raise Forbidden("only admins can list other users' inference jobs")
+        return [self._refresh(j).to_dict() for j in self._jobs.list_by_user(user_id)]
+
+    def get_inference_jobs_of_app(self, actor: User, app: str) -> list[dict[str, Any]]:
+        require(actor, Action.MANAGE_INFERENCE_JOBS)
+        return [self._refresh(j).to_dict() for j in sorted(self._jobs.list_of_app(actor.id, app),
+                                                           key=lambda j: j.created_at)]
+
+    def running_job(self, user_id: str, app: str, app_version: int = LATEST) -> InferenceJob:
+        """The live inference job of ``app`` at ``app_version`` (-1: the newest live one)."""
+        live = [j for j in self._jobs.list_of_app(user_id, app) if j.status in LIVE]
+        if app_version != LATEST:
+            live = [j for j in live if j.app_version == app_version]
+        if not live:
+            version = "" if app_version == LATEST else f" v{app_version}"
+            raise NotFound(f"app {app!r}{version} has no running inference job")
+        return max(live, key=lambda j: (j.app_version, j.created_at))
+
+    def get_running_inference_job(self, actor: User, app: str, app_version: int = LATEST) -> dict[str, Any]:
+        require(actor, Action.MANAGE_INFERENCE_JOBS)
+        return self._refresh(self.running_job(actor.id, app, app_version)).to_dict()
+
+    def stop_inference_job(self, actor: User, app: str, app_version: int = LATEST) -> dict[str, Any]:
+        require(actor, Action.MANAGE_INFERENCE_JOBS)
+        job = self.running_job(actor.id, app, app_version)
+        self._stop(job)
+        return (self._jobs.get(job.id) or job).to_dict()
+
+    def _stop(self, job: InferenceJob) -> None:
+        if self._jobs.set_status(job.id, InferenceJobStatus.STOPPED, LIVE, at=self._clock()):
+            self._endpoints.delete(job.endpoint_name)
+
+    def stop_all_jobs(self, actor: User) -> dict[str, Any]:
+        """Stop every running train and inference job on the platform (superadmin only)."""
+        require(actor, Action.STOP_ALL_JOBS)
+        stopped = 0
+        for job in self._jobs.list_all():
+            if job.status in LIVE:
+                self._stop(job)
+                stopped += 1
+        return {"train_jobs_stopped": self._train_job_service.stop_all_train_jobs(), "inference_jobs_stopped": stopped}
+
+    def export_bundle(self, actor: User, app: str, app_version: int = LATEST,
+                      trial_id: Optional[str] = None) -> dict[str, Any]:
+        """A download URL of a bundle: one trial, or the ensemble an inference job would serve."""
+        require(actor, Action.MANAGE_INFERENCE_JOBS)
+        if trial_id:
+            trial = self._train_job_service.trial(actor, trial_id)
+            if trial.status is not TrialStatus.COMPLETED:
+                raise Conflict(f"trial {trial_id!r} is {trial.status.value}; only COMPLETED trials can be exported")
+            train_job: TrainJob = self._train_jobs.get(trial.train_job_id)  # type: ignore[assignment]
+            members = [trial]
+        else:
+            train_job = self._train_job_service.resolve(actor, app, app_version)
+            members = best_trial_per_model(self._trials.list_of_job(train_job.id))
+            if not members:
+                raise Unprocessable(f"train job {app} v{train_job.app_version} has no completed trial to export")
+        key = f"exports/{new_id()}/bundle.tar.gz"
+        manifest = self._bundles.build(key, train_job.app, train_job.app_version, train_job.task, members)
+        return {"url": self._blobs.presigned_get(key, self._presign_seconds), "manifest": manifest}
+
+
+def _member(trial: Trial) -> dict[str, Any]:
+    return {"id": trial.id, "model_name": trial.model_name, "knobs": trial.knobs, "score": trial.score}

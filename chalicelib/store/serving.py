@@ -1,0 +1,249 @@
+"""Inference jobs, applications and per-app metrics."""
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import datetime
+from typing import Any, Optional
+
+import boto3
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from chalicelib.entities import Application, InferenceJob, InferenceJobStatus, InputType, Task
+from chalicelib.errors import Conflict
+from chalicelib.store.models import AppItem, InferenceJobItem
+from chalicelib.store.repositories import _dt, _failed_condition, _iso, _plain_map
+
+
+class InferenceJobRepository:
+    def add(self, job: InferenceJob) -> None:
+        InferenceJobItem(
+            job.id,
+            user_id=job.user_id,
+            user_app=f"{job.user_id}#{job.app}",
+            app=job.app,
+            app_version=job.app_version,
+            train_job_id=job.train_job_id,
+            task=job.task.value,
+            endpoint_name=job.endpoint_name,
+            bundle_key=job.bundle_key,
+            members=job.members,
+            created_at=_iso(job.created_at),
+            status=job.status.value,
+            budget=job.budget,
+            predictor_url=job.predictor_url,
+        ).save(condition=InferenceJobItem.id.does_not_exist())
+
+    def get(self, job_id: str) -> Optional[InferenceJob]:
+        try:
+            return self._entity(InferenceJobItem.get(job_id, consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def list_by_user(self, user_id: str) -> list[InferenceJob]:
+        return [self._entity(i) for i in InferenceJobItem.by_user.query(user_id)]
+
+    def list_of_app(self, user_id: str, app: str) -> list[InferenceJob]:
+        return [self._entity(i) for i in InferenceJobItem.by_app.query(f"{user_id}#{app}")]
+
+    def list_all(self) -> list[InferenceJob]:
+        return [self._entity(i) for i in InferenceJobItem.scan()]
+
+    def set_status(
+        self,
+        job_id: str,
+        status: InferenceJobStatus,
+        only_from: tuple[InferenceJobStatus, ...],
+        at: Optional[datetime] = None,
+        error: Optional[str] = None,
+    ) -> bool:
+        actions = [InferenceJobItem.status.set(status.value)]
+        if at:
+            actions.append(InferenceJobItem.stopped_at.set(_iso(at)))
+        if error:
+            actions.append(InferenceJobItem.error.set(error[:2000]))
+        try:
+            InferenceJobItem(job_id).update(
+                actions=actions, condition=InferenceJobItem.status.is_in(*[s.value for s in only_from])
+            )
+            return True
+        except UpdateError as e:
+            if _failed_condition(e):
+                return False
+            raise
+
+    @staticmethod
+    def _entity(item: InferenceJobItem) -> InferenceJob:
+        return InferenceJob(
+            id=item.id,
+            user_id=item.user_id,
+            app=item.app,
+            app_version=int(item.app_version),
+            train_job_id=item.train_job_id,
+            task=Task(item.task),
+            endpoint_name=item.endpoint_name,
+            bundle_key=item.bundle_key,
+            members=[_plain_map(m) if hasattr(m, "as_dict") else m for m in (item.members or [])],
+            created_at=_dt(item.created_at),
+            status=InferenceJobStatus(item.status),
+            budget=_plain_map(item.budget) or {},
+            predictor_url=item.predictor_url,
+            stopped_at=_dt(item.stopped_at) if item.stopped_at else None,
+            error=item.error,
+        )
+
+
+class ApplicationRepository:
+    def add(self, app: Application) -> None:
+        try:
+            self._item(app).save(condition=AppItem.user_app.does_not_exist())
+        except PutError as e:
+            if _failed_condition(e):
+                raise Conflict(f"application {app.name!r} is already registered") from e
+            raise
+
+    def get(self, user_id: str, name: str) -> Optional[Application]:
+        try:
+            return self._entity(AppItem.get(f"{user_id}#{name}", consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    def list_of_user(self, user_id: str) -> list[Application]:
+        return sorted(
+            (self._entity(i) for i in AppItem.scan(AppItem.user_id == user_id)), key=lambda a: a.created_at
+        )
+
+    def save(self, app: Application) -> None:
+        self._item(app).save()
+
+    def switch_version(self, user_id: str, name: str, version: Optional[int], expected: Optional[int]) -> bool:
+        """Serve ``version`` (remembering the current one for rollback) if the current one is
+        still ``expected``; False if another switch happened meanwhile."""
+        item = AppItem(f"{user_id}#{name}")
+        condition = AppItem.user_app.exists() & (
+            AppItem.version.does_not_exist() if expected is None else AppItem.version == expected
+        )
+        actions = [
+            AppItem.version.set(version) if version is not None else AppItem.version.remove(),
+            # -1 remembers "the latest version", so a rollback can return to following it
+            AppItem.previous_version.set(expected if expected is not None else -1),
+        ]
+        try:
+            item.update(actions=actions, condition=condition)
+            return True
+        except UpdateError as e:
+            if _failed_condition(e):
+                return False
+            raise
+
+    def delete(self, user_id: str, name: str) -> None:
+        AppItem(f"{user_id}#{name}").delete()
+
+    @staticmethod
+    def _item(app: Application) -> AppItem:
+        return AppItem(
+            f"{app.user_id}#{app.name}",
+            user_id=app.user_id,
+            name=app.name,
+            created_at=_iso(app.created_at),
+            input_type=app.input_type.value if app.input_type else None,
+            default_output=json.dumps(app.default_output),
+            slo_micros=app.slo_micros,
+            top_n=app.top_n,
+            version=app.version,
+            previous_version=app.previous_version,
+        )
+
+    @staticmethod
+    def _entity(item: AppItem) -> Application:
+        return Application(
+            user_id=item.user_id,
+            name=item.name,
+            created_at=_dt(item.created_at),
+            input_type=InputType(item.input_type) if item.input_type else None,
+            default_output=json.loads(item.default_output) if item.default_output else None,
+            slo_micros=int(item.slo_micros),
+            top_n=int(item.top_n) if item.top_n is not None else None,
+            version=int(item.version) if item.version is not None else None,
+            previous_version=int(item.previous_version) if item.previous_version is not None else None,
+        )
+
+
+# Latency histogram: bucket i holds latencies in [FIRST * RATIO**(i-1), FIRST * RATIO**i) ms.
+LATENCY_FIRST_MS = 0.5
+LATENCY_RATIO = 1.2
+LATENCY_BUCKETS = 64  # up to ~60 s
+
+
+def latency_bucket(ms: float) -> int:
+    if ms <= LATENCY_FIRST_MS:
+        return 0
+    return min(LATENCY_BUCKETS - 1, 1 + int(math.log(ms / LATENCY_FIRST_MS, LATENCY_RATIO)))
+
+
+def bucket_upper_ms(index: int) -> float:
+    return LATENCY_FIRST_MS * LATENCY_RATIO**index
+
+
+class AppMetricsRepository:
+    """Per-minute counters with atomic ADDs. The histogram's bucket attributes (``lat_<i>``)
+    are named at run time, which a pynamodb model cannot declare, so this repository speaks
+    to DynamoDB through boto3."""
+
+    COUNTERS = ("requests", "queries", "errors", "defaults", "batches", "batch_size_sum")
+
+    def __init__(self, table_name: str, retention_seconds: int = 7 * 24 * 3600, client: Any = None):
+        self.table_name = table_name
+        self.retention_seconds = retention_seconds
+        self._client = client
+
+    @property
+    def _dynamodb(self) -> Any:
+        if self._client is None:
+            self._client = boto3.client("dynamodb")
+        return self._client
+
+    def record(self, user_app: str, at: datetime, latency_ms: float, queries: int, error: bool, default: bool,
+               batch_size: Optional[int] = None) -> None:
+        """Count one request in its minute (one atomic UpdateItem)."""
+        minute = int(at.timestamp() // 60)
+        values = {"requests": 1, "queries": queries, "errors": int(error), "defaults": int(default)}
+        if batch_size:  # the size of the server-side batch this request's queries rode in
+            values.update(batches=1, batch_size_sum=int(batch_size))
+        names = {f"#{k}": k for k in values}
+        names["#lat"] = f"lat_{latency_bucket(latency_ms)}"
+        names["#exp"] = "expires_at"
+        self._dynamodb.update_item(
+            TableName=self.table_name,
+            Key={"user_app": {"S": user_app}, "minute": {"N": str(minute)}},
+            UpdateExpression="ADD " + ", ".join([f"#{k} :{k}" for k in values] + ["#lat :one"]) + " SET #exp = :exp",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues={
+                **{f":{k}": {"N": str(v)} for k, v in values.items()},
+                ":one": {"N": "1"},
+                ":exp": {"N": str(int(at.timestamp()) + self.retention_seconds)},
+            },
+        )
+
+    def window(self, user_app: str, since: datetime) -> dict[str, Any]:
+        """Summed counters and histogram since ``since`` (expired items are skipped)."""
+        paginator = self._dynamodb.get_paginator("query")
+        totals = {k: 0 for k in self.COUNTERS}
+        histogram = [0] * LATENCY_BUCKETS
+        now = int(time.time())
+        for page in paginator.paginate(
+            TableName=self.table_name,
+            KeyConditionExpression="user_app = :u AND minute >= :m",
+            ExpressionAttributeValues={":u": {"S": user_app}, ":m": {"N": str(int(since.timestamp() // 60))}},
+            ConsistentRead=True,
+        ):
+            for item in page["Items"]:
+                if int(item.get("expires_at", {"N": str(now + 1)})["N"]) <= now:
+                    continue  # TTL deletion is lazy (and never happens in moto)
+                for key in self.COUNTERS:
+                    totals[key] += int(item.get(key, {"N": "0"})["N"])
+                for name, value in item.items():
+                    if name.startswith("lat_"):
+                        histogram[int(name[4:])] += int(value["N"])
+        return {**totals, "histogram": histogram}
