@@ -1,0 +1,269 @@
+"""Seed 000 to its end (inference job, POST /predict) and seed 004's Clipper flow on the real
+local stack: inference server processes started by the local endpoint runner, predict through
+the SDK and curl in all three payload styles, SLO defaults, version switch and rollback under
+load, a killed endpoint, bad payloads, and a bundle served from a fresh virtual environment."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+
+
+import pytest
+import requests
+
+from kilele.errors import BadRequestError, NotFoundError, PayloadTooLargeError
+
+from .conftest import EXAMPLES, REPO, SUPERADMIN, free_port, unique_email
+
+pytestmark = pytest.mark.slow
+
+DATA = EXAMPLES / "datasets"
+MODELS = EXAMPLES / "models"
+SETOSA, VIRGINICA = [5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]
+
+SLOW_PREDICT_MODEL = '''
+import time
+from kilele.model import BaseModel, FixedKnob
+
+
+class SlowPredict(BaseModel):
+    @staticmethod
+    def get_knob_config():
+        return {"delay": FixedKnob(3.0)}
+
+    def train(self, dataset_path, **train_args):
+        pass
+
+    def evaluate(self, dataset_path):
+        return 0.5
+
+    def predict(self, queries):
+        time.sleep(self.knobs["delay"])
+        return [{"0": 1.0} for _ in queries]
+
+    def dump_parameters(self):
+        return {}
+
+    def load_parameters(self, params):
+        pass
+'''
+
+
+def _wait_running(client, app, version=-1, timeout=120):
+    deadline = time.monotonic() + timeout
+    while (job := client.get_running_inference_job(app, version))["status"] != "RUNNING":
+        assert job["status"] == "STARTED" and time.monotonic() < deadline, job
+        time.sleep(0.5)
+    return job
+
+
+@pytest.fixture(scope="module")
+def world(stack):
+    """An app developer with two trained versions of app ``iris`` (each served by an inference
+    job) and an API key, plus the model developer who uploaded the models."""
+    admin = stack.client()
+    admin.login(*SUPERADMIN)
+    clients = {}
+    for role in ("MODEL_DEVELOPER", "APP_DEVELOPER"):
+        email = unique_email(role)
+        admin.create_user(email=email, password="secret1", user_type=role)
+        clients[role] = stack.client()
+        clients[role].login(email=email, password="secret1")
+    model_dev, app_dev = clients["MODEL_DEVELOPER"], clients["APP_DEVELOPER"]
+    models = [
+        model_dev.create_model(name=unique_email(name), task="TABULAR_CLASSIFICATION",
+                               model_file_path=str(MODELS / f"{module}.py"), model_class=name,
+                               dependencies={"scikit-learn": "1.9.1"}, access_right="PUBLIC")["id"]
+        for module, name in (("sk_logistic_regression", "SkLogisticRegression"), ("sk_decision_tree", "SkDecisionTree"))
+    ]
+    train = app_dev.create_dataset("iris_train", "TABULAR_CLASSIFICATION", dataset_path=str(DATA / "iris_train.csv"))
+    val = app_dev.create_dataset("iris_val", "TABULAR_CLASSIFICATION", dataset_path=str(DATA / "iris_val.csv"))
+    for _ in range(2):
+        app_dev.create_train_job(app="iris", task="TABULAR_CLASSIFICATION", train_dataset_id=train["id"],
+                                 val_dataset_id=val["id"], budget={"MODEL_TRIAL_COUNT": 2}, models=models)
+        assert app_dev.wait_for_train_job("iris", timeout=240)["status"] == "STOPPED"
+    for version in (1, 2):
+        created = app_dev.create_inference_job("iris", app_version=version)
+        assert created["predictor_url"].endswith("/apps/iris/predict")
+        _wait_running(app_dev, "iris", version)
+    key = app_dev.create_api_key("predict")["key"]
+    yield {"app_dev": app_dev, "model_dev": model_dev, "key": key, "train": train, "val": val}
+
+
+def test_seed_000_inference_job_and_predict_with_curl(world, stack):
+    app_dev, key = world["app_dev"], world["key"]
+    job = app_dev.get_running_inference_job("iris")
+    assert job["app_version"] == 2 and len(job["workers"]) == 2  # best trial of each model
+    url = job["predictor_url"]
+
+    def curl(body):
+        out = subprocess.run(["curl", "-sS", "-X", "POST", url, "-H", f"x-api-key: {key}",
+                              "-H", "Content-Type: application/json", "-d", json.dumps(body)],
+                             check=True, capture_output=True, text=True).stdout
+        return json.loads(out)
+
+    prediction = curl({"query": SETOSA})["prediction"]
+    assert max(prediction, key=prediction.get) == "0" and abs(sum(prediction.values()) - 1) < 1e-6
+    assert len(curl({"queries": [SETOSA, VIRGINICA]})["predictions"]) == 2
+    clipper = curl({"input": VIRGINICA})
+    assert max(clipper["output"], key=clipper["output"].get) == "2" and clipper["default"] is False
+    assert "query_id" in clipper
+    assert len(curl({"instances": [SETOSA, VIRGINICA]})["predictions"]) == 2
+    # the same through the SDK
+    assert app_dev.predict("iris", query=SETOSA) == prediction
+    assert [a["default"] for a in app_dev.query("iris", input_batch=[SETOSA, VIRGINICA])] == [False, False]
+    assert len(app_dev.predict_instances("iris", [SETOSA])) == 1
+
+
+def test_clipper_flow_register_link_query_rollback(world):
+    app_dev = world["app_dev"]
+    app = app_dev.register_application("iris", "floats", "unknown", 2_000_000)
+    assert app["slo_micros"] == 2_000_000 and app["version"] is None
+    app_dev.link_model_to_app("iris", 2)
+    assert app_dev.get_application("iris")["serving_version"] == 2
+    answer = app_dev.query("iris", input=SETOSA)
+    assert answer["default"] is False
+    app_dev.set_model_version("iris", 1)
+    assert app_dev.get_application("iris")["serving_version"] == 1
+    assert app_dev.rollback_application("iris")["version"] == 2
+    with pytest.raises(BadRequestError, match="only numbers"):
+        app_dev.query("iris", input=["a", "b", "c", "d"])
+
+
+def test_version_switch_and_rollback_under_load_drop_no_request(world):
+    app_dev = world["app_dev"]
+    try:
+        app_dev.register_application("iris", "floats", "unknown", 2_000_000)
+    except Exception:
+        pass  # registered by another test of this module
+    failures, answers, stop = [], [], threading.Event()
+
+    def load():
+        client = type(app_dev)(base_url=app_dev.get_query_addr(), api_key=world["key"])
+        for _ in range(2000):
+            if stop.is_set():
+                return
+            try:
+                answer = client.query("iris", input=VIRGINICA)
+                answers.append(answer)
+                if answer["default"]:
+                    failures.append(f"defaulted: {answer.get('default_explanation')}")
+            except Exception as e:  # noqa: BLE001 - every failure counts
+                failures.append(repr(e))
+
+    threads = [threading.Thread(target=load) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(3):
+            time.sleep(0.3)
+            app_dev.set_model_version("iris", 1)
+            time.sleep(0.3)
+            app_dev.rollback_application("iris")
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert len(answers) > 20 and failures == []
+
+
+def test_slo_default_with_a_slow_model_never_hangs(world, tmp_path):
+    model_dev, app_dev = world["model_dev"], world["app_dev"]
+    path = tmp_path / "slow_predict.py"
+    path.write_text(SLOW_PREDICT_MODEL)
+    model = model_dev.create_model(name=unique_email("slow"), task="TABULAR_CLASSIFICATION",
+                                   model_file_path=str(path), model_class="SlowPredict", access_right="PUBLIC")
+    app_dev.create_train_job(app="slow", task="TABULAR_CLASSIFICATION", train_dataset_id=world["train"]["id"],
+                             val_dataset_id=world["val"]["id"], budget={"MODEL_TRIAL_COUNT": 1},
+                             models=[model["id"]])
+    assert app_dev.wait_for_train_job("slow", timeout=180)["status"] == "STOPPED"
+    app_dev.create_inference_job("slow")
+    _wait_running(app_dev, "slow")
+    app_dev.register_application("slow", "floats", "too slow", 200_000)
+    started = time.monotonic()
+    answer = app_dev.query("slow", input=SETOSA)
+    elapsed = time.monotonic() - started
+    assert answer["default"] is True and answer["output"] == "too slow" and answer["default_explanation"]
+    assert elapsed < 1.5, elapsed
+    metrics = {m["name"]: m for m in app_dev.get_app_metrics("slow")}
+    assert metrics["kilele.defaults"]["count"] >= 1
+    app_dev.stop_inference_job("slow")
+
+
+def test_a_killed_endpoint_answers_an_error_or_the_default_and_the_job_shows_it(world):
+    app_dev = world["app_dev"]
+    job = app_dev.get_running_inference_job("iris", 1)
+    endpoint = job["endpoint_name"]
+    pids = subprocess.run(["pgrep", "-f", f"kilele_inference --bundle .*{endpoint}"], capture_output=True,
+                          text=True).stdout.split()
+    assert pids, f"no inference server process for {endpoint}"
+    for pid in pids:
+        os.kill(int(pid), signal.SIGKILL)
+    time.sleep(0.5)
+    app_dev.set_model_version("iris", 1)
+    started = time.monotonic()
+    answer = app_dev.query("iris", input=SETOSA)  # the app's default output, at once
+    assert answer["default"] is True and time.monotonic() - started < 5
+    jobs = {j["app_version"]: j for j in app_dev.get_inference_jobs_of_app("iris")}
+    assert jobs[1]["status"] == "ERRORED" and "exited" in jobs[1]["error"]
+    with pytest.raises(NotFoundError):  # pinning a dead version is refused
+        app_dev.set_model_version("iris", 1)
+    app_dev.set_model_version("iris", 2)
+
+
+def test_bad_payloads_get_their_4xx(world, stack):
+    app_dev, key = world["app_dev"], world["key"]
+    url = f"{stack.url}/apps/iris/predict"
+    headers = {"x-api-key": key}
+    wrong_shape = requests.post(url, json={"query": [1.0, 2.0, 3.0, 4.0, 5.0]}, headers=headers)
+    assert wrong_shape.status_code == 400 and "feature" in wrong_shape.json()["error"]["message"]
+    wrong_type = requests.post(url, json={"queries": "not a list"}, headers=headers)
+    assert wrong_type.status_code == 400
+    too_large = requests.post(url, json={"queries": [SETOSA] * 1001}, headers=headers)
+    assert too_large.status_code == 413
+    unknown = requests.post(f"{stack.url}/apps/nope/predict", json={"query": SETOSA}, headers=headers)
+    assert unknown.status_code == 404
+    with pytest.raises(PayloadTooLargeError):
+        app_dev.predict("iris", queries=[SETOSA] * 1001)
+
+
+def test_a_bundle_served_in_a_fresh_venv_answers_as_the_endpoint(world, tmp_path):
+    app_dev = world["app_dev"]
+    exported = app_dev.export_bundle("iris", 2, out_path=str(tmp_path / "iris.tar.gz"))
+    bundle = tmp_path / "bundle"
+    with tarfile.open(exported["path"]) as archive:
+        archive.extractall(bundle, filter="data")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+    subprocess.run([*pip, "-r", str(bundle / "requirements.txt"), str(REPO / "sdk"),
+                    str(REPO / "containers" / "inference")], check=True, timeout=900)
+    port = free_port()
+    server = subprocess.Popen([str(venv / "bin" / "kilele-serve"), "--bundle", str(bundle), "--host", "127.0.0.1",
+                               "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/ping", timeout=1).status_code == 200:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert time.monotonic() < deadline and server.poll() is None, "the bundle's server did not start"
+            time.sleep(0.3)
+        queries = [SETOSA, VIRGINICA, [6.0, 2.9, 4.5, 1.5]]
+        served = requests.post(f"http://127.0.0.1:{port}/invocations", json={"queries": queries}).json()["predictions"]
+        app_dev.set_model_version("iris", 2)
+        endpoint = app_dev.predict("iris", queries=queries)
+        for ours, theirs in zip(served, endpoint):
+            assert set(ours) == set(theirs) and all(abs(ours[k] - theirs[k]) < 1e-6 for k in ours)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+
