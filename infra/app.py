@@ -1,4 +1,7 @@
-"""CDK entry point: `cdk deploy -c stage=prod` deploys the stack `kilele-prod`."""
+"""CDK entry point: `cdk deploy -c stage=prod` deploys the stack `kilele-prod`.
+
+`-c sagemaker_serverless=true` serves CPU inference jobs on SageMaker serverless endpoints.
+"""
 import sys
 from pathlib import Path
 
@@ -12,5 +15,6 @@ from kilele_infra import KileleStack  # noqa: E402
 
 app = cdk.App()
 stage = app.node.try_get_context("stage") or "dev"
-KileleStack(app, f"kilele-{stage}", stage=stage)
+serverless = str(app.node.try_get_context("sagemaker_serverless") or "false").lower() in ("1", "true", "yes")
+KileleStack(app, f"kilele-{stage}", stage=stage, sagemaker_serverless=serverless)
 app.synth()

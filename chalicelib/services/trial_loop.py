@@ -117,6 +117,12 @@ class TrialLoop:
         trial = self._new_trial(job, model, state, number)
         if trial is None:
             return _base(state, proposal={"action": "stop", "reason": "the knob space is exhausted"})
+        # stop_train_job may have listed the job's trials between our status check and the
+        # trial's creation: look again, so a stopped job never keeps a PENDING trial.
+        job = self._job(state)
+        if job.status.is_final:
+            self._trials.finish(trial.id, TrialStatus.TERMINATED, self._clock(), error_message="stopped with the train job")
+            return _base(state, proposal={"action": "stop", "reason": f"the train job is {job.status.value}"})
         self._jobs.set_status(job.id, TrainJobStatus.RUNNING, only_from=(TrainJobStatus.STARTED,))
         return _base(state, proposal={"action": "run", "trial": self._message(job, model, trial), **self._timeouts()})
 

@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Iterable, Optional
+from enum import Enum
+from typing import Any, Iterable, Optional
 
 from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, DeleteError, TransactWriteError, UpdateError
@@ -35,6 +36,20 @@ _TRANSACTION_CANCELED = "TransactionCanceledException"
 
 def _failed_condition(error: Exception) -> bool:
     return getattr(error, "cause_response_code", None) in (_CONDITION_FAILED, _TRANSACTION_CANCELED)
+
+
+def set_status_if(item: Any, status_attr: Any, status: Enum, only_from: Iterable[Enum],
+                  actions: Iterable[Any] = ()) -> bool:
+    """Update ``item`` to ``status`` (plus ``actions``) only if its status is one of
+    ``only_from``; False (and no change) if it is not."""
+    try:
+        item.update(actions=[status_attr.set(status.value), *actions],
+                    condition=status_attr.is_in(*[s.value for s in only_from]))
+        return True
+    except UpdateError as e:
+        if _failed_condition(e):
+            return False
+        raise
 
 
 def _iso(value: datetime) -> str:

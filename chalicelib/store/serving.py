@@ -13,7 +13,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from chalicelib.entities import Application, InferenceJob, InferenceJobStatus, InputType, Task
 from chalicelib.errors import Conflict
 from chalicelib.store.models import AppItem, InferenceJobItem
-from chalicelib.store.repositories import _dt, _failed_condition, _iso, _plain_map
+from chalicelib.store.repositories import _dt, _failed_condition, _iso, _plain_map, set_status_if
 
 
 class InferenceJobRepository:
@@ -58,20 +58,12 @@ class InferenceJobRepository:
         at: Optional[datetime] = None,
         error: Optional[str] = None,
     ) -> bool:
-        actions = [InferenceJobItem.status.set(status.value)]
+        actions = []
         if at:
             actions.append(InferenceJobItem.stopped_at.set(_iso(at)))
         if error:
             actions.append(InferenceJobItem.error.set(error[:2000]))
-        try:
-            InferenceJobItem(job_id).update(
-                actions=actions, condition=InferenceJobItem.status.is_in(*[s.value for s in only_from])
-            )
-            return True
-        except UpdateError as e:
-            if _failed_condition(e):
-                return False
-            raise
+        return set_status_if(InferenceJobItem(job_id), InferenceJobItem.status, status, only_from, actions)
 
     @staticmethod
     def _entity(item: InferenceJobItem) -> InferenceJob:

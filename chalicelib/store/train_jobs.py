@@ -19,7 +19,7 @@ from chalicelib.entities import (
 )
 from chalicelib.errors import Conflict
 from chalicelib.store.models import CounterItem, ModelItem, TrainJobItem, TrialItem, UniqueItem
-from chalicelib.store.repositories import _dt, _failed_condition, _iso, _plain_map
+from chalicelib.store.repositories import _dt, _failed_condition, _iso, _plain_map, set_status_if
 
 
 def _opt_dt(value: Optional[str]) -> Optional[datetime]:
@@ -126,20 +126,12 @@ class TrainJobRepository:
         error: Optional[str] = None,
     ) -> bool:
         """Move the job to ``status`` if it is in one of ``only_from``; False if it was not."""
-        actions = [TrainJobItem.status.set(status.value)]
+        actions = []
         if status.is_final and at:
             actions.append(TrainJobItem.stopped_at.set(_iso(at)))
         if error:
             actions.append(TrainJobItem.error.set(error[:2000]))
-        try:
-            TrainJobItem(job_id).update(
-                actions=actions, condition=TrainJobItem.status.is_in(*[s.value for s in only_from])
-            )
-            return True
-        except UpdateError as e:
-            if _failed_condition(e):
-                return False
-            raise
+        return set_status_if(TrainJobItem(job_id), TrainJobItem.status, status, only_from, actions)
 
     def put_worker(self, job_id: str, worker: Worker) -> None:
         TrainJobItem(job_id).update(actions=[TrainJobItem.workers[worker.key].set(_worker_data(worker))])
@@ -233,17 +225,9 @@ class TrialRepository:
         **fields: Any,
     ) -> bool:
         """Record a trial's end once (COMPLETED, ERRORED or TERMINATED); False if it had ended."""
-        actions = [TrialItem.status.set(status.value), TrialItem.stopped_at.set(_iso(at))]
-        for name, value in fields.items():
-            if value is not None:
-                actions.append(getattr(TrialItem, name).set(value))
-        try:
-            TrialItem(trial_id).update(actions=actions, condition=TrialItem.status.is_in(*[s.value for s in only_from]))
-            return True
-        except UpdateError as e:
-            if _failed_condition(e):
-                return False
-            raise
+        actions = [TrialItem.stopped_at.set(_iso(at))]
+        actions += [getattr(TrialItem, name).set(value) for name, value in fields.items() if value is not None]
+        return set_status_if(TrialItem(trial_id), TrialItem.status, status, only_from, actions)
 
     @staticmethod
     def _item(trial: Trial) -> TrialItem:

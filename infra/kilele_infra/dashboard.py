@@ -1,5 +1,6 @@
 """The CloudWatch dashboard operators open first: API, API Lambda, table throttling, train-job
-workflows (Step Functions executions) and the trials queue."""
+workflows (Step Functions executions), the trials queue and serving (per-app predict metrics,
+SageMaker endpoints, the serving-requests queue)."""
 from __future__ import annotations
 
 from typing import Mapping, Optional
@@ -14,6 +15,14 @@ from constructs import Construct
 
 PERIOD = Duration.minutes(5)
 
+# chalicelib/adapters/cloudwatch_metrics.py writes its EMF records here, with dimensions stage and
+# app; Powertools adds `service` (POWERTOOLS_SERVICE_NAME: kilele-api for predict, kilele-serving
+# for the queue consumer). A SEARCH schema must name the full dimension set.
+SERVING_NAMESPACE = "Kilele"
+SERVING_SCHEMA = "{Kilele,app,service,stage}"
+# SageMaker's per-variant endpoint metrics (Invocations, ModelLatency in microseconds, ...).
+SAGEMAKER_SCHEMA = "{AWS/SageMaker,EndpointName,VariantName}"
+
 
 def build_dashboard(
     scope: Construct,
@@ -24,9 +33,12 @@ def build_dashboard(
     *,
     state_machines: Optional[Mapping[str, sfn.IStateMachine]] = None,
     trials_queue: Optional[sqs.IQueue] = None,
+    serving_queue: Optional[sqs.IQueue] = None,
+    serving_function: Optional[lambda_.IFunction] = None,
 ) -> cw.Dashboard:
     """Dashboard ``kilele-{stage}``; ``table_names`` maps logical table names to deployed ones,
-    ``state_machines`` logical state machine names to the machines."""
+    ``state_machines`` logical state machine names to the machines. ``serving_queue`` (the
+    serving-requests queue) and ``serving_function`` (its consumer) add the serving rows."""
     dashboard = cw.Dashboard(scope, "Dashboard", dashboard_name=f"kilele-{stage}")
     dashboard.add_widgets(
         cw.GraphWidget(
@@ -107,7 +119,106 @@ def build_dashboard(
                 )],
             ),
         )
+    if serving_queue is not None:
+        _add_serving_widgets(dashboard, stage, serving_queue, serving_function)
     return dashboard
+
+
+def _add_serving_widgets(
+    dashboard: cw.Dashboard, stage: str, queue: sqs.IQueue, function: Optional[lambda_.IFunction],
+) -> None:
+    """Predict requests of every app of the stage, the stage's SageMaker endpoints, the queue API."""
+    dashboard.add_widgets(
+        cw.GraphWidget(
+            title="Serving: predict requests, errors, defaults (all apps)",
+            width=12,
+            left=[
+                _search_sum(f"SUM({_serving_search(stage, 'Requests', 'Sum')})", "requests"),
+                _search_sum(f"SUM({_serving_search(stage, 'Errors', 'Sum')})", "errors"),
+                _search_sum(f"SUM({_serving_search(stage, 'Defaults', 'Sum')})", "defaults"),
+            ],
+        ),
+        cw.GraphWidget(
+            title="Serving: requests per app",
+            width=12,
+            # One line per (app, service): predict through the API and through the queue.
+            left=[_search_sum(_serving_search(stage, "Requests", "Sum"), "")],
+        ),
+    )
+    dashboard.add_widgets(
+        cw.GraphWidget(
+            title="Serving: latency p50 per app (ms)",
+            width=12,
+            left=[_search_sum(_serving_search(stage, "Latency", "p50"), "")],
+        ),
+        cw.GraphWidget(
+            title="Serving: latency p99 per app (ms)",
+            width=12,
+            left=[_search_sum(_serving_search(stage, "Latency", "p99"), "")],
+        ),
+    )
+    dashboard.add_widgets(
+        cw.GraphWidget(
+            title="SageMaker endpoints: invocations and errors",
+            width=12,
+            left=[
+                _search_sum(_sagemaker_search(stage, "Invocations", "Sum"), ""),
+                _search_sum(f"SUM({_sagemaker_search(stage, 'Invocation4XXErrors', 'Sum')})", "4xx (all endpoints)"),
+                _search_sum(f"SUM({_sagemaker_search(stage, 'Invocation5XXErrors', 'Sum')})", "5xx (all endpoints)"),
+            ],
+        ),
+        cw.GraphWidget(
+            title="SageMaker endpoints: ModelLatency p99 (µs)",
+            width=12,
+            left=[_search_sum(_sagemaker_search(stage, "ModelLatency", "p99"), "")],
+        ),
+    )
+    queue_widgets: list[cw.IWidget] = [
+        cw.GraphWidget(
+            title="Serving-requests queue depth",
+            width=12,
+            left=[
+                queue.metric_approximate_number_of_messages_visible(label="waiting", period=PERIOD),
+                queue.metric_approximate_number_of_messages_not_visible(label="in flight", period=PERIOD),
+            ],
+            right=[queue.metric_approximate_age_of_oldest_message(
+                label="age of oldest (s)", statistic="Maximum", period=PERIOD,
+            )],
+        ),
+    ]
+    if function is not None:
+        queue_widgets.append(cw.GraphWidget(
+            title="Serving-requests consumer: errors, throttles, duration p99",
+            width=12,
+            left=[
+                function.metric_errors(label="errors", period=PERIOD),
+                function.metric_throttles(label="throttles", period=PERIOD),
+            ],
+            right=[function.metric_duration(label="duration p99", statistic="p99", period=PERIOD)],
+        ))
+    dashboard.add_widgets(*queue_widgets)
+
+
+def _serving_search(stage: str, metric: str, statistic: str) -> str:
+    return (
+        f"SEARCH('{SERVING_SCHEMA} MetricName=\"{metric}\" stage=\"{stage}\"', "
+        f"'{statistic}', {int(PERIOD.to_seconds())})"
+    )
+
+
+def _sagemaker_search(stage: str, metric: str, statistic: str) -> str:
+    # EndpointName=kilele-<stage> without quotes is a partial (token) match: the endpoints whose
+    # name holds the tokens "kilele", "<stage>" in order, i.e. the kilele-{stage}-<job> endpoints.
+    return (
+        f"SEARCH('{SAGEMAKER_SCHEMA} MetricName=\"{metric}\" EndpointName=kilele-{stage}', "
+        f"'{statistic}', {int(PERIOD.to_seconds())})"
+    )
+
+
+def _search_sum(expression: str, label: str) -> cw.MathExpression:
+    """A SEARCH (one line per series found; ``label=""`` keeps each series' own label) or a
+    SUM(SEARCH) (one line)."""
+    return cw.MathExpression(expression=expression, using_metrics={}, label=label, period=PERIOD)
 
 
 def _throttled_requests(label: str, table_name: str) -> cw.MathExpression:

@@ -1,5 +1,6 @@
 """Kilele's AWS stack: the resources of chalicelib/resources.py, the API, the train-job
-machinery (workflow Lambdas, state machines, trial dispatch, AWS Batch) and the dashboard."""
+machinery (workflow Lambdas, state machines, trial dispatch, AWS Batch), serving (SageMaker
+endpoints, the queue API's consumer) and the dashboard."""
 from __future__ import annotations
 
 import importlib
@@ -31,6 +32,7 @@ from chalicelib.workflows.render import WORKFLOWS_DIR, load_template, placeholde
 
 from .bundling import RUNTIME, api_code
 from .dashboard import build_dashboard
+from .serving import Serving
 from .worker_compute import WorkerCompute
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -42,6 +44,7 @@ WORKFLOW_ENTRY_MODULE = "chalicelib.workflows.lambda_entry"
 # Chalice event handlers (EventSourceHandler objects) are (event, context) callables in app.py.
 DISPATCH_TRIALS_HANDLER = "app.dispatch_trials"
 BATCH_JOB_FAILED_HANDLER = "app.batch_job_failed"
+SERVE_QUEUE_ITEMS_HANDLER = "app.serve_queue_items"
 
 # What Table.grant_read_write_data allows, less the stream reads nothing here does.
 TABLE_DATA_ACTIONS = [
@@ -52,6 +55,9 @@ TABLE_DATA_ACTIONS = [
 
 WORKFLOW_MEMORY_MB = 1024
 WORKFLOW_TIMEOUT = Duration.seconds(60)
+# The queue API's consumer: below the serving-requests queue's visibility timeout (60 s), or a
+# batch still being answered would be delivered again.
+SERVE_QUEUE_TIMEOUT = Duration.seconds(50)
 
 # ASL placeholders (besides the *FunctionArn ones of FUNCTION_PLACEHOLDERS) that name a queue.
 QUEUE_PLACEHOLDERS = {"TrialsQueueUrl": resources.TRIALS_QUEUE.name}
@@ -139,15 +145,27 @@ class KileleStack(Stack):
     """One Kilele deployment (``stage``): tables, buckets, queues (not the local-only ones) and
     state machines from ``RESOURCES``, the Chalice API on Lambda behind API Gateway (one resource
     per Chalice route), one Lambda per workflow handler, the trials-queue dispatcher, AWS Batch
-    for the worker image, and the ``kilele-{stage}`` dashboard."""
+    for the worker image, SageMaker serving (inference image, execution role, the
+    serving-requests consumer) and the ``kilele-{stage}`` dashboard."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, stage: str = "dev", **kwargs) -> None:
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage: str = "dev", sagemaker_serverless: bool = False,
+        **kwargs,
+    ) -> None:
+        """``sagemaker_serverless``: serve CPU inference jobs on SageMaker serverless endpoints
+        (``KILELE_SAGEMAKER_SERVERLESS``; ``cdk deploy -c sagemaker_serverless=true``)."""
         super().__init__(scope, construct_id, **kwargs)
         self.stage = stage
         self.tables = {spec.name: self._table(spec) for spec in RESOURCES.tables}
         self.buckets = {spec.name: self._bucket(spec) for spec in RESOURCES.buckets}
         self.queues = {spec.name: self._queue(spec) for spec in RESOURCES.queues if not spec.local_only}
         self.trials_queue = self.queues[resources.TRIALS_QUEUE.name]
+        self.serving_queue = self.queues[resources.SERVING_REQUESTS_QUEUE.name]
+        # Before the functions: every function's environment names the inference image and role.
+        self.serving = Serving(
+            self, "Serving", stage=stage, bucket=self.buckets[resources.DATA_BUCKET.name],
+            serverless=sagemaker_serverless,
+        )
         # Shown in the definition's comment and read by the workflow Lambdas: one value for both.
         self.max_trials_per_execution = Settings().max_trials_per_execution
         # The workflow Lambdas need the state machine ARNs (continue-as-new starts a new
@@ -172,12 +190,18 @@ class KileleStack(Stack):
         )
         self.dispatch_function = self._dispatch_function()
         self.batch_job_failed_function = self._batch_job_failed_function()
+        self.serve_queue_function = self._serve_queue_function()
         self.api = self._rest_api(self.function)
+        # After the API: predictor URLs of inference jobs (and nothing else) need the API's URL.
+        for function in (self.function, self.serve_queue_function):
+            function.add_environment("KILELE_PUBLIC_API_URL", self._public_api_url())
         build_dashboard(
             self, stage, self.api.deployment_stage, self.function,
             {name: self.resource_name(name) for name in self.tables},
             state_machines=self.state_machines,
             trials_queue=self.trials_queue,
+            serving_queue=self.serving_queue,
+            serving_function=self.serve_queue_function,
         )
         self._outputs()
 
@@ -258,7 +282,18 @@ class KileleStack(Stack):
         for name, arn in self.state_machine_arns.items():
             # "train-worker" -> KILELE_TRAIN_WORKER_STATE_MACHINE_ARN.
             environment[f"KILELE_{_env_name(name)}_STATE_MACHINE_ARN"] = arn
+        # Every function builds the same services (chalicelib.wiring): with sagemaker:// none of
+        # them falls back to the local endpoint runner. Only the API and the serving-requests
+        # consumer are granted anything on the endpoints.
+        environment.update(self.serving.environment())
         return environment
+
+    def _public_api_url(self) -> str:
+        """The stage's base URL, as RestApi.url gives it but built from the RestApi id and the
+        stage name: RestApi.url refers to the Stage, which depends on the Deployment, which
+        depends on every Method, which refers to the API function -- a cycle once the function's
+        environment holds the URL. The RestApi itself does not depend on the function."""
+        return f"https://{self.api.rest_api_id}.execute-api.{self.region}.{self.url_suffix}/{self.stage}"
 
     def _function(
         self, construct_id: str, *, handler: str, environment: dict[str, str],
@@ -286,9 +321,13 @@ class KileleStack(Stack):
         for bucket in self.buckets.values():
             bucket.grant_read_write(function)
         for queue in self.queues.values():
+            # Includes the serving-requests queue: the queue API sends items and reads its
+            # backlog (sqs:SendMessage, sqs:GetQueueAttributes, sqs:GetQueueUrl).
             queue.grant_send_messages(function)
             queue.grant_consume_messages(function)
         self._grant_executions(function)
+        # Inference jobs: create/delete endpoints (and their autoscaling); predict invokes them.
+        self.serving.grant_manage_endpoints(function)
         return function
 
     def _workflow_function(self, name: str) -> lambda_.Function:
@@ -430,6 +469,30 @@ class KileleStack(Stack):
         self._grant_task_failure(function)
         return function
 
+    def _serve_queue_function(self) -> lambda_.Function:
+        """Consumes the serving-requests queue (the queue API): predicts each batch of items
+        through the apps' endpoints and writes the results to the serving-results table."""
+        config = chalice_event_source(SERVE_QUEUE_ITEMS_HANDLER, SQSEventConfig)
+        visibility = resources.SERVING_REQUESTS_QUEUE.visibility_timeout_seconds
+        if SERVE_QUEUE_TIMEOUT.to_seconds() >= visibility:
+            raise ValueError(
+                f"{SERVE_QUEUE_ITEMS_HANDLER}: timeout must be below the queue's visibility timeout ({visibility} s)"
+            )
+        function = self._function(
+            "ServeQueueItemsFunction",
+            handler=SERVE_QUEUE_ITEMS_HANDLER,
+            environment=self._environment("kilele-serving"),
+            timeout=SERVE_QUEUE_TIMEOUT,
+        )
+        # Whole batches: the handler returns normally only once every result is written, and
+        # raises (SQS delivers the batch again) otherwise. No ReportBatchItemFailures.
+        function.add_event_source(event_sources.SqsEventSource(
+            self.serving_queue, batch_size=config.batch_size, report_batch_item_failures=False,
+        ))
+        self._grant_tables(function)  # apps, inference-jobs, app-metrics, serving-results
+        self.serving.grant_invoke(function)
+        return function
+
     def _rest_api(self, function: lambda_.IFunction) -> apigw.RestApi:
         access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=logs.RetentionDays.THREE_MONTHS)
         api = apigw.RestApi(
@@ -512,3 +575,5 @@ class KileleStack(Stack):
         CfnOutput(self, "WorkerRepositoryUri", value=self.worker_compute.repository.repository_uri)
         CfnOutput(self, "CpuJobQueueArn", value=self.worker_compute.cpu_queue.job_queue_arn)
         CfnOutput(self, "GpuJobQueueArn", value=self.worker_compute.gpu_queue.job_queue_arn)
+        CfnOutput(self, "InferenceRepositoryUri", value=self.serving.repository.repository_uri)
+        CfnOutput(self, "SageMakerRoleArn", value=self.serving.role.role_arn)

@@ -12,7 +12,8 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
 
-from aws_cdk import App  # noqa: E402
+from aws_cdk import App, Stack  # noqa: E402
+from aws_cdk import aws_s3 as s3  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
 import app as chalice_app  # noqa: E402  (the repo root's app.py: REPO_ROOT is first on sys.path)
@@ -22,6 +23,7 @@ from chalicelib.settings import Settings  # noqa: E402
 from chalicelib.workflows.handlers import FUNCTION_PLACEHOLDERS, HANDLERS  # noqa: E402
 from chalicelib.workflows.render import load_template, placeholders  # noqa: E402
 from kilele_infra import KileleStack  # noqa: E402
+from kilele_infra.serving import Serving  # noqa: E402
 from kilele_infra.stack import WORKFLOW_ENTRY_MODULE  # noqa: E402
 
 STAGE = "test"
@@ -264,8 +266,8 @@ def test_one_lambda_per_workflow_handler(template: Template) -> None:
     handlers = [f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()]
     workflow_handlers = [h for h in handlers if h.startswith(f"{WORKFLOW_ENTRY_MODULE}.")]
     assert sorted(workflow_handlers) == sorted(f"{WORKFLOW_ENTRY_MODULE}.{name}" for name in HANDLERS)
-    # API + one per handler + trial dispatcher + Batch job-failed handler
-    assert len(handlers) == len(HANDLERS) + 3
+    # API + one per handler + trial dispatcher + Batch job-failed handler + serving-requests consumer
+    assert len(handlers) == len(HANDLERS) + 4
 
 
 def test_every_lambda_handler_is_importable(template: Template) -> None:
@@ -332,7 +334,8 @@ def test_trials_queue_feeds_the_dispatcher(template: Template) -> None:
         "EventSourceArn": {"Fn::GetAtt": [_logical_id_of_queue(template, "trials"), "Arn"]},
         "FunctionName": {"Ref": dispatcher},
     })
-    template.resource_count_is("AWS::Lambda::EventSourceMapping", 1)
+    # The trials queue and the serving-requests queue (see the serving tests).
+    template.resource_count_is("AWS::Lambda::EventSourceMapping", 2)
     variables = template.to_json()["Resources"][dispatcher]["Properties"]["Environment"]["Variables"]
     assert {
         "KILELE_BATCH_CPU_JOB_QUEUE", "KILELE_BATCH_GPU_JOB_QUEUE",
@@ -340,15 +343,25 @@ def test_trials_queue_feeds_the_dispatcher(template: Template) -> None:
     } <= set(variables)
 
 
-def _actions_of_function(template: Template, handler: str) -> set[str]:
-    function = template.to_json()["Resources"][_function_id(template, handler)]
-    role_id = function["Properties"]["Role"]["Fn::GetAtt"][0]
-    actions: set[str] = set()
+def _statements_of_role(template: Template, role_id: str) -> list[dict]:
+    statements: list[dict] = []
     for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"):
         for policy in template.find_resources(kind, {"Properties": {"Roles": [{"Ref": role_id}]}}).values():
-            for st in policy["Properties"]["PolicyDocument"]["Statement"]:
-                actions.update([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
-    return actions
+            statements += policy["Properties"]["PolicyDocument"]["Statement"]
+    return statements
+
+
+def _statements_of_function(template: Template, handler: str) -> list[dict]:
+    function = template.to_json()["Resources"][_function_id(template, handler)]
+    return _statements_of_role(template, function["Properties"]["Role"]["Fn::GetAtt"][0])
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def _actions_of_function(template: Template, handler: str) -> set[str]:
+    return {a for st in _statements_of_function(template, handler) for a in _as_list(st["Action"])}
 
 
 def test_lambda_permissions_for_train_jobs(template: Template) -> None:
@@ -442,6 +455,184 @@ def test_dashboard_watches_train_jobs(template: Template) -> None:
                    "ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"):
         assert metric in body, metric
 
+
+# --- serving: inference image, SageMaker role and grants, the serving-requests consumer ---------
+
+SAGEMAKER_ENV = ("KILELE_ENDPOINTS_URI", "KILELE_SAGEMAKER_IMAGE_URI", "KILELE_SAGEMAKER_GPU_IMAGE_URI",
+                 "KILELE_SAGEMAKER_ROLE_ARN", "KILELE_SAGEMAKER_SERVERLESS", "KILELE_CLOUDWATCH_METRICS")
+
+
+def _logical_id(template: Template, kind: str, props: dict) -> str:
+    [logical_id] = template.find_resources(kind, {"Properties": props})
+    return logical_id
+
+
+def _repository_id(template: Template) -> str:
+    return _logical_id(template, "AWS::ECR::Repository", {"RepositoryName": f"kilele-{STAGE}-inference"})
+
+
+def _sagemaker_role_id(template: Template) -> str:
+    return _logical_id(template, "AWS::IAM::Role", {"AssumeRolePolicyDocument": {"Statement": [
+        {"Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole", "Effect": "Allow"},
+    ]}})
+
+
+def _arn_tail(resource) -> str:
+    """The literal end of an ARN built by Stack.format_arn (a Fn::Join), e.g. ':model/kilele-test-*'."""
+    return resource["Fn::Join"][1][-1] if isinstance(resource, dict) and "Fn::Join" in resource else resource
+
+
+def test_inference_repository_is_retained_and_scanned(template: Template) -> None:
+    template.has_resource("AWS::ECR::Repository", {
+        "Properties": {
+            "RepositoryName": f"kilele-{STAGE}-inference",
+            "ImageScanningConfiguration": {"ScanOnPush": True},
+        },
+        "DeletionPolicy": "Retain",
+        "UpdateReplacePolicy": "Retain",
+    })
+
+
+def test_sagemaker_role_pulls_the_image_and_reads_bundles(template: Template) -> None:
+    statements = _statements_of_role(template, _sagemaker_role_id(template))
+    repository = _repository_id(template)
+    pulls = [st for st in statements if "ecr:BatchGetImage" in _as_list(st["Action"])]
+    assert [st["Resource"] for st in pulls] == [{"Fn::GetAtt": [repository, "Arn"]}]
+    assert any(st["Action"] == "ecr:GetAuthorizationToken" for st in statements)
+    [read] = [st for st in statements if "s3:GetObject*" in _as_list(st["Action"])]
+    object_arns = [r for r in read["Resource"] if "Fn::Join" in r]
+    assert [r["Fn::Join"][1][-1] for r in object_arns] == ["/bundles/*"]  # no other key of the bucket
+    actions = {a for st in statements for a in _as_list(st["Action"])}
+    assert {"logs:CreateLogStream", "logs:PutLogEvents", "cloudwatch:PutMetricData"} <= actions
+    assert not any(a.startswith(("s3:Put", "s3:Delete", "dynamodb:", "sagemaker:")) for a in actions)
+    [logs_statement] = [st for st in statements if "logs:PutLogEvents" in _as_list(st["Action"])]
+    assert _arn_tail(logs_statement["Resource"]).endswith(f":log-group:/aws/sagemaker/Endpoints/kilele-{STAGE}-*")
+
+
+def test_api_function_serves_through_sagemaker(template: Template) -> None:
+    api = _function_id(template, "app.app")
+    variables = template.to_json()["Resources"][api]["Properties"]["Environment"]["Variables"]
+    assert set(SAGEMAKER_ENV) | {"KILELE_PUBLIC_API_URL"} <= set(variables)
+    assert variables["KILELE_ENDPOINTS_URI"] == "sagemaker://"
+    assert variables["KILELE_CLOUDWATCH_METRICS"] == "true"
+    assert variables["KILELE_SAGEMAKER_SERVERLESS"] == "false"  # instances unless asked (see below)
+    assert variables["KILELE_SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": [_sagemaker_role_id(template), "Arn"]}
+    repository = _repository_id(template)
+    for name, tag in (("KILELE_SAGEMAKER_IMAGE_URI", "latest"), ("KILELE_SAGEMAKER_GPU_IMAGE_URI", "latest-gpu")):
+        parts = variables[name]["Fn::Join"][1]
+        assert {"Ref": repository} in parts and parts[-1].endswith(f":{tag}"), name
+    # Built from the RestApi id and the stage name, not from the Stage (which would be a cycle:
+    # Stage -> Deployment -> Methods -> function).
+    url = variables["KILELE_PUBLIC_API_URL"]["Fn::Join"][1]
+    [rest_api] = template.find_resources("AWS::ApiGateway::RestApi")
+    assert url[0] == "https://" and url[1] == {"Ref": rest_api}
+    assert url[-1].endswith(f"/{STAGE}")
+    stages = set(template.find_resources("AWS::ApiGateway::Stage"))
+    assert not any(stage in json.dumps(url) for stage in stages)
+
+
+def test_api_may_manage_and_invoke_this_stages_endpoints(template: Template) -> None:
+    statements = _statements_of_function(template, "app.app")
+    by_action: dict[str, list[dict]] = {}
+    for st in statements:
+        for action in _as_list(st["Action"]):
+            by_action.setdefault(action, []).append(st)
+    expected_tails = {
+        "Model": f":model/kilele-{STAGE}-*",
+        "EndpointConfig": f":endpoint-config/kilele-{STAGE}-*",
+        "Endpoint": f":endpoint/kilele-{STAGE}-*",
+    }
+    for kind, tail in expected_tails.items():
+        for verb in ("Create", "Describe", "Delete"):
+            found = by_action.get(f"sagemaker:{verb}{kind}")
+            assert found, f"sagemaker:{verb}{kind}"
+            for st in found:
+                # Each statement names only this stage's kilele-{stage}-* resources.
+                tails = {_arn_tail(r) for r in _as_list(st["Resource"])}
+                assert tail in tails and all(f"/kilele-{STAGE}-*" in t for t in tails), (verb, kind, tails)
+    for st in by_action["sagemaker:InvokeEndpoint"]:
+        assert {_arn_tail(r) for r in _as_list(st["Resource"])} == {expected_tails["Endpoint"]}
+    assert not any(a.startswith("sagemaker:") and st["Resource"] == "*"
+                   for a, sts in by_action.items() for st in sts)
+
+    [pass_role] = by_action["iam:PassRole"]
+    assert pass_role["Resource"] == {"Fn::GetAtt": [_sagemaker_role_id(template), "Arn"]}
+    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+    for action in ("RegisterScalableTarget", "PutScalingPolicy", "DeregisterScalableTarget",
+                   "DescribeScalableTargets", "DescribeScalingPolicies"):
+        assert by_action.get(f"application-autoscaling:{action}"), action
+    [service_linked] = by_action["iam:CreateServiceLinkedRole"]
+    assert _arn_tail(service_linked["Resource"]).endswith(
+        "/sagemaker.application-autoscaling.amazonaws.com/AWSServiceRoleForApplicationAutoScaling_SageMakerEndpoint"
+    )
+    assert service_linked["Condition"] == {
+        "StringLike": {"iam:AWSServiceName": "sagemaker.application-autoscaling.amazonaws.com"},
+    }
+
+    serving_queue = {"Fn::GetAtt": [_logical_id_of_queue(template, resources.SERVING_REQUESTS_QUEUE.name), "Arn"]}
+    queue_actions = {a for st in statements if st["Resource"] == serving_queue for a in _as_list(st["Action"])}
+    assert {"sqs:SendMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"} <= queue_actions
+    assert "cloudwatch:PutMetricData" not in by_action  # EMF: metrics travel in the logs
+
+
+def test_serving_requests_queue_feeds_its_consumer(template: Template) -> None:
+    spec = resources.SERVING_REQUESTS_QUEUE
+    consumer = _function_id(template, "app.serve_queue_items")
+    props = template.to_json()["Resources"][consumer]["Properties"]
+    assert props["Timeout"] == 50
+    assert props["Timeout"] < spec.visibility_timeout_seconds
+    [config] = [s for s in chalice_app.app.event_sources if s.handler_string == "app.serve_queue_items"]
+    assert config.batch_size == 10
+    template.has_resource_properties("AWS::Lambda::EventSourceMapping", {
+        "BatchSize": config.batch_size,
+        "EventSourceArn": {"Fn::GetAtt": [_logical_id_of_queue(template, spec.name), "Arn"]},
+        "FunctionName": {"Ref": consumer},
+        "FunctionResponseTypes": Match.absent(),  # ReportBatchItemFailures off: whole batches
+    })
+    # The same environment as the API (endpoints, tables, bucket, public URL) but its own service name.
+    variables = props["Environment"]["Variables"]
+    api = template.to_json()["Resources"][_function_id(template, "app.app")]["Properties"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "kilele-serving"
+    assert {k: v for k, v in variables.items() if k != "POWERTOOLS_SERVICE_NAME"} == \
+        {k: v for k, v in api.items() if k != "POWERTOOLS_SERVICE_NAME"}
+    actions = _actions_of_function(template, "app.serve_queue_items")
+    assert {"sagemaker:InvokeEndpoint", "dynamodb:PutItem", "dynamodb:Query",
+            "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
+    assert not any(a.startswith(("sagemaker:Create", "sagemaker:Delete", "iam:", "application-autoscaling:"))
+                   for a in actions)
+
+
+def test_dashboard_watches_serving(template: Template) -> None:
+    [dashboard] = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"]).replace("\\", "")
+    assert "{Kilele,app,service,stage}" in body
+    for metric in ("Requests", "Errors", "Defaults", "Latency"):
+        assert f'MetricName="{metric}" stage="{STAGE}"' in body, metric
+    assert "'p50'" in body and "'p99'" in body
+    assert "{AWS/SageMaker,EndpointName,VariantName}" in body
+    for metric in ("Invocations", "ModelLatency"):
+        assert f'MetricName="{metric}" EndpointName=kilele-{STAGE}' in body, metric
+    assert "Serving-requests queue depth" in body
+    # The queue's QueueName dimension (a Fn::GetAtt of the serving-requests queue).
+    assert _logical_id_of_queue(template, resources.SERVING_REQUESTS_QUEUE.name) in body
+
+
+def test_serverless_is_a_stack_option(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The construct alone (no synth, which is what makes these tests slow).
+    stack = Stack(App(context={"aws:cdk:bundling-stacks": []}), "serverless")
+    serving = Serving(stack, "Serving", stage=STAGE, bucket=s3.Bucket(stack, "Bucket"), serverless=True)
+    value = serving.environment()["KILELE_SAGEMAKER_SERVERLESS"]
+    monkeypatch.setenv("KILELE_SAGEMAKER_SERVERLESS", value)
+    assert Settings().sagemaker_serverless is True
+    monkeypatch.setenv("KILELE_SAGEMAKER_SERVERLESS", "false")  # what the stack sets by default
+    assert Settings().sagemaker_serverless is False
+
+
+def test_serving_outputs(template: Template) -> None:
+    outputs = template.to_json()["Outputs"]
+    assert {"Ref": _repository_id(template)} in outputs["InferenceRepositoryUri"]["Value"]["Fn::Join"][1]
+    assert outputs["SageMakerRoleArn"]["Value"] == {"Fn::GetAtt": [_sagemaker_role_id(template), "Arn"]}
 
 def test_cfn_lint_is_clean(template: Template, tmp_path: Path) -> None:
     path = tmp_path / "kilele.template.json"

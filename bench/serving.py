@@ -1,0 +1,737 @@
+"""Serving throughput and latency: kilele-serve (with and without adaptive batching) against the
+compute floor and an established peer (MLServer with adaptive batching).
+
+Models, trained here on examples/datasets/breast_cancer_{train,val}.csv (30 features, 2 classes):
+
+- ``logreg``: the sample ``SkLogisticRegression`` (examples/models/sk_logistic_regression.py),
+  exported to ONNX with skl2onnx; Kilele serves it with ONNX Runtime.
+- ``tree``: the sample ``SkDecisionTree`` (examples/models/sk_decision_tree.py), which has no ONNX
+  export; Kilele serves it through its own ``predict()`` (scikit-learn ``predict_proba``).
+
+Each model is put in a bundle directory laid out as ``BundleBuilder`` lays it out
+(kilele-bundle.json + members/<trial>/{model.py, params.npz[, model.onnx]}). Then, per model:
+
+(a) the floor: ONNX Runtime ``session.run`` at batch 1 in a loop (logreg), scikit-learn
+    ``predict_proba`` at batch 1 in a loop (tree), in this process, no HTTP;
+(b) ``kilele-serve`` with its default settings (adaptive batching);
+(c) ``kilele-serve --no-batching``;
+(d) MLServer 1.7.1 with adaptive batching (``max_batch_size``/``max_batch_time``), installed by this
+    script into its own venv (default /tmp/kilele-bench-peer-venv), never the project's: the tree
+    through ``mlserver-sklearn`` (a joblib file, output ``predict_proba``), the logistic regression's
+    ONNX graph through a custom MLServer runtime with ONNX Runtime (MLServer has no ONNX runtime).
+
+Load: bench/serving_loadgen.py, a separate process: closed-loop clients on keep-alive
+connections, one query per request, per concurrency level 2 s warm-up + 8 s measured (or a request
+bound, whichever ends first). Servers bind 127.0.0.1 on free ports and are stopped here.
+
+    .venv/bin/python bench/serving.py                 # about 8 minutes; writes bench/README.md
+    .venv/bin/python bench/serving.py --quick --no-write   # a smoke run
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from readme_section import machine, write_section
+
+from kilele.model import deserialize_params, load_model_class, load_tabular, serialize_params
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+HEADING = "## Serving: throughput and latency"
+DATA = REPO / "examples" / "datasets"
+VENV_BIN = Path(sys.executable).parent
+
+PEER_VENV = Path(os.environ.get("KILELE_BENCH_PEER_VENV", "/tmp/kilele-bench-peer-venv"))
+# What the peer venv gets (pip install of exactly these; their own dependencies resolve freely).
+# scikit-learn / numpy / onnxruntime match the project venv so both sides load the same model.
+# httptools: uvicorn (which MLServer runs) picks it when installed, as Kilele's image has it, so
+# both servers parse HTTP with the same parser. uvloop 0.21.0, not the newest: with uvloop >= 0.22
+# MLServer 1.7.1's inference worker dies at start (its `asyncio.get_event_loop()` raises "There is
+# no current event loop in thread 'MainThread'"), so no model loads with parallel_workers >= 1.
+PEER_PINS = [
+    "mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "numpy==2.4.6",
+    "onnxruntime==1.31.1", "httptools==0.9.0", "uvicorn==0.54.0", "uvloop==0.21.0",
+    "fastapi==0.115.14", "starlette==0.46.2", "pydantic==2.14.3", "pandas==3.1.1", "joblib==1.6.0",
+]
+MLSERVER_MAX_BATCH_SIZE = 128
+MLSERVER_MAX_BATCH_TIME = 0.002  # seconds: Kilele's default --max-wait-ms is 2
+
+MODELS = {
+    "logreg": {
+        "file": "sk_logistic_regression.py", "class": "SkLogisticRegression",
+        "knobs": {"C": 1.0, "max_iter": 500, "penalty_solver": "l2-lbfgs"},
+        "label": "logistic regression (ONNX)",
+    },
+    "tree": {
+        "file": "sk_decision_tree.py", "class": "SkDecisionTree",
+        "knobs": {"max_depth": 8, "min_samples_leaf": 2, "criterion": "gini", "ccp_alpha": 1e-4},
+        "label": "decision tree (sklearn predict)",
+    },
+}
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def version(name: str, python: Optional[Path] = None) -> str:
+    if python is None:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+    out = subprocess.run([str(python), "-c", f"import importlib.metadata as m; print(m.version({name!r}))"],
+                         capture_output=True, text=True)
+    return out.stdout.strip() or "not installed"
+
+
+# -- models and bundles ---------------------------------------------------------------------------
+
+def train(name: str) -> tuple[Any, float]:
+    spec = MODELS[name]
+    cls = load_model_class(str(REPO / "examples" / "models" / spec["file"]), spec["class"])
+    model = cls(**spec["knobs"])
+    model.train(str(DATA / "breast_cancer_train.csv"))
+    return model, model.evaluate(str(DATA / "breast_cancer_val.csv"))
+
+
+def build_bundle(root: Path, name: str, model: Any, score: float) -> tuple[Path, Optional[bytes]]:
+    """A bundle directory with the layout ``chalicelib.services.bundles.BundleBuilder`` writes."""
+    spec = MODELS[name]
+    bundle = root / f"bundle-{name}"
+    trial_id = hashlib.sha1(f"bench-serving-{name}".encode()).hexdigest()[:16]
+    member_dir = bundle / "members" / trial_id
+    member_dir.mkdir(parents=True)
+    shutil.copy(REPO / "examples" / "models" / spec["file"], member_dir / "model.py")
+    (member_dir / "params.npz").write_bytes(serialize_params(model.dump_parameters()))
+    onnx = model.export_onnx() if hasattr(model, "export_onnx") else None
+    if onnx:
+        (member_dir / "model.onnx").write_bytes(onnx)
+    dependencies = {"scikit-learn": version("scikit-learn")}
+    manifest = {
+        "format": 1, "app": f"bench_{name}", "app_version": 1, "task": "TABULAR_CLASSIFICATION",
+        "members": [{
+            "trial_id": trial_id, "model_name": name, "model_class": spec["class"],
+            "model_file": f"members/{trial_id}/model.py", "params": f"members/{trial_id}/params.npz",
+            "onnx": f"members/{trial_id}/model.onnx" if onnx else None,
+            "knobs": spec["knobs"], "score": score, "dependencies": dependencies,
+        }],
+        "requirements": [f"{k}=={v}" for k, v in sorted(dependencies.items())],
+    }
+    (bundle / "kilele-bundle.json").write_text(json.dumps(manifest, indent=2))
+    (bundle / "requirements.txt").write_text("\n".join(manifest["requirements"]) + "\n")
+    # The member loads back from the bundle as the server will load it.
+    reloaded = load_model_class(str(member_dir / "model.py"), spec["class"])(**spec["knobs"])
+    reloaded.load_parameters(deserialize_params((member_dir / "params.npz").read_bytes()))
+    return bundle, onnx
+
+
+def queries() -> list[list[float]]:
+    return load_tabular(str(DATA / "breast_cancer_val.csv")).features.tolist()
+
+
+# -- (a) the floor --------------------------------------------------------------------------------
+
+def ort_session(onnx: bytes):
+    """An InferenceSession configured as kilele-serve configures it (1 intra-op thread)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(onnx, sess_options=options, providers=["CPUExecutionProvider"])
+
+
+def time_calls(call, rows: list[np.ndarray], seconds: float, max_calls: int = 2_000_000) -> dict[str, float]:
+    for i in range(200):  # warm-up
+        call(rows[i % len(rows)])
+    samples = []
+    clock = time.perf_counter_ns
+    deadline = time.perf_counter() + seconds
+    i = 0
+    while i < max_calls and (i % 256 or time.perf_counter() < deadline):
+        x = rows[i % len(rows)]
+        t0 = clock()
+        call(x)
+        samples.append(clock() - t0)
+        i += 1
+    us = np.array(samples) / 1000.0
+    return {"calls": len(us), "p50_us": float(np.percentile(us, 50)), "p99_us": float(np.percentile(us, 99)),
+            "mean_us": float(us.mean()), "rps": 1e6 / float(us.mean())}
+
+
+def floor(name: str, model: Any, onnx: Optional[bytes], data: list[list[float]], seconds: float) -> dict:
+    if onnx:
+        session = ort_session(onnx)
+        input_name = session.get_inputs()[0].name
+        rows = [np.asarray([q], dtype=np.float32) for q in data]
+        result = time_calls(lambda x: session.run(["probabilities"], {input_name: x}), rows, seconds)
+        result["what"] = "ONNX Runtime `session.run`, batch 1"
+    else:
+        classifier = model._clf
+        rows = [np.asarray([q], dtype=np.float64) for q in data]
+        result = time_calls(classifier.predict_proba, rows, seconds)
+        result["what"] = "scikit-learn `predict_proba`, batch 1"
+    return result
+
+
+def reference_probabilities(name: str, model: Any, onnx: Optional[bytes], rows: list[list[float]]) -> np.ndarray:
+    if onnx:
+        session = ort_session(onnx)
+        return session.run(["probabilities"], {session.get_inputs()[0].name: np.asarray(rows, dtype=np.float32)})[0]
+    return model._clf.predict_proba(np.asarray(rows, dtype=np.float64))
+
+
+# -- servers ---------------------------------------------------------------------------------------
+
+def http(method: str, url: str, body: Optional[bytes] = None, timeout: float = 5.0) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, stack = [], [pid]
+    while stack:
+        current = stack.pop()
+        found.append(current)
+        stack.extend(children.get(current, []))
+    return found
+
+
+class Server:
+    """A server process in its own process group, stopped with SIGTERM (then SIGKILL)."""
+
+    label = ""
+    invoke_path = ""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self.process: Optional[subprocess.Popen] = None
+        self.port = free_port()
+        self.log_path: Optional[Path] = None
+
+    def command(self) -> tuple[list[str], dict[str, str], Path]:
+        raise NotImplementedError
+
+    def ready_url(self) -> str:
+        raise NotImplementedError
+
+    def metrics_url(self) -> Optional[str]:
+        return None
+
+    def body(self, row: list[float]) -> bytes:
+        raise NotImplementedError
+
+    def probabilities(self, answer: bytes) -> np.ndarray:
+        raise NotImplementedError
+
+    def mean_batch(self, start: Optional[str], end: Optional[str]) -> Optional[float]:
+        return None
+
+    def start(self, timeout: float = 120.0) -> None:
+        argv, env, cwd = self.command()
+        self.log_path = self.workdir / f"{self.label.replace(' ', '_').replace('/', '_')}-{self.port}.log"
+        log_file = open(self.log_path, "wb")
+        self.process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd,
+                                        start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label} exited with {self.process.returncode}: {self.log_tail()}")
+            try:
+                status, _ = http("GET", self.ready_url(), timeout=1)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"{self.label} was not ready after {timeout:.0f} s: {self.log_tail()}")
+
+    def pids(self) -> list[int]:
+        return descendants(self.process.pid) if self.process else []
+
+    def log_tail(self, lines: int = 15) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+class KileleServer(Server):
+    invoke_path = "/invocations"
+
+    def __init__(self, workdir: Path, bundle: Path, batching: bool):
+        super().__init__(workdir)
+        self.bundle = bundle
+        self.batching = batching
+        self.label = "kilele-serve" if batching else "kilele-serve --no-batching"
+
+    def command(self):
+        argv = [str(VENV_BIN / "kilele-serve"), "--bundle", str(self.bundle), "--host", "127.0.0.1",
+                "--port", str(self.port)]
+        if not self.batching:
+            argv.append("--no-batching")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KILELE_")}
+        return argv, env, self.workdir
+
+    def ready_url(self):
+        return f"http://127.0.0.1:{self.port}/ping"
+
+    def metrics_url(self):
+        return f"http://127.0.0.1:{self.port}/metrics"
+
+    def body(self, row):
+        return json.dumps({"queries": [row]}, separators=(",", ":")).encode()
+
+    def probabilities(self, answer):
+        (prediction,) = json.loads(answer)["predictions"]
+        return np.array([prediction[k] for k in sorted(prediction)])
+
+    def mean_batch(self, start, end):
+        if not start or not end:
+            return None
+        a, b = json.loads(start), json.loads(end)
+        batches = b["batches"] - a["batches"]
+        return (b["batched_queries"] - a["batched_queries"]) / batches if batches else None
+
+
+class MLServer(Server):
+    def __init__(self, workdir: Path, name: str, model_file: Path, onnx: bool, batching: bool = True):
+        super().__init__(workdir)
+        self.name = name
+        self.model_file = model_file
+        self.onnx = onnx
+        self.batching = batching
+        self.grpc_port = free_port()
+        self.metrics_port = free_port()
+        self.label = "MLServer (adaptive batching)" if batching else "MLServer (no batching)"
+        self.invoke_path = f"/v2/models/{name}/infer"
+        self.repo = workdir / f"mlserver-{name}"
+
+    def command(self):
+        shutil.rmtree(self.repo, ignore_errors=True)
+        model_dir = self.repo / self.name
+        model_dir.mkdir(parents=True)
+        shutil.copy(self.model_file, model_dir / self.model_file.name)
+        shutil.copy(BENCH / "serving_mlserver_runtime.py", model_dir / "kilele_bench_mlserver.py")
+        implementation = ("kilele_bench_mlserver.OnnxProbabilities" if self.onnx
+                          else "kilele_bench_mlserver.CountingSKLearn")
+        (self.repo / "settings.json").write_text(json.dumps({
+            "host": "127.0.0.1", "http_port": self.port, "grpc_port": self.grpc_port,
+            "metrics_port": self.metrics_port, "debug": False, "parallel_workers": 1,
+        }))
+        model_settings = {"name": self.name, "implementation": implementation,
+                          "parameters": {"uri": f"./{self.model_file.name}"}}
+        if self.batching:
+            model_settings.update(max_batch_size=MLSERVER_MAX_BATCH_SIZE, max_batch_time=MLSERVER_MAX_BATCH_TIME)
+        (model_dir / "model-settings.json").write_text(json.dumps(model_settings))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSERVER_", "KILELE_", "PYTHONPATH"))}
+        return [str(PEER_VENV / "bin" / "mlserver"), "start", str(self.repo)], env, self.repo
+
+    def ready_url(self):
+        return f"http://127.0.0.1:{self.port}/v2/models/{self.name}/ready"
+
+    def metrics_url(self):
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def body(self, row):
+        payload = {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
+        if not self.onnx:
+            payload["outputs"] = [{"name": "predict_proba"}]
+        return json.dumps(payload, separators=(",", ":")).encode()
+
+    def probabilities(self, answer):
+        (output,) = json.loads(answer)["outputs"]
+        return np.asarray(output["data"], dtype=np.float64).reshape(-1)
+
+    @staticmethod
+    def _histogram(text: Optional[str]) -> Optional[tuple[float, float]]:
+        if not text:
+            return None
+        total = count = 0.0
+        for line in text.splitlines():
+            match = re.match(r"kilele_bench_batch_size_(sum|count)(\{[^}]*\})?\s+([0-9.eE+-]+)", line)
+            if match:
+                if match.group(1) == "sum":
+                    total += float(match.group(3))
+                else:
+                    count += float(match.group(3))
+        return total, count
+
+    def mean_batch(self, start, end):
+        a, b = self._histogram(start), self._histogram(end)
+        if a is None or b is None or b[1] - a[1] <= 0:
+            return None
+        return (b[0] - a[0]) / (b[1] - a[1])
+
+
+def ensure_peer_venv() -> tuple[bool, str]:
+    """Creates the peer venv if missing; (ok, what happened)."""
+    python = PEER_VENV / "bin" / "python"
+    marker = PEER_VENV / "kilele-bench-pins.txt"
+    wanted = "\n".join(PEER_PINS) + "\n"
+    if python.exists() and marker.exists() and marker.read_text() == wanted:
+        return True, "reused"
+    log(f"creating the peer venv {PEER_VENV} (pip install {' '.join(PEER_PINS)})")
+    shutil.rmtree(PEER_VENV, ignore_errors=True)
+    steps = [[sys.executable, "-m", "venv", str(PEER_VENV)],
+             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEER_PINS]]
+    for step in steps:
+        result = subprocess.run(step, capture_output=True, text=True, timeout=900)
+        if result.returncode != 0:
+            tail = " ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
+            return False, f"`{' '.join(step[:4])} …` failed ({result.returncode}): {tail}"
+    marker.write_text(wanted)
+    return True, "created"
+
+
+# -- one measurement -------------------------------------------------------------------------------
+
+def machine_busy() -> float:
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_for_quiet(max_wait: float, threshold: float = 0.25) -> float:
+    """Waits (at most ``max_wait`` s) until the machine was under ``threshold`` busy cores for 0.5 s:
+    other processes on this shared machine take CPU from the server and the load generator.
+    Returns the busy cores of the last sample."""
+    deadline = time.monotonic() + max_wait
+    while True:
+        before = machine_busy()
+        time.sleep(0.5)
+        busy = (machine_busy() - before) / 0.5
+        if busy < threshold or time.monotonic() >= deadline:
+            return busy
+
+
+def run_load(server: Server, bodies_file: Path, concurrency: int, args) -> dict:
+    idle_before = wait_for_quiet(args.quiet_wait)
+    argv = [sys.executable, str(BENCH / "serving_loadgen.py"), "--port", str(server.port),
+            "--path", server.invoke_path, "--bodies", str(bodies_file), "-c", str(concurrency),
+            "--warmup", str(args.warmup), "--duration", str(args.duration),
+            "--max-requests", str(args.max_requests), "--pids", ",".join(map(str, server.pids()))]
+    if server.metrics_url():
+        argv += ["--metrics-url", server.metrics_url()]
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=args.warmup + args.duration + 120)
+    if result.returncode != 0:
+        raise RuntimeError(f"the load generator failed: {result.stderr[-2000:]}")
+    out = json.loads(result.stdout)
+    out["mean_batch"] = server.mean_batch(out.pop("metrics_start"), out.pop("metrics_end"))
+    out["other_cpu"] = max(0.0, out["machine_cpu"] - (out["server_cpu"] or 0.0) - out["client_cpu"])
+    out["busy_before"] = idle_before
+    return out
+
+
+def measure_server(server: Server, name: str, data: list[list[float]], expected: np.ndarray, args) -> list[dict]:
+    log(f"{name}: starting {server.label} on 127.0.0.1:{server.port}")
+    server.start()
+    rows = []
+    try:
+        # Same model: the server's answers match the in-process model's probabilities.
+        for i in (0, 1, len(data) - 1):
+            status, answer = http("POST", f"http://127.0.0.1:{server.port}{server.invoke_path}", server.body(data[i]))
+            if status != 200:
+                raise RuntimeError(f"{server.label} answered {status}: {answer[:300]!r}")
+            got = server.probabilities(answer)
+            if not np.allclose(got, expected[i], atol=1e-5):
+                raise RuntimeError(f"{server.label} answered {got} for row {i}, the model says {expected[i]}")
+        bodies = server.workdir / f"bodies-{name}-{server.port}.jsonl"
+        bodies.write_bytes(b"\n".join(server.body(row) for row in data) + b"\n")
+        for concurrency in args.concurrency:
+            result = run_load(server, bodies, concurrency, args)
+            result.update(model=name, server=server.label)
+            rows.append(result)
+            batch = f"{result['mean_batch']:.1f}" if result["mean_batch"] else "-"
+            log(f"  c={concurrency:<4} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
+                f"p99 {result['p99_ms']:.2f} ms  batch {batch}  server CPU {result['server_cpu'] or 0:.2f}  "
+                f"client CPU {result['client_cpu']:.2f}  other CPU {result['other_cpu']:.2f}  errors {result['errors']}"
+                + (f"  ({result['error']})" if result["error"] else ""))
+    finally:
+        server.stop()
+    return rows
+
+
+# -- the README section ----------------------------------------------------------------------------
+
+def fmt(value: Optional[float], digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def render(results: dict, args, elapsed: float) -> str:
+    lines = [
+        HEADING, "",
+        "Closed-loop clients, each on its own keep-alive HTTP/1.1 connection, each sending one query per request "
+        "(the next as soon as the answer arrives), against one server process on 127.0.0.1. Per concurrency level "
+        f"{args.warmup:g} s warm-up, then {args.duration:g} s measured (or {args.max_requests:,} requests, whichever ends "
+        "first). Models trained in the bench on `breast_cancer_train.csv` (30 features, 2 classes): the sample "
+        "logistic regression exported to ONNX (Kilele serves it with ONNX Runtime) and the sample decision tree "
+        "(`sk_decision_tree.py`, no ONNX: served through its own `predict()`, i.e. scikit-learn `predict_proba`). "
+        "Before the load, each server's answers are checked against the in-process model's probabilities. "
+        "*floor*: the model call alone in a loop in one process at batch 1, no HTTP (req/s = 1 / mean time per call). "
+        "*mean batch*: queries per model call over the measured window, from the server's /metrics "
+        "(Kilele's `batches`/`batched_queries`; for MLServer a histogram its runtime logs, see below). "
+        "*server CPU* / *load-gen CPU* / *other CPU*: CPU time over the measured window, in cores (the machine has 2): "
+        "the server's processes, the load generator, and everything else on this shared machine (from /proc/stat; "
+        "other sessions' tests ran on it during this run, which is noise the numbers carry).",
+        "",
+        "| model | server | concurrency | req/s | p50 ms | p99 ms | mean batch | server CPU | load-gen CPU | other CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name in args.models:
+        block = results["models"][name]
+        f = block["floor"]
+        lines.append(f"| {MODELS[name]['label']} | floor: {f['what']} ({f['p50_us']:.1f} µs/call) | - | "
+                     f"{f['rps']:,.0f} | {f['p50_us'] / 1000:.4f} | {f['p99_us'] / 1000:.4f} | 1 | - | - | - |")
+        for row in block["rows"]:
+            errors = f" ({row['errors']} errors)" if row["errors"] else ""
+            lines.append(
+                f"| {MODELS[name]['label']} | {row['server']}{errors} | {row['concurrency']} | {row['rps']:,.0f} | "
+                f"{fmt(row['p50_ms'])} | {fmt(row['p99_ms'])} | {fmt(row['mean_batch'], 1)} | "
+                f"{fmt(row['server_cpu'])} | {fmt(row['client_cpu'])} | {fmt(row['other_cpu'])} |")
+        for peer, why in block.get("peer_failures", {}).items():
+            lines.append(f"| {MODELS[name]['label']} | {peer}: not run ({why}) | - | - | - | - | - | - | - | - |")
+    lines.append("")
+    floors = "; ".join(
+        f"{MODELS[n]['label']}: {results['models'][n]['floor']['what']} median {results['models'][n]['floor']['p50_us']:.1f} µs, "
+        f"p99 {results['models'][n]['floor']['p99_us']:.1f} µs, mean {results['models'][n]['floor']['mean_us']:.1f} µs "
+        f"→ at most {results['models'][n]['floor']['rps']:,.0f} req/s on one core"
+        for n in args.models)
+    lines += [f"Floor per call: {floors}.", ""]
+    lines += ["Notes:", ""] + [f"- {note}" for note in results["notes"]] + [""]
+    v = results["versions"]
+    lines += [
+        "Setups: *kilele-serve*: `kilele-serve --bundle DIR --host 127.0.0.1 --port P` with default settings "
+        "(1 process; adaptive batching: AIMD target 20 ms, initial batch 8, max 256, max wait 2 ms; ONNX Runtime 1 "
+        "intra-op thread); *--no-batching*: the same with `--no-batching`. *MLServer*: "
+        f"`mlserver start REPO`, settings `host` 127.0.0.1, `debug` false (no access log), `parallel_workers` 1 (its "
+        f"default: the model runs in one worker process behind the HTTP process), model settings `max_batch_size` "
+        f"{MLSERVER_MAX_BATCH_SIZE}, `max_batch_time` {MLSERVER_MAX_BATCH_TIME} s; requests in the V2 inference "
+        "protocol (`/v2/models/NAME/infer`, one `[1, 30]` FP64 tensor). The tree is served by `mlserver-sklearn`'s "
+        "`SKLearnModel` from a joblib file of the fitted `DecisionTreeClassifier`, output `predict_proba`; the "
+        "logistic regression by a custom runtime (`bench/serving_mlserver_runtime.py`) that runs the same ONNX bytes "
+        "with ONNX Runtime, 1 intra-op thread, as Kilele does. Both runtimes add one `mlserver.log()` of the batch "
+        "size per call (MLServer has no batch-size metric); the mean batch comes from that histogram. The peer venv "
+        f"(`{PEER_VENV}`, created by the bench when missing) gets `pip install {' '.join(PEER_PINS)}`; httptools "
+        "is added so MLServer's uvicorn parses HTTP with the same parser as Kilele's.",
+        "",
+        "Load generator: `bench/serving_loadgen.py`, one separate process: asyncio on uvloop with a minimal HTTP/1.1 "
+        "client (pre-encoded requests, answers read by Content-Length; no HTTP library, so nothing to install), "
+        "which reads its own CPU time (`getrusage`) and the server's processes' (`/proc/PID/stat`) over the "
+        "measured window. It shares the 2 cores with the server: every core-second it uses is one the server "
+        "does not get.",
+        "",
+        f"Reproduce: `.venv/bin/python bench/serving.py` (this run: {elapsed / 60:.1f} min, including "
+        f"{'creating' if results.get('peer_venv') == 'created' else 'reusing'} the peer venv).  ",
+        f"Machine: {machine()}; Python {platform.python_version()}; Kilele side: onnxruntime {v['onnxruntime']}, "
+        f"scikit-learn {v['scikit-learn']}, numpy {v['numpy']}, uvicorn {v['uvicorn']}, uvloop {v['uvloop']}, "
+        f"httptools {v['httptools']}, orjson {v['orjson']}, skl2onnx {v['skl2onnx']}; peer venv: "
+        + ", ".join(f"{k} {val}" for k, val in v.get("peer", {}).items()) + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def by(rows: list[dict], server: str, concurrency: int) -> Optional[dict]:
+    return next((r for r in rows if r["server"] == server and r["concurrency"] == concurrency), None)
+
+
+def notes(results: dict, args) -> list[str]:
+    """Facts read off this run's numbers (the prose the README keeps is rewritten from them)."""
+    out = []
+    top = max(args.concurrency)
+    for name in args.models:
+        rows = results["models"][name]["rows"]
+        floor_rps = results["models"][name]["floor"]["rps"]
+        kb, kn = by(rows, "kilele-serve", top), by(rows, "kilele-serve --no-batching", top)
+        ml = by(rows, "MLServer (adaptive batching)", top)
+        k1, m1 = by(rows, "kilele-serve", 1), by(rows, "MLServer (adaptive batching)", 1)
+        parts = [f"{MODELS[name]['label']}, c={top}:"]
+        if kb:
+            parts.append(f"kilele batching {kb['rps']:,.0f} req/s (p99 {kb['p99_ms']:.1f} ms, batch "
+                         f"{fmt(kb['mean_batch'], 1)}), {kb['rps'] / floor_rps:.1%} of the floor")
+        if kn:
+            parts.append(f"no batching {kn['rps']:,.0f} req/s (p99 {kn['p99_ms']:.1f} ms)")
+        if ml:
+            parts.append(f"MLServer {ml['rps']:,.0f} req/s (p99 {ml['p99_ms']:.1f} ms, batch {fmt(ml['mean_batch'], 1)})")
+        if k1 and m1:
+            parts.append(f"c=1 p50 kilele {k1['p50_ms']:.2f} ms vs MLServer {m1['p50_ms']:.2f} ms")
+        out.append("; ".join(parts) + ".")
+    gen = max((r["client_cpu"] for n in args.models for r in results["models"][n]["rows"]), default=0)
+    out.append(f"Highest load-generator CPU in any run: {gen:.2f} cores.")
+    return out
+
+
+def finish(results: dict, args, elapsed: float) -> None:
+    section = render(results, args, elapsed)
+    if args.no_write:
+        print(section)
+    else:
+        write_section(HEADING, section)
+        log(f"wrote {HEADING!r} into bench/README.md")
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Serving throughput/latency: kilele-serve vs floor vs MLServer.")
+    parser.add_argument("--models", default="logreg,tree", help="comma-separated: logreg, tree")
+    parser.add_argument("--concurrency", default="1,8,32,128")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--max-requests", type=int, default=200_000)
+    parser.add_argument("--floor-seconds", type=float, default=2.0)
+    parser.add_argument("--quiet-wait", type=float, default=3.0,
+                        help="before each load run, wait at most this long for other processes to go quiet")
+    parser.add_argument("--servers", default="batching,no-batching,mlserver",
+                        help="comma-separated: batching, no-batching, mlserver, mlserver-nobatch (MLServer without "
+                             "adaptive batching; not in the default run, to keep it under 10 minutes)")
+    parser.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s measured")
+    parser.add_argument("--no-write", action="store_true", help="print the section instead of writing bench/README.md")
+    parser.add_argument("--json", help="also write the raw results here")
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (bundles, server logs)")
+    parser.add_argument("--render", metavar="JSON",
+                        help="no run: render the section from the raw results a previous run wrote with --json")
+    args = parser.parse_args(argv)
+    args.models = [m for m in args.models.split(",") if m]
+    args.concurrency = [int(c) for c in args.concurrency.split(",") if c]
+    args.servers = [s for s in args.servers.split(",") if s]
+    if args.quick:
+        args.warmup, args.duration, args.floor_seconds = 1.0, 3.0, 1.0
+    unknown = set(args.models) - set(MODELS)
+    if unknown:
+        parser.error(f"unknown models: {sorted(unknown)}")
+    if args.render:
+        results = json.loads(Path(args.render).read_text())
+        for key in ("models", "concurrency", "warmup", "duration", "max_requests"):
+            setattr(args, key, results["args"][key])
+        results["notes"] = notes(results, args)
+        finish(results, args, results["elapsed"])
+        return
+
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="kilele-bench-serving-"))
+    results: dict[str, Any] = {"models": {}, "args": {
+        "models": args.models, "concurrency": args.concurrency, "warmup": args.warmup, "duration": args.duration,
+        "max_requests": args.max_requests, "servers": args.servers}, "versions": {
+        name: version(name) for name in ("onnxruntime", "scikit-learn", "numpy", "uvicorn", "uvloop", "httptools",
+                                         "orjson", "skl2onnx")}}
+    peer_ok, peer_status = (False, "not requested")
+    if {"mlserver", "mlserver-nobatch"} & set(args.servers):
+        peer_ok, peer_status = ensure_peer_venv()
+        results["peer_venv"] = peer_status
+        if peer_ok:
+            python = PEER_VENV / "bin" / "python"
+            results["versions"]["peer"] = {n: version(n, python) for n in (
+                "mlserver", "mlserver-sklearn", "scikit-learn", "onnxruntime", "uvicorn", "httptools", "fastapi")}
+        else:
+            log(f"peer venv: {peer_status}")
+    data = queries()
+    try:
+        for name in args.models:
+            model, score = train(name)
+            bundle, onnx = build_bundle(workdir, name, model, score)
+            log(f"{name}: trained (validation accuracy {score:.4f}), bundle {bundle}")
+            block: dict[str, Any] = {"score": score, "rows": [], "peer_failures": {}}
+            block["floor"] = floor(name, model, onnx, data, args.floor_seconds)
+            f = block["floor"]
+            log(f"{name}: floor {f['what']}: p50 {f['p50_us']:.1f} µs, mean {f['mean_us']:.1f} µs -> {f['rps']:,.0f} req/s")
+            expected = reference_probabilities(name, model, onnx, data)
+            servers: list[Server] = []
+            if "batching" in args.servers:
+                servers.append(KileleServer(workdir, bundle, batching=True))
+            if "no-batching" in args.servers:
+                servers.append(KileleServer(workdir, bundle, batching=False))
+            peers = [s for s in ("mlserver", "mlserver-nobatch") if s in args.servers]
+            if peers:
+                if peer_ok:
+                    if onnx:
+                        model_file = workdir / f"{name}-model.onnx"
+                        model_file.write_bytes(onnx)
+                    else:
+                        import joblib
+
+                        model_file = workdir / f"{name}-model.joblib"
+                        joblib.dump(model._clf, model_file)
+                    for peer in peers:
+                        servers.append(MLServer(workdir, name, model_file, onnx=bool(onnx),
+                                                batching=peer == "mlserver"))
+                else:
+                    block["peer_failures"]["MLServer"] = peer_status
+            for server in servers:
+                try:
+                    block["rows"] += measure_server(server, name, data, expected, args)
+                except RuntimeError as e:
+                    log(f"{name}: {server.label} failed: {e}")
+                    block["peer_failures"][server.label] = str(e).splitlines()[0][:300]
+            results["models"][name] = block
+    finally:
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    elapsed = time.monotonic() - started
+    results["elapsed"] = elapsed
+    results["notes"] = notes(results, args)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2, default=str))
+    finish(results, args, elapsed)
+    if args.keep:
+        log(f"kept {workdir}")
+    else:
+        shutil.rmtree(workdir, ignore_errors=True)
+    log(f"done in {elapsed:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
