@@ -3,10 +3,47 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import zipfile
-from typing import Any
+from typing import Any, Optional
 
 from PIL import Image
+
+SUPERADMIN = ("superadmin@kilele", "kilele")
+
+
+class Api:
+    """A small JSON client over Chalice's test client."""
+
+    def __init__(self, client: Any, email: Optional[str] = None):
+        self._client = client
+        self.email = email  # of the logged-in user, if any
+        self.headers: dict[str, str] = {}
+
+    def call(self, method: str, path: str, body: Any = None, headers: Optional[dict] = None, raw: Optional[bytes] = None):
+        all_headers = {"Content-Type": "application/json", **self.headers, **(headers or {})}
+        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
+        response = self._client.http.request(method, path, headers=all_headers, body=payload)
+        try:
+            response.data = json.loads(response.body) if response.body else None
+        except ValueError:
+            response.data = response.body
+        return response
+
+    def login(self, email: str, password: str) -> "Api":
+        response = self.call("POST", "/tokens", {"email": email, "password": password})
+        assert response.status_code == 200, response.data
+        other = Api(self._client, email)
+        other.headers = {"Authorization": f"Bearer {response.data['token']}"}
+        return other
+
+    def anonymous(self) -> "Api":
+        return Api(self._client)
+
+    def user(self, email: str, user_type: str, password: str = "secret1") -> "Api":
+        response = self.call("POST", "/users", {"email": email, "password": password, "user_type": user_type})
+        assert response.status_code == 201, response.data
+        return self.login(email, password)
 
 TABULAR_CSV = b"x1,x2,target\n1,2,a\n3,4,b\n5,6,a\n"
 REGRESSION_CSV = b"x1,x2,y\n1,2,0.5\n3,4,1.5\n"

@@ -4,7 +4,6 @@ from __future__ import annotations
 import base64
 import functools
 import itertools
-import json
 from typing import Any, Callable, Iterator, Optional
 
 import boto3
@@ -16,7 +15,7 @@ from moto import mock_aws
 from chalicelib.local.provision import provision
 from chalicelib.settings import get_settings
 
-SUPERADMIN = ("superadmin@kilele", "kilele")
+from api_support import SUPERADMIN, Api  # noqa: E402 - shared with the test modules
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -32,40 +31,6 @@ def _shared_botocore_loader() -> Iterator[None]:
     patch.setattr(botocore.session, "create_loader", functools.lru_cache(maxsize=None)(botocore.loaders.create_loader))
     yield
     patch.undo()
-
-
-class Api:
-    """A small JSON client over Chalice's test client."""
-
-    def __init__(self, client: Any, email: Optional[str] = None):
-        self._client = client
-        self.email = email  # of the logged-in user, if any
-        self.headers: dict[str, str] = {}
-
-    def call(self, method: str, path: str, body: Any = None, headers: Optional[dict] = None, raw: Optional[bytes] = None):
-        all_headers = {"Content-Type": "application/json", **self.headers, **(headers or {})}
-        payload = raw if raw is not None else (json.dumps(body) if body is not None else None)
-        response = self._client.http.request(method, path, headers=all_headers, body=payload)
-        try:
-            response.data = json.loads(response.body) if response.body else None
-        except ValueError:
-            response.data = response.body
-        return response
-
-    def login(self, email: str, password: str) -> "Api":
-        response = self.call("POST", "/tokens", {"email": email, "password": password})
-        assert response.status_code == 200, response.data
-        other = Api(self._client, email)
-        other.headers = {"Authorization": f"Bearer {response.data['token']}"}
-        return other
-
-    def anonymous(self) -> "Api":
-        return Api(self._client)
-
-    def user(self, email: str, user_type: str, password: str = "secret1") -> "Api":
-        response = self.call("POST", "/users", {"email": email, "password": password, "user_type": user_type})
-        assert response.status_code == 201, response.data
-        return self.login(email, password)
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from api_support import assert_error
-from conftest import SUPERADMIN
+from api_support import SUPERADMIN
 
 from chalicelib import wiring
 from chalicelib.services.auth import AuthService

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 from api_support import MODEL_SOURCE, TABULAR_CSV, assert_error, b64
-from conftest import SUPERADMIN, Api
+from api_support import SUPERADMIN, Api
 
 ROLES = ("SUPERADMIN", "ADMIN", "MODEL_DEVELOPER", "APP_DEVELOPER")
 
