@@ -493,8 +493,16 @@ def measure_server(server: Server, name: str, data: list[list[float]], expected:
                 raise RuntimeError(f"{server.label} answered {got} for row {i}, the model says {expected[i]}")
         bodies = server.workdir / f"bodies-{name}-{server.port}.jsonl"
         bodies.write_bytes(b"\n".join(server.body(row) for row in data) + b"\n")
-        for concurrency in args.concurrency:
+        levels = args.concurrency
+        if isinstance(server, MLServer) and not server.batching:
+            levels = sorted({min(levels), max(levels)})  # a baseline at the ends only: keeps the run short
+        for concurrency in levels:
             result = run_load(server, bodies, concurrency, args)
+            if result["other_cpu"] > args.retry_other_cpu and time.monotonic() - args.started < args.budget:
+                log(f"  c={concurrency}: other processes used {result['other_cpu']:.2f} cores; measuring again")
+                again = run_load(server, bodies, concurrency, args)
+                again["retried"] = True
+                result = min(result, again, key=lambda r: r["other_cpu"])
             result.update(model=name, server=server.label)
             rows.append(result)
             batch = f"{result['mean_batch']:.1f}" if result["mean_batch"] else "-"
@@ -586,34 +594,139 @@ def render(results: dict, args, elapsed: float) -> str:
     return "\n".join(lines) + "\n"
 
 
+KB, KN = "kilele-serve", "kilele-serve --no-batching"
+MB, MN = "MLServer (adaptive batching)", "MLServer (no batching)"
+
+
 def by(rows: list[dict], server: str, concurrency: int) -> Optional[dict]:
     return next((r for r in rows if r["server"] == server and r["concurrency"] == concurrency), None)
 
 
+def _span(values: list[float], digits: int = 0, unit: str = "") -> str:
+    values = [v for v in values if v is not None]
+    if not values:
+        return "-"
+    lo, hi = min(values), max(values)
+    return f"{lo:,.{digits}f}{unit}" if f"{lo:,.{digits}f}" == f"{hi:,.{digits}f}" else f"{lo:,.{digits}f}–{hi:,.{digits}f}{unit}"
+
+
 def notes(results: dict, args) -> list[str]:
-    """Facts read off this run's numbers (the prose the README keeps is rewritten from them)."""
+    """3–6 lines read off this run's numbers (so a rerun rewrites them from its own numbers)."""
+    models = [n for n in args.models if n in results["models"]]
+    rows = {n: results["models"][n]["rows"] for n in models}
+    floors = {n: results["models"][n]["floor"] for n in models}
+    top, low = max(args.concurrency), min(args.concurrency)
+    label = {n: MODELS[n]["label"].split(" (")[0] for n in models}
     out = []
-    top = max(args.concurrency)
-    for name in args.models:
-        rows = results["models"][name]["rows"]
-        floor_rps = results["models"][name]["floor"]["rps"]
-        kb, kn = by(rows, "kilele-serve", top), by(rows, "kilele-serve --no-batching", top)
-        ml = by(rows, "MLServer (adaptive batching)", top)
-        k1, m1 = by(rows, "kilele-serve", 1), by(rows, "MLServer (adaptive batching)", 1)
-        parts = [f"{MODELS[name]['label']}, c={top}:"]
-        if kb:
-            parts.append(f"kilele batching {kb['rps']:,.0f} req/s (p99 {kb['p99_ms']:.1f} ms, batch "
-                         f"{fmt(kb['mean_batch'], 1)}), {kb['rps'] / floor_rps:.1%} of the floor")
-        if kn:
-            parts.append(f"no batching {kn['rps']:,.0f} req/s (p99 {kn['p99_ms']:.1f} ms)")
-        if ml:
-            parts.append(f"MLServer {ml['rps']:,.0f} req/s (p99 {ml['p99_ms']:.1f} ms, batch {fmt(ml['mean_batch'], 1)})")
-        if k1 and m1:
-            parts.append(f"c=1 p50 kilele {k1['p50_ms']:.2f} ms vs MLServer {m1['p50_ms']:.2f} ms")
-        out.append("; ".join(parts) + ".")
-    gen = max((r["client_cpu"] for n in args.models for r in results["models"][n]["rows"]), default=0)
-    out.append(f"Highest load-generator CPU in any run: {gen:.2f} cores.")
+
+    # 1. What adaptive batching buys, from which concurrency on.
+    parts = []
+    for n in models:
+        kb, kn = by(rows[n], KB, top), by(rows[n], KN, top)
+        if kb and kn:
+            first = next((c for c in sorted(args.concurrency)
+                          if by(rows[n], KB, c) and by(rows[n], KN, c)
+                          and by(rows[n], KB, c)["rps"] > 1.2 * by(rows[n], KN, c)["rps"]), None)
+            parts.append(f"{label[n]} {kb['rps']:,.0f} req/s at c={top}, ×{kb['rps'] / kn['rps']:.1f} its "
+                         f"--no-batching rate (mean batch {fmt(kb['mean_batch'], 0)}; more than ×1.2 from c={first})")
+    if parts:
+        tree = next((n for n in models if results["models"][n]["floor"]["what"].startswith("scikit")), None)
+        extra = ""
+        if tree and by(rows[tree], KB, top) and by(rows[tree], KB, top)["rps"] > floors[tree]["rps"]:
+            extra = (f"; the tree even passes its batch-1 floor ({by(rows[tree], KB, top)['rps'] / floors[tree]['rps']:.0%}"
+                     f" of it), since `predict_proba` on ~{fmt(by(rows[tree], KB, top)['mean_batch'], 0)} rows costs "
+                     "little more than on one")
+        out.append("Adaptive batching is what carries throughput: " + "; ".join(parts) + extra + ".")
+
+    # 2. The server, not the model, is the cost; one process, one core.
+    n = models[0]
+    kb, kn, k1 = by(rows[n], KB, top), by(rows[n], KN, top), by(rows[n], KN, low)
+    if kb and kn and k1 and kn["server_cpu"] and kb["server_cpu"]:
+        out.append(
+            f"For models this small the server is the cost, not the model: the {label[n]}'s `session.run` takes "
+            f"{floors[n]['mean_us']:.1f} µs, while kilele-serve spends about {kn['server_cpu'] / kn['rps'] * 1e6:.0f} µs of "
+            f"CPU per request without batching (HTTP, JSON, the event loop, the hop to the model thread) and "
+            f"{kb['server_cpu'] / kb['rps'] * 1e6:.0f} µs with batching at c={top} — {kb['rps'] / floors[n]['rps']:.0%} of "
+            f"the floor's rate. It is one process with one GIL: its CPU tops out at ~1 core "
+            f"({_span([r['server_cpu'] for m in models for r in rows[m] if r['server'] == KB and r['concurrency'] == top], 2)}"
+            " at the top level) while the machine has 2; `--workers 2` was not measured.")
+
+    # 3. Against the peer.
+    parts, c1 = [], []
+    for n in models:
+        ratios = [by(rows[n], KB, c)["rps"] / by(rows[n], MB, c)["rps"] for c in args.concurrency
+                  if by(rows[n], KB, c) and by(rows[n], MB, c)]
+        if ratios:
+            parts.append(f"×{min(ratios):.1f}–{max(ratios):.1f} ({label[n]})")
+        kb1, mb1, mn1 = by(rows[n], KB, low), by(rows[n], MB, low), by(rows[n], MN, low)
+        if kb1 and mb1:
+            c1.append(f"{kb1['p50_ms']:.2f} vs {mb1['p50_ms']:.2f} ms"
+                      + (f" ({mn1['p50_ms']:.2f} ms without its batching)" if mn1 else ""))
+    if parts:
+        mb_top = [by(rows[n], MB, top) for n in models if by(rows[n], MB, top)]
+        mn_top = [by(rows[n], MN, top) for n in models if by(rows[n], MN, top)]
+        text = (f"MLServer 1.7.1 with adaptive batching answers fewer requests at every concurrency: Kilele's rate is "
+                f"{', '.join(parts)} of MLServer's. At c={low} the p50 is {'; '.join(c1)}: MLServer's batcher waits "
+                f"`max_batch_time` for a second request even when a client is alone (Kilele's does not), and every "
+                f"request crosses to its inference worker process and through pydantic/FastAPI")
+        if mb_top:
+            text += (f"; at c={top} it spends {_span([r['server_cpu'] / r['rps'] * 1e6 for r in mb_top])} µs of server "
+                     f"CPU per request, and its p99 is {_span([r['p99_ms'] for r in mb_top])} ms")
+        if mn_top:
+            text += f" (without its batching: {_span([r['rps'] for r in mn_top])} req/s at c={top})"
+        out.append(text + ".")
+
+    # 4. Where Kilele loses.
+    losses = []
+    for n in models:
+        for c in args.concurrency:
+            kb, kn = by(rows[n], KB, c), by(rows[n], KN, c)
+            if kb and kn and kb["p99_ms"] > kn["p99_ms"] * 1.05:
+                losses.append((n, c, kb, kn))
+    tops = [(n, by(rows[n], KB, top)) for n in models if by(rows[n], KB, top)]
+    if tops or losses:
+        text = "Where Kilele loses: "
+        bits = []
+        if tops:
+            p99s = ", ".join(f"{r['p99_ms']:.0f} ms" for _, r in tops)
+            bits.append(f"its p99 at c={top} ({p99s}) is "
+                        f"{_span([r['p99_ms'] / r['p50_ms'] for _, r in tops], 0)}× its p50. In a separate probe "
+                        "(2026-11-23, logistic regression, c=128, gc callbacks in the server) CPython's full (gen2) "
+                        "collections took 40–60 ms every ~0.5 s with nothing to collect, stalling every request in "
+                        "flight; calling `gc.freeze()` once the bundle is loaded cut them to 0.4 ms and p99 from 65 to "
+                        "15 ms")
+        slow = [f"{label[n]} c={c}: {kb['p99_ms']:.1f} vs {kn['p99_ms']:.1f} ms" for n, c, kb, kn in losses]
+        if slow:
+            bits.append("with batching the p99 is above --no-batching's at " + "; ".join(slow))
+        idle = [(n, by(rows[n], KB, c)) for n in models for c in args.concurrency
+                if 1 < c < top and by(rows[n], KB, c) and (by(rows[n], KB, c)["server_cpu"] or 1) < 0.6]
+        if idle:
+            n, r = idle[0]
+            bits.append(f"at c={r['concurrency']} the batcher waits up to `--max-wait-ms` for batches that few "
+                        f"clients rarely fill (server CPU {r['server_cpu']:.2f} cores, mean batch "
+                        f"{fmt(r['mean_batch'], 1)}), so the gain there is small")
+        out.append(text + "; ".join(bits) + ".")
+
+    # 5. The load generator and the shared machine.
+    all_rows = [r for n in models for r in rows[n]]
+    if all_rows:
+        gen = max(all_rows, key=lambda r: r["client_cpu"])
+        other = max(all_rows, key=lambda r: r["other_cpu"])
+        noisy = sorted({f"{label[r['model']]} {r['server']} c={r['concurrency']}" for r in all_rows
+                        if r["other_cpu"] > args_retry(args)})
+        out.append(
+            f"The load generator used at most {gen['client_cpu']:.2f} cores ({gen['server']}, c={gen['concurrency']}, "
+            f"server at {fmt(gen['server_cpu'])} cores, machine {gen['machine_cpu']:.2f} of 2 busy), so it was not the "
+            f"bottleneck; it still takes CPU from the server on this 2-core machine. Other sessions' processes used up "
+            f"to {other['other_cpu']:.2f} cores in a window"
+            + (f"; windows with more than {args_retry(args):.1f} cores of it were measured again while the time "
+               f"budget allowed, and these remain noisier: {', '.join(noisy)}" if noisy else "")
+            + ".")
     return out
+
+
+def args_retry(args) -> float:
+    return getattr(args, "retry_other_cpu", 0.5)
 
 
 def finish(results: dict, args, elapsed: float) -> None:
@@ -635,9 +748,13 @@ def main(argv=None) -> None:
     parser.add_argument("--floor-seconds", type=float, default=2.0)
     parser.add_argument("--quiet-wait", type=float, default=3.0,
                         help="before each load run, wait at most this long for other processes to go quiet")
-    parser.add_argument("--servers", default="batching,no-batching,mlserver",
+    parser.add_argument("--servers", default="batching,no-batching,mlserver,mlserver-nobatch",
                         help="comma-separated: batching, no-batching, mlserver, mlserver-nobatch (MLServer without "
-                             "adaptive batching; not in the default run, to keep it under 10 minutes)")
+                             "adaptive batching, measured at the lowest and highest concurrency only)")
+    parser.add_argument("--retry-other-cpu", type=float, default=0.5,
+                        help="measure a level again when other processes used more cores than this in its window")
+    parser.add_argument("--budget", type=float, default=480.0,
+                        help="no more re-measurements once the run is this many seconds old")
     parser.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s measured")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing bench/README.md")
     parser.add_argument("--json", help="also write the raw results here")
@@ -661,7 +778,7 @@ def main(argv=None) -> None:
         finish(results, args, results["elapsed"])
         return
 
-    started = time.monotonic()
+    started = args.started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="kilele-bench-serving-"))
     results: dict[str, Any] = {"models": {}, "args": {
         "models": args.models, "concurrency": args.concurrency, "warmup": args.warmup, "duration": args.duration,

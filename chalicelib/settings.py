@@ -56,7 +56,9 @@ class Settings(BaseSettings):
     # Serving
     endpoints_uri: str = Field("local://", description="local://[work dir] or sagemaker:// (infra sets it).")
     public_api_url: str = Field("http://127.0.0.1:8000", description="Base URL clients use (predictor_url).")
-    predict_timeout_seconds: float = Field(30.0, description="Deadline of apps registered without an SLO.")
+    predict_timeout_seconds: float = Field(
+        25.0, description="Deadline of unregistered apps (below API Gateway's 29 s integration limit)."
+    )
     max_queries_per_request: int = 1000
     sagemaker_image_uri: str = ""
     sagemaker_gpu_image_uri: str = ""

@@ -1,0 +1,27 @@
+"""Seeds the superadmin of a deployed stage (the local stack does it on start).
+
+    KILELE_STAGE=prod KILELE_SUPERADMIN_PASSWORD='...' python -m chalicelib.bootstrap
+
+Uses the caller's AWS credentials and the stage's tables; an existing superadmin is left as it is.
+"""
+from __future__ import annotations
+
+import sys
+
+from chalicelib.settings import Settings, get_settings
+from chalicelib.wiring import services
+
+
+def main() -> int:
+    settings = get_settings()
+    if settings.superadmin_password == Settings.model_fields["superadmin_password"].default:
+        print("refusing to seed a deployed stage with the default password: set KILELE_SUPERADMIN_PASSWORD",
+              file=sys.stderr)
+        return 2
+    user = services().users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
+    print(f"superadmin {user.email} of stage {settings.stage} is ready (created {user.created_at.isoformat()})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
