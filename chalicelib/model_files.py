@@ -21,6 +21,8 @@ def check_model_source(source: bytes, model_class: str) -> None:
     except SyntaxError as e:
         where = f" (line {e.lineno})" if e.lineno else ""
         raise Unprocessable(f"the model file does not parse: {e.msg}{where}") from e
+    except ValueError as e:  # Python < 3.11.4 raises ValueError for null bytes
+        raise Unprocessable(f"the model file does not parse: {e}") from e
     except (MemoryError, RecursionError) as e:  # the parser gives up on very deeply nested code
         raise Unprocessable("the model file does not parse: its code is nested too deeply") from e
     classes = {node.name: node for node in tree.body if isinstance(node, ast.ClassDef)}

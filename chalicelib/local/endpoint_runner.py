@@ -18,6 +18,8 @@ from pathlib import Path
 
 import requests
 
+from kilele._tar import safe_extract  # the local stack always has the SDK
+
 from chalicelib.adapters.blobs import BlobStore
 from chalicelib.adapters.endpoints import (
     EndpointRejected,
@@ -55,7 +57,7 @@ class LocalEndpointRunner:
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
         with tarfile.open(fileobj=io.BytesIO(self._blobs.get_bytes(bundle_key)), mode="r:gz") as archive:
-            archive.extractall(directory / "bundle", filter="data")
+            safe_extract(archive, directory / "bundle")
         port = free_port()
         log_path = directory / "server.log"
         with open(log_path, "wb") as log:

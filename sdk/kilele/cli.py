@@ -22,6 +22,7 @@ from typing import Any, Optional
 
 import click
 
+from kilele._tar import safe_extract
 from kilele.client import FINAL_TRAIN_JOB_STATUSES, Client, trial_progress
 from kilele.constants import BudgetOption, InferenceBudgetOption, InputType, ModelAccessRight, UserType
 from kilele.errors import KileleError
@@ -871,7 +872,7 @@ def bundle_serve(path: str, port: int, host: str) -> None:
     try:
         try:
             with tarfile.open(path, "r:gz") as archive:
-                archive.extractall(directory, filter="data")  # no absolute paths, no escapes, no devices
+                safe_extract(archive, directory)  # no absolute paths, no escapes, no devices
         except (tarfile.TarError, OSError, EOFError) as e:
             fail(f"could not unpack {path}: {e}")
         click.echo(f"serving {path} (unpacked in {directory}) on http://{host}:{port}", err=True)

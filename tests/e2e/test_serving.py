@@ -17,6 +17,7 @@ import time
 import pytest
 import requests
 
+from kilele._tar import safe_extract
 from kilele.errors import BadRequestError, NotFoundError, PayloadTooLargeError
 
 from .conftest import EXAMPLES, REPO, SUPERADMIN, free_port, unique_email
@@ -238,7 +239,7 @@ def test_a_bundle_served_in_a_fresh_venv_answers_as_the_endpoint(world, tmp_path
     exported = app_dev.export_bundle("iris", 2, out_path=str(tmp_path / "iris.tar.gz"))
     bundle = tmp_path / "bundle"
     with tarfile.open(exported["path"]) as archive:
-        archive.extractall(bundle, filter="data")
+        safe_extract(archive, bundle)
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
