@@ -132,3 +132,16 @@ def make_user(stack, admin):
         return client
 
     return make
+
+
+def developers(stack: StackProcess) -> dict[str, Client]:
+    """A fresh model developer and app developer on ``stack``, logged in, by user type."""
+    admin = stack.client()
+    admin.login(*SUPERADMIN)
+    clients = {}
+    for role in ("MODEL_DEVELOPER", "APP_DEVELOPER"):
+        email = unique_email(role)
+        admin.create_user(email=email, password="secret1", user_type=role)
+        clients[role] = stack.client()
+        clients[role].login(email=email, password="secret1")
+    return clients

@@ -10,7 +10,7 @@ import pytest
 
 from kilele import InputQueue, OutputQueue, PredictionFailedError
 
-from .conftest import EXAMPLES, SUPERADMIN, unique_email
+from .conftest import EXAMPLES, developers, unique_email
 
 pytestmark = pytest.mark.slow
 
@@ -27,14 +27,7 @@ def _iris_rows() -> np.ndarray:
 @pytest.fixture(scope="module")
 def serving_app(stack):
     """An app developer's client whose app ``queue_iris`` has a RUNNING inference job."""
-    admin = stack.client()
-    admin.login(*SUPERADMIN)
-    clients = {}
-    for role in ("MODEL_DEVELOPER", "APP_DEVELOPER"):
-        email = unique_email(role)
-        admin.create_user(email=email, password="secret1", user_type=role)
-        clients[role] = stack.client()
-        clients[role].login(email=email, password="secret1")
+    clients = developers(stack)
     model_dev, app_dev = clients["MODEL_DEVELOPER"], clients["APP_DEVELOPER"]
     model = model_dev.create_model(name=unique_email("lr"), task="TABULAR_CLASSIFICATION",
                                    model_file_path=str(MODELS / "sk_logistic_regression.py"),

@@ -20,7 +20,7 @@ import requests
 from kilele._tar import safe_extract
 from kilele.errors import BadRequestError, NotFoundError, PayloadTooLargeError
 
-from .conftest import EXAMPLES, REPO, SUPERADMIN, free_port, unique_email
+from .conftest import EXAMPLES, REPO, developers, free_port, unique_email
 
 pytestmark = pytest.mark.slow
 
@@ -68,14 +68,7 @@ def _wait_running(client, app, version=-1, timeout=120):
 def world(stack):
     """An app developer with two trained versions of app ``iris`` (each served by an inference
     job) and an API key, plus the model developer who uploaded the models."""
-    admin = stack.client()
-    admin.login(*SUPERADMIN)
-    clients = {}
-    for role in ("MODEL_DEVELOPER", "APP_DEVELOPER"):
-        email = unique_email(role)
-        admin.create_user(email=email, password="secret1", user_type=role)
-        clients[role] = stack.client()
-        clients[role].login(email=email, password="secret1")
+    clients = developers(stack)
     model_dev, app_dev = clients["MODEL_DEVELOPER"], clients["APP_DEVELOPER"]
     models = [
         model_dev.create_model(name=unique_email(name), task="TABULAR_CLASSIFICATION",

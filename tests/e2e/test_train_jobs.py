@@ -9,7 +9,7 @@ import pytest
 from kilele.errors import ConflictError, NotFoundError, UnprocessableError
 from kilele.model import load_model_class
 
-from .conftest import EXAMPLES, SUPERADMIN, unique_email
+from .conftest import EXAMPLES, developers, unique_email
 
 pytestmark = pytest.mark.slow
 
@@ -59,16 +59,7 @@ def train_stack(stack_factory):
 
 @pytest.fixture(scope="module")
 def people(train_stack):
-    admin = train_stack.client()
-    admin.login(*SUPERADMIN)
-    clients = {}
-    for role in ("MODEL_DEVELOPER", "APP_DEVELOPER"):
-        email = unique_email(role)
-        admin.create_user(email=email, password="secret1", user_type=role)
-        client = train_stack.client()
-        client.login(email=email, password="secret1")
-        clients[role] = client
-    return clients
+    return developers(train_stack)
 
 
 @pytest.fixture(scope="module")
