@@ -9,11 +9,12 @@ endpoints with, and the grants for the functions that create, call and delete th
 """
 from __future__ import annotations
 
-from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
-from aws_cdk import aws_ecr as ecr
+from aws_cdk import ArnFormat, Stack
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
+
+from kilele_infra.worker_compute import image_repository
 
 # Image tags the README's push commands use (containers/inference/Dockerfile and Dockerfile.gpu).
 CPU_IMAGE_TAG = "latest"
@@ -37,17 +38,7 @@ class Serving(Construct):
         super().__init__(scope, construct_id)
         self.stage = stage
         self.serverless = serverless
-        self.repository = ecr.Repository(
-            self, "InferenceRepository",
-            repository_name=f"kilele-{stage}-inference",
-            image_scan_on_push=True,
-            removal_policy=RemovalPolicy.RETAIN,  # pushed images outlive the stack, like user data
-            lifecycle_rules=[ecr.LifecycleRule(
-                description="drop untagged images (old pushes of the tags) after 14 days",
-                tag_status=ecr.TagStatus.UNTAGGED,
-                max_image_age=Duration.days(14),
-            )],
-        )
+        self.repository = image_repository(self, "InferenceRepository", stage, "inference")
         self.role = iam.Role(
             self, "SageMakerRole",
             assumed_by=iam.ServicePrincipal("sagemaker.amazonaws.com"),

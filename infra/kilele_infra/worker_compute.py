@@ -36,6 +36,21 @@ CPU_MAX_VCPUS = 64
 GPU_MAX_VCPUS = 16  # four g4dn.xlarge at most; min 0, so an idle queue costs nothing
 
 
+
+def image_repository(scope: Construct, construct_id: str, stage: str, name: str) -> ecr.Repository:
+    """The ECR repository of one of Kilele's images (``kilele-<stage>-<name>``)."""
+    return ecr.Repository(
+        scope, construct_id,
+        repository_name=f"kilele-{stage}-{name}",
+        image_scan_on_push=True,
+        removal_policy=RemovalPolicy.RETAIN,  # pushed images outlive the stack, like user data
+        lifecycle_rules=[ecr.LifecycleRule(
+            description="drop untagged images (old pushes of the tags) after 14 days",
+            tag_status=ecr.TagStatus.UNTAGGED,
+            max_image_age=Duration.days(14),
+        )],
+    )
+
 class WorkerCompute(Construct):
     """ECR repository ``kilele-{stage}-worker``, a small public VPC, Batch compute environments,
     the CPU and GPU job queues and the worker's job definitions."""
@@ -51,17 +66,7 @@ class WorkerCompute(Construct):
         state_machine_arns: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
-        self.repository = ecr.Repository(
-            self, "WorkerRepository",
-            repository_name=f"kilele-{stage}-worker",
-            image_scan_on_push=True,
-            removal_policy=RemovalPolicy.RETAIN,  # pushed images outlive the stack, like user data
-            lifecycle_rules=[ecr.LifecycleRule(
-                description="drop untagged images (old pushes of the tags) after 14 days",
-                tag_status=ecr.TagStatus.UNTAGGED,
-                max_image_age=Duration.days(14),
-            )],
-        )
+        self.repository = image_repository(self, "WorkerRepository", stage, "worker")
         # Public subnets only, no NAT gateway (the cheapest VPC that reaches ECR, S3, DynamoDB and
         # Step Functions): Fargate tasks get a public IP, EC2 instances get one from the subnet.
         self.vpc = ec2.Vpc(
