@@ -2,18 +2,18 @@
 from chalice import Chalice
 
 from chalicelib import SERVICE_NAME, resources
-from chalicelib.api import auth, datasets, meta, models, serving, train_jobs, users
-from chalicelib.api import queues as queue_api
+from chalicelib.api import auth, datasets, meta, models, queues, serving, train_jobs, users
+from chalicelib.api.http import uniform_errors
 from chalicelib.settings import get_settings
 from chalicelib.wiring import services
 from chalicelib.workflows import aws_events
 from chalicelib.workflows.handlers import HANDLERS
 
 app = Chalice(app_name=SERVICE_NAME)
+app.register_middleware(uniform_errors, "http")
 
-for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs.bp, serving.bp):
+for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs.bp, serving.bp, queues.bp):
     app.register_blueprint(blueprint)
-app.register_blueprint(queue_api.bp)
 
 
 def _register_workflow_handler(name: str) -> None:

@@ -128,3 +128,18 @@ def endpoint(
         return handler
 
     return decorate
+
+
+_CHALICE_CODES = {"UnsupportedMediaType": "unsupported_media_type", "MethodNotAllowedError": "method_not_allowed",
+                  "BadRequestError": InvalidInput.code}
+
+
+def uniform_errors(event: Any, get_response: Callable[[Any], Response]) -> Response:
+    """Middleware: Chalice's own answers (415 unsupported media type, 405 method not allowed...)
+    come as ``{"Code", "Message"}``; give them the API's ``{"error": {"code", "message"}}`` shape."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = _CHALICE_CODES.get(body["Code"], str(body["Code"]).lower())
+        return error_response(response.status_code, code, str(body["Message"]))
+    return response

@@ -25,3 +25,11 @@ def test_bootstrap_seeds_the_superadmin_once_and_refuses_the_default_password(aw
     finally:
         get_settings.cache_clear()
         wiring.services.cache_clear()
+
+
+def test_chalice_own_errors_have_the_api_error_shape(client):
+    media = client.call("POST", "/tokens", headers={"Content-Type": "application/xml"}, raw=b"<x/>")
+    assert media.status_code == 415
+    assert media.data["error"] == {"code": "unsupported_media_type", "message": "Unsupported media type: application/xml"}
+    method = client.call("PUT", "/tokens", {})
+    assert method.status_code == 405 and method.data["error"]["code"] == "method_not_allowed"
