@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from chalicelib.entities import User, UserType
+from chalicelib.entities import AccessRight, Model, User, UserType
 from chalicelib.errors import Forbidden
 
 ADMINS = frozenset({UserType.SUPERADMIN, UserType.ADMIN})
@@ -35,6 +35,16 @@ ALLOWED: dict[Action, frozenset[UserType]] = {
     Action.MANAGE_INFERENCE_JOBS: EVERYONE,
     Action.STOP_ALL_JOBS: frozenset({UserType.SUPERADMIN}),
 }
+
+
+def owns_or_admin(actor: User, owner_id: str) -> bool:
+    """The resource of ``owner_id`` is the actor's own, or the actor is an admin."""
+    return owner_id == actor.id or actor.user_type.is_admin
+
+
+def can_view_model(actor: User, model: Model) -> bool:
+    """Own models, PUBLIC ones, and (for admins) every model."""
+    return model.access_right is AccessRight.PUBLIC or owns_or_admin(actor, model.owner_id)
 
 
 def require(actor: User, action: Action) -> None:

@@ -10,7 +10,7 @@ from chalicelib.adapters.url_fetcher import UrlFetcher
 from chalicelib.dataset_formats import check_dataset
 from chalicelib.entities import Dataset, DatasetStatus, Task, User
 from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
-from chalicelib.permissions import Action, require
+from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.store.repositories import DatasetRepository
 
@@ -108,7 +108,7 @@ class DatasetService:
     def _owned(self, actor: User, dataset_id: str) -> Dataset:
         require(actor, Action.MANAGE_DATASETS)
         dataset = self._datasets.get(dataset_id)
-        if not dataset or (dataset.owner_id != actor.id and not actor.user_type.is_admin):
+        if not dataset or not owns_or_admin(actor, dataset.owner_id):
             raise NotFound(f"no dataset {dataset_id!r}")
         return dataset
 

@@ -17,7 +17,7 @@ from chalicelib.entities import (
     User,
 )
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
-from chalicelib.permissions import Action, require
+from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.bundles import BundleBuilder
 from chalicelib.services.train_jobs import LATEST, TrainJobService
@@ -130,7 +130,7 @@ class InferenceJobService:
 
     def get_inference_jobs_by_user(self, actor: User, user_id: str) -> list[dict[str, Any]]:
         require(actor, Action.MANAGE_INFERENCE_JOBS)
-        if user_id != actor.id and not actor.user_type.is_admin:
+        if not owns_or_admin(actor, user_id):
             raise Forbidden("only admins can list other users' inference jobs")
         return [self._refresh(j).to_dict() for j in self._jobs.list_by_user(user_id)]
 

@@ -7,7 +7,7 @@ from chalicelib.adapters.blobs import BlobStore
 from chalicelib.entities import AccessRight, Model, Task, User
 from chalicelib.errors import Forbidden, NotFound, PayloadTooLarge
 from chalicelib.model_files import check_model_source
-from chalicelib.permissions import Action, require
+from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.store.repositories import ModelRepository
 
@@ -68,9 +68,7 @@ class ModelService:
         if actor.user_type.is_admin:
             models = self._models.list_all()
         else:
-            by_id = {m.id: m for m in self._models.list_public()}
-            by_id.update({m.id: m for m in self._models.list_by_owner(actor.id)})
-            models = list(by_id.values())
+            models = self._models.list_own_and_public(actor.id)
         models = [m for m in models if task is None or m.task is task]
         return [m.to_dict() for m in sorted(models, key=lambda m: m.created_at)]
 
@@ -78,7 +76,7 @@ class ModelService:
         """Delete a model nobody trains with; its file goes after its record."""
         require(actor, Action.MANAGE_MODELS)
         model = self._visible(actor, model_id)
-        if model.owner_id != actor.id and not actor.user_type.is_admin:
+        if not owns_or_admin(actor, model.owner_id):
             raise Forbidden(f"model {model.name!r} belongs to another user")
         self._models.delete_unused(model)
         self._blobs.delete(model.object_key)
@@ -87,9 +85,6 @@ class ModelService:
     def _visible(self, actor: User, model_id: str) -> Model:
         require(actor, Action.VIEW_MODELS)
         model = self._models.get(model_id)
-        visible = model and (
-            model.owner_id == actor.id or model.access_right is AccessRight.PUBLIC or actor.user_type.is_admin
-        )
-        if not visible:
+        if model is None or not can_view_model(actor, model):
             raise NotFound(f"no model {model_id!r}")
         return model  # type: ignore[return-value]

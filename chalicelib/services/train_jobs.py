@@ -6,7 +6,6 @@ from typing import Any, Optional
 from chalicelib.adapters.blobs import BlobStore
 from chalicelib.adapters.workflows import WorkflowRunner
 from chalicelib.entities import (
-    AccessRight,
     BudgetOption,
     DatasetStatus,
     Task,
@@ -19,7 +18,7 @@ from chalicelib.entities import (
     WorkerStatus,
 )
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
-from chalicelib.permissions import Action, require
+from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.trial_loop import execution_name, slot_state
 from chalicelib.store.repositories import DatasetRepository, ModelRepository
@@ -103,7 +102,7 @@ class TrainJobService:
 
     def _usable_dataset(self, actor: User, dataset_id: str, task: Task) -> None:
         dataset = self._datasets.get(dataset_id)
-        if not dataset or (dataset.owner_id != actor.id and not actor.user_type.is_admin):
+        if not dataset or not owns_or_admin(actor, dataset.owner_id):
             raise NotFound(f"no dataset {dataset_id!r}")
         if dataset.status is not DatasetStatus.READY:
             raise Unprocessable(f"dataset {dataset_id!r} is not READY (it is {dataset.status.value})")
@@ -112,19 +111,15 @@ class TrainJobService:
 
     def _usable_models(self, actor: User, task: Task, model_ids: Optional[list[str]]) -> list[Any]:
         if model_ids is None:
-            available = {m.id: m for m in self._models.list_public()}
-            available.update({m.id: m for m in self._models.list_by_owner(actor.id)})
-            models = sorted((m for m in available.values() if m.task is task), key=lambda m: m.created_at)
+            available = self._models.list_own_and_public(actor.id)
+            models = sorted((m for m in available if m.task is task), key=lambda m: m.created_at)
             if not models:
                 raise Unprocessable(f"no model available to you for {task.value}; upload one first")
             return models
         models = []
         for model_id in dict.fromkeys(model_ids):
             model = self._models.get(model_id)
-            visible = model and (
-                model.owner_id == actor.id or model.access_right is AccessRight.PUBLIC or actor.user_type.is_admin
-            )
-            if not visible:
+            if model is None or not can_view_model(actor, model):
                 raise NotFound(f"no model {model_id!r}")
             if model.task is not task:
                 raise Unprocessable(f"model {model.name!r} is for {model.task.value}, not {task.value}")
@@ -135,7 +130,7 @@ class TrainJobService:
 
     def get_train_jobs_by_user(self, actor: User, user_id: str) -> list[dict[str, Any]]:
         require(actor, Action.MANAGE_TRAIN_JOBS)
-        if user_id != actor.id and not actor.user_type.is_admin:
+        if not owns_or_admin(actor, user_id):
             raise Forbidden("only admins can list other users' train jobs")
         return [j.to_dict() for j in self._jobs.list_by_user(user_id)]
 
@@ -237,6 +232,6 @@ class TrainJobService:
         require(actor, Action.MANAGE_TRAIN_JOBS)
         trial = self._trials.get(trial_id)
         job = self._jobs.get(trial.train_job_id) if trial else None
-        if not trial or not job or (job.user_id != actor.id and not actor.user_type.is_admin):
+        if not trial or not job or not owns_or_admin(actor, job.user_id):
             raise NotFound(f"no trial {trial_id!r}")
         return trial

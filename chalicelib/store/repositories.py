@@ -60,6 +60,14 @@ def _dt(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+def _opt_dt(value: Optional[str]) -> Optional[datetime]:
+    return _dt(value) if value else None
+
+
+def _opt_iso(value: Optional[datetime]) -> Optional[str]:
+    return _iso(value) if value else None
+
+
 class UserRepository:
     def add(self, user: User) -> None:
         """Store a new user; :class:`Conflict` if the email is taken."""
@@ -292,6 +300,12 @@ class ModelRepository:
 
     def list_all(self) -> list[Model]:
         return [self._entity(i) for i in ModelItem.scan()]
+
+    def list_own_and_public(self, owner_id: str) -> list[Model]:
+        """A user's models and every PUBLIC one, each once."""
+        by_id = {m.id: m for m in self.list_public()}
+        by_id.update({m.id: m for m in self.list_by_owner(owner_id)})
+        return list(by_id.values())
 
     def delete_unused(self, model: Model) -> None:
         """Delete the model and free its name, only if no train job uses it (checked atomically)."""

@@ -13,7 +13,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 from chalicelib.entities import Application, InferenceJob, InferenceJobStatus, InputType, Task
 from chalicelib.errors import Conflict
 from chalicelib.store.models import AppItem, InferenceJobItem
-from chalicelib.store.repositories import _dt, _failed_condition, _iso, _plain_map, set_status_if
+from chalicelib.store.repositories import _dt, _failed_condition, _iso, _opt_dt, _plain_map, set_status_if
 
 
 class InferenceJobRepository:
@@ -76,12 +76,12 @@ class InferenceJobRepository:
             task=Task(item.task),
             endpoint_name=item.endpoint_name,
             bundle_key=item.bundle_key,
-            members=[_plain_map(m) if hasattr(m, "as_dict") else m for m in (item.members or [])],
+            members=[_plain_map(m) for m in (item.members or [])],
             created_at=_dt(item.created_at),
             status=InferenceJobStatus(item.status),
             budget=_plain_map(item.budget) or {},
             predictor_url=item.predictor_url,
-            stopped_at=_dt(item.stopped_at) if item.stopped_at else None,
+            stopped_at=_opt_dt(item.stopped_at),
             error=item.error,
         )
 

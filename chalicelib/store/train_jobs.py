@@ -19,15 +19,7 @@ from chalicelib.entities import (
 )
 from chalicelib.errors import Conflict
 from chalicelib.store.models import CounterItem, ModelItem, TrainJobItem, TrialItem, UniqueItem
-from chalicelib.store.repositories import _dt, _failed_condition, _iso, _plain_map, set_status_if
-
-
-def _opt_dt(value: Optional[str]) -> Optional[datetime]:
-    return _dt(value) if value else None
-
-
-def _opt_iso(value: Optional[datetime]) -> Optional[str]:
-    return _iso(value) if value else None
+from chalicelib.store.repositories import _dt, _failed_condition, _iso, _opt_dt, _opt_iso, _plain_map, set_status_if
 
 
 class CounterRepository:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import threading
 import time
 from typing import Any, Callable
@@ -20,19 +19,14 @@ WORKFLOW_ENV = {
 }
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="package")
 def moto_server():
     from moto.server import ThreadedMotoServer
 
     from chalicelib.local.moto_server import MOTO_CONFIG
+    from chalicelib.local.ports import free_port
 
-    port = _free_port()
+    port = free_port()
     saved = {k: os.environ.get(k) for k in ("MOTO_PORT", "AWS_ENDPOINT_URL")}
     os.environ["MOTO_PORT"] = str(port)  # the interpreter calls SQS at localhost:$MOTO_PORT
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
