@@ -1,4 +1,8 @@
-"""Values the API accepts, as ``str`` enums (plain strings work everywhere too)."""
+"""Values the API accepts, as ``str`` enums (plain strings work everywhere too), and the
+status strings it answers that the SDK acts on.
+
+They mirror the service's enums (``chalicelib/entities.py``); ``tests/contract/test_sdk_enums.py``
+keeps the two sides equal."""
 from __future__ import annotations
 
 from enum import Enum
@@ -49,3 +53,7 @@ class InputType(str, Enum):
     DOUBLES = "doubles"
     STRINGS = "strings"
     BYTES = "bytes"
+
+
+#: Train job statuses after which nothing changes any more.
+FINAL_TRAIN_JOB_STATUSES = ("STOPPED", "ERRORED")

@@ -17,7 +17,7 @@ import time
 import pytest
 import requests
 
-from kilele._tar import safe_extract
+from kilele.archive import safe_extract
 from kilele.errors import BadRequestError, NotFoundError, PayloadTooLargeError
 
 from .conftest import EXAMPLES, REPO, developers, free_port, unique_email

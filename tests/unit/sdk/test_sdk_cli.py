@@ -195,6 +195,7 @@ def test_local_up_without_platform_prints_hint(run, monkeypatch):
             raise ImportError("No module named 'chalicelib'")
         return real_import(name, *args, **kwargs)
 
+    cli.load_plugins()  # `kilele local` (the platform's plugin) is there; the stack's imports fail
     monkeypatch.delitem(sys.modules, "chalicelib.local.stack", raising=False)
     monkeypatch.setattr(builtins, "__import__", no_platform)
     result = run("local", "up")

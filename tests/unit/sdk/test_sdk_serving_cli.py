@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from kilele import cli as cli_module
+from kilele.cli import bundles as cli_module  # the module of `kilele bundle`
 from kilele.cli import cli
 
 APP = {"name": "iris_app", "input_type": "floats", "default_output": "default_pred", "slo_micros": 100000,

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from kilele import cli as cli_module
+from kilele.cli import train_jobs as cli_module  # the module of `kilele train-jobs`
 from kilele.cli import cli, render_watch
 from kilele.model import deserialize_params, serialize_params
 

@@ -1,5 +1,8 @@
 """Safe unpacking of bundle archives on every Python 3.11 (``extractall(filter=...)`` arrived
-in 3.11.4): no absolute paths, no ``..``, no links or devices."""
+in 3.11.4): no absolute paths, no ``..``, no links or devices.
+
+Public: the CLI (``kilele bundle serve``) and the platform's local endpoint runner use it.
+"""
 from __future__ import annotations
 
 import os
@@ -12,6 +15,8 @@ class UnsafeArchiveError(tarfile.TarError):
 
 
 def safe_extract(archive: tarfile.TarFile, directory: "str | os.PathLike[str]") -> None:
+    """Unpack ``archive`` into ``directory``; raise (:class:`UnsafeArchiveError` or, on Pythons
+    with extraction filters, ``tarfile.FilterError``) on any entry that could escape it."""
     target = Path(directory).resolve()
     if hasattr(tarfile, "data_filter"):
         archive.extractall(target, filter="data")

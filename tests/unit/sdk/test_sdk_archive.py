@@ -6,7 +6,7 @@ import tarfile
 
 import pytest
 
-from kilele._tar import UnsafeArchiveError, safe_extract
+from kilele.archive import UnsafeArchiveError, safe_extract
 
 
 def archive_with(*entries: tuple[str, bytes]) -> tarfile.TarFile:

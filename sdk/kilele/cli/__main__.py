@@ -1,0 +1,4 @@
+"""``python -m kilele.cli``: the ``kilele`` command."""
+from kilele.cli import main
+
+main()

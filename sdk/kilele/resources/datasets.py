@@ -1,0 +1,62 @@
+"""Datasets: created from a local file (in the request body, or uploaded straight to object
+storage when large) or from a URL the platform downloads."""
+from __future__ import annotations
+
+import base64
+import os
+from typing import Any, Optional
+
+from kilele._args import StrOrEnum, _enum_value, _segment
+from kilele._transfer import TransferMixin
+from kilele.errors import PayloadTooLargeError
+
+
+class DatasetsMixin(TransferMixin):
+    """``create_dataset``, ``get_datasets`` and ``get_dataset``."""
+
+    def create_dataset(
+        self,
+        name: str,
+        task: StrOrEnum,
+        dataset_path: Optional[str] = None,
+        dataset_url: Optional[str] = None,
+        target_column: Optional[str] = None,
+    ) -> dict[str, Any]:
+        """Create a dataset from a local file (``dataset_path``) or a URL the platform downloads
+        (``dataset_url``); give exactly one. Files above :attr:`max_direct_upload_bytes` are
+        uploaded straight to object storage. Returns the READY dataset."""
+        if (dataset_path is None) == (dataset_url is None):
+            raise ValueError("give exactly one of dataset_path and dataset_url")
+        base: dict[str, Any] = {"name": name, "task": _enum_value(task)}
+        if target_column is not None:
+            base["target_column"] = target_column
+        if dataset_url is not None:
+            return self._request("POST", "/datasets", json={**base, "dataset_url": dataset_url})
+
+        path = os.fspath(dataset_path)  # type: ignore[arg-type]
+        size = os.path.getsize(path)  # FileNotFoundError before any call
+        if size > self.max_direct_upload_bytes:
+            return self._create_dataset_presigned(base, path, size)
+        with open(path, "rb") as f:
+            content = base64.b64encode(f.read()).decode("ascii")
+        try:
+            return self._request("POST", "/datasets", json={**base, "content_base64": content})
+        except PayloadTooLargeError:
+            if size == 0:
+                raise
+            # The server's direct-upload limit is lower than ours: take the presigned path.
+            return self._create_dataset_presigned(base, path, size)
+
+    def _create_dataset_presigned(self, base: dict[str, Any], path: str, size: int) -> dict[str, Any]:
+        started = self._request("POST", "/datasets/uploads", json={**base, "size_bytes": size})
+        dataset_id = started["dataset"]["id"]
+        self._upload_presigned(started["upload"], path, dataset_id)
+        return self._request("POST", f"/datasets/{_segment(dataset_id)}/complete")
+
+    def get_datasets(self, task: Optional[StrOrEnum] = None) -> list[dict[str, Any]]:
+        """Your datasets (admins: all), optionally of one task."""
+        return self._request("GET", "/datasets", params={"task": _enum_value(task) if task else None})
+
+    def get_dataset(self, dataset_id: str) -> dict[str, Any]:
+        """One dataset by id."""
+        return self._request("GET", f"/datasets/{_segment(dataset_id)}")
