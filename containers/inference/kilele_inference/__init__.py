@@ -1,7 +1,7 @@
 """Kilele's inference server: one bundle (an ensemble of trained trials), served over the
 SageMaker container contract (``GET /ping``, ``POST /invocations``) with adaptive batching."""
 from kilele_inference.bundle import BundleSpec, MemberSpec, find_bundle_root, read_bundle
-from kilele_inference.config import ServerConfig
+from kilele_inference.settings import ServerConfig
 from kilele_inference.ensemble import Ensemble, load_ensemble
 
 __version__ = "0.1.0"

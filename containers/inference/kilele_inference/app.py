@@ -3,6 +3,9 @@
 Plain ASGI (no framework): four fixed routes, a body read in chunks with a size limit, and JSON
 in and out with orjson. The bundle loads in the model thread after the lifespan startup, so the
 server answers ``/ping`` with 503 while it loads and 200 once it can serve.
+
+The app is given its :class:`ServerConfig`; it knows nothing of the command line, the environment
+or how many processes serve it (:mod:`kilele_inference.server` builds and runs it).
 """
 from __future__ import annotations
 
@@ -17,7 +20,7 @@ from typing import Any, Awaitable, Callable, Optional
 import orjson
 
 from kilele_inference.batching import AIMDController, Batcher
-from kilele_inference.config import ServerConfig
+from kilele_inference.settings import ServerConfig
 from kilele_inference.ensemble import Ensemble, load_ensemble
 from kilele_inference.errors import (
     BundleError,
@@ -318,13 +321,3 @@ async def _send(send: Send, status: int, content: bytes, head: bool = False) -> 
 async def _respond(send: Send, status: int, payload: Any, head: bool = False) -> None:
     await _send(send, status, orjson.dumps(payload, option=_JSON_OPTIONS), head=head)
 
-
-def app_from_environment() -> InferenceApp:
-    """The app factory uvicorn's worker processes call (``--workers N``): the settings come from
-    ``$KILELE_INFERENCE_CONFIG`` (set by the parent). Each worker loads the bundle before it
-    accepts connections; one that fails fails its startup, which stops the parent."""
-    from kilele_inference.__main__ import configure_logging, record_failure
-
-    config = ServerConfig.from_json(os.environ["KILELE_INFERENCE_CONFIG"])
-    configure_logging(config.log_level)
-    return InferenceApp(config, on_fatal=record_failure, load_in_background=False)

@@ -153,7 +153,7 @@ class ServerThread:
     def __init__(self, config):
         import uvicorn
 
-        from kilele_inference.__main__ import uvicorn_config
+        from kilele_inference.server import uvicorn_config
         from kilele_inference.app import InferenceApp
 
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from inference_harness import SLOW_MODEL, ServerProcess, custom_member, write_bundle
-from kilele_inference.__main__ import resolve_config
+from kilele_inference.cli import resolve_config
 
 
 def test_serve_serves_opt_ml_model_on_8080_on_all_interfaces():

@@ -1,9 +1,14 @@
-"""The server's settings: command-line flags, else environment variables, else defaults."""
+"""The server's settings (:class:`ServerConfig`): command-line flags, else environment variables,
+else defaults.
+
+This module is the only one in ``kilele_inference`` that reads the environment, and nothing in the
+package writes it: the resolved :class:`ServerConfig` is handed to the app (and to uvicorn's worker
+processes) as an object, so what a worker serves never depends on what the process inherited.
+"""
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Optional
 
 SAGEMAKER_MODEL_DIR = "/opt/ml/model"
@@ -34,6 +39,9 @@ ENVIRONMENT = {
 
 @dataclass
 class ServerConfig:
+    """Every setting of one server (all worker processes share it). Picklable: ``--workers N``
+    hands it to each worker process with uvicorn's config."""
+
     bundle: str = ""
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
@@ -55,6 +63,7 @@ class ServerConfig:
     access_log: bool = False
 
     def validate(self) -> "ServerConfig":
+        """Returns ``self`` when every setting is usable, else raises ``ValueError`` naming each problem."""
         problems = []
         if not 0 <= self.port <= 65535:
             problems.append(f"port {self.port} is not a TCP port")
@@ -84,16 +93,10 @@ class ServerConfig:
 
     @property
     def providers(self) -> Optional[list[str]]:
+        """The ONNX Runtime execution providers asked for, or None for the default choice."""
         if not self.onnx_providers:
             return None
         return [p.strip() for p in self.onnx_providers.split(",") if p.strip()]
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self))
-
-    @classmethod
-    def from_json(cls, text: str) -> "ServerConfig":
-        return cls(**json.loads(text)).validate()
 
 
 def _parse(kind: type, name: str, raw: str):
@@ -111,7 +114,9 @@ def _parse(kind: type, name: str, raw: str):
 
 
 def environment_defaults(environ: Optional[dict[str, str]] = None) -> dict[str, object]:
-    """Settings given by environment variables (see :data:`ENVIRONMENT`)."""
+    """Settings given by environment variables (see :data:`ENVIRONMENT`): ``environ``, else this
+    process's environment (the package's only read of ``os.environ``). Raises ``ValueError`` for a
+    value of the wrong type."""
     environ = os.environ if environ is None else environ
     types = {"bundle": str, "onnx_providers": str, "log_level": str}
     for f in fields(ServerConfig):
