@@ -52,6 +52,7 @@ import numpy as np
 
 from readme_section import machine, write_section
 
+from chalicelib.bundle_format import BundleMember, write_bundle
 from kilele.model import deserialize_params, load_model_class, load_tabular, serialize_params
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,30 +122,20 @@ def train(name: str) -> tuple[Any, float]:
 
 
 def build_bundle(root: Path, name: str, model: Any, score: float) -> tuple[Path, Optional[bytes]]:
-    """A bundle directory with the layout ``chalicelib.services.bundles.BundleBuilder`` writes."""
+    """A bundle directory written by the platform's one bundle writer (``chalicelib.bundle_format``,
+    which ``BundleBuilder`` uses too)."""
     spec = MODELS[name]
     bundle = root / f"bundle-{name}"
     trial_id = hashlib.sha1(f"bench-serving-{name}".encode()).hexdigest()[:16]
-    member_dir = bundle / "members" / trial_id
-    member_dir.mkdir(parents=True)
-    shutil.copy(REPO / "examples" / "models" / spec["file"], member_dir / "model.py")
-    (member_dir / "params.npz").write_bytes(serialize_params(model.dump_parameters()))
-    onnx = model.export_onnx() if hasattr(model, "export_onnx") else None
-    if onnx:
-        (member_dir / "model.onnx").write_bytes(onnx)
-    dependencies = {"scikit-learn": version("scikit-learn")}
-    manifest = {
-        "format": 1, "app": f"bench_{name}", "app_version": 1, "task": "TABULAR_CLASSIFICATION",
-        "members": [{
-            "trial_id": trial_id, "model_name": name, "model_class": spec["class"],
-            "model_file": f"members/{trial_id}/model.py", "params": f"members/{trial_id}/params.npz",
-            "onnx": f"members/{trial_id}/model.onnx" if onnx else None,
-            "knobs": spec["knobs"], "score": score, "dependencies": dependencies,
-        }],
-        "requirements": [f"{k}=={v}" for k, v in sorted(dependencies.items())],
-    }
-    (bundle / "kilele-bundle.json").write_text(json.dumps(manifest, indent=2))
-    (bundle / "requirements.txt").write_text("\n".join(manifest["requirements"]) + "\n")
+    onnx = (model.export_onnx() if hasattr(model, "export_onnx") else None) or None
+    member = BundleMember(
+        trial_id=trial_id, model_class=spec["class"], model_name=name,
+        model_source=(REPO / "examples" / "models" / spec["file"]).read_bytes(),
+        params=serialize_params(model.dump_parameters()), onnx=onnx, knobs=spec["knobs"], score=score,
+        dependencies={"scikit-learn": version("scikit-learn")},
+    )
+    write_bundle(bundle, f"bench_{name}", 1, "TABULAR_CLASSIFICATION", [member])
+    member_dir = bundle / member.folder
     # The member loads back from the bundle as the server will load it.
     reloaded = load_model_class(str(member_dir / "model.py"), spec["class"])(**spec["knobs"])
     reloaded.load_parameters(deserialize_params((member_dir / "params.npz").read_bytes()))

@@ -7,6 +7,8 @@
 ```
 
 This module only reads and checks the manifest; :mod:`kilele_inference.members` loads the models.
+The one writer is the platform's ``chalicelib/bundle_format.py`` (not in this image);
+tests/contract/test_bundle_roundtrip.py keeps the two in step.
 """
 from __future__ import annotations
 

@@ -2,7 +2,6 @@
 and the real server (uvicorn) on 127.0.0.1 in a thread or a subprocess."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket
@@ -22,6 +21,8 @@ if str(INFERENCE_SRC) not in sys.path:  # the server works from the source tree,
 
 import httpx  # noqa: E402
 
+from chalicelib import bundle_format  # noqa: E402
+from chalicelib.bundle_format import BundleMember  # noqa: E402
 from kilele.model import load_model_class, serialize_params  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
@@ -107,29 +108,16 @@ def custom_member(directory: Path, source: str, class_name: str, knobs: dict, pa
 
 def write_bundle(directory: Path, task: str, members: list[Trained], app: str = "test_app",
                  onnx: Optional[list[bool]] = None) -> Path:
-    """Writes a bundle in the documented layout (``onnx[i]`` False leaves member i's graph out)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    entries = []
-    requirements = {"scikit-learn==1.9.1"}
-    for i, member in enumerate(members):
-        trial_id = f"trial-{i}-{member.name}"
-        folder = directory / "members" / trial_id
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "model.py").write_text(member.model_file.read_text())
-        (folder / "params.npz").write_bytes(member.params)
-        with_onnx = member.onnx is not None and (onnx is None or onnx[i])
-        if with_onnx:
-            (folder / "model.onnx").write_bytes(member.onnx)
-        entries.append({
-            "trial_id": trial_id, "model_name": member.name, "model_class": member.model_class,
-            "model_file": f"members/{trial_id}/model.py", "params": f"members/{trial_id}/params.npz",
-            "onnx": f"members/{trial_id}/model.onnx" if with_onnx else None,
-            "knobs": member.knobs, "score": member.score, "dependencies": {"scikit-learn": "1.9.1"},
-        })
-    manifest = {"format": 1, "app": app, "app_version": 1, "task": task, "members": entries,
-                "requirements": sorted(requirements)}
-    (directory / "kilele-bundle.json").write_text(json.dumps(manifest, indent=2))
-    (directory / "requirements.txt").write_text("\n".join(sorted(requirements)) + "\n")
+    """Writes a bundle directory with the platform's one bundle writer (``onnx[i]`` False leaves
+    member i's graph out)."""
+    bundle_members = [
+        BundleMember(trial_id=f"trial-{i}-{member.name}", model_class=member.model_class,
+                     model_source=member.model_file.read_bytes(), params=member.params,
+                     onnx=member.onnx if onnx is None or onnx[i] else None, model_name=member.name,
+                     knobs=member.knobs, score=member.score, dependencies={"scikit-learn": "1.9.1"})
+        for i, member in enumerate(members)
+    ]
+    bundle_format.write_bundle(directory, app, 1, task, bundle_members)
     return directory
 
 
