@@ -24,7 +24,7 @@ from chalicelib.workflows.handlers import FUNCTION_PLACEHOLDERS, HANDLERS  # noq
 from chalicelib.workflows.render import load_template, placeholders  # noqa: E402
 from kilele_infra import KileleStack  # noqa: E402
 from kilele_infra.serving import Serving  # noqa: E402
-from kilele_infra.stack import WORKFLOW_ENTRY_MODULE  # noqa: E402
+from kilele_infra.workflows import WORKFLOW_ENTRY_MODULE  # noqa: E402
 
 STAGE = "test"
 
@@ -234,6 +234,83 @@ def test_no_local_only_queue_is_deployed(template: Template) -> None:
     for spec in local_only:
         assert f"kilele-{STAGE}-{spec.name}" not in names
         assert f"kilele-{STAGE}-{spec.name}-dlq" not in names
+
+
+# --- logical ids: a resource whose logical id changes is replaced on the next deploy -----------
+
+# Logical id -> (type, deployed name; None for a bucket, whose name CloudFormation picks). A
+# changed id makes CloudFormation replace the resource: with a fixed name (tables, queues,
+# repositories) the deploy fails, without one (the bucket) it creates a new, empty one and
+# orphans (RETAIN) the old one with its data. Add new stateful resources here; never edit an
+# existing entry to make a refactor pass.
+STATEFUL_LOGICAL_IDS = {
+    "ApiKeysTable9F4DC7E7": ("AWS::DynamoDB::Table", "api-keys"),
+    "AppMetricsTable5E1453CD": ("AWS::DynamoDB::Table", "app-metrics"),
+    "AppsTable172E1E77": ("AWS::DynamoDB::Table", "apps"),
+    "CountersTable23DAAD26": ("AWS::DynamoDB::Table", "counters"),
+    "DatasetsTableF4ECB6D5": ("AWS::DynamoDB::Table", "datasets"),
+    "InferenceJobsTable10C0E1AF": ("AWS::DynamoDB::Table", "inference-jobs"),
+    "ModelsTableC5E7E44A": ("AWS::DynamoDB::Table", "models"),
+    "ServingResultsTable608E63C8": ("AWS::DynamoDB::Table", "serving-results"),
+    "SessionsTable7C302024": ("AWS::DynamoDB::Table", "sessions"),
+    "TrainJobsTable8970DE69": ("AWS::DynamoDB::Table", "train-jobs"),
+    "TrialsTableFEB7E98C": ("AWS::DynamoDB::Table", "trials"),
+    "UniquesTableD111D0D3": ("AWS::DynamoDB::Table", "uniques"),
+    "UsersTable9725E9C8": ("AWS::DynamoDB::Table", "users"),
+    "DataBucketE3889A50": ("AWS::S3::Bucket", None),
+    "TrialsQueue3958714C": ("AWS::SQS::Queue", "trials"),
+    "TrialsDeadLetterQueueD4CDE29D": ("AWS::SQS::Queue", "trials-dlq"),
+    "ServingRequestsQueueAC1DF640": ("AWS::SQS::Queue", "serving-requests"),
+    "ServingRequestsDeadLetterQueueD4854DE0": ("AWS::SQS::Queue", "serving-requests-dlq"),
+    "ServingInferenceRepository15FF1539": ("AWS::ECR::Repository", "inference"),
+    "WorkerComputeWorkerRepositoryBD125BE2": ("AWS::ECR::Repository", "worker"),
+}
+
+# Not stateful, but replacing them breaks something: the RestApi's id is the public API URL;
+# a state machine and its log group have fixed names (the new one cannot be created while the
+# old one exists); so does an SQS event source mapping (one per queue and function). The mapping
+# ids embed the stack name, hence the stage.
+REPLACEMENT_SENSITIVE_LOGICAL_IDS = {
+    "RestApi0C43BF4B": "AWS::ApiGateway::RestApi",
+    "TrainWorkerStateMachine5DF2A9E5": "AWS::StepFunctions::StateMachine",
+    "TrainWorkerStateMachineLogs10A74564": "AWS::Logs::LogGroup",
+    "DispatchTrialsFunctionSqsEventSourcekileletestTrialsQueue17E4A1705EB01314": "AWS::Lambda::EventSourceMapping",
+    "ServeQueueItemsFunctionSqsEventSourcekileletestServingRequestsQueue0A26583880B3ABDF":
+        "AWS::Lambda::EventSourceMapping",
+    "Dashboard9E4231ED": "AWS::CloudWatch::Dashboard",
+}
+
+_NAME_PROPERTIES = {
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::ECR::Repository": "RepositoryName",
+}
+
+
+@pytest.mark.parametrize("logical_id", STATEFUL_LOGICAL_IDS)
+def test_stateful_resources_keep_their_logical_ids(template: Template, logical_id: str) -> None:
+    kind, name = STATEFUL_LOGICAL_IDS[logical_id]
+    found = template.to_json()["Resources"].get(logical_id)
+    assert found is not None, f"{logical_id} ({kind} {name}) is gone: a deploy would replace it"
+    assert found["Type"] == kind
+    if name is not None:
+        assert found["Properties"][_NAME_PROPERTIES[kind]] == f"kilele-{STAGE}-{name}"
+
+
+def test_every_table_bucket_and_queue_is_pinned(template: Template) -> None:
+    # The list above covers every deployed table, bucket and queue (and both repositories), so a
+    # refactor cannot move one of them unnoticed.
+    for kind in ("AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::SQS::Queue", "AWS::ECR::Repository"):
+        pinned = {lid for lid, (pinned_kind, _) in STATEFUL_LOGICAL_IDS.items() if pinned_kind == kind}
+        deployed = set(template.find_resources(kind))
+        assert not deployed - pinned, f"new {kind}: add its logical id to STATEFUL_LOGICAL_IDS"
+        assert not pinned - deployed, f"{kind} {sorted(pinned - deployed)}: renamed or removed"
+
+
+def test_replacement_sensitive_resources_keep_their_logical_ids(template: Template) -> None:
+    resources_by_id = template.to_json()["Resources"]
+    for logical_id, kind in REPLACEMENT_SENSITIVE_LOGICAL_IDS.items():
+        assert resources_by_id.get(logical_id, {}).get("Type") == kind, logical_id
 
 
 # --- train jobs: workflow Lambdas, state machines, trial dispatch, AWS Batch -------------------
