@@ -4,8 +4,7 @@ from chalice import Chalice
 from chalicelib import SERVICE_NAME, resources
 from chalicelib.api import auth, datasets, meta, models, queues, serving, train_jobs, users
 from chalicelib.api.http import uniform_errors
-from chalicelib.settings import get_settings
-from chalicelib.wiring import services
+from chalicelib.settings import Settings
 from chalicelib.workflows import aws_events
 from chalicelib.workflows.handlers import HANDLERS
 
@@ -24,16 +23,19 @@ def _register_workflow_handler(name: str) -> None:
 for _name in HANDLERS:
     _register_workflow_handler(_name)
 
+# Queue names are fixed when the app is packaged (Chalice wires the event sources then).
+_stage = Settings()
 
-@app.on_sqs_message(queue=get_settings().resource_name(resources.TRIALS_QUEUE.name), batch_size=1)
+
+@app.on_sqs_message(queue=_stage.resource_name(resources.TRIALS_QUEUE.name), batch_size=1)
 def dispatch_trials(event):
     return aws_events.dispatch_trials(record.body for record in event)
 
 
-@app.on_sqs_message(queue=get_settings().resource_name(resources.SERVING_REQUESTS_QUEUE.name), batch_size=10)
+@app.on_sqs_message(queue=_stage.resource_name(resources.SERVING_REQUESTS_QUEUE.name), batch_size=10)
 def serve_queue_items(event):
     # The batch is deleted when this returns; it raises (and SQS redelivers) if results cannot be written.
-    return services().queues.process(record.body for record in event).to_dict()
+    return aws_events.serve_queue_items(record.body for record in event)
 
 
 @app.on_cw_event({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}})

@@ -7,18 +7,19 @@ Uses the caller's AWS credentials and the stage's tables; an existing superadmin
 from __future__ import annotations
 
 import sys
+from typing import Optional
 
-from chalicelib.settings import Settings, get_settings
-from chalicelib.wiring import services
+from chalicelib.settings import Settings
+from chalicelib.wiring import build
 
 
-def main() -> int:
-    settings = get_settings()
+def main(settings: Optional[Settings] = None) -> int:
+    settings = settings or Settings()
     if settings.superadmin_password == Settings.model_fields["superadmin_password"].default:
         print("refusing to seed a deployed stage with the default password: set KILELE_SUPERADMIN_PASSWORD",
               file=sys.stderr)
         return 2
-    user = services().users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
+    user = build(settings).users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
     print(f"superadmin {user.email} of stage {settings.stage} is ready (created {user.created_at.isoformat()})")
     return 0
 

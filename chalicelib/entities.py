@@ -5,6 +5,7 @@ knows about DynamoDB.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from enum import Enum
@@ -298,6 +299,44 @@ class Trial:
         }
 
 
+#: Statuses of a queue API result.
+OK = "ok"
+ERROR = "error"
+
+
+def queue_key(user_id: str, queue: str) -> str:
+    """The results partition of one user's named queue."""
+    return f"{user_id}#{queue}"
+
+
+@dataclass
+class ServingResult:
+    """A queue API result (Cluster Serving's output queue), per queue and uri."""
+
+    queue_key: str
+    uri: str
+    status: str  # OK | ERROR
+    created_at: datetime
+    expires_at: int  # epoch seconds (the table's TTL attribute)
+    value: Optional[str] = None  # the prediction as JSON text
+    error: Optional[str] = None
+    default: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "status": self.status,
+            "value": self.decoded_value(),
+            "error": self.error,
+            "default": self.default,
+            "created_at": _iso(self.created_at),
+            "expires_at": self.expires_at,
+        }
+
+    def decoded_value(self) -> Any:
+        return json.loads(self.value) if self.value is not None else None
+
+
 class InferenceJobStatus(str, Enum):
     STARTED = "STARTED"  # endpoint being created
     RUNNING = "RUNNING"
@@ -380,3 +419,20 @@ class Application:
             "previous_version": self.previous_version,
             "datetime_created": _iso(self.created_at),
         }
+
+
+class StopReason(str, Enum):
+    """Why a train-job worker slot stops proposing trials: the ``reason`` code of a
+    ``{"action": "stop", "reason": <code>, "detail": <text for people>}`` proposal."""
+
+    JOB_FINAL = "JOB_FINAL"  # the train job is STOPPED or ERRORED
+    CONSECUTIVE_ERRORS = "CONSECUTIVE_ERRORS"  # too many trials in a row failed
+    TIME_BUDGET = "TIME_BUDGET"  # TIME_HOURS reached
+    TRIAL_BUDGET = "TRIAL_BUDGET"  # MODEL_TRIAL_COUNT reached
+    MODEL_DELETED = "MODEL_DELETED"
+    KNOB_SPACE_EXHAUSTED = "KNOB_SPACE_EXHAUSTED"  # the advisor has no untried configuration left
+
+    @property
+    def is_error(self) -> bool:
+        """Does the slot end on an error (its detail becomes the worker's ``error``)?"""
+        return self is StopReason.CONSECUTIVE_ERRORS

@@ -1,23 +1,31 @@
 """The one place that reads the environment.
 
-Every knob is a field of :class:`Settings`, read from ``KILELE_*`` variables (plus the standard
-``AWS_*`` ones, which boto3 and pynamodb read themselves).
+Every knob is a field of :class:`Settings`, read from ``KILELE_*`` variables (and the region and
+endpoint from the standard ``AWS_*`` ones). Code that needs another configuration (the local
+stack, a test) builds ``Settings(**values)`` or ``settings.model_copy(update=...)``; nothing
+writes the environment. :func:`process_environment` is the one reader for child processes.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+import os
+from typing import Iterable, Optional
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="KILELE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="KILELE_", extra="ignore", populate_by_name=True)
 
     stage: str = Field("local", description="Deployment stage; prefixes every resource name.")
-    region: str = Field("us-east-1", validation_alias="AWS_DEFAULT_REGION")
+    region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    aws_endpoint_url: str = Field(
+        "", validation_alias="AWS_ENDPOINT_URL", description="Send every AWS call here (moto, locally)."
+    )
+    aws_access_key_id: str = Field("", description="Explicit credentials (the local stack's); empty: the default chain.")
+    aws_secret_access_key: str = ""
 
     superadmin_email: str = "superadmin@kilele"
     superadmin_password: str = Field(
@@ -52,6 +60,9 @@ class Settings(BaseSettings):
     batch_job_definition: str = Field("", description="Worker image job definition (set by infra).")
     batch_gpu_job_definition: str = Field("", description="GPU worker image job definition (set by infra).")
     local_max_parallel_trials: int = Field(2, description="Local trial runner: trials run at once.")
+    trial_dispatch_uri: str = Field(
+        "batch://", description="batch:// (AWS Batch, infra) or local://<work dir> (worker processes)."
+    )
 
     # Serving
     endpoints_uri: str = Field("local://", description="local://[work dir] or sagemaker:// (infra sets it).")
@@ -74,6 +85,10 @@ class Settings(BaseSettings):
         "", description="S3 bucket for datasets and model files; infra sets it (bucket names are global)."
     )
 
+    def with_values(self, **values: object) -> "Settings":
+        """A copy with ``values`` changed (validated and converted like the environment's)."""
+        return type(self).model_validate({**self.model_dump(), **values})
+
     def resource_name(self, logical_name: str) -> str:
         """Deployed name of a table, bucket or queue from resources.py."""
         return f"kilele-{self.stage}-{logical_name}"
@@ -83,6 +98,10 @@ class Settings(BaseSettings):
         return self.data_bucket_name or self.resource_name("data")
 
 
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return Settings()
+def process_environment(drop_prefixes: Iterable[str] = (), extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """This process's environment for a child process, without the variables starting with one
+    of ``drop_prefixes`` and with ``extra`` added (children get their configuration this way)."""
+    prefixes = tuple(drop_prefixes)
+    environment = {k: v for k, v in os.environ.items() if not (prefixes and k.startswith(prefixes))}
+    environment.update(extra or {})
+    return environment

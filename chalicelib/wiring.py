@@ -1,47 +1,49 @@
-"""The one module that builds objects: adapters, repositories and services, from settings."""
+"""The composition root: the one module that builds adapters, repositories and services.
+
+``build(settings, **overrides)`` builds everything from one settings object; an override replaces
+one part by name (``build(settings, endpoints=FakeRunner(), clock=frozen)``), so tests never patch
+module globals. Twins are picked by URI scheme (``endpoints_uri``, ``trial_dispatch_uri``), like a
+store registry. The API's handlers reach the process's services through :func:`services`, which
+builds them from the environment's settings on first use (on Lambda) unless a caller (the local
+stack, a test) has :func:`install`-ed its own.
+"""
 from __future__ import annotations
 
-import os
+import sys
 import tempfile
+import threading
 from dataclasses import dataclass
-from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Optional
 
 from chalicelib import resources
-from chalicelib.adapters.blobs import BlobStore
-from chalicelib.adapters.passwords import PasswordHasher
-from chalicelib.adapters.trial_dispatch import BatchTrialDispatcher
-from chalicelib.adapters.url_fetcher import UrlFetcher
-from chalicelib.adapters.cloudwatch_metrics import CloudWatchMetricsSink
-from chalicelib.adapters.endpoints import EndpointRunner, SageMakerEndpointRunner
-from chalicelib.adapters.serving_queue import SqsRequestQueue
-from chalicelib.adapters.workflows import WorkflowRunner
-from chalicelib.advisor import propose
+from chalicelib.ports import (
+    BlobStore,
+    EndpointRunner,
+    MetricsSink,
+    NoMetricsSink,
+    TaskTokens,
+    TrialDispatcher,
+)
+from chalicelib.services import Clock, utc_now
 from chalicelib.services.apps import ApplicationService
 from chalicelib.services.auth import AuthService
 from chalicelib.services.bundles import BundleBuilder
+from chalicelib.services.datasets import DatasetService
 from chalicelib.services.inference_jobs import InferenceJobService
-from chalicelib.services.predict import MetricsSink, PredictService
+from chalicelib.services.models import ModelService
+from chalicelib.services.predict import PredictService
 from chalicelib.services.queues import ServingQueueService
 from chalicelib.services.train_jobs import TrainJobService
 from chalicelib.services.trial_loop import TrialLoop, TrialLoopConfig
-from chalicelib.services.datasets import DatasetService
-from chalicelib.services.models import ModelService
 from chalicelib.services.users import UserService
-from chalicelib.settings import Settings, get_settings
-from chalicelib.store.repositories import (
-    ApiKeyRepository,
-    DatasetRepository,
-    ModelRepository,
-    SessionRepository,
-    UserRepository,
-)
-from chalicelib.store.queues import ServingResultRepository
-from chalicelib.store.serving import AppMetricsRepository, ApplicationRepository, InferenceJobRepository
-from chalicelib.store.train_jobs import CounterRepository, TrainJobRepository, TrialRepository
+from chalicelib.settings import Settings, process_environment
 
 
 @dataclass(frozen=True)
 class Services:
+    """Everything the API, the workflow handlers and the local stack call."""
+
     settings: Settings
     auth: AuthService
     users: UserService
@@ -53,102 +55,299 @@ class Services:
     apps: ApplicationService
     predict: PredictService
     queues: ServingQueueService
+    endpoints: EndpointRunner
+    trial_dispatcher: TrialDispatcher
+    tokens: TaskTokens
+    aws: Any  # chalicelib.adapters.aws.AwsClients: for the local stack's components
+
+    def close(self) -> None:
+        """Flush what is buffered (metrics); the local stack and tests call it when they stop."""
+        self.predict.close()
 
 
-def build_services(settings: Settings) -> Services:
-    hasher = PasswordHasher(settings.password_hash_time_cost, settings.password_hash_memory_kib)
-    users = UserRepository()
-    blobs = BlobStore(settings.data_bucket)
-    models, datasets = ModelRepository(), DatasetRepository()
-    jobs, trials, counters = TrainJobRepository(), TrialRepository(), CounterRepository()
-    workflows = WorkflowRunner(settings.train_worker_state_machine_arn)
-    train_job_service = TrainJobService(
-        jobs, trials, counters, models, datasets, blobs, workflows,
-        slots_per_model=settings.worker_slots_per_model,
-        presigned_url_seconds=settings.presigned_url_seconds,
+class _Parts:
+    """Each part built once, on first use, unless ``overrides`` has it."""
+
+    def __init__(self, settings: Settings, overrides: dict[str, Any]):
+        self.settings = settings
+        self._overrides = overrides
+        self._built: dict[str, Any] = {}
+
+    def get(self, name: str, factory: Callable[[], Any]) -> Any:
+        if name in self._overrides:
+            return self._overrides[name]
+        if name not in self._built:
+            self._built[name] = factory()
+        return self._built[name]
+
+    def unused_overrides(self, known: set[str]) -> set[str]:
+        return set(self._overrides) - known
+
+
+_KNOWN_PARTS = {
+    "aws", "clock", "blobs", "hasher", "url_fetcher", "workflows", "tokens", "endpoints", "trial_dispatcher",
+    "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
+    "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
+}
+
+
+def build(settings: Settings, **overrides: Any) -> Services:
+    """Build every adapter and service from ``settings``; ``overrides`` replace parts by name
+    (see ``_KNOWN_PARTS``: ports such as ``blobs``, ``endpoints``, the repositories, ``clock``)."""
+    unknown = set(overrides) - _KNOWN_PARTS
+    if unknown:
+        raise TypeError(f"unknown parts to override: {', '.join(sorted(unknown))}")
+    parts = _Parts(settings, overrides)
+    aws = parts.get("aws", lambda: _aws_clients(settings))
+    _bind_tables(settings)
+    clock: Clock = parts.get("clock", lambda: utc_now)
+    stores = _Stores(parts, aws)
+    blobs: BlobStore = parts.get("blobs", lambda: _blobs(settings, aws))
+    hasher = parts.get("hasher", lambda: _hasher(settings))
+    workflows = parts.get("workflows", lambda: _workflows(settings, aws))
+    tokens = parts.get("tokens", lambda: _tokens(aws))
+    endpoints = parts.get("endpoints", lambda: endpoint_runner(settings, blobs, aws))
+    dispatcher = parts.get("trial_dispatcher", lambda: trial_dispatcher(settings, aws, tokens))
+    sink = parts.get("metrics_sink", lambda: _metrics_sink(settings))
+    advisor = parts.get("advisor", _advisor)
+
+    train_jobs = TrainJobService(
+        stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
+        slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
+        clock=clock,
     )
-    endpoints = endpoint_runner(settings)
     inference = InferenceJobService(
-        InferenceJobRepository(), jobs, trials, train_job_service, BundleBuilder(blobs, models), blobs, endpoints,
-        stage=settings.stage, public_api_url=settings.public_api_url,
-        presigned_url_seconds=settings.presigned_url_seconds,
+        stores.inference_jobs, stores.train_jobs, stores.trials, train_jobs, BundleBuilder(blobs, stores.models, clock),
+        blobs, endpoints, stage=settings.stage, public_api_url=settings.public_api_url,
+        presigned_url_seconds=settings.presigned_url_seconds, clock=clock,
     )
-    apps = ApplicationService(ApplicationRepository(), inference)
-    metrics = AppMetricsRepository(settings.resource_name(resources.APP_METRICS.name),
-                                   retention_seconds=settings.app_metrics_retention_days * 86400)
-    sink = CloudWatchMetricsSink(stage=settings.stage) if settings.cloudwatch_metrics else MetricsSink()
-    predict = PredictService(inference, apps, endpoints, metrics, sink,
-                             timeout_seconds=settings.predict_timeout_seconds,
-                             max_queries=settings.max_queries_per_request)
+    apps = ApplicationService(stores.apps, inference, clock=clock)
+    predict = PredictService(
+        inference, apps, endpoints, stores.app_metrics, sink,
+        timeout_seconds=settings.predict_timeout_seconds, max_queries=settings.max_queries_per_request,
+        clock=clock,
+    )
     return Services(
         settings=settings,
-        auth=AuthService(users, SessionRepository(), ApiKeyRepository(), hasher, settings.session_ttl_seconds),
-        users=UserService(users, hasher),
+        auth=AuthService(stores.users, stores.sessions, stores.api_keys, hasher, settings.session_ttl_seconds,
+                         clock=clock),
+        users=UserService(stores.users, hasher, clock=clock),
         datasets=DatasetService(
-            datasets,
-            blobs,
-            UrlFetcher(settings.dataset_url_timeout_seconds),
-            max_direct_upload_bytes=settings.max_direct_upload_bytes,
-            max_dataset_bytes=settings.max_dataset_bytes,
-            presigned_url_seconds=settings.presigned_url_seconds,
+            stores.datasets, blobs, parts.get("url_fetcher", lambda: _url_fetcher(settings)),
+            max_direct_upload_bytes=settings.max_direct_upload_bytes, max_dataset_bytes=settings.max_dataset_bytes,
+            presigned_url_seconds=settings.presigned_url_seconds, clock=clock,
         ),
-        models=ModelService(models, blobs, settings.max_model_file_bytes),
-        train_jobs=train_job_service,
+        models=ModelService(stores.models, blobs, settings.max_model_file_bytes, clock=clock),
+        train_jobs=train_jobs,
         trial_loop=TrialLoop(
-            jobs, trials, counters, models, datasets, blobs, workflows, propose,
-            TrialLoopConfig(
-                bucket=settings.data_bucket,
-                trials_table=settings.resource_name(resources.TRIALS.name),
-                jobs_table=settings.resource_name(resources.TRAIN_JOBS.name),
-                max_consecutive_errors=settings.max_consecutive_trial_errors,
-                max_trials_per_execution=settings.max_trials_per_execution,
-                trial_timeout_seconds=settings.trial_timeout_seconds,
-                heartbeat_seconds=settings.trial_heartbeat_seconds,
-                heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
-                memory_limit_mb=settings.trial_memory_limit_mb,
-                advisor_strategy=settings.advisor_strategy,
-            ),
+            stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
+            advisor, _trial_loop_config(settings), clock=clock,
         ),
         inference_jobs=inference,
         apps=apps,
         predict=predict,
         queues=ServingQueueService(
-            SqsRequestQueue(settings.resource_name(resources.SERVING_REQUESTS_QUEUE.name)), ServingResultRepository(),
+            parts.get("request_queue", lambda: _request_queue(settings, aws)), stores.serving_results,
             predict.predict_queries, max_backlog=settings.serving_queue_max_backlog,
-            result_ttl_seconds=settings.serving_result_ttl_seconds,
+            result_ttl_seconds=settings.serving_result_ttl_seconds, clock=clock,
         ),
+        endpoints=endpoints,
+        trial_dispatcher=dispatcher,
+        tokens=tokens,
+        aws=aws,
     )
 
 
-def endpoint_runner(settings: Settings) -> EndpointRunner:
+class _Stores:
+    """The repositories (DynamoDB through pynamodb, bound to the settings' tables)."""
+
+    def __init__(self, parts: _Parts, aws: Any):
+        from chalicelib.store import queues, repositories, serving, train_jobs
+
+        settings = parts.settings
+        self.users = parts.get("users", repositories.UserRepository)
+        self.sessions = parts.get("sessions", repositories.SessionRepository)
+        self.api_keys = parts.get("api_keys", repositories.ApiKeyRepository)
+        self.datasets = parts.get("datasets", repositories.DatasetRepository)
+        self.models = parts.get("models", repositories.ModelRepository)
+        self.train_jobs = parts.get("train_jobs", train_jobs.TrainJobRepository)
+        self.trials = parts.get("trials", train_jobs.TrialRepository)
+        self.counters = parts.get("counters", train_jobs.CounterRepository)
+        self.inference_jobs = parts.get("inference_jobs", serving.InferenceJobRepository)
+        self.apps = parts.get("apps", serving.ApplicationRepository)
+        self.app_metrics = parts.get("app_metrics", lambda: serving.AppMetricsRepository(
+            settings.resource_name(resources.APP_METRICS.name), aws.client("dynamodb"),
+            retention_seconds=settings.app_metrics_retention_days * 86400,
+        ))
+        self.serving_results = parts.get("serving_results", queues.ServingResultRepository)
+
+
+def _aws_clients(settings: Settings) -> Any:
+    from chalicelib.adapters.aws import AwsClients
+
+    return AwsClients(settings.region, settings.aws_endpoint_url, settings.aws_access_key_id,
+                      settings.aws_secret_access_key)
+
+
+def _bind_tables(settings: Settings) -> None:
+    from chalicelib.store import models
+
+    models.bind(settings.resource_name, settings.region, settings.aws_endpoint_url or None,
+                settings.aws_access_key_id or None, settings.aws_secret_access_key or None)
+
+
+def _blobs(settings: Settings, aws: Any) -> BlobStore:
+    from chalicelib.adapters.blobs import BlobStore as S3BlobStore
+
+    return S3BlobStore(settings.data_bucket, aws.client("s3"))
+
+
+def _hasher(settings: Settings) -> Any:
+    from chalicelib.adapters.passwords import PasswordHasher
+
+    return PasswordHasher(settings.password_hash_time_cost, settings.password_hash_memory_kib)
+
+
+def _url_fetcher(settings: Settings) -> Any:
+    from chalicelib.adapters.url_fetcher import UrlFetcher
+
+    return UrlFetcher(settings.dataset_url_timeout_seconds)
+
+
+def _workflows(settings: Settings, aws: Any) -> Any:
+    from chalicelib.adapters.workflows import WorkflowRunner
+
+    return WorkflowRunner(settings.train_worker_state_machine_arn, aws.client("stepfunctions"))
+
+
+def _tokens(aws: Any) -> TaskTokens:
+    from chalicelib.adapters.task_tokens import SfnTaskTokens
+
+    return SfnTaskTokens(aws.client("stepfunctions"))
+
+
+def _request_queue(settings: Settings, aws: Any) -> Any:
+    from chalicelib.adapters.serving_queue import SqsRequestQueue
+
+    return SqsRequestQueue(settings.resource_name(resources.SERVING_REQUESTS_QUEUE.name), aws.client("sqs"))
+
+
+def _metrics_sink(settings: Settings) -> MetricsSink:
+    if not settings.cloudwatch_metrics:
+        return NoMetricsSink()
+    from chalicelib.adapters.cloudwatch_metrics import CloudWatchMetricsSink
+
+    return CloudWatchMetricsSink(stage=settings.stage)
+
+
+def _advisor() -> Any:
+    from chalicelib.advisor import propose  # optuna: imported only where trials are proposed
+
+    return propose
+
+
+def _trial_loop_config(settings: Settings) -> TrialLoopConfig:
+    return TrialLoopConfig(
+        bucket=settings.data_bucket,
+        trials_table=settings.resource_name(resources.TRIALS.name),
+        jobs_table=settings.resource_name(resources.TRAIN_JOBS.name),
+        max_consecutive_errors=settings.max_consecutive_trial_errors,
+        max_trials_per_execution=settings.max_trials_per_execution,
+        trial_timeout_seconds=settings.trial_timeout_seconds,
+        heartbeat_seconds=settings.trial_heartbeat_seconds,
+        heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
+        memory_limit_mb=settings.trial_memory_limit_mb,
+        advisor_strategy=settings.advisor_strategy,
+    )
+
+
+def _scheme(uri: str, setting: str, schemes: tuple[str, ...]) -> tuple[str, str]:
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in schemes:
+        raise ValueError(f"{setting} must start with {' or '.join(s + '://' for s in schemes)}, got {uri!r}")
+    return scheme, rest
+
+
+def _default_work_dir(name: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"kilele-{name}"
+
+
+def child_aws_environment(settings: Settings) -> dict[str, str]:
+    """The AWS variables a trusted child process (the worker's supervisor) needs to reach the
+    same AWS (moto, locally) as this process."""
+    values = {"AWS_DEFAULT_REGION": settings.region, "AWS_REGION": settings.region}
+    if settings.aws_endpoint_url:
+        values["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+    if settings.aws_access_key_id:
+        values.update(AWS_ACCESS_KEY_ID=settings.aws_access_key_id,
+                      AWS_SECRET_ACCESS_KEY=settings.aws_secret_access_key)
+    return values
+
+
+def endpoint_runner(settings: Settings, blobs: BlobStore, aws: Any) -> EndpointRunner:
     """Where inference jobs are served, chosen by the scheme of ``endpoints_uri``."""
-    scheme, _, rest = settings.endpoints_uri.partition("://")
+    scheme, rest = _scheme(settings.endpoints_uri, "KILELE_ENDPOINTS_URI", ("local", "sagemaker"))
     if scheme == "sagemaker":
+        from chalicelib.adapters.endpoints.sagemaker import SageMakerEndpointRunner, runtime_clients
+
         return SageMakerEndpointRunner(
             settings.data_bucket, settings.sagemaker_image_uri, settings.sagemaker_gpu_image_uri,
             settings.sagemaker_role_arn, instance_type=settings.sagemaker_instance_type,
-            serverless=settings.sagemaker_serverless,
+            serverless=settings.sagemaker_serverless, sagemaker=aws.client("sagemaker"),
+            runtime=runtime_clients(aws), autoscaling=aws.client("application-autoscaling"),
         )
-    if scheme == "local":
-        from chalicelib.local.endpoint_runner import local_endpoint_runner
+    from chalicelib.adapters.endpoints.local import LocalEndpointRunner
 
-        return local_endpoint_runner(settings.data_bucket, rest or os.path.join(tempfile.gettempdir(), "kilele-endpoints"))
-    raise ValueError(f"KILELE_ENDPOINTS_URI must start with local:// or sagemaker://, got {settings.endpoints_uri!r}")
+    # The inference server runs model code: it gets no AWS or Kilele settings at all.
+    environment = process_environment(drop_prefixes=("AWS_", "KILELE_"))
+    return LocalEndpointRunner(blobs, Path(rest) if rest else _default_work_dir("endpoints"),
+                               environment=environment)
 
 
-@lru_cache(maxsize=1)
+def trial_dispatcher(settings: Settings, aws: Any, tokens: TaskTokens) -> TrialDispatcher:
+    """Where trials run, chosen by the scheme of ``trial_dispatch_uri``."""
+    scheme, rest = _scheme(settings.trial_dispatch_uri, "KILELE_TRIAL_DISPATCH_URI", ("batch", "local"))
+    if scheme == "batch":
+        from chalicelib.adapters.trial_dispatch.batch import BatchTrialDispatcher
+
+        return BatchTrialDispatcher(
+            cpu_queue=settings.batch_cpu_job_queue, gpu_queue=settings.batch_gpu_job_queue,
+            job_definition=settings.batch_job_definition, gpu_job_definition=settings.batch_gpu_job_definition,
+            batch=aws.client("batch"), tokens=tokens,
+        )
+    from chalicelib.adapters.trial_dispatch.local import LocalTrialDispatcher
+
+    environment = process_environment(drop_prefixes=("AWS_", "KILELE_"), extra=child_aws_environment(settings))
+    return LocalTrialDispatcher(Path(rest) if rest else _default_work_dir("trials"), tokens,
+                                python=sys.executable, environment=environment)
+
+
+# -- the process's services ---------------------------------------------------------------------
+
+_installed: Optional[Services] = None
+_install_lock = threading.Lock()
+
+
 def services() -> Services:
-    """The process-wide services (built on first use, so importing the app stays cheap)."""
-    return build_services(get_settings())
+    """The process's services: those installed, else built from the environment's settings."""
+    global _installed
+    current = _installed
+    if current is not None:
+        return current
+    with _install_lock:
+        if _installed is None:
+            _installed = build(Settings())
+        return _installed
 
 
-@lru_cache(maxsize=1)
-def trial_dispatcher() -> BatchTrialDispatcher:
-    """The AWS trial dispatcher (the local stack runs trials with its own runner)."""
-    settings = get_settings()
-    return BatchTrialDispatcher(
-        cpu_queue=settings.batch_cpu_job_queue,
-        gpu_queue=settings.batch_gpu_job_queue,
-        job_definition=settings.batch_job_definition,
-        gpu_job_definition=settings.batch_gpu_job_definition,
-    )
+def install(built: Optional[Services]) -> Optional[Services]:
+    """Make ``built`` the process's services (None: build afresh on next use); returns the
+    previous ones, so a caller can put them back."""
+    global _installed
+    with _install_lock:
+        previous, _installed = _installed, built
+    return previous
+
+
+__all__ = ["Services", "build", "install", "services", "endpoint_runner", "trial_dispatcher",
+           "child_aws_environment"]

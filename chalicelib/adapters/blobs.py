@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-import boto3
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import NotFound
@@ -14,9 +13,9 @@ _MISSING = {"NoSuchKey", "404", "NotFound"}
 class BlobStore:
     """One S3 bucket, addressed by object key."""
 
-    def __init__(self, bucket: str, client: Any = None):
+    def __init__(self, bucket: str, client: Any):
         self.bucket = bucket
-        self._s3 = client or boto3.client("s3")
+        self._s3 = client
 
     def put_bytes(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         self._s3.put_object(Bucket=self.bucket, Key=key, Body=data, ContentType=content_type)

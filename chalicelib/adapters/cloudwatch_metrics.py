@@ -3,10 +3,8 @@ from __future__ import annotations
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from chalicelib.services.predict import MetricsSink
 
-
-class CloudWatchMetricsSink(MetricsSink):
+class CloudWatchMetricsSink:
     """One EMF record per predict request (CloudWatch extracts the metrics from the log line)."""
 
     def __init__(self, namespace: str = "Kilele", stage: str = "dev"):

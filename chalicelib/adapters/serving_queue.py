@@ -4,34 +4,23 @@ from __future__ import annotations
 import threading
 from typing import Any, Optional
 
-import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-# SQS's limit for one message and for the sum of one SendMessageBatch.
-MAX_MESSAGE_BYTES = 256 * 1024
-MAX_BATCH_ENTRIES = 10
+from chalicelib.ports import MAX_QUEUE_MESSAGE_BYTES as MAX_MESSAGE_BYTES
+from chalicelib.ports import QueueUnreachable
 
-
-class QueueUnreachable(Exception):
-    """SQS could not be asked (e.g. the backlog)."""
+MAX_BATCH_ENTRIES = 10  # SQS's limit for one SendMessageBatch
 
 
 class SqsRequestQueue:
     """Found by name (``GetQueueUrl``) on first use, so neither infra nor the local stack has to
     hand the API its URL."""
 
-    def __init__(self, queue_name: str, client: Any = None):
+    def __init__(self, queue_name: str, client: Any):
         self.queue_name = queue_name
-        self._client = client
+        self._sqs = client
         self._url: Optional[str] = None
         self._lock = threading.RLock()  # the API serves requests from several threads
-
-    @property
-    def _sqs(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                self._client = boto3.client("sqs")
-            return self._client
 
     @property
     def url(self) -> str:

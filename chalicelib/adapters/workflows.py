@@ -4,22 +4,15 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-import boto3
 from botocore.exceptions import ClientError
 
 
 class WorkflowRunner:
     """Executions of one state machine."""
 
-    def __init__(self, state_machine_arn: str, client: Any = None):
+    def __init__(self, state_machine_arn: str, client: Any):
         self.state_machine_arn = state_machine_arn
-        self._client = client
-
-    @property
-    def _sfn(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("stepfunctions")
-        return self._client
+        self._sfn = client
 
     def execution_arn(self, name: str) -> str:
         return f"{self.state_machine_arn.replace(':stateMachine:', ':execution:')}:{name}"

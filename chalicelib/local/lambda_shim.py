@@ -2,23 +2,23 @@
 Python handlers Lambda would run (moto executes state machines but not Lambda code)."""
 from __future__ import annotations
 
-import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
-
-import boto3
+from typing import Any, Callable
 
 from chalicelib.local.queue_consumer import QueueConsumer, log
-from chalicelib.workflows.handlers import invoke
+from chalicelib.ports import TaskTokens
+
+Invoke = Callable[[str, dict[str, Any]], Any]
 
 
 class LambdaShim(QueueConsumer):
     name = "lambda-shim"
 
-    def __init__(self, queue_url: str, threads: int = 4):
-        super().__init__(queue_url)
-        self._sfn = boto3.client("stepfunctions")
+    def __init__(self, queue_url: str, sqs: Any, tokens: TaskTokens, invoke: Invoke, threads: int = 4):
+        super().__init__(queue_url, sqs)
+        self._tokens = tokens
+        self._invoke = invoke
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lambda-shim")
         self._threads = threads
         self._busy = 0
@@ -36,12 +36,15 @@ class LambdaShim(QueueConsumer):
     def _run(self, body: dict[str, Any]) -> None:
         token = body["task_token"]
         try:
-            result = invoke(body["function"], body["input"])
-        except Exception as e:  # the error name reaches the state's Catch, as with Lambda
-            log.info("lambda-shim: %s raised %s: %s", body.get("function"), type(e).__name__, e)
-            self._sfn.send_task_failure(taskToken=token, error=type(e).__name__, cause=str(e)[:256])
-        else:
-            self._sfn.send_task_success(taskToken=token, output=json.dumps(result))
+            try:
+                result = self._invoke(body["function"], body["input"])
+            except Exception as e:  # noqa: BLE001 - the error name reaches the state's Catch, as with Lambda
+                log.info("lambda-shim: %s raised %s: %s", body.get("function"), type(e).__name__, e)
+                self._tokens.fail(token, type(e).__name__, str(e))
+            else:
+                self._tokens.succeed(token, result)
+        except Exception:  # noqa: BLE001 - the emulated AWS is going away
+            log.exception("lambda-shim: answering %s failed", body.get("function"))
         finally:
             with self._lock:
                 self._busy -= 1

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import ctypes
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from typing import Optional
 import requests
 
 from chalicelib.local.ports import LOOPBACK, free_port
+from chalicelib.settings import process_environment
 
 # Turn on what moto only does when asked: run state machines, and Batch/Lambda without Docker.
 MOTO_CONFIG = {
@@ -44,7 +44,7 @@ class MotoServer:
 
     def start(self, timeout_seconds: float = 60.0) -> None:
         # The Step Functions interpreter calls other services at localhost:$MOTO_PORT.
-        env = {**os.environ, "MOTO_PORT": str(self.port)}
+        env = process_environment(extra={"MOTO_PORT": str(self.port)})
         env.pop("AWS_ENDPOINT_URL", None)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
         self._process = subprocess.Popen(

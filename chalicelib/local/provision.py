@@ -5,8 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-import boto3
-
 from chalicelib.resources import RESOURCES, Resources, TableSpec
 from chalicelib.settings import Settings
 
@@ -51,12 +49,16 @@ class Provisioned:
     state_machine_arns: dict[str, str] = field(default_factory=dict)
 
 
-def provision(settings: Settings, endpoint_url: Optional[str] = None, resources: Resources = RESOURCES) -> Provisioned:
-    """Create every resource that does not exist yet (state machines rendered for local use)."""
-    session = boto3.session.Session(region_name=settings.region)
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
-    s3 = session.client("s3", endpoint_url=endpoint_url)
-    sqs = session.client("sqs", endpoint_url=endpoint_url)
+def provision(settings: Settings, aws: Optional[Any] = None, resources: Resources = RESOURCES) -> Provisioned:
+    """Create every resource that does not exist yet (state machines rendered for local use),
+    through ``aws`` (an :class:`~chalicelib.adapters.aws.AwsClients`; default: one built from
+    the settings)."""
+    if aws is None:
+        from chalicelib.adapters.aws import AwsClients
+
+        aws = AwsClients(settings.region, settings.aws_endpoint_url, settings.aws_access_key_id,
+                         settings.aws_secret_access_key)
+    dynamodb, s3, sqs = aws.client("dynamodb"), aws.client("s3"), aws.client("sqs")
 
     existing_tables = set(dynamodb.list_tables().get("TableNames", []))
     for spec in resources.tables:
@@ -86,7 +88,7 @@ def provision(settings: Settings, endpoint_url: Optional[str] = None, resources:
     if resources.state_machines:
         from chalicelib.workflows.render import render_local
 
-        sfn = session.client("stepfunctions", endpoint_url=endpoint_url)
+        sfn = aws.client("stepfunctions")
         existing = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
         values = {
             "TrialsQueueUrl": provisioned.queue_urls.get("trials", ""),

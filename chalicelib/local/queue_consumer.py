@@ -1,27 +1,26 @@
-"""A background SQS long-poll loop, the base of the local stack's runners."""
+"""The one SQS receive loop of the local stack's consumers (the stand-ins for SQS-triggered
+Lambdas and for Batch): long-poll, hand the batch to :meth:`QueueConsumer.handle_batch`, delete
+the batch once handled. If ``handle_batch`` raises, nothing is deleted and SQS delivers the
+messages again, as it does for a Lambda whose batch failed."""
 from __future__ import annotations
 
 import json
 import logging
 import threading
-from abc import ABC, abstractmethod
 from typing import Any, Optional
-
-import boto3
 
 log = logging.getLogger("kilele.local")
 
 
-class QueueConsumer(ABC):
-    """Receives messages from one queue while :meth:`capacity` allows, hands each body to
-    :meth:`handle` and deletes it once handled (a crash before that makes SQS redeliver it)."""
+class QueueConsumer:
+    """Receives up to :meth:`capacity` messages at a time from one queue in a thread."""
 
     name = "queue-consumer"
 
-    def __init__(self, queue_url: str, wait_seconds: int = 1):
+    def __init__(self, queue_url: str, sqs: Any, wait_seconds: int = 1):
         self.queue_url = queue_url
         self.wait_seconds = wait_seconds
-        self._sqs = boto3.client("sqs")
+        self._sqs = sqs
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -29,9 +28,18 @@ class QueueConsumer(ABC):
         """How many messages may be taken now (at most 10)."""
         return 10
 
-    @abstractmethod
     def handle(self, body: dict[str, Any]) -> None:
-        """Process one message body (JSON-decoded)."""
+        """Process one message body (JSON-decoded); the default :meth:`handle_batch` calls it."""
+        raise NotImplementedError
+
+    def handle_batch(self, bodies: list[str]) -> None:
+        """The batch hook. By default each body goes to :meth:`handle`; a message that fails is
+        logged and still deleted (redelivering it would fail the same way)."""
+        for body in bodies:
+            try:
+                self.handle(json.loads(body))
+            except Exception:  # noqa: BLE001 - one bad message must not stop the others
+                log.exception("%s: handling a message failed", self.name)
 
     def start(self, context: Any = None) -> None:
         self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
@@ -52,13 +60,26 @@ class QueueConsumer(ABC):
                 messages = self._sqs.receive_message(
                     QueueUrl=self.queue_url, MaxNumberOfMessages=room, WaitTimeSeconds=self.wait_seconds
                 ).get("Messages", [])
-            except Exception:  # the emulated AWS is going away, or hiccuped: retry shortly
+            except Exception:  # noqa: BLE001 - the emulated AWS is going away, or hiccuped: retry shortly
                 if not self._stop.wait(0.5):
                     log.exception("%s: receiving failed", self.name)
                 continue
-            for message in messages:
-                try:
-                    self.handle(json.loads(message["Body"]))
-                except Exception:
-                    log.exception("%s: handling a message failed", self.name)
-                self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+            if not messages:
+                if not self.wait_seconds:  # no long poll to pause in: do not spin
+                    self._stop.wait(0.05)
+                continue
+            try:
+                self.handle_batch([message["Body"] for message in messages])
+            except Exception:  # noqa: BLE001
+                log.exception("%s: %d messages failed; they will be delivered again", self.name, len(messages))
+                continue
+            self._delete(messages)
+
+    def _delete(self, messages: list[dict[str, Any]]) -> None:
+        try:
+            self._sqs.delete_message_batch(
+                QueueUrl=self.queue_url,
+                Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)],
+            )
+        except Exception:  # noqa: BLE001 - handled already; a redelivery is handled again
+            log.exception("%s: deleting %d messages failed", self.name, len(messages))

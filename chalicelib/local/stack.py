@@ -8,7 +8,6 @@ is the reverse. Ctrl-C or SIGTERM stops everything; no process is left behind.
 from __future__ import annotations
 
 import importlib
-import os
 import shutil
 import signal
 import sys
@@ -16,16 +15,17 @@ import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional, Protocol
+from typing import Any, Callable, Optional, Protocol
 
 from chalicelib import SERVICE_NAME, __version__
 from chalicelib.local.moto_server import MotoServer
 from chalicelib.local.provision import Provisioned
-from chalicelib.resources import LAMBDA_SHIM_QUEUE, TRAIN_WORKER, TRIALS_QUEUE
-from chalicelib.settings import Settings, get_settings
+from chalicelib.resources import LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE, TRAIN_WORKER, TRIALS_QUEUE
+from chalicelib.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "kilele-local", "AWS_SECRET_ACCESS_KEY": "kilele-local"}
+# moto accepts any credentials; these make sure no real ones are ever sent to it.
+LOCAL_ACCESS_KEY = "kilele-local"
 
 
 @dataclass
@@ -37,6 +37,7 @@ class StackContext:
     provisioned: Provisioned
     api_url: str
     work_dir: Path
+    services: Any  # chalicelib.wiring.Services, the API's own
 
 
 class LocalComponent(Protocol):
@@ -51,61 +52,70 @@ class LocalComponent(Protocol):
 
 def _lambda_shim(context: StackContext) -> LocalComponent:
     from chalicelib.local.lambda_shim import LambdaShim
+    from chalicelib.workflows.handlers import invoke
 
-    return LambdaShim(context.provisioned.queue_urls[LAMBDA_SHIM_QUEUE.name])
+    services = context.services
+    return LambdaShim(context.provisioned.queue_urls[LAMBDA_SHIM_QUEUE.name], services.aws.client("sqs"),
+                      services.tokens, invoke)
 
 
 def _trial_runner(context: StackContext) -> LocalComponent:
-    from chalicelib.local.trial_runner import LocalTrialDispatcher, TrialRunner
+    from chalicelib.local.trial_runner import TrialRunner
 
-    return TrialRunner(
-        context.provisioned.queue_urls[TRIALS_QUEUE.name],
-        LocalTrialDispatcher(context.work_dir / "trials"),
-        max_parallel=context.settings.local_max_parallel_trials,
-    )
+    services = context.services
+    return TrialRunner(context.provisioned.queue_urls[TRIALS_QUEUE.name], services.aws.client("sqs"),
+                       services.trial_dispatcher, max_parallel=context.settings.local_max_parallel_trials)
+
+
+class _EndpointsComponent:
+    """The API's own endpoint runner, stopped with the stack (which ends every endpoint)."""
+
+    name = "endpoint-runner"
+
+    def __init__(self, runner: Any):
+        self._runner = runner
+
+    def start(self, context: StackContext) -> None:
+        return None
+
+    def stop(self) -> None:
+        self._runner.stop_all()
 
 
 def _endpoint_runner(context: StackContext) -> LocalComponent:
-    from chalicelib.wiring import endpoint_runner
-
-    return endpoint_runner(context.settings)  # the API's own runner: stopping it ends every endpoint
-
-
-# Stand-ins for what moto cannot execute, started after the API is up (a new runner appends here).
-COMPONENT_FACTORIES: list[Callable[[StackContext], LocalComponent]] = [_lambda_shim, _trial_runner, _endpoint_runner]
+    return _EndpointsComponent(context.services.endpoints)
 
 
 def _serving_consumer(context: StackContext) -> LocalComponent:
     from chalicelib.local.serving_consumer import ServingQueueConsumer
-    from chalicelib.resources import SERVING_REQUESTS_QUEUE
 
-    return ServingQueueConsumer(context.provisioned.queue_urls[SERVING_REQUESTS_QUEUE.name])
-
-
-COMPONENT_FACTORIES.append(_serving_consumer)  # the queue API's consumer (an SQS-triggered Lambda on AWS)
+    services = context.services
+    return ServingQueueConsumer(context.provisioned.queue_urls[SERVING_REQUESTS_QUEUE.name],
+                                services.aws.client("sqs"), services.queues.process)
 
 
-def _point_aws_at(endpoint_url: str, region: str) -> None:
-    """Make boto3, pynamodb and child processes use moto, never a real account."""
-    os.environ.update(LOCAL_CREDENTIALS)
-    os.environ["AWS_ENDPOINT_URL"] = endpoint_url
-    os.environ["AWS_DEFAULT_REGION"] = region
-    os.environ.pop("AWS_PROFILE", None)
-    os.environ.pop("AWS_SESSION_TOKEN", None)
+# Stand-ins for what moto cannot execute, started after the API is up (a new runner appends here).
+COMPONENT_FACTORIES: list[Callable[[StackContext], LocalComponent]] = [
+    _lambda_shim, _trial_runner, _endpoint_runner, _serving_consumer,
+]
 
 
-def _adopt(provisioned: Provisioned, api_url: str, work_dir: Path) -> Settings:
-    """Point the settings at the local queue, state machine, API URL and endpoint runner
-    (infra sets the same settings on AWS)."""
-    os.environ["KILELE_TRAIN_WORKER_STATE_MACHINE_ARN"] = provisioned.state_machine_arns[TRAIN_WORKER.name]
-    os.environ["KILELE_TRIALS_QUEUE_URL"] = provisioned.queue_urls[TRIALS_QUEUE.name]
-    os.environ["KILELE_PUBLIC_API_URL"] = api_url
-    os.environ["KILELE_ENDPOINTS_URI"] = f"local://{work_dir / 'endpoints'}"
-    get_settings.cache_clear()
-    from chalicelib.wiring import services
+def local_settings(base: Settings, moto_url: str) -> Settings:
+    """``base`` pointed at the emulated AWS, never a real account."""
+    return base.with_values(**{
+        "aws_endpoint_url": moto_url, "aws_access_key_id": LOCAL_ACCESS_KEY, "aws_secret_access_key": LOCAL_ACCESS_KEY,
+    })
 
-    services.cache_clear()
-    return get_settings()
+
+def adopt(settings: Settings, provisioned: Provisioned, api_url: str, work_dir: Path) -> Settings:
+    """The local queue, state machine, API URL and runners (infra sets the same settings on AWS)."""
+    return settings.with_values(**{
+        "train_worker_state_machine_arn": provisioned.state_machine_arns[TRAIN_WORKER.name],
+        "trials_queue_url": provisioned.queue_urls[TRIALS_QUEUE.name],
+        "public_api_url": api_url,
+        "endpoints_uri": f"local://{work_dir / 'endpoints'}",
+        "trial_dispatch_uri": f"local://{work_dir / 'trials'}",
+    })
 
 
 def _load_app():
@@ -114,32 +124,41 @@ def _load_app():
 
 
 class LocalStack:
-    def __init__(self, port: int = 8000, moto_port: int = 0, threads: int = 8):
+    def __init__(self, port: int = 8000, moto_port: int = 0, threads: int = 8, settings: Optional[Settings] = None):
         self.port = port
         self.threads = threads
+        self.base_settings = settings or Settings()
         self.moto = MotoServer(moto_port)
         self.api = None
         self.components: list[LocalComponent] = []
         self.context: Optional[StackContext] = None
+        self._previous_services: Any = None
+        self._installed = False
 
     def start(self) -> StackContext:
-        settings = get_settings()
-        _point_aws_at(self.moto.url, settings.region)
+        from chalicelib import wiring
+
         self.moto.start()
         try:
+            from chalicelib.adapters.aws import AwsClients
             from chalicelib.local.api_server import ApiServer
             from chalicelib.local.gateway import ChaliceWsgiApp
             from chalicelib.local.provision import provision
-            from chalicelib.wiring import services
 
-            provisioned = provision(settings, endpoint_url=self.moto.url)
+            settings = local_settings(self.base_settings, self.moto.url)
+            aws = AwsClients(settings.region, settings.aws_endpoint_url, settings.aws_access_key_id,
+                             settings.aws_secret_access_key)
+            provisioned = provision(settings, aws)
             # Bind the API first: its URL is the predictor URL inference jobs hand out.
             self.api = ApiServer(ChaliceWsgiApp(_load_app()), port=self.port, threads=self.threads)
             work_dir = Path(tempfile.mkdtemp(prefix="kilele-local-"))
-            settings = _adopt(provisioned, self.api.url, work_dir)
-            services().users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
+            settings = adopt(settings, provisioned, self.api.url, work_dir)
+            services = wiring.build(settings, aws=aws)
+            self._previous_services = wiring.install(services)
+            self._installed = True
+            services.users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
             self.api.start()
-            self.context = StackContext(settings, self.moto.url, provisioned, self.api.url, work_dir)
+            self.context = StackContext(settings, self.moto.url, provisioned, self.api.url, work_dir, services)
             for factory in COMPONENT_FACTORIES:
                 component = factory(self.context)
                 component.start(self.context)
@@ -150,14 +169,20 @@ class LocalStack:
         return self.context
 
     def stop(self) -> None:
+        from chalicelib import wiring
+
         for component in reversed(self.components):
             component.stop()
         self.components.clear()
-        if self.context:
-            shutil.rmtree(self.context.work_dir, ignore_errors=True)
         if self.api:
             self.api.stop()
             self.api = None
+        if self.context:
+            self.context.services.close()  # flush what the API buffered, while moto still runs
+            shutil.rmtree(self.context.work_dir, ignore_errors=True)
+        if self._installed:
+            wiring.install(self._previous_services)
+            self._installed = False
         self.moto.stop()
 
 

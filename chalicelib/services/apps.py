@@ -11,13 +11,13 @@ from chalicelib.permissions import Action, require
 from chalicelib.services import Clock, utc_now
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.train_jobs import LATEST
-from chalicelib.store.serving import ApplicationRepository
+from chalicelib.ports import ApplicationStore
 
 _SWITCH_ATTEMPTS = 5
 
 
 class ApplicationService:
-    def __init__(self, apps: ApplicationRepository, inference: InferenceJobService, clock: Clock = utc_now):
+    def __init__(self, apps: ApplicationStore, inference: InferenceJobService, clock: Clock = utc_now):
         self._apps = apps
         self._inference = inference
         self._clock = clock

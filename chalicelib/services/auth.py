@@ -7,12 +7,11 @@ import secrets
 from datetime import timedelta
 from typing import Any, Optional
 
-from chalicelib.adapters.passwords import PasswordHasher
 from chalicelib.entities import ApiKey, Session, User
 from chalicelib.errors import InvalidInput, NotFound, Unauthenticated
 from chalicelib.permissions import Action, require
 from chalicelib.services import Clock, new_id, utc_now
-from chalicelib.store.repositories import ApiKeyRepository, SessionRepository, UserRepository
+from chalicelib.ports import ApiKeyStore, PasswordHasher, SessionStore, UserStore
 
 API_KEY_PREFIX = "kk_"
 # A fixed argon2 hash to verify against when the email is unknown, so that a wrong email
@@ -29,9 +28,9 @@ def _digest(secret: str) -> str:
 class AuthService:
     def __init__(
         self,
-        users: UserRepository,
-        sessions: SessionRepository,
-        api_keys: ApiKeyRepository,
+        users: UserStore,
+        sessions: SessionStore,
+        api_keys: ApiKeyStore,
         hasher: PasswordHasher,
         session_ttl_seconds: int,
         clock: Clock = utc_now,

@@ -6,15 +6,14 @@ from __future__ import annotations
 from typing import Any
 
 from chalicelib.bundle_format import BundleMember, bundle_bytes
-from chalicelib.adapters.blobs import BlobStore
 from chalicelib.entities import Task, Trial
 from chalicelib.errors import NotFound
 from chalicelib.services import Clock, utc_now
-from chalicelib.store.repositories import ModelRepository
+from chalicelib.ports import BlobStore, ModelStore
 
 
 class BundleBuilder:
-    def __init__(self, blobs: BlobStore, models: ModelRepository, clock: Clock = utc_now):
+    def __init__(self, blobs: BlobStore, models: ModelStore, clock: Clock = utc_now):
         self._blobs = blobs
         self._models = models
         self._clock = clock

@@ -5,14 +5,12 @@ from __future__ import annotations
 import tempfile
 from typing import IO, Any, Optional
 
-from chalicelib.adapters.blobs import BlobStore
-from chalicelib.adapters.url_fetcher import UrlFetcher
 from chalicelib.dataset_formats import check_dataset
 from chalicelib.entities import Dataset, DatasetStatus, Task, User
 from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
-from chalicelib.store.repositories import DatasetRepository
+from chalicelib.ports import BlobStore, DatasetStore, UrlFetcher
 
 _SPOOL_BYTES = 8 * 1024 * 1024
 
@@ -20,7 +18,7 @@ _SPOOL_BYTES = 8 * 1024 * 1024
 class DatasetService:
     def __init__(
         self,
-        datasets: DatasetRepository,
+        datasets: DatasetStore,
         blobs: BlobStore,
         fetcher: UrlFetcher,
         max_direct_upload_bytes: int,

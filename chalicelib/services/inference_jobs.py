@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from chalicelib.adapters.blobs import BlobStore
-from chalicelib.adapters.endpoints import EndpointRunner
 from chalicelib.entities import (
     BudgetOption,
     InferenceJob,
@@ -21,8 +19,7 @@ from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.bundles import BundleBuilder
 from chalicelib.services.train_jobs import LATEST, TrainJobService
-from chalicelib.store.serving import InferenceJobRepository
-from chalicelib.store.train_jobs import TrainJobRepository, TrialRepository
+from chalicelib.ports import BlobStore, EndpointRunner, InferenceJobStore, TrainJobStore, TrialStore
 
 LIVE = (InferenceJobStatus.STARTED, InferenceJobStatus.RUNNING)
 
@@ -43,9 +40,9 @@ def best_trial_per_model(trials: list[Trial]) -> list[Trial]:
 class InferenceJobService:
     def __init__(
         self,
-        jobs: InferenceJobRepository,
-        train_jobs: TrainJobRepository,
-        trials: TrialRepository,
+        jobs: InferenceJobStore,
+        train_jobs: TrainJobStore,
+        trials: TrialStore,
         train_job_service: TrainJobService,
         bundles: BundleBuilder,
         blobs: BlobStore,
@@ -141,7 +138,7 @@ class InferenceJobService:
 
     def running_job(self, user_id: str, app: str, app_version: int = LATEST) -> InferenceJob:
         """The live inference job of ``app`` at ``app_version`` (-1: the newest live one)."""
-        live = [j for j in self._jobs.list_of_app(user_id, app) if j.status in LIVE]
+        live = [j for j in self._jobs.list_live_of_app(user_id, app) if j.status in LIVE]
         if app_version != LATEST:
             live = [j for j in live if j.app_version == app_version]
         if not live:

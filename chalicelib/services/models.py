@@ -3,17 +3,16 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from chalicelib.adapters.blobs import BlobStore
 from chalicelib.entities import AccessRight, Model, Task, User
 from chalicelib.errors import Forbidden, NotFound, PayloadTooLarge
 from chalicelib.model_files import check_model_source
 from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
-from chalicelib.store.repositories import ModelRepository
+from chalicelib.ports import BlobStore, ModelStore
 
 
 class ModelService:
-    def __init__(self, models: ModelRepository, blobs: BlobStore, max_model_file_bytes: int, clock: Clock = utc_now):
+    def __init__(self, models: ModelStore, blobs: BlobStore, max_model_file_bytes: int, clock: Clock = utc_now):
         self._models = models
         self._blobs = blobs
         self._max_bytes = max_model_file_bytes

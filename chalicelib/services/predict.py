@@ -12,19 +12,21 @@ from datetime import timedelta
 from numbers import Integral, Real
 from typing import Any, Callable, Optional
 
-from chalicelib.adapters.endpoints import (
-    EndpointRejected,
-    EndpointRunner,
-    EndpointTimeout,
-    EndpointUnavailable,
-)
 from chalicelib.entities import Application, InputType, User
-from chalicelib.errors import InvalidInput, PayloadTooLarge, Unavailable, UpstreamTimeout
+from chalicelib.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable, UpstreamTimeout
 from chalicelib.permissions import Action, require
 from chalicelib.services import Clock, utc_now
 from chalicelib.services.apps import ApplicationService
 from chalicelib.services.inference_jobs import InferenceJobService
-from chalicelib.store.serving import LATENCY_BUCKETS, AppMetricsRepository, bucket_upper_ms
+from chalicelib.latency import LATENCY_BUCKETS, bucket_upper_ms
+from chalicelib.ports import (
+    AppMetricsStore,
+    EndpointRejected,
+    EndpointRunner,
+    EndpointTimeout,
+    EndpointUnavailable,
+    MetricsSink,
+)
 
 STYLES = {
     "query": ("rafiki", False),
@@ -104,20 +106,13 @@ def top_n(prediction: Any, n: Optional[int]) -> Any:
     return dict(ranked[:n])
 
 
-class MetricsSink:
-    """Where per-request metrics also go besides the app-metrics table (CloudWatch on AWS)."""
-
-    def emit(self, app: str, latency_ms: float, queries: int, error: bool, default: bool) -> None:
-        pass
-
-
 class PredictService:
     def __init__(
         self,
         inference: InferenceJobService,
         apps: ApplicationService,
         endpoints: EndpointRunner,
-        metrics: AppMetricsRepository,
+        metrics: AppMetricsStore,
         sink: MetricsSink,
         timeout_seconds: float,
         max_queries: int,
@@ -133,6 +128,9 @@ class PredictService:
         self._max_queries = max_queries
         self._clock = clock
         self._timer = timer
+
+    def close(self) -> None:
+        """Flush buffered metrics. Nothing is buffered yet: every request writes its own."""
 
     def predict(self, actor: User, app_name: str, body: Any) -> dict[str, Any]:
         """Answer a predict request in the payload style it came in."""
@@ -166,7 +164,7 @@ class PredictService:
         deadline = app.slo_micros / 1e6 if app else self._timeout
         try:
             job = self._inference.running_job(user_id, app_name, app.version if app and app.version else -1)
-        except Exception as e:  # no running job: defaulted if the app has a default, else the error
+        except NotFound as e:  # no running job: defaulted if the app has a default, else the error
             return self._default_or_raise(app, queries, e)
         remaining = deadline - (self._timer() - started)
         try:

@@ -14,13 +14,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Optional, Protocol, Union
 
-from chalicelib.adapters.serving_queue import MAX_MESSAGE_BYTES, QueueUnreachable
-from chalicelib.entities import User
+from chalicelib.entities import ERROR, OK, ServingResult, User, queue_key
 from chalicelib.errors import DomainError, InvalidInput, NotFound, PayloadTooLarge, Unavailable
 from chalicelib.permissions import Action, require
 from chalicelib.services import Clock, utc_now
 from chalicelib.services.predict import Outcome
-from chalicelib.store.queues import ERROR, OK, ServingResult, ServingResultRepository, queue_key
+from chalicelib.ports import MAX_QUEUE_MESSAGE_BYTES, QueueUnreachable, RequestQueue, ServingResultStore
 
 log = logging.getLogger("kilele.queues")
 
@@ -28,12 +27,6 @@ log = logging.getLogger("kilele.queues")
 MAX_RESULT_VALUE_BYTES = 350 * 1024
 
 PredictQueries = Callable[[str, str, list[Any]], Outcome]
-
-
-class RequestQueue(Protocol):
-    def backlog(self) -> int: ...
-
-    def send(self, bodies: list[str]) -> dict[int, str]: ...
 
 
 class EnqueueIncomplete(Unavailable):
@@ -71,7 +64,7 @@ class ServingQueueService:
     def __init__(
         self,
         requests: RequestQueue,
-        results: ServingResultRepository,
+        results: ServingResultStore,
         predict_queries: PredictQueries,
         max_backlog: int,
         result_ttl_seconds: int,
@@ -105,9 +98,9 @@ class ServingQueueService:
         ]
         for (uri, _), body in zip(items, bodies):
             size = len(body.encode())
-            if size > MAX_MESSAGE_BYTES:
+            if size > MAX_QUEUE_MESSAGE_BYTES:
                 raise PayloadTooLarge(f"item {uri!r} is {size} bytes as a queue message; the limit is "
-                                      f"{MAX_MESSAGE_BYTES} (use POST /apps/{{app}}/predict for larger inputs)")
+                                      f"{MAX_QUEUE_MESSAGE_BYTES} (use POST /apps/{{app}}/predict for larger inputs)")
         try:
             backlog = self._requests.backlog()
         except QueueUnreachable as e:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from chalicelib.adapters.blobs import BlobStore
-from chalicelib.adapters.workflows import WorkflowRunner
 from chalicelib.entities import (
     BudgetOption,
     DatasetStatus,
@@ -21,8 +19,7 @@ from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
 from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.trial_loop import execution_name, slot_state
-from chalicelib.store.repositories import DatasetRepository, ModelRepository
-from chalicelib.store.train_jobs import CounterRepository, TrainJobRepository, TrialRepository
+from chalicelib.ports import BlobStore, CounterStore, DatasetStore, ModelStore, TrainJobStore, TrialStore, WorkflowRunner
 
 LATEST = -1
 
@@ -30,11 +27,11 @@ LATEST = -1
 class TrainJobService:
     def __init__(
         self,
-        jobs: TrainJobRepository,
-        trials: TrialRepository,
-        counters: CounterRepository,
-        models: ModelRepository,
-        datasets: DatasetRepository,
+        jobs: TrainJobStore,
+        trials: TrialStore,
+        counters: CounterStore,
+        models: ModelStore,
+        datasets: DatasetStore,
         blobs: BlobStore,
         workflows: WorkflowRunner,
         slots_per_model: int,

@@ -10,10 +10,9 @@ import hashlib
 
 from dataclasses import dataclass
 from datetime import timedelta
+from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from chalicelib.adapters.blobs import BlobStore
-from chalicelib.adapters.workflows import WorkflowRunner
 from chalicelib.advisor import Proposal, TrialRecord
 from chalicelib.entities import (
     BudgetOption,
@@ -25,8 +24,9 @@ from chalicelib.entities import (
 )
 from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.services import Clock, new_id, utc_now
-from chalicelib.store.repositories import DatasetRepository, ModelRepository
-from chalicelib.store.train_jobs import CounterRepository, TrainJobRepository, TrialRepository
+from chalicelib.ports import BlobStore, CounterStore, DatasetStore, ModelStore, TrainJobStore, TrialStore, WorkflowRunner
+from chalicelib.entities import StopReason
+from chalicelib.services import trial_messages
 
 Advisor = Callable[..., Optional[Proposal]]
 _STATE_KEYS = ("train_job_id", "worker_key", "model_id", "slot", "generation", "consecutive_errors", "trials_in_execution")
@@ -72,11 +72,11 @@ def _base(state: dict[str, Any], **changes: Any) -> dict[str, Any]:
 class TrialLoop:
     def __init__(
         self,
-        jobs: TrainJobRepository,
-        trials: TrialRepository,
-        counters: CounterRepository,
-        models: ModelRepository,
-        datasets: DatasetRepository,
+        jobs: TrainJobStore,
+        trials: TrialStore,
+        counters: CounterStore,
+        models: ModelStore,
+        datasets: DatasetStore,
         blobs: BlobStore,
         workflows: WorkflowRunner,
         advisor: Advisor,
@@ -100,12 +100,12 @@ class TrialLoop:
         job = self._job(state)
         decision = self._stop_reason(job, state)
         if decision:
-            return _base(state, proposal={"action": "stop", "reason": decision})
+            return _base(state, proposal=_stop(*decision))
         if state["trials_in_execution"] >= self._config.max_trials_per_execution:
             return _base(state, proposal={"action": "continue"})
         model = self._models.get(state["model_id"])
         if model is None:
-            return _base(state, proposal={"action": "stop", "reason": "the model was deleted"})
+            return _base(state, proposal=_stop(StopReason.MODEL_DELETED, "the model was deleted"))
         if model.knob_config is None:
             return _base(state, proposal=self._describe(job, model))
         trial_limit = int(job.budget_value(BudgetOption.MODEL_TRIAL_COUNT))
@@ -113,27 +113,27 @@ class TrialLoop:
             f"trials#{job.id}#{model.id}", limit=None if trial_limit < 0 else trial_limit
         )
         if number is None:
-            return _base(state, proposal={"action": "stop", "reason": "MODEL_TRIAL_COUNT reached"})
+            return _base(state, proposal=_stop(StopReason.TRIAL_BUDGET, "MODEL_TRIAL_COUNT reached"))
         trial = self._new_trial(job, model, state, number)
         if trial is None:
-            return _base(state, proposal={"action": "stop", "reason": "the knob space is exhausted"})
+            return _base(state, proposal=_stop(StopReason.KNOB_SPACE_EXHAUSTED, "the knob space is exhausted"))
         # stop_train_job may have listed the job's trials between our status check and the
-        # trial's creation: look again, so a stopped job never keeps a PENDING trial.
+        # trial's creation: look again, so a stopped job never keeps a running trial.
         job = self._job(state)
         if job.status.is_final:
             self._trials.finish(trial.id, TrialStatus.TERMINATED, self._clock(), error_message="stopped with the train job")
-            return _base(state, proposal={"action": "stop", "reason": f"the train job is {job.status.value}"})
+            return _base(state, proposal=_stop(StopReason.JOB_FINAL, f"the train job is {job.status.value}"))
         self._jobs.set_status(job.id, TrainJobStatus.RUNNING, only_from=(TrainJobStatus.STARTED,))
         return _base(state, proposal={"action": "run", "trial": self._message(job, model, trial), **self._timeouts()})
 
-    def _stop_reason(self, job: TrainJob, state: dict[str, Any]) -> Optional[str]:
+    def _stop_reason(self, job: TrainJob, state: dict[str, Any]) -> Optional[tuple[StopReason, str]]:
         if job.status.is_final:
-            return f"the train job is {job.status.value}"
+            return StopReason.JOB_FINAL, f"the train job is {job.status.value}"
         if state["consecutive_errors"] >= self._config.max_consecutive_errors:
-            return f"{state['consecutive_errors']} trials in a row failed"
+            return StopReason.CONSECUTIVE_ERRORS, f"{state['consecutive_errors']} trials in a row failed"
         hours = job.budget_value(BudgetOption.TIME_HOURS)
         if self._clock() >= job.created_at + timedelta(hours=hours):
-            return "TIME_HOURS reached"
+            return StopReason.TIME_BUDGET, "TIME_HOURS reached"
         return None
 
     def _new_trial(self, job: TrainJob, model: Any, state: dict[str, Any], number: int) -> Optional[Trial]:
@@ -150,6 +150,10 @@ class TrialLoop:
                 return None
             # Concurrent slots may compute the same proposal: the claim makes it one trial's.
             if self._trials.claim_fingerprint(job.id, model.id, proposal.fingerprint, trial_id):
+                now = self._clock()
+                # The trial loop is the trial record's only writer: the trial is RUNNING from its
+                # dispatch (queued or running, users see it running); the worker's actual start
+                # comes back with its result or error report (record_trial*).
                 trial = Trial(
                     id=trial_id,
                     train_job_id=job.id,
@@ -159,62 +163,38 @@ class TrialLoop:
                     number=number,
                     knobs=proposal.knobs,
                     fingerprint=proposal.fingerprint,
-                    created_at=self._clock(),
+                    created_at=now,
+                    status=TrialStatus.RUNNING,
+                    started_at=now,
                     screening=proposal.screening,
-                    params_key=f"trials/{trial_id}/params.npz",
-                    logs_key=f"trials/{trial_id}/logs.txt",
-                    onnx_key=f"trials/{trial_id}/model.onnx",
+                    **trial_messages.trial_keys(trial_id),
                 )
                 self._trials.add(trial)
                 return trial
             history.append(TrialRecord(knobs=proposal.knobs, score=None, status="RUNNING", screening=proposal.screening))
         return None
 
-    def _common_message(self, job: TrainJob, model: Any) -> dict[str, Any]:
+    def _datasets_of(self, job: TrainJob) -> tuple[Any, Any]:
         train, val = self._datasets.get(job.train_dataset_id), self._datasets.get(job.val_dataset_id)
         if train is None or val is None:
             raise NotFound("a dataset of the train job no longer exists")
-        return {
-            "train_job_id": job.id,
-            "model_id": model.id,
-            "model_name": model.name,
-            "model_class": model.model_class,
-            "task": job.task.value,
-            "dependencies": model.dependencies,
-            "gpu_count": 1 if job.budget_value(BudgetOption.GPU_COUNT) > 0 else 0,
-            "timeout_seconds": self._config.trial_timeout_seconds,
-            "memory_limit_mb": self._config.memory_limit_mb,
-            "heartbeat_seconds": self._config.heartbeat_seconds,
-            "bucket": self._config.bucket,
-            "model_key": model.object_key,
-            "train_dataset_key": train.object_key,
-            "val_dataset_key": val.object_key,
-            "trials_table": self._config.trials_table,
-            "jobs_table": self._config.jobs_table,
-        }
+        return train, val
+
+    def _message_config(self) -> trial_messages.TrialMessageConfig:
+        return trial_messages.TrialMessageConfig(
+            bucket=self._config.bucket,
+            trial_timeout_seconds=self._config.trial_timeout_seconds,
+            memory_limit_mb=self._config.memory_limit_mb,
+            heartbeat_seconds=self._config.heartbeat_seconds,
+        )
 
     def _message(self, job: TrainJob, model: Any, trial: Trial) -> dict[str, Any]:
-        return {
-            **self._common_message(job, model),
-            "kind": "trial",
-            "id": trial.id,
-            "knobs": trial.knobs,
-            "train_args": job.train_args,
-            "params_key": trial.params_key,
-            "logs_key": trial.logs_key,
-            "onnx_key": trial.onnx_key,
-        }
+        train, val = self._datasets_of(job)
+        return trial_messages.trial_message(job, model, train, val, trial, self._message_config())
 
     def _describe(self, job: TrainJob, model: Any) -> dict[str, Any]:
-        describe_id = f"describe-{new_id()}"
-        message = {
-            **self._common_message(job, model),
-            "kind": "describe",
-            "id": describe_id,
-            "knobs": {},
-            "train_args": {},
-            "logs_key": f"describe/{model.id}/{describe_id}.txt",
-        }
+        train, val = self._datasets_of(job)
+        message = trial_messages.describe_message(job, model, train, val, f"describe-{new_id()}", self._message_config())
         return {"action": "describe", "trial": message, **self._timeouts()}
 
     def _timeouts(self) -> dict[str, int]:
@@ -248,34 +228,46 @@ class TrialLoop:
             model_seconds=result.get("model_seconds"),
             worker_seconds=result.get("worker_seconds"),
             onnx_key=result.get("onnx_key"),
+            started_at=_stored_time(trial_messages.parse_time(result.get("started_at"))),
         )
         return _base(state, consecutive_errors=0, trials_in_execution=state["trials_in_execution"] + 1)
 
     def record_trial_failure(self, state: dict[str, Any]) -> dict[str, Any]:
         failure = state.get("failure") or {}
-        error = failure.get("Error") or "TrialError"
         message = state["proposal"]["trial"]
+        # The worker's error report (written before SendTaskFailure; moto passes the failure's
+        # Cause on as null). None when the worker died or went silent: then the failure's name.
+        report = self._error_report(message)
+        error = report["error_type"] or failure.get("Error") or "TrialError"
         if message.get("kind") == "describe":
-            detail = self._log_tail(message["logs_key"])
+            detail = report["message"] or self._log_tail(message["logs_key"])
             self._jobs.update_worker(
                 state["train_job_id"], state["worker_key"], error=f"loading the model failed ({error}): {detail}"
             )
         else:
             job = self._jobs.get(state["train_job_id"])
             status = TrialStatus.TERMINATED if job and job.status.is_final else TrialStatus.ERRORED
-            trial = self._trials.get(message["id"])
             self._trials.finish(
                 message["id"],
                 status,
                 self._clock(),
-                error_type=(trial.error_type if trial and trial.error_type else error),
-                error_message=(trial.error_message if trial and trial.error_message else failure.get("Cause") or error),
+                error_type=error,
+                error_message=report["message"] or failure.get("Cause") or error,
+                started_at=_stored_time(report["started_at"]),
             )
         return _base(
             state,
             consecutive_errors=state["consecutive_errors"] + 1,
             trials_in_execution=state["trials_in_execution"] + 1,
         )
+
+    def _error_report(self, message: dict[str, Any]) -> dict[str, Any]:
+        key = message.get("error_key") or trial_messages.beside_log(message["logs_key"])["error_key"]
+        try:
+            raw = self._blobs.get_bytes(key)
+        except NotFound:
+            raw = b""
+        return trial_messages.read_error_report(raw)
 
     def _log_tail(self, key: str, lines: int = 5) -> str:
         try:
@@ -294,8 +286,7 @@ class TrialLoop:
         return next_state
 
     def finish_worker(self, state: dict[str, Any]) -> dict[str, Any]:
-        reason = (state.get("proposal") or {}).get("reason")
-        self._end_worker(state, WorkerStatus.STOPPED, reason if reason and "failed" in reason else None)
+        self._end_worker(state, WorkerStatus.STOPPED, _stop_error(state.get("proposal") or {}))
         return _base(state)
 
     def fail_worker(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -328,6 +319,25 @@ class TrialLoop:
         if job is None:
             raise NotFound(f"no train job {state['train_job_id']!r}")
         return job
+
+
+def _stop(reason: StopReason, detail: str) -> dict[str, Any]:
+    """A stop proposal: the code decides (finish_worker), the detail is for people."""
+    return {"action": "stop", "reason": reason.value, "detail": detail}
+
+
+def _stop_error(proposal: dict[str, Any]) -> Optional[str]:
+    """The worker's error for a stop proposal: its detail when the code is an error, else None."""
+    try:
+        reason = StopReason(proposal.get("reason"))
+    except ValueError:
+        return None
+    return (proposal.get("detail") or reason.value) if reason.is_error else None
+
+
+def _stored_time(value: Optional[datetime]) -> Optional[str]:
+    """A time as the trial store keeps it (``TrialStore.finish`` takes stored values; None: unset)."""
+    return value.astimezone(timezone.utc).isoformat() if value is not None else None
 
 
 __all__ = ["TrialLoop", "TrialLoopConfig", "slot_state", "execution_name"]

@@ -3,16 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.adapters.passwords import PasswordHasher
 from chalicelib.entities import User, UserType
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.permissions import Action, require, require_can_manage_user_type
 from chalicelib.services import Clock, new_id, utc_now
-from chalicelib.store.repositories import UserRepository
+from chalicelib.ports import PasswordHasher, UserStore
 
 
 class UserService:
-    def __init__(self, users: UserRepository, hasher: PasswordHasher, clock: Clock = utc_now):
+    def __init__(self, users: UserStore, hasher: PasswordHasher, clock: Clock = utc_now):
         self._users = users
         self._hasher = hasher
         self._clock = clock

@@ -1,9 +1,12 @@
 """pynamodb models: the only module that defines DynamoDB items.
 
-Table and index names come from chalicelib/resources.py through the settings, so these models
-always match what infra/ and the local stack create.
+Table names come from chalicelib/resources.py and are bound to a stage (and an endpoint, for
+the local stack) by :func:`bind`, which the composition root calls when it builds the services;
+an unbound model refuses to talk to DynamoDB.
 """
 from __future__ import annotations
+
+from typing import Callable, Optional
 
 from pynamodb.attributes import (
     BooleanAttribute,
@@ -13,17 +16,16 @@ from pynamodb.attributes import (
     UnicodeAttribute,
     UTCDateTimeAttribute,
 )
+from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib import resources
-from chalicelib.settings import get_settings
-
-_settings = get_settings()
 
 
 def _meta(spec: resources.TableSpec) -> type:
-    return type("Meta", (), {"table_name": _settings.resource_name(spec.name), "region": _settings.region})
+    # table_name stays None until bind(): pynamodb then raises instead of guessing a table.
+    return type("Meta", (), {"logical_name": spec.name, "table_name": None, "region": None, "host": None})
 
 
 def _index_meta(name: str) -> type:
@@ -279,7 +281,23 @@ ALL_MODELS: tuple[type[Model], ...] = (
 )
 
 
-def reset_connections() -> None:
-    """Forget cached DynamoDB connections (after the endpoint changed, e.g. between test stacks)."""
+def bind(resource_name: Callable[[str], str], region: str, endpoint_url: Optional[str] = None,
+         access_key_id: Optional[str] = None, secret_access_key: Optional[str] = None) -> None:
+    """Point every model at its table (``resource_name(logical name)``) in ``region``, through
+    ``endpoint_url`` if given (moto, locally) and explicit credentials if given; forgets cached
+    connections, so the next call uses the new binding."""
     for model in ALL_MODELS:
+        meta = model.Meta
+        meta.table_name = resource_name(meta.logical_name)  # type: ignore[attr-defined]
+        meta.region = region
+        meta.host = endpoint_url or None
+        meta.aws_access_key_id = access_key_id or None
+        meta.aws_secret_access_key = secret_access_key or None
         model._connection = None  # indexes query through their model's connection
+
+
+def new_connection() -> Connection:
+    """A connection (for transactions) bound like the models."""
+    meta = ModelItem.Meta
+    return Connection(region=meta.region, host=meta.host, aws_access_key_id=meta.aws_access_key_id,
+                      aws_secret_access_key=meta.aws_secret_access_key)

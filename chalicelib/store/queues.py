@@ -1,49 +1,14 @@
 """Results of the queue API (Cluster Serving's output queue): one item per queue and uri."""
 from __future__ import annotations
 
-import json
 import time
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 from pynamodb.exceptions import DeleteError, DoesNotExist
 
+from chalicelib.entities import ServingResult
 from chalicelib.store.models import ServingResultItem
 from chalicelib.store.repositories import _dt, _failed_condition, _iso
-
-OK = "ok"
-ERROR = "error"
-
-
-def queue_key(user_id: str, queue: str) -> str:
-    return f"{user_id}#{queue}"
-
-
-@dataclass
-class ServingResult:
-    queue_key: str
-    uri: str
-    status: str  # OK | ERROR
-    created_at: datetime
-    expires_at: int  # epoch seconds (the table's TTL attribute)
-    value: Optional[str] = None  # the prediction as JSON text
-    error: Optional[str] = None
-    default: bool = False
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "uri": self.uri,
-            "status": self.status,
-            "value": self.decoded_value(),
-            "error": self.error,
-            "default": self.default,
-            "created_at": _iso(self.created_at),
-            "expires_at": self.expires_at,
-        }
-
-    def decoded_value(self) -> Any:
-        return json.loads(self.value) if self.value is not None else None
 
 
 class ServingResultRepository:

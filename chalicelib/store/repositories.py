@@ -28,6 +28,7 @@ from chalicelib.store.models import (
     SessionItem,
     UniqueItem,
     UserItem,
+    new_connection,
 )
 
 _CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -258,7 +259,7 @@ class ModelRepository:
         # One connection per repository: a new Connection builds a new botocore session and
         # client (~50 ms of loading service models) on every transaction.
         if self._connection is None:
-            self._connection = Connection(region=ModelItem.Meta.region)
+            self._connection = new_connection()
         return TransactWrite(connection=self._connection)
 
     def add(self, model: Model) -> None:

@@ -2,16 +2,15 @@
 from __future__ import annotations
 
 import json
-import math
 import time
 from datetime import datetime
 from typing import Any, Optional
 
-import boto3
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib.entities import Application, InferenceJob, InferenceJobStatus, InputType, Task
 from chalicelib.errors import Conflict
+from chalicelib.latency import LATENCY_BUCKETS, latency_bucket
 from chalicelib.store.models import AppItem, InferenceJobItem
 from chalicelib.store.repositories import _dt, _failed_condition, _iso, _opt_dt, _plain_map, set_status_if
 
@@ -46,6 +45,10 @@ class InferenceJobRepository:
 
     def list_of_app(self, user_id: str, app: str) -> list[InferenceJob]:
         return [self._entity(i) for i in InferenceJobItem.by_app.query(f"{user_id}#{app}")]
+
+    def list_live_of_app(self, user_id: str, app: str) -> list[InferenceJob]:
+        live = InferenceJobItem.status.is_in(InferenceJobStatus.STARTED.value, InferenceJobStatus.RUNNING.value)
+        return [self._entity(i) for i in InferenceJobItem.by_app.query(f"{user_id}#{app}", filter_condition=live)]
 
     def list_all(self) -> list[InferenceJob]:
         return [self._entity(i) for i in InferenceJobItem.scan()]
@@ -162,22 +165,6 @@ class ApplicationRepository:
         )
 
 
-# Latency histogram: bucket i holds latencies in [FIRST * RATIO**(i-1), FIRST * RATIO**i) ms.
-LATENCY_FIRST_MS = 0.5
-LATENCY_RATIO = 1.2
-LATENCY_BUCKETS = 64  # up to ~60 s
-
-
-def latency_bucket(ms: float) -> int:
-    if ms <= LATENCY_FIRST_MS:
-        return 0
-    return min(LATENCY_BUCKETS - 1, 1 + int(math.log(ms / LATENCY_FIRST_MS, LATENCY_RATIO)))
-
-
-def bucket_upper_ms(index: int) -> float:
-    return LATENCY_FIRST_MS * LATENCY_RATIO**index
-
-
 class AppMetricsRepository:
     """Per-minute counters with atomic ADDs. The histogram's bucket attributes (``lat_<i>``)
     are named at run time, which a pynamodb model cannot declare, so this repository speaks
@@ -185,16 +172,10 @@ class AppMetricsRepository:
 
     COUNTERS = ("requests", "queries", "errors", "defaults", "batches", "batch_size_sum")
 
-    def __init__(self, table_name: str, retention_seconds: int = 7 * 24 * 3600, client: Any = None):
+    def __init__(self, table_name: str, client: Any, retention_seconds: int = 7 * 24 * 3600):
         self.table_name = table_name
         self.retention_seconds = retention_seconds
-        self._client = client
-
-    @property
-    def _dynamodb(self) -> Any:
-        if self._client is None:
-            self._client = boto3.client("dynamodb")
-        return self._client
+        self._dynamodb = client
 
     def record(self, user_app: str, at: datetime, latency_ms: float, queries: int, error: bool, default: bool,
                batch_size: Optional[int] = None) -> None:

@@ -18,7 +18,7 @@ from chalicelib.entities import (
     WorkerStatus,
 )
 from chalicelib.errors import Conflict
-from chalicelib.store.models import CounterItem, ModelItem, TrainJobItem, TrialItem, UniqueItem
+from chalicelib.store.models import CounterItem, ModelItem, TrainJobItem, TrialItem, UniqueItem, new_connection
 from chalicelib.store.repositories import _dt, _failed_condition, _iso, _opt_dt, _opt_iso, _plain_map, set_status_if
 
 
@@ -79,7 +79,9 @@ class TrainJobRepository:
         """Store a new job and count it as a user of each of its models, atomically (a model
         deleted meanwhile makes the whole write fail with :class:`Conflict`)."""
         item = self._item(job)
-        connection = self._connection or Connection(region=TrainJobItem.Meta.region)
+        if self._connection is None:  # one per repository: a new one loads botocore's models again
+            self._connection = new_connection()
+        connection = self._connection
         try:
             with TransactWrite(connection=connection) as tx:
                 tx.save(item, condition=TrainJobItem.id.does_not_exist())
@@ -234,6 +236,7 @@ class TrialRepository:
             fingerprint=trial.fingerprint,
             created_at=_iso(trial.created_at),
             status=trial.status.value,
+            started_at=_opt_iso(trial.started_at),
             screening=trial.screening,
             params_key=trial.params_key,
             logs_key=trial.logs_key,

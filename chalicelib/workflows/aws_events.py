@@ -1,5 +1,6 @@
-"""Entry points of the non-HTTP Lambdas on AWS: trial dispatch from the trials queue and the
-Batch job-state-change rule. (Locally chalicelib/local/trial_runner.py does the dispatching.)"""
+"""The non-HTTP Lambdas' logic on AWS: trial dispatch from the trials queue, the Batch
+job-state-change rule, and the queue API's consumer. (Locally, chalicelib/local/ consumes the same
+queues and calls the same services.)"""
 from __future__ import annotations
 
 import json
@@ -8,14 +9,21 @@ from typing import Any, Iterable
 
 def dispatch_trials(bodies: Iterable[str]) -> list[str]:
     """Submit each trials-queue message to the worker's compute (Batch)."""
-    from chalicelib.wiring import trial_dispatcher
+    from chalicelib.wiring import services
 
-    dispatcher = trial_dispatcher()
+    dispatcher = services().trial_dispatcher
     return [dispatcher.dispatch(json.loads(body)) for body in bodies]
 
 
 def batch_job_failed(detail: dict[str, Any]) -> Any:
     """A Batch job ended FAILED: fail its trial's task token now rather than at the heartbeat timeout."""
-    from chalicelib.wiring import trial_dispatcher
+    from chalicelib.wiring import services
 
-    return trial_dispatcher().fail_lost_job(detail)
+    return services().trial_dispatcher.fail_lost_job(detail)
+
+
+def serve_queue_items(bodies: Iterable[str]) -> dict[str, Any]:
+    """Answer a batch of queue-API requests; raises (so SQS redelivers) if results cannot be written."""
+    from chalicelib.wiring import services
+
+    return services().queues.process(bodies).to_dict()

@@ -13,9 +13,9 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.local.provision import provision
-from chalicelib.settings import get_settings
 
 from api_support import SUPERADMIN, Api  # noqa: E402 - shared with the test modules
+from settings_support import make_settings
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,24 +34,56 @@ def _shared_botocore_loader() -> Iterator[None]:
 
 
 @pytest.fixture
-def aws():
+def settings():
+    """The settings the tests' resources are provisioned with."""
+    return make_settings()
+
+
+@pytest.fixture
+def aws(settings):
     with mock_aws():
-        provision(get_settings())
+        provision(settings)
         yield
 
 
 @pytest.fixture
-def client(aws):
+def install_services(aws, settings) -> Iterator[Callable[..., Any]]:
+    """``install_services(settings_values={...}, **overrides)``: build the services (from the
+    test's settings with those values changed, and these parts replaced) and make them the ones
+    the app's handlers use; the previous ones are put back after the test."""
+    from chalicelib import wiring
+
+    previous = wiring.install(None)
+    built: list[Any] = []
+
+    def install(settings_values: Optional[dict[str, Any]] = None, **overrides: Any) -> Any:
+        services = wiring.build(settings.with_values(**(settings_values or {})), **overrides)
+        wiring.install(services)
+        built.append(services)
+        return services
+
+    yield install
+    for services in built:
+        services.close()
+    wiring.install(previous)
+
+
+@pytest.fixture
+def service_overrides() -> dict[str, Any]:
+    """Parts the app under test is built with instead of the real ones (a test module may
+    override this fixture, e.g. with fake endpoints)."""
+    return {}
+
+
+@pytest.fixture
+def client(install_services, service_overrides):
     from chalice.test import Client
 
     from app import app
-    from chalicelib import wiring
 
-    wiring.services.cache_clear()
-    wiring.services().users.ensure_superadmin(*SUPERADMIN)
+    install_services(**service_overrides).users.ensure_superadmin(*SUPERADMIN)
     with Client(app) as chalice_client:
         yield Api(chalice_client)
-    wiring.services.cache_clear()
 
 
 @pytest.fixture
@@ -74,9 +106,9 @@ def make_user(superadmin) -> Callable[..., Api]:
 class Bucket:
     """The data bucket, seen directly through S3 (to check what the API left behind)."""
 
-    def __init__(self) -> None:
-        self.name = get_settings().data_bucket
-        self._s3 = boto3.client("s3", region_name=get_settings().region)
+    def __init__(self, settings: Any) -> None:
+        self.name = settings.data_bucket
+        self._s3 = boto3.client("s3", region_name=settings.region)
 
     def keys(self, prefix: str = "") -> list[str]:
         listing = self._s3.list_objects_v2(Bucket=self.name, Prefix=prefix)
@@ -87,32 +119,19 @@ class Bucket:
 
 
 @pytest.fixture
-def bucket(aws) -> Bucket:
-    return Bucket()
+def bucket(aws, settings) -> Bucket:
+    return Bucket(settings)
 
 
 @pytest.fixture
-def override_settings(client) -> Iterator[Callable[..., None]]:
-    """``override_settings(max_direct_upload_bytes=100)``: rebuild the services from settings
-    with these ``KILELE_*`` values; everything is restored after the test."""
-    from chalicelib import wiring
+def override_settings(client, install_services, service_overrides) -> Callable[..., Any]:
+    """``override_settings(max_direct_upload_bytes=100)``: rebuild the services with these
+    settings values (the superadmin and everything stored stay: they live in moto)."""
 
-    patch = pytest.MonkeyPatch()
+    def override(**values: Any) -> Any:
+        return install_services(settings_values=values, **service_overrides)
 
-    def override(**values: Any) -> None:
-        for name, value in values.items():
-            patch.setenv(f"KILELE_{name.upper()}", str(value))
-        get_settings.cache_clear()
-        wiring.services.cache_clear()
-        # Build now, not inside a request: Chalice's test Client runs each request with
-        # .chalice/config.json's stage variables (KILELE_STAGE=dev), while moto holds the
-        # resources of the settings the tests provisioned.
-        wiring.services()
-
-    yield override
-    patch.undo()
-    get_settings.cache_clear()
-    wiring.services.cache_clear()
+    return override
 
 
 def b64(data: bytes) -> str:

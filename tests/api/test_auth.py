@@ -1,15 +1,12 @@
 """Login sessions, logout, session expiry, API keys, bans and malformed credentials."""
 from __future__ import annotations
 
-import functools
 from datetime import datetime, timedelta, timezone
 
 import pytest
 from api_support import assert_error
 from api_support import SUPERADMIN
 
-from chalicelib import wiring
-from chalicelib.services.auth import AuthService
 
 WRONG_CREDENTIALS = "wrong email or password"
 
@@ -26,14 +23,11 @@ class FakeClock:
 
 
 @pytest.fixture
-def clock(client, monkeypatch) -> FakeClock:
-    """The auth service of the running app reads time from this clock (it starts mid-second)."""
+def clock(client, install_services) -> FakeClock:
+    """The running app's services read time from this clock (it starts mid-second)."""
     fake = FakeClock(datetime(2026, 1, 1, 12, 0, 0, 500_000, tzinfo=timezone.utc))
-    monkeypatch.setattr(wiring, "AuthService", functools.partial(AuthService, clock=fake))
-    wiring.services.cache_clear()
-    wiring.services()  # built outside a request, with the test's settings (see override_settings)
-    yield fake
-    wiring.services.cache_clear()
+    install_services(clock=fake)
+    return fake
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ import pytest
 from moto import mock_aws
 
 from chalicelib.adapters.cloudwatch_metrics import CloudWatchMetricsSink
-from chalicelib.adapters.endpoints import EndpointRejected, EndpointUnavailable, SageMakerEndpointRunner
+from chalicelib.adapters.endpoints.sagemaker import SageMakerEndpointRunner
+from chalicelib.ports import EndpointRejected, EndpointUnavailable
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker"
 
@@ -65,10 +66,10 @@ def test_invoke_maps_model_errors():
                                "OriginalMessage": json.dumps({"error": {"message": "query 0 is wrong"}})},
                               "InvokeEndpoint")
 
-    rejected = SageMakerEndpointRunner("b", "i", "g", ROLE, sagemaker=object(), runtime=Runtime(400))
+    rejected = SageMakerEndpointRunner("b", "i", "g", ROLE, sagemaker=object(), runtime=lambda timeout: Runtime(400))
     with pytest.raises(EndpointRejected):
         rejected.invoke("e", b"{}", 1.0)
-    broken = SageMakerEndpointRunner("b", "i", "g", ROLE, sagemaker=object(), runtime=Runtime(500))
+    broken = SageMakerEndpointRunner("b", "i", "g", ROLE, sagemaker=object(), runtime=lambda timeout: Runtime(500))
     with pytest.raises(EndpointUnavailable):
         broken.invoke("e", b"{}", 1.0)
 

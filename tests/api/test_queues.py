@@ -14,7 +14,6 @@ import pytest
 from chalicelib.errors import InvalidInput, NotFound
 from chalicelib.resources import SERVING_REQUESTS_QUEUE
 from chalicelib.services.predict import Outcome
-from chalicelib.settings import get_settings
 
 
 class FakePredict:
@@ -39,13 +38,13 @@ class FakePredict:
 
 
 @pytest.fixture
-def sqs():
-    return boto3.client("sqs", region_name=get_settings().region)
+def sqs(settings):
+    return boto3.client("sqs", region_name=settings.region)
 
 
 @pytest.fixture
-def queue_url(client, sqs) -> str:
-    return sqs.get_queue_url(QueueName=get_settings().resource_name(SERVING_REQUESTS_QUEUE.name))["QueueUrl"]
+def queue_url(client, sqs, settings) -> str:
+    return sqs.get_queue_url(QueueName=settings.resource_name(SERVING_REQUESTS_QUEUE.name))["QueueUrl"]
 
 
 @pytest.fixture
@@ -324,7 +323,7 @@ def test_dequeue_returns_every_result_once(dev, queues, fake_predict, sqs, queue
 
 
 def test_a_result_is_taken_by_one_dequeuer_only(dev, queues, fake_predict, sqs, queue_url):
-    from chalicelib.store.queues import queue_key
+    from chalicelib.entities import queue_key
 
     dev.call("POST", "/queues/iris/items", items("a"))
     process_all(queues, sqs, queue_url)
@@ -335,7 +334,7 @@ def test_a_result_is_taken_by_one_dequeuer_only(dev, queues, fake_predict, sqs, 
 
 def test_expired_results_are_invisible(dev, queues, fake_predict, sqs, queue_url):
     from chalicelib.store.models import ServingResultItem
-    from chalicelib.store.queues import queue_key
+    from chalicelib.entities import queue_key
 
     dev.call("POST", "/queues/iris/items", items("old"))
     clock = queues._clock
@@ -376,10 +375,10 @@ def _wait(condition, timeout: float = 10) -> None:
         time.sleep(0.05)
 
 
-def test_the_local_consumer_answers_enqueued_items(dev, fake_predict, queue_url):
+def test_the_local_consumer_answers_enqueued_items(dev, queues, fake_predict, sqs, queue_url):
     from chalicelib.local.serving_consumer import ServingQueueConsumer
 
-    consumer = ServingQueueConsumer(queue_url, wait_seconds=0)
+    consumer = ServingQueueConsumer(queue_url, sqs, queues.process, wait_seconds=0)
     consumer.start()
     try:
         assert dev.call("POST", "/queues/iris/items", items(*[f"u{i}" for i in range(12)])).status_code == 202
@@ -398,7 +397,7 @@ def test_the_local_consumer_keeps_messages_whose_results_were_not_written(dev, q
         raise ConnectionError("DynamoDB is away")
 
     monkeypatch.setattr(queues._results, "put_many", broken)
-    consumer = ServingQueueConsumer(queue_url, wait_seconds=0)
+    consumer = ServingQueueConsumer(queue_url, sqs, queues.process, wait_seconds=0)
     consumer.start()
     try:
         dev.call("POST", "/queues/iris/items", items("a", "b"))

@@ -12,7 +12,7 @@ from typing import Callable, Optional
 import numpy as np
 import pytest
 
-from chalicelib.adapters.endpoints import (
+from chalicelib.ports import (
     EndpointRejected,
     EndpointState,
     EndpointTimeout,
@@ -56,12 +56,14 @@ class FakeEndpoints:
 
 
 @pytest.fixture
-def endpoints(aws, monkeypatch) -> FakeEndpoints:
-    from chalicelib import wiring
+def endpoints() -> FakeEndpoints:
+    return FakeEndpoints()
 
-    fake = FakeEndpoints()
-    monkeypatch.setattr(wiring, "endpoint_runner", lambda settings: fake)
-    return fake
+
+@pytest.fixture
+def service_overrides(endpoints) -> dict:
+    """The app under test serves through the fake endpoints."""
+    return {"endpoints": endpoints}
 
 
 @pytest.fixture

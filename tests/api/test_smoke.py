@@ -9,22 +9,13 @@ def test_login_and_me(superadmin):
     assert r.data["user_type"] == "SUPERADMIN"
 
 
-def test_bootstrap_seeds_the_superadmin_once_and_refuses_the_default_password(aws, monkeypatch, capsys):
+def test_bootstrap_seeds_the_superadmin_once_and_refuses_the_default_password(aws, settings, capsys):
     from chalicelib import bootstrap, wiring
-    from chalicelib.settings import get_settings
 
-    wiring.services.cache_clear()
-    get_settings.cache_clear()
-    assert bootstrap.main() == 2 and "default password" in capsys.readouterr().err
-    monkeypatch.setenv("KILELE_SUPERADMIN_PASSWORD", "a-strong-one")
-    get_settings.cache_clear()
-    wiring.services.cache_clear()
-    try:
-        assert bootstrap.main() == 0 and bootstrap.main() == 0
-        assert wiring.services().auth.login("superadmin@kilele", "a-strong-one")["user"]["user_type"] == "SUPERADMIN"
-    finally:
-        get_settings.cache_clear()
-        wiring.services.cache_clear()
+    assert bootstrap.main(settings) == 2 and "default password" in capsys.readouterr().err
+    strong = settings.with_values(superadmin_password="a-strong-one")
+    assert bootstrap.main(strong) == 0 and bootstrap.main(strong) == 0
+    assert wiring.build(strong).auth.login("superadmin@kilele", "a-strong-one")["user"]["user_type"] == "SUPERADMIN"
 
 
 def test_chalice_own_errors_have_the_api_error_shape(client):

@@ -9,7 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from chalicelib.adapters.trial_dispatch import MESSAGE_ENV, BatchTrialDispatcher
+from chalicelib.adapters.task_tokens import SfnTaskTokens
+from chalicelib.adapters.trial_dispatch.batch import MESSAGE_ENV, BatchTrialDispatcher
 
 MESSAGE = {"task_token": "t", "trial": {"kind": "trial", "id": "trial-1", "train_job_id": "job-1",
                                         "gpu_count": 0, "timeout_seconds": 60}}
@@ -41,7 +42,8 @@ def batch():
 
 def test_dispatch_submits_the_worker_with_its_message(batch):
     client, queues, definition = batch
-    dispatcher = BatchTrialDispatcher(queues["cpu"], queues["gpu"], definition, definition, client=client)
+    dispatcher = BatchTrialDispatcher(queues["cpu"], queues["gpu"], definition, definition, batch=client,
+                                     tokens=SfnTaskTokens(boto3.client("stepfunctions")))
     job_id = dispatcher.dispatch(MESSAGE)
     job = client.describe_jobs(jobs=[job_id])["jobs"][0]
     assert job["jobQueue"] == queues["cpu"] and job["jobName"] == "kilele-trial-trial-1"
@@ -69,7 +71,8 @@ def test_a_failed_batch_job_fails_its_task_token(batch):
         if messages:
             token = json.loads(messages[0]["Body"])["task_token"]
             break
-    dispatcher = BatchTrialDispatcher(queues["cpu"], queues["gpu"], definition, definition, client=client, sfn_client=sfn)
+    dispatcher = BatchTrialDispatcher(queues["cpu"], queues["gpu"], definition, definition, batch=client,
+                                     tokens=SfnTaskTokens(sfn))
     detail = {"status": "FAILED", "statusReason": "Essential container in task exited",
               "container": {"environment": [{"name": MESSAGE_ENV, "value": json.dumps({**MESSAGE, "task_token": token})}]}}
     assert dispatcher.fail_lost_job(detail) == "trial-1"

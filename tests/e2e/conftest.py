@@ -62,7 +62,7 @@ class StackProcess:
             try:
                 if requests.get(self.url + "/", timeout=1).status_code == 200:
                     return
-            except requests.ConnectionError:
+            except requests.RequestException:  # not listening yet, or bound but not serving yet
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"the stack did not answer in {timeout} s:\n{self.log.read_text()}")

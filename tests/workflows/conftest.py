@@ -8,14 +8,13 @@ import threading
 import time
 from typing import Any, Callable
 
-import boto3
 import pytest
 import requests
 
-WORKFLOW_ENV = {
-    "KILELE_WORKER_SLOTS_PER_MODEL": "2",
-    "KILELE_TRIAL_HEARTBEAT_TIMEOUT_SECONDS": "3",
-    "KILELE_MAX_CONSECUTIVE_TRIAL_ERRORS": "3",
+WORKFLOW_SETTINGS = {
+    "worker_slots_per_model": 2,
+    "trial_heartbeat_timeout_seconds": 3,
+    "max_consecutive_trial_errors": 3,
 }
 
 
@@ -27,36 +26,38 @@ def moto_server():
     from chalicelib.local.ports import free_port
 
     port = free_port()
-    saved = {k: os.environ.get(k) for k in ("MOTO_PORT", "AWS_ENDPOINT_URL")}
-    os.environ["MOTO_PORT"] = str(port)  # the interpreter calls SQS at localhost:$MOTO_PORT
+    saved = os.environ.get("MOTO_PORT")
+    # moto runs in this process: its interpreter calls SQS at localhost:$MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(port)
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     url = f"http://127.0.0.1:{port}"
     requests.post(f"{url}/moto-api/config", json=MOTO_CONFIG, timeout=10).raise_for_status()
-    os.environ["AWS_ENDPOINT_URL"] = url
     yield url
     server.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    if saved is None:
+        os.environ.pop("MOTO_PORT", None)
+    else:
+        os.environ["MOTO_PORT"] = saved
 
 
 class ScriptedTrials:
     """Answers trial messages like the worker would, from a script: ``outcome(trial) ->
-    ("ok", score) | ("fail", error_name) | ("hang", None)``."""
+    ("ok", score) | ("fail", error_name) | ("hang", None)``. Like the worker, a failure writes
+    its ``error.json`` (at the message's ``error_key``) before SendTaskFailure."""
 
     KNOB_CONFIG = {"x": {"type": "float", "value_min": 0.0, "value_max": 1.0, "is_exp": False},
                    "depth": {"type": "integer", "value_min": 1, "value_max": 8, "is_exp": False}}
+    STARTED_AT = "2026-12-01T10:00:00.000Z"  # the worker's actual start, reported back (a fixed value to check)
 
-    def __init__(self, queue_url: str, seconds_per_trial: float = 0.05):
+    def __init__(self, queue_url: str, aws: Any, seconds_per_trial: float = 0.05):
         self.queue_url = queue_url
         self.seconds_per_trial = seconds_per_trial
         self.outcome: Callable[[dict], tuple[str, Any]] = lambda trial: ("ok", trial["knobs"]["x"])
         self.seen: list[dict] = []
-        self._sqs = boto3.client("sqs")
-        self._sfn = boto3.client("stepfunctions")
+        self._sqs = aws.client("sqs")
+        self._sfn = aws.client("stepfunctions")
+        self._s3 = aws.client("s3")
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
@@ -86,62 +87,74 @@ class ScriptedTrials:
             self._sfn.send_task_success(taskToken=token, output=json.dumps({"knob_config": self.KNOB_CONFIG}))
             return
         kind, value = self.outcome(trial)
+        started_at = self.STARTED_AT
         time.sleep(self.seconds_per_trial)
         if kind == "ok":
             self._sfn.send_task_success(taskToken=token, output=json.dumps({
                 "trial_id": trial["id"], "status": "COMPLETED", "score": value, "model_seconds": 0.01,
-                "worker_seconds": self.seconds_per_trial, "params_key": trial["params_key"],
+                "worker_seconds": self.seconds_per_trial, "started_at": started_at, "params_key": trial["params_key"],
                 "logs_key": trial["logs_key"], "onnx_key": None,
             }))
         elif kind == "fail":
+            report = {"trial_id": trial["id"], "error_type": value, "message": f"scripted {value}",
+                      "started_at": started_at}
+            self._s3.put_object(Bucket=trial["bucket"], Key=trial["error_key"], Body=json.dumps(report).encode())
             self._sfn.send_task_failure(taskToken=token, error=value, cause="scripted failure")
         # "hang": never answer; the state's heartbeat timeout catches it
 
 
 @pytest.fixture
-def platform(moto_server, monkeypatch):
-    """Fresh resources under a new stage per test, the Lambda shim and a scripted trial runner."""
+def platform(moto_server):
+    """Fresh resources, the Lambda shim and a scripted trial runner; the services are built
+    from settings pointing at the moto server and installed for the shim's handlers."""
     from chalicelib import wiring
+    from chalicelib.adapters.aws import AwsClients
     from chalicelib.local.lambda_shim import LambdaShim
     from chalicelib.local.provision import provision
-    from chalicelib.settings import get_settings
-    from chalicelib.store import models as store_models
+    from chalicelib.workflows.handlers import invoke
+    from settings_support import make_settings
 
-    for key, value in WORKFLOW_ENV.items():
-        monkeypatch.setenv(key, value)
+    settings = make_settings(aws_endpoint_url=moto_server, **WORKFLOW_SETTINGS)
+    aws = AwsClients(settings.region, settings.aws_endpoint_url)
+    provisioned = provision(settings, aws)
+    settings = settings.with_values(
+        train_worker_state_machine_arn=provisioned.state_machine_arns["train-worker"],
+        trials_queue_url=provisioned.queue_urls["trials"],
+    )
+    previous = wiring.install(None)
+    built: list[Any] = []
 
-    def rebuild(**env: str) -> Any:
-        for key, value in env.items():
-            monkeypatch.setenv(key, value)
-        get_settings.cache_clear()
-        wiring.services.cache_clear()
-        return wiring.services()
+    def rebuild(**values: Any) -> Any:
+        services = wiring.build(settings.with_values(**values), aws=aws)
+        wiring.install(services)
+        built.append(services)
+        return services
 
-    get_settings.cache_clear()
-    store_models.reset_connections()  # earlier tests may have cached connections to another endpoint
-    provisioned = provision(get_settings())
-    monkeypatch.setenv("KILELE_TRAIN_WORKER_STATE_MACHINE_ARN", provisioned.state_machine_arns["train-worker"])
-    monkeypatch.setenv("KILELE_TRIALS_QUEUE_URL", provisioned.queue_urls["trials"])
     services = rebuild()
-    shim = LambdaShim(provisioned.queue_urls["lambda-shim"])
+    shim = LambdaShim(provisioned.queue_urls["lambda-shim"], aws.client("sqs"), services.tokens, invoke)
     shim.start()
-    runner = ScriptedTrials(provisioned.queue_urls["trials"])
+    runner = ScriptedTrials(provisioned.queue_urls["trials"], aws)
     runner.start()
-    yield Platform(services, runner, rebuild)
+    yield Platform(services, runner, rebuild, settings.train_worker_state_machine_arn, aws)
     runner.stop()
     shim.stop()
-    get_settings.cache_clear()
-    wiring.services.cache_clear()
+    for services in built:
+        services.close()
+    wiring.install(previous)
 
 
 class Platform:
-    def __init__(self, services: Any, runner: ScriptedTrials, rebuild: Callable[..., Any]):
+    def __init__(self, services: Any, runner: ScriptedTrials, rebuild: Callable[..., Any], state_machine_arn: str,
+                 aws: Any):
         self.services = services
         self.runner = runner
         self._rebuild = rebuild
+        self.state_machine_arn = state_machine_arn
+        self._sfn = aws.client("stepfunctions")
 
-    def rebuild(self, **env: str) -> None:
-        self.services = self._rebuild(**env)
+    def rebuild(self, **values: Any) -> None:
+        """Rebuild the services with these settings values."""
+        self.services = self._rebuild(**values)
 
     def setup_user_with_data(self) -> tuple[Any, str, str, str]:
         """A model developer with a model and a train + validation dataset."""
@@ -180,9 +193,7 @@ class Platform:
         raise AssertionError(f"the job did not reach {statuses} in {timeout} s: {job}")
 
     def executions(self) -> list[dict]:
-        sfn = boto3.client("stepfunctions")
-        arn = os.environ["KILELE_TRAIN_WORKER_STATE_MACHINE_ARN"]
-        return sfn.list_executions(stateMachineArn=arn)["executions"]
+        return self._sfn.list_executions(stateMachineArn=self.state_machine_arn)["executions"]
 
     def wait_executions_done(self, timeout: float = 30) -> list[dict]:
         deadline = time.monotonic() + timeout

@@ -2,8 +2,13 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
+
+from conftest import ScriptedTrials
+
+REPORTED_START = datetime.fromisoformat(ScriptedTrials.STARTED_AT.replace("Z", "+00:00"))
 
 
 def test_happy_path_runs_the_trial_budget_and_stops(platform):
@@ -13,6 +18,8 @@ def test_happy_path_runs_the_trial_budget_and_stops(platform):
     assert len(job["workers"]) == 2
     trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
     assert len(trials) == 4 and {t["status"] for t in trials} == {"COMPLETED"}
+    # The record step takes the worker's actual start from its output.
+    assert {datetime.fromisoformat(t["datetime_started"]) for t in trials} == {REPORTED_START}
     assert len({tuple(sorted(t["knobs"].items())) for t in trials}) == 4  # no configuration twice
     best = platform.services.train_jobs.get_best_trials_of_train_job(dev, "app", max_count=3)
     assert [t["score"] for t in best] == sorted((t["score"] for t in trials), reverse=True)[:3]
@@ -29,6 +36,9 @@ def test_a_failing_trial_is_errored_and_the_search_goes_on(platform):
     trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
     errored = [t for t in trials if t["status"] == "ERRORED"]
     assert errored and all(t["error_type"] == "TrialError" for t in errored)
+    # The error comes from the worker's error.json (moto passes SendTaskFailure's cause as null).
+    assert {t["error"] for t in errored} == {"scripted TrialError"}
+    assert {datetime.fromisoformat(t["datetime_started"]) for t in errored} == {REPORTED_START}
     assert len(trials) <= 6
 
 
@@ -45,10 +55,16 @@ def test_a_slot_stops_after_too_many_errors_in_a_row(platform):
 def test_a_silent_trial_is_caught_by_the_heartbeat_timeout(platform):
     platform.runner.outcome = lambda trial: ("hang", None)
     dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": 1, "TIME_HOURS": 1})
+    deadline = time.monotonic() + 20
+    while not (trials := platform.services.train_jobs.get_trials_of_train_job(dev, "app")):
+        assert time.monotonic() < deadline, "no trial was proposed"
+        time.sleep(0.1)
+    # Dispatched: RUNNING at once (the trial loop marks it; the worker writes no record).
+    assert trials[0]["status"] == "RUNNING" and trials[0]["datetime_started"] is not None
     job = platform.wait_for_job(dev, "app", timeout=30)
     trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
     assert job["status"] == "STOPPED" and [t["status"] for t in trials] == ["ERRORED"]
-    assert trials[0]["error_type"].startswith("States.")
+    assert trials[0]["error_type"].startswith("States.")  # no error.json: the failure's name
 
 
 def test_stop_mid_run_ends_running_trials(platform):
@@ -70,15 +86,18 @@ def test_stop_mid_run_ends_running_trials(platform):
 
 
 def test_time_budget_ends_the_search(platform):
+    # 5 s: enough for the first trials even on a loaded machine (the budget counts from creation)
+    seconds = 5.0
     platform.runner.seconds_per_trial = 0.3
-    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": -1, "TIME_HOURS": 2.0 / 3600})
+    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": -1, "TIME_HOURS": seconds / 3600})
     job = platform.wait_for_job(dev, "app", timeout=30)
     trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
-    assert job["status"] == "STOPPED" and 1 <= len(trials) <= 2 * (2 / 0.3 + 1)
+    assert job["status"] == "STOPPED" and 1 <= len(trials) <= 2 * (seconds / 0.3 + 1)
+    assert all(w["error"] is None for w in job["workers"])  # TIME_BUDGET is not an error
 
 
 def test_long_loops_continue_in_new_executions(platform):
-    platform.rebuild(KILELE_MAX_TRIALS_PER_EXECUTION="2", KILELE_WORKER_SLOTS_PER_MODEL="1")
+    platform.rebuild(max_trials_per_execution=2, worker_slots_per_model=1)
     dev, created = platform.start_job({"MODEL_TRIAL_COUNT": 5, "TIME_HOURS": 1})
     job = platform.wait_for_job(dev, "app")
     trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")

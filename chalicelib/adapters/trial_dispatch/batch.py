@@ -4,33 +4,28 @@ The trials queue's consumer calls :meth:`dispatch` with the message Step Functio
 (``{"task_token", "trial"}``). The worker answers the task token itself; a Batch job that dies
 without answering is caught by the state's heartbeat timeout, and sooner by the Batch
 job-state-change rule (:meth:`BatchTrialDispatcher.fail_lost_job`).
-The local stack's implementation is chalicelib/local/trial_runner.py.
+Its local twin, a worker process per trial, is ``local.py`` beside this file.
 """
 from __future__ import annotations
 
 import json
-from typing import Any, Optional, Protocol
+from typing import Any, Optional
 
-import boto3
-from botocore.exceptions import ClientError
+from chalicelib.ports import TaskTokens
 
+#: The worker reads its message from this variable (kilele_worker's settings; a contract test
+#: in tests/contract pins the two names together).
 MESSAGE_ENV = "KILELE_TRIAL_MESSAGE"
-
-
-class TrialDispatcher(Protocol):
-    def dispatch(self, message: dict[str, Any]) -> str:
-        """Start running ``message``; returns an id of the run (job id, process id...)."""
-
 
 class BatchTrialDispatcher:
     """Submits the worker image as an AWS Batch job (GPU trials to the GPU queue)."""
 
     def __init__(self, cpu_queue: str, gpu_queue: str, job_definition: str, gpu_job_definition: str,
-                 client: Any = None, sfn_client: Any = None):
+                 batch: Any, tokens: TaskTokens):
         self.cpu_queue, self.gpu_queue = cpu_queue, gpu_queue
         self.job_definition, self.gpu_job_definition = job_definition, gpu_job_definition
-        self._batch = client or boto3.client("batch")
-        self._sfn = sfn_client or boto3.client("stepfunctions")
+        self._batch = batch
+        self._tokens = tokens
 
     def dispatch(self, message: dict[str, Any]) -> str:
         trial = message["trial"]
@@ -58,13 +53,6 @@ class BatchTrialDispatcher:
         if MESSAGE_ENV not in env:
             return None
         message = json.loads(env[MESSAGE_ENV])
-        try:
-            self._sfn.send_task_failure(
-                taskToken=message["task_token"],
-                error="WorkerLost",
-                cause=str(job_detail.get("statusReason") or "the Batch job failed")[:256],
-            )
-        except ClientError as e:  # the worker had already answered, or the execution ended
-            if e.response["Error"]["Code"] not in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
-                raise
+        # False when the worker had already answered, or the execution ended: nothing to do.
+        self._tokens.fail(message["task_token"], "WorkerLost", str(job_detail.get("statusReason") or "the Batch job failed"))
         return message["trial"]["id"]

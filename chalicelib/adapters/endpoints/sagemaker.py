@@ -1,53 +1,27 @@
-"""Model endpoints: where an inference job's bundle is served (SageMaker on AWS; a local
-process in the local stack, see chalicelib/local/endpoint_runner.py). Chosen by URI scheme,
-like a store registry: ``sagemaker://`` or ``local://``."""
+"""SageMaker real-time endpoints: the AWS twin of :class:`chalicelib.ports.EndpointRunner`
+(the local twin, an inference-server process per endpoint, is ``local.py`` beside this file)."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Any, Optional, Protocol
+from typing import Any, Callable, Optional
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ReadTimeoutError
 
+from chalicelib.ports import EndpointRejected, EndpointState, EndpointTimeout, EndpointUnavailable
 
-class EndpointFailure(Exception):
-    """Base of endpoint errors (turned into domain errors by the predict service)."""
-
-
-class EndpointUnavailable(EndpointFailure):
-    """The endpoint does not exist, is not in service, or its process died."""
+RuntimeClients = Callable[[int], Any]
 
 
-class EndpointTimeout(EndpointFailure):
-    """No answer within the deadline."""
+def runtime_clients(aws: Any) -> RuntimeClients:
+    """sagemaker-runtime clients from :class:`~chalicelib.adapters.aws.AwsClients`, one per whole
+    second of read timeout (botocore fixes the timeout per client): each is created once and
+    reused, so a predict call costs no new client and no new TLS connection."""
+    def client(read_timeout_seconds: int) -> Any:
+        config = Config(read_timeout=read_timeout_seconds, retries={"max_attempts": 0})
+        return aws.client("sagemaker-runtime", config=config, variant=f"read-timeout-{read_timeout_seconds}")
 
-
-class EndpointRejected(EndpointFailure):
-    """The model server answered 4xx: the queries are wrong (message from the server)."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass
-class EndpointState:
-    status: str  # Creating | InService | Failed | Deleted
-    reason: Optional[str] = None
-
-
-class EndpointRunner(Protocol):
-    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
-        """Start serving the bundle (a tar.gz in the data bucket) under ``name``."""
-
-    def state(self, name: str) -> EndpointState: ...
-
-    def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
-        """POST ``body`` to the endpoint's /invocations; raises an :class:`EndpointFailure`."""
-
-    def delete(self, name: str) -> None: ...
+    return client
 
 
 _SAGEMAKER_STATES = {"Creating": "Creating", "Updating": "InService", "SystemUpdating": "InService",
@@ -62,11 +36,11 @@ class SageMakerEndpointRunner:
     def __init__(self, bucket: str, image_uri: str, gpu_image_uri: str, role_arn: str,
                  instance_type: str = "ml.c5.large", gpu_instance_type: str = "ml.g4dn.xlarge",
                  max_instances: int = 4, invocations_per_instance: int = 200, serverless: bool = False,
-                 sagemaker: Any = None, runtime: Any = None, autoscaling: Any = None):
+                 sagemaker: Any = None, runtime: Optional[RuntimeClients] = None, autoscaling: Any = None):
         self.bucket, self.image_uri, self.gpu_image_uri, self.role_arn = bucket, image_uri, gpu_image_uri, role_arn
         self.instance_type, self.gpu_instance_type = instance_type, gpu_instance_type
         self.max_instances, self.invocations_per_instance, self.serverless = max_instances, invocations_per_instance, serverless
-        self._sm = sagemaker or boto3.client("sagemaker")
+        self._sm = sagemaker
         self._runtime = runtime
         self._autoscaling = autoscaling
 
@@ -89,7 +63,7 @@ class SageMakerEndpointRunner:
             self._autoscale(name)
 
     def _autoscale(self, name: str) -> None:
-        autoscaling = self._autoscaling or boto3.client("application-autoscaling")
+        autoscaling = self._autoscaling
         resource = f"endpoint/{name}/variant/AllTraffic"
         autoscaling.register_scalable_target(
             ServiceNamespace="sagemaker", ResourceId=resource,
@@ -117,10 +91,7 @@ class SageMakerEndpointRunner:
                              described.get("FailureReason"))
 
     def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
-        runtime = self._runtime or boto3.client(
-            "sagemaker-runtime",
-            config=Config(read_timeout=max(1, math.ceil(timeout_seconds)), retries={"max_attempts": 0}),
-        )
+        runtime = self._runtime(max(1, math.ceil(timeout_seconds)))
         try:
             response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json")
         except ReadTimeoutError as e:

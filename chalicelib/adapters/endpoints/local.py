@@ -1,5 +1,5 @@
-"""The local stand-in for SageMaker endpoints: each inference job's bundle is served by the
-inference server (``kilele-serve``) in its own process on 127.0.0.1."""
+"""Local endpoints, the twin of ``sagemaker.py`` beside this file: each inference job's bundle is
+served by the inference server (``kilele-serve``) in its own process on 127.0.0.1."""
 from __future__ import annotations
 
 import io
@@ -12,22 +12,21 @@ import tarfile
 import threading
 import time
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
-
+from typing import Mapping, Optional
 
 import requests
 
-from kilele._tar import safe_extract  # the local stack always has the SDK
+from kilele.archive import safe_extract  # the local stack always has the SDK
 
-from chalicelib.adapters.blobs import BlobStore
-from chalicelib.adapters.endpoints import (
+from chalicelib.local.ports import LOOPBACK, free_port
+from chalicelib.ports import (
+    BlobStore,
     EndpointRejected,
     EndpointState,
     EndpointTimeout,
     EndpointUnavailable,
 )
-from chalicelib.local.ports import LOOPBACK, free_port
 
 
 @dataclass
@@ -43,8 +42,11 @@ class LocalEndpointRunner:
     """Starts, watches, invokes and stops local inference-server processes."""
 
     def __init__(self, blobs: BlobStore, work_dir: Path, ready_timeout_seconds: float = 120.0,
-                 python: str = sys.executable):
+                 python: str = sys.executable, environment: Optional[Mapping[str, str]] = None):
+        """``environment`` is the servers' whole environment (None: inherit this process's);
+        the composition root passes one without the platform's credentials."""
         self._blobs = blobs
+        self._environment = dict(environment) if environment is not None else None
         self._work_dir = work_dir
         self._ready_timeout = ready_timeout_seconds
         self._python = python
@@ -64,7 +66,7 @@ class LocalEndpointRunner:
             process = subprocess.Popen(
                 [self._python, "-m", "kilele_inference", "--bundle", str(directory / "bundle"),
                  "--host", LOOPBACK, "--port", str(port)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self._environment,
             )
         with self._lock:
             self._endpoints[name] = _Endpoint(name, port, process, directory, log_path)
@@ -161,10 +163,4 @@ def _stop(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:
         pass
 
 
-@lru_cache(maxsize=None)
-def local_endpoint_runner(bucket: str, work_dir: str) -> LocalEndpointRunner:
-    """One runner per process (the API and the local stack share it)."""
-    return LocalEndpointRunner(BlobStore(bucket), Path(work_dir))
-
-
-__all__ = ["LocalEndpointRunner", "local_endpoint_runner"]
+__all__ = ["LocalEndpointRunner"]

@@ -1,0 +1,1 @@
+"""Trial dispatch: ``batch.py`` (AWS Batch) and its local twin ``local.py`` (a worker process)."""
