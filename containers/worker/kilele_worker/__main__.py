@@ -9,17 +9,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import threading
 from typing import Any, Optional
 
 from kilele_worker import errors
+from kilele_worker.errors import TrialFailure
 from kilele_worker.message import MessageError, parse_message, task_token_of
-
-MESSAGE_ENV = "KILELE_TRIAL_MESSAGE"
-MESSAGE_S3_ENV = "KILELE_TRIAL_MESSAGE_S3"
+from kilele_worker.settings import MESSAGE_ENV, MESSAGE_S3_ENV, WorkerSettings
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -42,7 +40,7 @@ def _read_s3(uri: str, aws: Any) -> str:
     return aws.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
 
 
-def _load_raw(args: argparse.Namespace, aws_factory) -> str:
+def _load_raw(args: argparse.Namespace, settings: WorkerSettings, aws_factory) -> str:
     if args.message_file:
         with open(args.message_file, encoding="utf-8") as f:
             return f.read()
@@ -50,10 +48,10 @@ def _load_raw(args: argparse.Namespace, aws_factory) -> str:
         return args.message_json
     if args.message_s3:
         return _read_s3(args.message_s3, aws_factory())
-    if os.environ.get(MESSAGE_ENV):
-        return os.environ[MESSAGE_ENV]
-    if os.environ.get(MESSAGE_S3_ENV):
-        return _read_s3(os.environ[MESSAGE_S3_ENV], aws_factory())
+    if settings.message_json:
+        return settings.message_json
+    if settings.message_s3:
+        return _read_s3(settings.message_s3, aws_factory())
     raise MessageError(f"no message: give --message-file, --message-json, --message-s3, "
                        f"or set {MESSAGE_ENV} or {MESSAGE_S3_ENV}")
 
@@ -62,10 +60,13 @@ def _say(text: str) -> None:
     print(f"kilele-worker: {text}", file=sys.stderr, flush=True)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    from kilele_worker.supervisor import AwsClients, run_trial
+def main(argv: Optional[list[str]] = None, settings: Optional[WorkerSettings] = None) -> int:
+    """The entrypoint; ``settings`` default to :meth:`WorkerSettings.from_environ` (the environment)."""
+    from kilele_worker.aws import AwsClients
+    from kilele_worker.supervisor import run_trial
 
     args = _parser().parse_args(argv)
+    settings = settings or WorkerSettings.from_environ()
     clients: dict[str, AwsClients] = {}
 
     def aws() -> AwsClients:
@@ -74,7 +75,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         return clients["aws"]
 
     try:
-        raw = _load_raw(args, aws)
+        raw = _load_raw(args, settings, aws)
     except (OSError, MessageError) as e:
         _say(f"cannot read the trial message: {e}")
         return errors.EXIT_USAGE
@@ -98,19 +99,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
     try:
-        return run_trial(message, aws(), stop_requested=stop_requested)
+        return run_trial(message, aws(), stop_requested=stop_requested, settings=settings)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 
 
 def _fail_bad_message(aws: Any, token: str, cause: str) -> int:
-    try:
-        aws.sfn.send_task_failure(taskToken=token, error=errors.TRIAL_ERROR, cause=cause[:256])
-    except Exception as e:  # noqa: BLE001
-        _say(f"could not report the invalid message: {type(e).__name__}: {e}")
-        return errors.EXIT_NOT_REPORTED
-    return errors.EXIT_REPORTED
+    """No usable keys in the message, so no log or error report: only the answer."""
+    from kilele_worker.reporting import send_failure
+
+    return send_failure(aws, token, TrialFailure(errors.TRIAL_ERROR, cause))
 
 
 if __name__ == "__main__":

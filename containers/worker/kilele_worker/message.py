@@ -1,5 +1,9 @@
 """The trial message: what Step Functions sends (``sqs:sendMessage.waitForTaskToken``) and the
-consumer hands to the worker. Validated here, so a bad message fails clearly."""
+consumer hands to the worker. Validated here, so a bad message fails clearly.
+
+The platform builds it in chalicelib/services/trial_messages.py; tests/contract/test_trial_message.py
+checks that what it builds parses here. Every S3 key the worker reads or writes is in the message.
+"""
 from __future__ import annotations
 
 import json
@@ -13,7 +17,7 @@ class MessageError(ValueError):
 
 _REQUIRED_STR = (
     "id", "train_job_id", "model_class", "bucket", "model_key", "train_dataset_key", "val_dataset_key",
-    "params_key", "logs_key", "trials_table", "jobs_table",
+    "params_key", "logs_key", "error_key", "claim_key",
 )
 
 
@@ -34,8 +38,10 @@ class TrialSpec:
     val_dataset_key: str
     params_key: str
     logs_key: str
-    trials_table: str
-    jobs_table: str
+    #: Where a failed run writes its error report (``error.json``), before SendTaskFailure.
+    error_key: str
+    #: The run's claim: the first worker to create it (a conditional put) owns the run.
+    claim_key: str
     model_id: Optional[str] = None
     model_name: Optional[str] = None
     task: Optional[str] = None

@@ -21,7 +21,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Optional
+from typing import BinaryIO, Mapping, Optional
 
 import kilele_worker
 
@@ -29,17 +29,15 @@ import kilele_worker
 _DROP_PREFIXES = ("AWS_", "AMAZON_", "BOTO_", "MOTO_", "ECS_CONTAINER_METADATA_URI", "KILELE_", "SM_HP")
 _DROP_PATTERN = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|PRIVATE_KEY", re.IGNORECASE)
 
-MODEL_USER_ENV = "KILELE_MODEL_USER"
-DEFAULT_MODEL_USER = "kilele-model"
 MEMORY_SIGNALS = (signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT)
 
 
-def child_environment(environ: Optional[dict[str, str]] = None, *, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
-    """The model's environment: ``environ`` without AWS_*, credentials or the platform's settings."""
-    source = dict(os.environ if environ is None else environ)
+def child_environment(environ: Mapping[str, str], *, extra: Optional[dict[str, str]] = None) -> dict[str, str]:
+    """The model's environment: ``environ`` (the worker's, from its settings) without AWS_*,
+    credentials or the platform's settings."""
     env = {
         name: value
-        for name, value in source.items()
+        for name, value in environ.items()
         if not name.upper().startswith(_DROP_PREFIXES) and not _DROP_PATTERN.search(name)
     }
     # The child must find kilele_worker even when the worker runs from a source tree.
@@ -53,12 +51,10 @@ def child_environment(environ: Optional[dict[str, str]] = None, *, extra: Option
     return env
 
 
-def model_user() -> Optional[pwd.struct_passwd]:
-    """The unprivileged user to run the model as, if the worker is root and the user exists."""
-    if os.geteuid() != 0:
-        return None
-    name = os.environ.get(MODEL_USER_ENV, DEFAULT_MODEL_USER)
-    if not name:
+def model_user(name: Optional[str]) -> Optional[pwd.struct_passwd]:
+    """The unprivileged user ``name`` (from the settings) to run the model as, if the worker is
+    root and the user exists."""
+    if os.geteuid() != 0 or not name:
         return None
     try:
         return pwd.getpwnam(name)

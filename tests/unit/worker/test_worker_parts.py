@@ -11,8 +11,8 @@ from kilele_worker.trial_log import TrialLog
 
 TRIAL = {
     "id": "t1", "train_job_id": "j1", "model_class": "M", "bucket": "b", "model_key": "m.py",
-    "train_dataset_key": "train.csv", "val_dataset_key": "val.csv", "params_key": "p", "logs_key": "l",
-    "trials_table": "trials", "jobs_table": "jobs",
+    "train_dataset_key": "train.csv", "val_dataset_key": "val.csv", "params_key": "p", "logs_key": "t1/logs.txt",
+    "error_key": "t1/error.json", "claim_key": "t1/claim.json",
 }
 
 
@@ -33,6 +33,11 @@ def test_message_defaults_and_validation():
         parse_message({"task_token": "tok", "trial": dict(TRIAL, knobs=[1])})
     with pytest.raises(MessageError, match="not JSON"):
         parse_message("{nope")
+    with pytest.raises(MessageError, match="trial.error_key"):
+        parse_message({"task_token": "tok", "trial": {k: v for k, v in TRIAL.items() if k != "error_key"}})
+    # The old DynamoDB table names are not part of the message any more (and are ignored).
+    assert not hasattr(parse_message({"task_token": "tok", "trial": dict(TRIAL, trials_table="x")}).trial,
+                       "trials_table")
 
 
 def test_child_environment_drops_aws_and_secrets():

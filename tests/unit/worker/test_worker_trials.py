@@ -1,5 +1,6 @@
 """Whole trials: moto's Step Functions sends the task-token message, the worker runs the model in a
-real child process and reports; the execution, S3 objects and trial item show the outcome."""
+real child process and reports; the execution and the S3 objects (log, claim, error.json) show the
+outcome. The worker writes no trial record: the platform's trial loop does, from these."""
 from __future__ import annotations
 
 import json
@@ -7,6 +8,7 @@ import textwrap
 import threading
 import time
 
+import pytest
 from worker_harness import DECISION_TREE, TREE_KNOBS
 
 from kilele.model import deserialize_params
@@ -67,11 +69,10 @@ def test_decision_tree_on_iris_succeeds(platform, run_worker):
     blob = platform.s3.get_object(Bucket="kilele-test", Key=trial.fields["params_key"])["Body"].read()
     assert isinstance(deserialize_params(blob)["model"], str)
     log = platform.log_text(trial)
-    assert "[worker] trial marked RUNNING" in log and "[model] kilele: train() starts" in log
+    assert "[worker] trial claimed" in log and "[model] kilele: train() starts" in log
     assert "trial COMPLETED" in log
-    item = platform.trial_item(trial)
-    assert item["status"] == "RUNNING" and item["started_at"].endswith("Z")  # the record step sets COMPLETED
-    assert "error_type" not in item
+    assert result["started_at"].endswith("Z") and platform.claim(trial)["claimed_at"] == result["started_at"]
+    assert not platform.object_exists(trial.fields["error_key"])
 
 
 def test_onnx_export_is_uploaded(platform, run_worker):
@@ -95,9 +96,10 @@ def test_model_raising_in_train_is_a_caught_trial_error(platform, run_worker):
     log = platform.log_text(trial)
     assert "[model] about to fail" in log
     assert "Traceback (most recent call last)" in log and "ValueError: bad data: boom-123" in log
-    item = platform.trial_item(trial)
-    assert item["error_type"] == "TrialError"
-    assert item["error_message"] == "ValueError: bad data: boom-123"
+    report = platform.error_report(trial)
+    assert report["error_type"] == "TrialError"
+    assert report["message"] == "ValueError: bad data: boom-123"
+    assert report["started_at"].endswith("Z") and report["worker_seconds"] > 0
     assert not platform.object_exists(trial.fields["params_key"])
 
 
@@ -109,29 +111,31 @@ def test_model_that_never_finishes_times_out(platform, run_worker):
 
     described = platform.wait_execution(trial.execution_arn)
     assert described["status"] == "FAILED" and described["error"] == "TrialTimeout"
-    item = platform.trial_item(trial)
-    assert item["error_type"] == "TrialTimeout" and "timeout_seconds=2" in item["error_message"]
+    report = platform.error_report(trial)
+    assert report["error_type"] == "TrialTimeout" and "timeout_seconds=2" in report["message"]
     assert "killed the model process" in platform.log_text(trial)
 
 
-def test_stopping_the_job_stops_the_trial(platform, run_worker):
+def test_a_stopped_execution_ends_the_trial(platform, run_worker):
+    """stop_train_job stops the slots' executions: moto then answers the worker's next
+    SendTaskHeartbeat with InvalidToken, and the worker kills the model and leaves."""
     trial = platform.start_trial(model('print("training", flush=True)\nwhile True:\n    time.sleep(0.05)'), "M",
-                                 heartbeat_seconds=0.5)
-    timer = threading.Timer(1.0, platform.set_job_status, args=(trial, "STOPPED"))
+                                 heartbeat_seconds=0.3)
+    timer = threading.Timer(1.0, platform.sfn.stop_execution, kwargs={"executionArn": trial.execution_arn})
     timer.start()
     started = time.monotonic()
     try:
-        assert run_worker(trial.message) == 0
+        assert run_worker(trial.message) == 4  # the execution no longer waits: nothing to report
     finally:
         timer.cancel()
     elapsed = time.monotonic() - started
-    assert 1.0 <= elapsed < 4
+    assert 1.0 <= elapsed < 5
 
-    described = platform.wait_execution(trial.execution_arn)
-    assert described["status"] == "FAILED" and described["error"] == "TrialStopped"
-    item = platform.trial_item(trial)
-    assert item["error_type"] == "TrialStopped" and "STOPPED" in item["error_message"]
-    assert "[model] training" in platform.log_text(trial)
+    assert platform.sfn.describe_execution(executionArn=trial.execution_arn)["status"] != "RUNNING"
+    log = platform.log_text(trial)
+    assert "[model] training" in log and "killed the model process" in log
+    assert "the execution no longer waits for this trial (" in log
+    assert not platform.object_exists(trial.fields["error_key"])  # the stop recorded the trial (TERMINATED)
 
 
 def test_missing_dependency(platform, run_worker):
@@ -141,9 +145,9 @@ def test_missing_dependency(platform, run_worker):
 
     described = platform.wait_execution(trial.execution_arn)
     assert described["status"] == "FAILED" and described["error"] == "DependencyError"
-    item = platform.trial_item(trial)
-    assert item["error_type"] == "DependencyError"
-    assert "kilele-no-such-package==1.0" in item["error_message"] and "numpy" not in item["error_message"]
+    report = platform.error_report(trial)
+    assert report["error_type"] == "DependencyError"
+    assert "kilele-no-such-package==1.0" in report["message"] and "numpy" not in report["message"]
     log = platform.log_text(trial)
     assert "warning: dependency numpy: 0.0.1 requested" in log  # another version is only a warning
     assert "starting the model process" not in log
@@ -155,8 +159,8 @@ def test_memory_hog_is_out_of_memory(platform, run_worker):
 
     described = platform.wait_execution(trial.execution_arn)
     assert described["status"] == "FAILED" and described["error"] == "OutOfMemory"
-    item = platform.trial_item(trial)
-    assert item["error_type"] == "OutOfMemory" and "memory_limit_mb=300" in item["error_message"]
+    report = platform.error_report(trial)
+    assert report["error_type"] == "OutOfMemory" and "memory_limit_mb=300" in report["message"]
     assert "MemoryError" in platform.log_text(trial)
 
 
@@ -168,8 +172,8 @@ def test_model_file_that_fails_to_import(platform, run_worker):
     assert output["path"] == "caught" and output["error"]["Error"] == "TrialError"
     log = platform.log_text(trial)
     assert "No module named 'kilele_no_such_module'" in log and "Traceback" in log
-    item = platform.trial_item(trial)
-    assert item["error_type"] == "TrialError" and item["error_message"].startswith("ModelLoadError: ")
+    report = platform.error_report(trial)
+    assert report["error_type"] == "TrialError" and report["message"].startswith("ModelLoadError: ")
 
 
 def test_model_environment_has_no_aws_variables(platform, run_worker, monkeypatch):
@@ -194,7 +198,7 @@ def test_model_killed_by_a_signal_is_a_trial_error(platform, run_worker):
     assert run_worker(trial.message) == 0
     output = json.loads(platform.wait_execution(trial.execution_arn)["output"])
     assert output["error"]["Error"] == "TrialError"
-    assert platform.trial_item(trial)["error_message"] == "the model process was killed by SIGSEGV"
+    assert platform.error_report(trial)["message"] == "the model process was killed by SIGSEGV"
 
 
 def test_evaluate_must_return_a_finite_float(platform, run_worker):
@@ -202,23 +206,42 @@ def test_evaluate_must_return_a_finite_float(platform, run_worker):
     assert run_worker(trial.message) == 0
     output = json.loads(platform.wait_execution(trial.execution_arn)["output"])
     assert output["error"]["Error"] == "TrialError"
-    assert "finite float" in platform.trial_item(trial)["error_message"]
+    assert "finite float" in platform.error_report(trial)["message"]
 
 
-def test_trial_no_longer_pending_is_reported_stopped_without_running(platform, run_worker):
-    trial = platform.start_trial(model("raise AssertionError('must not run')"), "M", trial_status="STOPPED")
-    assert run_worker(trial.message) == 0
-    described = platform.wait_execution(trial.execution_arn)
-    assert described["status"] == "FAILED" and described["error"] == "TrialStopped"
-    assert not platform.object_exists(trial.fields["logs_key"])  # the trial's log is not overwritten
-    assert platform.trial_item(trial) == {"id": trial.id, "status": "STOPPED"}
-
-
-def test_duplicate_message_for_a_running_trial_is_left_to_its_worker(platform, run_worker):
-    trial = platform.start_trial(model("pass"), "M", trial_status="RUNNING")
-    assert run_worker(trial.message) == 0
-    assert platform.sfn.describe_execution(executionArn=trial.execution_arn)["status"] == "RUNNING"
+def test_a_duplicate_delivery_neither_runs_nor_answers(platform, run_worker):
+    """SQS delivers at least once: the worker that created the claim owns the trial."""
+    trial = platform.start_trial(model("print('ran', flush=True)"), "M")
+    first = {"trial_id": trial.id, "claimed_at": "2026-12-01T00:00:00.000Z", "host": "first", "pid": 1}
+    platform.s3.put_object(Bucket="kilele-test", Key=trial.fields["claim_key"], Body=json.dumps(first).encode(),
+                           IfNoneMatch="*")
+    assert run_worker(trial.message) == 0  # 0: the dispatcher must not fail the token on its behalf
+    time.sleep(0.2)
+    assert platform.sfn.describe_execution(executionArn=trial.execution_arn)["status"] == "RUNNING"  # no answer
+    assert platform.claim(trial) == first
+    for key in ("logs_key", "error_key", "params_key"):  # it wrote nothing of the owner's
+        assert not platform.object_exists(trial.fields[key]), key
     platform.sfn.stop_execution(executionArn=trial.execution_arn)
+
+
+def test_the_same_message_twice_runs_the_model_once(platform, run_worker):
+    trial = platform.start_trial(model("print('the model ran', flush=True)"), "M")
+    assert run_worker(trial.message) == 0
+    assert platform.wait_execution(trial.execution_arn)["status"] == "SUCCEEDED"
+    log = platform.log_text(trial)
+    assert run_worker(trial.message) == 0
+    assert platform.log_text(trial) == log and log.count("the model ran") == 1
+
+
+def test_the_claim_is_a_conditional_put(platform):
+    """moto (5.2.5) implements S3's conditional writes: the second IfNoneMatch put fails."""
+    from botocore.exceptions import ClientError
+
+    platform.s3.put_object(Bucket="kilele-test", Key="trials/x/claim.json", Body=b"1", IfNoneMatch="*")
+    with pytest.raises(ClientError) as raised:
+        platform.s3.put_object(Bucket="kilele-test", Key="trials/x/claim.json", Body=b"2", IfNoneMatch="*")
+    assert raised.value.response["Error"]["Code"] == "PreconditionFailed"
+    assert platform.s3.get_object(Bucket="kilele-test", Key="trials/x/claim.json")["Body"].read() == b"1"
 
 
 def test_a_token_the_execution_no_longer_waits_for(platform, run_worker):
@@ -231,7 +254,7 @@ def test_a_token_the_execution_no_longer_waits_for(platform, run_worker):
     assert time.monotonic() - started < 5
     log = platform.log_text(trial)
     assert "the execution no longer waits for this trial (InvalidToken)" in log
-    assert "error_type" not in platform.trial_item(trial)
+    assert not platform.object_exists(trial.fields["error_key"])
 
 
 def test_invalid_message_with_a_token_is_failed(platform, run_worker):
@@ -260,8 +283,8 @@ def test_model_killed_near_its_memory_limit_is_out_of_memory(platform, run_worke
     assert run_worker(trial.message) == 0
     described = platform.wait_execution(trial.execution_arn)
     assert described["status"] == "FAILED" and described["error"] == "OutOfMemory"
-    item = platform.trial_item(trial)
-    assert item["error_message"] == "the model process was killed by SIGKILL: out of memory (memory_limit_mb=1024)"
+    report = platform.error_report(trial)
+    assert report["message"] == "the model process was killed by SIGKILL: out of memory (memory_limit_mb=1024)"
 
 
 def test_sigterm_stops_the_trial(platform, run_worker):
@@ -280,7 +303,7 @@ def test_sigterm_stops_the_trial(platform, run_worker):
     assert signal.getsignal(signal.SIGTERM) is before  # the worker restores the handler
     described = platform.wait_execution(trial.execution_arn)
     assert described["status"] == "FAILED" and described["error"] == "TrialStopped"
-    assert "SIGTERM" in platform.trial_item(trial)["error_message"]
+    assert "SIGTERM" in platform.error_report(trial)["message"]
 
 
 def test_model_runs_as_another_user_when_the_worker_is_root(platform, run_worker, monkeypatch):
@@ -298,7 +321,7 @@ def test_model_runs_as_another_user_when_the_worker_is_root(platform, run_worker
 
     try:
         probe = subprocess.run([sys.executable, "-c", "import kilele_worker.child, kilele.model"], user="nobody",
-                               env=child_environment(), capture_output=True, cwd="/", timeout=30).returncode
+                               env=child_environment(os.environ), capture_output=True, cwd="/", timeout=30).returncode
     except PermissionError:
         probe = 1
     if probe != 0:
@@ -321,7 +344,7 @@ def test_model_runs_as_another_user_when_the_worker_is_root(platform, run_worker
     assert "supervisor environment: PermissionError" in log
 
 
-def test_describe_reports_the_knob_config_without_a_trial_item(platform, run_worker):
+def test_describe_reports_the_knob_config(platform, run_worker):
     trial = platform.start_trial(DECISION_TREE, "SkDecisionTree", kind="describe", params_key=None,
                                  dependencies={"scikit-learn": "1.9.1"})
     assert run_worker(trial.message) == 0
@@ -336,5 +359,5 @@ def test_describe_of_a_broken_model_fails_with_its_error_in_the_log(platform, ru
     assert run_worker(trial.message) == 0
     assert json.loads(platform.wait_execution(trial.execution_arn)["output"])["path"] == "caught"
     assert "no_such_module" in platform.log_text(trial)
-    # a description touches no trial item
-    assert platform.trial_item(trial) == {"id": trial.id, "status": "PENDING"}
+    report = platform.error_report(trial)
+    assert report["kind"] == "describe" and report["error_type"] == "TrialError" and "no_such_module" in report["message"]

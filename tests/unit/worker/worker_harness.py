@@ -1,5 +1,6 @@
-"""Test harness for the worker: moto resources for a trial (bucket, tables, queue, a state machine
-with a real task token) and helpers to read what the worker left behind."""
+"""Test harness for the worker: moto resources for a trial (bucket, queue, a state machine with a
+real task token) and helpers to read what the worker left behind (S3 objects, the execution).
+The worker has no DynamoDB: nothing here creates a table."""
 from __future__ import annotations
 
 import json
@@ -19,8 +20,6 @@ import boto3  # noqa: E402
 
 EXAMPLES = ROOT / "examples"
 BUCKET = "kilele-test"
-TRIALS_TABLE = "kilele-trials"
-JOBS_TABLE = "kilele-train-jobs"
 DECISION_TREE = (EXAMPLES / "models" / "sk_decision_tree.py").read_text()
 TREE_KNOBS = {"max_depth": 4, "min_samples_leaf": 1, "criterion": "gini", "ccp_alpha": 0.0001}
 
@@ -57,16 +56,9 @@ class Trial:
 class Platform:
     def __init__(self, endpoint_url: Optional[str] = None) -> None:
         self.s3 = boto3.client("s3", endpoint_url=endpoint_url)
-        self.dynamodb = boto3.client("dynamodb", endpoint_url=endpoint_url)
         self.sqs = boto3.client("sqs", endpoint_url=endpoint_url)
         self.sfn = boto3.client("stepfunctions", endpoint_url=endpoint_url)
         self.s3.create_bucket(Bucket=BUCKET)
-        for table in (TRIALS_TABLE, JOBS_TABLE):
-            self.dynamodb.create_table(
-                TableName=table, BillingMode="PAY_PER_REQUEST",
-                KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            )
         self.queue_url = self.sqs.create_queue(QueueName="kilele-trials")["QueueUrl"]
         self.state_machine_arn = self.sfn.create_state_machine(
             name="kilele-trial", definition=json.dumps(state_machine_definition(self.queue_url)),
@@ -75,16 +67,12 @@ class Platform:
         self.s3.upload_file(str(EXAMPLES / "datasets" / "iris_train.csv"), BUCKET, "datasets/iris_train.csv")
         self.s3.upload_file(str(EXAMPLES / "datasets" / "iris_val.csv"), BUCKET, "datasets/iris_val.csv")
 
-    def start_trial(self, model_source: str, model_class: str, job_status: str = "RUNNING",
-                    trial_status: str = "PENDING", **overrides: Any) -> Trial:
-        """Upload the model, write the job and trial items, start an execution and take its
-        SQS message (with a real task token)."""
+    def start_trial(self, model_source: str, model_class: str, **overrides: Any) -> Trial:
+        """Upload the model, start an execution and take its SQS message (with a real task token)."""
         trial_id = "t-" + uuid.uuid4().hex[:10]
         job_id = "j-" + uuid.uuid4().hex[:10]
         model_key = f"models/{trial_id}/model.py"
         self.s3.put_object(Bucket=BUCKET, Key=model_key, Body=model_source.encode())
-        self.dynamodb.put_item(TableName=JOBS_TABLE, Item={"id": {"S": job_id}, "status": {"S": job_status}})
-        self.dynamodb.put_item(TableName=TRIALS_TABLE, Item={"id": {"S": trial_id}, "status": {"S": trial_status}})
         fields = {
             "id": trial_id, "train_job_id": job_id, "model_id": "m-1", "model_name": "test-model",
             "model_class": model_class, "task": "TABULAR_CLASSIFICATION",
@@ -92,9 +80,9 @@ class Platform:
             "gpu_count": 0, "timeout_seconds": 30, "memory_limit_mb": 4096, "heartbeat_seconds": 10,
             "bucket": BUCKET, "model_key": model_key,
             "train_dataset_key": "datasets/iris_train.csv", "val_dataset_key": "datasets/iris_val.csv",
-            "params_key": f"params/{trial_id}.npz", "logs_key": f"logs/{trial_id}.log",
-            "onnx_key": f"onnx/{trial_id}.onnx",
-            "trials_table": TRIALS_TABLE, "jobs_table": JOBS_TABLE,
+            "params_key": f"trials/{trial_id}/params.npz", "logs_key": f"trials/{trial_id}/logs.txt",
+            "onnx_key": f"trials/{trial_id}/model.onnx",
+            "error_key": f"trials/{trial_id}/error.json", "claim_key": f"trials/{trial_id}/claim.json",
         }
         fields.update(overrides)
         execution_arn = self.sfn.start_execution(
@@ -123,16 +111,12 @@ class Platform:
     def log_text(self, trial: Trial) -> str:
         return self.s3.get_object(Bucket=BUCKET, Key=trial.fields["logs_key"])["Body"].read().decode()
 
-    def trial_item(self, trial: Trial) -> dict:
-        item = self.dynamodb.get_item(TableName=TRIALS_TABLE, Key={"id": {"S": trial.id}}, ConsistentRead=True)["Item"]
-        return {k: next(iter(v.values())) for k, v in item.items()}
+    def error_report(self, trial: Trial) -> dict:
+        """The worker's error.json (what the trial loop records as error_type / error_message)."""
+        return json.loads(self.s3.get_object(Bucket=BUCKET, Key=trial.fields["error_key"])["Body"].read())
 
-    def set_job_status(self, trial: Trial, status: str) -> None:
-        self.dynamodb.update_item(
-            TableName=JOBS_TABLE, Key={"id": {"S": trial.fields["train_job_id"]}},
-            UpdateExpression="SET #s = :s", ExpressionAttributeNames={"#s": "status"},
-            ExpressionAttributeValues={":s": {"S": status}},
-        )
+    def claim(self, trial: Trial) -> dict:
+        return json.loads(self.s3.get_object(Bucket=BUCKET, Key=trial.fields["claim_key"])["Body"].read())
 
     def object_exists(self, key: Optional[str]) -> bool:
         if not key:

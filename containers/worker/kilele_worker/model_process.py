@@ -1,0 +1,226 @@
+"""The model process: start :mod:`kilele_worker.child` in the sandbox, watch it, reap it, read it.
+
+:class:`ModelProcess` writes the child's ``spec.json``, starts the child (its own process group,
+a scrubbed environment, a memory limit, maybe another user; see :mod:`kilele_worker.sandbox`),
+copies its output lines into the trial log, polls it every ``POLL_SECONDS`` and kills its whole
+group on a timeout or when the supervisor's ``interrupt`` says so, then turns what it left
+(``result.json``, its exit status, its memory peaks) into a :class:`ModelRun`, a knob config
+(``kind`` "describe") or a :class:`~kilele_worker.errors.TrialFailure`.
+"""
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping, Optional, Union
+
+from kilele_worker import child as child_module
+from kilele_worker import errors, sandbox
+from kilele_worker.errors import TrialFailure
+from kilele_worker.message import TrialSpec
+from kilele_worker.trial_log import TrialLog
+
+POLL_SECONDS = 0.2
+RESULT_MAX_BYTES = 1024 * 1024
+MAX_LINE_BYTES = 64 * 1024
+KILL_WAIT_SECONDS = 10.0
+
+#: Called every poll: an exception to end the run with (the model is killed first), or None.
+Interrupt = Callable[[], Optional[BaseException]]
+
+
+@dataclass
+class ModelRun:
+    score: float
+    train_seconds: float
+    evaluate_seconds: float
+    onnx: bool
+
+
+class ModelProcess:
+    """One run of the model in a child process, in ``workdir`` (``input/`` holds ``paths``,
+    ``output/`` and ``scratch/`` are the child's)."""
+
+    def __init__(self, trial: TrialSpec, paths: dict[str, str], workdir: str, *, log: TrialLog,
+                 environ: Mapping[str, str], user: Optional[pwd.struct_passwd], wake: threading.Event,
+                 interrupt: Interrupt):
+        self.trial, self.paths, self.workdir = trial, paths, workdir
+        self.log, self.environ, self.user = log, environ, user
+        self.wake, self.interrupt = wake, interrupt
+        self.output_dir = os.path.join(workdir, "output")
+
+    def run(self) -> Union[ModelRun, dict]:
+        """A :class:`ModelRun` (a knob config dict for ``kind`` "describe"); raises
+        :class:`TrialFailure`, or what ``interrupt`` returned."""
+        trial = self.trial
+        spec_path = self._write_spec()
+        scratch = os.path.join(self.workdir, "scratch")
+        extra = {"TMPDIR": scratch}
+        if self.user is not None:
+            extra["HOME"] = scratch  # the supervisor's home is not the model user's
+        env = sandbox.child_environment(self.environ, extra=extra)
+        memory_limit = trial.memory_limit_mb
+        if memory_limit and trial.gpu_count:
+            self.log.worker(f"GPU trial: no address-space limit (CUDA reserves more than {memory_limit} MB "
+                            "of address space); the container's memory limit applies")
+            memory_limit = None
+        self.log.worker(f"starting the model process (timeout {trial.timeout_seconds:g} s, memory limit "
+                        f"{str(memory_limit) + ' MB' if memory_limit else 'none'}, "
+                        f"user {self.user.pw_name if self.user else 'same as the worker'})")
+        watch = sandbox.MemoryWatch()
+        watch.start()
+        process = sandbox.spawn_child(spec_path, cwd=scratch, env=env, memory_limit_mb=memory_limit, user=self.user)
+        pgid = process.pid  # start_new_session: the child leads its own process group
+        pump = threading.Thread(target=self._pump, args=(process.stdout,), name="kilele-model-output", daemon=True)
+        pump.start()
+        deadline = time.monotonic() + trial.timeout_seconds
+        status = rusage = None
+        killed_for: Optional[BaseException] = None
+        try:
+            while True:
+                watch.sample(process.pid)
+                pid, wait_status, usage = os.wait4(process.pid, os.WNOHANG)
+                if pid:
+                    status, rusage = wait_status, usage
+                    break
+                killed_for = self.interrupt()
+                if killed_for is None and time.monotonic() >= deadline:
+                    killed_for = TrialFailure(errors.TRIAL_TIMEOUT,
+                                              f"the model ran longer than timeout_seconds={trial.timeout_seconds:g}")
+                if killed_for is not None:
+                    sandbox.kill_group(pgid)
+                    status, rusage = self._reap(process)
+                    break
+                self.wake.wait(POLL_SECONDS)
+        finally:
+            sandbox.kill_group(pgid)  # strays the model started
+            if process.returncode is None and status is None:
+                self._reap(process)
+            pump.join(timeout=5)
+        model_seconds = trial.timeout_seconds - max(0.0, deadline - time.monotonic())
+        if killed_for is not None:
+            self.log.worker(f"killed the model process after {model_seconds:.2f} s: {killed_for}")
+            raise killed_for
+        if status is not None:
+            process.returncode = os.waitstatus_to_exitcode(status)
+        return self._read_result(process.returncode, watch, rusage)
+
+    def _write_spec(self) -> str:
+        trial = self.trial
+        spec = {
+            "model_path": self.paths["model"], "model_class": trial.model_class,
+            "knobs": trial.knobs, "train_args": trial.train_args,
+            "train_path": self.paths.get("train"), "val_path": self.paths.get("val"),
+            "output_dir": self.output_dir, "task": trial.task, "mode": trial.kind,
+        }
+        spec_path = os.path.join(self.workdir, "spec.json")
+        with open(spec_path, "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+        os.chmod(spec_path, 0o644)
+        return spec_path
+
+    def _reap(self, process: subprocess.Popen):
+        deadline = time.monotonic() + KILL_WAIT_SECONDS
+        while time.monotonic() < deadline:
+            try:
+                pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            except ChildProcessError:
+                return None, None
+            if pid:
+                process.returncode = os.waitstatus_to_exitcode(status)
+                return status, usage
+            time.sleep(0.02)
+        self.log.worker(f"the model process {process.pid} did not die within {KILL_WAIT_SECONDS:g} s of SIGKILL")
+        return None, None
+
+    def _pump(self, stream) -> None:
+        try:
+            with stream:
+                for chunk in iter(lambda: stream.readline(MAX_LINE_BYTES), b""):
+                    self.log.model(chunk.decode("utf-8", "replace").rstrip("\r\n"))
+        except (OSError, ValueError):
+            pass
+
+    def _read_result(self, returncode: Optional[int], watch: sandbox.MemoryWatch, rusage) -> Union[ModelRun, dict]:
+        trial = self.trial
+        owner = self.user.pw_uid if self.user else None
+        try:
+            raw = sandbox.read_child_file(self.output_dir, child_module.RESULT_FILE, RESULT_MAX_BYTES, owner)
+        except sandbox.UnsafeOutput as e:
+            raise TrialFailure(errors.TRIAL_ERROR, f"the model process left an unusable result: {e}") from e
+        result = None
+        if raw is not None:
+            try:
+                result = json.loads(raw)
+            except ValueError:
+                result = None
+        if isinstance(result, dict) and result.get("status") == "ok" and trial.is_describe:
+            if not isinstance(result.get("knob_config"), dict):
+                raise TrialFailure(errors.TRIAL_ERROR, "the model process wrote no knob config")
+            return result["knob_config"]
+        if isinstance(result, dict) and result.get("status") == "ok":
+            try:
+                run = ModelRun(score=_finite(result["score"]), train_seconds=_seconds(result["train_seconds"]),
+                               evaluate_seconds=_seconds(result["evaluate_seconds"]), onnx=bool(result.get("onnx")))
+            except (KeyError, TypeError, ValueError) as e:
+                raise TrialFailure(errors.TRIAL_ERROR, f"the model process wrote an invalid result: {e}") from e
+            if returncode:
+                self.log.worker(f"warning: the model process exited with {_exit_text(returncode)} after its result")
+            return run
+        if isinstance(result, dict) and result.get("status") == "error":
+            error_type = str(result.get("error_type") or "Error")[:200]
+            message = str(result.get("error_message") or "")
+            text = f"{error_type}: {message}" if message else error_type
+            if error_type == "MemoryError":
+                raise TrialFailure(errors.OUT_OF_MEMORY, _oom_text(trial, f"the model raised {text}"))
+            raise TrialFailure(errors.TRIAL_ERROR, text)
+        # No result: the process died (a signal, os._exit, the OOM killer).
+        max_rss_kb = getattr(rusage, "ru_maxrss", 0) if rusage is not None else 0
+        if returncode is not None and returncode < 0:
+            signum = -returncode
+            if signum in sandbox.MEMORY_SIGNALS and watch.memory_related(trial.memory_limit_mb, max_rss_kb):
+                raise TrialFailure(errors.OUT_OF_MEMORY,
+                                   _oom_text(trial, f"the model process was killed by {_signal_name(signum)}"))
+            raise TrialFailure(errors.TRIAL_ERROR, f"the model process was killed by {_signal_name(signum)}")
+        raise TrialFailure(errors.TRIAL_ERROR, f"the model process exited with {_exit_text(returncode)} without "
+                                               "a result (did the model call os._exit or sys.exit?)")
+
+
+def _finite(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"score {value!r} is not a finite number")
+    return float(value)
+
+
+def _seconds(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (0 <= value < float("inf")):
+        raise ValueError(f"{value!r} is not a duration")
+    return float(value)
+
+
+def _signal_name(signum: int) -> str:
+    try:
+        return signal.Signals(signum).name
+    except ValueError:
+        return f"signal {signum}"
+
+
+def _exit_text(returncode: Optional[int]) -> str:
+    if returncode is None:
+        return "an unknown status"
+    if returncode < 0:
+        return _signal_name(-returncode)
+    return f"code {returncode}"
+
+
+def _oom_text(trial: TrialSpec, what: str) -> str:
+    limit = f"memory_limit_mb={trial.memory_limit_mb}" if trial.memory_limit_mb else "the container's memory"
+    return f"{what}: out of memory ({limit})"
+
+
+__all__ = ["ModelProcess", "ModelRun", "POLL_SECONDS", "KILL_WAIT_SECONDS"]
