@@ -1,0 +1,157 @@
+"""The trial-message contract between the platform and the worker.
+
+The platform builds each message with chalicelib.services.trial_messages from entities; the
+train-worker state machine wraps it as the SQS body (read here from the ASL itself); the worker
+(kilele_worker.message) must parse that body into the TrialSpec the entities describe. The Batch
+dispatcher hands the body over in an environment variable the worker's settings must read. Back
+the other way: the worker's error.json and success output must read on the platform's side.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.entities import AccessRight, Dataset, DatasetStatus, Model, Task, TrainJob, Trial
+from chalicelib.services import trial_messages
+from chalicelib.services.trial_messages import TrialMessageConfig
+from kilele_worker.errors import TrialFailure
+from kilele_worker.message import TrialSpec, parse_message
+from kilele_worker.reporting import error_report
+from kilele_worker.settings import MESSAGE_ENV as WORKER_MESSAGE_ENV
+from kilele_worker.settings import WorkerSettings
+
+ROOT = Path(__file__).resolve().parents[2]
+ASL = json.loads((ROOT / "chalicelib" / "workflows" / "train_worker.asl.json").read_text())
+NOW = datetime(2026, 12, 1, 10, 0, tzinfo=timezone.utc)
+TOKEN = "AQB8AAAAKgAAAAMAAAAAAAAAAeL0token=="
+CONFIG = TrialMessageConfig(bucket="kilele-dev-data", trial_timeout_seconds=600, memory_limit_mb=2048,
+                            heartbeat_seconds=7)
+
+JOB = TrainJob(id="job-1", user_id="u-1", app="iris", app_version=3, task=Task.TABULAR_CLASSIFICATION,
+               train_dataset_id="ds-train", val_dataset_id="ds-val",
+               budget={"MODEL_TRIAL_COUNT": 5, "GPU_COUNT": 1}, model_ids=["m-1"], created_at=NOW,
+               train_args={"epochs": 3})
+MODEL = Model(id="m-1", owner_id="u-2", name="tree", task=Task.TABULAR_CLASSIFICATION, model_class="SkDecisionTree",
+              object_key="models/m-1/model.py", created_at=NOW, access_right=AccessRight.PUBLIC,
+              dependencies={"scikit-learn": "1.9.1"}, knob_config={"max_depth": {"type": "integer"}})
+TRAIN = Dataset(id="ds-train", owner_id="u-1", name="train", task=Task.TABULAR_CLASSIFICATION,
+                status=DatasetStatus.READY, object_key="datasets/ds-train/data", created_at=NOW)
+VAL = Dataset(id="ds-val", owner_id="u-1", name="val", task=Task.TABULAR_CLASSIFICATION,
+              status=DatasetStatus.READY, object_key="datasets/ds-val/data", created_at=NOW)
+TRIAL = Trial(id="t-1", train_job_id="job-1", model_id="m-1", model_name="tree", worker_key="m-1-0", number=2,
+              knobs={"max_depth": 4, "criterion": "gini"}, fingerprint="f", created_at=NOW,
+              **trial_messages.trial_keys("t-1"))
+
+
+def _resolve(path: str, state: dict[str, Any], token: str) -> Any:
+    if path == "$$.Task.Token":
+        return token
+    assert path.startswith("$."), f"a path this test does not know: {path}"
+    value: Any = state
+    for part in path[2:].split("."):
+        value = value[part]
+    return value
+
+
+def queue_body(kind_action: str, state: dict[str, Any], token: str = TOKEN) -> str:
+    """What the state machine sends for ``state`` (the Propose step's output): the Choice picks
+    the task state by ``$.proposal.action``, whose MessageBody template is filled in here."""
+    choice = ASL["States"]["NextStep"]
+    assert state["proposal"]["action"] == kind_action
+    target = next(c["Next"] for c in choice["Choices"]
+                  if c["Variable"] == "$.proposal.action" and c["StringEquals"] == kind_action)
+    task = ASL["States"][target]
+    assert task["Resource"] == "arn:aws:states:::sqs:sendMessage.waitForTaskToken"
+    template = task["Parameters"]["MessageBody"]
+    body = {}
+    for key, value in template.items():
+        if key.endswith(".$"):
+            body[key[:-2]] = _resolve(value, state, token)
+        else:
+            body[key] = value
+    return json.dumps(body)  # SQS carries it as text
+
+
+def _expected_common() -> dict[str, Any]:
+    return dict(
+        train_job_id=JOB.id, model_id=MODEL.id, model_name=MODEL.name, model_class=MODEL.model_class,
+        task=JOB.task.value, dependencies=MODEL.dependencies, gpu_count=1,
+        timeout_seconds=float(CONFIG.trial_timeout_seconds), memory_limit_mb=CONFIG.memory_limit_mb,
+        heartbeat_seconds=float(CONFIG.heartbeat_seconds), bucket=CONFIG.bucket, model_key=MODEL.object_key,
+        train_dataset_key=TRAIN.object_key, val_dataset_key=VAL.object_key,
+    )
+
+
+def test_a_trial_message_parses_into_its_trial_spec():
+    message = trial_messages.trial_message(JOB, MODEL, TRAIN, VAL, TRIAL, CONFIG)
+    parsed = parse_message(queue_body("run", {"proposal": {"action": "run", "trial": message}}))
+    assert parsed.task_token == TOKEN
+    assert parsed.trial == TrialSpec(
+        **_expected_common(), kind="trial", id=TRIAL.id, knobs=TRIAL.knobs, train_args=JOB.train_args,
+        params_key=TRIAL.params_key, logs_key=TRIAL.logs_key, onnx_key=TRIAL.onnx_key,
+        error_key="trials/t-1/error.json", claim_key="trials/t-1/claim.json",
+    )
+    assert not parsed.trial.is_describe
+
+
+def test_a_describe_message_parses_into_its_trial_spec():
+    message = trial_messages.describe_message(JOB, MODEL, TRAIN, VAL, "describe-9", CONFIG)
+    parsed = parse_message(queue_body("describe", {"proposal": {"action": "describe", "trial": message}}))
+    folder = f"describe/{MODEL.id}/describe-9"
+    assert parsed.trial == TrialSpec(
+        **_expected_common(), kind="describe", id="describe-9", knobs={}, train_args={},
+        params_key="-", logs_key=f"{folder}/logs.txt", onnx_key=None,
+        error_key=f"{folder}/error.json", claim_key=f"{folder}/claim.json",
+    )
+    assert parsed.trial.is_describe
+
+
+@pytest.mark.parametrize("kind", ["trial", "describe"])
+def test_the_message_names_no_tables_and_keeps_reports_beside_the_log(kind):
+    if kind == "trial":
+        message = trial_messages.trial_message(JOB, MODEL, TRAIN, VAL, TRIAL, CONFIG)
+    else:
+        message = trial_messages.describe_message(JOB, MODEL, TRAIN, VAL, "describe-9", CONFIG)
+    assert not {"trials_table", "jobs_table"} & set(message)  # the worker has no DynamoDB
+    folder = message["logs_key"].rsplit("/", 1)[0]
+    assert message["error_key"] == f"{folder}/error.json" and message["claim_key"] == f"{folder}/claim.json"
+
+
+def _batch_message_env() -> str:
+    """MESSAGE_ENV of the platform's Batch dispatcher (its module moves with the adapters' layout)."""
+    for name in ("chalicelib.adapters.trial_dispatch.aws", "chalicelib.adapters.trial_dispatch.batch",
+                 "chalicelib.adapters.trial_dispatch"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        if hasattr(module, "MESSAGE_ENV"):
+            return module.MESSAGE_ENV
+    raise AssertionError("no MESSAGE_ENV in chalicelib.adapters.trial_dispatch")
+
+
+def test_the_batch_dispatcher_and_the_worker_agree_on_the_message_variable():
+    platform_env = _batch_message_env()
+    assert platform_env == WORKER_MESSAGE_ENV
+    body = queue_body("run", {"proposal": {"action": "run", "trial": trial_messages.trial_message(
+        JOB, MODEL, TRAIN, VAL, TRIAL, CONFIG)}})
+    settings = WorkerSettings.from_environ({platform_env: body})
+    assert parse_message(settings.message_json).trial.id == TRIAL.id
+
+
+def test_the_workers_reports_read_on_the_platform():
+    spec = parse_message(queue_body("run", {"proposal": {"action": "run", "trial": trial_messages.trial_message(
+        JOB, MODEL, TRAIN, VAL, TRIAL, CONFIG)}})).trial
+    report = error_report(spec, TrialFailure("TrialTimeout", "the model ran longer than timeout_seconds=600"),
+                          "2026-12-01T10:00:01.250Z", 601.5)
+    read = trial_messages.read_error_report(json.dumps(report).encode())
+    assert read == {"error_type": "TrialTimeout", "message": "the model ran longer than timeout_seconds=600",
+                    "started_at": datetime(2026, 12, 1, 10, 0, 1, 250000, tzinfo=timezone.utc)}
+    assert trial_messages.read_error_report(b"not json") == {"error_type": None, "message": None, "started_at": None}
+    # The worker's success output carries its start in the same form.
+    assert trial_messages.parse_time("2026-12-01T10:00:01.250Z") == read["started_at"]
