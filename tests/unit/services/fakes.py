@@ -831,18 +831,22 @@ class FakeServingResultStore(Fake):
 class FakeAdvisor:
     """Stands in for ``chalicelib.advisor.propose``: proposes ``{"x": n}`` with n the smallest
     number not yet in the history (so concurrent slots may propose the same one), or what
-    ``script`` (a list of knob dicts, used in order) says; ``exhausted`` makes it answer None."""
+    ``script`` (a list of knob dicts, used in order) says; ``exhausted`` makes it answer None;
+    ``hook()``, if set, runs first on every call (to change the world while a proposal is made)."""
 
     def __init__(self, script: Optional[list[dict[str, Any]]] = None) -> None:
         self.calls: Counter = Counter()
         self.script = list(script) if script is not None else None
         self.exhausted = False
         self.seen: list[dict[str, Any]] = []  # the arguments of each call
+        self.hook: Optional[Callable[[], None]] = None
 
     def __call__(self, knob_config: Any, history: list[Any], seed: int, strategy: str = "tpe") -> Any:
         from chalicelib.advisor import Proposal
 
         self.calls["propose"] += 1
+        if self.hook is not None:
+            self.hook()
         self.seen.append({"knob_config": _copy(knob_config), "history": list(history), "seed": seed,
                           "strategy": strategy})
         if self.exhausted:

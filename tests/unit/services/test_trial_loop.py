@@ -1,0 +1,295 @@
+"""The trial loop's steps on fakes: propose (describe first, budgets, consecutive errors, the
+job's end), record a trial or its failure, continue a worker in a new execution, and how the
+job ends from its workers' states. Assertions stay on the loop's decisions and stored records,
+not on the worker message's layout (tests/contract/test_trial_message.py covers that)."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from chalicelib.entities import StopReason, Task, TrainJobStatus, TrialStatus, UserType, WorkerStatus
+from chalicelib.errors import NotFound, Unprocessable
+from chalicelib.services.trial_loop import execution_name, slot_state
+
+KNOB_CONFIG = {"x": {"type": "integer", "value_min": 0, "value_max": 1000, "is_exp": False}}
+
+
+@pytest.fixture
+def dev(h):
+    return h.user(UserType.MODEL_DEVELOPER)
+
+
+@pytest.fixture
+def make_job(h, dev):
+    """``make_job(budget, knob_config=KNOB_CONFIG, models=1)``: a started job; returns (job, models)."""
+
+    def make(budget=None, knob_config=KNOB_CONFIG, models=1):
+        data = h.dataset(dev)
+        model_list = [h.model(dev, knob_config=knob_config) for _ in range(models)]
+        out = h.services.train_jobs.create_train_job(dev, "app", Task.TABULAR_CLASSIFICATION, data.id, data.id,
+                                                     budget or {"TIME_HOURS": 1}, [m.id for m in model_list])
+        return h.fakes.train_jobs.get(out["id"]), model_list
+
+    return make
+
+
+def first_state(job, slot=0):
+    worker = sorted(job.workers.values(), key=lambda w: (w.model_id, w.slot))[slot]
+    return slot_state(job.id, worker.key, worker.model_id, worker.slot)
+
+
+def every_state(job):
+    return [slot_state(job.id, key, w.model_id, w.slot) for key, w in job.workers.items()]
+
+
+def proposal(state):
+    return state["proposal"]
+
+
+def test_a_model_without_a_knob_config_is_described_first(h, make_job):
+    job, (model,) = make_job(knob_config=None)
+    out = h.services.trial_loop.propose(first_state(job))
+    assert proposal(out)["action"] == "describe"
+    assert proposal(out)["trial"]["kind"] == "describe" and proposal(out)["trial"]["model_id"] == model.id
+    assert h.fakes.trials.items == {} and h.fakes.advisor.calls["propose"] == 0
+    assert not any(k.startswith("trials#") for k in h.fakes.counters.values)  # no trial number used
+
+
+def test_the_described_knob_config_is_recorded_and_trials_follow(h, make_job):
+    job, (model,) = make_job(knob_config=None)
+    state = h.services.trial_loop.propose(first_state(job))
+    h.services.trial_loop.record_knob_config({**state, "result": {"knob_config": KNOB_CONFIG}})
+    assert h.fakes.models.get(model.id).knob_config == KNOB_CONFIG
+    assert proposal(h.services.trial_loop.propose(first_state(job)))["action"] == "run"
+
+
+def test_an_invalid_knob_config_is_refused(h, make_job):
+    job, (model,) = make_job(knob_config=None)
+    with pytest.raises(Unprocessable, match="knob config"):
+        h.services.trial_loop.record_knob_config({**first_state(job), "result": {"knob_config": {"x": {"type": "?"}}}})
+    assert h.fakes.models.get(model.id).knob_config is None
+
+
+def test_a_run_proposal_stores_a_running_trial_and_starts_the_job(h, make_job):
+    job, (model,) = make_job()
+    state = first_state(job)
+    out = h.services.trial_loop.propose(state)
+    assert proposal(out)["action"] == "run"
+    (trial,) = h.fakes.trials.items.values()
+    assert proposal(out)["trial"]["id"] == trial.id and proposal(out)["trial"]["knobs"] == {"x": 0}
+    assert (trial.status, trial.number, trial.model_id, trial.worker_key) == (
+        TrialStatus.RUNNING, 1, model.id, state["worker_key"])
+    assert trial.started_at == trial.created_at == h.fakes.clock.now
+    assert h.fakes.train_jobs.get(job.id).status is TrainJobStatus.RUNNING
+    assert {k: out[k] for k in ("train_job_id", "worker_key", "consecutive_errors")} == {
+        "train_job_id": job.id, "worker_key": state["worker_key"], "consecutive_errors": 0}
+
+
+def test_the_advisor_sees_the_models_history(h, make_job):
+    job, (model,) = make_job()
+    for _ in range(3):
+        h.services.trial_loop.propose(first_state(job))
+    assert sorted(t.knobs["x"] for t in h.fakes.trials.items.values()) == [0, 1, 2]
+    assert [len(call["history"]) for call in h.fakes.advisor.seen] == [0, 1, 2]
+    assert h.fakes.advisor.seen[0]["knob_config"] == KNOB_CONFIG
+    assert h.fakes.advisor.seen[0]["strategy"] == h.settings.advisor_strategy
+
+
+def test_a_configuration_claimed_by_another_slot_is_not_run_twice(h, make_job):
+    job, (model,) = make_job()
+    fingerprint_of_x0 = json.dumps({"x": 0}, sort_keys=True)  # the fake advisor's fingerprint
+    assert h.fakes.trials.claim_fingerprint(job.id, model.id, fingerprint_of_x0, "another-slots-trial")
+    out = h.services.trial_loop.propose(first_state(job))
+    assert proposal(out)["trial"]["knobs"] == {"x": 1}
+    assert [t.knobs for t in h.fakes.trials.items.values()] == [{"x": 1}]
+
+
+def test_the_model_trial_count_is_a_budget_shared_by_the_slots(h, make_job):
+    job, _ = make_job(budget={"MODEL_TRIAL_COUNT": 3, "TIME_HOURS": 1})
+    slot0, slot1 = first_state(job, 0), first_state(job, 1)
+    actions = [proposal(h.services.trial_loop.propose(s))["action"] for s in (slot0, slot1, slot0, slot1)]
+    assert actions == ["run", "run", "run", "stop"]
+    last = h.services.trial_loop.propose(slot0)
+    assert proposal(last)["reason"] == StopReason.TRIAL_BUDGET.value
+    assert len(h.fakes.trials.items) == 3
+
+
+def test_the_time_budget_stops_proposals_by_the_clock(h, make_job):
+    job, _ = make_job(budget={"TIME_HOURS": 0.5})
+    h.fakes.clock.advance(minutes=29)
+    assert proposal(h.services.trial_loop.propose(first_state(job)))["action"] == "run"
+    h.fakes.clock.advance(minutes=1)
+    out = h.services.trial_loop.propose(first_state(job))
+    assert (proposal(out)["action"], proposal(out)["reason"]) == ("stop", StopReason.TIME_BUDGET.value)
+    assert len(h.fakes.trials.items) == 1
+
+
+def test_consecutive_errors_stop_the_slot(h, make_job):
+    job, _ = make_job()
+    limit = h.settings.max_consecutive_trial_errors
+    assert proposal(h.services.trial_loop.propose({**first_state(job), "consecutive_errors": limit - 1}))["action"] == "run"
+    out = h.services.trial_loop.propose({**first_state(job), "consecutive_errors": limit})
+    assert (proposal(out)["action"], proposal(out)["reason"]) == ("stop", StopReason.CONSECUTIVE_ERRORS.value)
+
+
+def test_a_stopped_job_proposes_nothing(h, make_job):
+    job, _ = make_job()
+    h.fakes.train_jobs.set_status(job.id, TrainJobStatus.STOPPED, only_from=(TrainJobStatus.STARTED,))
+    out = h.services.trial_loop.propose(first_state(job))
+    assert (proposal(out)["action"], proposal(out)["reason"]) == ("stop", StopReason.JOB_FINAL.value)
+    assert h.fakes.trials.items == {}
+
+
+def test_a_job_stopped_while_a_trial_is_proposed_keeps_no_running_trial(h, make_job):
+    job, _ = make_job()
+    # stop_train_job runs between the loop's status check and its trial write
+    h.fakes.advisor.hook = lambda: h.fakes.train_jobs.set_status(job.id, TrainJobStatus.STOPPED,
+                                                                 only_from=(TrainJobStatus.STARTED,))
+    out = h.services.trial_loop.propose(first_state(job))
+    assert proposal(out)["action"] == "stop"
+    (trial,) = h.fakes.trials.items.values()
+    assert trial.status is TrialStatus.TERMINATED
+
+
+def test_a_deleted_model_or_an_exhausted_space_stops_the_slot(h, make_job):
+    job, (model,) = make_job()
+    h.fakes.advisor.exhausted = True
+    out = h.services.trial_loop.propose(first_state(job))
+    assert (proposal(out)["action"], proposal(out)["reason"]) == ("stop", StopReason.KNOB_SPACE_EXHAUSTED.value)
+    del h.fakes.models.items[model.id]
+    out = h.services.trial_loop.propose(first_state(job))
+    assert (proposal(out)["action"], proposal(out)["reason"]) == ("stop", StopReason.MODEL_DELETED.value)
+
+
+def test_a_slot_continues_in_a_new_execution_after_its_share_of_trials(h, make_job):
+    job, _ = make_job()
+    state = {**first_state(job), "trials_in_execution": h.settings.max_trials_per_execution}
+    assert proposal(h.services.trial_loop.propose(state))["action"] == "continue"
+    assert h.fakes.trials.items == {}
+    h.fakes.workflows.started.clear()
+    following = h.services.trial_loop.continue_worker(state)
+    assert (following["generation"], following["trials_in_execution"]) == (1, 0)
+    name = execution_name(job.id, state["worker_key"], 1)
+    assert h.fakes.workflows.started == {name: following}
+    assert h.fakes.train_jobs.get(job.id).workers[state["worker_key"]].execution_arn == h.fakes.workflows.arn(name)
+
+
+def test_an_unknown_job_is_not_found(h):
+    with pytest.raises(NotFound):
+        h.services.trial_loop.propose(slot_state("no-such-job", "m-0", "m", 0))
+
+
+# -- record ------------------------------------------------------------------------------------
+
+
+def test_a_trial_result_is_recorded_and_resets_the_error_count(h, make_job):
+    job, _ = make_job()
+    out = h.services.trial_loop.propose({**first_state(job), "consecutive_errors": 2})
+    h.fakes.clock.advance(minutes=3)
+    after = h.services.trial_loop.record_trial({**out, "result": {
+        "score": 0.875, "model_seconds": 12.5, "started_at": "2026-12-01T09:00:30Z"}})
+    assert (after["consecutive_errors"], after["trials_in_execution"]) == (0, 1)
+    trial = h.fakes.trials.get(proposal(out)["trial"]["id"])
+    assert (trial.status, trial.score, trial.model_seconds) == (TrialStatus.COMPLETED, 0.875, 12.5)
+    assert trial.stopped_at == h.fakes.clock.now
+    assert trial.started_at.isoformat() == "2026-12-01T09:00:30+00:00"
+
+
+def test_a_trial_failure_is_recorded_from_the_workers_error_report(h, make_job):
+    job, _ = make_job()
+    out = h.services.trial_loop.propose(first_state(job))
+    message = proposal(out)["trial"]
+    h.fakes.blobs.put_bytes(message["error_key"], json.dumps(
+        {"error_type": "ValueError", "message": "bad input shape"}).encode())
+    after = h.services.trial_loop.record_trial_failure({**out, "failure": {"Error": "TrialFailed", "Cause": None}})
+    assert (after["consecutive_errors"], after["trials_in_execution"]) == (1, 1)
+    trial = h.fakes.trials.get(message["id"])
+    assert (trial.status, trial.error_type, trial.error_message) == (TrialStatus.ERRORED, "ValueError",
+                                                                      "bad input shape")
+
+
+def test_a_silent_worker_fails_its_trial_by_the_failures_name(h, make_job):
+    job, _ = make_job()
+    out = h.services.trial_loop.propose(first_state(job))
+    h.services.trial_loop.record_trial_failure({**out, "failure": {"Error": "States.HeartbeatTimeout"}})
+    trial = h.fakes.trials.get(proposal(out)["trial"]["id"])
+    assert (trial.status, trial.error_type) == (TrialStatus.ERRORED, "States.HeartbeatTimeout")
+
+
+def test_a_trial_failing_after_the_job_stopped_is_terminated(h, make_job):
+    job, _ = make_job()
+    out = h.services.trial_loop.propose(first_state(job))
+    trial_id = proposal(out)["trial"]["id"]
+    h.fakes.train_jobs.set_status(job.id, TrainJobStatus.STOPPED, only_from=(TrainJobStatus.RUNNING,))
+    h.services.trial_loop.record_trial_failure({**out, "failure": {"Error": "TaskFailed"}})
+    assert h.fakes.trials.get(trial_id).status is TrialStatus.TERMINATED
+
+
+def test_a_failed_description_is_recorded_on_the_worker(h, make_job):
+    job, _ = make_job(knob_config=None)
+    out = h.services.trial_loop.propose(first_state(job))
+    h.fakes.blobs.put_bytes(proposal(out)["trial"]["logs_key"], b"loading\nImportError: no module named torch\n")
+    after = h.services.trial_loop.record_trial_failure({**out, "failure": {"Error": "TrialFailed"}})
+    assert after["consecutive_errors"] == 1
+    error = h.fakes.train_jobs.get(job.id).workers[out["worker_key"]].error
+    assert "loading the model failed" in error and "no module named torch" in error
+    assert h.fakes.trials.items == {}
+
+
+# -- the end of workers and of the job ---------------------------------------------------------
+
+
+def test_the_job_stops_when_its_last_worker_finishes(h, make_job):
+    job, _ = make_job()
+    first, second = every_state(job)
+    h.fakes.clock.advance(minutes=10)
+    h.services.trial_loop.finish_worker({**first, "proposal": {"action": "stop", "reason": "TRIAL_BUDGET",
+                                                              "detail": "MODEL_TRIAL_COUNT reached"}})
+    stored = h.fakes.train_jobs.get(job.id)
+    assert stored.status is TrainJobStatus.STARTED
+    assert stored.workers[first["worker_key"]].status is WorkerStatus.STOPPED
+    assert stored.workers[first["worker_key"]].error is None  # a budget is no error
+    h.services.trial_loop.finish_worker(second)
+    stored = h.fakes.train_jobs.get(job.id)
+    assert (stored.status, stored.stopped_at, stored.error) == (TrainJobStatus.STOPPED, h.fakes.clock.now, None)
+
+
+def test_a_slot_stopped_by_errors_says_why_but_the_job_only_stops(h, make_job):
+    job, _ = make_job()
+    first, second = every_state(job)
+    stop = {"action": "stop", "reason": StopReason.CONSECUTIVE_ERRORS.value, "detail": "3 trials in a row failed"}
+    for state in (first, second):
+        h.services.trial_loop.finish_worker({**state, "proposal": stop})
+    stored = h.fakes.train_jobs.get(job.id)
+    assert stored.status is TrainJobStatus.STOPPED  # failing trials are the model's fault
+    assert stored.workers[first["worker_key"]].error == "3 trials in a row failed"
+
+
+def test_the_job_errors_when_every_worker_broke_down(h, make_job):
+    job, _ = make_job()
+    for state in every_state(job):
+        h.services.trial_loop.fail_worker({**state, "failure": {"Error": "States.Runtime", "Cause": "lambda died"}})
+    stored = h.fakes.train_jobs.get(job.id)
+    assert stored.status is TrainJobStatus.ERRORED
+    assert "lambda died" in stored.error
+    assert all(w.status is WorkerStatus.ERRORED for w in stored.workers.values())
+
+
+def test_one_broken_worker_among_finished_ones_leaves_the_job_stopped(h, make_job):
+    job, _ = make_job()
+    first, second = every_state(job)
+    h.services.trial_loop.fail_worker({**first, "failure": {"Error": "States.Runtime", "Cause": "x"}})
+    h.services.trial_loop.finish_worker(second)
+    assert h.fakes.train_jobs.get(job.id).status is TrainJobStatus.STOPPED
+
+
+def test_a_worker_ending_after_the_job_was_stopped_changes_nothing(h, dev, make_job):
+    job, _ = make_job()
+    h.services.train_jobs.stop_train_job(dev, "app")
+    stopped_at = h.fakes.train_jobs.get(job.id).stopped_at
+    h.fakes.clock.advance(minutes=1)
+    for state in every_state(job):
+        h.services.trial_loop.fail_worker({**state, "failure": {"Error": "States.Runtime", "Cause": "x"}})
+    stored = h.fakes.train_jobs.get(job.id)
+    assert (stored.status, stored.stopped_at) == (TrainJobStatus.STOPPED, stopped_at)
