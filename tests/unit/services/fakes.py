@@ -318,7 +318,8 @@ class FakeEndpointRunner(Fake):
     """Endpoints in memory. ``answer(queries)`` makes the predictions of an invocation
     (``{"queries": [...]}`` in, ``{"predictions": [...], "batch_size": n}`` out); ``failure``
     makes ``invoke`` raise; ``deploy_failure`` makes ``deploy`` raise; ``states[name]`` overrides
-    an endpoint's state (default: InService once deployed, Deleted otherwise)."""
+    an endpoint's state, ``state_override`` every endpoint's (default: InService once deployed,
+    Deleted otherwise)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -330,6 +331,7 @@ class FakeEndpointRunner(Fake):
         self.failure: Optional[BaseException] = None
         self.deploy_failure: Optional[BaseException] = None
         self.states: dict[str, EndpointState] = {}
+        self.state_override: Optional[EndpointState] = None
 
     def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
         if self.deploy_failure is not None:
@@ -338,6 +340,8 @@ class FakeEndpointRunner(Fake):
         self.gpu[name] = gpu
 
     def state(self, name: str) -> EndpointState:
+        if self.state_override is not None:
+            return self.state_override
         if name in self.states:
             return self.states[name]
         return EndpointState("InService" if name in self.deployed else "Deleted")
