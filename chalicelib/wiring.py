@@ -249,8 +249,6 @@ def _advisor() -> Any:
 def _trial_loop_config(settings: Settings) -> TrialLoopConfig:
     return TrialLoopConfig(
         bucket=settings.data_bucket,
-        trials_table=settings.resource_name(resources.TRIALS.name),
-        jobs_table=settings.resource_name(resources.TRAIN_JOBS.name),
         max_consecutive_errors=settings.max_consecutive_trial_errors,
         max_trials_per_execution=settings.max_trials_per_execution,
         trial_timeout_seconds=settings.trial_timeout_seconds,

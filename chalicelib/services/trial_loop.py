@@ -36,8 +36,6 @@ _PROPOSAL_ATTEMPTS = 5
 @dataclass(frozen=True)
 class TrialLoopConfig:
     bucket: str
-    trials_table: str
-    jobs_table: str
     max_consecutive_errors: int
     max_trials_per_execution: int
     trial_timeout_seconds: int

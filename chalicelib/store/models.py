@@ -288,11 +288,11 @@ def bind(resource_name: Callable[[str], str], region: str, endpoint_url: Optiona
     connections, so the next call uses the new binding."""
     for model in ALL_MODELS:
         meta = model.Meta
-        meta.table_name = resource_name(meta.logical_name)  # type: ignore[attr-defined]
-        meta.region = region
-        meta.host = endpoint_url or None
-        meta.aws_access_key_id = access_key_id or None
-        meta.aws_secret_access_key = secret_access_key or None
+        binding = (resource_name(meta.logical_name), region, endpoint_url or None, access_key_id or None,  # type: ignore[attr-defined]
+                   secret_access_key or None)
+        if binding == (meta.table_name, meta.region, meta.host, meta.aws_access_key_id, meta.aws_secret_access_key):
+            continue  # unchanged: keep the connection (a new one loads botocore's service model again)
+        meta.table_name, meta.region, meta.host, meta.aws_access_key_id, meta.aws_secret_access_key = binding
         model._connection = None  # indexes query through their model's connection
 
 

@@ -42,9 +42,8 @@ class Data(Construct):
     ``-dlq`` dead-letter queue (5 receives).
 
     Exposes, by logical name (``resources.*.name``): ``tables``, ``buckets``, ``queues``; and
-    ``data_bucket``, ``trials_queue``, ``serving_queue``, ``trial_tables`` (trials and train-jobs,
-    what a worker job writes) for the constructs that need one of them; ``grant_table_data`` for
-    functions that read and write every table.
+    ``data_bucket``, ``trials_queue``, ``serving_queue`` for the constructs that need one of them;
+    ``grant_table_data`` for functions that read and write every table.
 
     KileleStack keeps this construct out of the logical ids (see naming.flat_logical_id), so the
     tables, buckets and queues keep the ids they had before it existed: a changed id would
@@ -69,10 +68,6 @@ class Data(Construct):
     @property
     def serving_queue(self) -> sqs.Queue:
         return self.queues[resources.SERVING_REQUESTS_QUEUE.name]
-
-    @property
-    def trial_tables(self) -> list[dynamodb.Table]:
-        return [self.tables[resources.TRIALS.name], self.tables[resources.TRAIN_JOBS.name]]
 
     def grant_table_data(self, grantee: iam.IGrantable) -> None:
         """Read and write items of every table and query its indexes, in one statement.

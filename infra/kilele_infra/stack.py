@@ -74,7 +74,6 @@ class KileleStack(Stack):
             self, "WorkerCompute",
             stage=stage,
             bucket=self.data.data_bucket,
-            trial_tables=self.data.trial_tables,
             state_machine_arns=list(state_machine_arns.arns.values()),
         )
         self.functions = Functions(

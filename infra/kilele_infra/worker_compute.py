@@ -10,7 +10,6 @@ from typing import Sequence
 
 from aws_cdk import Duration, RemovalPolicy, Size, Stack
 from aws_cdk import aws_batch as batch
-from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_ec2 as ec2
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_ecs as ecs
@@ -62,7 +61,6 @@ class WorkerCompute(Construct):
         *,
         stage: str,
         bucket: s3.IBucket,
-        trial_tables: Sequence[dynamodb.ITable],
         state_machine_arns: Sequence[str],
     ) -> None:
         super().__init__(scope, construct_id)
@@ -105,13 +103,9 @@ class WorkerCompute(Construct):
         self.job_role = iam.Role(
             self, "JobRole",
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Kilele trial worker: data bucket, trial/train-job items, task-token answers",
+            description="Kilele trial worker: data bucket and task-token answers (the trial loop owns the trial rows)",
         )
         bucket.grant_read_write(self.job_role)
-        self.job_role.add_to_policy(iam.PolicyStatement(
-            actions=["dynamodb:GetItem", "dynamodb:UpdateItem"],
-            resources=[table.table_arn for table in trial_tables],
-        ))
         self.job_role.add_to_policy(iam.PolicyStatement(
             actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
             resources=list(state_machine_arns),

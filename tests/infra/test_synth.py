@@ -504,9 +504,10 @@ def test_worker_job_role(template: Template) -> None:
     policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
     statements = [st for p in policies.values() for st in p["Properties"]["PolicyDocument"]["Statement"]]
     actions = {a for st in statements for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
-    assert {"dynamodb:GetItem", "dynamodb:UpdateItem", "s3:PutObject", "s3:GetObject*",
+    assert {"s3:PutObject", "s3:GetObject*",
             "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= actions
-    assert "dynamodb:Scan" not in actions and "dynamodb:PutItem" not in actions
+    # The worker reports through its task token and S3; only the trial loop writes trial rows.
+    assert not {a for a in actions if a.startswith("dynamodb:")}
 
 
 def test_batch_job_failed_rule(template: Template) -> None:
