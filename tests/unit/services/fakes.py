@@ -725,9 +725,14 @@ class FakeInferenceJobStore(Fake):
 
 @implements(ports.ApplicationStore)
 class FakeApplicationStore(Fake):
+    """Registered applications (``items``) and each app's serving record (``serving``: the ids
+    of its live inference jobs), one row per (user, app) as in the real table: an app's serving
+    record outlives its registration, a row with neither goes."""
+
     def __init__(self) -> None:
         super().__init__()
         self.items: dict[tuple[str, str], Application] = {}
+        self.serving: dict[tuple[str, str], set[str]] = {}  # present: the record is tracked
 
     @staticmethod
     def _stored(app: Application) -> Application:
@@ -746,7 +751,12 @@ class FakeApplicationStore(Fake):
         return _copy(_by_created(a for (u, _), a in self.items.items() if u == user_id))
 
     def save(self, app: Application) -> None:
-        self.items[(app.user_id, app.name)] = self._stored(app)
+        """The app's settings; its version pointer changes only through ``switch_version``."""
+        stored = self.items.get((app.user_id, app.name))
+        if stored is None:
+            raise Conflict(f"application {app.name!r} was unregistered meanwhile")
+        self.items[(app.user_id, app.name)] = replace(self._stored(app), version=stored.version,
+                                                      previous_version=stored.previous_version)
 
     def switch_version(self, user_id: str, name: str, version: Optional[int], expected: Optional[int]) -> bool:
         app = self.items.get((user_id, name))
@@ -757,12 +767,28 @@ class FakeApplicationStore(Fake):
         return True
 
     def delete(self, user_id: str, name: str) -> None:
-        self.items.pop((user_id, name), None)
+        key = (user_id, name)
+        self.items.pop(key, None)
+        if not self.serving.get(key):  # a row without live jobs goes entirely
+            self.serving.pop(key, None)
+
+    def serving_state(self, user_id: str, name: str) -> Any:
+        key = (user_id, name)
+        return ports.ServingState(_copy(self.items.get(key)), frozenset(self.serving.get(key, ())),
+                                  key in self.serving)
+
+    def add_live_jobs(self, user_id: str, name: str, job_ids: Iterable[str]) -> None:
+        self.serving.setdefault((user_id, name), set()).update(job_ids)
+
+    def remove_live_job(self, user_id: str, name: str, job_id: str) -> None:
+        if (user_id, name) in self.serving:
+            self.serving[(user_id, name)].discard(job_id)
 
 
 @implements(ports.AppMetricsStore)
 class FakeAppMetricsStore(Fake):
-    """Per-minute counters, as the real table keeps them (no expiry)."""
+    """Per-minute counters, as the real table keeps them (no expiry); ``records`` lists the
+    ``record`` calls (``add_minute`` writes, buffered by the caller, only add to ``minutes``)."""
 
     COUNTERS = ("requests", "queries", "errors", "defaults", "batches", "batch_size_sum")
 
@@ -775,11 +801,23 @@ class FakeAppMetricsStore(Fake):
                batch_size: Optional[int] = None) -> None:
         self.records.append({"user_app": user_app, "at": at, "latency_ms": latency_ms, "queries": queries,
                              "error": error, "default": default, "batch_size": batch_size})
-        minute = self.minutes.setdefault((user_app, int(at.timestamp() // 60)), Counter())
-        minute.update(requests=1, queries=queries, errors=int(error), defaults=int(default))
+        counters = {"requests": 1, "queries": queries, "errors": int(error), "defaults": int(default)}
         if batch_size:
-            minute.update(batches=1, batch_size_sum=int(batch_size))
-        minute[f"lat_{latency_bucket(latency_ms)}"] += 1
+            counters.update(batches=1, batch_size_sum=int(batch_size))
+        self._add(user_app, int(at.timestamp() // 60), counters, {latency_bucket(latency_ms): 1})
+
+    def add_minute(self, user_app: str, minute: int, counters: dict[str, int], histogram: dict[int, int]) -> None:
+        self._add(user_app, minute, counters, histogram)
+
+    def _add(self, user_app: str, minute: int, counters: dict[str, int], histogram: dict[int, int]) -> None:
+        row = self.minutes.setdefault((user_app, int(minute)), Counter())
+        row.update({name: int(n) for name, n in counters.items()})
+        row.update({f"lat_{int(bucket)}": int(n) for bucket, n in histogram.items()})
+
+    def add_minute(self, user_app: str, minute: int, counters: dict[str, int], histogram: dict[int, int]) -> None:
+        cell = self.minutes.setdefault((user_app, int(minute)), Counter())
+        cell.update({name: n for name, n in counters.items() if n})
+        cell.update({f"lat_{int(bucket)}": n for bucket, n in histogram.items() if n})
 
     def window(self, user_app: str, since: datetime) -> dict[str, Any]:
         first = int(since.timestamp() // 60)

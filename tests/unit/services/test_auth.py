@@ -12,10 +12,12 @@ from chalicelib.services.auth import API_KEY_PREFIX
 
 def test_login_gives_a_session_token_that_authenticates(h):
     dev = h.user(UserType.MODEL_DEVELOPER, email="dev@example.com", password="pw")
+    h.fakes.clock.set(h.fakes.clock.now.replace(microsecond=700_000))
     out = h.services.auth.login("dev@example.com", "pw")
     assert out["user"]["email"] == "dev@example.com"
-    assert out["expires_at"] == (h.fakes.clock.now + timedelta(seconds=h.settings.session_ttl_seconds)).replace(
-        microsecond=0).isoformat()
+    # whole seconds: the expiry announced is the one the store enforces
+    expected = (h.fakes.clock.now + timedelta(seconds=h.settings.session_ttl_seconds)).replace(microsecond=0)
+    assert out["expires_at"] == expected.isoformat()
     assert h.services.auth.authenticate(out["token"], None).id == dev.id
     # the store keeps a digest of the token, never the token itself
     assert len(h.fakes.sessions.items) == 1 and out["token"] not in h.fakes.sessions.items
@@ -121,6 +123,7 @@ def test_only_the_owner_revokes_a_key(h):
         h.services.auth.revoke_api_key(other, created["id"])
     with pytest.raises(NotFound):
         h.services.auth.revoke_api_key(dev, "no-such-key")
+    assert h.fakes.api_keys.calls["delete"] == 0  # refused before the store is asked
     assert h.services.auth.authenticate(None, created["key"]).id == dev.id
 
 

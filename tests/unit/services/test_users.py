@@ -87,7 +87,7 @@ def test_banning_is_refused_for_oneself_unknown_users_and_peers(h):
     admin = h.user(UserType.ADMIN, email="admin@example.com")
     h.user(UserType.ADMIN, email="peer@example.com")
     dev = h.user(UserType.MODEL_DEVELOPER, email="dev@example.com")
-    with pytest.raises(Forbidden):
+    with pytest.raises(Forbidden, match="yourself"):
         h.services.users.ban_user(admin, "admin@example.com")
     with pytest.raises(NotFound):
         h.services.users.ban_user(admin, "ghost@example.com")
