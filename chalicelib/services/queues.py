@@ -12,7 +12,7 @@ import logging
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Optional, Protocol, Union
+from typing import Any, Callable, Iterable, Optional, Union
 
 from chalicelib.entities import ERROR, OK, ServingResult, User, queue_key
 from chalicelib.errors import DomainError, InvalidInput, NotFound, PayloadTooLarge, Unavailable

@@ -1,0 +1,131 @@
+"""Serving: inference jobs, applications and queue API results."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any, Optional
+
+from chalicelib.entities.accounts import Task, iso_or_none
+
+
+OK = "ok"
+ERROR = "error"
+
+
+def queue_key(user_id: str, queue: str) -> str:
+    """The results partition of one user's named queue."""
+    return f"{user_id}#{queue}"
+
+
+@dataclass
+class ServingResult:
+    """A queue API result (Cluster Serving's output queue), per queue and uri."""
+
+    queue_key: str
+    uri: str
+    status: str  # OK | ERROR
+    created_at: datetime
+    expires_at: int  # epoch seconds (the table's TTL attribute)
+    value: Optional[str] = None  # the prediction as JSON text
+    error: Optional[str] = None
+    default: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "uri": self.uri,
+            "status": self.status,
+            "value": self.decoded_value(),
+            "error": self.error,
+            "default": self.default,
+            "created_at": iso_or_none(self.created_at),
+            "expires_at": self.expires_at,
+        }
+
+    def decoded_value(self) -> Any:
+        return json.loads(self.value) if self.value is not None else None
+
+
+class InferenceJobStatus(str, Enum):
+    STARTED = "STARTED"  # endpoint being created
+    RUNNING = "RUNNING"
+    STOPPED = "STOPPED"
+    ERRORED = "ERRORED"
+
+
+@dataclass
+class InferenceJob:
+    """An ensemble of a stopped train job's best trials (one per model), served by one endpoint."""
+
+    id: str
+    user_id: str
+    app: str
+    app_version: int
+    train_job_id: str
+    task: Task
+    endpoint_name: str
+    bundle_key: str
+    members: list[dict[str, Any]]
+    created_at: datetime
+    status: InferenceJobStatus = InferenceJobStatus.STARTED
+    budget: dict[str, float] = field(default_factory=dict)
+    predictor_url: Optional[str] = None
+    stopped_at: Optional[datetime] = None
+    error: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "app": self.app,
+            "app_version": self.app_version,
+            "train_job_id": self.train_job_id,
+            "task": self.task.value,
+            "status": self.status.value,
+            "user_id": self.user_id,
+            "budget": self.budget,
+            "predictor_url": self.predictor_url,
+            "endpoint_name": self.endpoint_name,
+            "workers": [{"trial": m} for m in self.members],
+            "datetime_started": iso_or_none(self.created_at),
+            "datetime_stopped": iso_or_none(self.stopped_at),
+            "error": self.error,
+        }
+
+
+class InputType(str, Enum):
+    """Clipper's application input types."""
+
+    INTS = "ints"
+    FLOATS = "floats"
+    DOUBLES = "doubles"
+    STRINGS = "strings"
+    BYTES = "bytes"
+
+
+@dataclass
+class Application:
+    """Serving settings of an app (Clipper's application): what it accepts, how long a client
+    waits (latency SLO) before the default output, which version answers, top-N."""
+
+    user_id: str
+    name: str
+    created_at: datetime
+    input_type: Optional[InputType] = None
+    default_output: Any = None
+    slo_micros: int = 1_000_000
+    top_n: Optional[int] = None
+    version: Optional[int] = None  # None: the latest version with a running inference job
+    previous_version: Optional[int] = None  # before the last switch (-1: "the latest"); for rollback
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "input_type": self.input_type.value if self.input_type else None,
+            "default_output": self.default_output,
+            "slo_micros": self.slo_micros,
+            "top_n": self.top_n,
+            "version": self.version,
+            "previous_version": self.previous_version,
+            "datetime_created": iso_or_none(self.created_at),
+        }
