@@ -7,7 +7,6 @@ import io
 import json
 import tarfile
 from datetime import datetime, timezone
-from typing import Callable, Optional
 
 import numpy as np
 import pytest
@@ -22,37 +21,9 @@ from chalicelib.entities import Task, TrainJob, TrainJobStatus, Trial, TrialStat
 from kilele.model import serialize_params
 
 from api_support import b64
+from fake_endpoints import FakeEndpoints
 
 MODEL_SOURCE = b"from kilele.model import BaseModel\n\nclass M(BaseModel):\n    pass\n"
-
-
-class FakeEndpoints:
-    """Answers {"queries": [...]} with ``answer(queries)``; ``failure`` makes invoke raise."""
-
-    def __init__(self) -> None:
-        self.deployed: dict[str, str] = {}
-        self.invocations: list[tuple[str, list]] = []
-        self.answer: Callable[[list], list] = lambda queries: [{"0": 0.25, "1": 0.75} for _ in queries]
-        self.failure: Optional[Exception] = None
-        self.state_override: Optional[EndpointState] = None
-
-    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
-        self.deployed[name] = bundle_key
-
-    def state(self, name: str) -> EndpointState:
-        if self.state_override:
-            return self.state_override
-        return EndpointState("InService" if name in self.deployed else "Deleted")
-
-    def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
-        queries = json.loads(body)["queries"]
-        self.invocations.append((name, queries))
-        if self.failure:
-            raise self.failure
-        return json.dumps({"predictions": self.answer(queries), "batch_size": len(queries)}).encode()
-
-    def delete(self, name: str) -> None:
-        self.deployed.pop(name, None)
 
 
 @pytest.fixture

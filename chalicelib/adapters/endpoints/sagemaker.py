@@ -2,11 +2,13 @@
 (the local twin, an inference-server process per endpoint, is ``local.py`` beside this file)."""
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Callable, Optional
 
 from botocore.config import Config
-from botocore.exceptions import ClientError, ReadTimeoutError
+from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from chalicelib.ports import EndpointRejected, EndpointState, EndpointTimeout, EndpointUnavailable
 
@@ -96,13 +98,17 @@ class SageMakerEndpointRunner:
             response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json")
         except ReadTimeoutError as e:
             raise EndpointTimeout(f"the endpoint did not answer within {timeout_seconds:g} s") from e
+        except (BotoConnectionError, HTTPClientError) as e:
+            # No connection, or it broke mid-request (ReadTimeoutError, caught above, is an
+            # HTTPClientError too): the endpoint cannot be reached, which is not the client's fault.
+            raise EndpointUnavailable(f"the endpoint is unreachable: {e}") from e
         except ClientError as e:
             code = e.response["Error"]["Code"]
             if code == "ModelError":
                 status = int(e.response.get("OriginalStatusCode", 500))
                 message = e.response.get("OriginalMessage") or e.response["Error"].get("Message", "")
                 if 400 <= status < 500:
-                    raise EndpointRejected(status, message) from e
+                    raise EndpointRejected(status, _server_message(message)) from e
             raise EndpointUnavailable(f"the endpoint failed: {code}") from e
         return response["Body"].read()
 
@@ -115,3 +121,12 @@ class SageMakerEndpointRunner:
             except ClientError as e:
                 if e.response["Error"]["Code"] != "ValidationException":
                     raise
+
+
+def _server_message(body: str) -> str:
+    """The inference server's own message from the error body SageMaker passes on
+    (``{"error": {"code", "message"}}``), as the local runner reads it; else the body as it is."""
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return body
