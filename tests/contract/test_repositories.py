@@ -18,6 +18,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from chalicelib import ports
 from chalicelib.entities import (
     AccessRight,
     ApiKey,
@@ -664,3 +665,80 @@ def test_a_serving_result_is_taken_once_and_only_if_unchanged(stores):
     stores.serving_results.put_many([newer])
     assert not stores.serving_results.take(old)  # replaced meanwhile: the newer one stays
     assert stores.serving_results.get(key, "u").value == "[2]"
+
+
+# -- an app's serving record (its live inference jobs, on the app's row) -----------------------
+
+needs_serving_record = pytest.mark.skipif(
+    not hasattr(ports, "ServingState"), reason="the app serving record (ApplicationStore.serving_state) has not landed")
+
+
+
+@needs_serving_record
+def test_an_apps_serving_record_lives_beside_its_registration(stores):
+    owner = uid()
+    empty = stores.apps.serving_state(owner, "app")
+    assert (empty.app, empty.live_job_ids, empty.tracked) == (None, frozenset(), False)
+    stores.apps.add_live_jobs(owner, "app", ["j1", "j2"])  # jobs may come before a registration
+    state = stores.apps.serving_state(owner, "app")
+    assert (state.app, state.live_job_ids, state.tracked) == (None, frozenset({"j1", "j2"}), True)
+    assert stores.apps.get(owner, "app") is None and stores.apps.list_of_user(owner) == []
+    app = Application(owner, "app", T0, InputType.FLOATS, "none", 30_000)
+    stores.apps.add(app)
+    state = stores.apps.serving_state(owner, "app")
+    assert (state.app, state.live_job_ids) == (app, frozenset({"j1", "j2"}))
+    with pytest.raises(Conflict):
+        stores.apps.add(app)
+    stores.apps.remove_live_job(owner, "app", "j1")
+    stores.apps.remove_live_job(owner, "app", "j-unknown")
+    stores.apps.add_live_jobs(owner, "app", ["j3"])
+    assert stores.apps.serving_state(owner, "app").live_job_ids == frozenset({"j2", "j3"})
+
+
+@needs_serving_record
+def test_unregistering_keeps_the_live_jobs_and_a_row_without_any_goes(stores):
+    owner = uid()
+    stores.apps.add(Application(owner, "served", T0))
+    stores.apps.add_live_jobs(owner, "served", ["j1"])
+    stores.apps.delete(owner, "served")
+    state = stores.apps.serving_state(owner, "served")
+    assert (state.app, state.live_job_ids, state.tracked) == (None, frozenset({"j1"}), True)
+    stores.apps.add(Application(owner, "served", T0 + timedelta(seconds=1)))  # registered again
+    assert stores.apps.serving_state(owner, "served").live_job_ids == frozenset({"j1"})
+
+    stores.apps.add(Application(owner, "idle", T0))
+    stores.apps.add_live_jobs(owner, "idle", [])
+    stores.apps.delete(owner, "idle")
+    state = stores.apps.serving_state(owner, "idle")
+    assert (state.app, state.live_job_ids, state.tracked) == (None, frozenset(), False)
+    stores.apps.remove_live_job(owner, "missing", "j1")  # no row: nothing to forget
+    stores.apps.delete(owner, "missing")
+
+
+@needs_serving_record
+def test_saving_an_application_keeps_its_version_and_needs_a_registration(stores):
+    owner = uid()
+    app = Application(owner, "app", T0, slo_micros=10)
+    stores.apps.add(app)
+    assert stores.apps.switch_version(owner, "app", 2, expected=None)
+    stores.apps.save(replace(app, slo_micros=20, version=None, previous_version=None))
+    stored = stores.apps.get(owner, "app")
+    assert (stored.slo_micros, stored.version, stored.previous_version) == (20, 2, -1)
+    with pytest.raises(Conflict):
+        stores.apps.save(Application(owner, "never-registered", T0))
+    assert stores.apps.get(owner, "never-registered") is None
+    stores.apps.add_live_jobs(owner, "serving-only", ["j1"])
+    assert not stores.apps.switch_version(owner, "serving-only", 1, expected=None)
+
+
+@needs_serving_record
+def test_a_minute_of_buffered_counts_is_added_at_once(stores):
+    app = f"{uid()}#app"
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    minute = int(now.timestamp() // 60)
+    stores.app_metrics.add_minute(app, minute, {"requests": 3, "queries": 7, "errors": 1, "defaults": 0}, {2: 2, 9: 1})
+    stores.app_metrics.record(app, now + timedelta(seconds=20), 5.0, 1, error=False, default=True, batch_size=4)
+    window = stores.app_metrics.window(app, now)
+    assert {k: window[k] for k in ("requests", "queries", "errors", "defaults", "batches", "batch_size_sum")} == {
+        "requests": 4, "queries": 8, "errors": 1, "defaults": 1, "batches": 1, "batch_size_sum": 4}
+    assert (window["histogram"][2], window["histogram"][9], sum(window["histogram"])) == (2, 1, 4)

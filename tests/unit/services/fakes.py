@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import io
 import itertools
 import json
 from collections import Counter
@@ -811,13 +810,8 @@ class FakeAppMetricsStore(Fake):
 
     def _add(self, user_app: str, minute: int, counters: dict[str, int], histogram: dict[int, int]) -> None:
         row = self.minutes.setdefault((user_app, int(minute)), Counter())
-        row.update({name: int(n) for name, n in counters.items()})
-        row.update({f"lat_{int(bucket)}": int(n) for bucket, n in histogram.items()})
-
-    def add_minute(self, user_app: str, minute: int, counters: dict[str, int], histogram: dict[int, int]) -> None:
-        cell = self.minutes.setdefault((user_app, int(minute)), Counter())
-        cell.update({name: n for name, n in counters.items() if n})
-        cell.update({f"lat_{int(bucket)}": n for bucket, n in histogram.items() if n})
+        row.update({name: int(n) for name, n in counters.items() if n})
+        row.update({f"lat_{int(bucket)}": int(n) for bucket, n in histogram.items() if n})
 
     def window(self, user_app: str, since: datetime) -> dict[str, Any]:
         first = int(since.timestamp() // 60)

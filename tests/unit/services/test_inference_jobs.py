@@ -3,12 +3,12 @@ STOPPED train job through one endpoint; its status follows the endpoint's."""
 from __future__ import annotations
 
 import io
-import json
 import tarfile
 from datetime import timedelta
 
 import pytest
 
+from chalicelib import ports
 from chalicelib.entities import InferenceJobStatus, Task, TrainJobStatus, Trial, TrialStatus, UserType
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
 from chalicelib.ports import EndpointState
@@ -202,3 +202,67 @@ def test_a_bundle_is_exported_for_a_completed_trial_or_the_ensemble(h, dev, trai
     with pytest.raises(Conflict, match="RUNNING"):
         h.services.inference_jobs.export_bundle(dev, "app", trial_id=trials[1].id)
     assert h.fakes.endpoints.deployed == {}  # exporting deploys nothing
+
+
+# -- the app's serving record (which live jobs answer predict) ---------------------------------
+
+needs_serving_record = pytest.mark.skipif(
+    not hasattr(ports, "ServingState"), reason="the app serving record (ApplicationStore.serving_state) has not landed")
+
+
+def live_ids(h, dev, app="app"):
+    state = h.fakes.apps.serving_state(dev.id, app)
+    assert state.tracked
+    return state.live_job_ids
+
+
+@needs_serving_record
+def test_a_created_job_is_recorded_live_and_a_stopped_one_forgotten(h, dev, train):
+    train({0: [(0.7, False, DONE)]})
+    out = h.services.inference_jobs.create_inference_job(dev, "app")
+    assert live_ids(h, dev) == {out["id"]}
+    h.services.inference_jobs.stop_inference_job(dev, "app")
+    assert live_ids(h, dev) == frozenset()
+
+
+@needs_serving_record
+def test_a_job_whose_endpoint_fails_leaves_the_serving_record(h, dev, train):
+    train({0: [(0.7, False, DONE)]})
+    h.fakes.endpoints.deploy_failure = RuntimeError("no capacity")
+    with pytest.raises(RuntimeError):
+        h.services.inference_jobs.create_inference_job(dev, "app")
+    assert live_ids(h, dev) == frozenset()
+    h.fakes.endpoints.deploy_failure = None
+    out = h.services.inference_jobs.create_inference_job(dev, "app")
+    h.fakes.endpoints.state_override = EndpointState("Failed", reason="oom")
+    h.services.inference_jobs.get_inference_jobs_of_app(dev, "app")
+    assert live_ids(h, dev) == frozenset()
+    assert h.fakes.inference_jobs.get(out["id"]).status is InferenceJobStatus.ERRORED
+
+
+@needs_serving_record
+def test_the_serving_job_is_the_pinned_version_else_the_newest(h, dev, train):
+    train({0: [(0.7, False, DONE)]})
+    v1 = h.services.inference_jobs.create_inference_job(dev, "app")
+    train({0: [(0.8, False, DONE)]})
+    v2 = h.services.inference_jobs.create_inference_job(dev, "app")
+    serving_job = h.services.inference_jobs.serving_job
+    assert serving_job(dev.id, "app", h.fakes.apps.serving_state(dev.id, "app")).id == v2["id"]
+    h.services.apps.register_application(dev, "app", None, None, 1_000_000)
+    h.services.apps.set_model_version(dev, "app", 1)
+    assert serving_job(dev.id, "app", h.fakes.apps.serving_state(dev.id, "app")).id == v1["id"]
+    h.services.inference_jobs.stop_inference_job(dev, "app", 1)
+    with pytest.raises(NotFound):
+        serving_job(dev.id, "app", h.fakes.apps.serving_state(dev.id, "app"))
+
+
+@needs_serving_record
+def test_live_jobs_from_before_the_serving_record_are_recorded_with_the_next_one(h, dev, train):
+    train({0: [(0.7, False, DONE)]})
+    old = h.services.inference_jobs.create_inference_job(dev, "app")
+    h.fakes.apps.serving.clear()  # as a row written before the record existed
+    untracked = h.fakes.apps.serving_state(dev.id, "app")
+    assert h.services.inference_jobs.serving_job(dev.id, "app", untracked).id == old["id"]  # read the old way
+    train({0: [(0.8, False, DONE)]})
+    new = h.services.inference_jobs.create_inference_job(dev, "app")
+    assert live_ids(h, dev) == {old["id"], new["id"]}
