@@ -222,6 +222,11 @@ class Context:
             return np.empty(shape)
         return np.concatenate(parts, axis=0)
 
+    def model_input(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """What the model is called with: ``frame`` (raw rows) without the label and prediction columns."""
+        drop = [c for c in (self.label_col, self.pred_col) if c and c in frame.columns]
+        return frame.drop(columns=drop) if drop else frame
+
     # --- building cases ---------------------------------------------------------------------
     def case(self, features: Sequence[str], metrics: Mapping[str, float],
              grade_on: Union[None, str, Mapping[str, Optional["Thresholds"]]] = None, *,

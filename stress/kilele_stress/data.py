@@ -97,7 +97,11 @@ def is_text(s: pd.Series) -> bool:
 
 
 def as_text(s: pd.Series) -> pd.Series:
-    """``s`` as a ``str`` Series: its string values, everything else (numbers, None) NaN."""
+    """``s`` as a ``str`` Series: its string values, everything else (numbers, None) NaN.
+
+    Cheap for ``str`` columns (pandas 3's default); an ``object`` column is inspected value by
+    value, so callers pass distinct values (:func:`distinct`) rather than whole columns.
+    """
     if pd.api.types.is_string_dtype(s.dtype) and s.dtype != object:
         return s
     if s.dtype == object:
@@ -105,22 +109,66 @@ def as_text(s: pd.Series) -> pd.Series:
     return pd.Series(np.nan, index=s.index, dtype="str")
 
 
-def null_mask(s: pd.Series) -> np.ndarray:
-    """Rows of ``s`` that are missing: NaN/None, or a null spelling ('NA', 'null'…) in text."""
+def distinct(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """The distinct non-null values of ``s`` (same dtype) and how many rows hold each: string
+    checks run once per distinct value, whatever the number of rows."""
+    counts = s.value_counts(dropna=True, sort=False)
+    return pd.Series(counts.index, dtype=s.dtype if s.dtype != bool else object), counts.to_numpy()
+
+
+#: A number written as text: "12", "-3.5", " .5 ", "1e-3".
+NUMBER_PATTERN = r"^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$"
+
+
+def looks_numeric(values: pd.Series) -> np.ndarray:
+    """Which values are numbers or read as numbers (booleans are not numbers)."""
+    if pd.api.types.is_string_dtype(values.dtype) and values.dtype != object:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        hits = pc.match_substring_regex(pa.array(values, from_pandas=True), NUMBER_PATTERN)
+        return pc.fill_null(hits, False).to_numpy(zero_copy_only=False)
+    if values.dtype == object:
+        number = values.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                            and not pd.isna(v), na_action="ignore").fillna(False).to_numpy(dtype=bool)
+        text = as_text(values)
+        return number | (looks_numeric(text) if text.notna().any() else np.zeros(len(values), dtype=bool))
+    return np.full(len(values), pd.api.types.is_numeric_dtype(values.dtype) and not
+                   pd.api.types.is_bool_dtype(values.dtype))
+
+
+def is_null_word(values: pd.Series) -> np.ndarray:
+    """Which values spell "missing" ('NA', 'null', 'None'…) — not NaN itself, not ''."""
+    if not is_text(values):
+        return np.zeros(len(values), dtype=bool)
+    return as_text(values).str.strip().str.lower().isin(NULL_WORDS).to_numpy(dtype=bool)
+
+
+def null_mask(s: pd.Series, values: Optional[pd.Series] = None) -> np.ndarray:
+    """Rows of ``s`` that are missing: NaN/None, or a null spelling ('NA', 'null'…) in text.
+    ``values``: the distinct values of ``s``, if already known."""
     mask = s.isna().to_numpy(dtype=bool, copy=True)
     if is_text(s):
-        mask |= as_text(s).str.strip().str.lower().isin(NULL_WORDS).to_numpy(dtype=bool)
+        if values is None:
+            values, _ = distinct(s)
+        words = values[is_null_word(values)]
+        if len(words):
+            mask |= s.isin(words.tolist()).to_numpy(dtype=bool)
     return mask
 
 
-def _numeric_share(s: pd.Series) -> float:
-    """Share of the non-null values of a text/object column that read as numbers."""
-    counts = s[~null_mask(s)].value_counts(dropna=True)
-    if counts.empty:
-        return 0.0
-    # Parse the distinct values only: a categorical column has few of them.
-    parsed = pd.to_numeric(pd.Series(counts.index.astype(object)).map(_plain_number), errors="coerce")
-    return float(counts.to_numpy()[parsed.notna().to_numpy()].sum() / counts.sum())
+def _shares(values: pd.Series, counts: np.ndarray) -> tuple[float, float, int, int]:
+    """(share of booleans, share of numbers, distinct count, rows) among the non-null values of
+    a text/object column, from its distinct values and their counts."""
+    keep = ~is_null_word(values)
+    values, counts = values[keep], counts[keep]
+    total = int(counts.sum())
+    if not total:
+        return 0.0, 0.0, 0, 0
+    is_bool = values.map(lambda v: isinstance(v, (bool, np.bool_))).to_numpy(dtype=bool) \
+        if values.dtype == object else np.zeros(len(values), dtype=bool)
+    words = as_text(values).str.strip().str.lower().isin(_TRUE | _FALSE).to_numpy(dtype=bool)
+    return (float(counts[is_bool | words].sum() / total), float(counts[looks_numeric(values)].sum() / total),
+            len(values), total)
 
 
 def _plain_number(v: object) -> object:
@@ -129,17 +177,7 @@ def _plain_number(v: object) -> object:
     return v.strip() if isinstance(v, str) else v
 
 
-def _bool_share(s: pd.Series) -> float:
-    values = s[~null_mask(s)]
-    if values.empty:
-        return 0.0
-    if values.map(lambda v: isinstance(v, (bool, np.bool_))).all():
-        return 1.0
-    words = as_text(values).str.strip().str.lower()
-    return float(words.isin(_TRUE | _FALSE).mean())
-
-
-def infer_column_type(s: pd.Series) -> ColumnType:
+def infer_column_type(s: pd.Series, distinct_cache: Optional[dict] = None, name: object = None) -> ColumnType:
     """The type of one reference column (see the module's docstring)."""
     if pd.api.types.is_bool_dtype(s.dtype):
         return ColumnType.BOOLEAN
@@ -147,28 +185,32 @@ def infer_column_type(s: pd.Series) -> ColumnType:
         return ColumnType.TIMESTAMP
     if pd.api.types.is_numeric_dtype(s.dtype):
         return ColumnType.NUMERIC
+    found = distinct(s)
+    if distinct_cache is not None:
+        distinct_cache[name] = found
+    bool_share, numeric_share, n_distinct, rows = _shares(*found)
     # Booleans first: True would otherwise read as the number 1, and "yes"/"no" as categories.
-    if _bool_share(s) == 1.0:
+    if bool_share == 1.0:
         return ColumnType.BOOLEAN
-    if _numeric_share(s) >= NUMERIC_MAJORITY:
+    if numeric_share >= NUMERIC_MAJORITY:
         return ColumnType.NUMERIC
-    values = s[~null_mask(s)]
-    distinct = values.nunique(dropna=True)
-    if distinct <= max(CATEGORICAL_MAX_DISTINCT, CATEGORICAL_MAX_SHARE * len(values)):
+    if n_distinct <= max(CATEGORICAL_MAX_DISTINCT, CATEGORICAL_MAX_SHARE * rows):
         return ColumnType.CATEGORICAL
     return ColumnType.TEXT
 
 
 def infer_schema(df: pd.DataFrame, exclude: Iterable[str] = (),
-                 categorical_features: Optional[Iterable[str]] = None) -> dict[str, ColumnType]:
+                 categorical_features: Optional[Iterable[str]] = None,
+                 distinct_cache: Optional[dict] = None) -> dict[str, ColumnType]:
     """Each column of the reference ``df`` (but ``exclude``) → its type; ``categorical_features``
-    are categorical whatever their values look like."""
+    are categorical whatever their values look like. ``distinct_cache``: a dict that receives
+    the distinct values computed on the way (column → :func:`distinct`), for reuse."""
     forced = set(categorical_features or ())
     missing = forced - set(df.columns)
     if missing:
         raise DataError(f"categorical_features names columns the reference does not have: {sorted(missing)}")
     skip = set(exclude)
-    return {col: ColumnType.CATEGORICAL if col in forced else infer_column_type(df[col])
+    return {col: ColumnType.CATEGORICAL if col in forced else infer_column_type(df[col], distinct_cache, col)
             for col in df.columns if col not in skip}
 
 

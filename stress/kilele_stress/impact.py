@@ -1,8 +1,9 @@
 """Prevalence and impact of abnormal rows (STRESS-TESTS.md, "Severity rule").
 
-*Prevalence* is the share of evaluation rows a test flags. For tests whose reference can hold
-such rows too (outliers, rare categories, inconsistent pairs) it is the *excess* over the
-reference's share: rows as common as in the reference are how the data is, not a fault.
+*Prevalence* is the share of evaluation rows a test flags. Where data like the reference has such
+rows too (outliers, rare categories, inconsistent pairs; values out of the reference's range or
+unseen categories, which new rows of the same distribution bring by chance) it is the *excess*
+over that expected share: rows as common as that are how the data is, not a fault.
 
 *Impact* is what the flagged rows cost the model, compared with the clean rows:
 
@@ -13,20 +14,31 @@ reference's share: rows as common as in the reference are how the data is, not a
 * no model and no predictions: not measured (prevalence only, the case says so).
 
 Small groups are noisy: impact is only measured on at least ``min_impact_rows`` flagged rows,
-and a change within ``z`` standard errors of zero counts as none (the verdict rests on the
-effect size, significance only gates it). The same gate applies to an excess prevalence.
+and a change that is not significant (``alpha``, Bonferroni over the test's features) counts as
+none: the verdict rests on the effect size, significance only gates it. The same gate applies to
+an excess prevalence.
 """
 from __future__ import annotations
 
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
+from scipy.stats import norm
 
 from kilele_stress.context import Context
-from kilele_stress.core import TestCase
+from kilele_stress.core import Severity, Status, TestCase
+from kilele_stress.model import ModelError
 
-#: Params every prevalence-and-impact test takes (overridable in tests_config).
-IMPACT_PARAMS = {"min_impact_rows": 20, "z": 1.96}
+#: Params every prevalence-and-impact test takes (overridable in tests_config). ``alpha`` is the
+#: significance level of the impact and excess gates, Bonferroni-corrected over the test's features.
+IMPACT_PARAMS = {"min_impact_rows": 20, "alpha": 0.05}
+
+
+def gate_z(ctx: Context, cases: Optional[int] = None) -> float:
+    """The z a change must exceed: two-sided ``alpha`` over ``cases`` simultaneous cases (default:
+    one per feature), so a test over 50 untouched columns does not flag one by chance."""
+    m = max(int(cases if cases is not None else len(ctx.features)), 1)
+    return float(norm.isf(float(ctx.params.get("alpha", IMPACT_PARAMS["alpha"])) / (2 * m)))
 
 
 def _row_scores(ctx: Context) -> Optional[np.ndarray]:
@@ -78,7 +90,7 @@ def _mean_diff(values: np.ndarray, affected: np.ndarray) -> tuple[float, float, 
 def impact(ctx: Context, affected: np.ndarray) -> tuple[float, float, str]:
     """(impact graded, point estimate, how it was measured or why not) of the flagged rows."""
     n = int(affected.sum())
-    z = float(ctx.params.get("z", IMPACT_PARAMS["z"]))
+    z = gate_z(ctx)
     minimum = int(ctx.params.get("min_impact_rows", IMPACT_PARAMS["min_impact_rows"]))
     if not ctx.has_predictions():
         why = ctx.model_error or "no model and no predictions"
@@ -105,22 +117,64 @@ def impact(ctx: Context, affected: np.ndarray) -> tuple[float, float, str]:
     return (point if significant else 0.0), point, "impact: change of the average prediction (no labels)"
 
 
-def excess_share(ctx: Context, eval_share: float, n_eval: int, ref_share: float, n_ref: int) -> float:
-    """Evaluation share beyond the reference's; 0 unless it exceeds ``z`` standard errors."""
-    z = float(ctx.params.get("z", IMPACT_PARAMS["z"]))
+#: Rows a probe sends to a model that failed on the whole evaluation frame.
+PROBE_ROWS = 20
+
+
+def model_fails_on(ctx: Context, affected: np.ndarray) -> Optional[str]:
+    """Why the model raises on the flagged rows, when it failed on the evaluation frame as a
+    whole but works on clean rows (a model exception caused by abnormal inputs is HIGH); None
+    otherwise. Calls the model on at most ``PROBE_ROWS`` clean and ``PROBE_ROWS`` flagged rows
+    (the first ones: bounded, no sampling)."""
+    if ctx.model is None or ctx.eval_pred is not None or not affected.any():
+        return None
+
+    def works(positions: np.ndarray) -> Optional[str]:
+        try:
+            ctx.predict(ctx.model_input(ctx.eval_raw.iloc[positions]))
+        except ModelError as e:
+            return str(e)
+        return None
+    clean_ok = ctx.cached("probe_clean_rows", lambda: works(np.flatnonzero(~affected)[:PROBE_ROWS]) is None)
+    if not clean_ok:
+        return None  # it fails on clean rows too: not these inputs' doing
+    return works(np.flatnonzero(affected)[:PROBE_ROWS])
+
+
+def nan_predictions(ctx: Context, affected: np.ndarray) -> Optional[str]:
+    """Why the model's predictions are missing (NaN) on flagged rows more than on clean ones —
+    a model that gives no answer for these inputs fails on them (HIGH); None otherwise."""
+    if ctx.eval_pred is None or not affected.any():
+        return None
+    pred = ctx.eval_pred
+    missing = np.isnan(pred).any(axis=1) if pred.ndim == 2 else np.isnan(pred)
+    n_bad = int(missing[affected].sum())
+    clean_share = float(missing[~affected].mean()) if (~affected).any() else 0.0
+    if n_bad and n_bad / affected.sum() - clean_share > 0.01:
+        return f"the model returns NaN for {n_bad} of the {int(affected.sum())} flagged rows"
+    return None
+
+
+def excess_share(ctx: Context, eval_share: float, n_eval: int, ref_share: float, n_ref: int,
+                 cases: Optional[int] = None) -> float:
+    """Evaluation share beyond the reference's; 0 unless significant (:func:`gate_z`)."""
+    z = gate_z(ctx, cases)
     se = np.sqrt(eval_share * (1 - eval_share) / max(n_eval, 1) + ref_share * (1 - ref_share) / max(n_ref, 1))
     excess = eval_share - ref_share
     return float(excess) if excess > z * float(se) else 0.0
 
 
 def prevalence_impact_case(ctx: Context, features: Sequence[str], affected: np.ndarray, *,
-                           ref_affected: Optional[np.ndarray] = None, details: Optional[Mapping[str, Any]] = None,
+                           ref_affected: Optional[np.ndarray] = None, expected_share: Optional[float] = None,
+                           expected_rows: int = 0, details: Optional[Mapping[str, Any]] = None,
                            reason: str = "", extra_metrics: Optional[Mapping[str, float]] = None) -> TestCase:
     """A case graded on prevalence and impact, the higher of the two levels.
 
-    ``affected``: bool mask of flagged evaluation rows. ``ref_affected``: the same rule applied
-    to the reference, for tests where the reference can hold such rows (prevalence becomes the
-    excess over it, and impact is only measured when there is an excess).
+    ``affected``: bool mask of flagged evaluation rows. Where clean data has such rows too, the
+    prevalence is the excess over what is expected (and impact is only measured when there is
+    a significant excess): ``ref_affected``, the same rule applied to the reference; or
+    ``expected_share`` estimated from ``expected_rows`` reference rows (e.g. 2 / (n + 1) of new
+    values fall outside the range of n values from the same distribution).
     """
     affected = np.asarray(affected, dtype=bool)
     n_eval = len(affected)
@@ -129,11 +183,13 @@ def prevalence_impact_case(ctx: Context, features: Sequence[str], affected: np.n
     notes = [reason] if reason else []
     measure_impact = affected.any()
     if ref_affected is not None:
-        ref_share = float(np.mean(ref_affected)) if len(ref_affected) else 0.0
-        metrics["prevalence"] = excess_share(ctx, share, n_eval, ref_share, len(ref_affected))
-        metrics.update(eval_share=share, reference_share=ref_share)
+        expected_share = float(np.mean(ref_affected)) if len(ref_affected) else 0.0
+        expected_rows = len(ref_affected)
+    if expected_share is not None:
+        metrics["prevalence"] = excess_share(ctx, share, n_eval, expected_share, expected_rows)
+        metrics.update(eval_share=share, expected_share=expected_share)
         if metrics["prevalence"] == 0 and share > 0:
-            notes.append("as common as in the reference (prevalence is the excess over it)")
+            notes.append("no more common than in data like the reference (prevalence is the excess)")
             measure_impact = False
     if measure_impact:
         value, estimate, how = impact(ctx, affected)
@@ -142,5 +198,11 @@ def prevalence_impact_case(ctx: Context, features: Sequence[str], affected: np.n
     else:
         metrics.update(impact=float("nan"), impact_estimate=float("nan"))
     metrics.update(extra_metrics or {})
-    return ctx.case(features, metrics, grade_on={"prevalence": ctx.thresholds, "impact": ctx.impact_thresholds},
+    error = (model_fails_on(ctx, affected) or nan_predictions(ctx, affected)) if measure_impact else None
+    if error:
+        notes = [n for n in notes if not n.startswith("prevalence only")] + [f"the model fails on these rows: {error}"]
+    case = ctx.case(features, metrics, grade_on={"prevalence": ctx.thresholds, "impact": ctx.impact_thresholds},
                     reason="; ".join(notes), details=details, affected=affected if affected.any() else None)
+    if error:  # a model exception is HIGH
+        case.severity, case.status, case.importance_score = Severity.HIGH, Status.FAIL, 1.0
+    return case

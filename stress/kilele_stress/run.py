@@ -66,7 +66,8 @@ def run_stress_test(config: Any, model: Any = None, *, ref: Optional[pd.DataFram
         eval_raw = _in_time_bin(eval_raw, di.timestamp_col, time_bin)
 
     special = [c for c in (di.label_col, di.pred_col, di.timestamp_col) if c]
-    schema = infer_schema(ref_raw, exclude=special, categorical_features=di.categorical_features)
+    seen: dict = {}
+    schema = infer_schema(ref_raw, exclude=special, categorical_features=di.categorical_features, distinct_cache=seen)
     ref_df, _ = conform(ref_raw, schema)
     eval_df, violations = conform(eval_raw, schema)
     task = ModelTask(cfg.model_task) if cfg.model_task else infer_task(ref_raw[di.label_col])
@@ -82,6 +83,9 @@ def run_stress_test(config: Any, model: Any = None, *, ref: Optional[pd.DataFram
                   y_eval=y_eval, model=predict, protected_features=di.protected_features or (),
                   features_not_in_model=di.features_not_in_model or (), type_violations=violations,
                   settings=cfg.settings(), random_seed=cfg.random_seed, batch_size=batch_size)
+    for col, found in seen.items():  # reuse the distinct values schema inference computed
+        if ref_df[col].dtype == ref_raw[col].dtype:
+            ctx.cached(("distinct", "ref", col), lambda found=found: found)
     _predictions(ctx, ref_raw, eval_raw)
 
     cases, timings = [], {}
@@ -206,12 +210,6 @@ def _resolve_model(cfg: TestRunConfig, model: Any) -> Optional[Callable[[pd.Data
     return None
 
 
-def model_input(ctx: Context, frame: pd.DataFrame) -> pd.DataFrame:
-    """What the model is called with: the rows without the label and prediction columns."""
-    drop = [c for c in (ctx.label_col, ctx.pred_col) if c and c in frame.columns]
-    return frame.drop(columns=drop)
-
-
 def _predictions(ctx: Context, ref_raw: pd.DataFrame, eval_raw: pd.DataFrame) -> None:
     """Fill ``ctx.ref_pred``/``eval_pred`` from ``pred_col`` or by calling the model once per frame."""
     n_classes = len(ctx.classes) if ctx.classes is not None else None
@@ -225,7 +223,7 @@ def _predictions(ctx: Context, ref_raw: pd.DataFrame, eval_raw: pd.DataFrame) ->
         return
     for which, frame in (("reference", ref_raw), ("evaluation", eval_raw)):
         try:
-            pred = ctx.predict(model_input(ctx, frame))
+            pred = ctx.predict(ctx.model_input(frame))
         except ModelError as e:
             ctx.model_error = f"{e} (on the {which} data)"
             ctx.ref_pred = ctx.eval_pred = None

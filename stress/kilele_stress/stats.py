@@ -52,27 +52,26 @@ def count_codes(codes: np.ndarray, n_codes: int) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=f * n_codes).reshape(f, n_codes)
 
 
-def category_codes(ref: pd.Series, ev: pd.Series, max_categories: int = 50
-                   ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def category_codes(ref: pd.Series, ev: pd.Series, max_categories: int = 50,
+                   ref_counts: Optional[pd.Series] = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Codes of a categorical column in both frames over the reference's categories.
 
     The ``max_categories`` most frequent reference values get codes 0..k-1; other reference
     values ``k`` ("other"); values the reference never had ``k+1`` ("unseen"); nulls ``k+2``.
-    Returns (ref codes, eval codes, labels of the k+3 codes).
+    Returns (ref codes, eval codes, labels of the k+3 codes). ``ref_counts``: the reference's
+    value counts, most frequent first, if already known.
     """
-    counts = ref.value_counts(dropna=True)
-    top = counts.index[:max_categories]
+    counts = ref.value_counts(dropna=True) if ref_counts is None else ref_counts
+    top = pd.Index(counts.index[:max_categories])
     known = pd.Index(counts.index)
     k = len(top)
 
     def encode(s: pd.Series) -> np.ndarray:
-        codes = pd.Index(top).get_indexer(s).astype(np.int64)
-        rest = codes < 0
-        if rest.any():
-            in_ref = known.get_indexer(s[rest]) >= 0
-            codes[np.flatnonzero(rest)] = np.where(in_ref, k, k + 1)
-        codes[s.isna().to_numpy()] = k + 2
-        return codes
+        # Factorize once (fast on Arrow strings), then map the few distinct values to codes.
+        codes, uniques = pd.factorize(s, use_na_sentinel=True)
+        in_top = top.get_indexer(uniques)
+        lut = np.where(in_top >= 0, in_top, np.where(known.get_indexer(uniques) >= 0, k, k + 1)).astype(np.int64)
+        return np.where(codes >= 0, lut[np.maximum(codes, 0)] if len(lut) else 0, k + 2).astype(np.int64)
 
     labels = [str(v) for v in top] + ["(other)", "(unseen)", "(null)"]
     return encode(ref), encode(ev), labels
@@ -88,10 +87,15 @@ def mutual_information(x: np.ndarray, y: np.ndarray, kx: int, ky: int) -> tuple[
     applied, its standard error, and the entropy of ``y``. Codes < 0 are ignored."""
     keep = (x >= 0) & (y >= 0)
     x, y = x[keep], y[keep]
-    n = len(x)
+    return mutual_information_table(np.bincount(x * ky + y, minlength=kx * ky).reshape(kx, ky))
+
+
+def mutual_information_table(counts: np.ndarray) -> tuple[float, float, float]:
+    """:func:`mutual_information` from a contingency table of counts (x rows, y columns)."""
+    n = counts.sum()
     if n == 0:
         return 0.0, 0.0, 0.0
-    joint = np.bincount(x * ky + y, minlength=kx * ky).reshape(kx, ky).astype(float) / n
+    joint = counts.astype(float) / n
     px, py = joint.sum(axis=1), joint.sum(axis=0)
     nz = joint > 0
     ratio = np.zeros_like(joint)
@@ -102,7 +106,7 @@ def mutual_information(x: np.ndarray, y: np.ndarray, kx: int, ky: int) -> tuple[
     var = max(float((joint * ratio ** 2).sum()) - mi ** 2, 0.0) / n
     # The asymptotic variance vanishes at independence, where the estimate's spread is its bias.
     se = float(np.sqrt(var + bias ** 2))
-    hy = entropy(np.bincount(y, minlength=ky).astype(float))
+    hy = entropy(counts.sum(axis=0).astype(float))
     return max(mi - bias, 0.0), se, hy
 
 
@@ -117,11 +121,13 @@ def two_proportion_p(x1: np.ndarray, n1: np.ndarray, x2: np.ndarray, n2: np.ndar
     return 2 * sps.norm.sf(z)
 
 
-def fisher_z_p(r1: np.ndarray, n1: int, r2: np.ndarray, n2: int) -> np.ndarray:
-    """Two-sided p-value that two Pearson correlations differ (Fisher's z), vectorised."""
+def fisher_z_p(r1: np.ndarray, n1: int, r2: np.ndarray, n2: int, spearman: bool = False) -> np.ndarray:
+    """Two-sided p-value that two correlations differ (Fisher's z), vectorised; ``spearman``
+    widens the standard error by Fieller et al.'s factor 1.06 for rank correlations."""
     z1 = np.arctanh(np.clip(r1, -0.999999, 0.999999))
     z2 = np.arctanh(np.clip(r2, -0.999999, 0.999999))
-    se = np.sqrt(1 / max(n1 - 3, 1) + 1 / max(n2 - 3, 1))
+    factor = 1.06 if spearman else 1.0
+    se = np.sqrt(factor / max(n1 - 3, 1) + factor / max(n2 - 3, 1))
     return 2 * sps.norm.sf(np.abs(z1 - z2) / se)
 
 
@@ -185,3 +191,10 @@ def binned_distribution(ref_counts: np.ndarray, eval_counts: np.ndarray, labels:
         labels = labels[:limit - 1] + ["(rest)"]
     return {"bins": labels, "ref": (r / max(r.sum(), 1)).round(5).tolist(),
             "eval": (e / max(e.sum(), 1)).round(5).tolist()}
+
+
+def single_thread():
+    """Limit BLAS/OpenMP to one thread: their busy-waiting threads make matrix products and
+    gradient boosting many times slower on a shared, busy machine, and results stay identical."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1)
