@@ -239,3 +239,12 @@ def test_cli_run_through_the_kilele_command(tmp_path, frames, monkeypatch):
     bad = CliRunner().invoke(cli, ["stress", "run", "--ref", str(tmp_path / "nope.csv"),
                                    "--eval", str(tmp_path / "eval.parquet"), "--label-col", "y"])
     assert bad.exit_code == 1 and "nope.csv: no such file" in bad.output
+
+
+def test_multiclass_pred_col_of_class_labels():
+    ref, ev = make_frame(1500, 1, "multiclass"), make_frame(1500, 2, "multiclass")
+    ref, ev = ref.assign(p=ref["y"]), ev.assign(p=ev["y"].where(ev.index % 10 != 0, 0))  # 90 % right
+    result = run(ref, ev, tests=["prediction_drift", "label_drift"], model=None, cfg=config(pred_col="p"))
+    assert result.model_task == "Multi-class Classification"
+    assert all(c.status == Status.PASS for c in result.cases), result.cases
+    assert 0.85 < result.model_performance["evaluation"]["accuracy"] < 0.95
