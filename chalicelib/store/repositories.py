@@ -152,13 +152,20 @@ class SessionRepository:
 
 class ApiKeyRepository:
     def add(self, key: ApiKey) -> None:
-        ApiKeyItem(
+        """Store a new key; :class:`Conflict` if its id is taken."""
+        item = ApiKeyItem(
             key.key_id,
             owner_email=key.owner_email,
             name=key.name,
             secret_hash=key.secret_hash,
             created_at=_iso(key.created_at),
-        ).save(condition=ApiKeyItem.key_id.does_not_exist())
+        )
+        try:
+            item.save(condition=ApiKeyItem.key_id.does_not_exist())
+        except PutError as e:
+            if _failed_condition(e):
+                raise Conflict(f"an API key {key.key_id!r} already exists") from e
+            raise
 
     def get(self, key_id: str) -> Optional[ApiKey]:
         try:

@@ -297,10 +297,7 @@ def test_only_the_owner_deletes_an_api_key(stores):
         stores.api_keys.delete(key.key_id, owner)
 
 
-def test_a_duplicate_api_key_id_is_a_conflict(stores, request):
-    if stores.backend == "dynamodb":
-        request.applymarker(pytest.mark.xfail(
-            strict=True, reason="ApiKeyRepository.add lets pynamodb's PutError through instead of Conflict"))
+def test_a_duplicate_api_key_id_is_a_conflict(stores):
     key = ApiKey(uid(), f"{uid()}@example.com", "k", "digest", T0)
     stores.api_keys.add(key)
     with pytest.raises(Conflict):
