@@ -103,7 +103,12 @@ class TransferMixin(HttpClient):
     """Presigned uploads and downloads, for the resource mixins that move files."""
 
     def _upload_presigned(self, upload: Mapping[str, Any], path: str, dataset_id: str) -> None:
-        """POST the file to the presigned S3 form (never with our credentials)."""
+        """POST a dataset's file to the presigned S3 form (never with our credentials)."""
+        self._post_presigned(upload, path, f"dataset {dataset_id}", "the dataset stays UPLOADING and unusable")
+
+    def _post_presigned(self, upload: Mapping[str, Any], path: str, for_what: str, consequence: str) -> None:
+        """POST the file at ``path`` to a presigned S3 form ``{"url", "fields"}`` without our
+        credentials. ``for_what`` and ``consequence`` complete the error messages."""
         url = upload["url"]
         with open(path, "rb") as f:
             body = MultipartFileBody(upload.get("fields") or {}, f, os.path.basename(path))
@@ -113,14 +118,14 @@ class TransferMixin(HttpClient):
                 )
             except requests.exceptions.RequestException as e:
                 raise ConnectionFailedError(
-                    f"the upload of {path} for dataset {dataset_id} could not reach the storage URL {url} "
+                    f"the upload of {path} for {for_what} could not reach the storage URL {url} "
                     f"({type(e).__name__}: {e})"
                 ) from e
         if response.status_code >= 300:
             code, reason = _s3_error(response)
             raise UploadFailedError(
-                f"the storage service refused the upload of {path} for dataset {dataset_id} "
-                f"(HTTP {response.status_code} {code}: {reason}); the dataset stays UPLOADING and unusable",
+                f"the storage service refused the upload of {path} for {for_what} "
+                f"(HTTP {response.status_code} {code}: {reason}); {consequence}",
                 status_code=response.status_code,
                 code=code or "upload_failed",
             )

@@ -26,6 +26,8 @@ from kilele.resources import (
     InferenceJobsMixin,
     ModelsMixin,
     PredictionsMixin,
+    ProjectsMixin,
+    StressTestsMixin,
     TrainJobsMixin,
     TrialsMixin,
     UsersMixin,
@@ -43,6 +45,8 @@ class Client(
     InferenceJobsMixin,
     PredictionsMixin,
     BundlesMixin,
+    ProjectsMixin,
+    StressTestsMixin,
 ):
     """A connection to a Kilele API.
 

@@ -55,5 +55,18 @@ class InputType(str, Enum):
     BYTES = "bytes"
 
 
+class StressTestJobStatus(str, Enum):
+    """Stress-test job statuses, as seed 002 (RIME) names them."""
+
+    UNKNOWN_JOB_STATUS = "UNKNOWN_JOB_STATUS"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    FAILING = "FAILING"
+    SUCCEEDED = "SUCCEEDED"
+
+
+#: Stress-test job statuses after which nothing changes any more (``get_status`` stops waiting).
+FINAL_STRESS_TEST_STATUSES = ("SUCCEEDED", "FAILING")
+
 #: Train job statuses after which nothing changes any more.
 FINAL_TRAIN_JOB_STATUSES = ("STOPPED", "ERRORED")

@@ -94,6 +94,19 @@ class DownloadFailedError(KileleError):
     default_code = "download_failed"
 
 
+class StressTestFailedError(KileleError):
+    """A stress test ended FAILING, so it has no results or report; ``error`` is the job's
+    reason (its logs: ``job.get_logs()``)."""
+
+    default_code = "stress_test_failed"
+
+    def __init__(self, message: str, status_code: Optional[int] = None, code: Optional[str] = None,
+                 *, job_id: Optional[str] = None, error: Optional[str] = None):
+        super().__init__(message, status_code=status_code, code=code)
+        self.job_id = job_id
+        self.error = error
+
+
 _BY_STATUS: dict[int, type[KileleError]] = {
     400: BadRequestError,
     401: UnauthorizedError,

@@ -7,7 +7,7 @@ per API URL; later commands use it unless an API key is given (``--api-key`` / K
 which then wins.
 
 One module per command group (:mod:`.auth`, :mod:`.users`, :mod:`.datasets`, :mod:`.models`,
-:mod:`.train_jobs`, :mod:`.inference`, :mod:`.apps`, :mod:`.bundles`) on the root group of
+:mod:`.train_jobs`, :mod:`.inference`, :mod:`.apps`, :mod:`.bundles`, :mod:`.stress_tests`) on the root group of
 :mod:`.core`; the text renderers are in :mod:`.render`. Other packages add command groups
 through the ``kilele.cli`` entry-point group (the platform adds ``kilele local``).
 """
@@ -15,7 +15,17 @@ from __future__ import annotations
 
 from typing import Optional
 
-from kilele.cli import apps, auth, bundles, datasets, inference, models, train_jobs, users  # noqa: F401 (commands)
+from kilele.cli import (  # noqa: F401 (commands)
+    apps,
+    auth,
+    bundles,
+    datasets,
+    inference,
+    models,
+    stress_tests,
+    train_jobs,
+    users,
+)
 from kilele.cli.core import (
     DEFAULT_URL,
     LOCAL_STACK_HINT,

@@ -9,9 +9,12 @@ from kilele.resources.bundles import BundlesMixin
 from kilele.resources.datasets import DatasetsMixin
 from kilele.resources.inference import InferenceJobsMixin, PredictionsMixin
 from kilele.resources.models import ModelsMixin
+from kilele.resources.projects import ProjectsMixin
+from kilele.resources.stress_tests import StressTestsMixin
 from kilele.resources.train_jobs import TrainJobsMixin
 from kilele.resources.trials import TrialsMixin
 from kilele.resources.users import UsersMixin
 
 __all__ = ["AuthMixin", "UsersMixin", "DatasetsMixin", "ModelsMixin", "TrainJobsMixin", "TrialsMixin",
-           "InferenceJobsMixin", "PredictionsMixin", "ApplicationsMixin", "BundlesMixin"]
+           "InferenceJobsMixin", "PredictionsMixin", "ApplicationsMixin", "BundlesMixin",
+           "ProjectsMixin", "StressTestsMixin"]

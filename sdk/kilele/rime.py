@@ -1,0 +1,103 @@
+"""RIME's SDK names on Kilele (seed 002), so RIME code runs with only its import line changed::
+
+    from kilele.rime import RIMEClient, RIMEStressTestJob, RIMEProject, RIMECTInstance
+
+    rime_client = RIMEClient("127.0.0.1:8000", "api-key")     # the local stack
+    project = rime_client.create_project(name="foo", description="bar")
+    job = rime_client.start_stress_test_job(test_run_config=config, project_id=project.project_id)
+    job.get_status(verbose=True, wait_until_finish=True)
+    df = job.get_test_cases_result()
+
+``RIMEClient`` is a :class:`kilele.Client` that takes RIME's ``domain``; ``RIMEStressTestJob``,
+``RIMEProject`` and ``CustomImage`` are :class:`kilele.stress.StressTestJob`,
+:class:`kilele.stress.Project` and :class:`kilele.stress.CustomImage`. Continuous tests
+(``RIMECTInstance``) and managed images arrive with a later release.
+"""
+from __future__ import annotations
+
+import ipaddress
+from typing import Any, Optional
+from urllib.parse import urlsplit
+
+from kilele.client import Client
+from kilele.stress import CustomImage, Project, StressTestJob
+
+#: RIME's names for Kilele's classes.
+RIMEStressTestJob = StressTestJob
+RIMEProject = Project
+
+CONTINUOUS_TESTS_LATER = ("continuous tests (RIMECTInstance) arrive with a later Kilele release; "
+                          "this version runs stress tests only")
+
+
+def _is_loopback(host: str) -> bool:
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def base_url_for_domain(domain: str, disable_tls: bool = False) -> str:
+    """The API root for RIME's ``domain``: a URL is taken as it is; ``host[:port][/path]`` gets
+    ``http://`` on loopback (``localhost``, ``127.0.0.1``, ``::1``) or with ``disable_tls``,
+    ``https://`` otherwise."""
+    domain = str(domain).strip()
+    if not domain:
+        raise ValueError("domain must name the Kilele API, e.g. '127.0.0.1:8000' or 'https://api.example.com/api'")
+    if "://" in domain:
+        return domain.rstrip("/")
+    host = urlsplit(f"//{domain}").hostname or ""
+    scheme = "http" if disable_tls or _is_loopback(host) else "https"
+    return f"{scheme}://{domain}".rstrip("/")
+
+
+class RIMEClient(Client):
+    """RIME's client (seed 002) on a Kilele API: projects, stress tests, their jobs.
+
+    :param domain: where the API is: ``host:port`` of a local stack (``"127.0.0.1:8000"``, over
+        http), a host (over https), or a full URL (``"https://abc.execute-api…/api"``)
+    :param api_key: a Kilele API key (sent as ``x-api-key``)
+    :param channel_timeout: seconds to wait for each answer (RIME's name)
+    :param disable_tls: use http even for a host that is not loopback
+    """
+
+    def __init__(self, domain: str, api_key: str = "", channel_timeout: float = 60.0,
+                 disable_tls: bool = False, **kwargs: Any):
+        super().__init__(base_url=base_url_for_domain(domain, disable_tls), api_key=api_key or None,
+                         timeout=channel_timeout, **kwargs)
+
+
+class RIMECTInstance:
+    """A continuous-test instance (seed 002's ``RIMECTInstance``).
+
+    Continuous tests arrive with a later Kilele release: the class exists so that RIME code
+    importing it runs, and each of its methods raises :class:`NotImplementedError` saying so.
+    """
+
+    def __init__(self, ct_instance_id: str, client: Optional[Client] = None):
+        self.ct_instance_id = ct_instance_id
+        self._client = client
+
+    def __repr__(self) -> str:
+        return f"RIMECTInstance(ct_instance_id={self.ct_instance_id!r})"
+
+    def activate_ct_instance(self) -> None:
+        """Mark this instance as its project's active one (a later release)."""
+        raise NotImplementedError(CONTINUOUS_TESTS_LATER)
+
+    def deactivate_ct_instance(self) -> None:
+        """Mark this instance inactive (a later release)."""
+        raise NotImplementedError(CONTINUOUS_TESTS_LATER)
+
+    def start_incremental_continuous_test(self, test_run_config: dict, rime_managed_image: Optional[str] = None,
+                                          custom_image: Optional[CustomImage] = None,
+                                          ram_request_megabytes: Optional[int] = None,
+                                          cpu_request_millicores: Optional[int] = None) -> StressTestJob:
+        """Run continuous tests on new data (a later release)."""
+        raise NotImplementedError(CONTINUOUS_TESTS_LATER)
+
+
+__all__ = ["RIMEClient", "RIMEStressTestJob", "RIMEProject", "RIMECTInstance", "CustomImage", "base_url_for_domain"]
