@@ -75,7 +75,8 @@ class Project:
 @dataclass(frozen=True)
 class CustomImage:
     """A Docker image to run a stress test on (seed 002's ``CustomImage``): ``name`` is the
-    image reference, ``pull_secret`` the name of the registry secret that pulls it, if any."""
+    image reference, ``pull_secret`` the name of the registry secret that pulls it, if any
+    (a name, RIME's ``PullSecret(name=…)`` or ``{"name": …}``; sent as RIME's ``{"name": …}``)."""
 
     name: str
     pull_secret: Optional[str] = None
@@ -85,15 +86,17 @@ class CustomImage:
             raise ValueError(f"CustomImage.name must be a non-empty image name, got {self.name!r}")
         secret = self.pull_secret
         if secret is not None and not isinstance(secret, str):
-            name = getattr(secret, "name", None)  # RIME's CustomImage.PullSecret(name=...)
+            # RIME's CustomImage.PullSecret(name=...), or its JSON
+            name = secret.get("name") if isinstance(secret, Mapping) else getattr(secret, "name", None)
             if not isinstance(name, str):
                 raise TypeError(f"CustomImage.pull_secret must be a secret name (str), got {type(secret).__name__}")
             object.__setattr__(self, "pull_secret", name)
 
     def to_dict(self) -> dict[str, Any]:
-        """The API's JSON shape: ``{"name", "pull_secret"?}``."""
-        return {"name": self.name} if self.pull_secret is None else {"name": self.name,
-                                                                     "pull_secret": self.pull_secret}
+        """The API's JSON shape: ``{"name", "pull_secret"?: {"name"}}``."""
+        if self.pull_secret is None:
+            return {"name": self.name}
+        return {"name": self.name, "pull_secret": {"name": self.pull_secret}}
 
 
 class StressTestJob:

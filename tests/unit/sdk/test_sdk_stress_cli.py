@@ -73,7 +73,7 @@ def test_start_with_images(server, run, tmp_path):
            "--custom-image", "img:1", "--pull-secret", "regcred"))
     body = server.last("POST", "/stress-tests").json()
     assert body["rime_managed_image"] == "tf115"
-    assert body["custom_image"] == {"name": "img:1", "pull_secret": "regcred"}
+    assert body["custom_image"] == {"name": "img:1", "pull_secret": {"name": "regcred"}}
 
 
 def test_start_with_a_missing_file_fails_before_any_request(server, run, tmp_path):

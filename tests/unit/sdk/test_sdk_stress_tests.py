@@ -186,7 +186,7 @@ def test_start_sends_every_option_in_the_contracts_names(server, api, client):
                                  ram_request_megabytes=8000, cpu_request_millicores=2000)
     assert server.last().json() == {
         "test_run_config": S3_CONFIG, "project_id": "p-1", "rime_managed_image": "tensorflow115",
-        "custom_image": {"name": "registry.example/me/img:1", "pull_secret": "regcred"},
+        "custom_image": {"name": "registry.example/me/img:1", "pull_secret": {"name": "regcred"}},
         "ram_request_megabytes": 8000, "cpu_request_millicores": 2000}
 
     client.start_stress_test(S3_CONFIG, project_id=Project.from_dict(PROJECT), custom_image=CustomImage("img"))
@@ -422,6 +422,8 @@ def test_custom_image_shapes():
         name = "regcred"
 
     assert CustomImage("img", PullSecret()).pull_secret == "regcred"
+    assert CustomImage("img", {"name": "regcred"}) == CustomImage("img", "regcred")
+    assert CustomImage("img", "regcred").to_dict() == {"name": "img", "pull_secret": {"name": "regcred"}}
     with pytest.raises(ValueError):
         CustomImage("")
 
