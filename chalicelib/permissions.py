@@ -21,6 +21,7 @@ class Action(str, Enum):
     MANAGE_TRAIN_JOBS = "manage train jobs"
     MANAGE_INFERENCE_JOBS = "manage inference jobs and apps"
     STOP_ALL_JOBS = "stop all jobs"
+    MANAGE_STRESS_TESTS = "manage projects and stress tests"
 
 
 ALLOWED: dict[Action, frozenset[UserType]] = {
@@ -34,6 +35,7 @@ ALLOWED: dict[Action, frozenset[UserType]] = {
     Action.MANAGE_TRAIN_JOBS: EVERYONE,
     Action.MANAGE_INFERENCE_JOBS: EVERYONE,
     Action.STOP_ALL_JOBS: frozenset({UserType.SUPERADMIN}),
+    Action.MANAGE_STRESS_TESTS: EVERYONE,
 }
 
 

@@ -140,6 +140,19 @@ SERVING_RESULTS = TableSpec(
     "serving-results", hash_key=Key("queue_key"), range_key=Key("uri"), ttl_attribute="expires_at"
 )
 
+# Stress tests (seed 002): projects per owner; jobs listed for two days (TTL, filtered on read).
+PROJECTS = TableSpec(
+    "projects",
+    hash_key=Key("id"),
+    indexes=(Index("by_owner", Key("owner_id"), Key("created_at")),),
+)
+STRESS_TESTS = TableSpec(
+    "stress-tests",
+    hash_key=Key("id"),
+    indexes=(Index("by_owner", Key("owner_id"), Key("created_at")),),
+    ttl_attribute="expires_at",
+)
+
 DATA_BUCKET = BucketSpec("data")
 
 # Trials to run: Step Functions sends each with its task token; the local trial runner (or, on
@@ -152,13 +165,15 @@ SERVING_REQUESTS_QUEUE = QueueSpec("serving-requests", visibility_timeout_second
 
 # One execution per train-job worker slot: propose -> run trial -> record, until the budget ends.
 TRAIN_WORKER = StateMachineSpec("train-worker", template="train_worker")
+# One execution per stress-test job: mark RUNNING -> run the engine in the worker image -> record.
+STRESS_TEST = StateMachineSpec("stress-test", template="stress_test")
 
 RESOURCES = Resources(
     tables=(
         USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES, TRAIN_JOBS, TRIALS, COUNTERS,
-        INFERENCE_JOBS, APPS, APP_METRICS, SERVING_RESULTS,
+        INFERENCE_JOBS, APPS, APP_METRICS, SERVING_RESULTS, PROJECTS, STRESS_TESTS,
     ),
     buckets=(DATA_BUCKET,),
     queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE),
-    state_machines=(TRAIN_WORKER,),
+    state_machines=(TRAIN_WORKER, STRESS_TEST),
 )

@@ -216,3 +216,43 @@ class ExportBundleRequest(Schema):
     app: AppName
     app_version: int = Field(-1, ge=-1)
     trial_id: Optional[Id] = None
+
+
+# -- projects and stress tests (seed 002; docs/stress-tests-api.md) ----------------------------
+
+
+class CreateProjectRequest(Schema):
+    name: Name
+    description: Optional[str] = Field(None, max_length=2000)
+
+
+class StartStressUploadRequest(Schema):
+    filename: str = Field(min_length=1, max_length=200)
+
+
+class CustomImageSpec(Schema):
+    name: str = Field(min_length=1, max_length=500)
+    pull_secret: Optional[dict[str, Any]] = None
+
+
+class StartStressTestRequest(Schema):
+    """The config's own shape is checked by the service (chalicelib/stress_config.py), so its
+    errors name the config's keys (``data_info.ref_path: ...``)."""
+
+    test_run_config: dict[str, Any]
+    project_id: Optional[str] = Field(None, min_length=1, max_length=100)
+    rime_managed_image: Optional[str] = Field(None, min_length=1, max_length=200)
+    custom_image: Optional[CustomImageSpec] = None
+    ram_request_megabytes: Optional[int] = Field(None, ge=128, le=512_000)
+    cpu_request_millicores: Optional[int] = Field(None, ge=100, le=96_000)
+
+
+class StressTestListQuery(BaseModel):
+    """``status`` may repeat (the view reads every value); unknown query keys are ignored."""
+
+    status: Optional[str] = None
+    project_id: Optional[str] = None
+
+
+class ResultVersionQuery(BaseModel):
+    version: Optional[str] = None

@@ -64,6 +64,10 @@ class Settings(BaseSettings):
         "batch://", description="batch:// (AWS Batch, infra) or local://<work dir> (worker processes)."
     )
 
+    # Stress tests (seed 002)
+    stress_test_state_machine_arn: str = Field("", description="Set by infra; the local stack sets its own.")
+    stress_test_timeout_seconds: int = Field(3600, description="A stress test running longer fails.")
+
     # Serving
     endpoints_uri: str = Field("local://", description="local://[work dir] or sagemaker:// (infra sets it).")
     public_api_url: str = Field("http://127.0.0.1:8000", description="Base URL clients use (predictor_url).")

@@ -33,7 +33,10 @@ from chalicelib.services.datasets import DatasetService
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.models import ModelService
 from chalicelib.services.predict import PredictService
+from chalicelib.services.projects import ProjectService
 from chalicelib.services.queues import ServingQueueService
+from chalicelib.services.stress_messages import StressMessageConfig
+from chalicelib.services.stress_tests import StressTestService
 from chalicelib.services.train_jobs import TrainJobService
 from chalicelib.services.trial_loop import TrialLoop, TrialLoopConfig
 from chalicelib.services.users import UserService
@@ -55,6 +58,8 @@ class Services:
     apps: ApplicationService
     predict: PredictService
     queues: ServingQueueService
+    projects: ProjectService
+    stress_tests: StressTestService
     endpoints: EndpointRunner
     trial_dispatcher: TrialDispatcher
     tokens: TaskTokens
@@ -88,6 +93,7 @@ _KNOWN_PARTS = {
     "aws", "clock", "blobs", "hasher", "url_fetcher", "workflows", "tokens", "endpoints", "trial_dispatcher",
     "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
+    "projects", "stress_test_jobs", "stress_workflows",
 }
 
 
@@ -127,6 +133,16 @@ def build(settings: Settings, **overrides: Any) -> Services:
         timeout_seconds=settings.predict_timeout_seconds, max_queries=settings.max_queries_per_request,
         clock=clock,
     )
+    projects = ProjectService(stores.projects, clock=clock)
+    stress_tests = StressTestService(
+        stores.stress_test_jobs, projects, stores.datasets, blobs,
+        parts.get("stress_workflows", lambda: _stress_workflows(settings, aws)),
+        StressMessageConfig(bucket=settings.data_bucket, timeout_seconds=settings.stress_test_timeout_seconds,
+                            heartbeat_seconds=settings.trial_heartbeat_seconds),
+        heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
+        presigned_url_seconds=settings.presigned_url_seconds, max_upload_bytes=settings.max_dataset_bytes,
+        clock=clock,
+    )
     return Services(
         settings=settings,
         auth=AuthService(stores.users, stores.sessions, stores.api_keys, hasher, settings.session_ttl_seconds,
@@ -151,6 +167,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
             predict.predict_queries, max_backlog=settings.serving_queue_max_backlog,
             result_ttl_seconds=settings.serving_result_ttl_seconds, clock=clock,
         ),
+        projects=projects,
+        stress_tests=stress_tests,
         endpoints=endpoints,
         trial_dispatcher=dispatcher,
         tokens=tokens,
@@ -162,7 +180,7 @@ class _Stores:
     """The repositories (DynamoDB through pynamodb, bound to the settings' tables)."""
 
     def __init__(self, parts: _Parts, aws: Any):
-        from chalicelib.store import queues, repositories, serving, train_jobs
+        from chalicelib.store import queues, repositories, serving, stress, train_jobs
 
         settings = parts.settings
         self.users = parts.get("users", repositories.UserRepository)
@@ -180,6 +198,8 @@ class _Stores:
             retention_seconds=settings.app_metrics_retention_days * 86400,
         ))
         self.serving_results = parts.get("serving_results", queues.ServingResultRepository)
+        self.projects = parts.get("projects", stress.ProjectRepository)
+        self.stress_test_jobs = parts.get("stress_test_jobs", stress.StressTestJobRepository)
 
 
 def _aws_clients(settings: Settings) -> Any:
@@ -218,6 +238,12 @@ def _workflows(settings: Settings, aws: Any) -> Any:
     from chalicelib.adapters.workflows import WorkflowRunner
 
     return WorkflowRunner(settings.train_worker_state_machine_arn, aws.client("stepfunctions"))
+
+
+def _stress_workflows(settings: Settings, aws: Any) -> Any:
+    from chalicelib.adapters.workflows import WorkflowRunner
+
+    return WorkflowRunner(settings.stress_test_state_machine_arn, aws.client("stepfunctions"))
 
 
 def _tokens(aws: Any) -> TaskTokens:

@@ -25,6 +25,13 @@ from chalicelib.entities.serving import (
     ServingResult,
     queue_key,
 )
+from chalicelib.entities.stress import (
+    DEFAULT_PROJECT_NAME,
+    MODEL_STRESS_TEST,
+    Project,
+    StressTestJob,
+    StressTestStatus,
+)
 from chalicelib.entities.training import (
     BudgetOption,
     StopReason,
@@ -37,6 +44,7 @@ from chalicelib.entities.training import (
 )
 
 __all__ = [
+    "DEFAULT_PROJECT_NAME", "MODEL_STRESS_TEST", "Project", "StressTestJob", "StressTestStatus",
     "AccessRight", "ApiKey", "Application", "BudgetOption", "Dataset", "DatasetStatus", "ERROR", "InferenceJob",
     "InferenceJobStatus", "InputType", "Model", "OK", "ServingResult", "Session", "StopReason", "Task", "TrainJob",
     "TrainJobStatus", "Trial", "TrialStatus", "User", "UserType", "Worker", "WorkerStatus", "iso_or_none", "queue_key",

@@ -275,9 +275,57 @@ class ServingResultItem(Model):
     expires_at = NumberAttribute()  # epoch seconds; readers filter expired items
 
 
+class ProjectItem(Model):
+    Meta = _meta(resources.PROJECTS)
+
+    class ByOwner(GlobalSecondaryIndex):
+        Meta = _index_meta("by_owner")
+        owner_id = UnicodeAttribute(hash_key=True)
+        created_at = UnicodeAttribute(range_key=True)
+
+    id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(default="")
+    created_at = UnicodeAttribute()
+    by_owner = ByOwner()
+
+
+class StressTestItem(Model):
+    Meta = _meta(resources.STRESS_TESTS)
+
+    class ByOwner(GlobalSecondaryIndex):
+        Meta = _index_meta("by_owner")
+        owner_id = UnicodeAttribute(hash_key=True)
+        created_at = UnicodeAttribute(range_key=True)
+
+    id = UnicodeAttribute(hash_key=True)
+    owner_id = UnicodeAttribute()
+    project_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    config = MapAttribute(default=dict)
+    status = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    expires_at = NumberAttribute()  # epoch seconds (DynamoDB TTL); readers filter expired items
+    test_run_id = UnicodeAttribute(null=True)
+    started_at = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    progress = UnicodeAttribute(null=True)
+    ram_request_megabytes = NumberAttribute()
+    cpu_request_millicores = NumberAttribute()
+    rime_managed_image = UnicodeAttribute(null=True)
+    custom_image = MapAttribute(null=True)
+    execution_arn = UnicodeAttribute(null=True)
+    logs_key = UnicodeAttribute(null=True)
+    results_prefix = UnicodeAttribute(null=True)
+    summary = MapAttribute(default=dict)
+    by_owner = ByOwner()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem, TrainJobItem, TrialItem, CounterItem,
-    InferenceJobItem, AppItem, ServingResultItem,
+    InferenceJobItem, AppItem, ServingResultItem, ProjectItem, StressTestItem,
 )
 
 

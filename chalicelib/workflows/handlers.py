@@ -13,6 +13,12 @@ def _trial_loop() -> Any:
     return services().trial_loop
 
 
+def _stress_tests() -> Any:
+    from chalicelib.wiring import services
+
+    return services().stress_tests
+
+
 HANDLERS: dict[str, Handler] = {
     "propose_trial": lambda event: _trial_loop().propose(event),
     "record_knob_config": lambda event: _trial_loop().record_knob_config(event),
@@ -21,6 +27,9 @@ HANDLERS: dict[str, Handler] = {
     "continue_worker": lambda event: _trial_loop().continue_worker(event),
     "finish_worker": lambda event: _trial_loop().finish_worker(event),
     "fail_worker": lambda event: _trial_loop().fail_worker(event),
+    "start_stress_test": lambda event: _stress_tests().start(event),
+    "record_stress_test": lambda event: _stress_tests().record(event),
+    "record_stress_test_failure": lambda event: _stress_tests().record_failure(event),
 }
 
 # ASL placeholder -> handler name; infra creates one Lambda per handler and passes its ARN.
@@ -32,6 +41,9 @@ FUNCTION_PLACEHOLDERS: dict[str, str] = {
     "ContinueWorkerFunctionArn": "continue_worker",
     "FinishWorkerFunctionArn": "finish_worker",
     "FailWorkerFunctionArn": "fail_worker",
+    "StartStressTestFunctionArn": "start_stress_test",
+    "RecordStressTestFunctionArn": "record_stress_test",
+    "RecordStressTestFailureFunctionArn": "record_stress_test_failure",
 }
 
 

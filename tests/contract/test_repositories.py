@@ -739,3 +739,96 @@ def test_a_minute_of_buffered_counts_is_added_at_once(stores):
     assert {k: window[k] for k in ("requests", "queries", "errors", "defaults", "batches", "batch_size_sum")} == {
         "requests": 4, "queries": 8, "errors": 1, "defaults": 1, "batches": 1, "batch_size_sum": 4}
     assert (window["histogram"][2], window["histogram"][9], sum(window["histogram"])) == (2, 1, 4)
+
+
+# -- projects and stress-test jobs (seed 002) ----------------------------------------------------
+
+
+@dataclass
+class StressStores:
+    backend: str
+    projects: Any
+    jobs: Any
+
+
+@pytest.fixture(params=["dynamodb", "memory"])
+def stress_stores(request) -> StressStores:
+    if request.param == "memory":
+        return StressStores("memory", fakes.FakeProjectStore(), fakes.FakeStressTestJobStore())
+    settings = request.getfixturevalue("moto_tables")
+    from chalicelib.store import models, stress
+
+    models.bind(settings.resource_name, settings.region)
+    return StressStores("dynamodb", stress.ProjectRepository(), stress.StressTestJobRepository())
+
+
+def a_project(owner_id: str, name: str = "p", created_at: datetime = T0) -> "Project":
+    from chalicelib.entities import Project
+
+    return Project(id=uid(), owner_id=owner_id, name=name, description="d", created_at=created_at)
+
+
+def a_stress_job(owner_id: str, created_at: datetime = T0, **changes: Any) -> "StressTestJob":
+    from chalicelib.entities import StressTestJob
+
+    job = StressTestJob(id=uid(), owner_id=owner_id, project_id="p1", name="run", created_at=created_at,
+                        expires_at=(created_at + timedelta(days=2)).replace(microsecond=0), test_run_id=uid(),
+                        config={"data_info": {"label_col": "y", "ref_path": "k/ref.csv", "eval_path": "k/eval.csv"},
+                                "tests_config": {"numeric_drift": {"thresholds": [0.1, None, 0.6]}}},
+                        custom_image={"name": "img", "pull_secret": None}, logs_key="stress/x/logs.txt")
+    return replace(job, **changes)
+
+
+def test_projects_round_trip_by_owner_and_name(stress_stores):
+    owner, other = uid(), uid()
+    first, second = a_project(owner, "a", T0), a_project(owner, "b", T0 + timedelta(seconds=1))
+    for project in (second, first, a_project(other, "a")):
+        stress_stores.projects.add(project)
+    assert stress_stores.projects.get(first.id) == first
+    assert stress_stores.projects.get("missing") is None
+    assert stress_stores.projects.get_by_name(owner, "b") == second
+    assert stress_stores.projects.get_by_name(owner, "c") is None
+    assert [p.id for p in stress_stores.projects.list_by_owner(owner)] == [first.id, second.id]
+    assert {first.id, second.id} <= {p.id for p in stress_stores.projects.list_all()}
+
+
+def test_a_project_name_is_unique_per_owner(stress_stores):
+    owner = uid()
+    stress_stores.projects.add(a_project(owner, "same"))
+    with pytest.raises(Conflict):
+        stress_stores.projects.add(a_project(owner, "same"))
+    assert len(stress_stores.projects.list_by_owner(owner)) == 1
+
+
+def test_stress_jobs_round_trip_and_expire_on_read(stress_stores):
+    from chalicelib.entities import StressTestStatus
+
+    owner = uid()
+    old, new = a_stress_job(owner, T0), a_stress_job(owner, T0 + timedelta(hours=1))
+    stress_stores.jobs.add(old)
+    stress_stores.jobs.add(new)
+    assert stress_stores.jobs.get(old.id, T0) == old
+    assert [j.id for j in stress_stores.jobs.list_by_owner(owner, T0)] == [new.id, old.id]
+    later = T0 + timedelta(days=2, minutes=1)
+    assert stress_stores.jobs.get(old.id, later) is None and stress_stores.jobs.get(new.id, later) == new
+    assert [j.id for j in stress_stores.jobs.list_by_owner(owner, later)] == [new.id]
+    assert old.id not in {j.id for j in stress_stores.jobs.list_all(later)}
+    assert stress_stores.jobs.get(old.id, T0).status is StressTestStatus.PENDING
+
+
+def test_stress_job_status_changes_only_from_the_given_statuses(stress_stores):
+    from chalicelib.entities import StressTestStatus as S
+
+    job = a_stress_job(uid())
+    stress_stores.jobs.add(job)
+    assert stress_stores.jobs.set_status(job.id, S.RUNNING, only_from=(S.PENDING,), started_at=T0, progress="go")
+    assert not stress_stores.jobs.set_status(job.id, S.RUNNING, only_from=(S.PENDING,))
+    done = T0 + timedelta(minutes=3)
+    assert stress_stores.jobs.set_status(job.id, S.SUCCEEDED, only_from=(S.RUNNING,), finished_at=done,
+                                         summary={"num_test_cases": 3, "status_counts": {"pass": 3}})
+    stress_stores.jobs.update(job.id, execution_arn="arn:x")
+    stored = stress_stores.jobs.get(job.id, T0)
+    assert (stored.status, stored.started_at, stored.finished_at, stored.progress, stored.execution_arn) == (
+        S.SUCCEEDED, T0, done, "go", "arn:x")
+    assert stored.summary == {"num_test_cases": 3, "status_counts": {"pass": 3}}
+    assert stored.running_time_secs(T0 + timedelta(days=1)) == 180.0

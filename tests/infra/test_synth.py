@@ -251,8 +251,10 @@ STATEFUL_LOGICAL_IDS = {
     "DatasetsTableF4ECB6D5": ("AWS::DynamoDB::Table", "datasets"),
     "InferenceJobsTable10C0E1AF": ("AWS::DynamoDB::Table", "inference-jobs"),
     "ModelsTableC5E7E44A": ("AWS::DynamoDB::Table", "models"),
+    "ProjectsTableAA0A2089": ("AWS::DynamoDB::Table", "projects"),
     "ServingResultsTable608E63C8": ("AWS::DynamoDB::Table", "serving-results"),
     "SessionsTable7C302024": ("AWS::DynamoDB::Table", "sessions"),
+    "StressTestsTableC32E9D6A": ("AWS::DynamoDB::Table", "stress-tests"),
     "TrainJobsTable8970DE69": ("AWS::DynamoDB::Table", "train-jobs"),
     "TrialsTableFEB7E98C": ("AWS::DynamoDB::Table", "trials"),
     "UniquesTableD111D0D3": ("AWS::DynamoDB::Table", "uniques"),
@@ -385,23 +387,26 @@ def test_state_machine_fills_every_placeholder(template: Template, spec) -> None
 
 
 def test_state_machine_may_invoke_its_lambdas_and_send_trials(template: Template) -> None:
-    [role_id] = [
-        props["RoleArn"]["Fn::GetAtt"][0]
-        for props in _state_machines(template).values()
-    ]
-    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
-    statements = [st for policy in policies.values() for st in policy["Properties"]["PolicyDocument"]["Statement"]]
-    invoked = {
-        r["Fn::GetAtt"][0]
-        for st in statements if st["Action"] == "lambda:InvokeFunction"
-        for r in st["Resource"] if "Fn::GetAtt" in r
-    }
-    assert invoked == {_function_id(template, f"{WORKFLOW_ENTRY_MODULE}.{h}") for h in FUNCTION_PLACEHOLDERS.values()}
-    trials_queue = _logical_id_of_queue(template, "trials")
-    assert any(
-        "sqs:SendMessage" in st["Action"] and st["Resource"] == {"Fn::GetAtt": [trials_queue, "Arn"]}
-        for st in statements
-    )
+    # Each machine (train worker, stress test) invokes exactly the Lambdas its template names.
+    machines = _state_machines(template)
+    assert set(machines) == {f"kilele-{STAGE}-{spec.name}" for spec in RESOURCES.state_machines}
+    for spec in RESOURCES.state_machines:
+        role_id = machines[f"kilele-{STAGE}-{spec.name}"]["RoleArn"]["Fn::GetAtt"][0]
+        policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
+        statements = [st for policy in policies.values() for st in policy["Properties"]["PolicyDocument"]["Statement"]]
+        invoked = {
+            r["Fn::GetAtt"][0]
+            for st in statements if st["Action"] == "lambda:InvokeFunction"
+            for r in st["Resource"] if "Fn::GetAtt" in r
+        }
+        needed = placeholders(load_template(spec.template))
+        assert invoked == {_function_id(template, f"{WORKFLOW_ENTRY_MODULE}.{h}")
+                           for p, h in FUNCTION_PLACEHOLDERS.items() if p in needed}, spec.name
+        trials_queue = _logical_id_of_queue(template, "trials")
+        assert any(
+            "sqs:SendMessage" in st["Action"] and st["Resource"] == {"Fn::GetAtt": [trials_queue, "Arn"]}
+            for st in statements
+        ), spec.name
 
 
 def test_trials_queue_feeds_the_dispatcher(template: Template) -> None:

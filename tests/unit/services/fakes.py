@@ -41,8 +41,11 @@ from chalicelib.entities import (
     InferenceJob,
     InferenceJobStatus,
     Model,
+    Project,
     ServingResult,
     Session,
+    StressTestJob,
+    StressTestStatus,
     Task,
     TrainJob,
     TrainJobStatus,
@@ -897,6 +900,84 @@ class FakeAdvisor:
         return Proposal(knobs=dict(knobs), screening=False, fingerprint=json.dumps(knobs, sort_keys=True))
 
 
+@implements(ports.ProjectStore)
+class FakeProjectStore(Fake):
+    """Project names are unique per owner."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, Project] = {}
+
+    def add(self, project: Project) -> None:
+        if project.id in self.items or self._named(project.owner_id, project.name):
+            raise Conflict(f"you already have a project named {project.name!r}")
+        self.items[project.id] = _copy(project)
+
+    def _named(self, owner_id: str, name: str) -> Optional[Project]:
+        return next((p for p in self.items.values() if p.owner_id == owner_id and p.name == name), None)
+
+    def get(self, project_id: str) -> Optional[Project]:
+        return _copy(self.items.get(project_id))
+
+    def get_by_name(self, owner_id: str, name: str) -> Optional[Project]:
+        return _copy(self._named(owner_id, name))
+
+    def list_by_owner(self, owner_id: str) -> list[Project]:
+        return _copy(_by_created(p for p in self.items.values() if p.owner_id == owner_id))
+
+    def list_all(self) -> list[Project]:
+        return _copy(_by_created(self.items.values()))
+
+
+@implements(ports.StressTestJobStore)
+class FakeStressTestJobStore(Fake):
+    """Expired jobs stay stored (as in moto) and are filtered on read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, StressTestJob] = {}
+
+    def add(self, job: StressTestJob) -> None:
+        if job.id in self.items:
+            raise Conflict(f"a stress test {job.id!r} exists")
+        self.items[job.id] = replace(_copy(job), expires_at=job.expires_at.replace(microsecond=0))  # whole seconds
+
+    def get(self, job_id: str, now: datetime) -> Optional[StressTestJob]:
+        job = self.items.get(job_id)
+        return _copy(job) if job is not None and job.expires_at > now else None
+
+    def _live(self, now: datetime, owner_id: Optional[str] = None) -> list[StressTestJob]:
+        jobs = [j for j in self.items.values() if j.expires_at > now and (owner_id is None or j.owner_id == owner_id)]
+        return _copy(sorted(jobs, key=lambda j: j.created_at, reverse=True))
+
+    def list_by_owner(self, owner_id: str, now: datetime) -> list[StressTestJob]:
+        return self._live(now, owner_id)
+
+    def list_all(self, now: datetime) -> list[StressTestJob]:
+        return self._live(now)
+
+    def set_status(self, job_id: str, status: StressTestStatus, only_from: tuple[StressTestStatus, ...],
+                   **fields: Any) -> bool:
+        job = self.items.get(job_id)
+        if job is None or job.status not in only_from:
+            return False
+        job.status = status
+        self._set(job, fields)
+        return True
+
+    def update(self, job_id: str, **fields: Any) -> None:
+        job = self.items.get(job_id)
+        if job is None:
+            raise NotFound(f"no stress test {job_id!r}")
+        self._set(job, fields)
+
+    @staticmethod
+    def _set(job: StressTestJob, fields: dict[str, Any]) -> None:
+        for name, value in fields.items():
+            if value is not None:
+                setattr(job, name, _copy(value))
+
+
 class NoAws:
     """The ``aws`` part when every port is faked: any use is a test failure."""
 
@@ -935,6 +1016,9 @@ class Fakes:
     apps: FakeApplicationStore = field(default_factory=FakeApplicationStore)
     app_metrics: FakeAppMetricsStore = field(default_factory=FakeAppMetricsStore)
     serving_results: Optional[FakeServingResultStore] = None
+    projects: FakeProjectStore = field(default_factory=FakeProjectStore)
+    stress_test_jobs: FakeStressTestJobStore = field(default_factory=FakeStressTestJobStore)
+    stress_workflows: FakeWorkflowRunner = field(default_factory=FakeWorkflowRunner)
     aws: Any = field(default_factory=NoAws)
 
     def __post_init__(self) -> None:
@@ -1020,6 +1104,6 @@ __all__ = [
     "FakeTaskTokens", "FakeTrialDispatcher", "FakeEndpointRunner", "FakeMetricsSink", "FakeRequestQueue",
     "FakeUserStore", "FakeSessionStore", "FakeApiKeyStore", "FakeDatasetStore", "FakeModelStore",
     "FakeCounterStore", "FakeTrainJobStore", "FakeTrialStore", "FakeInferenceJobStore", "FakeApplicationStore",
-    "FakeAppMetricsStore", "FakeServingResultStore", "FakeAdvisor", "NoAws", "Fakes", "Harness", "services",
+    "FakeAppMetricsStore", "FakeServingResultStore", "FakeProjectStore", "FakeStressTestJobStore", "FakeAdvisor", "NoAws", "Fakes", "Harness", "services",
     "implements",
 ]

@@ -1,0 +1,261 @@
+"""Stress-test jobs (seed 002): start one on a test run config, follow it, read its results.
+
+The API checks the config's shape (:mod:`chalicelib.stress_config`) and resolves its inputs to
+objects of the data bucket; the engine runs in the worker image, started by the stress-test
+state machine (workflows/stress_test.asl.json), whose Lambda steps are :meth:`start`,
+:meth:`record` and :meth:`record_failure`. Results: ``stress/<job id>/`` (Parquet for users who
+download them, JSON that this service serves, and the HTML report).
+"""
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from datetime import timedelta
+from typing import Any, Optional
+
+from chalicelib.entities import DatasetStatus, StressTestJob, StressTestStatus, User
+from chalicelib.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from chalicelib.permissions import Action, owns_or_admin, require
+from chalicelib.ports import BlobStore, DatasetStore, StressTestJobStore, WorkflowRunner
+from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.services import stress_messages, trial_messages
+from chalicelib.services.projects import ProjectService
+from chalicelib.stress_config import parse_test_run_config
+
+#: Jobs are listed this long (the table's TTL; filtered on read).
+JOB_RETENTION = timedelta(days=2)
+RESULT_VERSION = "1.0"
+UPLOAD_PREFIX = "stress-inputs"
+_FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
+_DATASET_URI = re.compile(r"^kilele://datasets/([A-Za-z0-9_-]{1,100})$")
+
+
+class StressTestService:
+    def __init__(
+        self,
+        jobs: StressTestJobStore,
+        projects: ProjectService,
+        datasets: DatasetStore,
+        blobs: BlobStore,
+        workflows: WorkflowRunner,
+        message_config: stress_messages.StressMessageConfig,
+        heartbeat_timeout_seconds: int,
+        presigned_url_seconds: int,
+        max_upload_bytes: int,
+        clock: Clock = utc_now,
+    ):
+        self._jobs = jobs
+        self._projects = projects
+        self._datasets = datasets
+        self._blobs = blobs
+        self._workflows = workflows
+        self._config = message_config
+        self._heartbeat_timeout = heartbeat_timeout_seconds
+        self._presign_seconds = presigned_url_seconds
+        self._max_upload = max_upload_bytes
+        self._clock = clock
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def start_upload(self, actor: User, filename: str) -> dict[str, Any]:
+        """A presigned POST for one input file of the caller, and the ``s3://`` URI a config uses."""
+        require(actor, Action.MANAGE_STRESS_TESTS)
+        name = posixpath.basename(filename or "")
+        if not _FILENAME.match(name):
+            raise InvalidInput("filename: use letters, digits, '_', '.' and '-' only (at most 200)")
+        key = f"{UPLOAD_PREFIX}/{actor.id}/{new_id()}/{name}"
+        return {"uri": f"s3://{self._config.bucket}/{key}",
+                "upload": self._blobs.presigned_post(key, self._max_upload, self._presign_seconds)}
+
+    def _input_key(self, actor: User, where: str, uri: str, allow_datasets: bool = True) -> str:
+        """The data bucket's key of an input the caller may read; 400/404 naming ``where``."""
+        if uri.startswith("s3://"):
+            bucket, _, key = uri[len("s3://"):].partition("/")
+            own = f"{UPLOAD_PREFIX}/{actor.id}/"
+            if bucket != self._config.bucket or not key.startswith(own) or ".." in key.split("/"):
+                raise InvalidInput(f"{where}: {uri!r} is not one of your uploads "
+                                   f"(POST /stress-tests/uploads gives s3://{self._config.bucket}/{own}...)")
+            try:
+                self._blobs.size(key)
+            except NotFound:
+                raise InvalidInput(f"{where}: nothing was uploaded at {uri!r}") from None
+            return key
+        match = _DATASET_URI.match(uri)
+        if match and allow_datasets:
+            dataset = self._datasets.get(match.group(1))
+            if dataset is None or not owns_or_admin(actor, dataset.owner_id):
+                raise NotFound(f"{where}: no dataset {match.group(1)!r}")
+            if dataset.status is not DatasetStatus.READY:
+                raise Unprocessable(f"{where}: dataset {dataset.id!r} is {dataset.status.value}, not READY")
+            return dataset.object_key
+        kinds = "an s3:// URI of your uploads" + (" or kilele://datasets/<id>" if allow_datasets else "")
+        raise InvalidInput(f"{where}: {uri!r} is not {kinds} (the SDK uploads local files for you)")
+
+    # -- starting ---------------------------------------------------------------------------------
+
+    def start_stress_test(
+        self,
+        actor: User,
+        test_run_config: Any,
+        project_id: Optional[str] = None,
+        rime_managed_image: Optional[str] = None,
+        custom_image: Optional[dict[str, Any]] = None,
+        ram_request_megabytes: Optional[int] = None,
+        cpu_request_millicores: Optional[int] = None,
+    ) -> dict[str, Any]:
+        require(actor, Action.MANAGE_STRESS_TESTS)
+        shape = parse_test_run_config(test_run_config)
+        if rime_managed_image is not None:
+            raise NotFound(f"no managed image {rime_managed_image!r}")
+        model_info = shape.model_info
+        if model_info.trial_id is not None or model_info.app is not None:
+            raise Unprocessable("model_info: stress tests of a Kilele trial or app are not supported yet; "
+                                "give model_info.path (a RIME-convention model file)")
+        ref_key = self._input_key(actor, "data_info.ref_path", shape.data_info.ref_path)
+        eval_key = self._input_key(actor, "data_info.eval_path", shape.data_info.eval_path)
+        model_key = None
+        if model_info.path is not None:
+            model_key = self._input_key(actor, "model_info.path", model_info.path, allow_datasets=False)
+        project = (self._projects.visible(actor, project_id) if project_id
+                   else self._projects.default_project(actor))
+
+        now = self._clock()
+        job_id = new_id()
+        config = shape.model_dump(exclude_none=True)
+        config["data_info"].update(ref_path=ref_key, eval_path=eval_key)
+        config["model_info"] = {"path": model_key} if model_key else {}
+        job = StressTestJob(
+            id=job_id, owner_id=actor.id, project_id=project.id, name=shape.run_name, config=config,
+            created_at=now, expires_at=(now + JOB_RETENTION).replace(microsecond=0), test_run_id=new_id(),
+            ram_request_megabytes=ram_request_megabytes or 4000,
+            cpu_request_millicores=cpu_request_millicores or 1500,
+            rime_managed_image=rime_managed_image, custom_image=custom_image,
+            **{k: v for k, v in stress_messages.job_keys(job_id).items() if k in ("logs_key", "results_prefix")},
+        )
+        message = stress_messages.stress_test_message(job, ref_key, eval_key, model_key, self._config)
+        self._jobs.add(job)
+        state = {
+            "job_id": job.id,
+            "message": message,
+            # The worker enforces its timeout itself; the state's own timeout is a backstop.
+            "timeout_seconds": self._config.timeout_seconds + 300,
+            "heartbeat_timeout_seconds": self._heartbeat_timeout,
+        }
+        try:
+            arn = self._workflows.start(job.id, state)
+        except Exception as e:
+            self._jobs.set_status(job.id, StressTestStatus.FAILING, only_from=(StressTestStatus.PENDING,),
+                                  finished_at=self._clock(), error=f"could not start the stress test: {e}")
+            raise
+        self._jobs.update(job.id, execution_arn=arn)
+        return self._job(actor, job.id).to_dict(self._clock())
+
+    # -- the workflow's steps ----------------------------------------------------------------------
+
+    def start(self, state: dict[str, Any]) -> dict[str, Any]:
+        """Mark the job RUNNING (the message is on its way to the worker)."""
+        self._jobs.set_status(state["job_id"], StressTestStatus.RUNNING, only_from=(StressTestStatus.PENDING,),
+                              started_at=self._clock(), progress="running the engine")
+        return state
+
+    def record(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The worker succeeded: its summary is in ``state["result"]``."""
+        summary = stress_messages.summary_of(state.get("result"))
+        self._jobs.set_status(
+            state["job_id"], StressTestStatus.SUCCEEDED,
+            only_from=(StressTestStatus.PENDING, StressTestStatus.RUNNING),
+            finished_at=self._clock(), summary=summary, progress="done",
+        )
+        return {"job_id": state["job_id"], "status": StressTestStatus.SUCCEEDED.value}
+
+    def record_failure(self, state: dict[str, Any]) -> dict[str, Any]:
+        """The run failed (the engine, the model, a timeout, a lost heartbeat): FAILING with why,
+        from the worker's ``error.json`` (moto passes SendTaskFailure's cause as null)."""
+        failure = state.get("failure") or {}
+        message = state.get("message") or {}
+        report = {"error_type": None, "message": None}
+        if message.get("error_key"):
+            try:
+                report = trial_messages.read_error_report(self._blobs.get_bytes(message["error_key"]))
+            except NotFound:
+                pass
+        name = failure.get("Error") or "StressTestError"
+        if report["message"]:
+            error = report["message"]
+        elif name == "States.Timeout":
+            error = "the worker went silent (no heartbeat) or ran past its time limit"
+        else:
+            error = f"{name}: {failure.get('Cause') or 'the worker reported no reason'}"
+        self._jobs.set_status(
+            state["job_id"], StressTestStatus.FAILING,
+            only_from=(StressTestStatus.PENDING, StressTestStatus.RUNNING),
+            finished_at=self._clock(), error=error[:4000], progress=None,
+        )
+        return {"job_id": state["job_id"], "status": StressTestStatus.FAILING.value, "error": error[:1000]}
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def list_stress_tests(self, actor: User, statuses: Optional[list[StressTestStatus]] = None,
+                          project_id: Optional[str] = None) -> list[dict[str, Any]]:
+        """The caller's jobs of the last two days, newest first."""
+        require(actor, Action.MANAGE_STRESS_TESTS)
+        now = self._clock()
+        if project_id is not None:
+            self._projects.visible(actor, project_id)
+        jobs = self._jobs.list_by_owner(actor.id, now)
+        return [j.to_dict(now) for j in jobs
+                if (not statuses or j.status in statuses) and (project_id is None or j.project_id == project_id)]
+
+    def get_stress_test(self, actor: User, job_id: str) -> dict[str, Any]:
+        return self._job(actor, job_id).to_dict(self._clock())
+
+    def get_logs(self, actor: User, job_id: str) -> dict[str, Any]:
+        job = self._job(actor, job_id)
+        try:
+            logs = self._blobs.get_bytes(job.logs_key).decode("utf-8", "replace") if job.logs_key else ""
+        except NotFound:
+            logs = ""
+        return {"job_id": job.id, "logs": logs}
+
+    def get_test_cases(self, actor: User, job_id: str, version: Optional[str] = None) -> dict[str, Any]:
+        return self._result(actor, job_id, "test_cases.json", version)
+
+    def get_test_run(self, actor: User, job_id: str, version: Optional[str] = None) -> dict[str, Any]:
+        return self._result(actor, job_id, "test_run.json", version)
+
+    def get_report(self, actor: User, job_id: str) -> dict[str, Any]:
+        job = self._succeeded(actor, job_id)
+        key = stress_messages.result_key(job.id, "report.html")
+        try:
+            self._blobs.size(key)
+        except NotFound:
+            raise NotFound(f"stress test {job_id!r} has no report (the engine that ran it writes none)") from None
+        return {"url": self._blobs.presigned_get(key, self._presign_seconds)}
+
+    def _result(self, actor: User, job_id: str, name: str, version: Optional[str]) -> dict[str, Any]:
+        if version not in (None, "", RESULT_VERSION):
+            raise InvalidInput(f"version: the only result format is {RESULT_VERSION!r}, not {version!r}")
+        job = self._succeeded(actor, job_id)
+        try:
+            table = json.loads(self._blobs.get_bytes(stress_messages.result_key(job.id, name)))
+        except NotFound:
+            raise NotFound(f"stress test {job_id!r} has no {name} (its results were removed)") from None
+        return {"test_run_id": job.test_run_id, "version": RESULT_VERSION,
+                "columns": table.get("columns", []), "records": table.get("records", [])}
+
+    def _succeeded(self, actor: User, job_id: str) -> StressTestJob:
+        job = self._job(actor, job_id)
+        if job.status is not StressTestStatus.SUCCEEDED:
+            raise Conflict(f"stress test {job_id!r} is {job.status.value}: results exist once it SUCCEEDED")
+        return job
+
+    def _job(self, actor: User, job_id: str) -> StressTestJob:
+        require(actor, Action.MANAGE_STRESS_TESTS)
+        job = self._jobs.get(job_id, self._clock())
+        if job is None or not owns_or_admin(actor, job.owner_id):
+            raise NotFound(f"no stress test {job_id!r}")
+        return job
+
+
+__all__ = ["StressTestService", "JOB_RETENTION", "RESULT_VERSION"]

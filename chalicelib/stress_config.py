@@ -1,0 +1,86 @@
+"""The SHAPE of a stress test's test run config (seed 002), checked by the API.
+
+The engine (``kilele_stress.config``) needs pandas, pyarrow and scipy, which the API Lambda does
+not carry; so the API checks here what it can without the data or the catalogue (keys, types,
+one model source), and the engine, in the worker, checks the rest (columns exist, test keys and
+thresholds): its errors make the job FAILING with the reason. Keys follow
+docs/stress-tests-api.md and stress/README.md.
+"""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from chalicelib.errors import InvalidInput
+
+ModelTaskName = Literal["Binary Classification", "Multi-class Classification", "Regression"]
+Column = Field(min_length=1, max_length=500)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataInfoShape(_Strict):
+    label_col: str = Column
+    ref_path: str = Field(min_length=1, max_length=2000)
+    eval_path: str = Field(min_length=1, max_length=2000)
+    pred_col: Optional[str] = None
+    timestamp_col: Optional[str] = None
+    categorical_features: Optional[list[str]] = None
+    protected_features: Optional[list[str]] = None
+    features_not_in_model: Optional[list[str]] = None
+
+
+class ModelInfoShape(_Strict):
+    path: Optional[str] = Field(None, min_length=1, max_length=2000)
+    trial_id: Optional[str] = Field(None, min_length=1, max_length=200)
+    app: Optional[str] = Field(None, min_length=1, max_length=200)
+    app_version: Optional[int] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "ModelInfoShape":
+        sources = [name for name in ("path", "trial_id", "app") if getattr(self, name) is not None]
+        if len(sources) > 1:
+            raise ValueError(f"give one of path, trial_id or app, not {' and '.join(sources)}")
+        if self.app_version is not None and self.app is None:
+            raise ValueError("app_version goes with app")
+        return self
+
+    @property
+    def is_empty(self) -> bool:
+        return self.path is None and self.trial_id is None and self.app is None
+
+
+class TestRunConfigShape(_Strict):
+    run_name: str = Field("stress test", min_length=1, max_length=200)
+    data_info: DataInfoShape
+    model_info: ModelInfoShape = ModelInfoShape()
+    model_task: Optional[ModelTaskName] = None
+    tests_config: dict[str, dict[str, Any]] = {}
+    random_seed: int = 42
+    continuous_info: Optional[dict[str, Any]] = None
+
+    @model_validator(mode="after")
+    def _model_or_predictions(self) -> "TestRunConfigShape":
+        if self.model_info.is_empty and not self.data_info.pred_col:
+            raise ValueError("model_info: give a model (path, trial_id or app), or data_info.pred_col")
+        return self
+
+
+def parse_test_run_config(value: Any) -> TestRunConfigShape:
+    """The config's shape checked; :class:`InvalidInput` naming the first bad key
+    (``data_info.ref_path: Field required``)."""
+    if not isinstance(value, dict):
+        raise InvalidInput("test_run_config: must be an object")
+    try:
+        return TestRunConfigShape.model_validate(value)
+    except ValidationError as e:
+        item = e.errors()[0]
+        where = ".".join(str(p) for p in item["loc"]) or "test_run_config"
+        message = item["msg"].removeprefix("Value error, ")
+        raise InvalidInput(f"{where}: {message}") from None
+
+
+__all__ = ["TestRunConfigShape", "parse_test_run_config"]

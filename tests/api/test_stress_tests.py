@@ -1,0 +1,198 @@
+"""Stress-test jobs through the API (docs/stress-tests-api.md): validation, inputs, listing,
+results. The workflow is a fake here (tests/workflows/test_stress_test.py runs the real one)."""
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import boto3
+import pytest
+from api_support import SUPERADMIN, TABULAR_CSV, assert_error, b64
+
+from unit.services.fakes import FakeClock, FakeWorkflowRunner
+
+CSV = b"x1,x2,y\n1,2,0\n3,4,1\n5,6,0\n"
+MODEL = b"import numpy as np\n\ndef predict_df(df):\n    return np.full(len(df), 0.5)\n"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def stress_workflows() -> FakeWorkflowRunner:
+    return FakeWorkflowRunner()
+
+
+@pytest.fixture
+def service_overrides(clock, stress_workflows) -> dict[str, Any]:
+    return {"clock": clock, "stress_workflows": stress_workflows}
+
+
+def upload(api, settings, name: str, data: bytes) -> str:
+    answer = api.call("POST", "/stress-tests/uploads", {"filename": name})
+    assert answer.status_code == 201, answer.data
+    uri = answer.data["uri"]
+    assert uri.startswith(f"s3://{settings.data_bucket}/stress-inputs/") and uri.endswith("/" + name)
+    assert {"url", "fields"} <= set(answer.data["upload"])
+    boto3.client("s3", region_name=settings.region).put_object(
+        Bucket=settings.data_bucket, Key=uri.split("/", 3)[3], Body=data)
+    return uri
+
+
+def a_config(api, settings, **changes: Any) -> dict[str, Any]:
+    config = {
+        "run_name": "run 1",
+        "data_info": {"label_col": "y", "ref_path": upload(api, settings, "ref.csv", CSV),
+                      "eval_path": upload(api, settings, "eval.csv", CSV)},
+        "model_info": {"path": upload(api, settings, "model.py", MODEL)},
+    }
+    config.update(changes)
+    return config
+
+
+def start(api, config: dict, **body: Any):
+    return api.call("POST", "/stress-tests", {"test_run_config": config, **body})
+
+
+def finish(settings, job_id: str, records: list[dict]) -> None:
+    """Mark a job SUCCEEDED with results, as the workflow's record step does after the worker."""
+    from chalicelib.wiring import services
+
+    s3 = boto3.client("s3", region_name=settings.region)
+    for name, table in (("test_cases.json", {"columns": ["test_run_id", "status"], "records": records}),
+                        ("test_run.json", {"columns": ["test_run_id"], "records": records[:1]}),
+                        ("report.html", None)):
+        body = b"<html>report</html>" if table is None else json.dumps(table).encode()
+        s3.put_object(Bucket=settings.data_bucket, Key=f"stress/{job_id}/{name}", Body=body)
+    steps = services().stress_tests
+    steps.start({"job_id": job_id})
+    steps.record({"job_id": job_id, "result": {"test_run_id": "x", "num_test_cases": len(records)}})
+
+
+def test_start_a_stress_test_and_read_it(make_user, settings, stress_workflows):
+    dev = make_user("APP_DEVELOPER")
+    started = start(dev, a_config(dev, settings), ram_request_megabytes=2000)
+    assert started.status_code == 201, started.data
+    job = started.data
+    assert {"job_id", "name", "type", "status", "project_id", "test_run_id", "start_time_secs",
+            "running_time_secs", "created_at", "error", "progress", "ram_request_megabytes",
+            "cpu_request_millicores", "rime_managed_image", "custom_image"} == set(job)
+    assert (job["name"], job["type"], job["status"]) == ("run 1", "MODEL_STRESS_TEST", "PENDING")
+    assert (job["ram_request_megabytes"], job["cpu_request_millicores"]) == (2000, 1500)
+    assert isinstance(job["start_time_secs"], int) and job["running_time_secs"] == 0.0
+    # The default project was made for the caller.
+    projects = dev.call("GET", "/projects").data
+    assert [p["name"] for p in projects] == ["default"] and projects[0]["project_id"] == job["project_id"]
+    # One execution, whose message names the inputs by their keys, and the limit twice the request.
+    [(name, state)] = stress_workflows.starts
+    message = state["message"]
+    assert name == job["job_id"] and state["job_id"] == job["job_id"] and message["kind"] == "stress_test"
+    assert message["memory_limit_mb"] == 4000 and message["results_prefix"] == f"stress/{job['job_id']}/"
+    assert message["ref_key"].startswith("stress-inputs/") and message["config"]["data_info"]["ref_path"] == "ref.csv"
+    assert message["config"]["model_info"] == {"path": "model.py"}
+    assert dev.call("GET", f"/stress-tests/{job['job_id']}").data["status"] == "PENDING"
+    assert dev.call("GET", f"/stress-tests/{job['job_id']}/logs").data == {"job_id": job["job_id"], "logs": ""}
+
+
+@pytest.mark.parametrize("change, key", [
+    ({"data_info": {"ref_path": "s3://x/y", "eval_path": "s3://x/y"}}, "data_info.label_col"),
+    ({"model_task": "Ranking"}, "model_task"),
+    ({"colour": "red"}, "colour"),
+    ({"model_info": {"path": "model.py", "trial_id": "t"}}, "model_info"),
+    ({"tests_config": []}, "tests_config"),
+])
+def test_a_bad_config_is_400_naming_the_key(make_user, settings, stress_workflows, change, key):
+    dev = make_user("MODEL_DEVELOPER")
+    assert_error(start(dev, a_config(dev, settings, **change)), 400, "invalid_input", key)
+    assert stress_workflows.starts == [] and dev.call("GET", "/stress-tests").data == []
+
+
+def test_paths_must_be_own_uploads_or_visible_datasets(make_user, settings):
+    alice, bob = make_user("MODEL_DEVELOPER"), make_user("MODEL_DEVELOPER")
+    config = a_config(alice, settings)
+    # Someone else's upload, a local path, another bucket, nothing uploaded yet: 400 naming the key.
+    assert_error(start(bob, config), 400, "invalid_input", "data_info.ref_path", "not one of your uploads")
+    local = {**config, "data_info": {**config["data_info"], "eval_path": "/home/me/eval.csv"}}
+    assert_error(start(alice, local), 400, "invalid_input", "data_info.eval_path")
+    missing = alice.call("POST", "/stress-tests/uploads", {"filename": "m.py"}).data["uri"]
+    assert_error(start(alice, {**config, "model_info": {"path": missing}}), 400, "invalid_input",
+                 "model_info.path", "nothing was uploaded")
+    # A READY dataset of the caller is fine; someone else's is 404.
+    dataset = alice.call("POST", "/datasets", {"name": "d", "task": "TABULAR_CLASSIFICATION",
+                                               "content_base64": b64(TABULAR_CSV)}).data
+    with_dataset = {**config, "data_info": {**config["data_info"], "eval_path": f"kilele://datasets/{dataset['id']}"}}
+    assert start(alice, with_dataset).status_code == 201
+    bobs = a_config(bob, settings)
+    bobs["data_info"]["eval_path"] = with_dataset["data_info"]["eval_path"]
+    assert_error(start(bob, bobs), 404, "not_found", "data_info.eval_path")
+
+
+def test_images_projects_and_unsupported_models(make_user, settings):
+    dev, other = make_user("MODEL_DEVELOPER"), make_user("MODEL_DEVELOPER")
+    config = a_config(dev, settings)
+    assert_error(start(dev, config, rime_managed_image="tf-2.4"), 404, "not_found", "tf-2.4")
+    custom = start(dev, config, custom_image={"name": "me/img:1"})
+    assert custom.status_code == 201 and custom.data["custom_image"] == {"name": "me/img:1", "pull_secret": None}
+    foreign = other.call("POST", "/projects", {"name": "theirs"}).data["project_id"]
+    assert_error(start(dev, config, project_id=foreign), 404, "not_found", foreign)
+    mine = dev.call("POST", "/projects", {"name": "mine"}).data["project_id"]
+    assert start(dev, config, project_id=mine).data["project_id"] == mine
+    assert_error(start(dev, {**config, "model_info": {"trial_id": "t1"}}), 422, "unprocessable", "not supported")
+    assert_error(start(dev, config, ram_request_megabytes=1), 400, "invalid_input", "ram_request_megabytes")
+
+
+def test_results_exist_once_succeeded(make_user, settings):
+    dev = make_user("MODEL_DEVELOPER")
+    job = start(dev, a_config(dev, settings)).data
+    path = f"/stress-tests/{job['job_id']}"
+    for what in ("test-cases", "test-run", "report"):
+        assert_error(dev.call("GET", f"{path}/{what}"), 409, "conflict", "PENDING")
+    records = [{"test_run_id": job["test_run_id"], "status": "PASS"}, {"test_run_id": job["test_run_id"], "status": "FAIL"}]
+    finish(settings, job["job_id"], records)
+    assert dev.call("GET", path).data["status"] == "SUCCEEDED"
+    cases = dev.call("GET", f"{path}/test-cases").data
+    assert cases == {"test_run_id": job["test_run_id"], "version": "1.0", "columns": ["test_run_id", "status"],
+                     "records": records}
+    assert dev.call("GET", f"{path}/test-run?version=1.0").data["records"] == records[:1]
+    assert_error(dev.call("GET", f"{path}/test-cases?version=0.9"), 400, "invalid_input", "version")
+    assert "report.html" in dev.call("GET", f"{path}/report").data["url"]
+
+
+def test_listing_filters_and_the_two_day_window(make_user, settings, clock, client):
+    dev, other = make_user("MODEL_DEVELOPER"), make_user("APP_DEVELOPER")
+    config = a_config(dev, settings)
+    old = start(dev, config).data
+    clock.advance(minutes=5)
+    project = dev.call("POST", "/projects", {"name": "p"}).data["project_id"]
+    new = start(dev, config, project_id=project).data
+    finish(settings, new["job_id"], [{"test_run_id": "x", "status": "PASS"}])
+    start(other, a_config(other, settings))
+    ids = lambda r: [j["job_id"] for j in r.data]  # noqa: E731
+    assert ids(dev.call("GET", "/stress-tests")) == [new["job_id"], old["job_id"]]
+    assert ids(dev.call("GET", "/stress-tests?status=SUCCEEDED")) == [new["job_id"]]
+    assert ids(dev.call("GET", "/stress-tests?status=PENDING&status=SUCCEEDED")) == [new["job_id"], old["job_id"]]
+    assert ids(dev.call("GET", f"/stress-tests?project_id={project}")) == [new["job_id"]]
+    assert_error(dev.call("GET", "/stress-tests?status=DONE"), 400, "invalid_input", "status")
+    assert_error(other.call("GET", f"/stress-tests/{old['job_id']}"), 404, "not_found")
+    # Two days later the first job is gone from the listing and from GET (moto never expires it).
+    clock.advance(days=2, minutes=-2)
+    dev = client.login(dev.email, "secret1")
+    assert ids(dev.call("GET", "/stress-tests")) == [new["job_id"]]
+    assert_error(dev.call("GET", f"/stress-tests/{old['job_id']}"), 404, "not_found")
+
+
+def test_every_role_may_run_stress_tests_and_anonymous_callers_may_not(client, make_user, settings):
+    for role in ("ADMIN", "MODEL_DEVELOPER", "APP_DEVELOPER"):
+        user = make_user(role)
+        assert start(user, a_config(user, settings)).status_code == 201, role
+    assert_error(client.anonymous().call("GET", "/stress-tests"), 401, "unauthenticated")
+    assert_error(client.anonymous().call("POST", "/stress-tests/uploads", {"filename": "a.csv"}), 401,
+                 "unauthenticated")
+
+
+def test_bad_upload_names_are_400(make_user):
+    dev = make_user("MODEL_DEVELOPER")
+    assert_error(dev.call("POST", "/stress-tests/uploads", {"filename": "a b.csv"}), 400, "invalid_input", "filename")
