@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Protocol
 from chalicelib import SERVICE_NAME, __version__
 from chalicelib.local.moto_server import MotoServer
 from chalicelib.local.provision import Provisioned
-from chalicelib.resources import LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE, TRAIN_WORKER, TRIALS_QUEUE
+from chalicelib.resources import LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE, STRESS_TEST, TRAIN_WORKER, TRIALS_QUEUE
 from chalicelib.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -111,6 +111,7 @@ def adopt(settings: Settings, provisioned: Provisioned, api_url: str, work_dir: 
     """The local queue, state machine, API URL and runners (infra sets the same settings on AWS)."""
     return settings.with_values(**{
         "train_worker_state_machine_arn": provisioned.state_machine_arns[TRAIN_WORKER.name],
+        "stress_test_state_machine_arn": provisioned.state_machine_arns[STRESS_TEST.name],
         "trials_queue_url": provisioned.queue_urls[TRIALS_QUEUE.name],
         "public_api_url": api_url,
         "endpoints_uri": f"local://{work_dir / 'endpoints'}",

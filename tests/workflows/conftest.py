@@ -54,6 +54,8 @@ class ScriptedTrials:
         self.queue_url = queue_url
         self.seconds_per_trial = seconds_per_trial
         self.outcome: Callable[[dict], tuple[str, Any]] = lambda trial: ("ok", trial["knobs"]["x"])
+        # Stress tests: ("ok", number of test cases) | ("fail", message) | ("hang", None)
+        self.stress_outcome: Callable[[dict], tuple[str, Any]] = lambda message: ("ok", 3)
         self.seen: list[dict] = []
         self._sqs = aws.client("sqs")
         self._sfn = aws.client("stepfunctions")
@@ -83,6 +85,9 @@ class ScriptedTrials:
     def _answer(self, body: dict) -> None:
         trial, token = body["trial"], body["task_token"]
         self.seen.append(trial)
+        if trial["kind"] == "stress_test":
+            self._answer_stress_test(trial, token)
+            return
         if trial["kind"] == "describe":
             self._sfn.send_task_success(taskToken=token, output=json.dumps({"knob_config": self.KNOB_CONFIG}))
             return
@@ -102,6 +107,26 @@ class ScriptedTrials:
             self._sfn.send_task_failure(taskToken=token, error=value, cause="scripted failure")
         # "hang": never answer; the state's heartbeat timeout catches it
 
+    def _answer_stress_test(self, message: dict, token: str) -> None:
+        """Like the worker: results (JSON for the API) under ``results_prefix``, then the summary;
+        or ``error.json`` then SendTaskFailure; or silence."""
+        kind, value = self.stress_outcome(message)
+        time.sleep(self.seconds_per_trial)
+        bucket, prefix = message["bucket"], message["results_prefix"]
+        self._s3.put_object(Bucket=bucket, Key=message["logs_key"], Body=b"engine log\n")
+        if kind == "ok":
+            tables = {"test_cases.json": {"columns": ["test_run_id", "status"],
+                                          "records": [{"test_run_id": message["test_run_id"], "status": "PASS"}] * value},
+                      "test_run.json": {"columns": ["test_run_id"], "records": [{"test_run_id": message["test_run_id"]}]}}
+            for name, table in tables.items():
+                self._s3.put_object(Bucket=bucket, Key=prefix + name, Body=json.dumps(table).encode())
+            self._sfn.send_task_success(taskToken=token, output=json.dumps({
+                "job_id": message["id"], "test_run_id": message["test_run_id"], "num_test_cases": value}))
+        elif kind == "fail":
+            report = {"trial_id": message["id"], "kind": "stress_test", "error_type": "TrialError", "message": value}
+            self._s3.put_object(Bucket=bucket, Key=message["error_key"], Body=json.dumps(report).encode())
+            self._sfn.send_task_failure(taskToken=token, error="TrialError", cause="scripted failure")
+
 
 @pytest.fixture
 def platform(moto_server):
@@ -119,6 +144,7 @@ def platform(moto_server):
     provisioned = provision(settings, aws)
     settings = settings.with_values(
         train_worker_state_machine_arn=provisioned.state_machine_arns["train-worker"],
+        stress_test_state_machine_arn=provisioned.state_machine_arns["stress-test"],
         trials_queue_url=provisioned.queue_urls["trials"],
     )
     previous = wiring.install(None)

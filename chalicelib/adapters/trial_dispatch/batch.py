@@ -34,13 +34,24 @@ class BatchTrialDispatcher:
         overrides: dict[str, Any] = {"environment": [{"name": MESSAGE_ENV, "value": json.dumps(message)}]}
         if gpus:
             overrides["resourceRequirements"] = [{"type": "GPU", "value": str(gpus)}]
+        elif trial.get("ram_request_megabytes"):
+            # A stress test's resources (seed 002): the memory limit twice the request; whole vCPUs.
+            overrides["resourceRequirements"] = [
+                {"type": "MEMORY", "value": str(int(trial.get("memory_limit_mb") or trial["ram_request_megabytes"] * 2))},
+                {"type": "VCPU", "value": str(max(1, -(-int(trial.get("cpu_request_millicores") or 1000) // 1000)))},
+            ]
+        tags = {"kilele:trial": trial["id"]}
+        if trial.get("train_job_id"):
+            tags["kilele:train-job"] = trial["train_job_id"]
+        else:
+            tags["kilele:kind"] = trial["kind"]
         response = self._batch.submit_job(
             jobName=f"kilele-{trial['kind']}-{trial['id']}"[:128],
             jobQueue=self.gpu_queue if gpus else self.cpu_queue,
             jobDefinition=self.gpu_job_definition if gpus else self.job_definition,
             containerOverrides=overrides,
             timeout={"attemptDurationSeconds": int(trial["timeout_seconds"]) + 600},
-            tags={"kilele:trial": trial["id"], "kilele:train-job": trial["train_job_id"]},
+            tags=tags,
         )
         return response["jobId"]
 
