@@ -1,5 +1,5 @@
 """Serving throughput and latency: kilele-serve (with and without adaptive batching) against the
-compute floor and an established peer (MLServer with adaptive batching).
+compute floor, an HTTP floor and established peers (MLServer, BentoML, Triton through PyTriton).
 
 Models, trained here on examples/datasets/breast_cancer_{train,val}.csv (30 features, 2 classes):
 
@@ -15,16 +15,26 @@ Each model is put in a bundle directory laid out as ``BundleBuilder`` lays it ou
     ``predict_proba`` at batch 1 in a loop (tree), in this process, no HTTP;
 (b) ``kilele-serve`` with its default settings (adaptive batching);
 (c) ``kilele-serve --no-batching``;
-(d) MLServer 1.7.1 with adaptive batching (``max_batch_size``/``max_batch_time``), installed by this
-    script into its own venv (default /tmp/kilele-bench-peer-venv), never the project's: the tree
-    through ``mlserver-sklearn`` (a joblib file, output ``predict_proba``), the logistic regression's
-    ONNX graph through a custom MLServer runtime with ONNX Runtime (MLServer has no ONNX runtime).
+(d) MLServer 1.7.1 with adaptive batching (``max_batch_size``/``max_batch_time``), and without it at
+    the lowest and highest concurrency: the tree through ``mlserver-sklearn`` (a joblib file, output
+    ``predict_proba``), the logistic regression's ONNX graph through a custom MLServer runtime with
+    ONNX Runtime (MLServer has no ONNX runtime);
+(e) BentoML 1.4 (``bentoml serve``) with its adaptive batching (``batchable=True``), and without it at
+    the ends, serving the same files with the same libraries (bench/serving_bentoml_service.py);
+(f) Triton server 2.51 through PyTriton 0.7 with its dynamic batcher, on CPU, the same files
+    (bench/serving_pytriton_server.py);
+(g) the HTTP floor: a JSON echo on kilele-serve's uvicorn settings (bench/serving_echo.py).
+
+Each peer runs in its own venv made from a pinned requirements file (bench/envs/NAME.txt) by
+bench/serving_peers.py, never in the project's; the launchers live there too.
 
 Load: bench/serving_loadgen.py, a separate process: closed-loop clients on keep-alive
 connections, one query per request, per concurrency level 2 s warm-up + 8 s measured (or a request
-bound, whichever ends first). Servers bind 127.0.0.1 on free ports and are stopped here.
+bound, whichever ends first). All servers of a model run at once, and each concurrency level is
+measured on each server in turn, so they share the conditions of this (shared) machine. Servers
+bind 127.0.0.1 on free ports and are stopped here.
 
-    .venv/bin/python bench/serving.py                 # about 8 minutes; writes bench/README.md
+    .venv/bin/python bench/serving.py                 # about 20 minutes; writes bench/README.md
     .venv/bin/python bench/serving.py --quick --no-write   # a smoke run
 """
 from __future__ import annotations
@@ -35,22 +45,20 @@ import importlib.metadata
 import json
 import os
 import platform
-import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 
 from readme_section import machine, write_section
+from serving_loadgen import cpu_seconds
+from serving_peers import (MAX_BATCH_SIZE, MAX_BATCH_WAIT_S, BentoMLServer, EchoServer, MLServer, Server,
+                           TritonServer, env_versions, ensure_env, http)
 
 from chalicelib.bundle_format import BundleMember, write_bundle
 from kilele.model import deserialize_params, load_model_class, load_tabular, serialize_params
@@ -61,20 +69,13 @@ HEADING = "## Serving: throughput and latency"
 DATA = REPO / "examples" / "datasets"
 VENV_BIN = Path(sys.executable).parent
 
-PEER_VENV = Path(os.environ.get("KILELE_BENCH_PEER_VENV", "/tmp/kilele-bench-peer-venv"))
-# What the peer venv gets (pip install of exactly these; their own dependencies resolve freely).
-# scikit-learn / numpy / onnxruntime match the project venv so both sides load the same model.
-# httptools: uvicorn (which MLServer runs) picks it when installed, as Kilele's image has it, so
-# both servers parse HTTP with the same parser. uvloop 0.21.0, not the newest: with uvloop >= 0.22
-# MLServer 1.7.1's inference worker dies at start (its `asyncio.get_event_loop()` raises "There is
-# no current event loop in thread 'MainThread'"), so no model loads with parallel_workers >= 1.
-PEER_PINS = [
-    "mlserver==1.7.1", "mlserver-sklearn==1.7.1", "scikit-learn==1.9.1", "numpy==2.4.6",
-    "onnxruntime==1.31.1", "httptools==0.9.0", "uvicorn==0.54.0", "uvloop==0.21.0",
-    "fastapi==0.115.14", "starlette==0.46.2", "pydantic==2.14.3", "pandas==3.1.1", "joblib==1.6.0",
-]
-MLSERVER_MAX_BATCH_SIZE = 128
-MLSERVER_MAX_BATCH_TIME = 0.002  # seconds: Kilele's default --max-wait-ms is 2
+# The servers --servers can name, in the order each concurrency level visits them, with the peer
+# venv each needs (bench/envs/NAME.txt; None: the project's venv).
+SERVERS = {
+    "echo": None, "batching": None, "no-batching": None, "mlserver": "mlserver", "mlserver-nobatch": "mlserver",
+    "bentoml": "bentoml", "bentoml-nobatch": "bentoml", "triton": "pytriton",
+}
+PEER_NAMES = {"mlserver": "MLServer", "bentoml": "BentoML", "pytriton": "Triton (PyTriton)"}
 
 MODELS = {
     "logreg": {
@@ -92,12 +93,6 @@ MODELS = {
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def version(name: str, python: Optional[Path] = None) -> str:
@@ -204,105 +199,6 @@ def reference_probabilities(name: str, model: Any, onnx: Optional[bytes], rows: 
 
 # -- servers ---------------------------------------------------------------------------------------
 
-def http(method: str, url: str, body: Optional[bytes] = None, timeout: float = 5.0) -> tuple[int, bytes]:
-    request = urllib.request.Request(url, data=body, method=method, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as answer:
-            return answer.status, answer.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        current = stack.pop()
-        found.append(current)
-        stack.extend(children.get(current, []))
-    return found
-
-
-class Server:
-    """A server process in its own process group, stopped with SIGTERM (then SIGKILL)."""
-
-    label = ""
-    invoke_path = ""
-
-    def __init__(self, workdir: Path):
-        self.workdir = workdir
-        self.process: Optional[subprocess.Popen] = None
-        self.port = free_port()
-        self.log_path: Optional[Path] = None
-
-    def command(self) -> tuple[list[str], dict[str, str], Path]:
-        raise NotImplementedError
-
-    def ready_url(self) -> str:
-        raise NotImplementedError
-
-    def metrics_url(self) -> Optional[str]:
-        return None
-
-    def body(self, row: list[float]) -> bytes:
-        raise NotImplementedError
-
-    def probabilities(self, answer: bytes) -> np.ndarray:
-        raise NotImplementedError
-
-    def mean_batch(self, start: Optional[str], end: Optional[str]) -> Optional[float]:
-        return None
-
-    def start(self, timeout: float = 120.0) -> None:
-        argv, env, cwd = self.command()
-        self.log_path = self.workdir / f"{self.label.replace(' ', '_').replace('/', '_')}-{self.port}.log"
-        log_file = open(self.log_path, "wb")
-        self.process = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=cwd,
-                                        start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.label} exited with {self.process.returncode}: {self.log_tail()}")
-            try:
-                status, _ = http("GET", self.ready_url(), timeout=1)
-                if status == 200:
-                    return
-            except OSError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"{self.label} was not ready after {timeout:.0f} s: {self.log_tail()}")
-
-    def pids(self) -> list[int]:
-        return descendants(self.process.pid) if self.process else []
-
-    def log_tail(self, lines: int = 15) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        try:
-            os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=10)
-
-
 class KileleServer(Server):
     invoke_path = "/invocations"
 
@@ -341,94 +237,18 @@ class KileleServer(Server):
         return (b["batched_queries"] - a["batched_queries"]) / batches if batches else None
 
 
-class MLServer(Server):
-    def __init__(self, workdir: Path, name: str, model_file: Path, onnx: bool, batching: bool = True):
-        super().__init__(workdir)
-        self.name = name
-        self.model_file = model_file
-        self.onnx = onnx
-        self.batching = batching
-        self.grpc_port = free_port()
-        self.metrics_port = free_port()
-        self.label = "MLServer (adaptive batching)" if batching else "MLServer (no batching)"
-        self.invoke_path = f"/v2/models/{name}/infer"
-        self.repo = workdir / f"mlserver-{name}"
-
-    def command(self):
-        shutil.rmtree(self.repo, ignore_errors=True)
-        model_dir = self.repo / self.name
-        model_dir.mkdir(parents=True)
-        shutil.copy(self.model_file, model_dir / self.model_file.name)
-        shutil.copy(BENCH / "serving_mlserver_runtime.py", model_dir / "kilele_bench_mlserver.py")
-        implementation = ("kilele_bench_mlserver.OnnxProbabilities" if self.onnx
-                          else "kilele_bench_mlserver.CountingSKLearn")
-        (self.repo / "settings.json").write_text(json.dumps({
-            "host": "127.0.0.1", "http_port": self.port, "grpc_port": self.grpc_port,
-            "metrics_port": self.metrics_port, "debug": False, "parallel_workers": 1,
-        }))
-        model_settings = {"name": self.name, "implementation": implementation,
-                          "parameters": {"uri": f"./{self.model_file.name}"}}
-        if self.batching:
-            model_settings.update(max_batch_size=MLSERVER_MAX_BATCH_SIZE, max_batch_time=MLSERVER_MAX_BATCH_TIME)
-        (model_dir / "model-settings.json").write_text(json.dumps(model_settings))
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSERVER_", "KILELE_", "PYTHONPATH"))}
-        return [str(PEER_VENV / "bin" / "mlserver"), "start", str(self.repo)], env, self.repo
-
-    def ready_url(self):
-        return f"http://127.0.0.1:{self.port}/v2/models/{self.name}/ready"
-
-    def metrics_url(self):
-        return f"http://127.0.0.1:{self.metrics_port}/metrics"
-
-    def body(self, row):
-        payload = {"inputs": [{"name": "input-0", "shape": [1, len(row)], "datatype": "FP64", "data": row}]}
-        if not self.onnx:
-            payload["outputs"] = [{"name": "predict_proba"}]
-        return json.dumps(payload, separators=(",", ":")).encode()
-
-    def probabilities(self, answer):
-        (output,) = json.loads(answer)["outputs"]
-        return np.asarray(output["data"], dtype=np.float64).reshape(-1)
-
-    @staticmethod
-    def _histogram(text: Optional[str]) -> Optional[tuple[float, float]]:
-        if not text:
-            return None
-        total = count = 0.0
-        for line in text.splitlines():
-            match = re.match(r"kilele_bench_batch_size_(sum|count)(\{[^}]*\})?\s+([0-9.eE+-]+)", line)
-            if match:
-                if match.group(1) == "sum":
-                    total += float(match.group(3))
-                else:
-                    count += float(match.group(3))
-        return total, count
-
-    def mean_batch(self, start, end):
-        a, b = self._histogram(start), self._histogram(end)
-        if a is None or b is None or b[1] - a[1] <= 0:
-            return None
-        return (b[0] - a[0]) / (b[1] - a[1])
-
-
-def ensure_peer_venv() -> tuple[bool, str]:
-    """Creates the peer venv if missing; (ok, what happened)."""
-    python = PEER_VENV / "bin" / "python"
-    marker = PEER_VENV / "kilele-bench-pins.txt"
-    wanted = "\n".join(PEER_PINS) + "\n"
-    if python.exists() and marker.exists() and marker.read_text() == wanted:
-        return True, "reused"
-    log(f"creating the peer venv {PEER_VENV} (pip install {' '.join(PEER_PINS)})")
-    shutil.rmtree(PEER_VENV, ignore_errors=True)
-    steps = [[sys.executable, "-m", "venv", str(PEER_VENV)],
-             [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *PEER_PINS]]
-    for step in steps:
-        result = subprocess.run(step, capture_output=True, text=True, timeout=900)
-        if result.returncode != 0:
-            tail = " ".join((result.stderr or result.stdout).strip().splitlines()[-3:])
-            return False, f"`{' '.join(step[:4])} …` failed ({result.returncode}): {tail}"
-    marker.write_text(wanted)
-    return True, "created"
+def make_server(key: str, workdir: Path, name: str, bundle: Path, model_file: Path, onnx: bool) -> Server:
+    if key in ("batching", "no-batching"):
+        return KileleServer(workdir, bundle, batching=key == "batching")
+    if key == "echo":
+        return EchoServer(workdir)
+    if key.startswith("mlserver"):
+        return MLServer(workdir, name, model_file, onnx=onnx, batching=key == "mlserver")
+    if key.startswith("bentoml"):
+        return BentoMLServer(workdir, name, model_file, onnx=onnx, batching=key == "bentoml")
+    if key == "triton":
+        return TritonServer(workdir, name, model_file, onnx=onnx)
+    raise ValueError(key)
 
 
 # -- one measurement -------------------------------------------------------------------------------
@@ -470,41 +290,91 @@ def run_load(server: Server, bodies_file: Path, concurrency: int, args) -> dict:
     return out
 
 
-def measure_server(server: Server, name: str, data: list[list[float]], expected: np.ndarray, args) -> list[dict]:
+LOOPBACK = ("127.", "[::ffff:127.", "[::1]:")
+
+
+def start_checked(server: Server, name: str, data: list[list[float]], expected: np.ndarray) -> Path:
+    """Starts the server, checks its answers against the in-process model (the echo: against the body)
+    and that every port its processes listen on is a loopback address; returns its request bodies file."""
     log(f"{name}: starting {server.label} on 127.0.0.1:{server.port}")
     server.start()
-    rows = []
     try:
-        # Same model: the server's answers match the in-process model's probabilities.
         for i in (0, 1, len(data) - 1):
             status, answer = http("POST", f"http://127.0.0.1:{server.port}{server.invoke_path}", server.body(data[i]))
             if status != 200:
                 raise RuntimeError(f"{server.label} answered {status}: {answer[:300]!r}")
-            got = server.probabilities(answer)
-            if not np.allclose(got, expected[i], atol=1e-5):
-                raise RuntimeError(f"{server.label} answered {got} for row {i}, the model says {expected[i]}")
-        bodies = server.workdir / f"bodies-{name}-{server.port}.jsonl"
-        bodies.write_bytes(b"\n".join(server.body(row) for row in data) + b"\n")
-        levels = args.concurrency
-        if isinstance(server, MLServer) and not server.batching:
-            levels = sorted({min(levels), max(levels)})  # a baseline at the ends only: keeps the run short
-        for concurrency in levels:
-            result = run_load(server, bodies, concurrency, args)
-            if result["other_cpu"] > args.retry_other_cpu and time.monotonic() - args.started < args.budget:
-                log(f"  c={concurrency}: other processes used {result['other_cpu']:.2f} cores; measuring again")
-                again = run_load(server, bodies, concurrency, args)
-                again["retried"] = True
-                result = min(result, again, key=lambda r: r["other_cpu"])
-            result.update(model=name, server=server.label)
-            rows.append(result)
-            batch = f"{result['mean_batch']:.1f}" if result["mean_batch"] else "-"
-            log(f"  c={concurrency:<4} {result['rps']:8.0f} req/s  p50 {result['p50_ms']:.2f} ms  "
-                f"p99 {result['p99_ms']:.2f} ms  batch {batch}  server CPU {result['server_cpu'] or 0:.2f}  "
-                f"client CPU {result['client_cpu']:.2f}  other CPU {result['other_cpu']:.2f}  errors {result['errors']}"
-                + (f"  ({result['error']})" if result["error"] else ""))
-    finally:
+            wrong = server.check(data[i], expected[i], answer)
+            if wrong:
+                raise RuntimeError(f"{server.label} {wrong} (row {i})")
+        server.addresses = server.listening()
+        if server.addresses is None:
+            log(f"{name}: `ss -ltnp` could not list where {server.label} listens; not checked")
+        exposed = [a for a in server.addresses or [] if not a.startswith(LOOPBACK)]
+        if exposed:
+            raise RuntimeError(f"{server.label} listens beyond the loopback: {exposed}")
+    except BaseException:
         server.stop()
-    return rows
+        raise
+    bodies = server.workdir / f"bodies-{name}-{server.port}.jsonl"
+    encoded = [server.body(row) for row in data]
+    bodies.write_bytes(b"\n".join(encoded) + b"\n")
+    server.body_bytes = sum(map(len, encoded)) / len(encoded)
+    return bodies
+
+
+def measure_level(server: Server, name: str, bodies: Path, concurrency: int, args) -> dict:
+    result = run_load(server, bodies, concurrency, args)
+    if result["other_cpu"] > args.retry_other_cpu and time.monotonic() - args.started < args.budget:
+        log(f"  c={concurrency}: other processes used {result['other_cpu']:.2f} cores; measuring again")
+        again = run_load(server, bodies, concurrency, args)
+        again["retried"] = True
+        result = min(result, again, key=lambda r: r["other_cpu"])
+    result.update(model=name, server=server.label)
+    batch = f"{result['mean_batch']:.1f}" if result["mean_batch"] else "-"
+    log(f"  {server.label:<42} c={concurrency:<4} {result['rps']:8.0f} req/s  p50 {fmt(result['p50_ms'])} ms  "
+        f"p99 {fmt(result['p99_ms'])} ms  batch {batch}  server CPU {result['server_cpu'] or 0:.2f}  "
+        f"client CPU {result['client_cpu']:.2f}  other CPU {result['other_cpu']:.2f}  errors {result['errors']}"
+        + (f"  ({result['error']})" if result["error"] else ""))
+    return result
+
+
+def measure_interleaved(servers: list[Server], name: str, data: list[list[float]], expected: np.ndarray,
+                        args, failures: dict[str, str]) -> list[dict]:
+    """Starts every server of a model, then measures each concurrency level on each server in turn
+    (so each level of each server sees the conditions of the same minutes), then stops them all."""
+    bodies: dict[int, Path] = {}
+    try:
+        for server in servers:
+            try:
+                bodies[id(server)] = start_checked(server, name, data, expected)
+            except RuntimeError as e:
+                log(f"{name}: {server.label} failed: {e}")
+                failures[server.label] = str(e).splitlines()[0][:300]
+        # What the servers take while idle (each is idle while another one is measured).
+        up = [server for server in servers if id(server) in bodies]
+        before = {server.label: cpu_seconds(server.pids()) for server in up}
+        time.sleep(3.0)
+        for server in up:
+            server.idle_cpu = (cpu_seconds(server.pids()) - before[server.label]) / 3.0
+            server.processes = len(server.pids())
+        rows = []
+        low, high = min(args.concurrency), max(args.concurrency)
+        for concurrency in args.concurrency:
+            for server in servers:
+                if id(server) not in bodies or (server.levels == "ends" and concurrency not in (low, high)):
+                    continue  # "ends": a baseline at the lowest and highest level only, to keep the run short
+                try:
+                    rows.append(measure_level(server, name, bodies[id(server)], concurrency, args))
+                except RuntimeError as e:
+                    log(f"{name}: {server.label} failed at c={concurrency}: {e}")
+                    failures[server.label] = f"failed at c={concurrency}: {str(e).splitlines()[0][:300]}"
+                    bodies.pop(id(server))
+                    server.stop()
+    finally:
+        for server in servers:
+            server.stop()
+    order = {server.label: i for i, server in enumerate(servers)}
+    return sorted(rows, key=lambda r: (order[r["server"]], r["concurrency"]))
 
 
 # -- the README section ----------------------------------------------------------------------------
@@ -522,10 +392,17 @@ def render(results: dict, args, elapsed: float) -> str:
         "first). Models trained in the bench on `breast_cancer_train.csv` (30 features, 2 classes): the sample "
         "logistic regression exported to ONNX (Kilele serves it with ONNX Runtime) and the sample decision tree "
         "(`sk_decision_tree.py`, no ONNX: served through its own `predict()`, i.e. scikit-learn `predict_proba`). "
-        "Before the load, each server's answers are checked against the in-process model's probabilities. "
+        "Before the load, each server's answers are checked against the in-process model's probabilities, and the "
+        "addresses its processes listen on (`ss -ltnp`) against the loopback. All servers of a model run at the same "
+        "time (what the idle ones take is below, and in *other CPU*), and each concurrency level is measured on each "
+        "server in turn, so all of them meet the same minutes of this shared machine. "
         "*floor*: the model call alone in a loop in one process at batch 1, no HTTP (req/s = 1 / median time per call). "
-        "*mean batch*: queries per model call over the measured window, from the server's /metrics "
-        "(Kilele's `batches`/`batched_queries`; for MLServer a histogram its runtime logs, see below). "
+        "*HTTP floor*: a JSON echo with no model (`bench/serving_echo.py`: parse the body, serialize it back) run with "
+        "kilele-serve's own uvicorn settings (uvicorn + httptools + uvloop, 1 process): what one Python process on "
+        "that stack answers at all. "
+        "*mean batch*: queries per model call over the measured window, from the server's metrics "
+        "(Kilele's `batches`/`batched_queries`; MLServer: a histogram its runtime logs, see below; BentoML: its "
+        "`adaptive_batch_size` histogram; Triton: `nv_inference_count` ÷ `nv_inference_exec_count`). "
         "*server CPU* / *load-gen CPU* / *other CPU*: CPU time over the measured window, in cores (the machine has 2): "
         "the server's processes, the load generator, and everything else on this shared machine (from /proc/stat; "
         "other sessions' tests ran on it during this run, which is noise the numbers carry).",
@@ -554,27 +431,72 @@ def render(results: dict, args, elapsed: float) -> str:
         f"→ at most {1e6 / results['models'][n]['floor']['p50_us']:,.0f} req/s on one core"
         for n in args.models)
     lines += [f"Floor per call: {floors}.", ""]
+    idle = [(n, [c for c in results["models"][n].get("idle_cpu", {}).values() if c is not None]) for n in args.models]
+    idle = [(n, cores) for n, cores in idle if cores]
+    if idle:
+        lines += ["Idle servers: all servers of a model were up during its whole measurement; idle (3 s after the "
+                  "last one started) they took " + "; ".join(
+                      f"{sum(cores):.3f} cores together ({MODELS[n]['label'].split(' (')[0]}, {len(cores)} servers, at "
+                      f"most {max(cores):.3f} one)" for n, cores in idle) + ".", ""]
+    addresses = [a for n in args.models for listed in results["models"][n].get("addresses", {}).values()
+                 for a in listed or []]
+    unchecked = [label for n in args.models for label, listed in results["models"][n].get("addresses", {}).items()
+                 if listed is None]
+    if addresses:
+        lines += [f"Listening sockets (`ss -ltnp` after each server's start): {len(addresses)} over all servers, "
+                  f"{sum(a.startswith(LOOPBACK) for a in addresses)} of them on the loopback (127.0.0.1, or "
+                  "::ffff:127.0.0.1 on a dual-stack socket)"
+                  + (f"; not checked: {', '.join(sorted(set(unchecked)))}" if unchecked else "") + ".", ""]
     lines += ["Notes:", ""] + [f"- {note}" for note in results["notes"]] + [""]
     v = results["versions"]
+    envs = results.get("peer_envs", {})
     lines += [
         "Setups: *kilele-serve*: `kilele-serve --bundle DIR --host 127.0.0.1 --port P` with default settings "
         "(1 process; adaptive batching: AIMD target 20 ms, initial batch 8, max 256, max wait 2 ms; ONNX Runtime 1 "
         "intra-op thread; the loaded models are frozen out of the garbage collector (`gc.freeze()`), which removed "
         "40–60 ms full-collection pauses an earlier run showed: p99 at c=128 65 -> 10–15 ms); *--no-batching*: the "
-        "same with `--no-batching`. *MLServer*: "
-        f"`mlserver start REPO`, settings `host` 127.0.0.1, `debug` false (no access log), `parallel_workers` 1 (its "
-        f"default: the model runs in one worker process behind the HTTP process), model settings `max_batch_size` "
-        f"{MLSERVER_MAX_BATCH_SIZE}, `max_batch_time` {MLSERVER_MAX_BATCH_TIME} s; requests in the V2 inference "
-        "protocol (`/v2/models/NAME/infer`, one `[1, 30]` FP64 tensor). The tree is served by `mlserver-sklearn`'s "
-        "`SKLearnModel` from a joblib file of the fitted `DecisionTreeClassifier`, output `predict_proba`; the "
-        "logistic regression by a custom runtime (`bench/serving_mlserver_runtime.py`) that runs the same ONNX bytes "
-        "with ONNX Runtime, 1 intra-op thread, as Kilele does. Both runtimes add one `mlserver.log()` of the batch "
-        "size per call (MLServer has no batch-size metric); the mean batch comes from that histogram. The peer venv "
-        f"(`{PEER_VENV}`, created by the bench when missing) gets `pip install {' '.join(PEER_PINS)}`; httptools "
-        "is added so MLServer's uvicorn parses HTTP with the same parser as Kilele's; uvloop is held at 0.21.0 because "
-        "with uvloop ≥ 0.22 MLServer 1.7.1's inference worker dies at start (`asyncio.get_event_loop()` raises "
-        "\"There is no current event loop in thread 'MainThread'\"), so no model loads. BentoML was not tried: "
-        "MLServer installed and ran.",
+        "same with `--no-batching`. Every peer serves the same model files: the logistic regression's ONNX bytes "
+        "(from Kilele's bundle) with ONNX Runtime on 1 intra-op thread, as Kilele does, and the tree's fitted "
+        "`DecisionTreeClassifier` from a joblib file, answering `predict_proba`; where a peer has a batch-size "
+        f"bound it is {MAX_BATCH_SIZE}, and where it has a maximum wait for a batch it is "
+        f"{MAX_BATCH_WAIT_S * 1000:g} ms (Kilele's `--max-wait-ms`).",
+        "",
+        "- *MLServer*: `mlserver start REPO`, settings `host` 127.0.0.1, `debug` false (no access log), "
+        "`parallel_workers` 1 (its default: the model runs in one worker process behind the HTTP process), model "
+        f"settings `max_batch_size` {MAX_BATCH_SIZE}, `max_batch_time` {MAX_BATCH_WAIT_S} s (*no batching*: neither). "
+        "The tree is served by `mlserver-sklearn`'s `SKLearnModel`, output `predict_proba`; the logistic regression "
+        "by a custom runtime (`bench/serving_mlserver_runtime.py`). Both runtimes add one `mlserver.log()` of the "
+        "batch size per call (MLServer has no batch-size metric); the mean batch comes from that histogram. uvloop "
+        "is held at 0.21.0 in its venv because with uvloop ≥ 0.22 MLServer 1.7.1's inference worker dies at start "
+        "(`asyncio.get_event_loop()` raises \"There is no current event loop in thread 'MainThread'\").",
+        "- *BentoML*: `bentoml serve kilele_bench_bentoml:Classifier --host 127.0.0.1 --port P` of "
+        "`bench/serving_bentoml_service.py`: one worker process (`workers=1`; an arbiter process holds the socket), "
+        "access log off, `@bentoml.api(batchable=True, batch_dim=0, max_batch_size="
+        f"{MAX_BATCH_SIZE})` (*no batching*: `batchable=False`); `max_latency_ms` keeps its default, 60,000 (a bound "
+        "after which requests are shed, not a wait: BentoML has no maximum-wait setting, its dispatcher decides how "
+        "long to hold a batch from its own latency model). Its uvicorn runs with uvloop and httptools, as Kilele's.",
+        "- *Triton via PyTriton*: `bench/serving_pytriton_server.py`: the Triton server that nvidia-pytriton bundles, "
+        "HTTP, gRPC and metrics bound to 127.0.0.1, the model bound with `max_batch_size` "
+        f"{MAX_BATCH_SIZE} and `DynamicBatcher(max_queue_delay_microseconds={int(MAX_BATCH_WAIT_S * 1e6)})`; "
+        "PyTriton's `@batch` hands each batch to the model call in the PyTriton process (a request goes "
+        "`tritonserver` → Python backend stub → PyTriton's process over ZeroMQ and shared memory, and back). "
+        "Default Triton settings otherwise, on CPU (no GPU here). Its venv is made from Debian's `/usr/bin/python3.11`: "
+        "the backend stub links the shared `libpython3.11.so`, which the pyenv interpreter lacks; with numpy 1.26.4, "
+        "as nvidia-pytriton 0.7.0 requires numpy < 2 (the model's answers are checked as for every server).",
+        "",
+        "Request bodies: every request carries one row of `breast_cancer_val.csv` (30 values, rows cycled, the same "
+        "JSON numbers for every server); the envelope is each server's own protocol: kilele-serve and the HTTP floor "
+        "`{\"queries\": [[...]]}`; MLServer and Triton the KServe v2 JSON protocol "
+        "(`/v2/models/NAME/infer`, `{\"inputs\": [{\"name\", \"shape\": [1, 30], \"datatype\": \"FP64\", "
+        "\"data\": [...]}]}`); BentoML `{\"input\": [[...]]}` (its JSON for a numpy argument) at `/predict`. "
+        "Mean body size: " + body_sizes(results) + ".",
+        "",
+        "Peer venvs: each peer runs in its own venv, `bench/.venvs/NAME` (git-ignored), which the bench makes with "
+        "`bench/serving_peers.py` from `bench/envs/NAME.txt` (every package pinned, as `pip freeze` printed it; the "
+        "file says why each chosen version) when it is missing or its file changed; never in the project's venv. "
+        "The PyTriton one needs Debian's python3.11, python3.11-venv and libpython3.11; the script installs them "
+        "with apt-get when one is missing. This run: "
+        + ", ".join(f"{PEER_NAMES.get(n, n)} {status}" for n, status in envs.items()) + ".",
         "",
         "Load generator: `bench/serving_loadgen.py`, one separate process: asyncio on uvloop with a minimal HTTP/1.1 "
         "client (pre-encoded requests, answers read by Content-Length; no HTTP library, so nothing to install), "
@@ -582,19 +504,37 @@ def render(results: dict, args, elapsed: float) -> str:
         "measured window. It shares the 2 cores with the server: every core-second it uses is one the server "
         "does not get.",
         "",
-        f"Reproduce: `.venv/bin/python bench/serving.py` (this run: {elapsed / 60:.1f} min, including "
-        f"{'creating' if results.get('peer_venv') == 'created' else 'reusing'} the peer venv; creating it takes about "
-        "1 more minute).  ",
+        f"Reproduce: `.venv/bin/python bench/serving.py` (this run: {elapsed / 60:.1f} min, including making or reusing "
+        "the peer venvs; making all three takes about 4 more minutes; `.venv/bin/python bench/serving_peers.py setup` "
+        "makes them alone).  ",
         f"Machine: {machine()}; Python {platform.python_version()}; Kilele side: onnxruntime {v['onnxruntime']}, "
         f"scikit-learn {v['scikit-learn']}, numpy {v['numpy']}, uvicorn {v['uvicorn']}, uvloop {v['uvloop']}, "
-        f"httptools {v['httptools']}, orjson {v['orjson']}, skl2onnx {v['skl2onnx']}; peer venv: "
-        + ", ".join(f"{k} {val}" for k, val in v.get("peer", {}).items()) + ".",
+        f"httptools {v['httptools']}, orjson {v['orjson']}, skl2onnx {v['skl2onnx']}; "
+        + "; ".join(f"{PEER_NAMES[n]} venv: " + ", ".join(f"{k} {val}" for k, val in v[n].items())
+                    for n in PEER_NAMES if n in v)
+        + (f"; tritonserver {v['tritonserver']}" if v.get("tritonserver") else "") + ".",
     ]
     return "\n".join(lines) + "\n"
 
 
+def body_sizes(results: dict) -> str:
+    parts = []
+    for name, block in results["models"].items():
+        sizes: dict[str, float] = {}
+        for label, size in block.get("body_bytes", {}).items():
+            if size:  # one entry per server kind (with and without batching send the same bodies)
+                sizes.setdefault(label.split(" (")[0].split(":")[0].replace(" --no-batching", ""), size)
+        if sizes:
+            parts.append(f"{MODELS[name]['label'].split(' (')[0]}: "
+                         + ", ".join(f"{label} {size:.0f} B" for label, size in sizes.items()))
+    return "; ".join(parts) or "-"
+
+
 KB, KN = "kilele-serve", "kilele-serve --no-batching"
-MB, MN = "MLServer (adaptive batching)", "MLServer (no batching)"
+MB, MN = MLServer.LABELS
+BB, BN = BentoMLServer.LABELS
+TB = TritonServer.label
+EF = EchoServer.label
 
 
 def by(rows: list[dict], server: str, concurrency: int) -> Optional[dict]:
@@ -624,6 +564,26 @@ def notes(results: dict, args) -> list[str]:
     def ratio(n, a, b, c):
         x, y = by(rows[n], a, c), by(rows[n], b, c)
         return x["rps"] / y["rps"] if x and y else None
+
+    # 0. In short: which server answered most, per model and concurrency.
+    cells = [(n, c) for n in models for c in levels]
+    leaders = []
+    for n, c in cells:
+        served = [r for r in rows[n] if r["concurrency"] == c and r["server"] != EF]
+        if served:
+            leaders.append(max(served, key=lambda r: r["rps"])["server"])
+    if leaders:
+        counts = {s: leaders.count(s) for s in dict.fromkeys(leaders)}
+        echo_share = [by(rows[n], KB, c)["rps"] / by(rows[n], EF, c)["rps"] for n, c in cells
+                      if by(rows[n], KB, c) and by(rows[n], EF, c)]
+        every = [r["other_cpu"] for n in models for r in rows[n]]
+        out.append("In short: the most req/s among the servers with a model, per model × concurrency ("
+                   f"{len(leaders)} cells): " + ", ".join(f"{s} in {k}" for s, k in counts.items()) + "."
+                   + (f" kilele-serve reached {_span([x * 100 for x in echo_share])}% of the HTTP floor's req/s at "
+                      "the same level." if echo_share else "")
+                   + (f" This run shared the 2 cores with other sessions' test suites: other processes used a median "
+                      f"{float(np.median(every)):.2f} cores over the {len(every)} measured windows, and every number "
+                      "here carries that load." if every else ""))
 
     # 1. What adaptive batching buys, per concurrency.
     parts = []
@@ -662,30 +622,66 @@ def notes(results: dict, args) -> list[str]:
             f"core of the 2 ({_span(top_cpu, 2)} at c={top} here); "
             "`--workers 2` was not measured.")
 
-    # 3. Against the peer.
-    parts, c1 = [], []
+    # 3. The HTTP floor: what the same stack answers with no model behind it.
+    parts, share = [], []
     for n in models:
-        ratios = [ratio(n, KB, MB, c) for c in levels if ratio(n, KB, MB, c)]
-        if ratios:
-            parts.append(f"×{min(ratios):.1f}–{max(ratios):.1f} ({label[n]})")
-        kb1, mb1, mn1 = by(rows[n], KB, low), by(rows[n], MB, low), by(rows[n], MN, low)
-        if kb1 and mb1:
-            c1.append(f"{kb1['p50_ms']:.2f} vs {mb1['p50_ms']:.2f} ms"
-                      + (f" ({mn1['p50_ms']:.2f} without its batching)" if mn1 else ""))
+        echo = [by(rows[n], EF, c) for c in levels]
+        if all(echo):
+            cpu = [e["server_cpu"] / e["rps"] * 1e6 for e in echo if e["server_cpu"]]
+            rates = "/".join(f"{e['rps']:,.0f}" for e in echo)
+            parts.append(f"{label[n]} {rates} req/s"
+                         + (f" ({_span(cpu)} µs of server CPU per request)" if cpu else ""))
+            kb = [by(rows[n], KB, c) for c in levels]
+            if all(kb):
+                shares = "/".join(f"{k['rps'] / e['rps']:.0%}" for k, e in zip(kb, echo))
+                share.append(f"{label[n]} {shares}")
     if parts:
-        mb_top = [by(rows[n], MB, top) for n in models if by(rows[n], MB, top)]
-        mn_top = [by(rows[n], MN, top) for n in models if by(rows[n], MN, top)]
-        text = (f"Against MLServer 1.7.1 with adaptive batching, Kilele's req/s is {', '.join(parts)} MLServer's over "
-                f"c={low}–{top}; p50 at c={low} {'; '.join(c1)}: MLServer's batcher waits `max_batch_time` for a "
-                f"second request even for a lone client (Kilele's does not), and each batch (each request, without "
-                f"batching) crosses to its worker process")
-        if mb_top:
-            text += (f". At c={top} MLServer spends {_span([r['server_cpu'] / r['rps'] * 1e6 for r in mb_top])} µs of "
-                     f"server CPU per request (2 processes, {_span([r['server_cpu'] for r in mb_top], 2)} cores), "
-                     f"p99 {_span([r['p99_ms'] for r in mb_top])} ms")
-        if mn_top:
-            text += f"; without its batching {_span([r['rps'] for r in mn_top])} req/s"
-        out.append(text + ".")
+        out.append(f"HTTP floor: the JSON echo on kilele-serve's stack (no model, no batching) answered at "
+                   f"c={'/'.join(map(str, levels))}: " + "; ".join(parts) + "."
+                   + (f" kilele-serve with batching reached {'; '.join(share)} of the echo's req/s (same "
+                      "levels, same body); what it does beyond the echo: checks the payload, batches, hands the "
+                      "batch to the model thread, runs the model and encodes its answer." if share else ""))
+
+    # 4. Against each peer.
+    v = results.get("versions", {})
+    peers = [
+        (MB, MN, f"MLServer {v.get('mlserver', {}).get('mlserver', '')}".strip(),
+         "MLServer's batcher waits `max_batch_time` for a second request even for a lone client (Kilele's does "
+         "not), and each batch (each request, without batching) crosses to its worker process"),
+        (BB, BN, f"BentoML {v.get('bentoml', {}).get('bentoml', '')}".strip(),
+         "BentoML's dispatcher has no maximum wait: it polls its queue every 1 ms and holds a batch while its own "
+         "latency model says waiting pays (`bentoml/_internal/marshal/dispatcher.py`)"),
+        (TB, None, f"Triton {v.get('tritonserver', '')} via PyTriton {v.get('pytriton', {}).get('nvidia-pytriton', '')}"
+         .replace("  ", " ").strip(),
+         "a request crosses three processes: `tritonserver` (HTTP, dynamic batcher), its Python backend stub and "
+         "PyTriton's process (the model), over ZeroMQ and shared memory, and back"),
+    ]
+    for with_batching, without, peer, structure in peers:
+        parts, c1 = [], []
+        for n in models:
+            ratios = [ratio(n, KB, with_batching, c) for c in levels if ratio(n, KB, with_batching, c)]
+            if ratios:
+                parts.append(f"×{min(ratios):.1f}–{max(ratios):.1f} ({label[n]})")
+            kb1, pb1 = by(rows[n], KB, low), by(rows[n], with_batching, low)
+            pn1 = by(rows[n], without, low) if without else None
+            if kb1 and pb1:
+                c1.append(f"{kb1['p50_ms']:.2f} vs {pb1['p50_ms']:.2f} ms"
+                          + (f" ({pn1['p50_ms']:.2f} without its batching)" if pn1 else ""))
+        if not parts:
+            continue
+        pb_top = [by(rows[n], with_batching, top) for n in models if by(rows[n], with_batching, top)]
+        pn_top = [by(rows[n], without, top) for n in models if without and by(rows[n], without, top)]
+        procs = sorted({results["models"][n].get("processes", {}).get(with_batching) for n in models} - {None})
+        text = (f"Against {peer} with its batching, Kilele's req/s is {', '.join(parts)} the peer's over "
+                f"c={low}–{top}; p50 at c={low} {'; '.join(c1)}")
+        if pb_top:
+            text += (f". At c={top} the peer spends {_span([r['server_cpu'] / r['rps'] * 1e6 for r in pb_top])} µs of "
+                     f"server CPU per request ({'/'.join(map(str, procs)) or '?'} processes, "
+                     f"{_span([r['server_cpu'] for r in pb_top], 2)} cores), mean batch "
+                     f"{_span([r['mean_batch'] for r in pb_top], 1)}, p99 {_span([r['p99_ms'] for r in pb_top])} ms")
+        if pn_top:
+            text += f"; without its batching {_span([r['rps'] for r in pn_top])} req/s"
+        out.append(text + f". How it is built: {structure}.")
 
     # 4. Where Kilele loses.
     bits = []
@@ -696,12 +692,12 @@ def notes(results: dict, args) -> list[str]:
         worse = [f"{label[n]} {kn['p99_ms']:.0f} ms" for n, kb, kn in tops if kn and kb["p99_ms"] > 1.1 * kn["p99_ms"]]
         bits.append(f"the p99 at c={top} ({p99s}) is {_span([kb['p99_ms'] / kb['p50_ms'] for _, kb, _ in tops], 0)}× "
                     "the p50" + (f" and above --no-batching's ({', '.join(worse)})" if worse else "")
-                    + ": CPython's full (gen2) garbage collections stall the process (a separate probe on 2026-11-23, "
-                    "logistic regression at c=128 with gc callbacks in the server: 40–60 ms pauses every ~0.5 s "
-                    "collecting nothing; `gc.freeze()` after the bundle loads cut them to 0.4 ms and p99 from 65 to "
-                    "15 ms)")
+                    + f", in windows where other processes used {_span([kb['other_cpu'] for _, kb, _ in tops], 2)} "
+                    "cores (this run did not look for the cause; full garbage collections were one in an earlier "
+                    "run, a probe on 2026-11-23 measured 40–60 ms pauses every ~0.5 s, and the server now freezes "
+                    "its loaded models out of the collector)")
     mid = [(n, c, by(rows[n], KB, c), by(rows[n], KN, c)) for n in models for c in levels if 1 < c < 32]
-    mid = [(n, c, kb, kn) for n, c, kb, kn in mid if kb and kn]
+    mid = [(n, c, kb, kn) for n, c, kb, kn in mid if kb and kn and kb["rps"] < 2 * kn["rps"]]
     if mid:
         gains = ", ".join(f"{label[n]} ×{kb['rps'] / kn['rps']:.1f}" for n, c, kb, kn in mid)
         slower = [f"{label[n]} {kb['p99_ms']:.1f} vs {kn['p99_ms']:.1f} ms" for n, c, kb, kn in mid
@@ -711,10 +707,41 @@ def notes(results: dict, args) -> list[str]:
                     + (f"; p99 {', '.join(slower)}" if slower else "")
                     + f"): the batcher waits up to `--max-wait-ms` for batches that {c} clients seldom fill (server "
                     f"CPU {_span([kb['server_cpu'] for *_, kb, _ in mid], 2)} cores)")
+    beaten = []
+    for n in models:
+        for c in levels:
+            kb = by(rows[n], KB, c)
+            for r in rows[n]:
+                if kb and r["concurrency"] == c and r["server"] not in (KB, KN, EF):
+                    if r["rps"] > kb["rps"]:
+                        beaten.append(f"{r['server']} on the {label[n]} at c={c} ({r['rps']:,.0f} vs "
+                                      f"{kb['rps']:,.0f} req/s)")
+                    elif r["p99_ms"] is not None and kb["p99_ms"] is not None and r["p99_ms"] < kb["p99_ms"]:
+                        beaten.append(f"{r['server']} on the {label[n]} at c={c} (p99 {r['p99_ms']:.1f} vs "
+                                      f"{kb['p99_ms']:.1f} ms)")
+    if beaten:
+        bits.append("a peer did better than kilele-serve (with batching) in "
+                    f"{len(beaten)} of the rows: " + ", ".join(beaten))
     if bits:
         out.append("Where Kilele loses: " + "; ".join(bits) + ".")
 
-    # 5. The load generator and the shared machine.
+    # 5. Who got the CPU: on a shared machine the scheduler splits the cores between runnable threads.
+    shares = []
+    for server in dict.fromkeys(r["server"] for n in models for r in rows[n]):
+        cpu = [r["server_cpu"] for n in models for r in rows[n]
+               if r["server"] == server and r["concurrency"] >= 32 and r["server_cpu"] is not None]
+        if cpu:
+            shares.append(f"{server} {_span(cpu, 2)}")
+    procs = sorted({p for n in models for label_, p in results["models"][n].get("processes", {}).items()
+                    if p and label_ not in (KB, KN, EF)})
+    if shares:
+        out.append(f"CPU the servers got at c ≥ 32 (cores, both models): {'; '.join(shares)}. One Python process "
+                   "(kilele-serve, the echo) can use at most one core of the 2"
+                   + (f"; the peers run {procs[0]}–{procs[-1]} processes (counted at start)" if procs else "")
+                   + ". With other sessions' load on the cores the servers did not get equal CPU, so the req/s "
+                   "ratios above compare them at unequal CPU.")
+
+    # 6. The load generator and the shared machine.
     all_rows = [r for n in models for r in rows[n]]
     loaded = [r for r in all_rows if r["server"] == KB and r["concurrency"] == top]
     if all_rows and loaded:
@@ -748,7 +775,7 @@ def finish(results: dict, args, elapsed: float) -> None:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description="Serving throughput/latency: kilele-serve vs floor vs MLServer.")
+    parser = argparse.ArgumentParser(description="Serving throughput/latency: kilele-serve vs floors vs peers.")
     parser.add_argument("--models", default="logreg,tree", help="comma-separated: logreg, tree")
     parser.add_argument("--concurrency", default="1,8,32,128")
     parser.add_argument("--warmup", type=float, default=2.0)
@@ -757,12 +784,12 @@ def main(argv=None) -> None:
     parser.add_argument("--floor-seconds", type=float, default=2.0)
     parser.add_argument("--quiet-wait", type=float, default=3.0,
                         help="before each load run, wait at most this long for other processes to go quiet")
-    parser.add_argument("--servers", default="batching,no-batching,mlserver,mlserver-nobatch",
-                        help="comma-separated: batching, no-batching, mlserver, mlserver-nobatch (MLServer without "
-                             "adaptive batching, measured at the lowest and highest concurrency only)")
+    parser.add_argument("--servers", default=",".join(SERVERS),
+                        help=f"comma-separated, some of: {', '.join(SERVERS)} (*-nobatch: without adaptive "
+                             "batching, measured at the lowest and highest concurrency only)")
     parser.add_argument("--retry-other-cpu", type=float, default=0.5,
                         help="measure a level again when other processes used more cores than this in its window")
-    parser.add_argument("--budget", type=float, default=480.0,
+    parser.add_argument("--budget", type=float, default=1500.0,
                         help="no more re-measurements once the run is this many seconds old")
     parser.add_argument("--quick", action="store_true", help="1 s warm-up, 3 s measured")
     parser.add_argument("--no-write", action="store_true", help="print the section instead of writing bench/README.md")
@@ -779,6 +806,10 @@ def main(argv=None) -> None:
     unknown = set(args.models) - set(MODELS)
     if unknown:
         parser.error(f"unknown models: {sorted(unknown)}")
+    unknown = set(args.servers) - set(SERVERS)
+    if unknown:
+        parser.error(f"unknown servers: {sorted(unknown)}")
+    args.servers = [s for s in SERVERS if s in args.servers]  # each level visits them in this order
     if args.render:
         results = json.loads(Path(args.render).read_text())
         for key in ("models", "concurrency", "warmup", "duration", "max_requests"):
@@ -794,16 +825,14 @@ def main(argv=None) -> None:
         "max_requests": args.max_requests, "servers": args.servers}, "versions": {
         name: version(name) for name in ("onnxruntime", "scikit-learn", "numpy", "uvicorn", "uvloop", "httptools",
                                          "orjson", "skl2onnx")}}
-    peer_ok, peer_status = (False, "not requested")
-    if {"mlserver", "mlserver-nobatch"} & set(args.servers):
-        peer_ok, peer_status = ensure_peer_venv()
-        results["peer_venv"] = peer_status
-        if peer_ok:
-            python = PEER_VENV / "bin" / "python"
-            results["versions"]["peer"] = {n: version(n, python) for n in (
-                "mlserver", "mlserver-sklearn", "scikit-learn", "onnxruntime", "uvicorn", "httptools", "fastapi")}
-        else:
-            log(f"peer venv: {peer_status}")
+    # The peers' venvs (made from bench/envs/NAME.txt when missing or changed): (ok, what happened or why not).
+    envs: dict[str, tuple[bool, str]] = {}
+    for env_name in dict.fromkeys(SERVERS[s] for s in args.servers if SERVERS[s]):
+        envs[env_name] = ensure_env(env_name)
+        log(f"peer venv {env_name}: {envs[env_name][1]}")
+        if envs[env_name][0]:
+            results["versions"][env_name] = env_versions(env_name)
+    results["peer_envs"] = {n: status for n, (_, status) in envs.items()}
     data = queries()
     try:
         for name in args.models:
@@ -815,33 +844,30 @@ def main(argv=None) -> None:
             f = block["floor"]
             log(f"{name}: floor {f['what']}: p50 {f['p50_us']:.1f} µs, mean {f['mean_us']:.1f} µs -> {f['rps']:,.0f} req/s")
             expected = reference_probabilities(name, model, onnx, data)
-            servers: list[Server] = []
-            if "batching" in args.servers:
-                servers.append(KileleServer(workdir, bundle, batching=True))
-            if "no-batching" in args.servers:
-                servers.append(KileleServer(workdir, bundle, batching=False))
-            peers = [s for s in ("mlserver", "mlserver-nobatch") if s in args.servers]
-            if peers:
-                if peer_ok:
-                    if onnx:
-                        model_file = workdir / f"{name}-model.onnx"
-                        model_file.write_bytes(onnx)
-                    else:
-                        import joblib
+            # What every peer serves: the ONNX bytes of the bundle, or the fitted estimator (joblib).
+            if onnx:
+                model_file = workdir / f"{name}-model.onnx"
+                model_file.write_bytes(onnx)
+            else:
+                import joblib
 
-                        model_file = workdir / f"{name}-model.joblib"
-                        joblib.dump(model._clf, model_file)
-                    for peer in peers:
-                        servers.append(MLServer(workdir, name, model_file, onnx=bool(onnx),
-                                                batching=peer == "mlserver"))
-                else:
-                    block["peer_failures"]["MLServer"] = peer_status
-            for server in servers:
-                try:
-                    block["rows"] += measure_server(server, name, data, expected, args)
-                except RuntimeError as e:
-                    log(f"{name}: {server.label} failed: {e}")
-                    block["peer_failures"][server.label] = str(e).splitlines()[0][:300]
+                model_file = workdir / f"{name}-model.joblib"
+                joblib.dump(model._clf, model_file)
+            servers: list[Server] = []
+            for key in args.servers:
+                env_name = SERVERS[key]
+                if env_name and not envs[env_name][0]:
+                    block["peer_failures"].setdefault(PEER_NAMES[env_name], f"its venv: {envs[env_name][1]}")
+                    continue
+                servers.append(make_server(key, workdir, name, bundle, model_file, bool(onnx)))
+            block["rows"] = measure_interleaved(servers, name, data, expected, args, block["peer_failures"])
+            block["addresses"] = {server.label: server.addresses for server in servers}
+            block["body_bytes"] = {server.label: getattr(server, "body_bytes", None) for server in servers}
+            block["idle_cpu"] = {server.label: getattr(server, "idle_cpu", None) for server in servers}
+            block["processes"] = {server.label: getattr(server, "processes", None) for server in servers}
+            tritons = [s.version for s in servers if isinstance(s, TritonServer) and s.version]
+            if tritons:
+                results["versions"]["tritonserver"] = tritons[0]
             results["models"][name] = block
     finally:
         if args.json:
