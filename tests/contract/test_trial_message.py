@@ -155,3 +155,57 @@ def test_the_workers_reports_read_on_the_platform():
     assert trial_messages.read_error_report(b"not json") == {"error_type": None, "message": None, "started_at": None}
     # The worker's success output carries its start in the same form.
     assert trial_messages.parse_time("2026-12-01T10:00:01.250Z") == read["started_at"]
+
+
+# -- stress tests (seed 002) ---------------------------------------------------------------------
+
+
+def _stress_job(model: bool = True) -> Any:
+    from datetime import timedelta
+
+    from chalicelib.entities import StressTestJob
+
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    config = {"run_name": "r", "data_info": {"label_col": "y", "ref_path": "stress-inputs/u/1/ref.csv",
+                                             "eval_path": "datasets/d1/data"},
+              "model_info": {"path": "stress-inputs/u/1/model.py"} if model else {},
+              "tests_config": {"numeric_drift": {"thresholds": [0.1, None, 0.6]}}, "random_seed": 7}
+    return StressTestJob(id="job-1", owner_id="u", project_id="p", name="r", config=config, created_at=now,
+                         expires_at=now + timedelta(days=2), test_run_id="tr-1", ram_request_megabytes=3000)
+
+
+@pytest.mark.parametrize("model", [True, False])
+def test_the_stress_test_message_parses_in_the_worker(model):
+    from chalicelib.services.stress_messages import StressMessageConfig, stress_test_message
+    from kilele_worker.message import StressTestSpec
+
+    job = _stress_job(model)
+    built = stress_test_message(job, "stress-inputs/u/1/ref.csv", "datasets/d1/data",
+                                "stress-inputs/u/1/model.py" if model else None,
+                                StressMessageConfig(bucket="b", timeout_seconds=600, heartbeat_seconds=5))
+    # Through JSON, as Step Functions and SQS carry it.
+    parsed = parse_message(json.dumps({"task_token": "tok", "trial": built}))
+    spec = parsed.trial
+    assert isinstance(spec, StressTestSpec) and spec.kind == "stress_test" and parsed.task_token == "tok"
+    assert (spec.id, spec.bucket, spec.test_run_id, spec.project_id) == ("job-1", "b", "tr-1", "p")
+    assert (spec.ref_key, spec.eval_key) == ("stress-inputs/u/1/ref.csv", "datasets/d1/data")
+    assert spec.model_key == ("stress-inputs/u/1/model.py" if model else None)
+    assert spec.config["data_info"]["ref_path"] == "ref.csv" and spec.config["data_info"]["eval_path"] == "eval"
+    assert spec.config["model_info"] == ({"path": "model.py"} if model else {})
+    assert spec.config["tests_config"] == {"numeric_drift": {"thresholds": [0.1, None, 0.6]}}
+    assert (spec.memory_limit_mb, spec.timeout_seconds, spec.heartbeat_seconds) == (6000, 600.0, 5.0)
+    assert spec.results_prefix == "stress/job-1/" and spec.logs_key == "stress/job-1/logs.txt"
+    assert (spec.error_key, spec.claim_key) == ("stress/job-1/error.json", "stress/job-1/claim.json")
+    # The job's config (object keys) is not changed by building the message.
+    assert job.config["data_info"]["ref_path"] == "stress-inputs/u/1/ref.csv"
+
+
+def test_the_worker_error_report_of_a_stress_test_is_read_by_the_platform():
+    from chalicelib.services.stress_messages import StressMessageConfig, stress_test_message
+
+    built = stress_test_message(_stress_job(), "a/ref.csv", "a/eval.csv", "a/model.py",
+                                StressMessageConfig(bucket="b", timeout_seconds=60, heartbeat_seconds=5))
+    spec = parse_message({"task_token": "t", "trial": built}).trial
+    report = error_report(spec, TrialFailure("TrialError", "ModelError: model.py: boom"), "2026-12-01T00:00:00Z", 1.0)
+    read = trial_messages.read_error_report(json.dumps(report).encode())
+    assert (read["error_type"], read["message"]) == ("TrialError", "ModelError: model.py: boom")

@@ -48,7 +48,50 @@ def describe(cls: type) -> dict:
     return {"status": "ok", "knob_config": knob_config}
 
 
+#: What a stress test leaves in the output directory (the JSON tables are what the API serves).
+STRESS_TABLES = ("test_cases.parquet", "test_run.parquet", "test_cases.json", "test_run.json")
+REPORT_FILE = "report.html"
+
+
+def _table_json(df) -> bytes:
+    """``{"columns", "records"}`` (one object per row; NaN -> null, times as ISO-8601)."""
+    table = json.loads(df.to_json(orient="split", index=False, date_format="iso"))
+    records = [dict(zip(table["columns"], row)) for row in table["data"]]
+    return json.dumps({"columns": table["columns"], "records": records}).encode()
+
+
+def stress_test(spec: dict) -> dict:
+    """Run the stress-test engine on the local files the config names (the model file, if any,
+    is imported here, in the sandbox); write its results and report into the output directory."""
+    from kilele_stress import run_stress_test
+
+    output_dir = spec["output_dir"]
+    config = spec["config"]
+    _say(f"stress test {config.get('run_name', '')!r}: the engine starts")
+    result = run_stress_test(config, test_run_id=spec.get("test_run_id"), project_id=spec.get("project_id"),
+                             progress=_say)
+    result.to_parquet(output_dir)
+    _write(os.path.join(output_dir, "test_cases.json"), _table_json(result.test_cases_df()))
+    _write(os.path.join(output_dir, "test_run.json"), _table_json(result.test_run_df()))
+    has_report = False
+    try:
+        from kilele_stress.report import write_report
+    except ImportError:
+        _say("no kilele_stress.report in this image: no HTML report")
+    else:
+        write_report(result, os.path.join(output_dir, REPORT_FILE))
+        has_report = True
+    for line in result.summary().splitlines():
+        _say(line)
+    return {"status": "ok", "test_run_id": result.test_run_id, "num_test_cases": len(result.cases),
+            "status_counts": result.status_counts(), "severity_counts": result.severity_counts(),
+            "severity": result.severity.name, "duration_millis": int(result.duration_millis),
+            "has_report": has_report}
+
+
 def run(spec: dict) -> dict:
+    if spec.get("mode") == "stress_test":
+        return stress_test(spec)
     from kilele.model import load_model_class, serialize_params
 
     output_dir = spec["output_dir"]

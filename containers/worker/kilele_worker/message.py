@@ -21,7 +21,7 @@ _REQUIRED_STR = (
 )
 
 
-KINDS = ("trial", "describe")
+KINDS = ("trial", "describe", "stress_test")
 
 
 @dataclass(frozen=True)
@@ -97,10 +97,78 @@ class TrialSpec:
         return cls(**values)
 
 
+_STRESS_REQUIRED_STR = ("id", "bucket", "ref_key", "eval_key", "results_prefix", "logs_key", "error_key", "claim_key")
+
+
+@dataclass(frozen=True)
+class StressTestSpec:
+    """``kind`` "stress_test": run the stress-test engine (kilele_stress) on ``ref_key`` and
+    ``eval_key`` with the model file ``model_key`` (none: a predictions-only run) inside the
+    sandboxed model process, and upload its results under ``results_prefix``. ``config`` is the
+    test run config whose ``ref_path``/``eval_path``/``model_info.path`` are local file names."""
+
+    id: str
+    bucket: str
+    ref_key: str
+    eval_key: str
+    results_prefix: str
+    logs_key: str
+    error_key: str
+    claim_key: str
+    config: dict[str, Any]
+    model_key: Optional[str] = None
+    project_id: Optional[str] = None
+    test_run_id: Optional[str] = None
+    timeout_seconds: float = 3600.0
+    memory_limit_mb: Optional[int] = None
+    heartbeat_seconds: float = 10.0
+    kind: str = "stress_test"
+    # What the model process and the monitor read of any spec:
+    gpu_count: int = 0
+    is_describe: bool = False
+    model_class: str = "-"
+    model_name: Optional[str] = None
+    model_id: Optional[str] = None
+    train_job_id: str = "-"
+    dependencies: dict[str, Optional[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "StressTestSpec":
+        values: dict[str, Any] = {}
+        for name in _STRESS_REQUIRED_STR:
+            value = data.get(name)
+            if not isinstance(value, str) or not value:
+                raise MessageError(f"trial.{name} must be a non-empty string")
+            values[name] = value
+        for name in ("model_key", "project_id", "test_run_id"):
+            value = data.get(name)
+            if value is not None and not isinstance(value, str):
+                raise MessageError(f"trial.{name} must be a string or null")
+            values[name] = value or None
+        config = data.get("config")
+        if not isinstance(config, dict) or not isinstance(config.get("data_info"), dict):
+            raise MessageError("trial.config must be a test run config (an object with data_info)")
+        for name in ("ref_path", "eval_path"):
+            if not _local_name(config["data_info"].get(name)):
+                raise MessageError(f"trial.config.data_info.{name} must be a plain file name")
+        model_path = (config.get("model_info") or {}).get("path")
+        if (model_path is None) != (values["model_key"] is None) or (model_path is not None and not _local_name(model_path)):
+            raise MessageError("trial.config.model_info.path must be a plain file name exactly when model_key is set")
+        values["config"] = config
+        values["timeout_seconds"] = _number(data, "timeout_seconds", 3600.0, minimum=0.001)
+        values["memory_limit_mb"] = _number(data, "memory_limit_mb", None, integer=True, minimum=1)
+        values["heartbeat_seconds"] = _number(data, "heartbeat_seconds", 10.0, minimum=0.05)
+        return cls(**values)
+
+
+def _local_name(value: Any) -> bool:
+    return isinstance(value, str) and bool(value) and "/" not in value and value not in (".", "..")
+
+
 @dataclass(frozen=True)
 class TrialMessage:
     task_token: str
-    trial: TrialSpec
+    trial: Any  # TrialSpec, or StressTestSpec for kind "stress_test"
 
 
 def _number(data: dict, name: str, default: Any, integer: bool = False, minimum: float = 0) -> Any:
@@ -132,4 +200,7 @@ def parse_message(raw: Any) -> TrialMessage:
     token = task_token_of(raw)
     if token is None:
         raise MessageError("task_token must be a non-empty string")
-    return TrialMessage(token, TrialSpec.from_dict(raw.get("trial")))
+    trial = raw.get("trial")
+    if isinstance(trial, dict) and trial.get("kind") == "stress_test":
+        return TrialMessage(token, StressTestSpec.from_dict(trial))
+    return TrialMessage(token, TrialSpec.from_dict(trial))

@@ -112,12 +112,29 @@ class ModelProcess:
 
     def _write_spec(self) -> str:
         trial = self.trial
+        if trial.kind == "stress_test":
+            return self._write_stress_spec()
         spec = {
             "model_path": self.paths["model"], "model_class": trial.model_class,
             "knobs": trial.knobs, "train_args": trial.train_args,
             "train_path": self.paths.get("train"), "val_path": self.paths.get("val"),
             "output_dir": self.output_dir, "task": trial.task, "mode": trial.kind,
         }
+        spec_path = os.path.join(self.workdir, "spec.json")
+        with open(spec_path, "w", encoding="utf-8") as f:
+            json.dump(spec, f)
+        os.chmod(spec_path, 0o644)
+        return spec_path
+
+    def _write_stress_spec(self) -> str:
+        """The engine's config with its file names made paths of ``input/``."""
+        trial = self.trial
+        config = json.loads(json.dumps(trial.config))
+        config["data_info"]["ref_path"] = self.paths["ref"]
+        config["data_info"]["eval_path"] = self.paths["eval"]
+        config["model_info"] = {"path": self.paths["model"]} if "model" in self.paths else {}
+        spec = {"mode": "stress_test", "config": config, "output_dir": self.output_dir,
+                "test_run_id": trial.test_run_id, "project_id": trial.project_id}
         spec_path = os.path.join(self.workdir, "spec.json")
         with open(spec_path, "w", encoding="utf-8") as f:
             json.dump(spec, f)
@@ -159,6 +176,8 @@ class ModelProcess:
                 result = json.loads(raw)
             except ValueError:
                 result = None
+        if isinstance(result, dict) and result.get("status") == "ok" and trial.kind == "stress_test":
+            return result
         if isinstance(result, dict) and result.get("status") == "ok" and trial.is_describe:
             if not isinstance(result.get("knob_config"), dict):
                 raise TrialFailure(errors.TRIAL_ERROR, "the model process wrote no knob config")

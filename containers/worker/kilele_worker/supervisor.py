@@ -261,6 +261,64 @@ class TrialRunner:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+class StressTestRunner(TrialRunner):
+    """kind "stress_test": download the data (and the model file), run the engine in the model
+    process (the model file is imported only there), upload the results and the report under
+    ``results_prefix``, answer with a small summary."""
+
+    def _download(self, workdir: str) -> None:
+        spec = self.trial
+        data_info = spec.config["data_info"]
+        wanted = [("ref", data_info["ref_path"], spec.ref_key), ("eval", data_info["eval_path"], spec.eval_key)]
+        if spec.model_key:
+            wanted.append(("model", spec.config["model_info"]["path"], spec.model_key))
+        self.paths = {}
+        for what, name, key in wanted:
+            path = self.paths[what] = os.path.join(workdir, "input", name)
+            started = time.monotonic()
+            try:
+                self.aws.s3.download_file(spec.bucket, key, path)
+            except Exception as e:  # noqa: BLE001
+                raise TrialFailure(errors.TRIAL_ERROR,
+                                   f"could not download the {what} file s3://{spec.bucket}/{key}: {describe(e)}") from e
+            os.chmod(path, 0o644)
+            self.log.worker(f"downloaded {what} s3://{spec.bucket}/{key} "
+                            f"({os.path.getsize(path)} bytes, {time.monotonic() - started:.2f} s)")
+            self._check_stop()
+
+    def _upload_outputs(self, workdir: str, run: Any) -> dict:
+        spec = self.trial
+        output_dir = os.path.join(workdir, "output")
+        owner = self.user.pw_uid if self.user else None
+        names = list(child_module.STRESS_TABLES)
+        if run.get("has_report"):
+            names.append(child_module.REPORT_FILE)
+        for name in names:
+            key = spec.results_prefix + name
+            try:
+                f = sandbox.open_child_file(output_dir, name, owner)
+            except sandbox.UnsafeOutput as e:
+                raise TrialFailure(errors.TRIAL_ERROR, f"the model process left an unusable {name}: {e}") from e
+            if f is None:
+                raise TrialFailure(errors.TRIAL_ERROR, f"the model process wrote no {name}")
+            with f:
+                size = os.fstat(f.fileno()).st_size
+                try:
+                    self.aws.s3.upload_fileobj(f, spec.bucket, key)
+                except Exception as e:  # noqa: BLE001
+                    raise TrialFailure(errors.TRIAL_ERROR,
+                                       f"could not upload {name} to s3://{spec.bucket}/{key}: {describe(e)}") from e
+            self.log.worker(f"uploaded {name} to s3://{spec.bucket}/{key} ({size} bytes)")
+        summary = {k: v for k, v in run.items() if k != "status"}
+        return {"job_id": spec.id, **summary, "results_prefix": spec.results_prefix, "started_at": self.started_at}
+
+    def _finish_success(self, output: dict) -> int:
+        output["worker_seconds"] = time.monotonic() - self.started
+        self.log.worker(f"stress test done: {output.get('num_test_cases')} test cases, severity "
+                        f"{output.get('severity')} (worker {output['worker_seconds']:.2f} s); reporting success")
+        return self.reporter.succeed(output)
+
+
 def _suffix(key: str) -> str:
     match = re.search(r"(\.[A-Za-z0-9]{1,8})$", key)
     return match.group(1).lower() if match else ""
@@ -271,5 +329,6 @@ def run_trial(message: TrialMessage, aws: Optional[AwsClients] = None, log: Opti
     """Run one trial and report it; returns the process exit code (see :mod:`kilele_worker.errors`)."""
     from kilele_worker.trial_log import default_echo
 
-    return TrialRunner(message, aws or AwsClients(), log or TrialLog(echo=default_echo()),
-                       settings or WorkerSettings.from_environ(), stop_requested).run()
+    runner = StressTestRunner if message.trial.kind == "stress_test" else TrialRunner
+    return runner(message, aws or AwsClients(), log or TrialLog(echo=default_echo()),
+                  settings or WorkerSettings.from_environ(), stop_requested).run()
