@@ -288,7 +288,22 @@ class InferenceJobStore(Protocol):
                    at: Optional[datetime] = None, error: Optional[str] = None) -> bool: ...
 
 
+@dataclass(frozen=True)
+class ServingState:
+    """What answers an app's predict requests, as one consistent read of the app's row gives it:
+    the registered application (None if the app was never registered, or was deleted) and the
+    ids of its live (STARTED or RUNNING) inference jobs. ``tracked`` is False for an app whose
+    live jobs were never recorded on its row (jobs created before the row kept them)."""
+
+    app: Optional[Application]
+    live_job_ids: frozenset[str] = frozenset()
+    tracked: bool = False
+
+
 class ApplicationStore(Protocol):
+    """Registered applications, and each app's serving record (its live inference jobs), kept
+    on the same row whether the app is registered or not."""
+
     def add(self, app: Application) -> None: ...
 
     def get(self, user_id: str, name: str) -> Optional[Application]: ...
@@ -299,12 +314,27 @@ class ApplicationStore(Protocol):
 
     def switch_version(self, user_id: str, name: str, version: Optional[int], expected: Optional[int]) -> bool: ...
 
-    def delete(self, user_id: str, name: str) -> None: ...
+    def delete(self, user_id: str, name: str) -> None:
+        """Unregister the app; its serving record (live inference jobs) stays."""
+
+    def serving_state(self, user_id: str, name: str) -> ServingState:
+        """The app and its live inference jobs, in one consistent read (the predict path's)."""
+
+    def add_live_jobs(self, user_id: str, name: str, job_ids: Iterable[str]) -> None:
+        """Record inference jobs as live (before they are stored as STARTED)."""
+
+    def remove_live_job(self, user_id: str, name: str, job_id: str) -> None:
+        """Forget a live inference job (before it is stored as STOPPED or ERRORED)."""
 
 
 class AppMetricsStore(Protocol):
     def record(self, user_app: str, at: datetime, latency_ms: float, queries: int, error: bool, default: bool,
                batch_size: Optional[int] = None) -> None: ...
+
+    def add_minute(self, user_app: str, minute: int, counters: dict[str, int], histogram: dict[int, int]) -> None:
+        """Add counts to one app-minute (``minute``: epoch seconds // 60) in one atomic write:
+        ``counters`` by name (requests, queries, errors, defaults, batches, batch_size_sum) and
+        ``histogram`` by latency bucket (chalicelib.latency)."""
 
     def window(self, user_app: str, since: datetime) -> dict[str, Any]: ...
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, ClassVar, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
 
 from chalicelib.entities import AccessRight, BudgetOption, InputType, Task, UserType
 from chalicelib.errors import InvalidInput
+from chalicelib.services.payloads import Payload, queries_of, style_of
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -195,17 +196,64 @@ class SetVersionRequest(Schema):
     version: int = Field(ge=1)
 
 
-class PredictRequest(Schema):
-    """One of the three payload styles; the service checks that exactly one is given."""
+def _queries_under(key: str) -> Any:
+    """A style's value, turned into its list of queries (``InvalidInput`` says what is wrong)."""
+    return Annotated[Any, AfterValidator(lambda value: queries_of(key, value))]
 
-    query: Any = None
-    queries: Any = None
-    input: Any = None
-    input_batch: Any = None
-    instances: Any = None
 
-    def payload(self) -> dict[str, Any]:
-        return self.model_dump(exclude_unset=True)
+class _Style(Schema):
+    key: ClassVar[str]
+
+    def payload(self) -> Payload:
+        return Payload(self.key, getattr(self, self.key))
+
+
+class RafikiQuery(_Style):
+    key: ClassVar[str] = "query"
+    query: _queries_under("query")
+
+
+class RafikiQueries(_Style):
+    key: ClassVar[str] = "queries"
+    queries: _queries_under("queries")
+
+
+class ClipperInput(_Style):
+    key: ClassVar[str] = "input"
+    input: _queries_under("input")
+
+
+class ClipperInputBatch(_Style):
+    key: ClassVar[str] = "input_batch"
+    input_batch: _queries_under("input_batch")
+
+
+class ServingInstances(_Style):
+    key: ClassVar[str] = "instances"
+    instances: _queries_under("instances")
+
+
+class PredictRequest(RootModel):
+    """A predict body in one of the three payload styles, told apart by its one key: Rafiki
+    ``{"query"}``/``{"queries"}``, Clipper ``{"input"}``/``{"input_batch"}``, Cluster Serving
+    ``{"instances"}``. Parsed once from the raw JSON; a body with no style key, several, or an
+    unknown one, and a batch that is not a non-empty list, are refused with what is wrong."""
+
+    model_config = ConfigDict(json_schema_extra={"type": "object"})  # each style is a JSON object
+
+    root: Annotated[
+        Union[
+            Annotated[RafikiQuery, Tag("query")],
+            Annotated[RafikiQueries, Tag("queries")],
+            Annotated[ClipperInput, Tag("input")],
+            Annotated[ClipperInputBatch, Tag("input_batch")],
+            Annotated[ServingInstances, Tag("instances")],
+        ],
+        Discriminator(style_of),
+    ]
+
+    def payload(self) -> Payload:
+        return self.root.payload()
 
 
 class MetricsQuery(Schema):

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     )
 
     session_ttl_seconds: int = 3600
+    auth_cache_seconds: float = Field(
+        5.0, ge=0, description="Each process caches a session or API key's user this long: a ban, revocation or "
+        "logout applies at once in the process that made it, in the others within this time (0: no cache).",
+    )
     password_hash_time_cost: int = Field(3, description="argon2 iterations (argon2id).")
     password_hash_memory_kib: int = Field(65536, description="argon2 memory cost in KiB.")
 
@@ -82,6 +86,15 @@ class Settings(BaseSettings):
     sagemaker_serverless: bool = Field(False, description="Serve CPU inference jobs with serverless inference.")
     cloudwatch_metrics: bool = Field(False, description="Also emit per-app metrics to CloudWatch (EMF).")
     app_metrics_retention_days: int = 7
+    serving_state_cache: Optional[bool] = Field(
+        None, description="Cache each app's serving state (its settings, version and live jobs) in this process, "
+        "dropped by this process's own writes. Correct only where every write to the apps table goes through one "
+        "process: unset, the local stack turns it on; on AWS each predict request reads the app's row.",
+    )
+    metrics_flush_seconds: float = Field(
+        10.0, ge=0, description="Per-app predict metrics are counted in memory and written this often "
+        "(one write per app and minute); a process that dies loses at most this much of its own.",
+    )
     serving_queue_max_backlog: int = Field(10000, description="Queue API: enqueue answers 503 past this backlog.")
     serving_result_ttl_seconds: int = Field(3600, description="Queue API: results are kept this long.")
 

@@ -33,8 +33,9 @@ from chalicelib.services.datasets import DatasetService
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.models import ModelService
 from chalicelib.services.predict import PredictService
-from chalicelib.services.projects import ProjectService
 from chalicelib.services.queues import ServingQueueService
+from chalicelib.services.projects import ProjectService
+from chalicelib.services.serving_cache import ProcessServingStates
 from chalicelib.services.stress_messages import StressMessageConfig
 from chalicelib.services.stress_tests import StressTestService
 from chalicelib.services.train_jobs import TrainJobService
@@ -122,17 +123,21 @@ def build(settings: Settings, **overrides: Any) -> Services:
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
         clock=clock,
     )
+    # One API process writing every app row (the local stack) may cache serving states: see serving_cache.py.
+    app_store = ProcessServingStates(stores.apps) if settings.serving_state_cache is True else stores.apps
     inference = InferenceJobService(
         stores.inference_jobs, stores.train_jobs, stores.trials, train_jobs, BundleBuilder(blobs, stores.models, clock),
         blobs, endpoints, stage=settings.stage, public_api_url=settings.public_api_url,
-        presigned_url_seconds=settings.presigned_url_seconds, clock=clock,
+        presigned_url_seconds=settings.presigned_url_seconds, clock=clock, apps=app_store,
     )
-    apps = ApplicationService(stores.apps, inference, clock=clock)
+    apps = ApplicationService(app_store, inference, clock=clock)
     predict = PredictService(
         inference, apps, endpoints, stores.app_metrics, sink,
         timeout_seconds=settings.predict_timeout_seconds, max_queries=settings.max_queries_per_request,
-        clock=clock,
+        clock=clock, metrics_flush_seconds=settings.metrics_flush_seconds,
     )
+    auth = AuthService(stores.users, stores.sessions, stores.api_keys, hasher, settings.session_ttl_seconds,
+                       clock=clock, cache_seconds=settings.auth_cache_seconds)
     projects = ProjectService(stores.projects, clock=clock)
     stress_tests = StressTestService(
         stores.stress_test_jobs, projects, stores.datasets, blobs,
@@ -145,9 +150,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
     )
     return Services(
         settings=settings,
-        auth=AuthService(stores.users, stores.sessions, stores.api_keys, hasher, settings.session_ttl_seconds,
-                         clock=clock),
-        users=UserService(stores.users, hasher, clock=clock),
+        auth=auth,
+        users=UserService(stores.users, hasher, clock=clock, on_banned=auth.forget_user),
         datasets=DatasetService(
             stores.datasets, blobs, parts.get("url_fetcher", lambda: _url_fetcher(settings)),
             max_direct_upload_bytes=settings.max_direct_upload_bytes, max_dataset_bytes=settings.max_dataset_bytes,

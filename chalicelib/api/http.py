@@ -7,7 +7,6 @@ parameters, calls one service method and returns its result.
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -67,15 +66,18 @@ def _bearer_token(headers: Any) -> Optional[str]:
 
 
 def _parse_body(schema: type[BaseModel], raw: bytes) -> BaseModel:
+    """The body validated into ``schema``, its JSON parsed once (by pydantic)."""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     if not raw.strip():
         raw = b"{}"  # no body: fine when every field has a default, else "field required"
     try:
-        json.loads(raw)
-    except ValueError as e:
-        raise InvalidInput(f"the request body is not valid JSON: {e}") from e
-    return schema.model_validate_json(raw)
+        return schema.model_validate_json(raw)
+    except ValidationError as e:
+        invalid_json = next((item for item in e.errors() if item["type"] == "json_invalid"), None)
+        if invalid_json is not None:
+            raise InvalidInput(f"the request body is not valid JSON: {invalid_json['ctx']['error']}") from e
+        raise
 
 
 def _validation_message(error: ValidationError) -> str:

@@ -108,8 +108,10 @@ def local_settings(base: Settings, moto_url: str) -> Settings:
 
 
 def adopt(settings: Settings, provisioned: Provisioned, api_url: str, work_dir: Path) -> Settings:
-    """The local queue, state machine, API URL and runners (infra sets the same settings on AWS)."""
+    """The local queue, state machine, API URL and runners (infra sets the same settings on AWS),
+    and what one API process allows: every app row is written through it, so it may cache them."""
     return settings.with_values(**{
+        "serving_state_cache": settings.serving_state_cache is not False,
         "train_worker_state_machine_arn": provisioned.state_machine_arns[TRAIN_WORKER.name],
         "stress_test_state_machine_arn": provisioned.state_machine_arns[STRESS_TEST.name],
         "trials_queue_url": provisioned.queue_urls[TRIALS_QUEUE.name],

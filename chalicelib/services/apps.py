@@ -1,6 +1,10 @@
 """Applications (Clipper's): input type, latency SLO, default output, top-N, and the version
-they serve, switched and rolled back atomically (predict reads the pointer per request, so no
-request is dropped by a switch)."""
+they serve, switched and rolled back atomically.
+
+Predict learns the app and the ids of its live inference jobs from the app's row
+(:meth:`ApplicationService.serving_state`, one consistent read). A switch, rollback, update or
+deletion is a write to that row, so the very next request sees it, and no request is dropped
+by a switch; when that read may be cached, and when not, is services/serving_cache.py's rule."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -11,7 +15,7 @@ from chalicelib.permissions import Action, require
 from chalicelib.services import Clock, utc_now
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.train_jobs import LATEST
-from chalicelib.ports import ApplicationStore
+from chalicelib.ports import ApplicationStore, ServingState
 
 _SWITCH_ATTEMPTS = 5
 
@@ -85,6 +89,10 @@ class ApplicationService:
 
     def find(self, user_id: str, name: str) -> Optional[Application]:
         return self._apps.get(user_id, name)
+
+    def serving_state(self, user_id: str, name: str) -> ServingState:
+        """The app (None if unregistered) and its live inference jobs: the predict path's read."""
+        return self._apps.serving_state(user_id, name)
 
     def _get(self, actor: User, name: str) -> Application:
         require(actor, Action.MANAGE_INFERENCE_JOBS)

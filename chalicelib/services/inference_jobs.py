@@ -1,5 +1,15 @@
 """Inference jobs: the best trial of each model of a stopped train job, as one ensemble
-served by one endpoint (seed 001's inference-job calls), and bundle export."""
+served by one endpoint (seed 001's inference-job calls), and bundle export.
+
+Which job serves a predict request (:meth:`InferenceJobService.serving_job`) comes from the
+app's serving record, read with the app (``ApplicationStore.serving_state``; when that read may be
+cached is services/serving_cache.py's rule): the ids of the app's live jobs. This service keeps
+that record: a job's id is added before the job is stored as STARTED and removed before it is
+stored as STOPPED or ERRORED, so once ``create_inference_job`` or ``stop_inference_job`` returns,
+the very next request, on any instance, sees the change. A job's endpoint name, version and creation time never change, so
+jobs are cached by id (bounded, no expiry): the record says which ids are live, the cache only
+saves reading their unchanging details again.
+"""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -18,10 +28,21 @@ from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.bundles import BundleBuilder
+from chalicelib.services.caches import LruCache
 from chalicelib.services.train_jobs import LATEST, TrainJobService
-from chalicelib.ports import BlobStore, EndpointRunner, InferenceJobStore, TrainJobStore, TrialStore
+from chalicelib.ports import (
+    ApplicationStore,
+    BlobStore,
+    EndpointRunner,
+    InferenceJobStore,
+    ServingState,
+    TrainJobStore,
+    TrialStore,
+)
 
 LIVE = (InferenceJobStatus.STARTED, InferenceJobStatus.RUNNING)
+# Jobs kept by id for the predict path (their served details never change).
+JOB_CACHE_ENTRIES = 4096
 
 
 def best_trial_per_model(trials: list[Trial]) -> list[Trial]:
@@ -51,8 +72,13 @@ class InferenceJobService:
         public_api_url: str,
         presigned_url_seconds: int,
         clock: Clock = utc_now,
+        *,
+        apps: ApplicationStore,
     ):
+        """``apps`` keeps each app's serving record (the ids of its live jobs)."""
         self._jobs = jobs
+        self._apps = apps
+        self._job_cache: LruCache[InferenceJob] = LruCache(JOB_CACHE_ENTRIES)
         self._train_jobs = train_jobs
         self._trials = trials
         self._train_job_service = train_job_service
@@ -73,7 +99,8 @@ class InferenceJobService:
         if train_job.status is not TrainJobStatus.STOPPED:
             raise Conflict(f"train job {app} v{train_job.app_version} is {train_job.status.value}; "
                            "an inference job needs a STOPPED train job")
-        if any(j.train_job_id == train_job.id and j.status in LIVE for j in self._jobs.list_of_app(actor.id, app)):
+        live_now = [j for j in self._jobs.list_of_app(actor.id, app) if j.status in LIVE]
+        if any(j.train_job_id == train_job.id for j in live_now):
             raise Conflict(f"an inference job of {app} v{train_job.app_version} is already running")
         members = best_trial_per_model(self._trials.list_of_job(train_job.id))
         if not members:
@@ -95,17 +122,29 @@ class InferenceJobService:
             budget=budget or {},
             predictor_url=f"{self._public_api_url}/apps/{app}/predict",
         )
+        self._apps.add_live_jobs(actor.id, app, [job.id, *self._untracked_live(actor.id, app, live_now)])
         self._jobs.add(job)
         gpu = float((budget or {}).get(BudgetOption.GPU_COUNT.value, 0)) > 0
         try:
             self._endpoints.deploy(job.endpoint_name, bundle_key, gpu=gpu)
         except Exception as e:
-            self._jobs.set_status(job.id, InferenceJobStatus.ERRORED, LIVE, at=self._clock(),
-                                  error=f"the endpoint could not be created: {e}")
+            self._leave_live(job, InferenceJobStatus.ERRORED, error=f"the endpoint could not be created: {e}")
             raise
         job = self._refresh(job)
         return {"id": job.id, "app": job.app, "app_version": job.app_version, "train_job_id": job.train_job_id,
                 "predictor_url": job.predictor_url, "status": job.status.value, "error": job.error}
+
+    def _untracked_live(self, user_id: str, app: str, listed: list[InferenceJob]) -> list[str]:
+        """Live jobs of an app whose row does not record them yet (jobs from before the serving
+        record), each checked with a consistent read (the listing's index may lag)."""
+        if self._apps.serving_state(user_id, app).tracked:
+            return []
+        return [j.id for j in listed if (fresh := self._jobs.get(j.id)) and fresh.status in LIVE]
+
+    def _leave_live(self, job: InferenceJob, status: InferenceJobStatus, error: Optional[str] = None) -> bool:
+        """Stop serving ``job`` (out of the app's serving record first), then store ``status``."""
+        self._apps.remove_live_job(job.user_id, job.app, job.id)
+        return self._jobs.set_status(job.id, status, LIVE, at=self._clock(), error=error)
 
     def _refresh(self, job: InferenceJob) -> InferenceJob:
         """Bring a live job's status in line with its endpoint (created, failed, gone)."""
@@ -115,15 +154,39 @@ class InferenceJobService:
         if state.status == "InService" and job.status is InferenceJobStatus.STARTED:
             self._jobs.set_status(job.id, InferenceJobStatus.RUNNING, (InferenceJobStatus.STARTED,))
         elif state.status in ("Failed", "Deleted"):
-            self._jobs.set_status(job.id, InferenceJobStatus.ERRORED, LIVE, at=self._clock(),
-                                  error=state.reason or f"the endpoint is {state.status.lower()}")
+            self._leave_live(job, InferenceJobStatus.ERRORED,
+                             error=state.reason or f"the endpoint is {state.status.lower()}")
         else:
             return job
         return self._jobs.get(job.id) or job
 
     def report_endpoint_failure(self, job: InferenceJob) -> InferenceJob:
         """Called when predict could not reach the endpoint: record the failure if it is one."""
-        return self._refresh(job)
+        current = self._jobs.get(job.id) or job
+        if current.status not in LIVE:  # no longer live, yet it was served: forget it for good
+            self._apps.remove_live_job(job.user_id, job.app, job.id)
+        return self._refresh(current)
+
+    def serving_job(self, user_id: str, app: str, state: ServingState) -> InferenceJob:
+        """The job that answers ``app``'s predict requests: among the live ids of ``state``, the
+        app's pinned version, else the newest one (NotFound if none)."""
+        version = state.app.version if state.app and state.app.version else LATEST
+        if not state.tracked:  # an app whose row never recorded its jobs
+            return self.running_job(user_id, app, version)
+        live = [job for job in map(self._live_job, sorted(state.live_job_ids)) if job is not None]
+        if version != LATEST:
+            live = [j for j in live if j.app_version == version]
+        if not live:
+            raise NotFound(f"app {app!r}{'' if version == LATEST else f' v{version}'} has no running inference job")
+        return max(live, key=lambda j: (j.app_version, j.created_at))
+
+    def _live_job(self, job_id: str) -> Optional[InferenceJob]:
+        job = self._job_cache.get(job_id)
+        if job is None:
+            job = self._jobs.get(job_id)  # None: recorded as live but not stored (yet, or ever)
+            if job is not None:
+                self._job_cache.put(job_id, job)
+        return job
 
     def get_inference_jobs_by_user(self, actor: User, user_id: str) -> list[dict[str, Any]]:
         require(actor, Action.MANAGE_INFERENCE_JOBS)
@@ -157,7 +220,7 @@ class InferenceJobService:
         return (self._jobs.get(job.id) or job).to_dict()
 
     def _stop(self, job: InferenceJob) -> None:
-        if self._jobs.set_status(job.id, InferenceJobStatus.STOPPED, LIVE, at=self._clock()):
+        if self._leave_live(job, InferenceJobStatus.STOPPED):
             self._endpoints.delete(job.endpoint_name)
 
     def stop_all_jobs(self, actor: User) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """Users and roles (Rafiki's rules)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 from chalicelib.entities import User, UserType
 from chalicelib.errors import Conflict, Forbidden, NotFound
@@ -11,8 +11,11 @@ from chalicelib.ports import PasswordHasher, UserStore
 
 
 class UserService:
-    def __init__(self, users: UserStore, hasher: PasswordHasher, clock: Clock = utc_now):
+    def __init__(self, users: UserStore, hasher: PasswordHasher, clock: Clock = utc_now,
+                 on_banned: Optional[Callable[[str], None]] = None):
+        """``on_banned(email)`` runs after a ban is stored (the auth cache forgets the user)."""
         self._users = users
+        self._on_banned = on_banned
         self._hasher = hasher
         self._clock = clock
 
@@ -44,7 +47,10 @@ class UserService:
         if not target:
             raise NotFound(f"no user with email {email!r}")
         require_can_manage_user_type(actor, target.user_type)
-        return self._users.mark_banned(email, self._clock()).to_dict()
+        banned = self._users.mark_banned(email, self._clock())
+        if self._on_banned:
+            self._on_banned(email)
+        return banned.to_dict()
 
     def _add(self, email: str, password: str, user_type: UserType) -> User:
         user = User(

@@ -14,6 +14,7 @@ from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
@@ -258,6 +259,12 @@ class AppItem(Model):
     top_n = NumberAttribute(null=True)
     version = NumberAttribute(null=True)
     previous_version = NumberAttribute(null=True)
+    # The app's serving record, kept on its row whether it is registered or not (an unregistered
+    # app's row has only these and its key): the ids of its live inference jobs, and whether they
+    # are recorded here at all (rows older than this record are not). created_at marks a
+    # registered app.
+    serving_jobs = UnicodeSetAttribute(null=True)
+    serving_tracked = BooleanAttribute(null=True)
 
 
 class ServingResultItem(Model):

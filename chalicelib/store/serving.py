@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from chalicelib.entities import Application, InferenceJob, InferenceJobStatus, InputType, Task
 from chalicelib.errors import Conflict
 from chalicelib.latency import LATENCY_BUCKETS, latency_bucket
+from chalicelib.ports import ServingState
 from chalicelib.store.models import AppItem, InferenceJobItem
 from chalicelib.store.repositories import _dt, _failed_condition, _iso, _opt_dt, _plain_map, set_status_if
 
@@ -90,10 +91,19 @@ class InferenceJobRepository:
 
 
 class ApplicationRepository:
+    """Applications, one row each (``user_app``). The same row is the app's serving record:
+    ``serving_jobs``, the ids of its live inference jobs, kept whether the app is registered or
+    not, so that predict learns both the app and what serves it from one consistent read. A row
+    without ``created_at`` is an unregistered app's serving record only."""
+
+    # What a registration sets; unregistering removes them and keeps the serving record.
+    _REGISTERED = ("created_at", "input_type", "default_output", "slo_micros", "top_n", "version", "previous_version")
+
     def add(self, app: Application) -> None:
+        item = AppItem(f"{app.user_id}#{app.name}")
         try:
-            self._item(app).save(condition=AppItem.user_app.does_not_exist())
-        except PutError as e:
+            item.update(actions=self._actions(app, with_versions=True), condition=AppItem.created_at.does_not_exist())
+        except UpdateError as e:
             if _failed_condition(e):
                 raise Conflict(f"application {app.name!r} is already registered") from e
             raise
@@ -105,18 +115,24 @@ class ApplicationRepository:
             return None
 
     def list_of_user(self, user_id: str) -> list[Application]:
-        return sorted(
-            (self._entity(i) for i in AppItem.scan(AppItem.user_id == user_id)), key=lambda a: a.created_at
-        )
+        items = AppItem.scan((AppItem.user_id == user_id) & AppItem.created_at.exists())
+        return sorted((a for a in map(self._entity, items) if a), key=lambda a: a.created_at)
 
     def save(self, app: Application) -> None:
-        self._item(app).save()
+        """Store the app's settings (its version pointer changes only through switch_version)."""
+        item = AppItem(f"{app.user_id}#{app.name}")
+        try:
+            item.update(actions=self._actions(app, with_versions=False), condition=AppItem.created_at.exists())
+        except UpdateError as e:
+            if _failed_condition(e):
+                raise Conflict(f"application {app.name!r} was unregistered meanwhile") from e
+            raise
 
     def switch_version(self, user_id: str, name: str, version: Optional[int], expected: Optional[int]) -> bool:
         """Serve ``version`` (remembering the current one for rollback) if the current one is
         still ``expected``; False if another switch happened meanwhile."""
         item = AppItem(f"{user_id}#{name}")
-        condition = AppItem.user_app.exists() & (
+        condition = AppItem.created_at.exists() & (
             AppItem.version.does_not_exist() if expected is None else AppItem.version == expected
         )
         actions = [
@@ -133,25 +149,63 @@ class ApplicationRepository:
             raise
 
     def delete(self, user_id: str, name: str) -> None:
-        AppItem(f"{user_id}#{name}").delete()
+        """Unregister: the registration's attributes go, the serving record stays (a row with
+        no live job left goes entirely)."""
+        item = AppItem(f"{user_id}#{name}")
+        try:
+            item.update(actions=[getattr(AppItem, a).remove() for a in self._REGISTERED],
+                        condition=AppItem.created_at.exists())
+        except UpdateError as e:
+            if not _failed_condition(e):
+                raise
+        try:
+            item.delete(condition=AppItem.serving_jobs.does_not_exist())
+        except DeleteError as e:
+            if not _failed_condition(e):
+                raise
+
+    def serving_state(self, user_id: str, name: str) -> ServingState:
+        try:
+            item = AppItem.get(f"{user_id}#{name}", consistent_read=True)
+        except DoesNotExist:
+            return ServingState(None)
+        return ServingState(self._entity(item), frozenset(item.serving_jobs or ()), bool(item.serving_tracked))
+
+    def add_live_jobs(self, user_id: str, name: str, job_ids: Iterable[str]) -> None:
+        ids = set(job_ids)
+        actions = [AppItem.user_id.set(user_id), AppItem.name.set(name), AppItem.serving_tracked.set(True)]
+        if ids:
+            actions.append(AppItem.serving_jobs.add(ids))
+        AppItem(f"{user_id}#{name}").update(actions=actions)
+
+    def remove_live_job(self, user_id: str, name: str, job_id: str) -> None:
+        try:
+            AppItem(f"{user_id}#{name}").update(actions=[AppItem.serving_jobs.delete({job_id})],
+                                                condition=AppItem.user_app.exists())
+        except UpdateError as e:
+            if not _failed_condition(e):  # no row: nothing recorded to forget
+                raise
 
     @staticmethod
-    def _item(app: Application) -> AppItem:
-        return AppItem(
-            f"{app.user_id}#{app.name}",
-            user_id=app.user_id,
-            name=app.name,
-            created_at=_iso(app.created_at),
-            input_type=app.input_type.value if app.input_type else None,
-            default_output=json.dumps(app.default_output),
-            slo_micros=app.slo_micros,
-            top_n=app.top_n,
-            version=app.version,
-            previous_version=app.previous_version,
-        )
+    def _actions(app: Application, with_versions: bool) -> list[Any]:
+        values = {
+            "user_id": app.user_id,
+            "name": app.name,
+            "created_at": _iso(app.created_at),
+            "input_type": app.input_type.value if app.input_type else None,
+            "default_output": json.dumps(app.default_output),
+            "slo_micros": app.slo_micros,
+            "top_n": app.top_n,
+        }
+        if with_versions:
+            values.update(version=app.version, previous_version=app.previous_version)
+        return [getattr(AppItem, k).set(v) if v is not None else getattr(AppItem, k).remove()
+                for k, v in values.items()]
 
     @staticmethod
-    def _entity(item: AppItem) -> Application:
+    def _entity(item: AppItem) -> Optional[Application]:
+        if item.created_at is None:  # an unregistered app's serving record
+            return None
         return Application(
             user_id=item.user_id,
             name=item.name,
@@ -180,22 +234,26 @@ class AppMetricsRepository:
     def record(self, user_app: str, at: datetime, latency_ms: float, queries: int, error: bool, default: bool,
                batch_size: Optional[int] = None) -> None:
         """Count one request in its minute (one atomic UpdateItem)."""
-        minute = int(at.timestamp() // 60)
-        values = {"requests": 1, "queries": queries, "errors": int(error), "defaults": int(default)}
+        counters = {"requests": 1, "queries": queries, "errors": int(error), "defaults": int(default)}
         if batch_size:  # the size of the server-side batch this request's queries rode in
-            values.update(batches=1, batch_size_sum=int(batch_size))
-        names = {f"#{k}": k for k in values}
-        names["#lat"] = f"lat_{latency_bucket(latency_ms)}"
+            counters.update(batches=1, batch_size_sum=int(batch_size))
+        self.add_minute(user_app, int(at.timestamp() // 60), counters, {latency_bucket(latency_ms): 1})
+
+    def add_minute(self, user_app: str, minute: int, counters: dict[str, int], histogram: dict[int, int]) -> None:
+        """Add counters and histogram counts to one app-minute: one atomic UpdateItem."""
+        values = {f"c{i}": (name, n) for i, (name, n) in enumerate(counters.items()) if n}
+        values.update({f"h{bucket}": (f"lat_{int(bucket)}", n) for bucket, n in histogram.items() if n})
+        names = {f"#{key}": attribute for key, (attribute, _) in values.items()}
         names["#exp"] = "expires_at"
+        adds = ", ".join(f"#{key} :{key}" for key in values)
         self._dynamodb.update_item(
             TableName=self.table_name,
-            Key={"user_app": {"S": user_app}, "minute": {"N": str(minute)}},
-            UpdateExpression="ADD " + ", ".join([f"#{k} :{k}" for k in values] + ["#lat :one"]) + " SET #exp = :exp",
+            Key={"user_app": {"S": user_app}, "minute": {"N": str(int(minute))}},
+            UpdateExpression=(f"ADD {adds} " if adds else "") + "SET #exp = :exp",
             ExpressionAttributeNames=names,
             ExpressionAttributeValues={
-                **{f":{k}": {"N": str(v)} for k, v in values.items()},
-                ":one": {"N": "1"},
-                ":exp": {"N": str(int(at.timestamp()) + self.retention_seconds)},
+                **{f":{key}": {"N": str(int(n))} for key, (_, n) in values.items()},
+                ":exp": {"N": str(int(minute) * 60 + 60 + self.retention_seconds)},
             },
         )
 

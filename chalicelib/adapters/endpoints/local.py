@@ -3,6 +3,7 @@ served by the inference server (``kilele-serve``) in its own process on 127.0.0.
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 import requests
+import urllib3
 
 from kilele.archive import safe_extract  # the local stack always has the SDK
 
@@ -29,6 +31,12 @@ from chalicelib.ports import (
 )
 
 
+# Predict's calls: urllib3's pool straight (requests costs ~3x the CPU per call: environment
+# proxies, netrc and hooks, on the API's hot path). No retry, as requests' default: a call that
+# fails is reported, not repeated.
+_NO_RETRY = urllib3.Retry(0, read=False)
+
+
 @dataclass
 class _Endpoint:
     name: str
@@ -36,6 +44,7 @@ class _Endpoint:
     process: subprocess.Popen
     directory: Path
     log_path: Path
+    pool: urllib3.HTTPConnectionPool
 
 
 class LocalEndpointRunner:
@@ -68,8 +77,9 @@ class LocalEndpointRunner:
                  "--host", LOOPBACK, "--port", str(port)],
                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self._environment,
             )
+        pool = urllib3.HTTPConnectionPool(LOOPBACK, port, maxsize=64, block=False, retries=_NO_RETRY)
         with self._lock:
-            self._endpoints[name] = _Endpoint(name, port, process, directory, log_path)
+            self._endpoints[name] = _Endpoint(name, port, process, directory, log_path, pool)
         self._wait_ready(name)
 
     def _wait_ready(self, name: str) -> None:
@@ -100,30 +110,33 @@ class LocalEndpointRunner:
         if endpoint is None or endpoint.process.poll() is not None:
             raise EndpointUnavailable(self.state(name).reason or f"endpoint {name} is not running")
         try:
-            response = self._session.post(
-                f"http://{LOOPBACK}:{endpoint.port}/invocations", data=body,
-                headers={"Content-Type": "application/json"}, timeout=timeout_seconds,
+            response = endpoint.pool.urlopen(
+                "POST", "/invocations", body=body, headers={"Content-Type": "application/json"},
+                timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
             )
-        except requests.Timeout as e:
-            raise EndpointTimeout(f"the endpoint did not answer within {timeout_seconds:g} s") from e
-        except requests.RequestException as e:
-            raise EndpointUnavailable(f"the endpoint is unreachable: {e}") from e
-        if 400 <= response.status_code < 500:
-            message = response.text
+        except urllib3.exceptions.HTTPError as e:
+            reason = e.reason if isinstance(e, urllib3.exceptions.MaxRetryError) else e
+            if isinstance(reason, urllib3.exceptions.TimeoutError) and \
+                    not isinstance(reason, urllib3.exceptions.NewConnectionError):  # (a subclass of it)
+                raise EndpointTimeout(f"the endpoint did not answer within {timeout_seconds:g} s") from e
+            raise EndpointUnavailable(f"the endpoint is unreachable: {reason}") from e
+        if 400 <= response.status < 500:
+            message = response.data.decode(errors="replace")
             try:
-                message = response.json()["error"]["message"]
+                message = json.loads(message)["error"]["message"]
             except (ValueError, KeyError, TypeError):
                 pass
-            raise EndpointRejected(response.status_code, message)
-        if response.status_code != 200:
-            raise EndpointUnavailable(f"the endpoint answered HTTP {response.status_code}")
-        return response.content
+            raise EndpointRejected(response.status, message)
+        if response.status != 200:
+            raise EndpointUnavailable(f"the endpoint answered HTTP {response.status}")
+        return response.data
 
     def delete(self, name: str) -> None:
         with self._lock:
             endpoint = self._endpoints.pop(name, None)
         if endpoint is None:
             return
+        endpoint.pool.close()
         _stop(endpoint.process)
         shutil.rmtree(endpoint.directory, ignore_errors=True)
 

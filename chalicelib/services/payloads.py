@@ -1,0 +1,134 @@
+"""Predict payloads: the three styles a body comes in (Rafiki, Clipper, Cluster Serving), the
+checks of Clipper's input types, top-N, and the answer in the style the request came in.
+
+The API parses a body once, into ``schemas.PredictRequest``, whose discriminator is
+:func:`style_of`; a plain dict (an SDK-less caller of the service) goes through
+:func:`parse_payload`, which gives the same errors.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import random
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any, Optional
+
+from chalicelib.entities import InputType
+from chalicelib.errors import InvalidInput
+
+#: key -> (style, batch?)
+STYLES = {
+    "query": ("rafiki", False),
+    "queries": ("rafiki", True),
+    "input": ("clipper", False),
+    "input_batch": ("clipper", True),
+    "instances": ("serving", True),
+}
+
+
+@dataclass(frozen=True)
+class Payload:
+    """A parsed predict body: which key it used and its queries (one for a single query)."""
+
+    key: str
+    queries: list[Any]
+
+    @property
+    def style(self) -> str:
+        return STYLES[self.key][0]
+
+    @property
+    def batch(self) -> bool:
+        return STYLES[self.key][1]
+
+
+@dataclass
+class Outcome:
+    predictions: list[Any]
+    default: bool = False
+    explanation: Optional[str] = None
+    batch_size: Optional[int] = None
+
+
+def style_of(body: Any) -> str:
+    """The one style key of a predict body; :class:`InvalidInput` says what is wrong."""
+    if not isinstance(body, dict):
+        raise InvalidInput("the body must be a JSON object such as {\"query\": ...}, {\"input\": ...} or {\"instances\": [...]}")
+    if len(body) != 1 or next(iter(body)) not in STYLES:
+        raise InvalidInput(f"give exactly one of {', '.join(STYLES)}; got {', '.join(map(str, body)) or 'nothing'}")
+    return next(iter(body))
+
+
+def queries_of(key: str, value: Any) -> list[Any]:
+    """The queries under ``key``: a batch key's list (checked), or the single query."""
+    if not STYLES[key][1]:
+        return [value]
+    if not isinstance(value, list):
+        raise InvalidInput(f"{key!r} must be a list")
+    if not value:
+        raise InvalidInput(f"{key!r} is empty")
+    if key == "instances":
+        # Cluster Serving instances may wrap each input in a one-key object ({"t": [...]})
+        return [next(iter(q.values())) if isinstance(q, dict) and len(q) == 1 else q for q in value]
+    return value
+
+
+def parse_payload(body: Any) -> Payload:
+    key = style_of(body)
+    return Payload(key, queries_of(key, body[key]))
+
+
+def _elements(query: Any) -> list[Any]:
+    if isinstance(query, list):
+        out: list[Any] = []
+        for item in query:
+            out.extend(_elements(item))
+        return out
+    return [query]
+
+
+def check_input_type(queries: list[Any], input_type: InputType) -> None:
+    """Clipper's input types: ints, floats/doubles (vectors of numbers), strings, bytes (base64)."""
+    for index, query in enumerate(queries):
+        if input_type in (InputType.STRINGS, InputType.BYTES):
+            if not isinstance(query, str):
+                raise InvalidInput(f"query {index} must be a string for input type {input_type.value}")
+            if input_type is InputType.BYTES:
+                try:
+                    base64.b64decode(query, validate=True)
+                except (binascii.Error, ValueError) as e:
+                    raise InvalidInput(f"query {index} must be base64 for input type bytes") from e
+            continue
+        elements = _elements(query)
+        if not isinstance(query, list) or not elements:
+            raise InvalidInput(f"query {index} must be a non-empty list of numbers for input type {input_type.value}")
+        wanted = Integral if input_type is InputType.INTS else Real
+        bad = [e for e in elements if isinstance(e, bool) or not isinstance(e, wanted)]
+        if bad:
+            raise InvalidInput(f"query {index} has {bad[0]!r}; input type {input_type.value} takes only "
+                               f"{'integers' if input_type is InputType.INTS else 'numbers'}")
+
+
+def top_n(prediction: Any, n: Optional[int]) -> Any:
+    if not n or not isinstance(prediction, dict):
+        return prediction
+    ranked = sorted(prediction.items(), key=lambda kv: kv[1] if isinstance(kv[1], (int, float)) else 0, reverse=True)
+    return dict(ranked[:n])
+
+
+def answer(payload: Payload, outcome: Outcome) -> dict[str, Any]:
+    """The answer in the request's style: Rafiki's prediction(s), Cluster Serving's predictions,
+    or Clipper's output with ``default`` and ``query_id``."""
+    style, batch = payload.style, payload.batch
+    if style == "rafiki":
+        return {"predictions": outcome.predictions} if batch else {"prediction": outcome.predictions[0]}
+    if style == "serving":
+        return {"predictions": outcome.predictions}
+    answers = []
+    for prediction in outcome.predictions:
+        one = {"query_id": random.getrandbits(52), "output": prediction, "default": outcome.default}
+        if outcome.default:
+            one["default_explanation"] = outcome.explanation
+        answers.append(one)
+    return {"batch_predictions": answers} if batch else answers[0]
