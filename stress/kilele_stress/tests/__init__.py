@@ -10,7 +10,8 @@ import importlib
 import pkgutil
 
 #: The catalogue's order (STRESS-TESTS.md); modules not listed load after these.
-ORDER = ["cleanliness", "abnormal", "drift", "drift_multivariate"]
+ORDER = ["cleanliness", "abnormal", "drift", "drift_multivariate", "performance", "subsets", "fairness",
+         "transformations", "adversarial"]
 
 
 def _load() -> None:

@@ -1,0 +1,371 @@
+"""Transformations (#40, #41 of STRESS-TESTS.md): the model on corrupted copies of clean rows.
+
+Both tests take up to ``rows`` clean evaluation rows (no null, no value of the wrong type in the
+model's features; a seeded sample, recorded, when there are more) and call the model in
+batches: one call per corruption kind over every feature and row at once. Only when that call
+fails is each feature's part called alone, to name the features the model fails on (a model
+error on a corruption is HIGH, the error in the case).
+
+**Substitutions (#40)** put one corruption in one feature of every row: a null, an unseen
+category, an out-of-range number, a value of the wrong type, the case changed, an empty
+string (an out-of-range value is ``out_of_range_factor`` of the reference range above its
+maximum). A corrupted value carries no information, so the model cannot be asked to keep its
+prediction; it is asked to answer *as it would for some plausible value*: each row's prediction
+under corruption is compared with its predictions for the feature's reference values (``grid``
+quantiles of a numeric feature, its ``grid`` most common values otherwise), the *envelope*. The
+graded metric is the mean distance by which predictions leave that envelope (probability units;
+regression: the span of the reference predictions, 1st to 99th percentile), the higher of the
+corruption kinds; a NaN prediction counts as a failure to answer (its share is graded the same
+way). An out-of-range value may carry the prediction on as far as the same distance inside the
+range does (a linear model extrapolating is fine; one that explodes is not). Also reported: the
+plain change of the prediction and, with labels, of the accuracy / absolute error.
+
+**Numeric Perturbation Invariance (#41)**: the share of predictions that flip (class; for
+regression a change beyond ``tolerance`` of that span) under ×1.01,
+×0.99 and noise of 1% of the feature's reference standard deviation, one numeric feature at a
+time; graded at its lower confidence bound (Wilson, one-sided ``alpha`` Bonferroni over the
+features and kinds), so a handful of flips among a few hundred rows is not a finding.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import numpy as np
+import pandas as pd
+
+from kilele_stress.context import Context
+from kilele_stress.core import Category, Severity, Status, register
+from kilele_stress.data import ColumnType, is_text
+from kilele_stress.model import ModelError
+from kilele_stress.profile import reference_ranges, value_counts
+from kilele_stress.tests.performance import guesses, one_sided_z
+
+CAT = Category.TRANSFORMATIONS
+UNSEEN = "kilele-unseen-value"
+WRONG_WORD = "not-a-number"
+KINDS = ("null", "unseen_category", "out_of_range", "wrong_type", "case_change", "empty_string")
+
+
+# --- shared with the adversarial test ----------------------------------------------------------------
+def model_features(ctx: Context) -> list[str]:
+    """Features the model uses (``features_not_in_model`` left out)."""
+    skip = set(ctx.features_not_in_model)
+    return [c for c in ctx.features if c not in skip]
+
+
+def clean_rows(ctx: Context, n: int, reason: str) -> np.ndarray:
+    """Positions of up to ``n`` evaluation rows with no null and no wrong-typed value in the
+    model's features (a seeded sample, recorded, when there are more)."""
+    cols = model_features(ctx)
+    bad = ctx.eval[cols].isna().to_numpy().any(axis=1) if cols else np.zeros(len(ctx.eval), bool)
+    for col in cols:
+        if col in ctx.type_violations:
+            bad |= ctx.type_violations[col]
+    ok = np.flatnonzero(~bad)
+    picked = ctx.sample_positions(len(ok), n, reason)
+    return ok if picked is None else ok[picked]
+
+
+def as_matrix(pred: np.ndarray) -> np.ndarray:
+    """Predictions as ``(n, k)`` (k = 1 for binary and regression)."""
+    return pred if pred.ndim == 2 else pred.reshape(-1, 1)
+
+
+def prediction_scale(ctx: Context, base: np.ndarray) -> float:
+    """What one unit of prediction change is: 1 for probabilities; for a regression model the
+    span of its reference predictions (1st to 99th percentile), its analogue of [0, 1]."""
+    if ctx.is_classification:
+        return 1.0
+    ref = ctx.ref_pred if ctx.ref_pred is not None else base
+    ref = ref[np.isfinite(ref)]
+    span = float(np.subtract(*np.quantile(ref, [0.99, 0.01]))) if len(ref) else 0.0
+    return span if span > 0 else 1.0
+
+
+def replaced(frame: pd.DataFrame, col: str, values: Any) -> pd.DataFrame:
+    """``frame`` with column ``col`` set to ``values`` (a new column: no dtype clash)."""
+    out = frame.copy(deep=False)
+    values = values if isinstance(values, (np.ndarray, list, pd.Series)) else [values] * len(frame)
+    try:
+        series = pd.Series(values, index=frame.index)
+    except (TypeError, ValueError):
+        series = pd.Series(values, index=frame.index, dtype=object)
+    out[col] = series
+    return out
+
+
+def batched(ctx: Context, base: pd.DataFrame, parts: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame]]]
+            ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Predictions of each part (``name`` → a corrupted copy of ``base``): one model call for all
+    of them; if it fails, one call per part, so the errors name their part."""
+    frames = {name: make(base) for name, make in parts}
+    if not frames:
+        return {}, {}
+    try:
+        pred = ctx.predict(pd.concat(list(frames.values()), ignore_index=True))
+        n = len(base)
+        return {name: pred[i * n:(i + 1) * n] for i, name in enumerate(frames)}, {}
+    except ModelError:
+        pass
+    out, errors = {}, {}
+    for name, frame in frames.items():
+        try:
+            out[name] = ctx.predict(frame)
+        except ModelError as e:
+            errors[name] = str(e)
+    return out, errors
+
+
+def with_error(case, errors: dict[str, str]):
+    """A model error is HIGH: ``case`` raised to FAIL/HIGH, the errors in its reason and details."""
+    if errors:
+        errors = {k: v.removeprefix("the model raised ") for k, v in errors.items()}
+        case.severity, case.status, case.importance_score = Severity.HIGH, Status.FAIL, 1.0
+        said = "; ".join(f"{k}: {v}" for k, v in list(errors.items())[:3])
+        case.reason = f"the model fails on {said}" + (f" — {case.reason}" if case.reason else "")
+        case.details["errors"] = {k: v[:200] for k, v in errors.items()}
+    return case
+
+
+# --- #40 ---------------------------------------------------------------------------------------------
+def _integral(ctx: Context, col: str) -> bool:
+    def check() -> bool:
+        v = ctx.ref[col].to_numpy(dtype=float, na_value=np.nan)
+        v = v[~np.isnan(v)]
+        return bool(len(v)) and bool(np.all(np.mod(v, 1) == 0))
+    return ctx.cached(("transform_integral", col), check)
+
+
+def grid_values(ctx: Context, col: str, size: int) -> list:
+    """Plausible values of a feature: reference quantiles (min and max included), or its most
+    common values."""
+    if col in ctx.numeric_features:
+        v = ctx.ref[col].to_numpy(dtype=float, na_value=np.nan)
+        v = v[~np.isnan(v)]
+        if not len(v):
+            return []
+        q = np.unique(np.quantile(v, np.linspace(0, 1, size)))
+        return list(np.unique(np.round(q)) if _integral(ctx, col) else q)
+    return list(value_counts(ctx, "ref", col).index[:size])
+
+
+def _beyond_range(ctx: Context, col: str, factor: float) -> Optional[tuple[float, float, float]]:
+    """(reference max, the value as far inside it, a value ``factor`` of the range above it)."""
+    rng = reference_ranges(ctx)
+    j = ctx.numeric_features.index(col)
+    lo, hi = float(rng["min"][j]), float(rng["max"][j])
+    if not np.isfinite(hi):
+        return None
+    width = hi - lo if hi > lo else max(abs(hi), 1.0)
+    outside = float(np.ceil(hi + factor * width)) if _integral(ctx, col) else hi + factor * width
+    return hi, hi - (outside - hi), outside
+
+
+def _corruptions(ctx: Context, col: str, base: pd.DataFrame, factor: float) -> dict[str, Callable]:
+    """Corruption kind → a function of the base rows giving them with ``col`` corrupted."""
+    kind = ctx.schema[col]
+    text = kind in (ColumnType.CATEGORICAL, ColumnType.TEXT) and is_text(ctx.ref[col])
+    out: dict[str, Callable] = {"null": lambda b: replaced(b, col, np.nan if kind == ColumnType.NUMERIC else None)}
+    if kind == ColumnType.NUMERIC:
+        beyond = _beyond_range(ctx, col, factor)
+        if beyond is not None:
+            out["out_of_range"] = lambda b: replaced(b, col, beyond[2])
+        out["wrong_type"] = lambda b: replaced(b, col, np.array([WRONG_WORD] * len(b), dtype=object))
+    elif kind in (ColumnType.CATEGORICAL, ColumnType.TEXT):
+        if text:
+            out["unseen_category"] = lambda b: replaced(b, col, UNSEEN)
+            out["wrong_type"] = lambda b: replaced(b, col, np.full(len(b), 12345, dtype=object))
+            swapped = base[col].astype(object).map(lambda v: v.swapcase() if isinstance(v, str) else v)
+            if (swapped.to_numpy() != base[col].astype(object).to_numpy()).any():
+                out["case_change"] = lambda b: replaced(b, col, swapped.to_numpy(dtype=object))
+            out["empty_string"] = lambda b: replaced(b, col, "")
+        else:
+            values = pd.to_numeric(ctx.ref[col], errors="coerce")
+            top = float(values.max()) if values.notna().any() else 0.0
+            out["unseen_category"] = lambda b: replaced(b, col, np.full(len(b), top + 1))
+            out["wrong_type"] = lambda b: replaced(b, col, np.array([WRONG_WORD] * len(b), dtype=object))
+    elif kind == ColumnType.BOOLEAN:
+        out["wrong_type"] = lambda b: replaced(b, col, np.array(["maybe"] * len(b), dtype=object))
+    return out
+
+
+def _envelope(ctx: Context, base: pd.DataFrame, base_pred: np.ndarray, cols: list[str], size: int, factor: float
+              ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per feature: ``(low, high)`` ``(rows, k)`` of the predictions over its plausible values, and
+    how far the prediction may go on past the reference maximum: its change over the same
+    distance inside the range (the trend continued; zeros for a non-numeric feature)."""
+    parts, owners = [], []
+    for col in cols:
+        values = grid_values(ctx, col, size)
+        beyond = _beyond_range(ctx, col, factor) if col in ctx.numeric_features else None
+        if beyond is not None:
+            values += [beyond[0], beyond[1]]
+        for i, value in enumerate(values):
+            parts.append((f"{col}\x00{i}", lambda b, c=col, v=value: replaced(b, c, v)))
+            owners.append(col)
+    preds, _ = batched(ctx, base, parts)
+    bp = as_matrix(base_pred)
+    env: dict[str, list[np.ndarray]] = {c: [bp] for c in cols}
+    for (name, _), col in zip(parts, owners):
+        if name in preds:
+            env[col].append(as_matrix(preds[name]))
+    out = {}
+    for col, found in env.items():
+        stack = np.stack(found)
+        trend = np.zeros_like(bp)
+        if col in ctx.numeric_features and len(found) >= 3:  # the last two: the maximum, and inside it
+            trend = np.nan_to_num(np.abs(found[-2] - found[-1]))
+        out[col] = (np.nanmin(stack, axis=0), np.nanmax(stack, axis=0), trend)
+    return out
+
+
+@register(key="substitutions", name="Substitutions", category=CAT, thresholds=[0.01, 0.05, 0.1],
+          requires={"model"}, params={"rows": 100, "grid": 11, "out_of_range_factor": 0.1, "min_clean_rows": 10,
+                                      "kinds": list(KINDS)})
+def substitutions(ctx: Context):
+    """Predictions on clean rows with one corrupted feature, against those for plausible values."""
+    p = ctx.params
+    cols = model_features(ctx)
+    rows = clean_rows(ctx, int(p["rows"]), "substitutions: clean evaluation rows to corrupt")
+    if not cols or len(rows) < int(p["min_clean_rows"]):
+        yield ctx.skip([], f"fewer than {p['min_clean_rows']} evaluation rows without nulls or wrong-typed values")
+        return
+    base = ctx.model_input(ctx.eval_raw.iloc[rows]).reset_index(drop=True)
+    base_pred = ctx.predict(base)
+    scale = prediction_scale(ctx, base_pred)
+    factor = float(p["out_of_range_factor"])
+    kinds = [k for k in KINDS if k in set(p["kinds"])]
+    plans = {c: {k: f for k, f in _corruptions(ctx, c, base, factor).items() if k in kinds} for c in cols}
+    env = _envelope(ctx, base, base_pred, cols, int(p["grid"]), factor)
+    results: dict[str, dict[str, Any]] = {c: {} for c in cols}
+    errors: dict[str, dict[str, str]] = {c: {} for c in cols}
+    for kind in kinds:
+        parts = [(c, plans[c][kind]) for c in cols if kind in plans[c]]
+        preds, errs = batched(ctx, base, parts)
+        for c, e in errs.items():
+            errors[c][kind] = e
+        for c, pred in preds.items():
+            results[c][kind] = pred
+    y = ctx.y_eval[rows] if ctx.has_labels() else None
+    for col in cols:
+        yield _substitution_case(ctx, col, results[col], errors[col], env[col], base_pred, y, scale)
+
+
+def _quality(ctx: Context, pred: np.ndarray, y: Optional[np.ndarray]) -> float:
+    """Accuracy (classification) or mean absolute error (regression) on labelled rows."""
+    if y is None:
+        return float("nan")
+    known = (y >= 0) if ctx.is_classification else ~np.isnan(y)
+    if not known.any():
+        return float("nan")
+    if ctx.is_classification:
+        return float(np.mean(guesses(np.nan_to_num(pred[known])) == y[known]))
+    err = np.abs(pred[known] - y[known])
+    return float(np.mean(err[~np.isnan(err)])) if (~np.isnan(err)).any() else float("nan")
+
+
+def _substitution_case(ctx, col, results, errors, envelope, base_pred, y, scale):
+    lo, hi, trend = envelope
+    graded, kinds, excursions, changes, nan_shares, metric_changes = [], [], [], [], [], []
+    base_q = _quality(ctx, base_pred, y)
+    bp = as_matrix(base_pred)
+    for kind, pred in results.items():
+        m = as_matrix(pred)
+        nan = np.isnan(m).any(axis=1)
+        allowed = trend if kind == "out_of_range" else 0.0
+        out = np.maximum(np.maximum(lo - m, m - hi) - allowed, 0.0).max(axis=1) / scale
+        kinds.append(kind)
+        excursions.append(float(np.mean(out[~nan])) if (~nan).any() else 0.0)
+        nan_shares.append(float(nan.mean()))
+        changes.append(float(np.mean(np.abs(m - bp).max(axis=1)[~nan]) / scale) if (~nan).any() else float("nan"))
+        q = _quality(ctx, pred, y)
+        metric_changes.append((base_q - q) if ctx.is_classification else (q - base_q) / scale)
+        graded.append(max(excursions[-1], nan_shares[-1]))
+    metrics: dict[str, float] = {}
+    if graded:
+        w = int(np.argmax(graded))
+        metrics = {"excursion": graded[w], "prediction_change": changes[w], "nan_share": nan_shares[w]}
+        if y is not None:
+            metrics["accuracy_drop" if ctx.is_classification else "error_rise"] = metric_changes[w]
+        if nan_shares[w] >= excursions[w]:
+            reason = f"worst: {kinds[w]} — the model answers NaN for {nan_shares[w]:.0%} of the rows"
+        else:
+            reason = (f"worst: {kinds[w]} — predictions leave the range of those for plausible values by "
+                      f"{excursions[w]:.3g} on average (plain change {changes[w]:.3g})")
+    else:
+        metrics = {"excursion": float("nan")}
+        reason = ""
+    case = ctx.case([col], metrics, reason=reason,
+                    details={"kinds": {"labels": kinds, "excursion": excursions, "change": changes,
+                                       "nan_share": nan_shares,
+                                       "metric_change": metric_changes if y is not None else None}})
+    return with_error(case, errors)
+
+
+# --- #41 ---------------------------------------------------------------------------------------------
+def wilson_lower(share: np.ndarray, n: int, z: float) -> np.ndarray:
+    """Wilson score lower bound of a binomial share."""
+    if n == 0:
+        return np.zeros_like(share)
+    denom = 1 + z ** 2 / n
+    centre = share + z ** 2 / (2 * n)
+    spread = z * np.sqrt(share * (1 - share) / n + z ** 2 / (4 * n ** 2))
+    return np.maximum((centre - spread) / denom, 0.0)
+
+
+def changed(ctx: Context, base: np.ndarray, pred: np.ndarray, tolerance: float, scale: float) -> np.ndarray:
+    """Rows whose prediction flipped (class) or moved beyond ``tolerance`` (regression)."""
+    if ctx.is_classification:
+        nan = np.isnan(as_matrix(pred)).any(axis=1)
+        return (guesses(np.nan_to_num(pred)) != guesses(base)) | nan
+    return ~(np.abs(pred - base) <= tolerance * scale)
+
+
+@register(key="numeric_perturbation", name="Numeric Perturbation Invariance", category=CAT,
+          thresholds=[0.01, 0.05, 0.1], requires={"model"},
+          params={"rows": 500, "factors": [1.01, 0.99], "noise": 0.01, "tolerance": 0.05, "alpha": 0.05,
+                  "min_clean_rows": 10})
+def numeric_perturbation(ctx: Context):
+    """Share of predictions that flip when one numeric feature is scaled by 1 ± 1% or gets 1% noise."""
+    p = ctx.params
+    cols = [c for c in model_features(ctx) if c in ctx.numeric_features]
+    if not cols:
+        yield ctx.skip([], "no numeric features")
+        return
+    rows = clean_rows(ctx, int(p["rows"]), "numeric perturbation: evaluation rows perturbed")
+    if len(rows) < int(p["min_clean_rows"]):
+        yield ctx.skip([], f"fewer than {p['min_clean_rows']} evaluation rows without nulls or wrong-typed values")
+        return
+    base = ctx.model_input(ctx.eval_raw.iloc[rows]).reset_index(drop=True)
+    base_pred = ctx.predict(base)
+    scale = prediction_scale(ctx, base_pred)
+    std = reference_ranges(ctx)["std"]
+    values = {c: pd.to_numeric(base[c], errors="coerce").to_numpy(dtype=float) for c in cols}
+    kinds: list[tuple[str, Callable[[str], np.ndarray]]] = [
+        (f"×{f:g}", lambda c, f=float(f): values[c] * f) for f in p["factors"]]
+    noise = {c: ctx.rng.normal(0, float(p["noise"]) * float(std[ctx.numeric_features.index(c)]), len(rows))
+             for c in cols}
+    kinds.append((f"+{float(p['noise']):.0%} noise", lambda c: values[c] + noise[c]))
+    flips = {c: {} for c in cols}
+    errors: dict[str, dict[str, str]] = {c: {} for c in cols}
+    for label, move in kinds:
+        preds, errs = batched(ctx, base, [(c, lambda b, c=c, move=move: replaced(b, c, move(c))) for c in cols])
+        for c, e in errs.items():
+            errors[c][label] = e
+        for c, pred in preds.items():
+            flips[c][label] = float(changed(ctx, base_pred, pred, float(p["tolerance"]), scale).mean())
+    z = one_sided_z(float(p["alpha"]), len(cols) * len(kinds))
+    what = "class flips" if ctx.is_classification else f"changes beyond {p['tolerance']} of the prediction span"
+    for col in cols:
+        labels = list(flips[col])
+        shares = np.array([flips[col][k] for k in labels])
+        if len(shares):
+            bound = wilson_lower(shares, len(rows), z)
+            w = int(np.argmax(bound))
+            metrics = {"flip_share": float(bound[w]), "flip_estimate": float(shares.max()), "rows": float(len(rows))}
+            reason = f"{what}: {shares[w]:.1%} under {labels[w]} (judged at its lower bound {bound[w]:.2%})"
+        else:
+            metrics, reason = {"flip_share": float("nan")}, ""
+        case = ctx.case([col], metrics, reason=reason,
+                        details={"kinds": {"labels": labels, "flip_share": shares.tolist()}})
+        yield with_error(case, errors[col])
