@@ -158,6 +158,22 @@ def _borrowed(result: Any) -> dict[str, dict]:
     return out
 
 
+#: Cases whose rows are missing from the binned distributions (nulls, wrong types): their plot is
+#: the share of flagged rows in each frame.
+SHARE_PLOTS = {"null_check": "null", "null_drift": "null", "type_check": "wrong type"}
+
+
+def _plot_details(case: TestCase) -> dict:
+    """What to plot for ``case``: its details, or the flagged share of a null/type case."""
+    what = SHARE_PLOTS.get(case.test_key)
+    if what is None:
+        return case.details
+    m = case.metrics
+    ref = m.get("reference_null_rate", m.get("expected_share", 0.0))
+    ev = m.get("eval_null_rate", m.get("eval_share", m.get("prevalence", float("nan"))))
+    return {"bars": {"labels": ["reference", "evaluation"], "values": [ref, ev], "title": f"share of {what} rows"}}
+
+
 def _case_card(case: TestCase, png: Optional[bytes], note: str) -> str:
     metrics = list(case.metrics.items())
     graded = metrics[0] if metrics else ("", float("nan"))
@@ -204,7 +220,7 @@ def _failing(result: Any, max_plots: int) -> str:
 
     def extra(case: TestCase) -> Optional[dict]:  # a single-feature case's distribution, when it has none
         return borrowed.get(case.features[0]) if len(case.features) == 1 else None
-    plottable = [c for c in bad if can_plot(c.details, extra(c))]
+    plottable = [c for c in bad if can_plot(_plot_details(c), extra(c))]
     plotted = {id(c) for c in plottable[:max_plots]}  # the most severe first
     for cat in sorted({str(c.category) for c in bad}, key=_category_key):
         cases = [c for c in bad if str(c.category) == cat]
@@ -213,9 +229,9 @@ def _failing(result: Any, max_plots: int) -> str:
             png, note = None, ""
             if id(case) in plotted:
                 thr = case.thresholds.to_dict() if case.thresholds else None
-                title = case.test_name + (f": {_features(case, 2)}" if case.features else "")
-                png = plot_case(case.details, title, thr, extra(case))
-            elif can_plot(case.details, extra(case)):
+                title = _features(case, 2) if case.features else case.test_name
+                png = plot_case(_plot_details(case), title, thr, extra(case))
+            elif can_plot(_plot_details(case), extra(case)):
                 note = f"plot left out: the report draws the {max_plots} most severe cases"
             out.append(_case_card(case, png, note))
     return "\n".join(out)

@@ -19,7 +19,7 @@ from kilele_stress.core import Category, register
 from kilele_stress.profile import reference_ranges
 from kilele_stress.tests.performance import guesses
 from kilele_stress.tests.transformations import (_integral, as_matrix, batched, clean_rows, model_features,
-                                                 prediction_scale, replaced, with_error)
+                                                 prediction_scale, with_error)
 
 #: The catalogue's bounds on the number of rows attacked.
 MIN_ATTACK_ROWS, MAX_ATTACK_ROWS = 10, 100
@@ -63,7 +63,7 @@ def bounded_single_feature_attack(ctx: Context):
             if np.allclose(moved, values):
                 continue
             name = f"{col}\x00{f:+.4f}"
-            parts.append((name, lambda b, c=col, m=moved: replaced(b, c, m)))
+            parts.append((name, col, moved))
             plan[col].append((float(f), name))
     preds, errors = batched(ctx, base, parts)
     base_class = guesses(base_pred[:, 0] if base_pred.shape[1] == 1 else base_pred) if ctx.is_classification else None

@@ -19,9 +19,8 @@ import numpy as np
 from kilele_stress import stats
 from kilele_stress.context import Context
 from kilele_stress.core import MIN_SUBSET_ROWS, Category, register
-from kilele_stress.profile import feature_codes
 from kilele_stress.tests.performance import guesses, known_rows
-from kilele_stress.tests.subsets import _labels
+from kilele_stress.tests.subsets import _labels, subset_codes
 
 CAT = Category.BIAS_AND_FAIRNESS
 PARAMS = {"bins": 5, "max_categories": 20, "min_group_rows": MIN_SUBSET_ROWS, "alpha": 0.05}
@@ -65,7 +64,8 @@ def demographic_parity(ctx: Context):
         if why:
             yield ctx.skip([col], why)
             continue
-        _, codes, k = feature_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        sc = subset_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        codes, k = sc.eval, sc.k
         n = np.bincount(codes[ok_rows], minlength=k)
         groups = np.flatnonzero(n >= int(p["min_group_rows"]))
         if len(groups) < 2:
@@ -110,7 +110,8 @@ def equalized_odds(ctx: Context):
         if why:
             yield ctx.skip([col], why)
             continue
-        _, codes_all, k = feature_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        sc = subset_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        codes_all, k = sc.eval, sc.k
         codes = codes_all[keep]
         worst = None  # (gap, rate name, class, groups, rates, lo, hi, positives, rows)
         for c in _classes(ctx):

@@ -26,7 +26,7 @@ import numpy as np
 from kilele_stress import stats
 from kilele_stress.context import Context
 from kilele_stress.core import MIN_SUBSET_ROWS, Category, register
-from kilele_stress.profile import category_codes, feature_codes, numeric_bins
+from kilele_stress.profile import category_codes, numeric_bins
 from kilele_stress.tests.performance import confidence, cp_upper, guesses, known_rows, one_sided_z, wilson
 
 CAT = Category.SUBSET_PERFORMANCE
@@ -55,14 +55,51 @@ def row_scores(ctx: Context, which: str) -> RowScores:
     return ctx.cached(("subset_row_scores", which), build)
 
 
+#: The binning the drift tests compute anyway (reference deciles, 50 categories): coarser codes
+#: are derived from it rather than computed again.
+SHARED_BINS, SHARED_CATEGORIES = 10, 50
+
+
+@dataclass(frozen=True)
+class Codes:
+    ref: np.ndarray
+    eval: np.ndarray
+    k: int
+    labels: list[str]
+
+
+def _interval_labels(edges: np.ndarray) -> list[str]:
+    e = [f"{v:.4g}" for v in edges]
+    if not e:
+        return ["all", "(null)"]
+    return [f"≤ {e[0]}"] + [f"({a}, {b}]" for a, b in zip(e[:-1], e[1:])] + [f"> {e[-1]}", "(null)"]
+
+
+def subset_codes(ctx: Context, col: str, bins: int, max_categories: int) -> Codes:
+    """A feature's subsets in both frames: reference quantile bins (+ null) of a numeric feature,
+    the ``max_categories`` most common values (+ other, unseen, null) of a categorical one."""
+    def build() -> Codes:
+        if col in ctx.numeric_features:
+            step = SHARED_BINS // bins if SHARED_BINS % bins == 0 else 0
+            nb = numeric_bins(ctx, SHARED_BINS if step else bins)
+            j = nb.features.index(col)
+            step = step or 1  # deciles // step: quintiles…; the null code (10) lands on `bins`
+            edges = nb.edges[step - 1::step, j] if step > 1 else nb.edges[:, j]
+            return Codes(nb.ref_codes[:, j].astype(np.int64) // step, nb.eval_codes[:, j].astype(np.int64) // step,
+                         bins + 1, _interval_labels(edges))
+        cc = category_codes(ctx, col, max(max_categories, SHARED_CATEGORIES))
+        top = cc.n_codes - 3
+        if max_categories >= top:
+            return Codes(cc.ref, cc.eval, cc.n_codes, list(cc.labels))
+        lut = np.r_[np.arange(max_categories), np.full(top - max_categories + 1, max_categories),
+                    max_categories + 1, max_categories + 2]
+        return Codes(lut[cc.ref], lut[cc.eval], max_categories + 3,
+                     list(cc.labels[:max_categories]) + ["(other)", "(unseen)", "(null)"])
+    return ctx.cached(("subset_codes", col, int(bins), int(max_categories)), build)
+
+
 def _labels(ctx: Context, col: str, bins: int, max_categories: int) -> list[str]:
-    if col in ctx.numeric_features:
-        nb = numeric_bins(ctx, bins)
-        e = [f"{v:.4g}" for v in nb.edges[:, nb.features.index(col)]]
-        if not e:
-            return ["all", "(null)"]
-        return [f"≤ {e[0]}"] + [f"({a}, {b}]" for a, b in zip(e[:-1], e[1:])] + [f"> {e[-1]}", "(null)"]
-    return list(category_codes(ctx, col, max_categories).labels)
+    return subset_codes(ctx, col, bins, max_categories).labels
 
 
 def _features(ctx: Context) -> list[str]:
@@ -85,8 +122,8 @@ def _n_subsets(ctx: Context, which: tuple[str, ...]) -> int:
     p = ctx.params
     total = 0
     for col in _features(ctx):
-        codes = feature_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
-        k = codes[2]
+        c = subset_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        codes, k = (c.ref, c.eval), c.k
         ok = np.ones(k, dtype=bool)
         for w in which:
             rs = row_scores(ctx, w)
@@ -112,7 +149,8 @@ def subset_performance(ctx: Context):
     overall_exp = float(rs.expected.mean()) if cls else float("nan")
     name = "accuracy" if cls else "mae"
     for col in _features(ctx):
-        _, codes_e, k = feature_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        c = subset_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        codes_e, k = c.eval, c.k
         codes = codes_e[rs.rows]
         n, s, e, sq = _sums(codes, k, np.ones(len(codes)), rs.score, np.nan_to_num(rs.expected), rs.score ** 2)
         ok = n >= int(p["min_subset_rows"])
@@ -161,7 +199,8 @@ def subset_performance_degradation(ctx: Context):
     name = "accuracy" if cls else "mae"
     minimum = int(p["min_subset_rows"])
     for col in _features(ctx):
-        codes_r, codes_e, k = feature_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        c = subset_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
+        codes_r, codes_e, k = c.ref, c.eval, c.k
         stat = []
         for scores, codes in ((rr, codes_r[rr.rows]), (re_, codes_e[re_.rows])):
             stat.append(_sums(codes, k, np.ones(len(codes)), scores.score, scores.score ** 2))
@@ -209,7 +248,8 @@ def _ranked_features(ctx: Context, limit: int) -> list[str]:
         pcodes, kp = np.searchsorted(edges, clean, side="left"), len(edges) + 1
     scores = []
     for col in cols:
-        _, codes, k = feature_codes(ctx, col, 5, 20)
+        c = subset_codes(ctx, col, 5, SHARED_CATEGORIES)
+        codes, k = c.eval, c.k
         scores.append(stats.mutual_information(codes, pcodes, k, kp)[0])
     order = np.argsort(-np.asarray(scores), kind="stable")
     return [cols[i] for i in order[:limit]]
@@ -217,7 +257,7 @@ def _ranked_features(ctx: Context, limit: int) -> list[str]:
 
 @register(key="weak_segments", name="Weak Segments", category=CAT, thresholds=[0.9, 0.8, 0.6], higher_is_worse=False,
           requires={"labels", "predictions"},
-          params={"max_features": 8, "segment_bins": 3, "segment_categories": 5,
+          params={"max_features": 8, "segment_bins": 5, "segment_categories": 5,
                   "min_segment_rows": MIN_SUBSET_ROWS, "alpha": 0.05})
 def weak_segments(ctx: Context):
     """Worst two-feature segment's performance over the whole data's (accuracy vs confidence; MAE)."""
@@ -228,7 +268,7 @@ def weak_segments(ctx: Context):
         yield ctx.skip([], "fewer than two numeric or categorical features, or no labelled rows")
         return
     bins, cats, minimum = int(p["segment_bins"]), int(p["segment_categories"]), int(p["min_segment_rows"])
-    codes = {c: feature_codes(ctx, c, bins, cats) for c in cols}
+    codes = {c: (lambda sc: (sc.ref, sc.eval, sc.k))(subset_codes(ctx, c, bins, cats)) for c in cols}
     labels = {c: _labels(ctx, c, bins, cats) for c in cols}
     cls = ctx.is_classification
     overall = float(rs.score.mean())

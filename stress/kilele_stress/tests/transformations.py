@@ -37,7 +37,7 @@ from kilele_stress.context import Context
 from kilele_stress.core import Category, Severity, Status, register
 from kilele_stress.data import ColumnType, is_text
 from kilele_stress.model import ModelError
-from kilele_stress.profile import reference_ranges, value_counts
+from kilele_stress.profile import numeric_bins, reference_quantiles, reference_ranges, value_counts
 from kilele_stress.tests.performance import guesses, one_sided_z
 
 CAT = Category.TRANSFORMATIONS
@@ -82,37 +82,43 @@ def prediction_scale(ctx: Context, base: np.ndarray) -> float:
     return span if span > 0 else 1.0
 
 
-def replaced(frame: pd.DataFrame, col: str, values: Any) -> pd.DataFrame:
-    """``frame`` with column ``col`` set to ``values`` (a new column: no dtype clash)."""
-    out = frame.copy(deep=False)
-    values = values if isinstance(values, (np.ndarray, list, pd.Series)) else [values] * len(frame)
-    try:
-        series = pd.Series(values, index=frame.index)
-    except (TypeError, ValueError):
-        series = pd.Series(values, index=frame.index, dtype=object)
-    out[col] = series
-    return out
+#: One corrupted copy of the base rows: (name, column, values: a scalar or one value per row).
+Part = tuple[str, str, Any]
 
 
-def batched(ctx: Context, base: pd.DataFrame, parts: list[tuple[str, Callable[[pd.DataFrame], pd.DataFrame]]]
-            ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Predictions of each part (``name`` → a corrupted copy of ``base``): one model call for all
-    of them; if it fails, one call per part, so the errors name their part."""
-    frames = {name: make(base) for name, make in parts}
-    if not frames:
+def stacked(base: pd.DataFrame, parts: list[Part]) -> pd.DataFrame:
+    """``base`` repeated once per part, part i's copy with its column set to its values: one
+    frame for one model call (built column by column, not by concatenating copies)."""
+    n, count = len(base), len(parts)
+    big = base.iloc[np.tile(np.arange(n), count)].reset_index(drop=True)
+    by_column: dict[str, list[tuple[int, Any]]] = {}
+    for i, (_, col, values) in enumerate(parts):
+        by_column.setdefault(col, []).append((i, values))
+    for col, blocks in by_column.items():
+        column = np.tile(base[col].to_numpy(dtype=object), count)
+        for i, values in blocks:
+            column[i * n:(i + 1) * n] = values
+        big[col] = pd.Series(column, dtype=object).infer_objects()
+    return big
+
+
+def batched(ctx: Context, base: pd.DataFrame, parts: list[Part]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Predictions of each part's rows, by name: one model call for all of them; if it fails,
+    one call per part, so the errors name their part."""
+    if not parts:
         return {}, {}
+    n = len(base)
     try:
-        pred = ctx.predict(pd.concat(list(frames.values()), ignore_index=True))
-        n = len(base)
-        return {name: pred[i * n:(i + 1) * n] for i, name in enumerate(frames)}, {}
+        pred = ctx.predict(stacked(base, parts))
+        return {name: pred[i * n:(i + 1) * n] for i, (name, _, _) in enumerate(parts)}, {}
     except ModelError:
         pass
     out, errors = {}, {}
-    for name, frame in frames.items():
+    for part in parts:
         try:
-            out[name] = ctx.predict(frame)
+            out[part[0]] = ctx.predict(stacked(base, [part]))
         except ModelError as e:
-            errors[name] = str(e)
+            errors[part[0]] = str(e)
     return out, errors
 
 
@@ -136,15 +142,25 @@ def _integral(ctx: Context, col: str) -> bool:
     return ctx.cached(("transform_integral", col), check)
 
 
+def _numeric_grid(ctx: Context, size: int) -> np.ndarray:
+    """``(size, f)`` reference quantiles 0, 1/(size-1), …, 1 of every numeric feature (one call;
+    11 points reuse the drift tests' deciles and the reference range)."""
+    def build() -> np.ndarray:
+        rng = reference_ranges(ctx)
+        if size == 11:
+            inner = numeric_bins(ctx, 10).edges
+        else:
+            inner = reference_quantiles(ctx, tuple(round(float(q), 12) for q in np.linspace(0, 1, size)[1:-1]))
+        return np.vstack([rng["min"][None, :], inner.reshape(-1, len(rng["min"])), rng["max"][None, :]])
+    return ctx.cached(("transform_grid", int(size)), build)
+
+
 def grid_values(ctx: Context, col: str, size: int) -> list:
     """Plausible values of a feature: reference quantiles (min and max included), or its most
     common values."""
     if col in ctx.numeric_features:
-        v = ctx.ref[col].to_numpy(dtype=float, na_value=np.nan)
-        v = v[~np.isnan(v)]
-        if not len(v):
-            return []
-        q = np.unique(np.quantile(v, np.linspace(0, 1, size)))
+        q = _numeric_grid(ctx, max(int(size), 2))[:, ctx.numeric_features.index(col)]
+        q = np.unique(q[~np.isnan(q)])
         return list(np.unique(np.round(q)) if _integral(ctx, col) else q)
     return list(value_counts(ctx, "ref", col).index[:size])
 
@@ -161,31 +177,31 @@ def _beyond_range(ctx: Context, col: str, factor: float) -> Optional[tuple[float
     return hi, hi - (outside - hi), outside
 
 
-def _corruptions(ctx: Context, col: str, base: pd.DataFrame, factor: float) -> dict[str, Callable]:
-    """Corruption kind → a function of the base rows giving them with ``col`` corrupted."""
+def _corruptions(ctx: Context, col: str, base: pd.DataFrame, factor: float) -> dict[str, Any]:
+    """Corruption kind → the values ``col`` takes in the corrupted copy of the base rows."""
     kind = ctx.schema[col]
     text = kind in (ColumnType.CATEGORICAL, ColumnType.TEXT) and is_text(ctx.ref[col])
-    out: dict[str, Callable] = {"null": lambda b: replaced(b, col, np.nan if kind == ColumnType.NUMERIC else None)}
+    out: dict[str, Any] = {"null": np.nan if kind == ColumnType.NUMERIC else None}
     if kind == ColumnType.NUMERIC:
         beyond = _beyond_range(ctx, col, factor)
         if beyond is not None:
-            out["out_of_range"] = lambda b: replaced(b, col, beyond[2])
-        out["wrong_type"] = lambda b: replaced(b, col, np.array([WRONG_WORD] * len(b), dtype=object))
+            out["out_of_range"] = beyond[2]
+        out["wrong_type"] = WRONG_WORD
     elif kind in (ColumnType.CATEGORICAL, ColumnType.TEXT):
         if text:
-            out["unseen_category"] = lambda b: replaced(b, col, UNSEEN)
-            out["wrong_type"] = lambda b: replaced(b, col, np.full(len(b), 12345, dtype=object))
-            swapped = base[col].astype(object).map(lambda v: v.swapcase() if isinstance(v, str) else v)
-            if (swapped.to_numpy() != base[col].astype(object).to_numpy()).any():
-                out["case_change"] = lambda b: replaced(b, col, swapped.to_numpy(dtype=object))
-            out["empty_string"] = lambda b: replaced(b, col, "")
+            out["unseen_category"] = UNSEEN
+            out["wrong_type"] = 12345
+            original = base[col].to_numpy(dtype=object)
+            swapped = np.array([v.swapcase() if isinstance(v, str) else v for v in original], dtype=object)
+            if (swapped != original).any():
+                out["case_change"] = swapped
+            out["empty_string"] = ""
         else:
             values = pd.to_numeric(ctx.ref[col], errors="coerce")
-            top = float(values.max()) if values.notna().any() else 0.0
-            out["unseen_category"] = lambda b: replaced(b, col, np.full(len(b), top + 1))
-            out["wrong_type"] = lambda b: replaced(b, col, np.array([WRONG_WORD] * len(b), dtype=object))
+            out["unseen_category"] = (float(values.max()) if values.notna().any() else 0.0) + 1
+            out["wrong_type"] = WRONG_WORD
     elif kind == ColumnType.BOOLEAN:
-        out["wrong_type"] = lambda b: replaced(b, col, np.array(["maybe"] * len(b), dtype=object))
+        out["wrong_type"] = "maybe"
     return out
 
 
@@ -201,12 +217,12 @@ def _envelope(ctx: Context, base: pd.DataFrame, base_pred: np.ndarray, cols: lis
         if beyond is not None:
             values += [beyond[0], beyond[1]]
         for i, value in enumerate(values):
-            parts.append((f"{col}\x00{i}", lambda b, c=col, v=value: replaced(b, c, v)))
+            parts.append((f"{col}\x00{i}", col, value))
             owners.append(col)
     preds, _ = batched(ctx, base, parts)
     bp = as_matrix(base_pred)
     env: dict[str, list[np.ndarray]] = {c: [bp] for c in cols}
-    for (name, _), col in zip(parts, owners):
+    for (name, _, _), col in zip(parts, owners):
         if name in preds:
             env[col].append(as_matrix(preds[name]))
     out = {}
@@ -240,7 +256,7 @@ def substitutions(ctx: Context):
     results: dict[str, dict[str, Any]] = {c: {} for c in cols}
     errors: dict[str, dict[str, str]] = {c: {} for c in cols}
     for kind in kinds:
-        parts = [(c, plans[c][kind]) for c in cols if kind in plans[c]]
+        parts = [(c, c, plans[c][kind]) for c in cols if kind in plans[c]]
         preds, errs = batched(ctx, base, parts)
         for c, e in errs.items():
             errors[c][kind] = e
@@ -342,14 +358,14 @@ def numeric_perturbation(ctx: Context):
     std = reference_ranges(ctx)["std"]
     values = {c: pd.to_numeric(base[c], errors="coerce").to_numpy(dtype=float) for c in cols}
     kinds: list[tuple[str, Callable[[str], np.ndarray]]] = [
-        (f"×{f:g}", lambda c, f=float(f): values[c] * f) for f in p["factors"]]
+        (f"×{float(f):g}", lambda c, f=float(f): values[c] * f) for f in p["factors"]]
     noise = {c: ctx.rng.normal(0, float(p["noise"]) * float(std[ctx.numeric_features.index(c)]), len(rows))
              for c in cols}
     kinds.append((f"+{float(p['noise']):.0%} noise", lambda c: values[c] + noise[c]))
     flips = {c: {} for c in cols}
     errors: dict[str, dict[str, str]] = {c: {} for c in cols}
     for label, move in kinds:
-        preds, errs = batched(ctx, base, [(c, lambda b, c=c, move=move: replaced(b, c, move(c))) for c in cols])
+        preds, errs = batched(ctx, base, [(c, c, move(c)) for c in cols])
         for c, e in errs.items():
             errors[c][label] = e
         for c, pred in preds.items():
