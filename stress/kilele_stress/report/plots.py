@@ -160,7 +160,7 @@ def kinds(fig, ax, d: dict, title: str) -> None:
         _paired_bars(ax, d["labels"], d["change"], graded, names=("change", "beyond plausible"), colors=(REF, BAD))
         for i, kind in enumerate(d["labels"]):
             if kind in (d.get("errors") or {}):
-                ax.text(i, 0, "error", color=BAD, fontsize=6.5, ha="center", va="bottom", rotation=90)
+                ax.text(i, 0, "model error", color=BAD, fontsize=6.5, ha="center", va="bottom", rotation=90)
     _title(ax, title)
 
 

@@ -127,6 +127,7 @@ def with_error(case, errors: dict[str, str]):
     if errors:
         errors = {k: v.removeprefix("the model raised ") for k, v in errors.items()}
         case.severity, case.status, case.importance_score = Severity.HIGH, Status.FAIL, 1.0
+        case.metrics["model_errors"] = float(len(errors))
         said = "; ".join(f"{k}: {v}" for k, v in list(errors.items())[:3])
         case.reason = f"the model fails on {said}" + (f" — {case.reason}" if case.reason else "")
         case.details["errors"] = {k: v[:200] for k, v in errors.items()}
@@ -311,10 +312,13 @@ def _substitution_case(ctx, col, results, errors, envelope, base_pred, y, scale)
     else:
         metrics = {"excursion": float("nan")}
         reason = ""
+    failed = [k for k in KINDS if k in errors and k not in results]  # shown too, marked as errors
     case = ctx.case([col], metrics, reason=reason,
-                    details={"kinds": {"labels": kinds, "excursion": excursions, "change": changes,
-                                       "nan_share": nan_shares,
-                                       "metric_change": metric_changes if y is not None else None}})
+                    details={"kinds": {"labels": kinds + failed, "excursion": excursions + [None] * len(failed),
+                                       "change": changes + [None] * len(failed),
+                                       "nan_share": nan_shares + [None] * len(failed),
+                                       "metric_change": metric_changes + [None] * len(failed) if y is not None
+                                       else None}})
     return with_error(case, errors)
 
 
