@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from conftest import ScriptedTrials
+from workflows_support import ScriptedTrials
 
 REPORTED_START = datetime.fromisoformat(ScriptedTrials.STARTED_AT.replace("Z", "+00:00"))
 
