@@ -268,15 +268,15 @@ def weak_segments(ctx: Context):
         yield ctx.skip([], "fewer than two numeric or categorical features, or no labelled rows")
         return
     bins, cats, minimum = int(p["segment_bins"]), int(p["segment_categories"]), int(p["min_segment_rows"])
-    codes = {c: (lambda sc: (sc.ref, sc.eval, sc.k))(subset_codes(ctx, c, bins, cats)) for c in cols}
+    codes = {c: subset_codes(ctx, c, bins, cats) for c in cols}
     labels = {c: _labels(ctx, c, bins, cats) for c in cols}
     cls = ctx.is_classification
     overall = float(rs.score.mean())
     overall_rel = overall / float(rs.expected.mean()) if cls else overall
     found = []  # [ratio, its standard error, rows, pair, cell codes, segment metric]
     for a, b in combinations(cols, 2):
-        ka, kb = codes[a][2], codes[b][2]
-        cell = codes[a][1][rs.rows] * kb + codes[b][1][rs.rows]
+        ka, kb = codes[a].k, codes[b].k
+        cell = codes[a].eval[rs.rows] * kb + codes[b].eval[rs.rows]
         n, s, e, sq = _sums(cell, ka * kb, np.ones(len(cell)), rs.score, np.nan_to_num(rs.expected), rs.score ** 2)
         for i in np.flatnonzero(n >= minimum):
             mean = s[i] / n[i]
