@@ -23,6 +23,7 @@ PAIRS = [
     (sdk.BudgetOption, service.BudgetOption),
     (sdk.DatasetStatus, service.DatasetStatus),
     (sdk.InputType, service.InputType),
+    (sdk.StressTestJobStatus, service.StressTestStatus),
 ]
 
 
