@@ -46,6 +46,9 @@ class ModelInfoShape(_Strict):
             raise ValueError(f"give one of path, trial_id or app, not {' and '.join(sources)}")
         if self.app_version is not None and self.app is None:
             raise ValueError("app_version goes with app")
+        if self.app_version is not None and self.app_version != -1 and self.app_version < 1:
+            raise ValueError(f"app_version: -1 (the app's serving version) or a version number from 1, "
+                             f"not {self.app_version}")
         return self
 
     @property

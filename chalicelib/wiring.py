@@ -146,7 +146,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
                             heartbeat_seconds=settings.trial_heartbeat_seconds),
         heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
         presigned_url_seconds=settings.presigned_url_seconds, max_upload_bytes=settings.max_dataset_bytes,
-        clock=clock,
+        clock=clock, train_jobs=stores.train_jobs, trials=stores.trials, models=stores.models, apps=app_store,
+        inference_jobs=stores.inference_jobs,
     )
     return Services(
         settings=settings,

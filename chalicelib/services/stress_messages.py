@@ -55,13 +55,25 @@ def local_name(stem: str, key: str) -> str:
 
 
 def stress_test_message(job: StressTestJob, ref_key: str, eval_key: str, model_key: Optional[str],
-                        config: StressMessageConfig) -> dict[str, Any]:
-    """The worker's message for ``job``, whose resolved config is ``job.config``."""
+                        config: StressMessageConfig, trial_model: Optional[dict[str, Any]] = None) -> dict[str, Any]:
+    """The worker's message for ``job``, whose resolved config is ``job.config``.
+
+    ``trial_model``: the model is a Kilele trial (``StressTestService`` resolved ``model_info``):
+    ``{"trial_id", "train_job_id", "model_id", "model_name", "model_class", "model_key",
+    "params_key", "knobs", "dependencies", "task"}``; the worker rebuilds it from its model file
+    and parameters, and the engine's config names it as ``model_info: {"trial_id"}``."""
     worker_config = copy.deepcopy(job.config)
     data_info = worker_config.setdefault("data_info", {})
     data_info["ref_path"] = local_name("ref", ref_key)
     data_info["eval_path"] = local_name("eval", eval_key)
-    worker_config["model_info"] = {"path": "model.py"} if model_key else {}
+    extra: dict[str, Any] = {}
+    if trial_model is not None:
+        model_key = trial_model["model_key"]
+        worker_config["model_info"] = {"trial_id": trial_model["trial_id"]}
+        extra = {k: trial_model.get(k) for k in ("trial_id", "train_job_id", "model_id", "model_name", "model_class",
+                                                 "params_key", "knobs", "dependencies", "task")}
+    else:
+        worker_config["model_info"] = {"path": "model.py"} if model_key else {}
     return {
         "kind": KIND,
         "id": job.id,
@@ -79,6 +91,7 @@ def stress_test_message(job: StressTestJob, ref_key: str, eval_key: str, model_k
         "ram_request_megabytes": job.ram_request_megabytes,
         "cpu_request_millicores": job.cpu_request_millicores,
         "heartbeat_seconds": config.heartbeat_seconds,
+        **extra,
     }
 
 

@@ -14,14 +14,16 @@ import re
 from datetime import timedelta
 from typing import Any, Optional
 
-from chalicelib.entities import DatasetStatus, StressTestJob, StressTestStatus, User
+from chalicelib.entities import (DatasetStatus, InferenceJobStatus, StressTestJob, StressTestStatus, Task, TrainJob,
+                                 Trial, TrialStatus, User)
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
-from chalicelib.ports import BlobStore, DatasetStore, StressTestJobStore, WorkflowRunner
+from chalicelib.ports import (ApplicationStore, BlobStore, DatasetStore, InferenceJobStore, ModelStore,
+                              StressTestJobStore, TrainJobStore, TrialStore, WorkflowRunner)
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services import stress_messages, trial_messages
 from chalicelib.services.projects import ProjectService
-from chalicelib.stress_config import parse_test_run_config
+from chalicelib.stress_config import ModelInfoShape, parse_test_run_config
 
 #: Jobs are listed this long (the table's TTL; filtered on read).
 JOB_RETENTION = timedelta(days=2)
@@ -29,6 +31,19 @@ RESULT_VERSION = "1.0"
 UPLOAD_PREFIX = "stress-inputs"
 _FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
 _DATASET_URI = re.compile(r"^kilele://datasets/([A-Za-z0-9_-]{1,100})$")
+#: The model tasks a stress test of a trial may run as, per training task (tabular only).
+TRIAL_MODEL_TASKS = {
+    Task.TABULAR_CLASSIFICATION: ("Binary Classification", "Multi-class Classification"),
+    Task.TABULAR_REGRESSION: ("Regression",),
+}
+_LIVE_INFERENCE = (InferenceJobStatus.STARTED, InferenceJobStatus.RUNNING)
+
+
+def best_trial(trials: list[Trial]) -> Optional[Trial]:
+    """The best COMPLETED trial (with parameters): full trials before screening ones, then the
+    highest score (the first of ``GET /train-jobs/{app}/{version}/best-trials``)."""
+    done = [t for t in trials if t.status is TrialStatus.COMPLETED and t.params_key]
+    return min(done, key=lambda t: (t.screening, -(t.score or 0.0), t.number), default=None)
 
 
 class StressTestService:
@@ -44,7 +59,15 @@ class StressTestService:
         presigned_url_seconds: int,
         max_upload_bytes: int,
         clock: Clock = utc_now,
+        *,
+        train_jobs: Optional[TrainJobStore] = None,
+        trials: Optional[TrialStore] = None,
+        models: Optional[ModelStore] = None,
+        apps: Optional[ApplicationStore] = None,
+        inference_jobs: Optional[InferenceJobStore] = None,
     ):
+        """``train_jobs``, ``trials``, ``models``, ``apps`` and ``inference_jobs`` resolve
+        ``model_info.trial_id`` / ``model_info.app`` (without them such configs are a 422)."""
         self._jobs = jobs
         self._projects = projects
         self._datasets = datasets
@@ -55,6 +78,81 @@ class StressTestService:
         self._presign_seconds = presigned_url_seconds
         self._max_upload = max_upload_bytes
         self._clock = clock
+        self._train_jobs = train_jobs
+        self._trials = trials
+        self._models = models
+        self._apps = apps
+        self._inference_jobs = inference_jobs
+
+    # -- the model under test: a Kilele trial ----------------------------------------------------
+
+    def resolve_trial_model(self, actor: User, info: ModelInfoShape,
+                            model_task: Optional[str] = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """What the worker needs of ``model_info.trial_id`` / ``model_info.app``: the trial's model
+        file, class, knobs, parameters, dependencies and task (:func:`stress_messages.stress_test_message`'s
+        ``trial_model``), and the ``model_info`` the job records. 404 for what the caller cannot
+        see, 409 for a trial that is not COMPLETED (or an app version with none), 422 for a model
+        whose task a stress test does not cover (docs/stress-tests-api.md)."""
+        if None in (self._train_jobs, self._trials, self._models):
+            raise Unprocessable("model_info: this deployment cannot stress-test Kilele trials; "
+                                "give model_info.path (a RIME-convention model file)")
+        if info.trial_id is not None:
+            where = "model_info.trial_id"
+            trial = self._trials.get(info.trial_id)
+            job = self._train_jobs.get(trial.train_job_id) if trial else None
+            if trial is None or job is None or not owns_or_admin(actor, job.user_id):
+                raise NotFound(f"{where}: no trial {info.trial_id!r}")
+            if trial.status is not TrialStatus.COMPLETED or not trial.params_key:
+                raise Conflict(f"{where}: trial {trial.id!r} is {trial.status.value}: only a COMPLETED trial "
+                               "has a trained model to stress-test")
+            recorded = {"trial_id": trial.id}
+        else:
+            where = "model_info.app"
+            job = self._app_train_job(actor, info.app or "", info.app_version)
+            trial = best_trial(self._trials.list_of_job(job.id))
+            if trial is None:
+                raise Conflict(f"{where}: {job.app} v{job.app_version} has no COMPLETED trial to stress-test "
+                               f"(its train job is {job.status.value})")
+            recorded = {"app": job.app, "app_version": job.app_version, "trial_id": trial.id}
+        allowed = TRIAL_MODEL_TASKS.get(job.task)
+        if allowed is None:
+            raise Unprocessable(f"{where}: trial {trial.id!r} is a {job.task.value} model; stress tests cover "
+                                "tabular classification and regression (TABULAR_CLASSIFICATION, TABULAR_REGRESSION)")
+        if model_task is not None and model_task not in allowed:
+            raise Unprocessable(f"model_task: {model_task!r} does not suit trial {trial.id!r}, a {job.task.value} "
+                                f"model (use {' or '.join(repr(t) for t in allowed)}, or leave it out)")
+        model = self._models.get(trial.model_id)
+        if model is None:
+            raise NotFound(f"{where}: the model of trial {trial.id!r} was deleted")
+        trial_model = {
+            "trial_id": trial.id, "train_job_id": job.id, "model_id": model.id, "model_name": trial.model_name,
+            "model_class": model.model_class, "model_key": model.object_key, "params_key": trial.params_key,
+            "knobs": dict(trial.knobs), "dependencies": dict(model.dependencies), "task": job.task.value,
+        }
+        return trial_model, recorded
+
+    def _app_train_job(self, actor: User, app: str, app_version: Optional[int]) -> TrainJob:
+        """The caller's train job of ``app`` at ``app_version``; -1 (or none): the app's serving
+        version (the registered app's pinned version, else the newest version with a live
+        inference job, else the newest version)."""
+        jobs = self._train_jobs.list_of_app(actor.id, app)
+        if not jobs:
+            raise NotFound(f"model_info.app: you have no train job for app {app!r}")
+        version = app_version if app_version not in (None, -1) else self._serving_version(actor.id, app, jobs)
+        for job in jobs:
+            if job.app_version == version:
+                return job
+        raise NotFound(f"model_info.app_version: app {app!r} has no version {version}")
+
+    def _serving_version(self, user_id: str, app: str, jobs: list[TrainJob]) -> int:
+        registered = self._apps.get(user_id, app) if self._apps is not None else None
+        if registered is not None and registered.version:
+            return registered.version
+        if self._inference_jobs is not None:
+            live = [j for j in self._inference_jobs.list_live_of_app(user_id, app) if j.status in _LIVE_INFERENCE]
+            if live:
+                return max(live, key=lambda j: (j.app_version, j.created_at)).app_version
+        return max(j.app_version for j in jobs)
 
     # -- inputs ---------------------------------------------------------------------------------
 
@@ -109,9 +207,9 @@ class StressTestService:
         if rime_managed_image is not None:
             raise NotFound(f"no managed image {rime_managed_image!r}")
         model_info = shape.model_info
+        trial_model = recorded_model = None
         if model_info.trial_id is not None or model_info.app is not None:
-            raise Unprocessable("model_info: stress tests of a Kilele trial or app are not supported yet; "
-                                "give model_info.path (a RIME-convention model file)")
+            trial_model, recorded_model = self.resolve_trial_model(actor, model_info, shape.model_task)
         ref_key = self._input_key(actor, "data_info.ref_path", shape.data_info.ref_path)
         eval_key = self._input_key(actor, "data_info.eval_path", shape.data_info.eval_path)
         model_key = None
@@ -124,7 +222,12 @@ class StressTestService:
         job_id = new_id()
         config = shape.model_dump(exclude_none=True)
         config["data_info"].update(ref_path=ref_key, eval_path=eval_key)
-        config["model_info"] = {"path": model_key} if model_key else {}
+        if recorded_model is not None:
+            config["model_info"] = recorded_model
+            if trial_model["task"] == Task.TABULAR_REGRESSION.value:
+                config.setdefault("model_task", "Regression")  # not inferred from the label
+        else:
+            config["model_info"] = {"path": model_key} if model_key else {}
         job = StressTestJob(
             id=job_id, owner_id=actor.id, project_id=project.id, name=shape.run_name, config=config,
             created_at=now, expires_at=(now + JOB_RETENTION).replace(microsecond=0), test_run_id=new_id(),
@@ -133,7 +236,8 @@ class StressTestService:
             rime_managed_image=rime_managed_image, custom_image=custom_image,
             **{k: v for k, v in stress_messages.job_keys(job_id).items() if k in ("logs_key", "results_prefix")},
         )
-        message = stress_messages.stress_test_message(job, ref_key, eval_key, model_key, self._config)
+        message = stress_messages.stress_test_message(job, ref_key, eval_key, model_key, self._config,
+                                                      trial_model=trial_model)
         self._jobs.add(job)
         state = {
             "job_id": job.id,
@@ -258,4 +362,4 @@ class StressTestService:
         return job
 
 
-__all__ = ["StressTestService", "JOB_RETENTION", "RESULT_VERSION"]
+__all__ = ["StressTestService", "JOB_RETENTION", "RESULT_VERSION", "TRIAL_MODEL_TASKS", "best_trial"]

@@ -140,7 +140,7 @@ def test_images_projects_and_unsupported_models(make_user, settings):
     assert_error(start(dev, config, project_id=foreign), 404, "not_found", foreign)
     mine = dev.call("POST", "/projects", {"name": "mine"}).data["project_id"]
     assert start(dev, config, project_id=mine).data["project_id"] == mine
-    assert_error(start(dev, {**config, "model_info": {"trial_id": "t1"}}), 422, "unprocessable", "not supported")
+    assert_error(start(dev, {**config, "model_info": {"trial_id": "t1"}}), 404, "not_found", "model_info.trial_id")
     assert_error(start(dev, config, ram_request_megabytes=1), 400, "invalid_input", "ram_request_megabytes")
 
 
@@ -196,3 +196,95 @@ def test_every_role_may_run_stress_tests_and_anonymous_callers_may_not(client, m
 def test_bad_upload_names_are_400(make_user):
     dev = make_user("MODEL_DEVELOPER")
     assert_error(dev.call("POST", "/stress-tests/uploads", {"filename": "a b.csv"}), 400, "invalid_input", "filename")
+
+
+# -- a Kilele trial as the model under test (issue 8 item 2(b)) ---------------------------------
+
+
+def seeded_train_job(dev_api, app: str, version: int = 1, task: str = "TABULAR_CLASSIFICATION",
+                     trials: tuple = ((0.9, "COMPLETED"),)) -> list[str]:
+    """A train job of ``app`` v``version`` with trials of those (score, status), stored directly;
+    returns the trial ids."""
+    from datetime import datetime, timezone
+
+    from chalicelib import wiring
+    from chalicelib.entities import Task, TrainJob, TrainJobStatus, Trial, TrialStatus
+
+    services = wiring.services()
+    user = services.auth._users.get(dev_api.email)
+    model = dev_api.call("POST", "/models", {"name": f"m-{app}-{version}", "task": task, "model_class": "M",
+                                             "model_file_base64": b64(MODEL_SOURCE)})
+    assert model.status_code == 201, model.data
+    now = datetime.now(timezone.utc)
+    job = TrainJob(id=f"job-{app}-{version}", user_id=user.id, app=app, app_version=version, task=Task(task),
+                   train_dataset_id="d", val_dataset_id="d", budget={}, model_ids=[model.data["id"]],
+                   created_at=now, status=TrainJobStatus.STOPPED)
+    services.train_jobs._jobs.add(job)
+    ids = []
+    for index, (score, status) in enumerate(trials):
+        trial = Trial(id=f"{job.id}-t{index}", train_job_id=job.id, model_id=model.data["id"], model_name="m",
+                      worker_key="w", number=index + 1, knobs={"k": index}, fingerprint=str(index), created_at=now,
+                      params_key=f"trials/{job.id}-t{index}/params.npz")
+        services.train_jobs._trials.add(trial)
+        if status == "COMPLETED":
+            services.train_jobs._trials.finish(trial.id, TrialStatus.COMPLETED, now, score=score)
+        ids.append(trial.id)
+    return ids
+
+
+MODEL_SOURCE = b"from kilele.model import BaseModel\n\nclass M(BaseModel):\n    pass\n"
+
+
+def trial_config(api, settings, model_info: dict, **changes: Any) -> dict[str, Any]:
+    config = a_config(api, settings, **changes)
+    config["model_info"] = model_info
+    return config
+
+
+def test_a_completed_trial_is_stress_tested(make_user, settings, stress_workflows, superadmin):
+    dev, other = make_user("MODEL_DEVELOPER"), make_user("MODEL_DEVELOPER")
+    [done, pending] = seeded_train_job(dev, "loans", trials=((0.8, "COMPLETED"), (None, "PENDING")))
+    started = start(dev, trial_config(dev, settings, {"trial_id": done}))
+    assert started.status_code == 201, started.data
+    message = stress_workflows.starts[-1][1]["message"]
+    assert (message["trial_id"], message["model_class"], message["params_key"]) == (
+        done, "M", f"trials/{done}/params.npz")
+    assert message["model_key"].endswith(".py") and message["knobs"] == {"k": 0}
+    assert message["task"] == "TABULAR_CLASSIFICATION" and message["config"]["model_info"] == {"trial_id": done}
+    # Someone else's trial is unknown; an admin may test anyone's.
+    assert_error(start(other, trial_config(other, settings, {"trial_id": done})), 404, "not_found",
+                 "model_info.trial_id", done)
+    assert start(superadmin, trial_config(superadmin, settings, {"trial_id": done})).status_code == 201
+    # Not COMPLETED: 409.
+    assert_error(start(dev, trial_config(dev, settings, {"trial_id": pending})), 409, "conflict",
+                 "model_info.trial_id", "PENDING")
+    # A model task that does not suit the trial's: 422.
+    assert_error(start(dev, trial_config(dev, settings, {"trial_id": done}, model_task="Regression")), 422,
+                 "unprocessable", "model_task", "TABULAR_CLASSIFICATION")
+
+
+def test_an_image_trial_is_422(make_user, settings):
+    dev = make_user("MODEL_DEVELOPER")
+    [done] = seeded_train_job(dev, "digits", task="IMAGE_CLASSIFICATION")
+    assert_error(start(dev, trial_config(dev, settings, {"trial_id": done})), 422, "unprocessable",
+                 "model_info.trial_id", "IMAGE_CLASSIFICATION", "tabular")
+
+
+def test_an_apps_serving_version_is_stress_tested(make_user, settings, stress_workflows):
+    dev = make_user("MODEL_DEVELOPER")
+    seeded_train_job(dev, "iris", 1, trials=((0.7, "COMPLETED"), (0.9, "COMPLETED")))
+    [v2] = seeded_train_job(dev, "iris", 2, task="TABULAR_REGRESSION", trials=((0.5, "COMPLETED"),))
+    seeded_train_job(dev, "empty", 1, trials=((None, "PENDING"),))
+    # -1: the newest version (no registered app, no live inference job); the task becomes Regression.
+    assert start(dev, trial_config(dev, settings, {"app": "iris", "app_version": -1})).status_code == 201
+    message = stress_workflows.starts[-1][1]["message"]
+    assert message["trial_id"] == v2 and message["config"]["model_task"] == "Regression"
+    # A given version: its best COMPLETED trial.
+    assert start(dev, trial_config(dev, settings, {"app": "iris", "app_version": 1})).status_code == 201
+    assert stress_workflows.starts[-1][1]["message"]["trial_id"] == "job-iris-1-t1"
+    assert_error(start(dev, trial_config(dev, settings, {"app": "iris", "app_version": 5})), 404, "not_found",
+                 "model_info.app_version")
+    assert_error(start(dev, trial_config(dev, settings, {"app": "nope"})), 404, "not_found", "model_info.app")
+    assert_error(start(dev, trial_config(dev, settings, {"app": "empty"})), 409, "conflict", "no COMPLETED trial")
+    assert_error(start(dev, trial_config(dev, settings, {"app": "iris", "app_version": 0})), 400, "invalid_input",
+                 "app_version")

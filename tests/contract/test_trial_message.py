@@ -209,3 +209,29 @@ def test_the_worker_error_report_of_a_stress_test_is_read_by_the_platform():
     report = error_report(spec, TrialFailure("TrialError", "ModelError: model.py: boom"), "2026-12-01T00:00:00Z", 1.0)
     read = trial_messages.read_error_report(json.dumps(report).encode())
     assert (read["error_type"], read["message"]) == ("TrialError", "ModelError: model.py: boom")
+
+
+def test_the_stress_test_message_of_a_trial_parses_in_the_worker():
+    from chalicelib.services.stress_messages import StressMessageConfig, stress_test_message
+    from kilele_worker.message import MessageError, StressTestSpec
+
+    job = _stress_job(model=False)
+    job.config["model_info"] = {"app": "loans", "app_version": 2, "trial_id": "t-9"}
+    trial_model = {"trial_id": "t-9", "train_job_id": "tj-1", "model_id": "m-1", "model_name": "tree",
+                   "model_class": "SkDecisionTree", "model_key": "models/m-1/sk_decision_tree.py",
+                   "params_key": "trials/t-9/params.npz", "knobs": {"max_depth": 4},
+                   "dependencies": {"scikit-learn": "1.5.0"}, "task": "TABULAR_CLASSIFICATION"}
+    built = stress_test_message(job, "stress-inputs/u/1/ref.csv", "datasets/d1/data", None,
+                                StressMessageConfig(bucket="b", timeout_seconds=600, heartbeat_seconds=5),
+                                trial_model=trial_model)
+    spec = parse_message(json.dumps({"task_token": "tok", "trial": built})).trial
+    assert isinstance(spec, StressTestSpec) and spec.is_trial_model
+    assert (spec.model_key, spec.model_class, spec.params_key) == (
+        "models/m-1/sk_decision_tree.py", "SkDecisionTree", "trials/t-9/params.npz")
+    assert spec.knobs == {"max_depth": 4} and spec.dependencies == {"scikit-learn": "1.5.0"}
+    assert (spec.trial_id, spec.train_job_id, spec.task) == ("t-9", "tj-1", "TABULAR_CLASSIFICATION")
+    assert spec.config["model_info"] == {"trial_id": "t-9"}  # the engine's config: one model source
+    # A trial model without its class, or with a model file path too, is refused.
+    for change in ({"model_class": None}, {"config": {**built["config"], "model_info": {"path": "model.py"}}}):
+        with pytest.raises(MessageError):
+            parse_message(json.dumps({"task_token": "tok", "trial": {**built, **change}}))

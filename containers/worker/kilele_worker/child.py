@@ -62,14 +62,29 @@ def _table_json(df) -> bytes:
 
 def stress_test(spec: dict) -> dict:
     """Run the stress-test engine on the local files the config names (the model file, if any,
-    is imported here, in the sandbox); write its results and report into the output directory."""
+    is imported here, in the sandbox); write its results and report into the output directory.
+    A Kilele trial (``spec["kilele_model"]``) is rebuilt here and wrapped as the engine's model
+    (:mod:`kilele_worker.trial_model`)."""
     from kilele_stress import run_stress_test
 
     output_dir = spec["output_dir"]
     config = spec["config"]
+    model = ref = None
+    if spec.get("kilele_model"):
+        from kilele_stress.data import read_table
+
+        from kilele_worker import trial_model
+
+        kilele_model = spec["kilele_model"]
+        ref = read_table(config["data_info"]["ref_path"])  # read once: the engine gets it too
+        _say(f"loading the trial's model {kilele_model['model_class']} from "
+             f"{os.path.basename(kilele_model['model_path'])} with its parameters")
+        model = trial_model.load(kilele_model, config, ref)
+        _say(f"the model's features ({len(model.features)}, in the reference's column order): "
+             f"{', '.join(model.features[:50])}{' ...' if len(model.features) > 50 else ''}")
     _say(f"stress test {config.get('run_name', '')!r}: the engine starts")
-    result = run_stress_test(config, test_run_id=spec.get("test_run_id"), project_id=spec.get("project_id"),
-                             progress=_say)
+    result = run_stress_test(config, model=model, ref=ref, test_run_id=spec.get("test_run_id"),
+                             project_id=spec.get("project_id"), progress=_say)
     result.to_parquet(output_dir)
     _write(os.path.join(output_dir, "test_cases.json"), _table_json(result.test_cases_df()))
     _write(os.path.join(output_dir, "test_run.json"), _table_json(result.test_run_df()))

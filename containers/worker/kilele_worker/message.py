@@ -105,7 +105,11 @@ class StressTestSpec:
     """``kind`` "stress_test": run the stress-test engine (kilele_stress) on ``ref_key`` and
     ``eval_key`` with the model file ``model_key`` (none: a predictions-only run) inside the
     sandboxed model process, and upload its results under ``results_prefix``. ``config`` is the
-    test run config whose ``ref_path``/``eval_path``/``model_info.path`` are local file names."""
+    test run config whose ``ref_path``/``eval_path``/``model_info.path`` are local file names.
+
+    A Kilele trial as the model (``params_key`` set): ``model_key`` is the trial's model file,
+    ``model_class`` its class, ``knobs`` and ``params_key`` its knobs and trained parameters,
+    ``dependencies`` the model's; ``config.model_info`` is ``{"trial_id"}`` (no ``path``)."""
 
     id: str
     bucket: str
@@ -131,6 +135,15 @@ class StressTestSpec:
     model_id: Optional[str] = None
     train_job_id: str = "-"
     dependencies: dict[str, Optional[str]] = field(default_factory=dict)
+    # A Kilele trial as the model under test:
+    params_key: Optional[str] = None
+    trial_id: Optional[str] = None
+    task: Optional[str] = None
+    knobs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_trial_model(self) -> bool:
+        return self.params_key is not None
 
     @classmethod
     def from_dict(cls, data: dict) -> "StressTestSpec":
@@ -140,7 +153,8 @@ class StressTestSpec:
             if not isinstance(value, str) or not value:
                 raise MessageError(f"trial.{name} must be a non-empty string")
             values[name] = value
-        for name in ("model_key", "project_id", "test_run_id"):
+        for name in ("model_key", "project_id", "test_run_id", "params_key", "trial_id", "task", "model_id",
+                     "model_name"):
             value = data.get(name)
             if value is not None and not isinstance(value, str):
                 raise MessageError(f"trial.{name} must be a string or null")
@@ -152,7 +166,25 @@ class StressTestSpec:
             if not _local_name(config["data_info"].get(name)):
                 raise MessageError(f"trial.config.data_info.{name} must be a plain file name")
         model_path = (config.get("model_info") or {}).get("path")
-        if (model_path is None) != (values["model_key"] is None) or (model_path is not None and not _local_name(model_path)):
+        if values["params_key"] is not None:  # a Kilele trial
+            model_class = data.get("model_class")
+            if values["model_key"] is None or not isinstance(model_class, str) or not model_class:
+                raise MessageError("trial.model_key and trial.model_class must be non-empty strings "
+                                   "when params_key (a trial's parameters) is set")
+            if model_path is not None:
+                raise MessageError("trial.config.model_info.path must be absent when the model is a trial")
+            values["model_class"] = model_class
+            if isinstance(data.get("train_job_id"), str) and data["train_job_id"]:
+                values["train_job_id"] = data["train_job_id"]
+            for name in ("knobs", "dependencies"):
+                value = data.get(name) or {}
+                if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                    raise MessageError(f"trial.{name} must be an object")
+                values[name] = value
+            for name, version in values["dependencies"].items():
+                if version is not None and not isinstance(version, str):
+                    raise MessageError(f"trial.dependencies[{name!r}] must be a version string or null")
+        elif (model_path is None) != (values["model_key"] is None) or (model_path is not None and not _local_name(model_path)):
             raise MessageError("trial.config.model_info.path must be a plain file name exactly when model_key is set")
         values["config"] = config
         values["timeout_seconds"] = _number(data, "timeout_seconds", 3600.0, minimum=0.001)

@@ -132,9 +132,13 @@ class ModelProcess:
         config = json.loads(json.dumps(trial.config))
         config["data_info"]["ref_path"] = self.paths["ref"]
         config["data_info"]["eval_path"] = self.paths["eval"]
-        config["model_info"] = {"path": self.paths["model"]} if "model" in self.paths else {}
         spec = {"mode": "stress_test", "config": config, "output_dir": self.output_dir,
                 "test_run_id": trial.test_run_id, "project_id": trial.project_id}
+        if "params" in self.paths:  # a Kilele trial: the child rebuilds it (kilele_worker.trial_model)
+            spec["kilele_model"] = {"model_path": self.paths["model"], "model_class": trial.model_class,
+                                    "params_path": self.paths["params"], "knobs": trial.knobs}
+        else:
+            config["model_info"] = {"path": self.paths["model"]} if "model" in self.paths else {}
         spec_path = os.path.join(self.workdir, "spec.json")
         with open(spec_path, "w", encoding="utf-8") as f:
             json.dump(spec, f)

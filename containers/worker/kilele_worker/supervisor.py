@@ -262,15 +262,21 @@ class TrialRunner:
 
 
 class StressTestRunner(TrialRunner):
-    """kind "stress_test": download the data (and the model file), run the engine in the model
-    process (the model file is imported only there), upload the results and the report under
-    ``results_prefix``, answer with a small summary."""
+    """kind "stress_test": download the data (and the model file, or a trial's model file and
+    parameters), run the engine in the model process (model code is imported only there), upload
+    the results and the report under ``results_prefix``, answer with a small summary."""
 
     def _download(self, workdir: str) -> None:
         spec = self.trial
         data_info = spec.config["data_info"]
         wanted = [("ref", data_info["ref_path"], spec.ref_key), ("eval", data_info["eval_path"], spec.eval_key)]
-        if spec.model_key:
+        if spec.is_trial_model:
+            model_name = os.path.basename(spec.model_key)
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*\.py", model_name) or model_name in (
+                    data_info["ref_path"], data_info["eval_path"], "params.npz"):
+                model_name = "kilele_model.py"
+            wanted += [("model", model_name, spec.model_key), ("params", "params.npz", spec.params_key)]
+        elif spec.model_key:
             wanted.append(("model", spec.config["model_info"]["path"], spec.model_key))
         self.paths = {}
         for what, name, key in wanted:

@@ -127,3 +127,116 @@ def test_admins_see_others_jobs_and_others_do_not(h):
         h.services.stress_tests.get_stress_test(other, job["job_id"])
     with pytest.raises(NotFound):
         h.services.stress_tests.get_logs(other, job["job_id"])
+
+
+# -- a Kilele trial as the model under test (issue 8 item 2(b)) ---------------------------------
+
+
+def train_job(h, owner, app="app", version=None, task=None, trials=((0.5, False, "COMPLETED"),)):
+    """A train job of ``app`` (its next version) with trials of (score, screening, status); returns
+    (job, model, trials)."""
+    from datetime import timedelta
+
+    from chalicelib.entities import Task, Trial, TrialStatus
+
+    task = task or Task.TABULAR_CLASSIFICATION
+    data = h.dataset(owner, task=task)
+    model = h.model(owner, task=task)
+    job = h.services.train_jobs.create_train_job(owner, app, task, data.id, data.id, {}, [model.id])
+    made = []
+    for number, (score, screening, status) in enumerate(trials, start=1):
+        trial = Trial(id=f"{job['id'][:6]}-t{number}", train_job_id=job["id"], model_id=model.id,
+                      model_name=model.name, worker_key=f"{model.id}-0", number=number, knobs={"n": number},
+                      fingerprint=str(number), created_at=h.fakes.clock.now + timedelta(seconds=number),
+                      status=TrialStatus(status), screening=screening, score=score,
+                      params_key=f"trials/{job['id']}/{number}/params.npz")
+        h.fakes.trials.add(trial)
+        made.append(trial)
+    return h.fakes.train_jobs.get(job["id"]), model, made
+
+
+def trial_started(h, user, model_info, **changes):
+    h.services.stress_tests.start_stress_test(user, config(h, user, model_info=model_info, **changes))
+    return h.fakes.stress_workflows.starts[-1][1]["message"]
+
+
+def test_a_trial_resolves_to_its_model_file_class_knobs_and_parameters(h):
+    dev = h.user()
+    job, model, [trial] = train_job(h, dev)
+    h.fakes.models.items[model.id].dependencies = {"scikit-learn": "1.5.0"}
+    message = trial_started(h, dev, {"trial_id": trial.id})
+    assert message["model_key"] == model.object_key and message["model_class"] == model.model_class
+    assert message["params_key"] == trial.params_key and message["knobs"] == {"n": 1}
+    assert message["dependencies"] == {"scikit-learn": "1.5.0"} and message["task"] == "TABULAR_CLASSIFICATION"
+    assert message["train_job_id"] == job.id and message["config"]["model_info"] == {"trial_id": trial.id}
+    assert "model_task" not in message["config"]  # binary or multi-class: the engine infers it from the label
+    [stored] = h.fakes.stress_test_jobs.items.values()
+    assert stored.config["model_info"] == {"trial_id": trial.id}
+
+
+def test_trial_rules_404_409_422(h):
+    from chalicelib.entities import Task, UserType
+    from chalicelib.errors import Unprocessable
+
+    dev, other, admin = h.user(), h.user(), h.user(UserType.ADMIN)
+    _, model, [done, failed] = train_job(h, dev, trials=((0.5, False, "COMPLETED"), (None, False, "ERRORED")))
+    with pytest.raises(NotFound, match="model_info.trial_id: no trial 'nope'"):
+        trial_started(h, dev, {"trial_id": "nope"})
+    with pytest.raises(NotFound, match="model_info.trial_id"):
+        trial_started(h, other, {"trial_id": done.id})
+    assert trial_started(h, admin, {"trial_id": done.id})["trial_id"] == done.id
+    with pytest.raises(Conflict, match="ERRORED"):
+        trial_started(h, dev, {"trial_id": failed.id})
+    with pytest.raises(Unprocessable, match="model_task: 'Regression'"):
+        trial_started(h, dev, {"trial_id": done.id}, model_task="Regression")
+    _, _, [image] = train_job(h, dev, app="digits", task=Task.IMAGE_CLASSIFICATION)
+    with pytest.raises(Unprocessable, match="IMAGE_CLASSIFICATION model; stress tests cover tabular"):
+        trial_started(h, dev, {"trial_id": image.id})
+    del h.fakes.models.items[model.id]
+    with pytest.raises(NotFound, match="was deleted"):
+        trial_started(h, dev, {"trial_id": done.id})
+
+
+def test_a_regression_trial_runs_as_regression(h):
+    from chalicelib.entities import Task
+
+    dev = h.user()
+    _, _, [trial] = train_job(h, dev, task=Task.TABULAR_REGRESSION)
+    assert trial_started(h, dev, {"trial_id": trial.id})["config"]["model_task"] == "Regression"
+
+
+def test_an_app_version_gives_its_best_completed_trial(h):
+    dev = h.user()
+    # Full trials before screening ones, then the score; not COMPLETED never.
+    _, _, trials = train_job(h, dev, trials=((0.99, True, "COMPLETED"), (0.7, False, "COMPLETED"),
+                                             (0.8, False, "COMPLETED"), (None, False, "RUNNING")))
+    message = trial_started(h, dev, {"app": "app", "app_version": 1})
+    assert message["trial_id"] == trials[2].id
+    [stored] = h.fakes.stress_test_jobs.items.values()
+    assert stored.config["model_info"] == {"app": "app", "app_version": 1, "trial_id": trials[2].id}
+    assert message["config"]["model_info"] == {"trial_id": trials[2].id}  # the engine's: one source
+
+
+def test_the_serving_version_rule(h):
+    from chalicelib.entities import Application, InferenceJob, Task
+
+    dev = h.user()
+    versions = {}
+    for _ in range(3):
+        job, _, [trial] = train_job(h, dev, app="app")
+        versions[job.app_version] = trial.id
+    assert sorted(versions) == [1, 2, 3]
+    # Nothing serves the app: the newest version.
+    assert trial_started(h, dev, {"app": "app"})["trial_id"] == versions[3]
+    # A live inference job: the newest live version.
+    live = InferenceJob(id="ij-1", user_id=dev.id, app="app", app_version=2, train_job_id="x",
+                        task=Task.TABULAR_CLASSIFICATION, endpoint_name="e", bundle_key="b", members=[],
+                        created_at=h.fakes.clock.now)
+    h.fakes.inference_jobs.add(live)
+    assert trial_started(h, dev, {"app": "app", "app_version": -1})["trial_id"] == versions[2]
+    # A registered app pinned to a version: that version.
+    h.fakes.apps.add(Application(user_id=dev.id, name="app", created_at=h.fakes.clock.now, version=1))
+    assert trial_started(h, dev, {"app": "app", "app_version": -1})["trial_id"] == versions[1]
+    # Someone else's app of the same name is not the caller's.
+    with pytest.raises(NotFound, match="model_info.app: you have no train job for app 'app'"):
+        trial_started(h, h.user(), {"app": "app"})
