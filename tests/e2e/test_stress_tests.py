@@ -1,6 +1,7 @@
 """End-to-end: seed 002's stress-test section on the real local stack, through ``Client`` and
 through ``kilele.rime.RIMEClient`` with the seed's own calls: a project, a stress test of local
-CSVs and a RIME-convention model file, waiting verbosely, both DataFrames and the report."""
+CSVs and a RIME-convention model file, waiting verbosely, both DataFrames and the report; and a
+model trained here (a one-trial train job) stress-tested by its trial_id."""
 from __future__ import annotations
 
 import numpy as np
@@ -108,3 +109,44 @@ def test_through_kilele_rime_with_the_seeds_calls(stack, user, inputs, tmp_path,
     assert "severity" in df.columns
     jobs = rime_client.list_stress_test_jobs(status_filters=['RUNNING', 'SUCCEEDED'], project_id=project.project_id)
     assert [j.job_id for j in jobs] == [job.job_id]
+
+
+def test_a_trial_trained_here_is_stress_tested_by_trial_id(user, tmp_path, capsys):
+    """Issue 8 item 2(b): a small train job on the local stack, then its best trial by trial_id."""
+    from .conftest import EXAMPLES, unique_email
+
+    rng = np.random.default_rng(11)
+
+    def numeric(n, shift=0.0):
+        x = rng.normal(size=(n, 3))
+        x[:, 0] += shift
+        y = (x[:, 0] - x[:, 1] + rng.normal(scale=0.3, size=n) > 0).astype(int)
+        return pd.DataFrame({"a": x[:, 0].round(4), "b": x[:, 1].round(4), "c": x[:, 2].round(4), "target": y})
+
+    numeric(400).to_csv(tmp_path / "train.csv", index=False)
+    numeric(200).to_csv(tmp_path / "val.csv", index=False)
+    numeric(400, shift=1.5).to_csv(tmp_path / "eval.csv", index=False)  # drifted a
+    train = user.create_dataset(name="st_train", task="TABULAR_CLASSIFICATION", dataset_path=str(tmp_path / "train.csv"))
+    val = user.create_dataset(name="st_val", task="TABULAR_CLASSIFICATION", dataset_path=str(tmp_path / "val.csv"))
+    tree = user.create_model(name=unique_email("st-tree"), task="TABULAR_CLASSIFICATION",
+                             model_file_path=str(EXAMPLES / "models" / "sk_decision_tree.py"),
+                             model_class="SkDecisionTree", dependencies={"scikit-learn": "1.9.1"})
+    app = "stress_trial_app"
+    user.create_train_job(app=app, task="TABULAR_CLASSIFICATION", train_dataset_id=train["id"],
+                          val_dataset_id=val["id"], budget={"MODEL_TRIAL_COUNT": 1}, models=[tree["id"]])
+    assert user.wait_for_train_job(app, timeout=180)["status"] == "STOPPED"
+    [best] = user.get_best_trials_of_train_job(app, max_count=1)
+
+    config = {"run_name": "tree trial", "data_info": {"label_col": "target", "ref_path": str(tmp_path / "train.csv"),
+                                                      "eval_path": str(tmp_path / "eval.csv")},
+              "model_info": {"trial_id": best["id"]}}
+    job = user.start_stress_test(config)
+    status = job.get_status(verbose=True, wait_until_finish=True, poll_rate_sec=1)
+    assert status["status"] == "SUCCEEDED", job.get_logs()
+    run = job.get_test_run_result()
+    assert run.loc[0, "model_task"] == "Binary Classification"
+    assert run.loc[0, "model_performance.reference.accuracy"] > 0.8
+    cases = job.get_test_cases_result()
+    drift = cases[(cases["test_batch_type"] == "Numeric Feature Drift") & cases["features"].map(lambda f: "a" in list(f))]
+    assert (drift["status"] == "FAIL").all() and len(drift) == 1
+    assert "loading the trial's model SkDecisionTree" in job.get_logs()
