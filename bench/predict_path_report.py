@@ -18,8 +18,8 @@ PROFILE_NOTES: list[str] = [
     "above is this run's):",
     "",
     "- Before: per request 4 DynamoDB reads (session or key, user, app, the app's jobs) and 1 write "
-    "(metrics); against moto each read costs the caller ~1.7–1.9 ms and moto ~3 ms of CPU (line above), so "
-    "moto and botocore were ~90% of the path. Now the caller is cached (`auth_cache_seconds`), metrics are "
+    "(metrics); against moto each read costs the caller ~1.5–2 ms and moto ~2.5–3.5 ms of CPU (the line "
+    "above measures one), so moto and botocore were most of the path (the *before* rows' µs/req). Now the caller is cached (`auth_cache_seconds`), metrics are "
     "counted in memory and written per app-minute, and the only read left is the app's row (its version, "
     "settings and live job ids); the local stack, whose one API process makes every write to that row, "
     "caches it and drops it on those writes. With `KILELE_SERVING_STATE_CACHE=false` the row is read per "
