@@ -145,7 +145,9 @@ def test_a_trial_trained_here_is_stress_tested_by_trial_id(user, tmp_path, capsy
     assert status["status"] == "SUCCEEDED", job.get_logs()
     run = job.get_test_run_result()
     assert run.loc[0, "model_task"] == "Binary Classification"
-    assert run.loc[0, "model_performance.reference.accuracy"] > 0.8
+    # The one trial's knobs are drawn at random (a depth-1 tree scores ~0.78 here): the loaded
+    # model must beat chance clearly, whatever depth it drew.
+    assert run.loc[0, "model_performance.reference.accuracy"] > 0.65
     cases = job.get_test_cases_result()
     drift = cases[(cases["test_batch_type"] == "Numeric Feature Drift") & cases["features"].map(lambda f: "a" in list(f))]
     assert (drift["status"] == "FAIL").all() and len(drift) == 1
