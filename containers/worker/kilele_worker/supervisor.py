@@ -200,8 +200,6 @@ class TrialRunner:
         if trial.is_describe:
             return {"knob_config": run}
         assert isinstance(run, ModelRun)
-        output_dir = os.path.join(workdir, "output")
-        owner = self.user.pw_uid if self.user else None
         uploads = [("parameters", child_module.PARAMS_FILE, trial.params_key)]
         onnx_key = None
         if run.onnx:
@@ -210,21 +208,7 @@ class TrialRunner:
                 onnx_key = trial.onnx_key
             else:
                 self.log.worker("the model exported ONNX but the message has no onnx_key: not uploaded")
-        for what, name, key in uploads:
-            try:
-                f = sandbox.open_child_file(output_dir, name, owner)
-            except sandbox.UnsafeOutput as e:
-                raise TrialFailure(errors.TRIAL_ERROR, f"the model process left unusable {what}: {e}") from e
-            if f is None:
-                raise TrialFailure(errors.TRIAL_ERROR, f"the model process wrote no {what}")
-            with f:
-                size = os.fstat(f.fileno()).st_size
-                try:
-                    self.aws.s3.upload_fileobj(f, trial.bucket, key)
-                except Exception as e:  # noqa: BLE001
-                    raise TrialFailure(errors.TRIAL_ERROR,
-                                       f"could not upload the {what} to s3://{trial.bucket}/{key}: {describe(e)}") from e
-            self.log.worker(f"uploaded {what} to s3://{trial.bucket}/{key} ({size} bytes)")
+        self._upload_child_files(workdir, uploads)
         return {
             "trial_id": trial.id,
             "status": "COMPLETED",
@@ -240,6 +224,28 @@ class TrialRunner:
         }
 
     # -- reporting -------------------------------------------------------------------------------
+
+    def _upload_child_files(self, workdir: str, uploads: list[tuple[str, str, str]]) -> None:
+        """Upload ``(what, file name, key)`` files the model process wrote into its output
+        folder; a missing or unsafe file (a link, someone else's) fails the run."""
+        output_dir = os.path.join(workdir, "output")
+        owner = self.user.pw_uid if self.user else None
+        bucket = self.trial.bucket
+        for what, name, key in uploads:
+            try:
+                f = sandbox.open_child_file(output_dir, name, owner)
+            except sandbox.UnsafeOutput as e:
+                raise TrialFailure(errors.TRIAL_ERROR, f"the model process left an unusable {what}: {e}") from e
+            if f is None:
+                raise TrialFailure(errors.TRIAL_ERROR, f"the model process wrote no {what}")
+            with f:
+                size = os.fstat(f.fileno()).st_size
+                try:
+                    self.aws.s3.upload_fileobj(f, bucket, key)
+                except Exception as e:  # noqa: BLE001
+                    raise TrialFailure(errors.TRIAL_ERROR,
+                                       f"could not upload the {what} to s3://{bucket}/{key}: {describe(e)}") from e
+            self.log.worker(f"uploaded {what} to s3://{bucket}/{key} ({size} bytes)")
 
     def _finish_success(self, output: dict) -> int:
         if self.trial.is_describe:
@@ -294,27 +300,10 @@ class StressTestRunner(TrialRunner):
 
     def _upload_outputs(self, workdir: str, run: Any) -> dict:
         spec = self.trial
-        output_dir = os.path.join(workdir, "output")
-        owner = self.user.pw_uid if self.user else None
         names = list(child_module.STRESS_TABLES)
         if run.get("has_report"):
             names.append(child_module.REPORT_FILE)
-        for name in names:
-            key = spec.results_prefix + name
-            try:
-                f = sandbox.open_child_file(output_dir, name, owner)
-            except sandbox.UnsafeOutput as e:
-                raise TrialFailure(errors.TRIAL_ERROR, f"the model process left an unusable {name}: {e}") from e
-            if f is None:
-                raise TrialFailure(errors.TRIAL_ERROR, f"the model process wrote no {name}")
-            with f:
-                size = os.fstat(f.fileno()).st_size
-                try:
-                    self.aws.s3.upload_fileobj(f, spec.bucket, key)
-                except Exception as e:  # noqa: BLE001
-                    raise TrialFailure(errors.TRIAL_ERROR,
-                                       f"could not upload {name} to s3://{spec.bucket}/{key}: {describe(e)}") from e
-            self.log.worker(f"uploaded {name} to s3://{spec.bucket}/{key} ({size} bytes)")
+        self._upload_child_files(workdir, [(name, name, spec.results_prefix + name) for name in names])
         summary = {k: v for k, v in run.items() if k != "status"}
         return {"job_id": spec.id, **summary, "results_prefix": spec.results_prefix, "started_at": self.started_at}
 
