@@ -17,87 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import resource
 import sys
 import time
-from typing import Optional
 
 import numpy as np
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-class Connection(asyncio.Protocol):
-    """One keep-alive connection carrying one request at a time."""
-
-    def __init__(self) -> None:
-        self.transport: Optional[asyncio.Transport] = None
-        self.buffer = bytearray()
-        self.waiter: Optional[asyncio.Future] = None
-        self.header_end = -1
-        self.need = -1
-        self.closed: Optional[BaseException] = None
-
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def connection_lost(self, exc) -> None:
-        self.closed = exc or ConnectionError("the server closed the connection")
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_exception(self.closed)
-
-    def data_received(self, data: bytes) -> None:
-        self.buffer += data
-        if self.need < 0:
-            end = self.buffer.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            head = bytes(self.buffer[:end]).lower()
-            at = head.find(b"\r\ncontent-length:")
-            if at < 0:
-                self.waiter.set_exception(RuntimeError(f"an answer without Content-Length: {head[:200]!r}"))
-                return
-            line_end = head.find(b"\r\n", at + 2)
-            self.header_end = end
-            self.need = end + 4 + int(head[at + 17:line_end if line_end > 0 else len(head)])
-        if len(self.buffer) >= self.need:
-            status = int(self.buffer[9:12])
-            del self.buffer[:self.need]
-            self.need = -1
-            waiter, self.waiter = self.waiter, None
-            waiter.set_result(status)
-
-    def request(self, data: bytes) -> asyncio.Future:
-        if self.closed is not None:
-            raise self.closed
-        self.waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(data)
-        return self.waiter
-
-
-def cpu_seconds(pids: list[int]) -> dict[int, float]:
-    out = {}
-    for pid in pids:
-        try:
-            with open(f"/proc/{pid}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            out[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
-        except (OSError, IndexError, ValueError):
-            out[pid] = 0.0
-    return out
-
-
-def machine_busy() -> float:
-    with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
-    return (sum(fields[:8]) - idle) / CLOCK_TICKS
-
-
-def self_cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+# One keep-alive HTTP/1.1 client and the /proc readings, shared with the serving bench's load generator.
+from serving_loadgen import Connection, machine_busy, self_cpu  # bench/ is the script's folder
+from serving_loadgen import cpu_seconds_by_pid as cpu_seconds
 
 
 async def run(args) -> dict:
@@ -129,7 +56,7 @@ async def run(args) -> dict:
             i += 1
             t0 = time.perf_counter()
             try:
-                status = await connection.request(data)
+                status, _ = await connection.request(data)
             except Exception as e:  # noqa: BLE001 - a lost connection ends the run, reported
                 state["error"] = f"{type(e).__name__}: {e}"
                 state["stop"] = True

@@ -87,16 +87,21 @@ class Connection(asyncio.Protocol):
         return self.waiter
 
 
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
+def cpu_seconds_by_pid(pids: list[int]) -> dict[int, float]:
+    """CPU seconds (user + system) each process has used; 0 for one that is gone."""
+    out = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/stat") as f:
                 fields = f.read().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
+            out[pid] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime
         except (OSError, IndexError, ValueError):
-            pass
-    return total
+            out[pid] = 0.0
+    return out
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    return sum(cpu_seconds_by_pid(pids).values())
 
 
 def machine_busy() -> float:
