@@ -143,6 +143,11 @@ def is_null_word(values: pd.Series) -> np.ndarray:
     return as_text(values).str.strip().str.lower().isin(NULL_WORDS).to_numpy(dtype=bool)
 
 
+def is_blank(values: pd.Series) -> np.ndarray:
+    """Which values are strings of nothing but white space ('' included)."""
+    return as_text(values).str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+
+
 def null_mask(s: pd.Series, values: Optional[pd.Series] = None) -> np.ndarray:
     """Rows of ``s`` that are missing: NaN/None, or a null spelling ('NA', 'null'…) in text.
     ``values``: the distinct values of ``s``, if already known."""

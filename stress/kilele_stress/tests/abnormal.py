@@ -11,7 +11,7 @@ import pandas as pd
 
 from kilele_stress.context import Context
 from kilele_stress.core import Category, register
-from kilele_stress.data import NULL_WORDS, ColumnType, as_text, is_text, looks_numeric, null_mask
+from kilele_stress.data import NULL_WORDS, ColumnType, as_text, is_blank, is_text, looks_numeric, null_mask
 from kilele_stress.impact import IMPACT_PARAMS, prevalence_impact_case
 from kilele_stress.profile import category_codes, distinct_values, numeric_matrix, reference_ranges, value_counts
 
@@ -177,7 +177,7 @@ def _string_features(ctx: Context) -> list[str]:
 def empty_string(ctx: Context):
     """'' in a text feature whose reference values were never empty."""
     def empty(which: str, col: str) -> np.ndarray:
-        return _distinct_mask(ctx, which, col, lambda v: as_text(v).str.strip().eq("").fillna(False))
+        return _distinct_mask(ctx, which, col, is_blank)
     cols = [c for c in _string_features(ctx) if c in ctx.eval_raw.columns and not empty("ref", c).any()]
     if not cols:
         yield ctx.skip([], "no text feature without empty strings in the reference")

@@ -13,7 +13,7 @@ import pandas as pd
 from kilele_stress import stats
 from kilele_stress.context import Context
 from kilele_stress.core import Category, Thresholds, register
-from kilele_stress.data import ColumnType, as_text, is_null_word, is_text, looks_numeric
+from kilele_stress.data import ColumnType, as_text, is_blank, is_null_word, is_text, looks_numeric
 from kilele_stress.impact import excess_share
 from kilele_stress.profile import (category_codes, correlation, distinct_values, label_mutual_information,
                                    numeric_matrix, value_counts)
@@ -112,8 +112,7 @@ def mixed_nulls(ctx: Context):
         return
     for col in cols:
         values, _ = _distinct_eval(ctx, col)
-        text = as_text(values)
-        spelled = values[is_null_word(values) | text.str.strip().eq("").fillna(False).to_numpy(dtype=bool)]
+        spelled = values[is_null_word(values) | is_blank(values)]
         found = [repr(v) for v in spelled] + (["NaN"] if ctx.eval_raw[col].isna().any() else [])
         yield ctx.case([col], {"null_spellings": len(found)}, details={"spellings": found})
 
@@ -127,7 +126,7 @@ def mixed_data_types(ctx: Context):
         return
     for col in cols:
         values, counts = _distinct_eval(ctx, col)
-        real = ~is_null_word(values) & ~as_text(values).str.strip().eq("").fillna(False).to_numpy(dtype=bool)
+        real = ~is_null_word(values) & ~is_blank(values)
         number = looks_numeric(values) & real
         n_num, n_text = counts[number].sum(), counts[real & ~number].sum()
         total = n_num + n_text
