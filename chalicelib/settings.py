@@ -40,13 +40,34 @@ class Settings(BaseSettings):
     password_hash_time_cost: int = Field(3, description="argon2 iterations (argon2id).")
     password_hash_memory_kib: int = Field(65536, description="argon2 memory cost in KiB.")
 
+    # Logins: password policy (passwords set through the API), throttling, audit log
+    password_min_length: int = Field(8, ge=1, le=256, description="Shortest password the API accepts.")
+    password_min_score: int = Field(3, ge=0, le=4, description="Lowest zxcvbn strength score (0-4) the API accepts.")
+    login_free_failures: int = Field(3, ge=0, description="Failed logins of one account before delays start.")
+    login_lockout_failures: int = Field(10, ge=1, description="Failed logins that lock an account for login_lockout_seconds.")
+    login_client_free_failures: int = Field(20, ge=0, description="Failed logins from one address before delays start.")
+    login_client_lockout_failures: int = Field(100, ge=1, description="Failed logins that lock an address out.")
+    login_delay_seconds: float = Field(
+        1.0, ge=0, description="Wait after the first failure past the free ones; doubles with each further failure.")
+    login_max_delay_seconds: float = Field(60.0, ge=0, description="Longest wait between two failed logins (short of a lockout).")
+    login_lockout_seconds: int = Field(900, ge=1, description="How long a lockout lasts.")
+    login_failure_window_seconds: int = Field(
+        3600, ge=1, description="A failure counter is forgotten this long after its last failure (or its lockout's end).")
+    audit_retention_days: int = Field(90, ge=1, description="Audit events (logins, API keys) are kept this long.")
+
     max_direct_upload_bytes: int = Field(
         4 * MiB, description="Largest dataset sent through the API; larger ones use a presigned upload."
     )
     max_dataset_bytes: int = Field(2048 * MiB, description="Largest dataset accepted at all.")
     max_model_file_bytes: int = Field(1 * MiB, description="Largest model .py file accepted.")
     presigned_url_seconds: int = 900
-    dataset_url_timeout_seconds: float = 30.0
+    dataset_url_timeout_seconds: float = Field(
+        30.0, gt=0, description="Deadline of a whole dataset_url download (lookups, redirects, every read)."
+    )
+    dataset_url_allowed_networks: list[str] = Field(
+        [], description="Non-public networks (CIDRs) dataset_url may still reach; empty: public addresses only. "
+        "For tests' loopback servers or a private mirror; JSON in the environment, e.g. '[\"10.1.0.0/16\"]'.",
+    )
 
     # Train jobs
     worker_slots_per_model: int = Field(2, description="Trials of one model run this many at a time.")

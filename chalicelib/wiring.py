@@ -234,9 +234,9 @@ def _hasher(settings: Settings) -> Any:
 
 
 def _url_fetcher(settings: Settings) -> Any:
-    from chalicelib.adapters.url_fetcher import UrlFetcher
+    from chalicelib.adapters.url_fetcher import AddressPolicy, UrlFetcher
 
-    return UrlFetcher(settings.dataset_url_timeout_seconds)
+    return UrlFetcher(settings.dataset_url_timeout_seconds, AddressPolicy(settings.dataset_url_allowed_networks))
 
 
 def _workflows(settings: Settings, aws: Any) -> Any:

@@ -264,8 +264,9 @@ def test_reserving_a_bad_size(dev, nothing_stored, size):
 
 
 # --- dataset_url -------------------------------------------------------------------------------
-# The platform fetches the URL with urllib, which moto's in-process mock does not intercept,
-# so a real HTTP server on loopback serves the files.
+# The platform fetches the URL itself (moto's in-process mock does not intercept it), so a real
+# HTTP server on loopback serves the files. Loopback is not a public address: the tests that
+# download from it allow 127.0.0.1 explicitly (``loopback_allowed``); the default refuses it.
 
 class _Files(http.server.BaseHTTPRequestHandler):
     files: dict[str, bytes] = {}
@@ -297,11 +298,20 @@ def file_server() -> Iterator[str]:
     thread.join()
 
 
+LOOPBACK = {"dataset_url_allowed_networks": ["127.0.0.1/32"]}
+
+
+@pytest.fixture
+def loopback_allowed(override_settings) -> None:
+    """The services rebuilt with 127.0.0.1 allowed for dataset_url (a test override only)."""
+    override_settings(**LOOPBACK)
+
+
 def from_url(api, url: str, **fields: Any):
     return api.call("POST", "/datasets", {"name": "web", "task": "TABULAR_CLASSIFICATION", "dataset_url": url, **fields})
 
 
-def test_dataset_from_url(dev, bucket, file_server):
+def test_dataset_from_url(dev, bucket, file_server, loopback_allowed):
     r = from_url(dev, f"{file_server}/good.csv")
     assert r.status_code == 201, r.data
     assert r.data["status"] == "READY" and r.data["size_bytes"] == len(TABULAR_CSV)
@@ -313,18 +323,26 @@ def test_dataset_from_url(dev, bucket, file_server):
     ("/missing.csv", ["could not download", "HTTP 404"]),
     ("/empty.csv", ["returned an empty file"]),
 ])
-def test_unusable_url(dev, nothing_stored, file_server, path, phrases):
+def test_unusable_url(dev, nothing_stored, file_server, loopback_allowed, path, phrases):
     assert_error(from_url(dev, f"{file_server}{path}"), 422, "unprocessable", *phrases)
     nothing_stored()
 
 
 def test_url_over_the_dataset_limit(dev, nothing_stored, file_server, override_settings):
-    override_settings(max_dataset_bytes=10)
+    override_settings(max_dataset_bytes=10, **LOOPBACK)
     assert_error(from_url(dev, f"{file_server}/good.csv"), 413, "payload_too_large", "limit")
     nothing_stored()
 
 
-def test_unreachable_url(dev, nothing_stored):
+def test_loopback_is_refused_by_default(dev, nothing_stored, file_server):
+    """Issue 9, finding 2: the API fetched loopback (moto) and quoted it. By default it refuses."""
+    r = from_url(dev, f"{file_server}/bad.csv")
+    assert_error(r, 422, "unprocessable", "not a public address")
+    assert "oops" not in r.data["error"]["message"]
+    nothing_stored()
+
+
+def test_unreachable_url(dev, nothing_stored, loopback_allowed):
     with socket.socket() as sock:  # a loopback port nobody listens on once closed
         sock.bind(("127.0.0.1", 0))
         closed_port = sock.getsockname()[1]

@@ -106,7 +106,7 @@ def test_large_dataset_goes_through_a_presigned_upload(stack_factory):
     assert [d["name"] for d in client.get_datasets()] == ["big"]
 
 
-def test_dataset_from_url(admin, tmp_path):
+def test_dataset_from_url(admin, stack_factory, tmp_path):
     shutil.copy(IRIS_TRAIN, tmp_path / "iris.csv")
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
@@ -114,10 +114,16 @@ def test_dataset_from_url(admin, tmp_path):
     thread.start()
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/iris.csv"
-        dataset = admin.create_dataset(name="from_url", task="TABULAR_CLASSIFICATION", dataset_url=url)
+        # Loopback is not public: the default stack refuses it (issue 9, finding 2) ...
+        with pytest.raises(UnprocessableError, match="not a public address"):
+            admin.create_dataset(name="from_loopback", task="TABULAR_CLASSIFICATION", dataset_url=url)
+        # ... and a stack told to allow 127.0.0.1 (as for a private mirror) downloads from it.
+        mirror_allowed = stack_factory(KILELE_DATASET_URL_ALLOWED_NETWORKS='["127.0.0.1/32"]').client()
+        mirror_allowed.login(*SUPERADMIN)
+        dataset = mirror_allowed.create_dataset(name="from_url", task="TABULAR_CLASSIFICATION", dataset_url=url)
         assert dataset["status"] == "READY" and dataset["stats"]["rows"] == 105
         with pytest.raises(UnprocessableError, match="404"):
-            admin.create_dataset(name="missing", task="TABULAR_CLASSIFICATION", dataset_url=url + ".nope")
+            mirror_allowed.create_dataset(name="missing", task="TABULAR_CLASSIFICATION", dataset_url=url + ".nope")
     finally:
         server.shutdown()
         server.server_close()
