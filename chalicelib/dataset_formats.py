@@ -9,18 +9,14 @@ from __future__ import annotations
 import csv
 import io
 import math
-import zipfile
-import zlib
 from contextlib import contextmanager
-from typing import IO, Any, Callable, Iterator, Optional
-
-from PIL import Image
+from typing import IO, Any, Iterator, Optional
 
 from chalicelib.entities import Task
 from chalicelib.errors import Unprocessable
+from chalicelib.image_archives import ArchiveLimits, check_image_zip
 
 DEFAULT_TARGET = "target"
-IMAGES_INDEX = "images.csv"
 
 
 def _is_number(text: str) -> bool:
@@ -108,86 +104,17 @@ def _check_tabular_rows(reader: Iterator[list[str]], task: Task, target_column: 
     return stats
 
 
-def check_image_zip(fileobj: IO[bytes], task: Task, target_column: Optional[str] = None) -> dict[str, Any]:
-    """A zip holding ``images.csv`` (header ``path,class``, integer classes) and every image it lists."""
+def _check_images(fileobj: IO[bytes], target_column: Optional[str], limits: ArchiveLimits) -> dict[str, Any]:
     if target_column is not None:
         raise Unprocessable("target_column applies to tabular datasets only")
-    if not zipfile.is_zipfile(fileobj):
-        raise Unprocessable("the file is not a zip archive (IMAGE_CLASSIFICATION takes a .zip)")
+    return check_image_zip(fileobj, limits)
+
+
+def check_dataset(fileobj: IO[bytes], task: Task, target_column: Optional[str] = None,
+                  archive_limits: ArchiveLimits = ArchiveLimits()) -> dict[str, Any]:
+    """Check a seekable binary file against ``task``'s format; returns its stats. Image archives
+    are held to ``archive_limits`` (a bomb is refused with the limit it broke)."""
     fileobj.seek(0)
-    try:
-        archive = zipfile.ZipFile(fileobj)
-    except zipfile.BadZipFile as e:
-        raise Unprocessable(f"the zip archive is damaged: {e}") from e
-    with archive:
-        try:
-            count, classes, sizes = _check_archive(archive)
-        except _ARCHIVE_ERRORS as e:
-            raise Unprocessable(f"the zip archive is damaged or uses an unsupported feature: {e}") from e
-    stats: dict[str, Any] = {"images": count, "classes": len(classes)}
-    if len(sizes) == 1:
-        stats["image_size"] = list(next(iter(sizes)))
-    return stats
-
-
-# How reading an entry of a damaged, encrypted or unusually compressed archive fails.
-_ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError)
-
-
-def _check_archive(archive: zipfile.ZipFile) -> tuple[int, set[int], set[tuple[int, int]]]:
-    names = set(archive.namelist())
-    if IMAGES_INDEX not in names:
-        raise Unprocessable(f"the zip archive has no {IMAGES_INDEX} at its top level")
-    with archive.open(IMAGES_INDEX) as index_file:
-        try:
-            with _text_lines(index_file) as text:
-                index = list(csv.reader(text))
-        except UnicodeDecodeError as e:
-            raise Unprocessable(f"{IMAGES_INDEX} is not UTF-8 text") from e
-        except csv.Error as e:
-            raise Unprocessable(f"{IMAGES_INDEX} is not a valid CSV: {e}") from e
-    if not index or [h.strip() for h in index[0]] != ["path", "class"]:
-        raise Unprocessable(f"{IMAGES_INDEX} must start with the header 'path,class'")
-    classes: set[int] = set()
-    sizes: set[tuple[int, int]] = set()
-    count = 0
-    for line_number, row in enumerate(index[1:], start=2):
-        if not row:
-            continue
-        if len(row) != 2:
-            raise Unprocessable(f"{IMAGES_INDEX} line {line_number} has {len(row)} fields, expected 2")
-        path, label = row[0].strip(), row[1].strip()
-        if not label.lstrip("-").isdigit() or int(label) < 0:
-            raise Unprocessable(
-                f"{IMAGES_INDEX} line {line_number}: class {label!r} is not a non-negative integer"
-            )
-        if path not in names:
-            raise Unprocessable(f"{IMAGES_INDEX} line {line_number}: {path!r} is not in the archive")
-        try:
-            with archive.open(path) as image_file, Image.open(image_file) as image:
-                image.verify()
-                sizes.add(image.size)
-        except _ARCHIVE_ERRORS:
-            raise
-        except Image.DecompressionBombError as e:
-            raise Unprocessable(f"{path!r} (line {line_number}) is too large to decode: {e}") from e
-        except Exception as e:  # noqa: BLE001 - Pillow raises many kinds of errors on malformed images
-            raise Unprocessable(f"{path!r} (line {line_number}) is not a readable image") from e
-        classes.add(int(label))
-        count += 1
-    if count == 0:
-        raise Unprocessable(f"{IMAGES_INDEX} lists no images")
-    return count, classes, sizes
-
-
-CHECKERS: dict[Task, Callable[[IO[bytes], Task, Optional[str]], dict[str, Any]]] = {
-    Task.TABULAR_CLASSIFICATION: check_tabular,
-    Task.TABULAR_REGRESSION: check_tabular,
-    Task.IMAGE_CLASSIFICATION: check_image_zip,
-}
-
-
-def check_dataset(fileobj: IO[bytes], task: Task, target_column: Optional[str] = None) -> dict[str, Any]:
-    """Check a seekable binary file against ``task``'s format; returns its stats."""
-    fileobj.seek(0)
-    return CHECKERS[task](fileobj, task, target_column)
+    if task is Task.IMAGE_CLASSIFICATION:
+        return _check_images(fileobj, target_column, archive_limits)
+    return check_tabular(fileobj, task, target_column)

@@ -64,6 +64,12 @@ class Settings(BaseSettings):
     dataset_url_timeout_seconds: float = Field(
         30.0, gt=0, description="Deadline of a whole dataset_url download (lookups, redirects, every read)."
     )
+    archive_max_entries: int = Field(200_000, ge=1, description="Image archives: most entries (and images.csv lines).")
+    archive_max_bytes: int = Field(4096 * MiB, ge=1, description="Image archives: most bytes uncompressed, in all.")
+    archive_max_entry_bytes: int = Field(256 * MiB, ge=1, description="Image archives: most bytes of one entry, uncompressed.")
+    archive_max_ratio: int = Field(100, ge=1, description="Image archives: most an entry over 1 MiB may expand.")
+    image_max_pixels: int = Field(50_000_000, ge=1, description="Image archives: most pixels of one image.")
+    images_max_total_pixels: int = Field(4_000_000_000, ge=1, description="Image archives: most pixels of all images.")
     dataset_url_allowed_networks: list[str] = Field(
         [], description="Non-public networks (CIDRs) dataset_url may still reach; empty: public addresses only. "
         "For tests' loopback servers or a private mirror; JSON in the environment, e.g. '[\"10.1.0.0/16\"]'.",

@@ -6,6 +6,7 @@ import tempfile
 from typing import IO, Any, Optional
 
 from chalicelib.dataset_formats import check_dataset
+from chalicelib.image_archives import ArchiveLimits
 from chalicelib.entities import Dataset, DatasetStatus, Task, User
 from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
@@ -25,6 +26,7 @@ class DatasetService:
         max_dataset_bytes: int,
         presigned_url_seconds: int,
         clock: Clock = utc_now,
+        archive_limits: ArchiveLimits = ArchiveLimits(),
     ):
         self._datasets = datasets
         self._blobs = blobs
@@ -33,6 +35,7 @@ class DatasetService:
         self._max_bytes = max_dataset_bytes
         self._presign_seconds = presigned_url_seconds
         self._clock = clock
+        self._archive_limits = archive_limits
 
     def create_from_bytes(
         self, actor: User, name: str, task: Task, content: bytes, target_column: Optional[str] = None
@@ -84,7 +87,8 @@ class DatasetService:
                 raise PayloadTooLarge(f"the uploaded file is {size} bytes; the limit is {self._max_bytes}")
             with tempfile.TemporaryFile() as file:
                 self._blobs.download_to(dataset.object_key, file)
-                dataset.stats = check_dataset(file, task=dataset.task, target_column=dataset.target_column)
+                dataset.stats = check_dataset(file, task=dataset.task, target_column=dataset.target_column,
+                                              archive_limits=self._archive_limits)
         except (Unprocessable, PayloadTooLarge):
             self._blobs.delete(dataset.object_key)
             self._datasets.delete(dataset.id)
@@ -128,7 +132,7 @@ class DatasetService:
     def _store_checked(
         self, actor: User, name: str, task: Task, target_column: Optional[str], file: IO[bytes], size: int
     ) -> dict[str, Any]:
-        stats = check_dataset(file, task=task, target_column=target_column)
+        stats = check_dataset(file, task=task, target_column=target_column, archive_limits=self._archive_limits)
         dataset = self._new(actor, name, task, target_column, DatasetStatus.READY)
         dataset.size_bytes, dataset.stats = size, stats
         file.seek(0)

@@ -3,8 +3,11 @@ visibility. A bad file answers 4xx and leaves no dataset and no object behind.""
 from __future__ import annotations
 
 import http.server
+import io
 import socket
 import threading
+import time
+import zipfile
 from typing import Any, Iterator
 
 import pytest
@@ -71,6 +74,20 @@ def test_direct_image_zip_upload(dev):
     data = create(dev, task="IMAGE_CLASSIFICATION", content=image_zip((0, 1, 2, 1)))
     assert data["status"] == "READY"
     assert data["stats"] == {"images": 4, "classes": 3, "image_size": [8, 8]}
+
+
+def test_zip_bomb_is_refused_quickly_naming_the_limit(dev, nothing_stored):
+    """Issue 9, finding 3: 3 million index rows naming one image, ~100 KB zipped (more bombs in
+    tests/security/test_archives.py)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        archive.writestr("images.csv", "path,class\n" + "images/0.png,0\n" * 3_000_000)
+        archive.writestr("images/0.png", b"not even read")
+    started = time.monotonic()
+    r = dev.call("POST", "/datasets", dataset_body(buffer.getvalue(), task="IMAGE_CLASSIFICATION"))
+    assert time.monotonic() - started < 1.0
+    assert_error(r, 413, "payload_too_large", "'images.csv' expands", "(archive_max_ratio)")
+    nothing_stored()
 
 
 @pytest.mark.parametrize("fields, phrases", [

@@ -10,7 +10,8 @@ from PIL import Image
 
 from chalicelib.dataset_formats import check_dataset
 from chalicelib.entities import Task
-from chalicelib.errors import Unprocessable
+from chalicelib.errors import PayloadTooLarge, Unprocessable
+from chalicelib.image_archives import ArchiveLimits
 
 CLASSIFICATION = Task.TABULAR_CLASSIFICATION
 REGRESSION = Task.TABULAR_REGRESSION
@@ -229,10 +230,11 @@ def test_target_column_is_refused_for_images():
 
 # Damaged or hostile archives: every failure is a 422 with a message, never an unhandled error.
 
-def test_decompression_bomb_image(monkeypatch):
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)  # 8x8 = 64 pixels is above twice the limit
-    message = refused(image_archive(GOOD_INDEX), IMAGES)
-    assert "'img/a.png' (line 2) is too large to decode" in message
+def test_image_over_the_pixel_limit():
+    limits = ArchiveLimits(image_max_pixels=16)  # 8x8 = 64 pixels
+    with pytest.raises(PayloadTooLarge) as caught:
+        check_dataset(io.BytesIO(image_archive(GOOD_INDEX)), task=IMAGES, archive_limits=limits)
+    assert "'img/a.png' (line 2) declares 8 x 8 pixels; the limit is 16 (image_max_pixels)" in caught.value.message
 
 
 def _flip_first(data: bytes, marker: bytes, offset: int, mask: int) -> bytes:
