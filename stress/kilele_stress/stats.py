@@ -174,6 +174,44 @@ def ks_p(ref: np.ndarray, ev: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
+def wasserstein_normed(ref: np.ndarray, ev: np.ndarray) -> float:
+    """Wasserstein-1 distance of two samples (NaN dropped) in reference standard deviations:
+    how far, on average, the evaluation's mass moved. Evidently's drift score for numeric columns
+    of more than 1,000 rows. It sees what reference-decile PSI is blind to: a shift smaller than a
+    bin, and a few values far past the reference's range (they land in the last bin whatever their
+    distance). NaN when a sample is empty or the reference is constant (PSI decides then)."""
+    ref, ev = ref[~np.isnan(ref)], ev[~np.isnan(ev)]
+    if len(ref) == 0 or len(ev) == 0:
+        return float("nan")
+    std = float(np.std(ref))
+    if not np.isfinite(std) or std == 0:
+        return float("nan")
+    # W1 = the integral over p in (0, 1) of |Q_ref(p) - Q_eval(p)|, the empirical quantile functions
+    # taken at the midpoints of max(n, m) equal cells: exact for equal sizes, otherwise within
+    # (range_ref + range_eval) / max(n, m); two sorts, three times faster than scipy's CDF merge.
+    a, b = np.sort(ref), np.sort(ev)
+    k = max(len(a), len(b))
+    mid = (np.arange(k) + 0.5) / k
+    qa = a[np.minimum((mid * len(a)).astype(np.int64), len(a) - 1)]
+    qb = b[np.minimum((mid * len(b)).astype(np.int64), len(b) - 1)]
+    return float(np.mean(np.abs(qa - qb)) / std)
+
+
+def difference_p(ref: np.ndarray, ev: np.ndarray) -> float:
+    """p-value that two samples (NaN dropped) differ in mean or in distribution: the smaller of
+    Welch's t-test (most powerful for a shift, and for a few far values) and Kolmogorov–Smirnov
+    (a change of shape or scale), doubled (Bonferroni over the two)."""
+    ref, ev = ref[~np.isnan(ref)], ev[~np.isnan(ev)]
+    if len(ref) < 2 or len(ev) < 2:
+        return 1.0
+    _, p_ks = ks_p(ref, ev)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # both constant: no t statistic
+        p_t = float(sps.ttest_ind(ref, ev, equal_var=False).pvalue)
+    p = min(p_ks, p_t) if np.isfinite(p_t) else p_ks
+    return float(min(1.0, 2 * p))
+
+
 def share_lower_bound(diff: float, se: float, z: float) -> float:
     """``diff - z * se`` floored at 0: a change we are confident of (0 when it is noise)."""
     return max(0.0, float(diff) - z * float(se))

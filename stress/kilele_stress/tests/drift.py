@@ -5,6 +5,11 @@ p-value only gates it: a case whose p-value is not below ``alpha / m`` (Bonferro
 cases of the test) is PASS whatever its effect size, so untouched columns do not fail by chance
 on small data. PSI uses reference quantile bins (numeric) or the reference's categories, with a
 small epsilon for empty bins; nulls are left to the null-drift tests.
+
+A numeric feature has a second effect size beside PSI: the Wasserstein distance in reference
+standard deviations (:func:`kilele_stress.stats.wasserstein_normed`), for the two changes decile
+PSI cannot see (a shift smaller than a bin, a few values far out of range). The case takes the
+higher of the two levels; the gate is then Welch's t-test or KS (:func:`stats.difference_p`).
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import numpy as np
 
 from kilele_stress import stats
 from kilele_stress.context import Context
-from kilele_stress.core import Category, Severity, register
+from kilele_stress.core import Category, Severity, Thresholds, register
 from kilele_stress.data import ColumnType, ModelTask
 from kilele_stress.profile import (category_codes, label_codes, label_mutual_information, numeric_bins,
                                    numeric_matrix, rank_correlation, rank_matrix)
@@ -23,6 +28,11 @@ from kilele_stress.profile import (category_codes, label_codes, label_mutual_inf
 CAT = Category.DRIFT
 PSI_THRESHOLDS = [0.1, 0.2, 0.6]
 PSI_PARAMS = {"bins": 10, "epsilon": stats.PSI_EPSILON, "alpha": 0.05}
+#: The Wasserstein distance's levels: 0.1 reference standard deviations is Evidently's default drift
+#: threshold (medium); half of it is a warning, a quarter σ (a "small" effect, Cohen) is high. It
+#: is computed on at most ``wasserstein_max_rows`` rows per frame (seeded sample, recorded): its
+#: noise there (≈ 0.01σ) is far below the lowest level, and sorting every row of wide data is not.
+NUMERIC_DRIFT_PARAMS = {**PSI_PARAMS, "wasserstein_thresholds": [0.05, 0.1, 0.25], "wasserstein_max_rows": 20_000}
 
 
 @dataclass(frozen=True)
@@ -30,11 +40,13 @@ class FeatureDrift:
     feature: str
     psi: float
     p_value: float
-    test: str          # "KS" or "chi2"
+    test: str          # "KS", "Welch t or KS" or "chi2"
     level: Severity    # after the significance gate
     significant: bool
     details: dict
     skip: str = ""     # why there is nothing to compare
+    wasserstein: Optional[float] = None  # numeric features only
+    raw_level: Severity = Severity.NONE  # before the significance gate
 
 
 def _bin_labels(edges: np.ndarray) -> list[str]:
@@ -45,17 +57,20 @@ def _bin_labels(edges: np.ndarray) -> list[str]:
 
 
 def numeric_drift_table(ctx: Context) -> list[FeatureDrift]:
-    """PSI (and, where it matters, the KS p-value) of every numeric feature, graded with the
-    run's ``numeric_drift`` settings (shared with the dataset drift share)."""
+    """PSI and the normalised Wasserstein distance (and, where they flag, the p-value) of every
+    numeric feature, graded with the run's ``numeric_drift`` settings (shared with the dataset
+    drift share)."""
     def build() -> list[FeatureDrift]:
         settings = ctx.settings_of("numeric_drift")
         params = settings.params
         bins = int(params["bins"])
+        wd_thresholds = Thresholds.from_value(params["wasserstein_thresholds"])
         nb = numeric_bins(ctx, bins)
         ref_counts, eval_counts = nb.ref_counts[:, :bins], nb.eval_counts[:, :bins]  # nulls left out
         values = stats.psi(ref_counts, eval_counts, float(params["epsilon"]))
         alpha = stats.corrected_alpha(float(params["alpha"]), len(nb.features))
         ref_x, eval_x = numeric_matrix(ctx, "ref"), numeric_matrix(ctx, "eval")
+        ref_w, eval_w = _wasserstein_rows(ctx, ref_x, eval_x, int(params["wasserstein_max_rows"]))
         out = []
         for j, col in enumerate(nb.features):
             details = {**stats.binned_distribution(ref_counts[j], eval_counts[j], _bin_labels(nb.edges[:, j])),
@@ -65,15 +80,27 @@ def numeric_drift_table(ctx: Context) -> list[FeatureDrift]:
                 out.append(FeatureDrift(col, np.nan, np.nan, "KS", Severity.NONE, False, details,
                                         skip=f"no values in the {which} data"))
                 continue
-            level = settings.thresholds.level(values[j])
+            wd = stats.wasserstein_normed(ref_w[:, j], eval_w[:, j])
+            level = max(settings.thresholds.level(values[j]), wd_thresholds.level(wd))
             p = np.nan
-            if level > Severity.NONE:  # the p-value only matters where the effect size flags
-                _, p = stats.ks_p(ref_x[:, j], eval_x[:, j])
+            if level > Severity.NONE:  # the p-value only matters where an effect size flags
+                p = stats.difference_p(ref_x[:, j], eval_x[:, j])
             significant = level > Severity.NONE and p < alpha
-            out.append(FeatureDrift(col, float(values[j]), float(p), "KS",
-                                    level if significant else Severity.NONE, significant, details))
+            out.append(FeatureDrift(col, float(values[j]), float(p), "Welch t or KS",
+                                    level if significant else Severity.NONE, significant, details,
+                                    wasserstein=wd, raw_level=level))
         return out
     return ctx.cached("numeric_drift_table", build)
+
+
+def _wasserstein_rows(ctx: Context, ref_x: np.ndarray, eval_x: np.ndarray, max_rows: int):
+    """Both numeric matrices, each cut to a seeded sample of ``max_rows`` rows if longer."""
+    out = []
+    for name, x in (("reference", ref_x), ("evaluation", eval_x)):
+        positions = ctx.sample_positions(len(x), max_rows,
+                                         f"numeric drift: Wasserstein distance on {max_rows} {name} rows")
+        out.append(x if positions is None else x[positions])
+    return out
 
 
 def categorical_drift_table(ctx: Context) -> list[FeatureDrift]:
@@ -99,7 +126,7 @@ def categorical_drift_table(ctx: Context) -> list[FeatureDrift]:
             p = stats.chi2_p(r, e) if level > Severity.NONE else np.nan
             significant = level > Severity.NONE and p < alpha
             out.append(FeatureDrift(col, value, float(p), "chi2", level if significant else Severity.NONE,
-                                    significant, details))
+                                    significant, details, raw_level=level))
         return out
     return ctx.cached("categorical_drift_table", build)
 
@@ -113,15 +140,21 @@ def _drift_cases(ctx: Context, table: list[FeatureDrift], what: str):
             yield ctx.skip([d.feature], d.skip)
             continue
         suppress = None
-        if not d.significant and ctx.thresholds.level(d.psi) > Severity.NONE:
+        if not d.significant and d.raw_level > Severity.NONE:
             suppress = f"not significant ({d.test} p = {d.p_value:.3g}, Bonferroni over {len(table)} features)"
-        yield ctx.case([d.feature], {"psi": d.psi, "p_value": d.p_value}, details=d.details, suppress=suppress)
+        if d.wasserstein is None:
+            yield ctx.case([d.feature], {"psi": d.psi, "p_value": d.p_value}, details=d.details, suppress=suppress)
+            continue
+        wd_thresholds = Thresholds.from_value(ctx.params["wasserstein_thresholds"])
+        yield ctx.case([d.feature], {"psi": d.psi, "wasserstein": d.wasserstein, "p_value": d.p_value},
+                       grade_on={"psi": None, "wasserstein": wd_thresholds}, details=d.details, suppress=suppress)
 
 
 @register(key="numeric_drift", name="Numeric Feature Drift", category=CAT, thresholds=PSI_THRESHOLDS,
-          params=PSI_PARAMS)
+          params=NUMERIC_DRIFT_PARAMS)
 def numeric_drift(ctx: Context):
-    """PSI of a numeric feature over reference quantile bins (KS p-value as the gate)."""
+    """PSI of a numeric feature over reference quantile bins and its Wasserstein distance in
+    reference standard deviations (Welch's t-test or KS as the gate)."""
     yield from _drift_cases(ctx, numeric_drift_table(ctx), "numeric")
 
 

@@ -95,11 +95,29 @@ def stacked(base: pd.DataFrame, parts: list[Part]) -> pd.DataFrame:
     for i, (_, col, values) in enumerate(parts):
         by_column.setdefault(col, []).append((i, values))
     for col, blocks in by_column.items():
-        column = np.tile(base[col].to_numpy(dtype=object), count)
+        dtype = _numeric_dtype(base[col], [values for _, values in blocks])
+        if dtype is not None:  # numbers into a numeric column: no object detour (the common case)
+            column = np.tile(base[col].to_numpy(dtype=dtype), count)
+        else:
+            column = np.tile(base[col].to_numpy(dtype=object), count)
         for i, values in blocks:
             column[i * n:(i + 1) * n] = values
-        big[col] = pd.Series(column, dtype=object).infer_objects()
+        big[col] = column if dtype is not None else pd.Series(column, dtype=object).infer_objects()
     return big
+
+
+def _numeric_dtype(base: pd.Series, values: list[Any]) -> Optional[np.dtype]:
+    """The dtype ``infer_objects`` would give ``base`` with ``values`` written into it, when all
+    are plain numbers (int or float numpy columns, int/float values or arrays, NaN); else None."""
+    if base.dtype.kind not in "iuf" or base.isna().any():
+        return None
+    kinds = {base.dtype.kind}
+    for v in values:
+        arr = np.asarray(v)
+        if arr.dtype.kind not in "iuf":
+            return None
+        kinds.add(arr.dtype.kind)
+    return np.dtype(np.int64) if kinds <= {"i", "u"} else np.dtype(np.float64)
 
 
 def batched(ctx: Context, base: pd.DataFrame, parts: list[Part]) -> tuple[dict[str, np.ndarray], dict[str, str]]:

@@ -133,7 +133,8 @@ def test_overrides_reach_the_settings():
         "duplicate_rows": {"enabled": False}}))
     s = cfg.settings()
     assert s["numeric_drift"].thresholds.as_tuple() == (0.05, None, 0.3)
-    assert s["numeric_drift"].params == {"bins": 20, "epsilon": 1e-4, "alpha": 0.05}
+    assert s["numeric_drift"].params == {"bins": 20, "epsilon": 1e-4, "alpha": 0.05,
+                                          "wasserstein_thresholds": [0.05, 0.1, 0.25], "wasserstein_max_rows": 20_000}
     assert s["null_check"].impact_thresholds.as_tuple() == (0.02, 0.1, 0.2)
     assert s["null_check"].thresholds == registry()["null_check"].thresholds
     assert s["null_check"].params["alpha"] == 0.01 and not s["duplicate_rows"].enabled

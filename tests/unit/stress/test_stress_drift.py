@@ -72,10 +72,45 @@ def test_fires_on_its_fault(ref, base, key, fault, severity, features):
 
 
 def test_numeric_drift_severity_follows_the_shift(ref, base):
-    """PSI grows with the shift: 0.5 sigma is MEDIUM (PSI in [0.2, 0.6)), 1 sigma HIGH."""
+    """PSI and the Wasserstein distance grow with the shift: 1 sigma is HIGH on both, 0.5 sigma
+    MEDIUM by PSI (in [0.2, 0.6)) and HIGH by the distance (past 0.25 sigma)."""
     case = worst(run(ref, base.assign(num_a=base["num_a"] + 0.5), tests=["numeric_drift"]), "numeric_drift")
-    assert case.severity == Severity.MEDIUM and 0.2 <= case.metrics["psi"] < 0.6 and case.metrics["p_value"] < 1e-6
+    assert case.severity == Severity.HIGH and 0.2 <= case.metrics["psi"] < 0.6 and case.metrics["p_value"] < 1e-6
+    assert 0.4 < case.metrics["wasserstein"] < 0.6 and case.extra_thresholds["wasserstein"].as_tuple() == (0.05, 0.1, 0.25)
     assert len(case.details["bins"]) == 10 and sum(case.details["ref"]) == pytest.approx(1, abs=1e-3)
+    case = worst(run(ref, base.assign(num_a=base["num_a"] + 1.0), tests=["numeric_drift"]), "numeric_drift")
+    assert case.severity == Severity.HIGH and case.metrics["psi"] >= 0.6
+
+
+def test_a_shift_smaller_than_a_decile_is_seen_by_the_distance(ref, base):
+    """0.15 sigma moves decile PSI by almost nothing (< 0.1, PASS); the Wasserstein distance
+    (0.15 reference standard deviations) makes it MEDIUM, the other columns stay PASS."""
+    result = run(ref, base.assign(num_a=base["num_a"] + 0.15), tests=["numeric_drift"])
+    case = worst(result, "numeric_drift")
+    assert case.features == ["num_a"] and case.severity == Severity.MEDIUM
+    assert case.metrics["psi"] < 0.1 and 0.1 <= case.metrics["wasserstein"] < 0.25
+    assert all(c.status == Status.PASS for c in result.cases if c.features != ["num_a"])
+
+
+def test_a_few_values_far_out_of_range_are_seen_by_the_distance(ref, base):
+    """2% of num_c (uniform 0-10) set to 15-25: they fall in the last decile bin whatever their
+    distance, so PSI stays small; the distance they moved does not."""
+    ev = base.copy()
+    idx = np.arange(0, N, 50)
+    ev.loc[idx, "num_c"] = 10 + 10 * np.linspace(0.5, 1.5, len(idx))
+    case = worst(run(ref, ev, tests=["numeric_drift"]), "numeric_drift")
+    assert case.features == ["num_c"] and case.severity == Severity.MEDIUM
+    assert case.metrics["psi"] < 0.1 and case.metrics["wasserstein"] >= 0.1 and case.metrics["p_value"] < 0.01
+
+
+def test_the_distance_is_gated_on_small_data():
+    """On 150 rows a heavy-tailed column's distance is large by chance alone: the t/KS gate keeps
+    untouched columns PASS, with the reason."""
+    small_ref, small_ev = make_frame(150, seed=11), make_frame(150, seed=12)
+    result = run(small_ref, small_ev, tests=["numeric_drift"])
+    assert all(c.status == Status.PASS for c in result.cases), [(c.features, c.metrics) for c in result.cases]
+    gated = [c for c in result.cases if c.metrics["wasserstein"] >= 0.05]
+    assert gated and all("not significant" in c.reason for c in gated)
 
 
 def test_multivariate_drift_sees_what_marginals_do_not(ref, base):

@@ -117,9 +117,13 @@ def test_sampling_is_seeded_and_reported(frames):
 def test_tests_config_overrides_change_the_verdict(frames):
     ref, ev = frames
     ev = ev.assign(num_a=ev["num_a"] + 0.5)
-    default = run(ref, ev, tests=["numeric_drift"])
     cfg = config()
-    cfg["tests_config"] = {"numeric_drift": {"thresholds": [0.01, 0.02, 0.03]}, "null_check": {"enabled": False}}
+    lenient = {"wasserstein_thresholds": [1, 2, 3]}  # PSI alone decides
+    cfg["tests_config"] = {"numeric_drift": {"params": lenient}}
+    default = run(ref, ev, tests=["numeric_drift"], cfg=cfg)
+    cfg = config()
+    cfg["tests_config"] = {"numeric_drift": {"thresholds": [0.01, 0.02, 0.03], "params": lenient},
+                           "null_check": {"enabled": False}}
     strict = run(ref, ev, tests=["numeric_drift", "null_check"], cfg=cfg)
     a = [c for c in default.cases if c.features == ["num_a"]][0]
     b = [c for c in strict.cases if c.features == ["num_a"]][0]

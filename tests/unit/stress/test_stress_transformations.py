@@ -168,3 +168,22 @@ def test_without_a_model_both_skip(setups):
     result = run(ref.assign(p=model(ref)), ev.assign(p=model(ev)), tests=KEYS, model=None, cfg=cfg)
     assert {c.status for c in result.cases} == {Status.SKIP}
     assert all("no model" in c.reason for c in result.cases)
+
+
+def test_stacked_frames_keep_the_types_a_model_would_see():
+    """The numeric fast path of ``stacked`` gives the dtypes and values of the object path
+    (``infer_objects``): ints stay ints, a NaN or a float makes floats, text makes objects."""
+    import pandas as pd
+
+    from kilele_stress.tests.transformations import stacked
+
+    base = pd.DataFrame({"i": [1, 2, 3], "f": [0.5, 1.5, 2.5], "s": ["a", "b", "c"]})
+    parts = [("a", "i", 7), ("b", "i", np.nan), ("c", "f", np.array([1, 2, 3])), ("d", "s", "zz"),
+             ("e", "f", "n/a?")]
+    big = stacked(base, parts)
+    assert len(big) == 15
+    assert big["i"].dtype == np.float64 and np.isnan(big["i"].iloc[3]) and big["i"].iloc[0] == 7 and big["i"].iloc[6] == 1
+    assert big["f"].dtype == object and big["f"].iloc[12] == "n/a?" and big["f"].iloc[6] == 1
+    ints = stacked(base, [("a", "i", 7), ("b", "i", np.array([4, 5, 6]))])
+    assert ints["i"].dtype == np.int64 and ints["i"].tolist() == [7, 7, 7, 4, 5, 6]
+    assert ints["s"].tolist() == ["a", "b", "c"] * 2
