@@ -16,6 +16,11 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the answer carries besides the body (none by default)."""
+        return {}
+
 
 class InvalidInput(DomainError):
     """The request is malformed or its values are out of range."""
@@ -53,6 +58,20 @@ class PayloadTooLarge(DomainError):
     code = "payload_too_large"
 
 
+class TooManyRequests(DomainError):
+    """Too many attempts (failed logins): refused, unchecked, until ``retry_after`` seconds pass."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = max(1, int(retry_after))
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after)}
+
+
 class Unprocessable(DomainError):
     """The request is well formed but its content (a dataset, a model file) is not usable."""
 
@@ -79,6 +98,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     Conflict: 409,
     PayloadTooLarge: 413,
     Unprocessable: 422,
+    TooManyRequests: 429,
     Unavailable: 503,
     UpstreamTimeout: 504,
 }

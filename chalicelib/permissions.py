@@ -22,6 +22,7 @@ class Action(str, Enum):
     MANAGE_INFERENCE_JOBS = "manage inference jobs and apps"
     STOP_ALL_JOBS = "stop all jobs"
     MANAGE_STRESS_TESTS = "manage projects and stress tests"
+    READ_AUDIT_LOG = "read the audit log"
 
 
 ALLOWED: dict[Action, frozenset[UserType]] = {
@@ -36,6 +37,7 @@ ALLOWED: dict[Action, frozenset[UserType]] = {
     Action.MANAGE_INFERENCE_JOBS: EVERYONE,
     Action.STOP_ALL_JOBS: frozenset({UserType.SUPERADMIN}),
     Action.MANAGE_STRESS_TESTS: EVERYONE,
+    Action.READ_AUDIT_LOG: ADMINS,
 }
 
 

@@ -153,6 +153,13 @@ STRESS_TESTS = TableSpec(
     ttl_attribute="expires_at",
 )
 
+# Logins: failed-login counters per account and per client address (progressive delays and
+# lockouts, shared by every API Lambda), forgotten by TTL; readers filter expired items.
+LOGIN_ATTEMPTS = TableSpec("login-attempts", hash_key=Key("key"), ttl_attribute="expires_at")
+# The audit log (logins, API keys): one partition per month (sort key "<time>#<id>"), so paging
+# newest first reads a few partitions at most; expires by TTL after the retention period.
+AUDIT_EVENTS = TableSpec("audit-events", hash_key=Key("month"), range_key=Key("sort_key"), ttl_attribute="expires_at")
+
 DATA_BUCKET = BucketSpec("data")
 
 # Trials to run: Step Functions sends each with its task token; the local trial runner (or, on
@@ -171,7 +178,7 @@ STRESS_TEST = StateMachineSpec("stress-test", template="stress_test")
 RESOURCES = Resources(
     tables=(
         USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES, TRAIN_JOBS, TRIALS, COUNTERS,
-        INFERENCE_JOBS, APPS, APP_METRICS, SERVING_RESULTS, PROJECTS, STRESS_TESTS,
+        INFERENCE_JOBS, APPS, APP_METRICS, SERVING_RESULTS, PROJECTS, STRESS_TESTS, LOGIN_ATTEMPTS, AUDIT_EVENTS,
     ),
     buckets=(DATA_BUCKET,),
     queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE),

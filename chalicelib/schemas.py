@@ -50,7 +50,9 @@ class LoginRequest(Schema):
 
 class CreateUserRequest(Schema):
     email: Email
-    password: str = Field(min_length=6, max_length=256)
+    # Length and strength are the password policy's (Settings.password_min_length/_min_score),
+    # checked by the users service so the answer can say why a password is too weak.
+    password: str = Field(min_length=1, max_length=256)
     user_type: UserType
 
 
@@ -133,6 +135,11 @@ class CreateTrainJobRequest(Schema):
 
     def budget_dict(self) -> dict[str, float]:
         return {option.value: value for option, value in self.budget.items()}
+
+
+class AuditEventsQuery(Schema):
+    limit: int = Field(50, ge=1, le=500)
+    page_token: Optional[str] = Field(None, min_length=1, max_length=200)
 
 
 class UserQuery(Schema):

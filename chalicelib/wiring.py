@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from chalicelib import resources
+from chalicelib.image_archives import ArchiveLimits
 from chalicelib.ports import (
     BlobStore,
     EndpointRunner,
@@ -27,10 +28,12 @@ from chalicelib.ports import (
 )
 from chalicelib.services import Clock, utc_now
 from chalicelib.services.apps import ApplicationService
+from chalicelib.services.audit import AuditService
 from chalicelib.services.auth import AuthService
 from chalicelib.services.bundles import BundleBuilder
 from chalicelib.services.datasets import DatasetService
 from chalicelib.services.inference_jobs import InferenceJobService
+from chalicelib.services.login_throttle import LoginThrottle, ThrottleRule
 from chalicelib.services.models import ModelService
 from chalicelib.services.predict import PredictService
 from chalicelib.services.queues import ServingQueueService
@@ -50,6 +53,7 @@ class Services:
 
     settings: Settings
     auth: AuthService
+    audit: AuditService
     users: UserService
     datasets: DatasetService
     models: ModelService
@@ -94,7 +98,7 @@ _KNOWN_PARTS = {
     "aws", "clock", "blobs", "hasher", "url_fetcher", "workflows", "tokens", "endpoints", "trial_dispatcher",
     "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
-    "projects", "stress_test_jobs", "stress_workflows",
+    "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
 }
 
 
@@ -136,8 +140,11 @@ def build(settings: Settings, **overrides: Any) -> Services:
         timeout_seconds=settings.predict_timeout_seconds, max_queries=settings.max_queries_per_request,
         clock=clock, metrics_flush_seconds=settings.metrics_flush_seconds,
     )
+    audit = AuditService(stores.audit_events, clock=clock)
     auth = AuthService(stores.users, stores.sessions, stores.api_keys, hasher, settings.session_ttl_seconds,
+                       _login_throttle(settings, stores.login_attempts, clock), audit,
                        clock=clock, cache_seconds=settings.auth_cache_seconds)
+    password_policy = parts.get("password_policy", lambda: _password_policy(settings))
     projects = ProjectService(stores.projects, clock=clock)
     stress_tests = StressTestService(
         stores.stress_test_jobs, projects, stores.datasets, blobs,
@@ -152,11 +159,12 @@ def build(settings: Settings, **overrides: Any) -> Services:
     return Services(
         settings=settings,
         auth=auth,
-        users=UserService(stores.users, hasher, clock=clock, on_banned=auth.forget_user),
+        audit=audit,
+        users=UserService(stores.users, hasher, password_policy, clock=clock, on_banned=auth.forget_user),
         datasets=DatasetService(
             stores.datasets, blobs, parts.get("url_fetcher", lambda: _url_fetcher(settings)),
             max_direct_upload_bytes=settings.max_direct_upload_bytes, max_dataset_bytes=settings.max_dataset_bytes,
-            presigned_url_seconds=settings.presigned_url_seconds, clock=clock,
+            presigned_url_seconds=settings.presigned_url_seconds, clock=clock, archive_limits=archive_limits(settings),
         ),
         models=ModelService(stores.models, blobs, settings.max_model_file_bytes, clock=clock),
         train_jobs=train_jobs,
@@ -185,7 +193,7 @@ class _Stores:
     """The repositories (DynamoDB through pynamodb, bound to the settings' tables)."""
 
     def __init__(self, parts: _Parts, aws: Any):
-        from chalicelib.store import queues, repositories, serving, stress, train_jobs
+        from chalicelib.store import logins, queues, repositories, serving, stress, train_jobs
 
         settings = parts.settings
         self.users = parts.get("users", repositories.UserRepository)
@@ -205,6 +213,9 @@ class _Stores:
         self.serving_results = parts.get("serving_results", queues.ServingResultRepository)
         self.projects = parts.get("projects", stress.ProjectRepository)
         self.stress_test_jobs = parts.get("stress_test_jobs", stress.StressTestJobRepository)
+        self.login_attempts = parts.get("login_attempts", logins.LoginAttemptRepository)
+        self.audit_events = parts.get("audit_events", lambda: logins.AuditEventRepository(
+            retention_seconds=settings.audit_retention_days * 86400))
 
 
 def _aws_clients(settings: Settings) -> Any:
@@ -231,6 +242,27 @@ def _hasher(settings: Settings) -> Any:
     from chalicelib.adapters.passwords import PasswordHasher
 
     return PasswordHasher(settings.password_hash_time_cost, settings.password_hash_memory_kib)
+
+
+def _password_policy(settings: Settings) -> Any:
+    from chalicelib.adapters.passwords import ZxcvbnPasswordPolicy
+
+    return ZxcvbnPasswordPolicy(settings.password_min_length, settings.password_min_score)
+
+
+def _login_throttle(settings: Settings, store: Any, clock: Clock) -> LoginThrottle:
+    def rule(free: int, lockout: int) -> ThrottleRule:
+        return ThrottleRule(free, lockout, settings.login_delay_seconds, settings.login_max_delay_seconds,
+                            settings.login_lockout_seconds)
+
+    return LoginThrottle(store, rule(settings.login_free_failures, settings.login_lockout_failures),
+                         rule(settings.login_client_free_failures, settings.login_client_lockout_failures),
+                         settings.login_failure_window_seconds, clock=clock)
+
+
+def archive_limits(settings: Settings) -> ArchiveLimits:
+    """The image-archive bounds, from the settings fields of the same names."""
+    return ArchiveLimits(**{name: getattr(settings, name) for name in ArchiveLimits.__dataclass_fields__})
 
 
 def _url_fetcher(settings: Settings) -> Any:

@@ -10,9 +10,9 @@ from chalicelib.wiring import services
 bp = Blueprint(__name__)
 
 
-@endpoint(bp, "/tokens", "POST", "Log in: a session token valid for one hour", body=LoginRequest, public=True)
+@endpoint(bp, "/tokens", "POST", "Log in: a session token valid for one hour (429 with Retry-After after repeated failures)", body=LoginRequest, public=True)
 def login(call: Call) -> dict:
-    return services().auth.login(call.body.email, call.body.password)
+    return services().auth.login(call.body.email, call.body.password, call.source_ip)
 
 
 @endpoint(bp, "/tokens/current", "DELETE", "Log out: revoke the session token of this request")
@@ -22,7 +22,7 @@ def logout(call: Call) -> dict:
 
 @endpoint(bp, "/api-keys", "POST", "Create an API key (shown only in this answer)", body=CreateApiKeyRequest, status=201)
 def create_api_key(call: Call) -> dict:
-    return services().auth.create_api_key(call.user, call.body.name)
+    return services().auth.create_api_key(call.user, call.body.name, call.source_ip)
 
 
 @endpoint(bp, "/api-keys", "GET", "List your API keys (without the keys)")
@@ -32,4 +32,4 @@ def list_api_keys(call: Call) -> list:
 
 @endpoint(bp, "/api-keys/{key_id}", "DELETE", "Revoke one of your API keys")
 def revoke_api_key(call: Call, key_id: str) -> dict:
-    return services().auth.revoke_api_key(call.user, key_id)
+    return services().auth.revoke_api_key(call.user, key_id, call.source_ip)

@@ -32,6 +32,7 @@ class Call:
     body: Any = None
     query: Any = None
     bearer_token: Optional[str] = None
+    source_ip: Optional[str] = None  # API Gateway's requestContext.identity.sourceIp (the TCP peer)
 
 
 @dataclass
@@ -55,8 +56,15 @@ class Registry:
 REGISTRY = Registry()
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    return Response(body={"error": {"code": code, "message": message}}, status_code=status)
+def error_response(status: int, code: str, message: str, headers: Optional[dict[str, str]] = None) -> Response:
+    return Response(body={"error": {"code": code, "message": message}}, status_code=status, headers=headers)
+
+
+def _source_ip(request: Any) -> Optional[str]:
+    # Set by API Gateway from the connection (not from a header a client could forge); the local
+    # gateway fills it from the socket's peer address.
+    identity = (request.context or {}).get("identity") or {}
+    return identity.get("sourceIp") or None
 
 
 def _bearer_token(headers: Any) -> Optional[str]:
@@ -108,7 +116,7 @@ def endpoint(
         def handler(**path_params: str) -> Any:
             request = blueprint.current_request
             try:
-                call = Call(user=None, bearer_token=_bearer_token(request.headers))
+                call = Call(user=None, bearer_token=_bearer_token(request.headers), source_ip=_source_ip(request))
                 if not public:
                     call.user = services().auth.authenticate(call.bearer_token, request.headers.get("x-api-key"))
                 if body is not None:
@@ -119,7 +127,7 @@ def endpoint(
             except ValidationError as e:
                 return error_response(400, InvalidInput.code, _validation_message(e))
             except DomainError as e:
-                return error_response(http_status(e), e.code, e.message)
+                return error_response(http_status(e), e.code, e.message, headers=e.headers or None)
             except Exception:
                 logger.exception("unhandled error", extra={"path": path, "method": method})
                 return error_response(500, "internal", "internal error; the service logged it")

@@ -1,10 +1,10 @@
-"""Users: the current one, listing, creation and bans."""
+"""Users: the current one, listing, creation and bans; the audit log of logins and API keys."""
 from __future__ import annotations
 
 from chalice import Blueprint
 
 from chalicelib.api.http import Call, endpoint
-from chalicelib.schemas import BanUserRequest, CreateUserRequest
+from chalicelib.schemas import AuditEventsQuery, BanUserRequest, CreateUserRequest
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -28,3 +28,9 @@ def create_user(call: Call) -> dict:
 @endpoint(bp, "/users/ban", "POST", "Ban a user: logins, sessions and API keys stop working", body=BanUserRequest)
 def ban_user(call: Call) -> dict:
     return services().users.ban_user(call.user, call.body.email)
+
+
+@endpoint(bp, "/audit-events", "GET", "Logins, lockouts and API key changes, newest first (admins; paged)",
+          query=AuditEventsQuery)
+def audit_events(call: Call) -> dict:
+    return services().audit.list_events(call.user, call.query.limit, call.query.page_token)

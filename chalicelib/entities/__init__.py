@@ -15,6 +15,7 @@ from chalicelib.entities.accounts import (
     UserType,
     iso_or_none,
 )
+from chalicelib.entities.audit import AuditEvent, AuditEventType
 from chalicelib.entities.serving import (
     ERROR,
     OK,
@@ -44,7 +45,7 @@ from chalicelib.entities.training import (
 )
 
 __all__ = [
-    "DEFAULT_PROJECT_NAME", "MODEL_STRESS_TEST", "Project", "StressTestJob", "StressTestStatus",
+    "AuditEvent", "AuditEventType", "DEFAULT_PROJECT_NAME", "MODEL_STRESS_TEST", "Project", "StressTestJob", "StressTestStatus",
     "AccessRight", "ApiKey", "Application", "BudgetOption", "Dataset", "DatasetStatus", "ERROR", "InferenceJob",
     "InferenceJobStatus", "InputType", "Model", "OK", "ServingResult", "Session", "StopReason", "Task", "TrainJob",
     "TrainJobStatus", "Trial", "TrialStatus", "User", "UserType", "Worker", "WorkerStatus", "iso_or_none", "queue_key",

@@ -36,6 +36,30 @@ def _make_thread_local(app: Chalice) -> None:
     app.__class__ = type(f"ThreadLocal{type(app).__name__}", (type(app),), namespace)
 
 
+class _PeerAddressGateway(LocalGateway):
+    """Chalice's LocalGateway with the request's ``identity.sourceIp`` set to the TCP peer's
+    address, as API Gateway sets it (Chalice's says 127.0.0.1 for everyone); the login
+    throttle counts failures per address. Never from a header: a client could forge that."""
+
+    def __init__(self, app: Chalice, config: Config):
+        super().__init__(app, config)
+        self._peer = threading.local()
+
+    def handle_peer_request(self, peer: Optional[str], **request: Any) -> Any:
+        self._peer.address = peer
+        try:
+            return self.handle_request(**request)
+        finally:
+            self._peer.address = None
+
+    def _generate_lambda_event(self, method: str, path: str, headers: Any, body: Optional[bytes]) -> Any:
+        event = super()._generate_lambda_event(method, path, headers, body)
+        address = getattr(self._peer, "address", None)
+        if address:
+            event["requestContext"]["identity"]["sourceIp"] = address
+        return event
+
+
 def _not_found(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
     body = {"error": {"code": "not_found", "message": f"no route {method} {path}"}}
     return 404, {"Content-Type": "application/json"}, json.dumps(body).encode()
@@ -48,7 +72,7 @@ class ChaliceWsgiApp:
         _make_thread_local(app)
         config = Config.create(chalice_app=app, app_name=app.app_name, chalice_stage=stage,
                                lambda_timeout=timeout_seconds, lambda_memory_size=1024)
-        self._gateway = LocalGateway(app, config)
+        self._gateway = _PeerAddressGateway(app, config)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -61,16 +85,17 @@ class ChaliceWsgiApp:
         }
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
-        status, response_headers, payload = self._dispatch(method, f"{path}?{query}" if query else path, headers, body)
+        status, response_headers, payload = self._dispatch(
+            method, f"{path}?{query}" if query else path, headers, body, environ.get("REMOTE_ADDR"))
         reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         start_response(f"{status} {reason}", list(response_headers.items()))
         return [payload]
 
     def _dispatch(
-        self, method: str, path: str, headers: dict[str, str], body: bytes
+        self, method: str, path: str, headers: dict[str, str], body: bytes, peer: Optional[str] = None
     ) -> tuple[int, dict[str, str], bytes]:
         try:
-            response = self._gateway.handle_request(method=method, path=path, headers=headers, body=body)
+            response = self._gateway.handle_peer_request(peer, method=method, path=path, headers=headers, body=body)
         except LocalGatewayException as e:
             if e.CODE == 403:  # API Gateway's answer to an unknown route
                 return _not_found(method, path.split("?", 1)[0])

@@ -14,6 +14,10 @@ long:
 - a session's own expiry is checked on every request, cached or not.
 
 ``cache_seconds = 0`` turns the cache off.
+
+Logins go through a :class:`~chalicelib.services.login_throttle.LoginThrottle` (progressive
+delays and lockouts, 429 with ``Retry-After``), and logins and API key changes are written to the
+audit log (:class:`~chalicelib.services.audit.AuditService`).
 """
 from __future__ import annotations
 
@@ -25,11 +29,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Optional
 
-from chalicelib.entities import ApiKey, Session, User
+from chalicelib.entities import ApiKey, AuditEventType, Session, User
 from chalicelib.errors import InvalidInput, NotFound, Unauthenticated
 from chalicelib.permissions import Action, require
 from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.services.audit import AuditService
 from chalicelib.services.caches import LruCache
+from chalicelib.services.login_throttle import LoginThrottle
 from chalicelib.ports import ApiKeyStore, PasswordHasher, SessionStore, UserStore
 
 API_KEY_PREFIX = "kk_"
@@ -61,6 +67,8 @@ class AuthService:
         api_keys: ApiKeyStore,
         hasher: PasswordHasher,
         session_ttl_seconds: int,
+        throttle: LoginThrottle,
+        audit: AuditService,
         clock: Clock = utc_now,
         cache_seconds: float = 0,
     ):
@@ -73,18 +81,32 @@ class AuthService:
         self._sessions = sessions
         self._api_keys = api_keys
         self._hasher = hasher
+        self._throttle = throttle
+        self._audit = audit
         self._ttl = timedelta(seconds=session_ttl_seconds)
         self._clock = clock
         self._dummy_hash = hasher.hash(_DUMMY_PASSWORD)
 
-    def login(self, email: str, password: str) -> dict[str, Any]:
-        """A new session token for valid, unbanned credentials (valid ``session_ttl_seconds``)."""
+    def login(self, email: str, password: str, source_ip: Optional[str] = None) -> dict[str, Any]:
+        """A new session token for valid, unbanned credentials (valid ``session_ttl_seconds``).
+
+        ``TooManyRequests`` while the account or ``source_ip`` waits after failed logins or is
+        locked out: then the password is not even checked (see login_throttle.py)."""
+        attempt = self._throttle.begin(email, source_ip)
         user = self._users.get(email)
         valid = self._hasher.verify(user.password_hash if user else self._dummy_hash, password)
         if not user or not valid:
+            lockouts = attempt.failed()
+            self._audit.record(AuditEventType.LOGIN_FAILED, email, source_ip, reason="wrong email or password")
+            for lockout in lockouts:
+                self._audit.record(AuditEventType.LOGIN_LOCKED_OUT, email, source_ip, scope=lockout.scope,
+                                   seconds=lockout.seconds, failures=lockout.failures)
             raise Unauthenticated("wrong email or password")
         if user.is_banned:
+            self._audit.record(AuditEventType.LOGIN_FAILED, email, source_ip, reason="banned")
             raise Unauthenticated(f"user {email!r} is banned")
+        attempt.succeeded()
+        self._audit.record(AuditEventType.LOGIN_SUCCEEDED, email, source_ip)
         token = secrets.token_urlsafe(32)
         now = self._clock()
         # Whole seconds: the store keeps the expiry as epoch seconds (DynamoDB TTL), so the
@@ -173,24 +195,26 @@ class AuthService:
         self._remember(("api_key", key_id), epoch, user, now, secret_hash=stored.secret_hash)
         return user
 
-    def create_api_key(self, actor: User, name: str) -> dict[str, Any]:
+    def create_api_key(self, actor: User, name: str, source_ip: Optional[str] = None) -> dict[str, Any]:
         """A new API key for ``actor``; the key itself is returned only this once."""
         require(actor, Action.MANAGE_API_KEYS)
         key_id = new_id().replace("-", "")
         secret = secrets.token_urlsafe(32)
         key = ApiKey(key_id, actor.email, name, _digest(secret), self._clock())
         self._api_keys.add(key)
+        self._audit.record(AuditEventType.API_KEY_CREATED, actor.email, source_ip, key_id=key_id, name=name)
         return {**key.to_dict(), "key": f"{API_KEY_PREFIX}{key_id}.{secret}"}
 
     def list_api_keys(self, actor: User) -> list[dict[str, Any]]:
         require(actor, Action.MANAGE_API_KEYS)
         return [k.to_dict() for k in self._api_keys.list_by_owner(actor.email)]
 
-    def revoke_api_key(self, actor: User, key_id: str) -> dict[str, Any]:
+    def revoke_api_key(self, actor: User, key_id: str, source_ip: Optional[str] = None) -> dict[str, Any]:
         require(actor, Action.MANAGE_API_KEYS)
         key = self._api_keys.get(key_id)
         if not key or key.owner_email != actor.email:
             raise NotFound(f"you have no API key {key_id!r}")
         self._api_keys.delete(key_id, actor.email)
         self._invalidate(lambda cached, _: cached == ("api_key", key_id))
+        self._audit.record(AuditEventType.API_KEY_REVOKED, actor.email, source_ip, key_id=key_id, name=key.name)
         return {**key.to_dict(), "revoked": True}

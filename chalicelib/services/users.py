@@ -4,28 +4,49 @@ from __future__ import annotations
 from typing import Any, Callable, Optional
 
 from chalicelib.entities import User, UserType
-from chalicelib.errors import Conflict, Forbidden, NotFound
+from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
 from chalicelib.permissions import Action, require, require_can_manage_user_type
 from chalicelib.services import Clock, new_id, utc_now
-from chalicelib.ports import PasswordHasher, UserStore
+from chalicelib.ports import PasswordHasher, PasswordPolicy, UserStore
+
+
+def _words_of(email: str) -> list[str]:
+    """The email and its parts: what a guesser tries first, so a password made of them is weak."""
+    local, _, domain = email.partition("@")
+    return [email, local, *local.replace("_", ".").replace("-", ".").split("."), *domain.split(".")]
 
 
 class UserService:
-    def __init__(self, users: UserStore, hasher: PasswordHasher, clock: Clock = utc_now,
-                 on_banned: Optional[Callable[[str], None]] = None):
-        """``on_banned(email)`` runs after a ban is stored (the auth cache forgets the user)."""
+    def __init__(self, users: UserStore, hasher: PasswordHasher, password_policy: PasswordPolicy,
+                 clock: Clock = utc_now, on_banned: Optional[Callable[[str], None]] = None):
+        """``on_banned(email)`` runs after a ban is stored (the auth cache forgets the user).
+        ``password_policy`` judges every password set through the API."""
         self._users = users
         self._on_banned = on_banned
         self._hasher = hasher
+        self._policy = password_policy
         self._clock = clock
 
     def create_user(self, actor: User, email: str, password: str, user_type: UserType) -> dict[str, Any]:
+        """Create a user; ``InvalidInput`` saying why if the password is too weak."""
         require(actor, Action.CREATE_USER)
         require_can_manage_user_type(actor, user_type)
+        self.check_password(email, password)
         return self._add(email, password, user_type).to_dict()
 
+    def check_password(self, email: str, password: str) -> None:
+        """Raise ``InvalidInput`` (with the policy's reason and suggestions) unless ``password``
+        is strong enough for the account ``email``."""
+        refusal = self._policy.check(password, _words_of(email))
+        if refusal is not None:
+            raise InvalidInput(f"password: too weak: {refusal.message()}")
+
     def ensure_superadmin(self, email: str, password: str) -> User:
-        """Create the superadmin if missing (idempotent; an existing one keeps its password)."""
+        """Create the superadmin if missing (idempotent; an existing one keeps its password).
+
+        The platform seeds it directly, without the password policy: the local stack's demo
+        superadmin has the documented password "kilele"; a deployed stage's bootstrap checks
+        the password itself (chalicelib/bootstrap.py)."""
         existing = self._users.get(email)
         if existing:
             return existing

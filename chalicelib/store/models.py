@@ -330,9 +330,32 @@ class StressTestItem(Model):
     by_owner = ByOwner()
 
 
+class LoginAttemptItem(Model):
+    Meta = _meta(resources.LOGIN_ATTEMPTS)
+
+    key = UnicodeAttribute(hash_key=True)  # "account#<email>" or "client#<address>"
+    failures = NumberAttribute()
+    last_failure_at = NumberAttribute()  # epoch seconds (fractional)
+    expires_at = NumberAttribute()  # epoch seconds (DynamoDB TTL); readers filter expired items
+
+
+class AuditEventItem(Model):
+    Meta = _meta(resources.AUDIT_EVENTS)
+
+    month = UnicodeAttribute(hash_key=True)  # "YYYY-MM" (UTC)
+    sort_key = UnicodeAttribute(range_key=True)  # "<UTC ISO time>#<id>": sorts by time
+    id = UnicodeAttribute()
+    at = UTCDateTimeAttribute()
+    event = UnicodeAttribute()
+    email = UnicodeAttribute()
+    source_ip = UnicodeAttribute(null=True)
+    details = MapAttribute(default=dict)
+    expires_at = NumberAttribute()  # epoch seconds (DynamoDB TTL); readers filter expired items
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem, TrainJobItem, TrialItem, CounterItem,
-    InferenceJobItem, AppItem, ServingResultItem, ProjectItem, StressTestItem,
+    InferenceJobItem, AppItem, ServingResultItem, ProjectItem, StressTestItem, LoginAttemptItem, AuditEventItem,
 )
 
 

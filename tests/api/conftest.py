@@ -14,7 +14,7 @@ from moto import mock_aws
 
 from chalicelib.local.provision import provision
 
-from api_support import SUPERADMIN, Api  # noqa: E402 - shared with the test modules
+from api_support import PASSWORD, SUPERADMIN, Api  # noqa: E402 - shared with the test modules
 from settings_support import make_settings
 
 
@@ -96,7 +96,7 @@ def make_user(superadmin) -> Callable[..., Api]:
     """``make_user("MODEL_DEVELOPER")``: a new user of that type (created by the superadmin), logged in."""
     numbers = itertools.count(1)
 
-    def make(user_type: str, email: Optional[str] = None, password: str = "secret1") -> Api:
+    def make(user_type: str, email: Optional[str] = None, password: str = PASSWORD) -> Api:
         email = email or f"{user_type.lower().replace('_', '-')}-{next(numbers)}@example.com"
         return superadmin.user(email, user_type, password)
 

@@ -5,7 +5,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from api_support import assert_error
-from api_support import SUPERADMIN
+from api_support import PASSWORD, SUPERADMIN
 
 
 WRONG_CREDENTIALS = "wrong email or password"
@@ -53,7 +53,7 @@ def test_login_answers_a_token_and_the_user(client):
 
 
 def test_login_email_is_case_insensitive(client, developer):
-    r = client.call("POST", "/tokens", {"email": "Dev@Example.COM", "password": "secret1"})
+    r = client.call("POST", "/tokens", {"email": "Dev@Example.COM", "password": PASSWORD})
     assert r.status_code == 200, r.data
 
 
@@ -181,7 +181,7 @@ def test_banned_users_token_and_api_key_stop_at_once(superadmin, developer):
     assert superadmin.call("POST", "/users/ban", {"email": "dev@example.com"}).status_code == 200
     assert_error(me(developer), 401, "unauthenticated", "banned")
     assert_error(me(developer.anonymous(), **{"x-api-key": key}), 401, "unauthenticated", "banned")
-    r = superadmin.call("POST", "/tokens", {"email": "dev@example.com", "password": "secret1"})
+    r = superadmin.call("POST", "/tokens", {"email": "dev@example.com", "password": PASSWORD})
     assert_error(r, 401, "unauthenticated", "banned")
 
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import pytest
 from api_support import MODEL_SOURCE, TABULAR_CSV, assert_error, b64
-from api_support import SUPERADMIN, Api
+from api_support import PASSWORD, SUPERADMIN, Api
 
 ROLES = ("SUPERADMIN", "ADMIN", "MODEL_DEVELOPER", "APP_DEVELOPER")
 
@@ -67,7 +67,7 @@ class World:
 def create_user_of(user_type: str):
     def act(w: World):
         email = f"new-{user_type.lower()}@example.com"
-        r = w.actor.call("POST", "/users", {"email": email, "password": "secret1", "user_type": user_type})
+        r = w.actor.call("POST", "/users", {"email": email, "password": PASSWORD, "user_type": user_type})
         return r, any(u["email"] == email for u in w.superadmin.call("GET", "/users").data)
     return act
 
@@ -185,7 +185,7 @@ def test_banning_an_unknown_user(superadmin):
 
 @pytest.mark.parametrize("second_email", ["dup@example.com", "DUP@example.com"])
 def test_duplicate_email_conflicts(superadmin, second_email):
-    body = {"email": "dup@example.com", "password": "secret1", "user_type": "APP_DEVELOPER"}
+    body = {"email": "dup@example.com", "password": PASSWORD, "user_type": "APP_DEVELOPER"}
     assert superadmin.call("POST", "/users", body).status_code == 201
     again = {**body, "email": second_email, "user_type": "MODEL_DEVELOPER"}
     assert_error(superadmin.call("POST", "/users", again), 409, "conflict", "already exists")
@@ -195,15 +195,15 @@ def test_duplicate_email_conflicts(superadmin, second_email):
 
 def test_admin_cannot_create_an_admin_message(make_user):
     admin = make_user("ADMIN")
-    body = {"email": "a2@example.com", "password": "secret1", "user_type": "ADMIN"}
+    body = {"email": "a2@example.com", "password": PASSWORD, "user_type": "ADMIN"}
     assert_error(admin.call("POST", "/users", body), 403, "forbidden", "only a superadmin")
 
 
 @pytest.mark.parametrize("body, field", [
-    ({"email": "x@example.com", "password": "secret1", "user_type": "ROOT"}, "user_type"),
+    ({"email": "x@example.com", "password": PASSWORD, "user_type": "ROOT"}, "user_type"),
     ({"email": "x@example.com", "password": "short", "user_type": "ADMIN"}, "password"),
-    ({"email": "x", "password": "secret1", "user_type": "ADMIN"}, "email"),
-    ({"email": "x@example.com", "password": "secret1", "user_type": "ADMIN", "extra": 1}, "extra"),
+    ({"email": "x", "password": PASSWORD, "user_type": "ADMIN"}, "email"),
+    ({"email": "x@example.com", "password": PASSWORD, "user_type": "ADMIN", "extra": 1}, "extra"),
 ])
 def test_create_user_with_a_bad_body(superadmin, body, field):
     assert_error(superadmin.call("POST", "/users", body), 400, "invalid_input", field)

@@ -13,6 +13,8 @@ def test_bootstrap_seeds_the_superadmin_once_and_refuses_the_default_password(aw
     from chalicelib import bootstrap, wiring
 
     assert bootstrap.main(settings) == 2 and "default password" in capsys.readouterr().err
+    weak = settings.with_values(superadmin_password="password1")
+    assert bootstrap.main(weak) == 2 and "common password" in capsys.readouterr().err
     strong = settings.with_values(superadmin_password="a-strong-one")
     assert bootstrap.main(strong) == 0 and bootstrap.main(strong) == 0
     assert wiring.build(strong).auth.login("superadmin@kilele", "a-strong-one")["user"]["user_type"] == "SUPERADMIN"

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from api_support import SUPERADMIN, TABULAR_CSV, assert_error, b64
+from api_support import PASSWORD, SUPERADMIN, TABULAR_CSV, assert_error, b64
 
 from unit.services.fakes import FakeClock, FakeWorkflowRunner
 
@@ -179,7 +179,7 @@ def test_listing_filters_and_the_two_day_window(make_user, settings, clock, clie
     assert_error(other.call("GET", f"/stress-tests/{old['job_id']}"), 404, "not_found")
     # Two days later the first job is gone from the listing and from GET (moto never expires it).
     clock.advance(days=2, minutes=-2)
-    dev = client.login(dev.email, "secret1")
+    dev = client.login(dev.email, PASSWORD)
     assert ids(dev.call("GET", "/stress-tests")) == [new["job_id"]]
     assert_error(dev.call("GET", f"/stress-tests/{old['job_id']}"), 404, "not_found")
 

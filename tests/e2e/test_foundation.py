@@ -25,7 +25,7 @@ from kilele.errors import (
     UnprocessableError,
 )
 
-from .conftest import EXAMPLES, SUPERADMIN, unique_email
+from .conftest import EXAMPLES, PASSWORD, SUPERADMIN, unique_email
 
 pytestmark = pytest.mark.slow
 
@@ -57,14 +57,14 @@ def test_service_answers_with_name_and_version(stack):
 
 def test_seed_000_users_datasets_and_models(stack, admin, model_file, tmp_path):
     app_dev_email, model_dev_email = unique_email("app"), unique_email("model")
-    created = admin.create_user(email=app_dev_email, password="rafiki", user_type="APP_DEVELOPER")
+    created = admin.create_user(email=app_dev_email, password=PASSWORD, user_type="APP_DEVELOPER")
     assert created["user_type"] == "APP_DEVELOPER"
-    admin.create_user(email=model_dev_email, password="rafiki", user_type="MODEL_DEVELOPER")
+    admin.create_user(email=model_dev_email, password=PASSWORD, user_type="MODEL_DEVELOPER")
     emails = {u["email"] for u in admin.get_users()}
     assert {app_dev_email, model_dev_email} <= emails
 
     model_dev = stack.client()
-    assert model_dev.login(email=model_dev_email, password="rafiki")["email"] == model_dev_email
+    assert model_dev.login(email=model_dev_email, password=PASSWORD)["email"] == model_dev_email
     assert model_dev.get_current_user()["user_type"] == "MODEL_DEVELOPER"
 
     train = model_dev.create_dataset(name="iris_train", task="TABULAR_CLASSIFICATION", dataset_path=str(IRIS_TRAIN))
@@ -84,7 +84,7 @@ def test_seed_000_users_datasets_and_models(stack, admin, model_file, tmp_path):
     assert out.read_text() == MODEL_SOURCE
 
     app_dev = stack.client()
-    app_dev.login(email=app_dev_email, password="rafiki")
+    app_dev.login(email=app_dev_email, password=PASSWORD)
     available = app_dev.get_available_models(task="TABULAR_CLASSIFICATION")
     assert model["id"] in [m["id"] for m in available]
     assert app_dev.get_datasets() == []  # datasets are private to their owner
@@ -146,9 +146,9 @@ def _act(action, client, admin, model_file):
     if action == "get_users":
         return client.get_users()
     if action == "create_app_developer":
-        return client.create_user(email=unique_email("x"), password="secret1", user_type="APP_DEVELOPER")
+        return client.create_user(email=unique_email("x"), password=PASSWORD, user_type="APP_DEVELOPER")
     if action == "create_admin":
-        return client.create_user(email=unique_email("x"), password="secret1", user_type="ADMIN")
+        return client.create_user(email=unique_email("x"), password=PASSWORD, user_type="ADMIN")
     if action == "create_model":
         return client.create_model(name=unique_email("m"), task="TABULAR_CLASSIFICATION",
                                    model_file_path=str(model_file), model_class="TinyModel")
@@ -158,7 +158,7 @@ def _act(action, client, admin, model_file):
         return client.create_dataset(name="d", task="TABULAR_CLASSIFICATION", dataset_path=str(IRIS_TRAIN))
     if action == "ban_app_developer":
         victim = unique_email("victim")
-        admin.create_user(email=victim, password="secret1", user_type="APP_DEVELOPER")
+        admin.create_user(email=victim, password=PASSWORD, user_type="APP_DEVELOPER")
         return client.ban_user(victim)
     raise AssertionError(action)
 
@@ -177,7 +177,7 @@ def test_permission_matrix(role, action, make_user, admin, model_file):
 
 def test_superadmin_manages_admins_and_nobody_bans_themselves(admin, make_user):
     email = unique_email("admin")
-    admin.create_user(email=email, password="secret1", user_type="ADMIN")
+    admin.create_user(email=email, password=PASSWORD, user_type="ADMIN")
     assert admin.ban_user(email)["banned_date"]
     with pytest.raises(ForbiddenError, match="yourself"):
         admin.ban_user(SUPERADMIN[0])
@@ -199,7 +199,7 @@ def test_logout_and_ban_cut_access_at_once(stack, admin, make_user):
         with pytest.raises(UnauthorizedError, match="banned"):
             client.get_datasets()
     with pytest.raises(UnauthorizedError):
-        stack.client().login(email=user.email, password="secret1")
+        stack.client().login(email=user.email, password=PASSWORD)
 
     other = make_user("MODEL_DEVELOPER")
     other.logout()
@@ -231,7 +231,7 @@ def test_session_expires_after_its_ttl(stack_factory):
 
 def test_bad_inputs_get_their_4xx_and_change_nothing(stack, admin, make_user, model_file, tmp_path):
     dev = make_user("MODEL_DEVELOPER")
-    token = requests.post(stack.url + "/tokens", json={"email": dev.email, "password": "secret1"}).json()["token"]
+    token = requests.post(stack.url + "/tokens", json={"email": dev.email, "password": PASSWORD}).json()["token"]
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
 
     def post(path, body):
@@ -243,7 +243,7 @@ def test_bad_inputs_get_their_4xx_and_change_nothing(stack, admin, make_user, mo
         (post("/datasets", "{not json"), 400, "JSON"),
         (post("/models", json.dumps({"name": "m", "task": "TABULAR_CLASSIFICATION", "model_class": "M"})), 400,
          "model_file_base64"),
-        (post("/users", json.dumps({"email": "a@b", "password": "secret1", "user_type": "ADMIN"})), 403, "cannot"),
+        (post("/users", json.dumps({"email": "a@b", "password": PASSWORD, "user_type": "ADMIN"})), 403, "cannot"),
     ]
     for response, status, fragment in cases:
         assert response.status_code == status, response.text

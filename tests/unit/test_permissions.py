@@ -23,6 +23,7 @@ EXPECTED = {
     Action.MANAGE_INFERENCE_JOBS: {SA, AD, MD, AP},
     Action.STOP_ALL_JOBS: {SA},
     Action.MANAGE_STRESS_TESTS: {SA, AD, MD, AP},
+    Action.READ_AUDIT_LOG: {SA, AD},
 }
 
 

@@ -101,7 +101,7 @@ class Platform:
         users = self.services.users
         admin = users.ensure_superadmin("root@wf", "secret1")
         email = f"dev{time.monotonic_ns()}@wf"
-        users.create_user(admin, email, "secret1", UserType.MODEL_DEVELOPER)
+        users.create_user(admin, email, "Tr4in-the-Model!", UserType.MODEL_DEVELOPER)
         dev = self.services.auth._users.get(email)
         csv = b"a,b,target\n1,2,x\n3,4,y\n5,6,x\n"
         train = self.services.datasets.create_from_bytes(dev, "train", Task.TABULAR_CLASSIFICATION, csv)

@@ -13,7 +13,7 @@ def start(platform) -> tuple:
     s = platform.services
     admin = s.users.ensure_superadmin("root@wf", "secret1")
     email = f"tester{time.monotonic_ns()}@wf"
-    s.users.create_user(admin, email, "secret1", UserType.APP_DEVELOPER)
+    s.users.create_user(admin, email, "Tr4in-the-Model!", UserType.APP_DEVELOPER)
     dev = s.auth._users.get(email)
     uris = {}
     for name, data in (("ref.csv", CSV), ("eval.csv", CSV), ("model.py", b"def predict_df(df): ...\n")):

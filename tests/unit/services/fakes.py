@@ -978,6 +978,79 @@ class FakeStressTestJobStore(Fake):
                 setattr(job, name, _copy(value))
 
 
+# -- logins: password policy, failed-login counters, audit log ---------------------------------
+
+
+@implements(ports.PasswordPolicy)
+class FakePasswordPolicy(Fake):
+    """Accepts every password except those in ``refused`` (password -> reason); remembers the
+    user inputs it was given."""
+
+    def __init__(self, refused: Optional[dict[str, str]] = None) -> None:
+        super().__init__()
+        self.refused = dict(refused or {})
+        self.user_inputs: list[list[str]] = []
+
+    def check(self, password: str, user_inputs: Iterable[str] = ()) -> Optional[ports.PasswordRefusal]:
+        self.user_inputs.append(list(user_inputs))
+        reason = self.refused.get(password)
+        return ports.PasswordRefusal(reason, ("Try a longer one.",)) if reason else None
+
+
+@implements(ports.LoginAttemptStore)
+class FakeLoginAttemptStore(Fake):
+    """``items``: key -> (failures, last failure, expiry in epoch seconds), expired ones kept
+    (like a table whose TTL deletion lags) and filtered on read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items: dict[str, tuple[int, datetime, float]] = {}
+
+    def _live(self, key: str, now: datetime) -> Optional[tuple[int, datetime, float]]:
+        item = self.items.get(key)
+        return item if item is not None and item[2] > now.timestamp() else None
+
+    def get_many(self, keys: list[str], now: datetime) -> dict[str, ports.LoginFailures]:
+        return {key: ports.LoginFailures(item[0], item[1]) for key in keys if (item := self._live(key, now))}
+
+    def add_failure(self, key: str, at: datetime, forget_after_seconds: int) -> ports.LoginFailures:
+        live = self._live(key, at)
+        count = live[0] + 1 if live else 1
+        self.items[key] = (count, at, at.timestamp() + forget_after_seconds)
+        return ports.LoginFailures(count, at)
+
+    def clear(self, key: str) -> None:
+        self.items.pop(key, None)
+
+
+@implements(ports.AuditLog)
+class FakeAuditLog(Fake):
+    """Events in a list; pages newest first; the page token is the last event's id."""
+
+    def __init__(self, retention: timedelta = timedelta(days=90)) -> None:
+        super().__init__()
+        self.events: list[Any] = []
+        self.retention = retention
+
+    def add(self, event: Any) -> None:
+        self.events.append(_copy(event))
+
+    def page(self, now: datetime, limit: int, page_token: Optional[str] = None) -> tuple[list[Any], Optional[str]]:
+        from chalicelib.errors import InvalidInput
+
+        live = sorted((e for e in self.events if e.at + self.retention > now), key=lambda e: (e.at, e.id), reverse=True)
+        ids = [e.id for e in live]
+        if page_token is not None and page_token not in ids:
+            raise InvalidInput("page_token is not one this API gave; start again without it")
+        start = ids.index(page_token) + 1 if page_token is not None else 0
+        page = live[start:start + limit]
+        more = start + limit < len(live)
+        return _copy(page), (page[-1].id if more and page else None)
+
+    def of_type(self, event_type: Any) -> list[Any]:
+        return [e for e in self.events if e.event == event_type]
+
+
 class NoAws:
     """The ``aws`` part when every port is faked: any use is a test failure."""
 
@@ -1019,6 +1092,9 @@ class Fakes:
     projects: FakeProjectStore = field(default_factory=FakeProjectStore)
     stress_test_jobs: FakeStressTestJobStore = field(default_factory=FakeStressTestJobStore)
     stress_workflows: FakeWorkflowRunner = field(default_factory=FakeWorkflowRunner)
+    password_policy: FakePasswordPolicy = field(default_factory=FakePasswordPolicy)
+    login_attempts: FakeLoginAttemptStore = field(default_factory=FakeLoginAttemptStore)
+    audit_events: FakeAuditLog = field(default_factory=FakeAuditLog)
     aws: Any = field(default_factory=NoAws)
 
     def __post_init__(self) -> None:
@@ -1104,6 +1180,7 @@ __all__ = [
     "FakeTaskTokens", "FakeTrialDispatcher", "FakeEndpointRunner", "FakeMetricsSink", "FakeRequestQueue",
     "FakeUserStore", "FakeSessionStore", "FakeApiKeyStore", "FakeDatasetStore", "FakeModelStore",
     "FakeCounterStore", "FakeTrainJobStore", "FakeTrialStore", "FakeInferenceJobStore", "FakeApplicationStore",
-    "FakeAppMetricsStore", "FakeServingResultStore", "FakeProjectStore", "FakeStressTestJobStore", "FakeAdvisor", "NoAws", "Fakes", "Harness", "services",
+    "FakeAppMetricsStore", "FakeServingResultStore", "FakeProjectStore", "FakeStressTestJobStore", "FakeAdvisor",
+    "FakePasswordPolicy", "FakeLoginAttemptStore", "FakeAuditLog", "NoAws", "Fakes", "Harness", "services",
     "implements",
 ]
