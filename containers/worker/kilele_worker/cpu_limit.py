@@ -1,0 +1,149 @@
+"""A CPU limit for the model process: what ``cpu_request_millicores`` becomes when the worker runs
+the model itself (locally), as Batch's vCPU setting is on AWS.
+
+Three ways, best first, the first the machine allows is used and named (the job's log says which):
+
+1. a cgroup v2 child with ``cpu.max`` = ``millicores`` of every 100 ms period;
+2. a cgroup v1 ``cpu`` child with ``cpu.cfs_quota_us`` (the same quota);
+3. no cgroup may be made (not root, read-only ``/sys/fs/cgroup``): the process is pinned to
+   ``ceil(millicores / 1000)`` CPUs (``sched_setaffinity``) — a cap in whole cores.
+
+The process is moved in right after it is spawned (a Python interpreter still starting, before
+any model code is imported); writing a pid to ``cgroup.procs`` moves all its threads, and
+everything it forks later inherits the group or the affinity. :meth:`CpuLimit.release` removes
+the cgroup once the process tree is gone.
+"""
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+PERIOD_US = 100_000
+_CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+@dataclass
+class CpuLimit:
+    """At most ``millicores`` thousandths of a CPU for one process tree."""
+
+    millicores: int
+    cgroup_root: Path = _CGROUP_ROOT
+    allow_cgroups: bool = True
+    method: str = ""
+    group: Optional[Path] = None
+
+    def __post_init__(self) -> None:
+        if self.millicores <= 0:
+            raise ValueError(f"millicores must be positive, got {self.millicores}")
+
+    @property
+    def cores(self) -> int:
+        """Whole CPUs the limit rounds up to (threads worth starting, the affinity fallback)."""
+        return max(1, math.ceil(self.millicores / 1000))
+
+    def apply(self, pid: int) -> str:
+        """Limit ``pid`` (and what it forks from now on); returns how, in words, for the log."""
+        quota = self.millicores * PERIOD_US // 1000
+        if self.allow_cgroups:
+            for make in (self._cgroup_v2, self._cgroup_v1):
+                try:
+                    group = make(quota)
+                except OSError:
+                    continue
+                if group is None:
+                    continue
+                try:
+                    (group / "cgroup.procs").write_text(str(pid))
+                except OSError:
+                    _remove(group)
+                    continue
+                self.group = group
+                return self.method
+        return self._affinity(pid)
+
+    def release(self) -> None:
+        """Remove the cgroup (it must be empty: call once the process tree has exited)."""
+        if self.group is not None:
+            _remove(self.group)
+            self.group = None
+
+    # --- the three ways -------------------------------------------------------------------
+    def _cgroup_v2(self, quota: int) -> Optional[Path]:
+        base = self._own_group(v2=True)
+        if base is None or "cpu" not in _read(base / "cgroup.subtree_control").split():
+            return None
+        group = _new_child(base)
+        (group / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+        self.method = f"cgroup v2 cpu.max {quota} {PERIOD_US} ({self.millicores} millicores)"
+        return group
+
+    def _cgroup_v1(self, quota: int) -> Optional[Path]:
+        base = self._own_group(v2=False)
+        if base is None:
+            return None
+        group = _new_child(base)
+        (group / "cpu.cfs_period_us").write_text(str(PERIOD_US))
+        (group / "cpu.cfs_quota_us").write_text(str(quota))
+        self.method = f"cgroup v1 cpu.cfs_quota_us {quota} of {PERIOD_US} ({self.millicores} millicores)"
+        return group
+
+    def _affinity(self, pid: int) -> str:
+        available = sorted(os.sched_getaffinity(0))
+        chosen = available[:self.cores]
+        os.sched_setaffinity(pid, chosen)
+        self.method = (f"no cgroup could be made: pinned to {len(chosen)} of {len(available)} CPUs "
+                       f"({self.millicores} millicores rounded up to whole cores)")
+        return self.method
+
+    def _own_group(self, v2: bool) -> Optional[Path]:
+        """This process's own cpu cgroup directory (children are made inside it)."""
+        try:
+            lines = Path("/proc/self/cgroup").read_text().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            _, controllers, path = line.split(":", 2)
+            if v2 and controllers == "":
+                root = self.cgroup_root if (self.cgroup_root / "cgroup.controllers").exists() \
+                    else self.cgroup_root / "unified"
+            elif not v2 and "cpu" in controllers.split(","):
+                root = self.cgroup_root / ("cpu" if (self.cgroup_root / "cpu").is_dir() else controllers)
+            else:
+                continue
+            base = root / path.lstrip("/")
+            if base.is_dir() and os.access(base, os.W_OK):
+                return base
+        return None
+
+
+def thread_environment(limit: Optional[CpuLimit]) -> dict[str, str]:
+    """Thread-pool sizes for the numeric libraries, matched to the limit (more threads than
+    cores under a quota only queue up for it)."""
+    if limit is None:
+        return {}
+    n = str(limit.cores)
+    return {name: n for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                 "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
+
+
+def _new_child(base: Path) -> Path:
+    group = base / f"kilele-model-{os.getpid()}-{os.urandom(4).hex()}"
+    group.mkdir()
+    return group
+
+
+def _remove(group: Path) -> None:
+    try:
+        group.rmdir()  # cgroup directories are removed with rmdir, their files go with them
+    except OSError:
+        pass
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
