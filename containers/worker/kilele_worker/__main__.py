@@ -65,8 +65,12 @@ def main(argv: Optional[list[str]] = None, settings: Optional[WorkerSettings] = 
     from kilele_worker.aws import AwsClients
     from kilele_worker.supervisor import run_trial
 
+    from kilele.sandbox import protect_self
+
     args = _parser().parse_args(argv)
     settings = settings or WorkerSettings.from_environ()
+    # Non-dumpable: a model process that had to keep this user cannot read our memory or environment.
+    protect_self()
     clients: dict[str, AwsClients] = {}
 
     def aws() -> AwsClients:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import pwd
 import signal
 import subprocess
 import threading
@@ -19,10 +18,13 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Optional, Union
 
+from kilele import sandbox as kilele_sandbox
+
 from kilele_worker import child as child_module
 from kilele_worker import errors, sandbox
 from kilele_worker.errors import TrialFailure
 from kilele_worker.message import TrialSpec
+from kilele_worker.settings import WorkerSettings
 from kilele_worker.trial_log import TrialLog
 
 POLL_SECONDS = 0.2
@@ -47,12 +49,13 @@ class ModelProcess:
     ``output/`` and ``scratch/`` are the child's)."""
 
     def __init__(self, trial: TrialSpec, paths: dict[str, str], workdir: str, *, log: TrialLog,
-                 environ: Mapping[str, str], user: Optional[pwd.struct_passwd], wake: threading.Event,
-                 interrupt: Interrupt):
+                 settings: WorkerSettings, wake: threading.Event, interrupt: Interrupt):
         self.trial, self.paths, self.workdir = trial, paths, workdir
-        self.log, self.environ, self.user = log, environ, user
+        self.log, self.settings, self.environ = log, settings, settings.environ
         self.wake, self.interrupt = wake, interrupt
         self.output_dir = os.path.join(workdir, "output")
+        #: The model process's own user, once started (None: it kept the worker's).
+        self.uid: Optional[int] = None
 
     def run(self) -> Union[ModelRun, dict]:
         """A :class:`ModelRun` (a knob config dict for ``kind`` "describe"); raises
@@ -60,21 +63,26 @@ class ModelProcess:
         trial = self.trial
         spec_path = self._write_spec()
         scratch = os.path.join(self.workdir, "scratch")
-        extra = {"TMPDIR": scratch}
-        if self.user is not None:
-            extra["HOME"] = scratch  # the supervisor's home is not the model user's
+        # Its own temp and home directory (removed with the work directory); a user name for
+        # getpass, as the user has no passwd entry.
+        extra = {"TMPDIR": scratch, "HOME": scratch, "USER": "kilele-model", "LOGNAME": "kilele-model"}
         env = sandbox.child_environment(self.environ, extra=extra)
         memory_limit = trial.memory_limit_mb
         if memory_limit and trial.gpu_count:
             self.log.worker(f"GPU trial: no address-space limit (CUDA reserves more than {memory_limit} MB "
                             "of address space); the container's memory limit applies")
             memory_limit = None
-        self.log.worker(f"starting the model process (timeout {trial.timeout_seconds:g} s, memory limit "
-                        f"{str(memory_limit) + ' MB' if memory_limit else 'none'}, "
-                        f"user {self.user.pw_name if self.user else 'same as the worker'})")
+        inputs = [path for path in (*self.paths.values(), spec_path) if os.path.exists(path)]
+        confined = sandbox.confinement(self.workdir, inputs=inputs, memory_limit_mb=memory_limit,
+                                       timeout_seconds=trial.timeout_seconds, settings=self.settings)
         watch = sandbox.MemoryWatch()
         watch.start()
-        process = sandbox.spawn_child(spec_path, cwd=scratch, env=env, memory_limit_mb=memory_limit, user=self.user)
+        process = sandbox.spawn_child(spec_path, confined=confined, env=env)
+        self.uid = kilele_sandbox.run_uid(process.pid, confined)
+        self.log.worker(f"started the model process (timeout {trial.timeout_seconds:g} s, memory limit "
+                        f"{str(memory_limit) + ' MB' if memory_limit else 'none'}, CPU limit "
+                        f"{confined.cpu_seconds} s, user {self.uid if self.uid is not None else 'same as the worker'}"
+                        f"{', no network' if confined.isolate else ''})")
         pgid = process.pid  # start_new_session: the child leads its own process group
         pump = threading.Thread(target=self._pump, args=(process.stdout,), name="kilele-model-output", daemon=True)
         pump.start()
@@ -101,6 +109,8 @@ class ModelProcess:
             sandbox.kill_group(pgid)  # strays the model started
             if process.returncode is None and status is None:
                 self._reap(process)
+            # Without a PID namespace, what the model started in another session is still there.
+            kilele_sandbox.kill_user(self.uid)
             pump.join(timeout=5)
         model_seconds = trial.timeout_seconds - max(0.0, deadline - time.monotonic())
         if killed_for is not None:
@@ -169,9 +179,8 @@ class ModelProcess:
 
     def _read_result(self, returncode: Optional[int], watch: sandbox.MemoryWatch, rusage) -> Union[ModelRun, dict]:
         trial = self.trial
-        owner = self.user.pw_uid if self.user else None
         try:
-            raw = sandbox.read_child_file(self.output_dir, child_module.RESULT_FILE, RESULT_MAX_BYTES, owner)
+            raw = sandbox.read_child_file(self.output_dir, child_module.RESULT_FILE, RESULT_MAX_BYTES, self.uid)
         except sandbox.UnsafeOutput as e:
             raise TrialFailure(errors.TRIAL_ERROR, f"the model process left an unusable result: {e}") from e
         result = None

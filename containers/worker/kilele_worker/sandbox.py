@@ -1,29 +1,33 @@
 """Running untrusted model code in a child process: environment, limits, memory watch, outputs.
 
 What isolates the model from the platform here: an environment with no AWS credentials or
-endpoints (nor anything else that looks like a secret or the task token), an address-space
-limit, its own process group (killed as a whole), a work directory it can write only partly,
-and — when the worker runs as root and the ``kilele-model`` user exists (the images) — another
-Unix user, so it cannot read the supervisor's environment through /proc. Network isolation
-(instance metadata, VPC endpoints) is the deployment's job (see the README).
+endpoints (nor anything else that looks like a secret or the task token), and the confinement
+of :mod:`kilele.sandbox` — a user of its own when the worker is root, no network, its own PID and
+mount namespaces (nothing it starts outlives it, /tmp is read-only, its /proc shows only its own
+processes), address-space, CPU-time and process limits, death with the supervisor — as far as
+the kernel allows (the model's log says what was missing). The supervisor is non-dumpable, so a
+model that had to keep the supervisor's user still cannot read its memory or environment.
 """
 from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
 import os
-import pwd
 import re
-import resource
 import signal
 import stat
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Mapping, Optional
+from typing import TYPE_CHECKING, BinaryIO, Mapping, Optional
+
+from kilele import sandbox as kilele_sandbox
 
 import kilele_worker
+
+if TYPE_CHECKING:
+    from kilele_worker.settings import WorkerSettings
 
 # Removed from the model's environment: AWS and emulator settings, the platform's own, and secrets.
 _DROP_PREFIXES = ("AWS_", "AMAZON_", "BOTO_", "MOTO_", "ECS_CONTAINER_METADATA_URI", "KILELE_", "SM_HP")
@@ -49,17 +53,6 @@ def child_environment(environ: Mapping[str, str], *, extra: Optional[dict[str, s
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
-
-
-def model_user(name: Optional[str]) -> Optional[pwd.struct_passwd]:
-    """The unprivileged user ``name`` (from the settings) to run the model as, if the worker is
-    root and the user exists."""
-    if os.geteuid() != 0 or not name:
-        return None
-    try:
-        return pwd.getpwnam(name)
-    except KeyError:
-        return None
 
 
 def check_dependencies(dependencies: dict[str, Optional[str]]) -> tuple[list[str], list[str]]:
@@ -102,36 +95,28 @@ def _version_matches(installed: str, wanted: str) -> bool:
         return wanted in ("", "*")
 
 
-def _limit_memory(limit_bytes: Optional[int]):
-    def preexec() -> None:
-        if limit_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (limit_bytes, limit_bytes))
-        # No core dumps of model memory into the work directory.
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return preexec
-
-
-def spawn_child(spec_path: str, *, cwd: str, env: dict[str, str], memory_limit_mb: Optional[int],
-                user: Optional[pwd.struct_passwd]) -> subprocess.Popen:
-    """``python -m kilele_worker.child spec.json`` in its own session (process group = its pid),
-    stdout and stderr on one pipe."""
-    limit = memory_limit_mb * 1024 * 1024 if memory_limit_mb else None
-    kwargs: dict = {}
-    if user is not None:
-        kwargs.update(user=user.pw_uid, group=user.pw_gid, extra_groups=[])
-    return subprocess.Popen(
-        [sys.executable, "-m", "kilele_worker.child", spec_path],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=_limit_memory(limit),
-        close_fds=True,
-        **kwargs,
+def confinement(workdir: str, *, inputs: list[str], memory_limit_mb: Optional[int], timeout_seconds: float,
+                settings: "WorkerSettings") -> kilele_sandbox.Confinement:
+    """The model process's confinement: ``output/`` and ``scratch/`` its own (its cwd, TMPDIR and
+    HOME), the work directory, ``input/`` and ``inputs`` readable by it only, no network, a
+    memory limit, CPU seconds no more than the wall-clock timeout allows on every core, a cap on
+    its processes."""
+    cpu_seconds = int(timeout_seconds * (os.cpu_count() or 1)) + 10
+    return kilele_sandbox.Confinement(
+        cwd=os.path.join(workdir, "scratch"),
+        own=[os.path.join(workdir, "output"), os.path.join(workdir, "scratch")],
+        shared=[workdir, os.path.join(workdir, "input"), *inputs],
+        user=settings.sandbox_user, isolate=settings.sandbox_isolate,
+        memory_bytes=memory_limit_mb * 1024 * 1024 if memory_limit_mb else None,
+        cpu_seconds=cpu_seconds, max_processes=settings.sandbox_max_processes,
     )
+
+
+def spawn_child(spec_path: str, *, confined: kilele_sandbox.Confinement, env: dict[str, str]) -> subprocess.Popen:
+    """``python -m kilele_worker.child spec.json`` confined (:mod:`kilele.sandbox`), in its own
+    session (process group = its pid), stdout and stderr on one pipe."""
+    return kilele_sandbox.spawn(confined, [sys.executable, "-m", "kilele_worker.child", spec_path], env=env,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def kill_group(pgid: int) -> None:
@@ -148,11 +133,23 @@ class MemoryWatch:
     vm_peak_kb: int = 0
     vm_hwm_kb: int = 0
     oom_kills_before: Optional[int] = None
+    _model_pid: Optional[int] = None
+    _lookups: int = 0
 
     def start(self) -> None:
         self.oom_kills_before = cgroup_oom_kills()
 
     def sample(self, pid: int) -> None:
+        """Reads the peaks of ``pid`` and, when it is the sandbox's reaper (a PID namespace), of
+        the model process below it."""
+        if self._model_pid is None and self._lookups < 25:  # the reaper forks at once; stop looking after ~5 s
+            self._lookups += 1
+            self._model_pid = kilele_sandbox.model_pid(pid)
+        for which in (pid, self._model_pid):
+            if which is not None:
+                self._sample_one(which)
+
+    def _sample_one(self, pid: int) -> None:
         try:
             with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as f:
                 for line in f:

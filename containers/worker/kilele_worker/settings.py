@@ -24,9 +24,13 @@ MESSAGE_S3_ENV = "KILELE_TRIAL_MESSAGE_S3"
 WORKDIR_ROOT_ENV = "KILELE_WORKER_WORKDIR_ROOT"
 #: Any non-empty value keeps the work directory after the trial (debugging).
 KEEP_WORKDIR_ENV = "KILELE_WORKER_KEEP_WORKDIR"
-#: The unprivileged user the model runs as when the worker is root ("" : never switch user).
-MODEL_USER_ENV = "KILELE_MODEL_USER"
-DEFAULT_MODEL_USER = "kilele-model"
+#: "0": the model keeps the worker's user even when the worker is root (default: a user of its own).
+SANDBOX_USER_ENV = "KILELE_SANDBOX_USER"
+#: "0": no network, PID or mount namespaces for the model (default: where the kernel allows).
+SANDBOX_ISOLATE_ENV = "KILELE_SANDBOX_ISOLATE"
+#: Processes and threads the model's user may have at once (a fork bomb stops there).
+SANDBOX_MAX_PROCESSES_ENV = "KILELE_SANDBOX_MAX_PROCESSES"
+DEFAULT_MAX_PROCESSES = 256
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,11 @@ class WorkerSettings:
     message_s3: Optional[str] = None
     workdir_root: Optional[str] = None
     keep_workdir: bool = False
-    model_user: Optional[str] = DEFAULT_MODEL_USER
+    #: The model gets a user of its own (``kilele.sandbox.UID_BASE`` + a pid) when the worker is root.
+    sandbox_user: bool = True
+    #: Network, PID and mount namespaces for the model, where the kernel allows them.
+    sandbox_isolate: bool = True
+    sandbox_max_processes: int = DEFAULT_MAX_PROCESSES
     #: A read-only snapshot of the worker's environment, the source of the model's scrubbed one.
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
@@ -43,13 +51,14 @@ class WorkerSettings:
     def from_environ(cls, environ: Optional[Mapping[str, str]] = None) -> "WorkerSettings":
         """The settings from ``environ`` (default: this process's environment)."""
         source = dict(os.environ if environ is None else environ)
-        user = source.get(MODEL_USER_ENV, DEFAULT_MODEL_USER)
         return cls(
             message_json=source.get(MESSAGE_ENV) or None,
             message_s3=source.get(MESSAGE_S3_ENV) or None,
             workdir_root=source.get(WORKDIR_ROOT_ENV) or None,
             keep_workdir=bool(source.get(KEEP_WORKDIR_ENV)),
-            model_user=user or None,
+            sandbox_user=source.get(SANDBOX_USER_ENV, "1").strip() != "0",
+            sandbox_isolate=source.get(SANDBOX_ISOLATE_ENV, "1").strip() != "0",
+            sandbox_max_processes=int(source.get(SANDBOX_MAX_PROCESSES_ENV) or DEFAULT_MAX_PROCESSES),
             environ=MappingProxyType(source),
         )
 

@@ -80,7 +80,7 @@ class TrialRunner:
         self.started = time.monotonic()
         self.started_at = utc_now_iso()
         self.monitor: Optional[Monitor] = None
-        self.user = sandbox.model_user(settings.model_user)
+        self.model_uid: Optional[int] = None  # the model process's own user, once it ran
         self.workdir: Optional[str] = None
         self.paths: dict[str, str] = {}
 
@@ -129,21 +129,21 @@ class TrialRunner:
         self._download(workdir)
         self._check_dependencies()
         self._check_stop()
-        run = ModelProcess(self.trial, self.paths, workdir, log=self.log, environ=self.settings.environ,
-                           user=self.user, wake=self.wake, interrupt=self._interruption).run()
+        model = ModelProcess(self.trial, self.paths, workdir, log=self.log, settings=self.settings,
+                             wake=self.wake, interrupt=self._interruption)
+        try:
+            run = model.run()
+        finally:
+            self.model_uid = model.uid
         return self._upload_outputs(workdir, run)
 
     def _prepare_workdir(self) -> str:
         safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", self.trial.id)[:40]
         self.workdir = workdir = tempfile.mkdtemp(prefix=f"kilele-trial-{safe_id}-", dir=self.settings.workdir_root)
+        # The sandbox gives the model's own user output/ and scratch/, and read access to the rest
+        # of this directory (kilele_worker.sandbox.confinement).
         for name in ("input", "output", "scratch"):
             os.mkdir(os.path.join(workdir, name), 0o700)
-        if self.user is not None:
-            # The model user reads the inputs and writes only output/ and scratch/.
-            os.chmod(workdir, 0o755)
-            os.chmod(os.path.join(workdir, "input"), 0o755)
-            for name in ("output", "scratch"):
-                os.chown(os.path.join(workdir, name), self.user.pw_uid, self.user.pw_gid)
         return workdir
 
     def _download(self, workdir: str) -> None:
@@ -229,7 +229,7 @@ class TrialRunner:
         """Upload ``(what, file name, key)`` files the model process wrote into its output
         folder; a missing or unsafe file (a link, someone else's) fails the run."""
         output_dir = os.path.join(workdir, "output")
-        owner = self.user.pw_uid if self.user else None
+        owner = self.model_uid
         bucket = self.trial.bucket
         for what, name, key in uploads:
             try:

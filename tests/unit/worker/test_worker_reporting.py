@@ -110,17 +110,17 @@ def test_settings_is_the_only_reader_of_the_environment():
 
 def test_settings_from_an_explicit_environment():
     env = {MESSAGE_ENV: '{"x": 1}', "KILELE_WORKER_WORKDIR_ROOT": "/w", "KILELE_WORKER_KEEP_WORKDIR": "1",
-           "KILELE_MODEL_USER": "", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
+           "KILELE_SANDBOX_USER": "0", "KILELE_SANDBOX_MAX_PROCESSES": "64", "AWS_SECRET_ACCESS_KEY": "s3cr3t"}
     settings = WorkerSettings.from_environ(env)
     assert (settings.message_json, settings.message_s3, settings.workdir_root, settings.keep_workdir,
-            settings.model_user) == ('{"x": 1}', None, "/w", True, None)
+            settings.sandbox_user, settings.sandbox_max_processes) == ('{"x": 1}', None, "/w", True, False, 64)
     assert dict(settings.environ) == env and "s3cr3t" not in repr(settings)
     with pytest.raises(Exception):
         settings.environ["X"] = "y"  # a read-only snapshot
     with pytest.raises(Exception):
         settings.keep_workdir = False  # frozen
     defaults = WorkerSettings.from_environ({})
-    assert defaults.model_user == "kilele-model" and not defaults.keep_workdir and defaults.workdir_root is None
+    assert defaults.sandbox_user and defaults.sandbox_isolate and not defaults.keep_workdir and defaults.workdir_root is None
 
 
 def test_settings_are_passed_down(platform, tmp_path, monkeypatch):
