@@ -23,6 +23,7 @@ class QueueConsumer:
         self._sqs = sqs
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._receive_error: Optional[str] = None  # the last receive's failure, until one succeeds
 
     def capacity(self) -> int:
         """How many messages may be taken now (at most 10)."""
@@ -50,6 +51,18 @@ class QueueConsumer:
         if self._thread:
             self._thread.join(timeout=self.wait_seconds + 5)
 
+    def alive(self) -> bool:
+        """Whether the receive loop runs (or was asked to stop): the stack's watcher restarts it if not."""
+        return self._stop.is_set() or bool(self._thread and self._thread.is_alive())
+
+    def health(self) -> dict[str, Any]:
+        """``{"ok", "detail"}`` for ``GET /``: the loop runs and its last receive worked."""
+        if not self.alive():
+            return {"ok": False, "detail": "its receive loop ended"}
+        if self._receive_error:
+            return {"ok": False, "detail": f"cannot receive: {self._receive_error}"}
+        return {"ok": True, "detail": "receiving"}
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             room = min(10, self.capacity())
@@ -60,10 +73,12 @@ class QueueConsumer:
                 messages = self._sqs.receive_message(
                     QueueUrl=self.queue_url, MaxNumberOfMessages=room, WaitTimeSeconds=self.wait_seconds
                 ).get("Messages", [])
-            except Exception:  # noqa: BLE001 - the emulated AWS is going away, or hiccuped: retry shortly
+            except Exception as e:  # noqa: BLE001 - the emulated AWS is going away, or hiccuped: retry shortly
+                self._receive_error = f"{type(e).__name__}: {str(e)[:200]}"
                 if not self._stop.wait(0.5):
                     log.exception("%s: receiving failed", self.name)
                 continue
+            self._receive_error = None
             if not messages:
                 if not self.wait_seconds:  # no long poll to pause in: do not spin
                     self._stop.wait(0.05)

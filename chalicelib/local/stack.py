@@ -1,9 +1,12 @@
 """``kilele local up``: the whole platform on one machine, no AWS account.
 
-Start order: moto server (the AWS), provisioning from chalicelib/resources.py, the
-superadmin, the API on 127.0.0.1, then any local components (trial runner, endpoint runner,
-image builder, scheduler, Lambda shim) registered in :data:`COMPONENT_FACTORIES`. Stop order
-is the reverse. Ctrl-C or SIGTERM stops everything; no process is left behind.
+Start order: the data directory (locked: one stack per directory), moto server (the AWS,
+restored from the directory's snapshot), provisioning from chalicelib/resources.py, the
+superadmin, recovery of the jobs the last stop interrupted (recovery.py), the API on 127.0.0.1,
+then any local components (trial runner, endpoint runner, image builder, scheduler, Lambda shim)
+registered in :data:`COMPONENT_FACTORIES`, and the watcher (watch.py). Stop order is the
+reverse; moto takes a last snapshot as it stops. Ctrl-C, SIGTERM or ``kilele local down`` stop
+everything; no process is left behind.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
 
 from chalicelib import SERVICE_NAME, __version__
+from chalicelib.local.data_dir import DataDir, DataDirBusy
 from chalicelib.local.moto_server import MotoServer
+from chalicelib.local.moto_snapshot import SnapshotRefused, read_header
 from chalicelib.local.provision import Provisioned
 from chalicelib.resources import LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE, STRESS_TEST, TRAIN_WORKER, TRIALS_QUEUE
 from chalicelib.settings import Settings
@@ -26,6 +31,10 @@ from chalicelib.settings import Settings
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # moto accepts any credentials; these make sure no real ones are ever sent to it.
 LOCAL_ACCESS_KEY = "kilele-local"
+#: Where ``kilele local up`` keeps its state unless told otherwise (``--data-dir``).
+DEFAULT_DATA_DIR = "~/.kilele/local"
+#: moto's state is written this often (when it changed): a SIGKILL loses at most about this much.
+DEFAULT_SNAPSHOT_SECONDS = 2.0
 
 
 @dataclass
@@ -81,6 +90,9 @@ class _EndpointsComponent:
     def stop(self) -> None:
         self._runner.stop_all()
 
+    def health(self) -> dict[str, Any]:
+        return {"ok": True, "detail": "serving"}
+
 
 def _endpoint_runner(context: StackContext) -> LocalComponent:
     return _EndpointsComponent(context.services.endpoints)
@@ -127,53 +139,135 @@ def _load_app():
 
 
 class LocalStack:
-    def __init__(self, port: int = 8000, moto_port: int = 0, threads: int = 8, settings: Optional[Settings] = None):
+    """The whole platform on this machine. With ``data_dir`` its state is restored from and kept
+    in that directory (``reset``: start empty); without, it lives as long as the stack."""
+
+    def __init__(self, port: int = 8000, moto_port: int = 0, threads: int = 8, settings: Optional[Settings] = None,
+                 data_dir: Optional[Path] = None, reset: bool = False,
+                 snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS):
         self.port = port
         self.threads = threads
         self.base_settings = settings or Settings()
-        self.moto = MotoServer(moto_port)
+        self.data = DataDir(data_dir) if data_dir else None
+        self.reset = reset
+        self.moto = MotoServer(moto_port, state_dir=self.data.moto_dir if self.data else None,
+                               snapshot_seconds=snapshot_seconds)
         self.api = None
         self.components: list[LocalComponent] = []
         self.context: Optional[StackContext] = None
+        self.recovery: Any = None  # what recovery.recover did at start-up, when there was saved state
+        self.restored = False
+        self.watcher: Any = None
+        self.failure: Optional[str] = None  # why the stack stops on its own (see fail)
+        self.finished = threading.Event()  # set by fail(), and by main's signal handlers
         self._previous_services: Any = None
         self._installed = False
+        self._moto_lock = threading.Lock()
 
     def start(self) -> StackContext:
         from chalicelib import wiring
 
-        self.moto.start()
+        if self.data:
+            self.data.acquire()
+            if self.reset:
+                self.data.reset()
+            self.restored = read_header(self.data.moto_dir) is not None
         try:
+            self.moto.start()
             from chalicelib.adapters.aws import AwsClients
             from chalicelib.local.api_server import ApiServer
             from chalicelib.local.gateway import ChaliceWsgiApp
             from chalicelib.local.provision import provision
+            from chalicelib.local.recovery import recover
+            from chalicelib.local.watch import Watcher, health_overlay
 
             settings = local_settings(self.base_settings, self.moto.url)
             aws = AwsClients(settings.region, settings.aws_endpoint_url, settings.aws_access_key_id,
                              settings.aws_secret_access_key)
             provisioned = provision(settings, aws)
             # Bind the API first: its URL is the predictor URL inference jobs hand out.
-            self.api = ApiServer(ChaliceWsgiApp(_load_app()), port=self.port, threads=self.threads)
+            self.api = ApiServer(health_overlay(ChaliceWsgiApp(_load_app()), self.health), port=self.port,
+                                 threads=self.threads)
             work_dir = Path(tempfile.mkdtemp(prefix="kilele-local-"))
             settings = adopt(settings, provisioned, self.api.url, work_dir)
             services = wiring.build(settings, aws=aws)
             self._previous_services = wiring.install(services)
             self._installed = True
-            services.users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
-            self.api.start()
             self.context = StackContext(settings, self.moto.url, provisioned, self.api.url, work_dir, services)
+            services.users.ensure_superadmin(settings.superadmin_email, settings.superadmin_password)
+            if self.restored:  # before the API serves: no request sees a job the last stop interrupted
+                self.recovery = recover(services, provisioned.queue_urls)
+            self.api.start()
             for factory in COMPONENT_FACTORIES:
                 component = factory(self.context)
                 component.start(self.context)
                 self.components.append(component)
+            self.watcher = Watcher(self)
+            self.watcher.start()
+            if self.data:
+                self.data.write_state(api_url=self.api.url, moto_url=self.moto.url, moto_pid=self.moto.pid,
+                                      data_dir=str(self.data.path), version=__version__)
         except BaseException:
             self.stop()
             raise
         return self.context
 
+    def health(self) -> dict[str, dict[str, Any]]:
+        """Each component's ``{"ok", "detail"}`` (what ``GET /`` reports)."""
+        report: dict[str, dict[str, Any]] = {
+            "moto": self.moto.health(),
+            "api": {"ok": True, "detail": "serving"},
+        }
+        for component in list(self.components):
+            health = getattr(component, "health", None)
+            report[component.name] = health() if health else {"ok": True, "detail": "running"}
+        if self.watcher:
+            report[self.watcher.name] = self.watcher.health()
+        if self.failure:
+            report["stack"] = {"ok": False, "detail": f"stopping: {self.failure}"}
+        return report
+
+    def restart_moto(self) -> None:
+        """Start moto again from its saved state after it died (the watcher calls it): trials
+        that were running lose their executions, so they are ended and their jobs put right."""
+        from chalicelib.local.provision import provision
+        from chalicelib.local.recovery import MOTO_RESTARTED, recover_in_background
+
+        with self._moto_lock:
+            context = self.context
+            if context is None:
+                return
+            context.services.trial_dispatcher.terminate_all()
+            self.moto.start()
+            provision(context.settings, context.services.aws)
+            if self.data:
+                self.data.write_state(api_url=self.api.url if self.api else None, moto_url=self.moto.url,
+                                      moto_pid=self.moto.pid, data_dir=str(self.data.path), version=__version__)
+            recover_in_background(context.services, context.provisioned.queue_urls, MOTO_RESTARTED)
+
+    def _mark_interrupted(self) -> None:
+        # Before the trial runner ends its workers: their trials then say why they ended
+        # (the workers' own "received SIGTERM" reports find them ended and change nothing).
+        from chalicelib.local.recovery import STACK_STOPPED
+
+        try:
+            self.context.services.train_jobs.end_unfinished_trials(STACK_STOPPED)
+        except Exception as e:  # noqa: BLE001 - moto may be what failed; the start-up recovery says it then
+            print(f"kilele: could not mark the running trials: {e}", file=sys.stderr)
+
+    def fail(self, reason: str) -> None:
+        """Stop the whole stack because a part of it cannot be kept running (exit code 1)."""
+        self.failure = reason
+        self.finished.set()
+
     def stop(self) -> None:
         from chalicelib import wiring
 
+        if self.watcher:
+            self.watcher.stop()
+            self.watcher = None
+        if self.components and self.context:
+            self._mark_interrupted()
         for component in reversed(self.components):
             component.stop()
         self.components.clear()
@@ -181,23 +275,36 @@ class LocalStack:
             self.api.stop()
             self.api = None
         if self.context:
-            self.context.services.close()  # flush what the API buffered, while moto still runs
+            try:
+                self.context.services.close()  # flush what the API buffered, while moto still runs
+            except Exception as e:  # noqa: BLE001 - moto may be what failed; stop the rest anyway
+                print(f"kilele: could not flush buffered metrics: {e}", file=sys.stderr)
             shutil.rmtree(self.context.work_dir, ignore_errors=True)
+            self.context = None
         if self._installed:
             wiring.install(self._previous_services)
             self._installed = False
-        self.moto.stop()
+        with self._moto_lock:
+            self.moto.stop()
+        if self.data:
+            self.data.release()
 
 
-def main(port: int = 8000, moto_port: int = 0) -> int:
-    """Run the stack in the foreground until Ctrl-C or SIGTERM."""
-    stop = threading.Event()
+def main(port: int = 8000, moto_port: int = 0, data_dir: Optional[str] = DEFAULT_DATA_DIR, reset: bool = False,
+         snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS) -> int:
+    """Run the stack in the foreground until Ctrl-C, SIGTERM (``kilele local down``) or a part of
+    it that cannot be kept running; 0 after a requested stop, 1 after a failure, 2 when it
+    could not start with this data directory."""
+    stack = LocalStack(port=port, moto_port=moto_port, data_dir=Path(data_dir) if data_dir else None, reset=reset,
+                       snapshot_seconds=snapshot_seconds)
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    stack = LocalStack(port=port, moto_port=moto_port)
+        signal.signal(sig, lambda *_: stack.finished.set())
     try:
         context = stack.start()
-    except OSError as e:
+    except (SnapshotRefused, DataDirBusy) as e:
+        print(f"kilele: the local stack did not start: {e}", file=sys.stderr)
+        return 2
+    except (OSError, RuntimeError) as e:
         print(f"kilele: could not start the local stack: {e}", file=sys.stderr)
         return 1
     settings = context.settings
@@ -206,20 +313,27 @@ def main(port: int = 8000, moto_port: int = 0) -> int:
         if settings.superadmin_password == Settings.model_fields["superadmin_password"].default
         else ""
     )
+    state = (f"  data dir:   {stack.data.path} ({'restored' if stack.restored else 'new'}; "
+             f"saved every {snapshot_seconds:g} s and at stop)\n" if stack.data else
+             "  data dir:   none (the state is lost when the stack stops)\n")
+    recovered = f"  recovered:  {stack.recovery.summary()}\n" if stack.recovery else ""
     print(
         f"{SERVICE_NAME} {__version__} local stack is up\n"
         f"  API:        {context.api_url}\n"
         f"  AWS (moto): {context.aws_endpoint_url}\n"
+        f"{state}{recovered}"
         f"  superadmin: {settings.superadmin_email}\n{warning}"
-        "Press Ctrl-C to stop.",
+        "Press Ctrl-C (or run `kilele local down`) to stop.",
         flush=True,
     )
     try:
-        stop.wait()
+        stack.finished.wait()
     finally:
+        if stack.failure:
+            print(f"kilele: the local stack is stopping because {stack.failure}", file=sys.stderr, flush=True)
         print("stopping...", flush=True)
         stack.stop()
-    return 0
+    return 1 if stack.failure else 0
 
 
 if __name__ == "__main__":  # python -m chalicelib.local.stack [port]

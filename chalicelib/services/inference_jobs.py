@@ -233,6 +233,23 @@ class InferenceJobService:
                 stopped += 1
         return {"train_jobs_stopped": self._train_job_service.stop_all_train_jobs(), "inference_jobs_stopped": stopped}
 
+    def resume_endpoints(self, reason: str) -> list[dict[str, Any]]:
+        """Serve again every live job whose endpoint is gone (the local stack calls it at
+        start-up: its endpoint processes ended with it); a job whose endpoint cannot be started
+        again ends ERRORED with ``reason`` and why. Returns the jobs' new states."""
+        resumed = []
+        for job in self._jobs.list_all():
+            if job.status not in LIVE or self._endpoints.state(job.endpoint_name).status == "InService":
+                continue
+            gpu = float((job.budget or {}).get(BudgetOption.GPU_COUNT.value, 0)) > 0
+            try:
+                self._endpoints.deploy(job.endpoint_name, job.bundle_key, gpu=gpu)
+            except Exception as e:  # noqa: BLE001 - this job ends with why; the others go on
+                self._leave_live(job, InferenceJobStatus.ERRORED, error=f"{reason}; its endpoint could not be "
+                                 f"started again: {e}")
+            resumed.append(self._refresh(self._jobs.get(job.id) or job).to_dict())
+        return resumed
+
     def export_bundle(self, actor: User, app: str, app_version: int = LATEST,
                       trial_id: Optional[str] = None) -> dict[str, Any]:
         """A download URL of a bundle: one trial, or the ensemble an inference job would serve."""

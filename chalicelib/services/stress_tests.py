@@ -298,6 +298,18 @@ class StressTestService:
         )
         return {"job_id": state["job_id"], "status": StressTestStatus.FAILING.value, "error": error[:1000]}
 
+    def end_interrupted(self, reason: str) -> int:
+        """End every stress test left PENDING or RUNNING by a stop of the platform (the local
+        stack calls it at start-up: their workflows did not survive): FAILING with ``reason``."""
+        ended = 0
+        for job in self._jobs.list_all(self._clock()):
+            if not job.status.is_final and self._jobs.set_status(
+                job.id, StressTestStatus.FAILING, only_from=(StressTestStatus.PENDING, StressTestStatus.RUNNING),
+                finished_at=self._clock(), error=reason, progress=None,
+            ):
+                ended += 1
+        return ended
+
     # -- reading ---------------------------------------------------------------------------------
 
     def list_stress_tests(self, actor: User, statuses: Optional[list[StressTestStatus]] = None,

@@ -1,6 +1,7 @@
 """Train jobs as users see them: create, list, inspect, stop; trials, logs and parameters."""
 from __future__ import annotations
 
+import re
 from typing import Any, Optional
 
 from chalicelib.entities import (
@@ -170,6 +171,48 @@ class TrainJobService:
             # The worker process also sees the STOPPED job at its next heartbeat and ends its trial.
             self._workflows.stop(worker.execution_arn, cause="stop_train_job")
 
+    def end_unfinished_trials(self, reason: str) -> int:
+        """End every PENDING or RUNNING trial of a running job ERRORED with ``reason`` (the local
+        stack calls it as it stops, before its worker processes are ended; returns how many)."""
+        ended = 0
+        for job in self._jobs.list_all():
+            if job.status.is_final:
+                continue
+            for trial in self._trials.list_of_job(job.id):
+                if trial.status in (TrialStatus.PENDING, TrialStatus.RUNNING):
+                    ended += bool(self._trials.finish(trial.id, TrialStatus.ERRORED, self._clock(),
+                                                      error_message=reason))
+        return ended
+
+    def resume_interrupted(self, reason: str) -> int:
+        """Continue every train job whose workflows did not survive a stop of the platform (the
+        local stack calls it at start-up): each running worker's unfinished trials end ERRORED
+        with ``reason``, and the worker goes on in a new execution (the budget still counts from
+        the job's creation). Returns how many workers were resumed."""
+        resumed = 0
+        self.end_unfinished_trials(reason)
+        for job in self._jobs.list_all():
+            if job.status.is_final:
+                continue
+            now = self._clock()
+            running = [w for w in job.workers.values() if w.status is WorkerStatus.RUNNING]
+            for worker in running:
+                generation = _generation(worker.execution_arn) + 1
+                state = slot_state(job.id, worker.key, worker.model_id, worker.slot, generation)
+                try:
+                    arn = self._workflows.start(execution_name(job.id, worker.key, generation), state)
+                except Exception as e:  # noqa: BLE001 - the worker ends with why; the others go on
+                    self._jobs.update_worker(job.id, worker.key, status=WorkerStatus.ERRORED, stopped_at=now,
+                                             error=f"{reason}; it could not be resumed: {e}"[:2000])
+                    continue
+                self._jobs.update_worker(job.id, worker.key, execution_arn=arn)
+                resumed += 1
+            if not running or not _has_running_worker(self._jobs.get(job.id)):
+                self._jobs.set_status(job.id, TrainJobStatus.ERRORED,
+                                      only_from=(TrainJobStatus.STARTED, TrainJobStatus.RUNNING), at=now,
+                                      error=f"{reason}; no worker could be resumed")
+        return resumed
+
     def get_trial(self, actor: User, trial_id: str) -> dict[str, Any]:
         return self._trial(actor, trial_id).to_dict()
 
@@ -232,3 +275,14 @@ class TrainJobService:
         if not trial or not job or not owns_or_admin(actor, job.user_id):
             raise NotFound(f"no trial {trial_id!r}")
         return trial
+
+
+def _generation(execution_arn: Optional[str]) -> int:
+    """The generation in a worker execution's name (``...-g<n>``, see ``execution_name``)."""
+    match = re.search(r"-g(\d+)$", execution_arn or "")
+    return int(match.group(1)) if match else 0
+
+
+def _has_running_worker(job: Optional[TrainJob]) -> bool:
+    """Whether ``job`` still has a running worker."""
+    return job is not None and any(w.status is WorkerStatus.RUNNING for w in job.workers.values())

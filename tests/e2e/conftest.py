@@ -46,10 +46,13 @@ class StackProcess:
         self.port, self.moto_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = (tmp or Path("/tmp")) / f"kilele-stack-{self.port}.log"
+        # Each stack its own state: never the user's ~/.kilele/local, never another test's.
+        self.data_dir = (tmp or Path("/tmp")) / f"kilele-data-{self.port}"
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KILELE_"))}
         child_env.update(env or {})
         self.process = subprocess.Popen(
-            [str(KILELE), "local", "up", "--port", str(self.port), "--moto-port", str(self.moto_port)],
+            [str(KILELE), "local", "up", "--port", str(self.port), "--moto-port", str(self.moto_port),
+             "--data-dir", str(self.data_dir)],
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             env=child_env,

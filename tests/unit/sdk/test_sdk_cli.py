@@ -208,14 +208,16 @@ def test_local_up_calls_stack_main(run, monkeypatch):
 
     calls = []
     fake_stack = types.ModuleType("chalicelib.local.stack")
-    fake_stack.main = lambda port, moto_port: calls.append((port, moto_port)) or 0
+    fake_stack.main = lambda **options: calls.append(options) or 0
     import chalicelib.local
 
     monkeypatch.setitem(sys.modules, "chalicelib.local.stack", fake_stack)
     monkeypatch.setattr(chalicelib.local, "stack", fake_stack, raising=False)
-    result = run("local", "up", "--port", "8123", "--moto-port", "5123")
+    result = run("local", "up", "--port", "8123", "--moto-port", "5123", "--data-dir", "/tmp/kilele-x", "--reset",
+                 "--snapshot-seconds", "0.5")
     assert result.exit_code == 0, result.stderr
-    assert calls == [(8123, 5123)]
+    assert calls == [{"port": 8123, "moto_port": 5123, "data_dir": "/tmp/kilele-x", "reset": True,
+                      "snapshot_seconds": 0.5}]
 
 
 def test_main_is_the_entry_point():
