@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections import deque
 from typing import Any, Callable, Iterable, Optional
 
 log = logging.getLogger("kilele.local")
@@ -90,7 +91,7 @@ class Watcher:
         self._max_restarts, self._window = max_restarts, window_seconds
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
-        self.last_event: Optional[str] = None
+        self.events: deque[str] = deque(maxlen=5)  # the latest restarts, for GET / and the log
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="kilele-watcher", daemon=True)
@@ -104,7 +105,7 @@ class Watcher:
     def health(self) -> Health:
         alive = bool(self._thread and self._thread.is_alive())
         detail = "watching" if alive else "not running"
-        return {"ok": alive, "detail": detail + (f"; last: {self.last_event}" if self.last_event else "")}
+        return {"ok": alive, "detail": detail + "".join(f"; {event}" for event in self.events)}
 
     def _loop(self) -> None:
         while not self._stop.wait(self._interval):
@@ -128,8 +129,8 @@ class Watcher:
             if not restarts.allow():
                 self._give_up(f"{component.name} stopped more than {self._max_restarts} times in {self._window:g} s")
                 return
-            self.last_event = f"{component.name} stopped; started again"
-            log.warning("watcher: %s", self.last_event)
+            self.events.append(f"{component.name} stopped; started again at {time.strftime('%H:%M:%S')}")
+            log.warning("watcher: %s", self.events[-1])
             component.start(self._stack.context)
 
     def _moto_died(self, detail: Optional[str]) -> None:
@@ -143,7 +144,7 @@ class Watcher:
         except Exception as e:  # noqa: BLE001 - reported, and the stack stops
             self._give_up(f"moto (the emulated AWS) stopped ({detail}) and could not be started again: {e}")
             return
-        self.last_event = f"moto stopped ({detail}); started again from its saved state at {time.strftime('%H:%M:%S')}"
+        self.events.append(f"moto stopped ({detail}); started again from its saved state at {time.strftime('%H:%M:%S')}")
 
     def _give_up(self, reason: str) -> None:
         self._stop.set()
