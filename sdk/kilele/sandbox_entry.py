@@ -101,7 +101,7 @@ def _chown_paths(config: dict, uid: int, gid: int) -> None:
         os.chmod(path, 0o750 if os.path.isdir(path) else 0o640)
 
 
-def _confine_mounts(config: dict) -> None:
+def _confine_mounts(config: dict, uid: int, gid: int) -> None:
     mount(None, "/", None, MS_REC | MS_PRIVATE)
     if config.get("pid_namespace"):
         mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
@@ -111,40 +111,49 @@ def _confine_mounts(config: dict) -> None:
             mount(None, path, None, MS_REMOUNT | MS_BIND | MS_RDONLY)
     if os.path.isdir(SHM):  # POSIX semaphores (multiprocessing) need it: private, small, gone with the namespace
         mount("tmpfs", SHM, "tmpfs", MS_NOSUID | MS_NODEV, f"size={int(config.get('shm_bytes') or 64 << 20)},mode=1777")
-    if config.get("expose"):
-        _expose(config["expose"])
+    if config.get("expose") and uid >= 0:
+        _expose(config["expose"], uid, gid)
     for path in config.get("own", ()):  # the run's own directories stay writable under a read-only /tmp
         mount(path, path, None, MS_BIND)
         mount(None, path, None, MS_REMOUNT | MS_BIND)
 
 
-def _blocked(path: str) -> Optional[tuple[str, str]]:
-    """(the first ancestor of ``path`` other users cannot traverse, its child on the way), or None."""
+def _traversable(info: os.stat_result, uid: int, gid: int) -> bool:
+    if info.st_uid == uid:
+        return bool(info.st_mode & 0o100)
+    if info.st_gid == gid:
+        return bool(info.st_mode & 0o010)
+    return bool(info.st_mode & 0o001)
+
+
+def _blocked(path: str, uid: int = -1, gid: int = -1) -> Optional[tuple[str, str]]:
+    """(the first ancestor of ``path`` that ``uid``/``gid`` cannot traverse, its child on the
+    way), or None."""
     parts = os.path.realpath(path).strip("/").split("/")
     current = "/"
     for name in parts:
-        if not os.stat(current).st_mode & 0o001:
+        if not _traversable(os.stat(current), uid, gid):
             return current, os.path.join(current, name)
         current = os.path.join(current, name)
     return None
 
 
-def reachable(path: str) -> bool:
-    """Can any user reach ``path`` (every ancestor traversable by others)?"""
+def reachable(path: str, uid: int = -1, gid: int = -1) -> bool:
+    """Can ``uid``/``gid`` (default: any other user) reach ``path``?"""
     try:
-        return _blocked(path) is None
+        return _blocked(path, uid, gid) is None
     except OSError:
         return False
 
 
-def _expose(paths: list[str]) -> None:
+def _expose(paths: list[str], uid: int, gid: int) -> None:
     """Makes ``paths`` (the interpreter, its libraries) reachable by the run's user when an
     ancestor is closed to other users (a Python under ``/root``): a small tmpfs masks the closed
     directory and only the needed child is bound back into it, so the rest stays hidden."""
     for _ in range(16):  # one closed level per round (/root, then /root/.pyenv ...)
         closed: dict[str, set[str]] = {}
         for path in paths:
-            found = _blocked(path) if os.path.exists(path) else None
+            found = _blocked(path, uid, gid) if os.path.exists(path) else None
             if found:
                 closed.setdefault(found[0], set()).add(found[1])
         if not closed:
@@ -241,13 +250,13 @@ def main(argv: list[str]) -> None:
         except OSError as e:
             missing.append(f"namespaces (network, mounts, processes: {e.strerror or e})")
             flags = 0
-    if uid is not None and not flags & CLONE_NEWNS and not all(map(reachable, config.get("expose", ()))):
-        # No mount namespace to open a way to the interpreter (a Python under /root): keep the user.
-        missing.append("a user of its own (the interpreter is not reachable by other users: "
-                       + ", ".join(p for p in config["expose"] if not reachable(p)) + ")")
-        uid = gid = None
     if uid is not None:
         _chown_paths(config, uid, gid)
+    if uid is not None and not flags & CLONE_NEWNS and not all(reachable(p, uid, gid) for p in config.get("expose", ())):
+        # No mount namespace to open a way to the interpreter (a Python under /root): keep the user.
+        missing.append("a user of its own (not reachable by other users: "
+                       + ", ".join(p for p in config["expose"] if not reachable(p, uid, gid)) + ")")
+        uid = gid = None
     alive_fd = status_fd = None
     if flags & CLONE_NEWPID:
         alive_fd, keep = os.pipe()
@@ -261,7 +270,7 @@ def main(argv: list[str]) -> None:
         os.close(status_read)
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if flags & CLONE_NEWNS:
-        _confine_mounts(config)
+        _confine_mounts(config, -1 if uid is None else uid, -1 if gid is None else gid)
     if flags & CLONE_NEWNET:
         loopback_up()
     _limits(config)

@@ -542,12 +542,12 @@ def test_the_local_worker_gets_its_message_file_and_an_aws_endpoint(aws, workflo
         record = twin.record(run_id)
         assert record["argv"][:4] == ["-m", "kilele_worker", "run", "--message-file"]
         message_file = Path(record["argv"][4])
-        assert message_file.parent == tmp_path / "work"
+        assert message_file.parent.parent == tmp_path / "work"  # in the run's own job directory
         assert record["aws_endpoint_url"] == f"http://{':'.join(map(str, twin.server.get_host_and_port()))}"
         twin.answer(run_id, {"score": 0.5})
         twin.end(run_id)
         twin.settle()
-        assert not message_file.exists()  # removed once the run ended
+        assert not message_file.parent.exists()  # the job directory is removed once the run ended
         assert twin.tokens.failed == []  # a worker that exits 0 is not failed
     finally:
         twin.close()
