@@ -91,6 +91,9 @@ class Settings(BaseSettings):
     batch_job_definition: str = Field("", description="Worker image job definition (set by infra).")
     batch_gpu_job_definition: str = Field("", description="GPU worker image job definition (set by infra).")
     local_max_parallel_trials: int = Field(2, description="Local trial runner: trials run at once.")
+    local_endpoint_memory_limit_mb: int = Field(
+        4096, ge=64, description="Local endpoints: each inference server's address-space limit (CPU endpoints)."
+    )
     trial_dispatch_uri: str = Field(
         "batch://", description="batch:// (AWS Batch, infra) or local://<work dir> (worker processes)."
     )

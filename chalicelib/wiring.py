@@ -362,7 +362,7 @@ def endpoint_runner(settings: Settings, blobs: BlobStore, aws: Any) -> EndpointR
     # The inference server runs model code: it gets no AWS or Kilele settings at all.
     environment = process_environment(drop_prefixes=("AWS_", "KILELE_"))
     return LocalEndpointRunner(blobs, Path(rest) if rest else _default_work_dir("endpoints"),
-                               environment=environment)
+                               environment=environment, memory_limit_mb=settings.local_endpoint_memory_limit_mb)
 
 
 def trial_dispatcher(settings: Settings, aws: Any, tokens: TaskTokens) -> TrialDispatcher:

@@ -1,12 +1,21 @@
 """Local endpoints, the twin of ``sagemaker.py`` beside this file: each inference job's bundle is
-served by the inference server (``kilele-serve``) in its own process on 127.0.0.1."""
+served by the inference server (``kilele-serve``) in its own process.
+
+The server runs model code, so it runs confined (:mod:`kilele.sandbox`): a user of its own, no
+network (it listens on a Unix socket in its directory, through which this runner talks to it),
+its own PID and mount namespaces, a memory limit, a cap on its processes, an environment with no
+AWS, Kilele or secret-looking variables, its own directory (cwd, HOME, TMPDIR; removed when the
+endpoint is deleted) and death with the stack (PDEATHSIG; started from one lasting thread, as the
+signal follows the thread that forked). What the kernel cannot give is in the server's log."""
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -14,14 +23,13 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Optional
+from typing import Any, Mapping, Optional
 
-import requests
 import urllib3
 
-from kilele.archive import safe_extract  # the local stack always has the SDK
+from kilele import sandbox  # the local stack always has the SDK
+from kilele.archive import safe_extract
 
-from chalicelib.local.ports import LOOPBACK, free_port
 from chalicelib.ports import (
     BlobStore,
     EndpointRejected,
@@ -35,52 +43,100 @@ from chalicelib.ports import (
 # proxies, netrc and hooks, on the API's hot path). No retry, as requests' default: a call that
 # fails is reported, not repeated.
 _NO_RETRY = urllib3.Retry(0, read=False)
+# Not given to a server even when they survive the composition root's scrub.
+_SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|PRIVATE_KEY", re.IGNORECASE)
+_DROP_PREFIXES = ("AWS_", "AMAZON_", "BOTO_", "MOTO_", "KILELE_")
+SOCKET_NAME = "server.sock"
+
+
+class _UnixConnection(urllib3.connection.HTTPConnection):
+    """HTTP over the server's Unix socket."""
+
+    def __init__(self, *args: Any, socket_path: str, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._socket_path = socket_path
+
+    def _new_conn(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout if isinstance(self.timeout, (int, float)) else None)
+        try:
+            sock.connect(self._socket_path)
+        except OSError as e:
+            sock.close()
+            raise urllib3.exceptions.NewConnectionError(self, f"cannot connect to {self._socket_path}: {e}") from e
+        return sock
+
+
+class _UnixPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _UnixConnection
 
 
 @dataclass
 class _Endpoint:
     name: str
-    port: int
     process: subprocess.Popen
     directory: Path
     log_path: Path
     pool: urllib3.HTTPConnectionPool
+    uid: Optional[int]
 
 
 class LocalEndpointRunner:
     """Starts, watches, invokes and stops local inference-server processes."""
 
     def __init__(self, blobs: BlobStore, work_dir: Path, ready_timeout_seconds: float = 120.0,
-                 python: str = sys.executable, environment: Optional[Mapping[str, str]] = None):
-        """``environment`` is the servers' whole environment (None: inherit this process's);
-        the composition root passes one without the platform's credentials."""
+                 python: str = sys.executable, environment: Optional[Mapping[str, str]] = None,
+                 memory_limit_mb: Optional[int] = 4096, max_processes: Optional[int] = 256):
+        """``environment`` is the base of the servers' environment (None: this process's), from
+        which AWS, Kilele and secret-looking variables are dropped all the same;
+        ``memory_limit_mb`` is each server's address-space limit."""
         self._blobs = blobs
-        self._environment = dict(environment) if environment is not None else None
+        base = dict(os.environ if environment is None else environment)
+        self._environment = {k: v for k, v in base.items()
+                             if not k.upper().startswith(_DROP_PREFIXES) and not _SECRET.search(k)}
         self._work_dir = work_dir
         self._ready_timeout = ready_timeout_seconds
         self._python = python
+        self._memory_limit_mb = memory_limit_mb
+        self._max_processes = max_processes
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
-        self._session = requests.Session()
+        self._spawner: Optional[sandbox.LastingThread] = None
 
     def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
         directory = self._work_dir / "endpoints" / name
         shutil.rmtree(directory, ignore_errors=True)
-        directory.mkdir(parents=True)
+        directory.mkdir(parents=True, mode=0o700)
         with tarfile.open(fileobj=io.BytesIO(self._blobs.get_bytes(bundle_key)), mode="r:gz") as archive:
             safe_extract(archive, directory / "bundle")
-        port = free_port()
-        log_path = directory / "server.log"
+        run = directory / "run"  # the server's own: its socket, cwd, HOME and TMPDIR
+        run.mkdir(mode=0o700)
+        socket_path = run / SOCKET_NAME
+        confined = sandbox.Confinement(
+            cwd=str(run), own=[str(run)], shared=[str(directory)],
+            memory_bytes=self._memory_limit_mb * 1024 * 1024 if self._memory_limit_mb and not gpu else None,
+            max_processes=self._max_processes,
+        )
+        env = {**self._environment, "HOME": str(run), "TMPDIR": str(run), "USER": "kilele-model",
+               "LOGNAME": "kilele-model", "PYTHONUNBUFFERED": "1"}
+        argv = [self._python, "-m", "kilele_inference", "--bundle", str(directory / "bundle"),
+                "--uds", str(socket_path)]
+        log_path = directory.parent / f"{name}.log"  # outside the server's reach
         with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [self._python, "-m", "kilele_inference", "--bundle", str(directory / "bundle"),
-                 "--host", LOOPBACK, "--port", str(port)],
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=self._environment,
-            )
-        pool = urllib3.HTTPConnectionPool(LOOPBACK, port, maxsize=64, block=False, retries=_NO_RETRY)
+            process = self._spawn(lambda: sandbox.spawn(confined, argv, env=env, python=self._python,
+                                                        stdout=log, stderr=subprocess.STDOUT))
+        pool = _UnixPool("localhost", maxsize=64, block=False, retries=_NO_RETRY, socket_path=str(socket_path))
         with self._lock:
-            self._endpoints[name] = _Endpoint(name, port, process, directory, log_path, pool)
+            self._endpoints[name] = _Endpoint(name, process, directory, log_path, pool,
+                                              sandbox.run_uid(process.pid, confined))
         self._wait_ready(name)
+
+    def _spawn(self, start: Any) -> subprocess.Popen:
+        with self._lock:
+            if self._spawner is None:
+                self._spawner = sandbox.LastingThread("kilele-endpoint-spawner")
+            spawner = self._spawner
+        return spawner.call(start)
 
     def _wait_ready(self, name: str) -> None:
         deadline = time.monotonic() + self._ready_timeout
@@ -99,10 +155,10 @@ class LocalEndpointRunner:
         if code is not None:
             return EndpointState("Failed", f"the inference server exited with code {code}: {self._log_tail(endpoint)}")
         try:
-            ping = self._session.get(f"http://{LOOPBACK}:{endpoint.port}/ping", timeout=1)
-        except requests.RequestException:
+            ping = endpoint.pool.urlopen("GET", "/ping", timeout=urllib3.Timeout(connect=1, read=1))
+        except urllib3.exceptions.HTTPError:
             return EndpointState("Creating")
-        return EndpointState("InService" if ping.status_code == 200 else "Creating")
+        return EndpointState("InService" if ping.status == 200 else "Creating")
 
     def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
         with self._lock:
@@ -138,7 +194,9 @@ class LocalEndpointRunner:
             return
         endpoint.pool.close()
         _stop(endpoint.process)
+        sandbox.kill_user(endpoint.uid)  # what it started outside its PID namespace (when it had none)
         shutil.rmtree(endpoint.directory, ignore_errors=True)
+        endpoint.log_path.unlink(missing_ok=True)
 
     def stop_all(self) -> None:
         with self._lock:

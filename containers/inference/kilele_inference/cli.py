@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     add("--bundle", help="the bundle directory (holding kilele-bundle.json)")
     add("--host", help="address to bind (default 0.0.0.0; use 127.0.0.1 on a laptop)")
     add("--port", type=int, help="port (default $SAGEMAKER_BIND_TO_PORT, else 8080)")
+    add("--uds", help="listen on this Unix socket instead of --host/--port")
     add("--workers", type=int, help="server processes, each with its own model copy and batcher (default 1)")
     add("--no-batching", dest="batching", action="store_const", const=False,
         help="serve each request alone (no adaptive batching)")

@@ -60,6 +60,8 @@ def uvicorn_config(app: Any, config: ServerConfig, **overrides: Any):
         timeout_graceful_shutdown=config.graceful_timeout,
         backlog=2048,
     )
+    if config.uds:
+        settings["uds"] = config.uds
     settings.update(overrides)
     return uvicorn.Config(app, **settings)
 
@@ -89,7 +91,8 @@ def serve(config: ServerConfig) -> int:
     """Runs the server until SIGTERM/SIGINT; returns the process exit code (1 when the bundle did
     not load)."""
     configure_logging(config.log_level)
-    logger.info("serving %s on %s:%d (%d worker(s))", config.bundle, config.host, config.port, config.workers)
+    where = f"unix:{config.uds}" if config.uds else f"{config.host}:{config.port}"
+    logger.info("serving %s on %s (%d worker(s))", config.bundle, where, config.workers)
     if config.workers == 1:
         return _serve_in_process(config)
     return _serve_with_workers(config)

@@ -45,6 +45,9 @@ class ServerConfig:
     bundle: str = ""
     host: str = "0.0.0.0"
     port: int = DEFAULT_PORT
+    # A Unix socket to listen on instead of host:port (the local stack's endpoints: the server
+    # runs with no network at all, the stack connects through the socket in its directory).
+    uds: Optional[str] = None
     workers: int = 1
     batching: bool = True
     max_batch_size: int = 256
