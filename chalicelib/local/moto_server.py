@@ -49,6 +49,17 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
         pass
 
 
+_SPAWNER: list = []
+
+
+def _spawner():
+    from kilele.sandbox import LastingThread
+
+    if not _SPAWNER:
+        _SPAWNER.append(LastingThread("kilele-moto-spawner"))
+    return _SPAWNER[0]
+
+
 class MotoServer:
     """Starts the moto child on 127.0.0.1 and configures it for the stack. With ``state_dir``
     the child restores that directory's snapshot and keeps it current every ``snapshot_seconds``."""
@@ -83,13 +94,15 @@ class MotoServer:
         env = process_environment(extra={"MOTO_PORT": str(self.port)})
         env.pop("AWS_ENDPOINT_URL", None)
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self._process = subprocess.Popen(
+        # Forked from one lasting thread: PDEATHSIG follows the thread that forked, and a restart
+        # comes from the watcher's thread, which ends before moto does when the stack stops.
+        self._process = _spawner().call(lambda: subprocess.Popen(
             command,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
             preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-        )
+        ))
         if log is not subprocess.DEVNULL:
             log.close()
         self._wait_ready(timeout_seconds)

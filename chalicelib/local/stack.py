@@ -290,6 +290,17 @@ class LocalStack:
             self.data.release()
 
 
+def sandbox_line() -> str:
+    """How model code (trials, endpoints) is confined here, in one line; starts with WARNING when
+    the kernel or the identity cannot give all of it (see README, "Security model")."""
+    from kilele.sandbox import isolation_line
+
+    missing = isolation_line()
+    if missing:
+        return f"WARNING: {missing}"
+    return "model code runs as a user of its own, with no network, in its own PID and mount namespaces"
+
+
 def main(port: int = 8000, moto_port: int = 0, data_dir: Optional[str] = DEFAULT_DATA_DIR, reset: bool = False,
          snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS) -> int:
     """Run the stack in the foreground until Ctrl-C, SIGTERM (``kilele local down``) or a part of
@@ -299,6 +310,9 @@ def main(port: int = 8000, moto_port: int = 0, data_dir: Optional[str] = DEFAULT
                        snapshot_seconds=snapshot_seconds)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stack.finished.set())
+    isolation = sandbox_line()
+    if isolation.startswith("WARNING"):  # at start, in one plain line: what model code is not isolated from
+        print(f"kilele: {isolation}", file=sys.stderr, flush=True)
     try:
         context = stack.start()
     except (SnapshotRefused, DataDirBusy) as e:
@@ -322,6 +336,7 @@ def main(port: int = 8000, moto_port: int = 0, data_dir: Optional[str] = DEFAULT
         f"  API:        {context.api_url}\n"
         f"  AWS (moto): {context.aws_endpoint_url}\n"
         f"{state}{recovered}"
+        f"  sandbox:    {isolation}\n"
         f"  superadmin: {settings.superadmin_email}\n{warning}"
         "Press Ctrl-C (or run `kilele local down`) to stop.",
         flush=True,

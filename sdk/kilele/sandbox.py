@@ -157,7 +157,8 @@ class Support:
     def missing(self) -> list[str]:
         gaps = []
         if not self.user:
-            gaps.append("a user of its own (not root: model code runs as the platform's user)")
+            gaps.append("a user of its own (the platform is not root, or its Python is not reachable by "
+                        "other users: model code runs as the platform's user)")
         if not self.namespaces:
             gaps.append(f"network and process isolation (no namespaces: {self.reason or 'unshare refused'})")
         return gaps
@@ -175,7 +176,10 @@ def probe() -> Support:
     except (OSError, subprocess.TimeoutExpired) as e:
         return Support(user=os.geteuid() == 0, namespaces=False, reason=str(e))
     reason = result.stderr.decode(errors="replace").strip().splitlines()[-1:] if result.returncode else []
-    return Support(user=os.geteuid() == 0, namespaces=result.returncode == 0, reason=reason[0] if reason else "")
+    namespaces = result.returncode == 0
+    # Without a mount namespace a user of its own needs an interpreter every user can reach.
+    user = os.geteuid() == 0 and (namespaces or all(map(sandbox_entry.reachable, interpreter_paths())))
+    return Support(user=user, namespaces=namespaces, reason=reason[0] if reason else "")
 
 
 def isolation_line() -> Optional[str]:
