@@ -120,4 +120,5 @@ class HttpClient:
             payload = response.json()
         except ValueError:
             payload = None
-        return error_from_response(response.status_code, payload, response.text, response.reason or "")
+        return error_from_response(response.status_code, payload, response.text, response.reason or "",
+                                   retry_after=response.headers.get("Retry-After"))

@@ -70,6 +70,17 @@ class UnprocessableError(KileleError):
     default_code = "unprocessable"
 
 
+class TooManyRequestsError(KileleError):
+    """429: too many attempts (failed logins): wait ``retry_after`` seconds (None if not said)."""
+
+    default_code = "too_many_requests"
+
+    def __init__(self, message: str, status_code: Optional[int] = None, code: Optional[str] = None,
+                 *, retry_after: Optional[float] = None):
+        super().__init__(message, status_code=status_code, code=code)
+        self.retry_after = retry_after
+
+
 class ServerError(KileleError):
     """5xx: the service failed; it logged the error."""
 
@@ -115,6 +126,7 @@ _BY_STATUS: dict[int, type[KileleError]] = {
     409: ConflictError,
     413: PayloadTooLargeError,
     422: UnprocessableError,
+    429: TooManyRequestsError,
 }
 
 
@@ -127,12 +139,14 @@ def error_class_for_status(status_code: int) -> type[KileleError]:
     return KileleError
 
 
-def error_from_response(status_code: int, payload: Any, text: str = "", reason: str = "") -> KileleError:
+def error_from_response(status_code: int, payload: Any, text: str = "", reason: str = "",
+                        retry_after: Optional[str] = None) -> KileleError:
     """Build the error for a failed answer.
 
     ``payload`` is the decoded JSON body, or None. Besides Kilele's own ``{"error": {...}}``
     shape this understands the ``{"message": ...}`` answers of API Gateway (e.g. a missing
-    route or a throttled call) and falls back to the start of the raw text.
+    route or a throttled call) and falls back to the start of the raw text. ``retry_after`` is
+    the answer's ``Retry-After`` header (seconds), kept on a :class:`TooManyRequestsError`.
     """
     cls = error_class_for_status(status_code)
     code: Optional[str] = None
@@ -148,4 +162,11 @@ def error_from_response(status_code: int, payload: Any, text: str = "", reason: 
             code = code or payload.get("code") or payload.get("Code")
     if not message:
         message = (text or "").strip()[:500] or reason or f"HTTP {status_code}"
+    if cls is TooManyRequestsError:
+        try:
+            seconds: Optional[float] = float(retry_after) if retry_after else None
+        except ValueError:  # an HTTP date: not sent by this API
+            seconds = None
+        return TooManyRequestsError(str(message), status_code=status_code, code=str(code) if code else None,
+                                    retry_after=seconds)
     return cls(str(message), status_code=status_code, code=str(code) if code else None)

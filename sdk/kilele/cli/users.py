@@ -1,6 +1,8 @@
 """``kilele users …`` (admins)."""
 from __future__ import annotations
 
+from typing import Optional
+
 import click
 
 from kilele.cli.core import Context, cli, output, pass_ctx
@@ -36,3 +38,12 @@ def users_create(obj: Context, email: str, user_type: str, password: str) -> Non
 def users_ban(obj: Context, email: str) -> None:
     """Ban a user (irreversible)."""
     output(obj.client().ban_user(email))
+
+
+@users.command("audit-events")
+@click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="Events per page.")
+@click.option("--page-token", default=None, help="The next_page_token of the previous page.")
+@pass_ctx
+def users_audit_events(obj: Context, limit: int, page_token: Optional[str]) -> None:
+    """The audit log, newest first: logins, lockouts, API key changes (admins)."""
+    output(obj.client().get_audit_events(limit=limit, page_token=page_token))

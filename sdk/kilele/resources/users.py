@@ -1,17 +1,20 @@
 """Users (admins manage them)."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 from kilele._args import StrOrEnum, _enum_value
 from kilele._http import HttpClient
 
 
 class UsersMixin(HttpClient):
-    """``create_user``, ``get_users`` and ``ban_user``."""
+    """``create_user``, ``get_users``, ``ban_user`` and ``get_audit_events``."""
 
     def create_user(self, email: str, password: str, user_type: StrOrEnum) -> dict[str, Any]:
-        """Create a user (admins; only a superadmin creates admins). Returns the user."""
+        """Create a user (admins; only a superadmin creates admins). Returns the user.
+
+        The password must pass the platform's policy (8+ characters, a zxcvbn strength score of
+        3 or more by default); a weak one raises :class:`~kilele.errors.BadRequestError` saying why."""
         body = {"email": email, "password": password, "user_type": _enum_value(user_type)}
         return self._request("POST", "/users", json=body)
 
@@ -22,3 +25,10 @@ class UsersMixin(HttpClient):
     def ban_user(self, email: str) -> dict[str, Any]:
         """Ban a user: logins, sessions and API keys stop working. Irreversible."""
         return self._request("POST", "/users/ban", json={"email": email})
+
+    def get_audit_events(self, limit: int = 50, page_token: Optional[str] = None) -> dict[str, Any]:
+        """One page of the audit log, newest first (admins): logins (succeeded, failed, locked
+        out) and API key creations and revocations, each with ``email``, ``datetime``,
+        ``source_ip``, ``outcome`` and ``details``. Returns ``{"events": [...],
+        "next_page_token": ...}``; pass the token back for the next page (None on the last)."""
+        return self._request("GET", "/audit-events", params={"limit": limit, "page_token": page_token})

@@ -12,6 +12,7 @@ from kilele.errors import (
     NotFoundError,
     PayloadTooLargeError,
     ServerError,
+    TooManyRequestsError,
     UnauthorizedError,
     UnprocessableError,
     error_class_for_status,
@@ -26,6 +27,7 @@ CASES = [
     (409, "conflict", ConflictError),
     (413, "payload_too_large", PayloadTooLargeError),
     (422, "unprocessable", UnprocessableError),
+    (429, "too_many_requests", TooManyRequestsError),
     (500, "internal", ServerError),
     (503, "unavailable", ServerError),
 ]
@@ -38,7 +40,7 @@ def test_status_maps_to_class(status, code, cls):
 
 
 def test_unmapped_4xx_is_base_class():
-    assert error_class_for_status(429) is KileleError
+    assert error_class_for_status(418) is KileleError
 
 
 @pytest.mark.parametrize("status,code,cls", CASES)
