@@ -5,7 +5,7 @@ import pickle
 import numpy as np
 from sklearn.tree import DecisionTreeClassifier
 
-from kilele.model import BaseModel, CategoricalKnob, FloatKnob, IntegerKnob, load_tabular
+from kilele.model import BaseModel, CategoricalKnob, FloatKnob, IntegerKnob, InvalidQuery, load_tabular
 
 
 class SkDecisionTree(BaseModel):
@@ -31,7 +31,15 @@ class SkDecisionTree(BaseModel):
         return float(np.mean(self._clf.predict(data.features) == data.target))
 
     def predict(self, queries):
-        probabilities = self._clf.predict_proba(np.asarray(queries, dtype=np.float64))
+        try:
+            features = np.asarray(queries, dtype=np.float64)
+        except (TypeError, ValueError) as e:  # strings, ragged lists: the caller's to fix (400)
+            raise InvalidQuery(f"queries must be lists of numbers: {e}") from e
+        expected = self._clf.n_features_in_
+        if features.ndim != 2 or features.shape[1] != expected:
+            width = features.shape[-1] if features.ndim else 0
+            raise InvalidQuery(f"a query has {width} features; the model was trained on {expected}")
+        probabilities = self._clf.predict_proba(features)
         return [dict(zip(self._clf.classes_.tolist(), p.tolist())) for p in probabilities]
 
     def dump_parameters(self):

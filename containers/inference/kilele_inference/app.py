@@ -14,7 +14,6 @@ import gc
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Awaitable, Callable, Optional
 
 import orjson
@@ -34,11 +33,13 @@ from kilele_inference.errors import (
     json_type,
 )
 from kilele_inference.metrics import Metrics
+from kilele_inference.model_thread import ModelThread
 
 logger = logging.getLogger("kilele_inference")
 
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _PAYLOAD_KEYS = ("queries", "instances", "query")
+DEADLINE_HEADER = b"x-kilele-deadline-ms"  # how long the caller waits for this request, in ms
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -90,13 +91,20 @@ class InferenceApp:
         self.batcher: Optional[Batcher] = None
         self.load_error: Optional[BaseException] = None
         self.load_seconds: Optional[float] = None
-        self.executor: Optional[ThreadPoolExecutor] = None
+        self.executor: Optional[ModelThread] = None
+        self.abandoned: list[ModelThread] = []  # model threads left with a call past its deadline
+        self.replacements = 0
         self._load_task: Optional[asyncio.Task] = None
         self._stopping = False
 
     @property
     def ready(self) -> bool:
         return self.batcher is not None and not self._stopping
+
+    @property
+    def stuck_calls(self) -> int:
+        """Abandoned model calls that have not returned yet."""
+        return sum(1 for thread in self.abandoned if thread.alive)
 
     # -- ASGI ------------------------------------------------------------------------------------
 
@@ -126,7 +134,7 @@ class InferenceApp:
         """Loads the bundle in the model thread: in the background (the server answers /ping 503
         meanwhile), or before the server accepts connections (``--workers N``: a worker that is
         accepting is ready, so no request meets a worker still loading)."""
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kilele-model")
+        self.executor = ModelThread()
         if self.load_in_background:
             self._load_task = asyncio.get_running_loop().create_task(self._load(), name="kilele-load")
             return
@@ -154,7 +162,8 @@ class InferenceApp:
         gc.collect()
         gc.freeze()
         batcher = Batcher(ensemble.evaluate, self.executor, self.controller,
-                          max_wait_s=self.config.max_wait_ms / 1000.0, batching=self.config.batching)
+                          max_wait_s=self.config.max_wait_ms / 1000.0, batching=self.config.batching,
+                          call_timeout_s=self.config.call_timeout_ms / 1000.0, on_stuck=self._replace_model_thread)
         batcher.start()
         self.batcher = batcher
         self.load_seconds = time.perf_counter() - started
@@ -162,6 +171,24 @@ class InferenceApp:
                 f"max wait {self.config.max_wait_ms:g} ms, batch size 1..{self.config.max_batch_size})"
                 if self.config.batching else "no batching (each request alone)")
         logger.info("ready in %.2f s: %s", self.load_seconds, mode)
+
+    async def _replace_model_thread(self) -> None:
+        """After a call was abandoned: a new model thread with the bundle loaded again (the stuck
+        call keeps the old thread and the old model objects; a model need not be thread-safe)."""
+        old, self.abandoned = self.executor, [t for t in self.abandoned if t.alive]
+        if old is not None:
+            old.abandon()
+            self.abandoned.append(old)
+        if self._stopping:
+            raise NotReady("the server is shutting down")
+        self.executor = ModelThread()
+        started = time.perf_counter()
+        ensemble = await asyncio.get_running_loop().run_in_executor(self.executor, self.loader, self.config)
+        self.ensemble = ensemble
+        self.batcher.evaluate, self.batcher.executor = ensemble.evaluate, self.executor
+        self.replacements += 1
+        logger.warning("model thread replaced (bundle reloaded in %.2f s); %d abandoned call(s) still running",
+                       time.perf_counter() - started, self.stuck_calls)
 
     async def shutdown(self) -> None:
         """Lifespan shutdown (the server has drained its connections): answers what is still
@@ -206,7 +233,11 @@ class InferenceApp:
             await _respond(send, e.status, e.body())
 
     async def _ping(self, send: Send, head: bool = False) -> None:
-        if self.ready:
+        if self.ready and self.stuck_calls >= self.config.max_stuck_calls:
+            message = (f"{self.stuck_calls} abandoned model calls are still running (the limit is "
+                       f"{self.config.max_stuck_calls}): replace this server")
+            await _respond(send, 503, {"status": "failed", "message": message}, head=head)
+        elif self.ready:
             await _respond(send, 200, {"status": "ok"}, head=head)
         elif self.load_error is not None:
             await _respond(send, 503, {"status": "failed", "message": str(self.load_error)}, head=head)
@@ -226,14 +257,16 @@ class InferenceApp:
             if body is None:  # the client went away
                 return
             queries, single = parse_payload(body)
+            timeout_s = _deadline_seconds(scope)
             n = len(queries)
             ensemble = self.ensemble
             if ensemble.needs_arrays:
                 arrays = [ensemble.prepare(q, "the query" if single else f"query {i}") for i, q in enumerate(queries)]
             else:
                 arrays = None
-            predictions = await self.batcher.submit(queries, arrays, single=single)
-            answer = {"prediction": predictions[0]} if single else {"predictions": predictions}
+            predictions, batch_size = await self.batcher.submit_sized(queries, arrays, single, timeout_s)
+            answer = ({"prediction": predictions[0]} if single else {"predictions": predictions})
+            answer["batch_size"] = batch_size
             try:
                 content = orjson.dumps(answer, option=_JSON_OPTIONS)
             except TypeError as e:
@@ -296,6 +329,9 @@ class InferenceApp:
             "batched_queries": batched,
             "mean_batch_size": round(batched / batches, 3) if batches else None,
             "mean_batch_latency_ms": round(1000.0 * stats.compute_seconds / batches, 3) if batches else None,
+            "abandoned_calls": stats.abandoned if stats else 0,
+            "stuck_calls": self.stuck_calls,
+            "model_thread_replacements": self.replacements,
             "batching": self.config.batching,
             "batch_size_target": self.controller.batch_size if self.config.batching else 1,
             "target_latency_ms": self.config.target_latency_ms,
@@ -310,6 +346,20 @@ class InferenceApp:
             info.update({"app": bundle.app, "app_version": bundle.app_version, "task": bundle.task,
                          "members": self.ensemble.describe()})
         return info
+
+
+def _deadline_seconds(scope: Scope) -> Optional[float]:
+    """The request's X-Kilele-Deadline-Ms in seconds (None: the server's call timeout)."""
+    for name, value in scope.get("headers", ()):
+        if name == DEADLINE_HEADER:
+            try:
+                milliseconds = float(value)
+            except ValueError:
+                raise InvalidInput("the X-Kilele-Deadline-Ms header is not a number") from None
+            if not milliseconds > 0 or milliseconds != milliseconds:
+                raise InvalidInput("the X-Kilele-Deadline-Ms header must be a positive number of milliseconds")
+            return milliseconds / 1000.0
+    return None
 
 
 async def _send(send: Send, status: int, content: bytes, head: bool = False) -> None:

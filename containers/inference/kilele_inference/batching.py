@@ -10,6 +10,12 @@ Queries that arrive while a batch computes queue up and form the next batch at o
 concurrent, i.e. when requests arrived while the previous batch computed: a lone client (one
 request at a time) is never delayed by the wait.
 
+Every request has a deadline (its own, else the server's ``call_timeout``). A batch runs until
+the earliest deadline among its requests; past it the call is abandoned (``on_stuck`` replaces
+the model thread and its models), the requests whose deadline has passed get
+:class:`ModelTimeout`, and the others are evaluated again, each request alone, so that one slow
+query costs only its own request (a request timed out twice fails).
+
 The batch size target follows AIMD on the batch's compute latency: +``step`` after a full batch
 that stayed under ``target_latency``, ×``backoff`` after a batch that exceeded it, within
 ``[1, max_batch_size]``.
@@ -22,10 +28,10 @@ import time
 from collections import deque
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Awaitable, Callable, Optional, Sequence
 
-from kilele_inference.errors import InvalidInput, ModelError, NotReady, ServingError
-from kilele_inference.ensemble import Rejected
+from kilele_inference.errors import InvalidInput, ModelError, ModelTimeout, NotReady, ServingError
+from kilele_inference.ensemble import Failed, Rejected
 
 logger = logging.getLogger("kilele_inference")
 
@@ -74,6 +80,9 @@ class _Request:
     results: list = field(default_factory=list)
     taken: int = 0  # queries already put into a batch
     left: int = 0  # queries not answered yet
+    deadline: float = float("inf")  # event-loop time past which its batch is abandoned
+    retried: bool = False  # it was in an abandoned batch once already
+    batch_size: int = 0  # the largest batch its queries rode in
 
     def label(self, index: int) -> str:
         return "the query" if self.single else f"query {index}"
@@ -85,6 +94,7 @@ class BatchStats:
     queries: int = 0
     compute_seconds: float = 0.0
     last_latency_s: float = 0.0
+    abandoned: int = 0  # batches abandoned past their deadline
 
 
 class Batcher:
@@ -98,8 +108,16 @@ class Batcher:
     def __init__(self, evaluate: Callable[[Sequence[Any], Optional[Sequence[Any]]], list],
                  executor: Optional[Executor], controller: Optional[AIMDController] = None,
                  max_wait_s: float = 0.002, batching: bool = True,
-                 clock: Callable[[], float] = time.perf_counter):
+                 clock: Callable[[], float] = time.perf_counter, call_timeout_s: Optional[float] = None,
+                 on_stuck: Optional[Callable[[], Awaitable[None]]] = None):
+        """``call_timeout_s``: the longest a request waits for its batch (None: no deadline; only
+        with an ``executor``, as a call on the event loop cannot be abandoned); ``on_stuck`` is
+        awaited after a batch was abandoned, before the next one runs: it replaces ``executor``
+        and ``evaluate`` (the abandoned call keeps the old ones)."""
         self.evaluate = evaluate
+        self.call_timeout_s = call_timeout_s
+        self.on_stuck = on_stuck
+        self._retries: deque[tuple[_Request, int, int]] = deque()
         self.executor = executor
         self.controller = controller or AIMDController()
         self.max_wait_s = max_wait_s
@@ -132,41 +150,57 @@ class Batcher:
             await self._task
 
     async def submit(self, queries: Sequence[Any], arrays: Optional[Sequence[Any]] = None,
-                     single: bool = False) -> list[Any]:
+                     single: bool = False, timeout_s: Optional[float] = None) -> list[Any]:
         """The ensemble's answers for a request's queries, in order. Raises :class:`InvalidInput`
-        naming the first rejected query, :class:`ModelError` when the model's answer is unusable."""
+        naming the first rejected query, :class:`ModelError` when the model failed or its answer
+        is unusable, :class:`ModelTimeout` past the deadline (``timeout_s``, at most the
+        batcher's ``call_timeout_s``)."""
+        return (await self.submit_sized(queries, arrays, single, timeout_s))[0]
+
+    async def submit_sized(self, queries: Sequence[Any], arrays: Optional[Sequence[Any]] = None,
+                           single: bool = False, timeout_s: Optional[float] = None) -> tuple[list[Any], int]:
+        """:meth:`submit`, and the size of the largest batch the request's queries rode in."""
         if self._closing or self._task is None:
             raise NotReady("the server is shutting down")
         if not queries:
-            return []
-        future = asyncio.get_running_loop().create_future()
+            return [], 0
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
         request = _Request(queries, arrays, single, future, results=[None] * len(queries), left=len(queries))
+        limits = [t for t in (timeout_s, self.call_timeout_s) if t is not None]
+        if limits:
+            request.deadline = loop.time() + max(0.0, min(limits))
         self._queue.append(request)
         self._queued += len(queries)
         self._arrivals += 1
         if self._queued >= self._want:
             self._wakeup.set()
-        return await future
+        return await future, request.batch_size
 
     # -- the batcher loop ------------------------------------------------------------------------
 
     async def _run(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            if not self._queue:
+            if self._retries:  # the survivors of an abandoned batch, each request alone
+                segments = [self._retries.popleft()]
+                if segments[0][0].future.done():
+                    continue
+            elif not self._queue:
                 if self._closing:
                     return
                 self._want = 1
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            size = self.controller.batch_size if self.batching else 0
-            if (self.batching and self._queued < size and self.max_wait_s > 0 and not self._closing
-                    and self._concurrent):
-                await self._wait_for(loop, size)
-            segments = self._take(size)
-            if not segments:
-                continue
+            else:
+                size = self.controller.batch_size if self.batching else 0
+                if (self.batching and self._queued < size and self.max_wait_s > 0 and not self._closing
+                        and self._concurrent):
+                    await self._wait_for(loop, size)
+                segments = self._take(size)
+                if not segments:
+                    continue
             queries: list[Any] = []
             arrays: Optional[list[Any]] = []
             for request, start, end in segments:
@@ -181,7 +215,15 @@ class Batcher:
                 if self.executor is None:
                     outcomes = self.evaluate(queries, arrays)
                 else:
-                    outcomes = await loop.run_in_executor(self.executor, self.evaluate, queries, arrays)
+                    call = loop.run_in_executor(self.executor, self.evaluate, queries, arrays)
+                    deadline = min(request.deadline for request, _, _ in segments)
+                    if deadline == float("inf"):
+                        outcomes = await call
+                    else:
+                        outcomes = await asyncio.wait_for(call, max(0.0, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                await self._abandon(loop, segments, self.clock() - started)
+                continue
             except ServingError as e:
                 self._fail(segments, e)
                 continue
@@ -199,7 +241,36 @@ class Batcher:
             self.stats.last_latency_s = latency
             if self.batching:
                 self.controller.record(len(queries), latency)
+            for request, _, _ in segments:
+                request.batch_size = max(request.batch_size, len(queries))
             self._deliver(segments, outcomes)
+
+    async def _abandon(self, loop: asyncio.AbstractEventLoop, segments: list[tuple[_Request, int, int]],
+                       waited: float) -> None:
+        """A batch ran past its earliest deadline: fail the requests out of time, evaluate the
+        others again (each alone), and have the model thread replaced first."""
+        self.stats.abandoned += 1
+        size = sum(end - start for _, start, end in segments)
+        logger.warning("a batch of %d queries did not finish within its deadline (%.3f s): abandoned; "
+                       "the model thread is replaced", size, waited)
+        now = loop.time()
+        for request, start, end in segments:
+            if request.future.done():
+                continue
+            if request.retried or now >= request.deadline:
+                request.future.set_exception(ModelTimeout(
+                    f"the model did not answer within the deadline ({waited:.3g} s): the call was abandoned "
+                    "and the model replaced"))
+            else:
+                request.retried = True
+                self._retries.append((request, start, end))
+        if self.on_stuck is not None:
+            try:
+                await self.on_stuck()
+            except Exception as e:  # noqa: BLE001 - no model to ask: fail what waits for one
+                logger.exception("replacing the model thread failed")
+                while self._retries:
+                    self._fail([self._retries.popleft()], ModelError(f"the model could not be reloaded: {e}"))
 
     async def _wait_for(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
         """Waits until ``size`` queries are queued or ``max_wait_s`` has passed."""
@@ -245,6 +316,9 @@ class Batcher:
             if request.future.done():
                 continue
             for offset, outcome in enumerate(chunk):
+                if isinstance(outcome, Failed):
+                    request.future.set_exception(ModelError(outcome.message(request.label(start + offset))))
+                    break
                 if isinstance(outcome, Rejected):
                     request.future.set_exception(InvalidInput(outcome.message(request.label(start + offset))))
                     break

@@ -46,6 +46,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--max-body-bytes", type=int, help="largest request body (default 5 MB); larger ones get 413")
     add("--latency-window", type=int, help="requests in the /metrics latency window (default 10000)")
     add("--graceful-timeout", type=float, help="seconds to finish in-flight requests on SIGTERM (default 30)")
+    add("--call-timeout-ms", type=float,
+        help="longest a call may take (default 30000; a request's X-Kilele-Deadline-Ms may lower it); "
+             "past it the call is abandoned and the model reloaded in a new thread")
+    add("--max-stuck-calls", type=int,
+        help="abandoned calls still running past which /ping answers 503 (default 4)")
     add("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="default info")
     add("--access-log", action="store_const", const=True, help="log every request (off by default)")
     return parser

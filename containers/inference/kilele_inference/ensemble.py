@@ -1,8 +1,8 @@
 """The ensemble of a bundle's members: checks queries, runs the members on a batch, combines.
 
-- classification (TABULAR_CLASSIFICATION, IMAGE_CLASSIFICATION): the mean of the members'
-  ``{label: probability}`` dicts over the union of their labels (a label a member does not name
-  counts as 0 for it); labels are JSON object keys, so they are compared as strings;
+- classification (TABULAR_CLASSIFICATION, IMAGE_CLASSIFICATION): one member's answers as its
+  ``predict`` returned them; several members' combined like with like (kilele_inference/combine.py:
+  lists of probabilities averaged as lists, ``{label: probability}`` as dicts, labels by vote);
 - regression (TABULAR_REGRESSION): the mean of the members' floats;
 - any other task: the first member's answer (only that member is loaded).
 """
@@ -16,7 +16,9 @@ import numpy as np
 
 from kilele_inference.bundle import CLASSIFICATION_TASKS, REGRESSION_TASKS, BundleSpec, read_bundle
 from kilele_inference.errors import BundleError, InvalidInput, ModelError, json_type
-from kilele_inference.members import LabelledProbabilities, Member, MemberRejected, OnnxMember, load_members
+from kilele_inference.combine import combine_lists
+from kilele_inference.members import (LabelledProbabilities, Member, MemberFailed, MemberRaised, MemberRejected,
+                                      OnnxMember, load_members)
 
 logger = logging.getLogger("kilele_inference")
 
@@ -26,12 +28,17 @@ LABEL = "{label}"  # where a query's name ("query 3", "the query") goes in a rej
 
 @dataclass
 class Rejected:
-    """The outcome for one query that a member (or the server) rejected."""
+    """The outcome for one query that a member (or the server) rejected: the caller's error."""
 
     reason: str  # with LABEL where the query is named
 
     def message(self, label: str) -> str:
         return self.reason.replace(LABEL, label)
+
+
+@dataclass
+class Failed(Rejected):
+    """The outcome for one query a member failed on (its predict raised): the model's error."""
 
 
 Outcome = Union[Any, Rejected]
@@ -131,13 +138,15 @@ class Ensemble:
         return self.combine(answers, n)
 
     def evaluate(self, queries: Sequence[Any], arrays: Optional[Sequence[np.ndarray]] = None) -> list[Outcome]:
-        """:meth:`predict_batch`, and when a member rejects the batch, each query alone, so that one
-        bad query fails only itself: the result holds an answer or a :class:`Rejected` per query."""
+        """:meth:`predict_batch`, and when a member raises on the batch, each query alone, so that
+        one bad query fails only itself: the result holds, per query, an answer, a
+        :class:`Rejected` (the query is wrong) or a :class:`Failed` (the model failed on it)."""
         try:
             return self.predict_batch(queries, arrays)
-        except (MemberRejected, InvalidInput) as e:
-            if len(queries) > 1:
-                logger.info("a batch of %d queries was rejected (%s); evaluating them one by one", len(queries), e)
+        except (MemberRaised, InvalidInput) as e:
+            if len(queries) == 1:
+                return [_outcome_of(e)]
+            logger.info("a batch of %d queries raised (%s); evaluating them one by one", len(queries), e)
         outcomes: list[Outcome] = []
         for i, query in enumerate(queries):
             try:
@@ -145,10 +154,8 @@ class Ensemble:
                 if self.needs_arrays:
                     array = arrays[i] if arrays is not None else self.prepare(query, LABEL)
                 outcomes.extend(self.predict_batch([query], None if array is None else [array]))
-            except InvalidInput as e:
-                outcomes.append(Rejected(e.message))
-            except MemberRejected as e:
-                outcomes.append(Rejected(f"{LABEL}: {e}"))
+            except (MemberRaised, InvalidInput) as e:
+                outcomes.append(_outcome_of(e))
         return outcomes
 
     # -- combining -------------------------------------------------------------------------------
@@ -161,35 +168,16 @@ class Ensemble:
         first = answers[0]
         return first.as_dicts() if isinstance(first, LabelledProbabilities) else list(first)
 
-    def _combine_probabilities(self, answers: list[Any], n: int) -> list[dict[str, float]]:
+    def _combine_probabilities(self, answers: list[Any], n: int) -> list[Any]:
         if all(isinstance(a, LabelledProbabilities) for a in answers) and len({a.labels for a in answers}) == 1:
             if len(answers) == 1:
                 return answers[0].as_dicts()
             mean = np.mean([a.matrix.astype(np.float64) for a in answers], axis=0)
             return LabelledProbabilities(answers[0].labels, mean).as_dicts()
-        per_member = [a.as_dicts() if isinstance(a, LabelledProbabilities) else
-                      [self._probabilities(p, m) for p in a] for a, m in zip(answers, self.members)]
-        count = float(len(per_member))
-        combined = []
-        for i in range(n):
-            total: dict[str, float] = {}
-            for member_answers in per_member:
-                for label, probability in member_answers[i].items():
-                    total[label] = total.get(label, 0.0) + probability
-            combined.append({label: value / count for label, value in total.items()})
-        return combined
-
-    @staticmethod
-    def _probabilities(prediction: Any, member: Member) -> dict[str, float]:
-        try:
-            if isinstance(prediction, dict):
-                return {str(label): float(p) for label, p in prediction.items()}
-            if isinstance(prediction, (list, tuple, np.ndarray)):  # probabilities by class index
-                return {str(i): float(p) for i, p in enumerate(prediction)}
-        except (TypeError, ValueError):
-            pass
-        raise ModelError(f"{member.spec.describe()}: predict() answered {type(prediction).__name__} "
-                         f"{str(prediction)[:80]!r}; a classifier answers {{label: probability}} per query")
+        per_member = [a.as_dicts() if isinstance(a, LabelledProbabilities) else list(a) for a in answers]
+        if len(per_member) == 1:  # what the model's predict returned, as it returned it
+            return per_member[0]
+        return combine_lists(per_member, n, lambda i: self.members[i].spec.describe())
 
     def _combine_floats(self, answers: list[Any], n: int) -> list[float]:
         columns = []
@@ -204,6 +192,14 @@ class Ensemble:
         if len(columns) == 1:
             return columns[0].tolist()
         return np.mean(columns, axis=0).tolist()
+
+
+def _outcome_of(error: Exception) -> Outcome:
+    if isinstance(error, InvalidInput):
+        return Rejected(error.message)
+    if isinstance(error, MemberFailed):
+        return Failed(f"{LABEL}: {error}")
+    return Rejected(f"{LABEL}: {error}")
 
 
 def load_ensemble(path: str, use_onnx: bool = True, onnx_threads: int = 1,

@@ -65,11 +65,19 @@ class NotReady(ServingError):
 
 
 class ModelError(ServingError):
-    """A member answered something the server cannot use (wrong count, wrong type): not the
-    client's fault."""
+    """A member raised in ``predict`` (anything but the kit's ``InvalidQuery``) or answered
+    something the server cannot use (wrong count, wrong type): not the client's fault."""
 
     status = 500
     code = "model_error"
+
+
+class ModelTimeout(ServingError):
+    """The model did not answer within the call's deadline: the call was abandoned and the
+    model thread that ran it replaced (only the queries of that call pay)."""
+
+    status = 504
+    code = "model_timeout"
 
 
 class BundleError(Exception):

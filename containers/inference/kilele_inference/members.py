@@ -18,7 +18,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from kilele.model import deserialize_params, load_model_class
+from kilele.model import InvalidQuery, deserialize_params, load_model_class
 from kilele_inference.bundle import BundleSpec, MemberSpec
 from kilele_inference.errors import BundleError, ModelError
 
@@ -28,8 +28,10 @@ PROBABILITIES = "probabilities"
 _ONNX_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
-class MemberRejected(Exception):
-    """A member raised on a batch: usually one of its queries is wrong for the model."""
+class MemberRaised(Exception):
+    """A member raised on a batch (base of :class:`MemberRejected` and :class:`MemberFailed`)."""
+
+    verb = "raised on it"
 
     def __init__(self, member: Optional["Member"], error: BaseException):
         self.member = member
@@ -38,7 +40,21 @@ class MemberRejected(Exception):
         detail = str(error).strip() or type(error).__name__
         if len(detail) > 500:
             detail = detail[:500] + "…"
-        super().__init__(f"{who} rejected it: {type(error).__name__}: {detail}")
+        super().__init__(f"{who} {self.verb}: {type(error).__name__}: {detail}")
+
+
+class MemberRejected(MemberRaised):
+    """The query is wrong for the model: the model raised the kit's
+    :class:`kilele.model.InvalidQuery`, or ONNX Runtime refused the input. The caller's error (400)."""
+
+    verb = "rejected it"
+
+
+class MemberFailed(MemberRaised):
+    """The model's ``predict`` raised anything else: the model's error (``model_error``), not
+    the caller's, who cannot fix it by changing the query."""
+
+    verb = "failed on it"
 
 
 @dataclass
@@ -69,11 +85,14 @@ class Member:
     def run(self, queries: Sequence[Any], batch: Optional[np.ndarray]) -> Any:
         """The member's answers for the batch: a list with one prediction per query, or (ONNX
         classifiers) :class:`LabelledProbabilities`. Raises :class:`MemberRejected` when the model
-        raises, :class:`ModelError` when its answer is unusable."""
+        raises :class:`InvalidQuery`, :class:`MemberFailed` when it raises anything else,
+        :class:`ModelError` when its answer is unusable."""
         try:
             predictions = self.model.predict(list(queries))
-        except Exception as e:
+        except InvalidQuery as e:
             raise MemberRejected(self, e) from e
+        except Exception as e:
+            raise MemberFailed(self, e) from e
         if isinstance(predictions, np.ndarray):
             predictions = predictions.tolist()
         if not isinstance(predictions, (list, tuple)):

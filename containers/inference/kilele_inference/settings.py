@@ -34,6 +34,8 @@ ENVIRONMENT = {
     "KILELE_LATENCY_WINDOW": "latency_window",
     "KILELE_GRACEFUL_TIMEOUT": "graceful_timeout",
     "KILELE_LOG_LEVEL": "log_level",
+    "KILELE_CALL_TIMEOUT_MS": "call_timeout_ms",
+    "KILELE_MAX_STUCK_CALLS": "max_stuck_calls",
 }
 
 
@@ -64,6 +66,12 @@ class ServerConfig:
     graceful_timeout: float = 30.0
     log_level: str = "info"
     access_log: bool = False
+    # A request's deadline: its X-Kilele-Deadline-Ms header (the platform sends what is left of
+    # the app's latency budget), at most this. Past it the call is abandoned, the model replaced.
+    call_timeout_ms: float = 30000.0
+    # Abandoned calls still running (threads that never returned) past which /ping fails, so
+    # that the platform replaces the whole server (a stuck thread may keep burning a CPU).
+    max_stuck_calls: int = 4
 
     def validate(self) -> "ServerConfig":
         """Returns ``self`` when every setting is usable, else raises ``ValueError`` naming each problem."""
@@ -88,6 +96,10 @@ class ServerConfig:
             problems.append("ONNX threads must not be negative (0: ONNX Runtime's default)")
         if self.max_body_bytes < 1:
             problems.append("max body bytes must be positive")
+        if self.call_timeout_ms <= 0:
+            problems.append("call timeout must be positive")
+        if self.max_stuck_calls < 1:
+            problems.append("max stuck calls must be at least 1")
         if self.latency_window < 1:
             problems.append("latency window must be at least 1")
         if problems:

@@ -35,7 +35,10 @@ class BaseModel(ABC):
 
     @abstractmethod
     def predict(self, queries: list[Any]) -> list[Any]:
-        """One JSON-able prediction per query. For classification, class probabilities."""
+        """One JSON-able prediction per query, served as returned: for classification, class
+        probabilities (``{label: probability}`` or a list by class index) or labels. Raise
+        :class:`kilele.model.InvalidQuery` for a query the model cannot take (the caller gets a
+        400 with its message); any other exception is a model error (502)."""
 
     @abstractmethod
     def dump_parameters(self) -> Params:

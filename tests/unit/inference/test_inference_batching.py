@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -243,3 +244,48 @@ def test_a_lone_client_is_never_delayed_but_concurrent_clients_wait_for_a_fuller
     assert lone < 0.25  # three 20 ms batches, no 300 ms waits
     assert batches == [[0], [1], [2], [10], [11, 12]]
     assert concurrent >= 0.25  # the batch after a busy one waited (up to 300 ms) for more queries
+
+
+def test_a_batch_past_its_deadline_fails_only_the_slow_request_and_the_others_are_answered():
+    """One batch holds a slow query (its request's deadline is short) and quick ones: at the
+    deadline the batch is abandoned, the model thread replaced (``on_stuck``), the slow request
+    gets ModelTimeout and the other requests are evaluated again and answered."""
+    from kilele_inference.errors import ModelTimeout
+    from kilele_inference.model_thread import ModelThread
+
+    release = threading.Event()
+
+    def evaluate(queries, arrays):
+        if "slow" in queries:
+            release.wait(10)
+        return [f"{q}!" for q in queries]
+
+    replaced = []
+    batcher = Batcher(evaluate, executor=ModelThread(), max_wait_s=0.05, call_timeout_s=5.0,
+                      controller=AIMDController(initial=8))
+
+    async def on_stuck():
+        replaced.append(batcher.executor)
+        batcher.executor = ModelThread()
+
+    batcher.on_stuck = on_stuck
+
+    async def main():
+        batcher.start()
+        batcher._concurrent = True  # wait for a fuller batch, so that all three share one
+        slow = asyncio.ensure_future(batcher.submit(["slow"], timeout_s=0.3))
+        quick = [asyncio.ensure_future(batcher.submit([q])) for q in ("a", "b")]
+        started = time.monotonic()
+        results = await asyncio.gather(slow, *quick, return_exceptions=True)
+        elapsed = time.monotonic() - started
+        await batcher.stop()
+        return results, elapsed
+
+    try:
+        (slow, a, b), elapsed = run(main())
+    finally:
+        release.set()
+    assert isinstance(slow, ModelTimeout)
+    assert (a, b) == (["a!"], ["b!"])
+    assert elapsed < 3
+    assert len(replaced) == 1 and batcher.stats.abandoned == 1

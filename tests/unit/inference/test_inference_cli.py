@@ -82,7 +82,7 @@ def test_serve_process_drains_in_flight_requests_on_sigterm(slow_bundle):
         started = time.monotonic()
         code = server.terminate()
         client.join(timeout=30)
-        assert results == {"status": 200, "body": {"predictions": [{"yes": 0.25, "no": 0.75}] * 2}}
+        assert results == {"status": 200, "body": {"predictions": [{"yes": 0.25, "no": 0.75}] * 2, "batch_size": 2}}
         assert code == 0 and time.monotonic() - started < 10
         log = server.communicate()
     assert "served by its own predict()" in log and "ready in" in log and "stopped" in log

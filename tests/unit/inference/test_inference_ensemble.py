@@ -7,7 +7,8 @@ import pytest
 from inference_harness import read_csv_features, write_bundle
 from kilele_inference import load_ensemble
 from kilele_inference.bundle import BundleSpec
-from kilele_inference.ensemble import Ensemble, Rejected
+from kilele.model import InvalidQuery
+from kilele_inference.ensemble import Ensemble, Failed, Rejected
 from kilele_inference.errors import InvalidInput, ModelError
 from kilele_inference.members import Member
 
@@ -69,7 +70,9 @@ class FakeModel:
 
     def predict(self, queries):
         if any(q == "bad" for q in queries):
-            raise ValueError("bad query")
+            raise InvalidQuery("bad query")
+        if any(q == "boom" for q in queries):
+            raise ValueError("the model broke")
         return [self.answers(q) for q in queries]
 
 
@@ -90,9 +93,30 @@ def test_union_of_labels_counts_a_missing_label_as_zero():
     assert list(answer) == ["cat", "dog", "bird", "1"]  # first-seen order
 
 
+def test_one_member_answers_as_its_predict_returned():
+    # A list stays a list, a label stays a label (it used to become {"0": ..., "1": ...}).
+    assert fake_ensemble("TABULAR_CLASSIFICATION", lambda q: [0.25, 0.75]).predict_batch(["x"]) == [[0.25, 0.75]]
+    assert fake_ensemble("IMAGE_CLASSIFICATION", lambda q: "cat").predict_batch(["x", "y"]) == ["cat", "cat"]
+    assert fake_ensemble("TABULAR_CLASSIFICATION", lambda q: 2).predict_batch(["x"]) == [2]
+
+
+def test_members_average_like_with_like():
+    lists = fake_ensemble("TABULAR_CLASSIFICATION", lambda q: [0.2, 0.8], lambda q: [0.6, 0.4])
+    assert lists.predict_batch(["x"]) == [pytest.approx([0.4, 0.6])]
+    assert isinstance(lists.predict_batch(["x"])[0], list)
+    labels = fake_ensemble("TABULAR_CLASSIFICATION", lambda q: "cat", lambda q: "dog", lambda q: "dog")
+    assert labels.predict_batch(["x"]) == ["dog"]  # the majority
+    tie = fake_ensemble("TABULAR_CLASSIFICATION", lambda q: 1, lambda q: 0)
+    assert tie.predict_batch(["x"]) == [1]  # a tie goes to the first (best-scored) member
+    # Labels with probabilities: each probability answer votes with its most probable label.
+    mixed = fake_ensemble("TABULAR_CLASSIFICATION", lambda q: "b", lambda q: {"a": 0.1, "b": 0.9},
+                          lambda q: {"a": 0.7, "b": 0.3})
+    assert mixed.predict_batch(["x"]) == ["b"]
+
+
 def test_unusable_member_answers_are_model_errors():
     with pytest.raises(ModelError, match="a classifier answers"):
-        fake_ensemble("IMAGE_CLASSIFICATION", lambda q: "cat").predict_batch(["x"])
+        fake_ensemble("IMAGE_CLASSIFICATION", lambda q: "cat", lambda q: None).predict_batch(["x"])
     with pytest.raises(ModelError, match="one number per query"):
         fake_ensemble("TABULAR_REGRESSION", lambda q: {"a": 1}).predict_batch(["x"])
 
@@ -108,10 +132,13 @@ def test_unusable_member_answers_are_model_errors():
 
 def test_a_rejected_batch_is_evaluated_query_by_query():
     ensemble = fake_ensemble("TABULAR_REGRESSION", lambda q: 1.0, lambda q: 3.0)
-    outcomes = ensemble.evaluate(["a", "bad", "c"])
+    outcomes = ensemble.evaluate(["a", "bad", "c", "boom"])
     assert outcomes[0] == 2.0 and outcomes[2] == 2.0
-    assert isinstance(outcomes[1], Rejected)
-    assert outcomes[1].message("query 1") == "query 1: m0 (Fake, trial t0) rejected it: ValueError: bad query"
+    # The kit's InvalidQuery is the caller's error; any other exception is the model's.
+    assert isinstance(outcomes[1], Rejected) and not isinstance(outcomes[1], Failed)
+    assert outcomes[1].message("query 1") == "query 1: m0 (Fake, trial t0) rejected it: InvalidQuery: bad query"
+    assert isinstance(outcomes[3], Failed)
+    assert outcomes[3].message("query 3") == "query 3: m0 (Fake, trial t0) failed on it: ValueError: the model broke"
 
 
 @pytest.mark.parametrize("query, message", [

@@ -42,8 +42,9 @@ def test_queries_instances_and_query_payloads(iris_server, iris_bundle):
         for got, want in zip(predictions, expected):
             assert got == pytest.approx(want, abs=1e-6)
     single = post(iris_server, {"query": queries[1]}).json()
-    assert single.keys() == {"prediction"} and single["prediction"] == pytest.approx(expected[1], abs=1e-6)
-    assert post(iris_server, {"queries": []}).json() == {"predictions": []}
+    assert single.keys() == {"prediction", "batch_size"} and single["prediction"] == pytest.approx(expected[1], abs=1e-6)
+    assert single["batch_size"] == 1  # the batch its query rode in (the platform's batch_size metric)
+    assert post(iris_server, {"queries": []}).json() == {"predictions": [], "batch_size": 0}
 
 
 def test_ping_metrics_and_info(iris_server):
@@ -128,7 +129,8 @@ def test_64_concurrent_requests_are_batched_and_each_gets_its_own_answers(iris_b
 
 def test_one_bad_query_does_not_fail_other_clients_in_its_batch(tree_bundle):
     # The tree is served by its own predict(): nothing checks queries before the batch, the model
-    # rejects the whole batch, and the server finds the bad query by evaluating them one by one.
+    # rejects the whole batch (kilele.model.InvalidQuery), and the server finds the bad query by
+    # evaluating them one by one.
     good = read_csv_features("iris")[:12]
     bad_request = {"queries": [good[0], [1.0, 2.0, 3.0, 4.0, 5.0]]}
     reference = load_ensemble(str(tree_bundle))
@@ -145,10 +147,11 @@ def test_one_bad_query_does_not_fail_other_clients_in_its_batch(tree_bundle):
     bad = responses.pop(6)
     message = error_of(bad, 400)
     assert message.startswith("query 1: sk_decision_tree (SkDecisionTree, trial trial-0-sk_decision_tree) rejected it")
-    assert "X has 5 features, but DecisionTreeClassifier is expecting 4 features" in message
+    assert "InvalidQuery: a query has 5 features; the model was trained on 4" in message
     for response, query in zip(responses, good):
         assert response.status_code == 200
         assert response.json()["predictions"] == reference.predict_batch([query])
+        assert response.json()["batch_size"] >= 1
     assert metrics["mean_batch_size"] > 1 and metrics["errors"] == 1
     assert metrics["errors_by_code"] == {"invalid_input": 1}
 
@@ -164,7 +167,7 @@ def test_ping_is_503_while_the_bundle_loads(tmp_path):
         server.wait_ready()
         assert time.monotonic() - started < 5
         assert httpx.get(server.url + "/ping").json() == {"status": "ok"}
-        assert post(server, {"query": [1]}).json() == {"prediction": {"yes": 0.25, "no": 0.75}}
+        assert post(server, {"query": [1]}).json() == {"prediction": {"yes": 0.25, "no": 0.75}, "batch_size": 1}
 
 
 def test_no_batching_serves_each_request_alone(iris_bundle):
