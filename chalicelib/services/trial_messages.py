@@ -36,12 +36,17 @@ class TrialMessageConfig:
 
 
 def trial_keys(trial_id: str) -> dict[str, str]:
-    """Where a trial's objects go (all under ``trials/<id>/``)."""
+    """Where a trial's objects go (all under ``trials/<id>/``). Not its ONNX graph's key: a
+    trial records that only once the worker reports it exported one (``has_onnx``)."""
     return {
         "params_key": f"trials/{trial_id}/params.npz",
         "logs_key": f"trials/{trial_id}/logs.txt",
-        "onnx_key": f"trials/{trial_id}/model.onnx",
     }
+
+
+def onnx_key(trial_id: str) -> str:
+    """Where the worker puts a trial's ONNX graph if the model exports one."""
+    return f"trials/{trial_id}/model.onnx"
 
 
 def describe_logs_key(model_id: str, describe_id: str) -> str:
@@ -89,7 +94,7 @@ def trial_message(job: TrainJob, model: Model, train: Dataset, val: Dataset, tri
         "train_args": job.train_args,
         "params_key": trial.params_key,
         "logs_key": logs_key,
-        "onnx_key": trial.onnx_key,
+        "onnx_key": trial.onnx_key or onnx_key(trial.id),
         **beside_log(logs_key),
     }
 

@@ -93,7 +93,7 @@ def test_a_trial_message_parses_into_its_trial_spec():
     assert parsed.task_token == TOKEN
     assert parsed.trial == TrialSpec(
         **_expected_common(), kind="trial", id=TRIAL.id, knobs=TRIAL.knobs, train_args=JOB.train_args,
-        params_key=TRIAL.params_key, logs_key=TRIAL.logs_key, onnx_key=TRIAL.onnx_key,
+        params_key=TRIAL.params_key, logs_key=TRIAL.logs_key, onnx_key="trials/t-1/model.onnx",
         error_key="trials/t-1/error.json", claim_key="trials/t-1/claim.json",
     )
     assert not parsed.trial.is_describe

@@ -96,6 +96,17 @@ def test_the_advisor_sees_the_models_history(h, make_job):
     assert h.fakes.advisor.seen[0]["strategy"] == h.settings.advisor_strategy
 
 
+def test_the_advisor_is_told_how_many_trials_the_budget_has_left(h, make_job):
+    # the advisor makes the budget's last trial a full one (screening trials are never served)
+    job, _ = make_job({"TIME_HOURS": 1, "MODEL_TRIAL_COUNT": 3})
+    for _ in range(4):
+        h.services.trial_loop.propose(first_state(job))
+    assert [call["trials_left"] for call in h.fakes.advisor.seen] == [3, 2, 1]
+    unbounded, _ = make_job({"TIME_HOURS": 1})
+    h.services.trial_loop.propose(first_state(unbounded))
+    assert h.fakes.advisor.seen[-1]["trials_left"] is None
+
+
 def test_a_configuration_claimed_by_another_slot_is_not_run_twice(h, make_job):
     job, (model,) = make_job()
     fingerprint_of_x0 = json.dumps({"x": 0}, sort_keys=True)  # the fake advisor's fingerprint
@@ -194,6 +205,20 @@ def test_a_trial_result_is_recorded_and_resets_the_error_count(h, make_job):
     assert (trial.status, trial.score, trial.model_seconds) == (TrialStatus.COMPLETED, 0.875, 12.5)
     assert trial.stopped_at == h.fakes.clock.now
     assert trial.started_at.isoformat() == "2026-12-01T09:00:30+00:00"
+
+
+def test_has_onnx_is_true_only_for_a_trial_that_exported_onnx(h, make_job):
+    job, _ = make_job()
+    plain = h.services.trial_loop.propose(first_state(job))
+    assert proposal(plain)["trial"]["onnx_key"]  # the worker is told where a graph would go
+    h.services.trial_loop.record_trial({**plain, "result": {"score": 0.5, "onnx_key": None}})
+    exported = h.services.trial_loop.propose(first_state(job))
+    key = proposal(exported)["trial"]["onnx_key"]
+    h.services.trial_loop.record_trial({**exported, "result": {"score": 0.6, "onnx_key": key}})
+    without = h.fakes.trials.get(proposal(plain)["trial"]["id"])
+    with_graph = h.fakes.trials.get(proposal(exported)["trial"]["id"])
+    assert without.to_dict()["has_onnx"] is False and without.onnx_key is None
+    assert with_graph.to_dict()["has_onnx"] is True and with_graph.onnx_key == key
 
 
 def test_a_trial_failure_is_recorded_from_the_workers_error_report(h, make_job):
