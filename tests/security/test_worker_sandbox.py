@@ -1,0 +1,113 @@
+"""Attacks from a trial's model code, run as the local stack runs trials: the trials-queue message
+handed to :class:`LocalTrialDispatcher`, which starts the real worker supervisor
+(``python -m kilele_worker run``) against the stack's moto server; the supervisor runs the model
+in its sandbox. Each test asserts the harm failed and names the defence that stopped it."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import boto3
+import pytest
+
+from chalicelib import wiring
+from chalicelib.adapters.task_tokens import SfnTaskTokens
+from chalicelib.adapters.trial_dispatch.local import LocalTrialDispatcher
+from chalicelib.settings import process_environment
+from settings_support import make_settings
+
+from conftest import ROOT, alive, descendants, hostile_source, tagged, wait_until
+
+GiB = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def platform(moto):
+    from worker_harness import Platform
+
+    return Platform(endpoint_url=moto.url)
+
+
+@pytest.fixture
+def dispatcher(moto, tmp_path):
+    settings = make_settings(aws_endpoint_url=moto.url, aws_access_key_id="kilele-local",
+                             aws_secret_access_key="kilele-local")
+    environment = process_environment(drop_prefixes=("AWS_", "KILELE_"), extra=wiring.child_aws_environment(settings))
+    tokens = SfnTaskTokens(boto3.client("stepfunctions", endpoint_url=moto.url))
+    made = LocalTrialDispatcher(tmp_path / "work", tokens, environment=environment)
+    yield made
+    made.terminate_all(grace_seconds=2)
+
+
+def run_to_the_end(dispatcher, message: dict, timeout: float = 120) -> None:
+    dispatcher.dispatch(message)
+    assert wait_until(lambda: dispatcher.running == 0, timeout), "the worker did not finish"
+
+
+def probe_report(log: str) -> dict:
+    for line in log.splitlines():
+        if "kilele-probe {" in line:
+            return json.loads(line.split("kilele-probe ", 1)[1])
+    raise AssertionError(f"the hostile model reported nothing:\n{log}")
+
+
+def test_a_trial_cannot_escape_its_sandbox(platform, dispatcher, moto, listener, tmp_path):
+    tag = "kilele-escape-" + os.urandom(6).hex()
+    outside = [str(ROOT / f".{tag}"), f"/tmp/{tag}", f"/var/tmp/{tag}", str(tmp_path / tag),
+               str(tmp_path / "work" / tag)]
+    source = hostile_source(tag=tag, outside=outside, forks=600, memory_bytes=3 * GiB,
+                            addresses=[["127.0.0.1", listener.port], ["127.0.0.1", moto.port], ["1.1.1.1", 443]])
+    trial = platform.start_trial(source, "HostileModel", memory_limit_mb=1024, timeout_seconds=120)
+    run_to_the_end(dispatcher, trial.message)
+    log = platform.log_text(trial)
+    report = probe_report(log)
+
+    assert report["uid"] != 0 and report["uid"] != os.getuid(), \
+        f"the model ran as the platform's user {report['uid']} (defence: a user of its own)"
+    assert report["env"] == [], f"the model saw {report['env']} (defence: the scrubbed environment)"
+    assert report["environ_leaks"] == [], \
+        ("the model read the platform's environment in /proc/<pid>/environ of "
+         f"{report['environ_leaks']} (defences: its own user, its own PID namespace and /proc)")
+    assert not report["shadow"], "the model read /etc/shadow (defence: its own user)"
+    assert report["writes"] == [], \
+        f"the model wrote {report['writes']} (defences: its own user; /tmp and /var/tmp read-only in its mount namespace)"
+    left = [path for path in outside if Path(path).exists()]
+    assert left == [], f"files outside the model's directory: {left} (defence: its own user, read-only /tmp)"
+    reached = {address: result for address, result in report["connects"].items() if result == "connected"}
+    assert reached == {} and listener.accepted == 0, \
+        f"the model reached {reached or 'the host listener'} (defence: a network namespace of its own)"
+    assert report["forks"] < 300, \
+        f"a fork bomb got {report['forks']} processes (defence: RLIMIT_NPROC on the model's own user)"
+    assert not report["memory"], "a 3 GiB memory bomb was granted under a 1 GiB limit (defence: RLIMIT_AS)"
+    assert "kilele-sandbox: missing" not in log, f"the sandbox was incomplete here:\n{log}"
+
+
+def test_a_spinning_model_is_stopped_by_the_wall_clock_limit(platform, dispatcher):
+    trial = platform.start_trial(hostile_source(spin=True), "HostileModel", timeout_seconds=3)
+    started = time.monotonic()
+    run_to_the_end(dispatcher, trial.message, timeout=60)
+    took = time.monotonic() - started
+    report = platform.error_report(trial)
+    assert "timeout_seconds=3" in report["message"], \
+        f"a CPU spin was not stopped by the wall-clock limit: {report}"
+    assert took < 30, f"the spin ran {took:.0f} s (defence: the supervisor's wall-clock limit, then RLIMIT_CPU)"
+
+
+def test_nothing_of_the_model_outlives_a_killed_supervisor(platform, dispatcher, tmp_path):
+    tag = "kilele-escape-" + os.urandom(6).hex()
+    trial = platform.start_trial(hostile_source(tag=tag, linger=True), "HostileModel", timeout_seconds=300)
+    supervisor = int(dispatcher.dispatch(trial.message))
+    assert wait_until(lambda: tagged(tag), 60), "the model did not start its daemon"
+    started = descendants(supervisor) | tagged(tag)
+    assert len(started) >= 2, f"expected the model and its daemon below the supervisor, found {started}"
+
+    os.kill(supervisor, signal.SIGKILL)
+    gone = wait_until(lambda: not any(alive(pid) for pid in started) and not tagged(tag), 15)
+    survivors = sorted(pid for pid in started if alive(pid)) + sorted(tagged(tag))
+    assert gone, (f"processes of the model outlived its supervisor: {survivors} (defences: PR_SET_PDEATHSIG "
+                  "on the model process, its PID namespace: the kernel kills the namespace with its init)")
+    assert wait_until(lambda: not list((tmp_path / "work").glob("trial-*/")), 15), \
+        "the killed supervisor's work directory is still there (defence: the dispatcher removes the job directory)"
