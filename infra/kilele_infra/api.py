@@ -26,6 +26,11 @@ BINARY_MEDIA_TYPES = [
 
 THROTTLE_RATE = 100  # steady requests per second for the whole stage
 THROTTLE_BURST = 200
+# Logins (POST /tokens) have a tighter limit of their own: each one costs a password hash (argon2,
+# ~64 MiB and tens of ms), so a flood of them is the cheapest way to exhaust the API's Lambdas. The
+# per-address limits are WAF's (firewall.py); the app throttles failures per account and address.
+LOGIN_THROTTLE_RATE = 20
+LOGIN_THROTTLE_BURST = 40
 
 # Every error the API answers has the product's shape, {"error": {"code", "message"}}, including
 # the ones API Gateway produces itself. An unknown route (or an unknown method on a known route)
@@ -107,6 +112,8 @@ class Api(Construct):
                 metrics_enabled=True,
                 throttling_rate_limit=THROTTLE_RATE,
                 throttling_burst_limit=THROTTLE_BURST,
+                method_options={"/tokens/POST": apigw.MethodDeploymentOptions(
+                    throttling_rate_limit=LOGIN_THROTTLE_RATE, throttling_burst_limit=LOGIN_THROTTLE_BURST)},
             ),
         )
         self._add_routes(api, function)

@@ -21,6 +21,7 @@ from chalicelib.settings import Settings
 from .api import Api
 from .dashboard import build_dashboard
 from .data import Data
+from .firewall import ApiFirewall
 from .functions import Functions
 from .naming import flat_logical_id, pascal, resource_name
 from .runtime import FunctionFactory, StateMachineArns
@@ -68,6 +69,8 @@ class KileleStack(Stack):
             self, "Workflows", stage=stage, data=self.data, state_machine_arns=state_machine_arns,
             functions=functions,
         )
+        # Per-address rate limits (WAF) in front of the API stage.
+        self.firewall = ApiFirewall(self, "ApiFirewall", stage=stage, api_stage=self.api.rest_api.deployment_stage)
         # The API is never updated to start executions of a machine that does not exist yet.
         self.api.depend_on(*self.workflows.state_machines.values())
         self.worker_compute = WorkerCompute(

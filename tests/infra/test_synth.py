@@ -719,6 +719,52 @@ def test_serving_outputs(template: Template) -> None:
     assert {"Ref": _repository_id(template)} in outputs["InferenceRepositoryUri"]["Value"]["Fn::Join"][1]
     assert outputs["SageMakerRoleArn"]["Value"] == {"Fn::GetAtt": [_sagemaker_role_id(template), "Arn"]}
 
+# --- brute force and floods: API Gateway throttling and the WAF web ACL (issue 9, finding 4) ------
+
+def test_the_stage_throttles_all_requests_and_logins_more_tightly(template: Template) -> None:
+    from kilele_infra.api import LOGIN_THROTTLE_BURST, LOGIN_THROTTLE_RATE, THROTTLE_BURST, THROTTLE_RATE
+
+    [stage] = template.find_resources("AWS::ApiGateway::Stage").values()
+    settings = {(m.get("ResourcePath"), m.get("HttpMethod")): m for m in stage["Properties"]["MethodSettings"]}
+    assert settings[("/*", "*")]["ThrottlingRateLimit"] == THROTTLE_RATE
+    assert settings[("/*", "*")]["ThrottlingBurstLimit"] == THROTTLE_BURST
+    # API Gateway escapes "/" in a method setting's resource path as "~1".
+    login = settings[("/~1tokens", "POST")]
+    assert (login["ThrottlingRateLimit"], login["ThrottlingBurstLimit"]) == (LOGIN_THROTTLE_RATE, LOGIN_THROTTLE_BURST)
+    assert LOGIN_THROTTLE_RATE < THROTTLE_RATE
+
+
+def test_a_waf_web_acl_limits_each_address_and_guards_the_api_stage(template: Template) -> None:
+    from kilele_infra.firewall import LOGIN_REQUESTS_PER_5_MINUTES, REQUESTS_PER_5_MINUTES
+
+    [acl] = template.find_resources("AWS::WAFv2::WebACL").values()
+    props = acl["Properties"]
+    assert props["Scope"] == "REGIONAL" and props["DefaultAction"] == {"Allow": {}}
+    rules = {rule["Name"]: rule for rule in props["Rules"]}
+    assert set(rules) == {"logins-per-address", "requests-per-address"}
+    logins = rules["logins-per-address"]["Statement"]["RateBasedStatement"]
+    assert (logins["Limit"], logins["AggregateKeyType"]) == (LOGIN_REQUESTS_PER_5_MINUTES, "IP")
+    match = logins["ScopeDownStatement"]["ByteMatchStatement"]
+    assert (match["SearchString"], match["PositionalConstraint"], match["FieldToMatch"]) == (
+        "/tokens", "ENDS_WITH", {"UriPath": {}})
+    everything = rules["requests-per-address"]["Statement"]["RateBasedStatement"]
+    assert (everything["Limit"], everything["AggregateKeyType"]) == (REQUESTS_PER_5_MINUTES, "IP")
+    assert "ScopeDownStatement" not in everything and LOGIN_REQUESTS_PER_5_MINUTES < REQUESTS_PER_5_MINUTES
+    for rule in rules.values():  # blocked: 429 with Retry-After and the API's error shape
+        response = rule["Action"]["Block"]["CustomResponse"]
+        assert response["ResponseCode"] == 429
+        assert response["ResponseHeaders"][0]["Name"] == "Retry-After"
+        body = props["CustomResponseBodies"][response["CustomResponseBodyKey"]]
+        assert json.loads(body["Content"])["error"]["code"] == "too_many_requests"
+
+    [association] = template.find_resources("AWS::WAFv2::WebACLAssociation").values()
+    [acl_id] = template.find_resources("AWS::WAFv2::WebACL")
+    [stage_id] = template.find_resources("AWS::ApiGateway::Stage")
+    assert association["Properties"]["WebACLArn"] == {"Fn::GetAtt": [acl_id, "Arn"]}
+    assert stage_id in json.dumps(association["Properties"]["ResourceArn"])  # this API's stage
+    assert stage_id in association.get("DependsOn", [])
+
+
 def test_cfn_lint_is_clean(template: Template, tmp_path: Path) -> None:
     path = tmp_path / "kilele.template.json"
     path.write_text(json.dumps(template.to_json(), indent=1))
