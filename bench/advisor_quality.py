@@ -1,17 +1,19 @@
 """Search quality of the advisor (TPE) against random search, on real models and data.
 
-For each model × dataset × strategy × seed, runs N trials one after the other: the advisor
-proposes knobs from the history so far (as the propose Lambda does), the model is built,
-trained on ``<dataset>_train.csv`` and scored on ``<dataset>_val.csv`` (accuracy; higher is
-better), and the trial is recorded. Reports the best validation score reached after 5, 10 and
-N trials (mean ± std over seeds) and writes the table into bench/README.md under
-"## Search quality: advisor vs random search" (that section is replaced on every run).
+For each model × data set × strategy × seed, runs N trials one after the other: the advisor
+proposes knobs from the history so far (as the propose Lambda does: the study is rebuilt on every
+call), the model is built, trained on the training split and scored on the validation split
+(accuracy; higher is better), and the trial is recorded. Per case it reports the median number of
+trials the advisor needs to reach random search's best-after-N (same seed), how often it never
+does, and the mean best after 5, 10 and N trials; the section "## Search quality: advisor vs
+random search" of bench/README.md is replaced on every full run.
 
-Both strategies get the same per-trial seeds. Models: the sample decision tree
-(examples/models/sk_decision_tree.py) and a small MLP defined here with log-scale float knobs.
+Both strategies get the same per-trial seeds. Models and data sets: bench/advisor_cases.py.
+``--dev`` runs the development data sets instead (iris, synthetic) and never writes the README:
+advisor settings are compared there, never on the reported data sets.
 
-    .venv/bin/python bench/advisor_quality.py            # full run, writes bench/README.md
-    .venv/bin/python bench/advisor_quality.py --no-write --trials 10 --seeds 2   # quick look
+    .venv/bin/python bench/advisor_quality.py --jobs 2        # full run, writes bench/README.md
+    .venv/bin/python bench/advisor_quality.py --dev --baseline --seeds 5   # development sets
 """
 from __future__ import annotations
 
@@ -22,90 +24,34 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from readme_section import write_section
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per bench process: the machine is shared
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
 
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import sklearn  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
-from sklearn.neural_network import MLPClassifier  # noqa: E402
-from sklearn.pipeline import make_pipeline  # noqa: E402
-from sklearn.preprocessing import StandardScaler  # noqa: E402
 
+import advisor_cases  # noqa: E402
 from chalicelib.advisor import COMPLETED, ERRORED, TrialRecord, propose  # noqa: E402
-from chalicelib.advisor.advisor import TPE_STARTUP_TRIALS  # noqa: E402
-from kilele.model import (  # noqa: E402
-    BaseModel,
-    CategoricalKnob,
-    FixedKnob,
-    FloatKnob,
-    IntegerKnob,
-    load_model_class,
-    load_tabular,
-)
+from chalicelib.advisor import advisor as advisor_module  # noqa: E402
 from kilele.model.knobs import serialize_knob_config  # noqa: E402
+from readme_section import machine, write_section  # noqa: E402
 
 HEADING = "## Search quality: advisor vs random search"
-DATASETS = ["breast_cancer", "wine"]
 CHECKPOINTS = (5, 10)
-
-
-class BenchMLP(BaseModel):
-    """A one-hidden-layer MLP on standardised features, trained briefly (max_iter 25), so the
-    learning rate and regularisation matter."""
-
-    @staticmethod
-    def get_knob_config():
-        return {
-            "hidden_units": IntegerKnob(2, 256, is_exp=True),
-            "alpha": FloatKnob(1e-6, 1.0, is_exp=True),
-            "learning_rate_init": FloatKnob(1e-5, 1e-1, is_exp=True),
-            "activation": CategoricalKnob(["relu", "tanh", "logistic"]),
-            "max_iter": FixedKnob(25),
-        }
-
-    def __init__(self, **knobs):
-        super().__init__(**knobs)
-        self._clf = make_pipeline(
-            StandardScaler(),
-            MLPClassifier(
-                hidden_layer_sizes=(knobs["hidden_units"],),
-                alpha=knobs["alpha"],
-                learning_rate_init=knobs["learning_rate_init"],
-                activation=knobs["activation"],
-                max_iter=knobs["max_iter"],
-                random_state=0,
-            ),
-        )
-
-    def train(self, dataset_path, **train_args):
-        data = load_tabular(dataset_path)
-        self._clf.fit(data.features, data.target)
-
-    def evaluate(self, dataset_path):
-        data = load_tabular(dataset_path)
-        return float(np.mean(self._clf.predict(data.features) == data.target))
-
-    def predict(self, queries):
-        return self._clf.predict(np.asarray(queries, dtype=np.float64)).tolist()
-
-    def dump_parameters(self):
-        return {}
-
-    def load_parameters(self, params):
-        pass
-
-
-def models() -> dict[str, type[BaseModel]]:
-    tree = load_model_class(str(REPO / "examples/models/sk_decision_tree.py"), "SkDecisionTree")
-    return {"decision tree (sample)": tree, "MLP (bench)": BenchMLP}
+# "tpe-10": the advisor as it was before (Optuna's default 10 random start-up trials).
+STRATEGIES = {"tpe": "tpe", "random": "random", "tpe-10": "tpe"}
+STARTUP_TRIALS = advisor_module.startup_trials
 
 
 def trial_seed(model: str, dataset: str, seed: int, number: int) -> int:
@@ -114,16 +60,23 @@ def trial_seed(model: str, dataset: str, seed: int, number: int) -> int:
     return int.from_bytes(digest[:8], "big")
 
 
-def run_search(cls, dataset: str, strategy: str, seed: int, n_trials: int, model_name: str):
+def run_search(task: tuple) -> tuple[tuple, list[float], list[float]]:
+    """One search: ``(model, dataset, strategy, seed, n_trials, train csv, val csv)`` ->
+    ``(key, best score after each trial, seconds per propose call)``."""
+    model_name, dataset, strategy, seed, n_trials, train, val = task
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    cls = advisor_cases.models()[model_name]
     config = json.dumps(serialize_knob_config(cls.get_knob_config()))
-    train = str(REPO / f"examples/datasets/{dataset}_train.csv")
-    val = str(REPO / f"examples/datasets/{dataset}_val.csv")
+    # pool processes run many tasks: set the start-up rule for this one (tpe-10: the old one)
+    advisor_module.startup_trials = (
+        (lambda space: advisor_module.OPTUNA_DEFAULT_STARTUP_TRIALS) if strategy == "tpe-10" else STARTUP_TRIALS
+    )
     history: list[TrialRecord] = []
     best_so_far: list[float] = []
     propose_seconds: list[float] = []
     for number in range(n_trials):
         t0 = time.perf_counter()
-        proposal = propose(config, history, trial_seed(model_name, dataset, seed, number), strategy)
+        proposal = propose(config, history, trial_seed(model_name, dataset, seed, number), STRATEGIES[strategy])
         propose_seconds.append(time.perf_counter() - t0)
         if proposal is None:  # exhausted (not expected for these spaces)
             best_so_far.append(best_so_far[-1])
@@ -136,104 +89,158 @@ def run_search(cls, dataset: str, strategy: str, seed: int, n_trials: int, model
             score, status = None, ERRORED
         history.append(TrialRecord(proposal.knobs, score, status, proposal.screening))
         scores = [r.score for r in history if r.score is not None]
-        best_so_far.append(max(scores) if scores else float("nan"))
-    return best_so_far, propose_seconds
+        best_so_far.append(max(scores) if scores else float("-inf"))
+    return (model_name, dataset, strategy, seed), best_so_far, propose_seconds
 
 
-def fmt(values: list[float]) -> str:
-    return f"{statistics.mean(values):.4f} ± {statistics.stdev(values) if len(values) > 1 else 0.0:.4f}"
+def checkpoints(n: int) -> list[int]:
+    """The trial counts the means are given at."""
+    return [k for k in CHECKPOINTS if k < n] + [n]
+
+
+def trials_to_reach(curve: list[float], target: float) -> int | None:
+    """The first trial count whose best reaches ``target`` (None: never within the curve)."""
+    return next((k + 1 for k, best in enumerate(curve) if best >= target - 1e-12), None)
+
+
+def summarise(curves: dict, models: list[str], datasets: list[str], strategies: list[str], seeds: int, n: int) -> list[dict]:
+    """Per model × data set: trials each strategy needs to reach random's best-after-n, and means."""
+    out = []
+    for model in models:
+        for dataset in datasets:
+            case = {"model": model, "dataset": dataset, "need": {}, "missed": {}, "worse": {}, "mean": {}}
+            targets = [curves[(model, dataset, "random", s)][-1] for s in range(seeds)]
+            for strategy in strategies:
+                runs = [curves[(model, dataset, strategy, s)] for s in range(seeds)]
+                need = [trials_to_reach(c, t) for c, t in zip(runs, targets)]
+                # never reaching it within n trials counts as n + 1 (the median stays honest)
+                case["need"][strategy] = statistics.median(k if k is not None else n + 1 for k in need)
+                case["missed"][strategy] = sum(k is None for k in need)
+                case["worse"][strategy] = sum(c[-1] < t - 1e-12 for c, t in zip(runs, targets))
+                case["mean"][strategy] = [statistics.mean(c[k - 1] for c in runs) for k in checkpoints(n)]
+            out.append(case)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=20)
-    parser.add_argument("--seeds", type=int, default=5)
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--jobs", type=int, default=1, help="processes (each uses one core)")
+    parser.add_argument("--dev", action="store_true", help="the development data sets; never writes the README")
+    parser.add_argument("--baseline", action="store_true", help="also run tpe-10, the advisor before (10 random start-up trials)")
+    parser.add_argument("--models", nargs="*", help="only these models (display names)")
+    parser.add_argument("--datasets", nargs="*", help="only these data sets")
     parser.add_argument("--no-write", action="store_true", help="print the section, do not touch bench/README.md")
+    parser.add_argument("--raw", help="write every best-so-far curve to this JSON file")
     args = parser.parse_args()
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    checkpoints = [c for c in CHECKPOINTS if c < args.trials] + [args.trials]
+    datasets = list(args.datasets or (advisor_cases.DEVELOPMENT if args.dev else advisor_cases.REPORTED))
+    if not args.dev and set(datasets) & set(advisor_cases.DEVELOPMENT):
+        parser.error("development data sets are run with --dev")
+    models = list(args.models or advisor_cases.models())
+    strategies = ["tpe", "random"] + (["tpe-10"] if args.baseline else [])
 
     started = time.perf_counter()
-    rows = []
-    latency: dict[str, list[float]] = {"tpe": [], "random": []}
-    wins = []
-    for model_name, cls in models().items():
-        for dataset in DATASETS:
-            means = {}
-            for strategy in ("tpe", "random"):
-                curves = []
-                for seed in range(args.seeds):
-                    curve, seconds = run_search(cls, dataset, strategy, seed, args.trials, model_name)
-                    curves.append(curve)
-                    latency[strategy].extend(seconds)
-                cells = [fmt([c[k - 1] for c in curves]) for k in checkpoints]
-                means[strategy] = statistics.mean(c[-1] for c in curves)
-                rows.append(f"| {model_name} | {dataset} | {strategy} | " + " | ".join(cells) + " |")
-                print(rows[-1], flush=True)
-            wins.append(round(means["tpe"] - means["random"], 10))
+    with tempfile.TemporaryDirectory(prefix="advisor-bench-") as workdir:
+        files = advisor_cases.prepare(tuple(datasets), Path(workdir))
+        tasks = [
+            (m, d, s, seed, args.trials, files[d][0], files[d][1])
+            for m in models for d in datasets for s in strategies for seed in range(args.seeds)
+        ]
+        curves, latency = {}, {s: [] for s in strategies}
+        with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+            for done, (key, curve, seconds) in enumerate(pool.map(run_search, tasks, chunksize=1), 1):
+                curves[key] = curve
+                latency[key[2]].extend(seconds)
+                if done % args.seeds == 0:
+                    print(f"[{time.perf_counter() - started:6.0f} s] {done}/{len(tasks)} {key[:3]}", flush=True)
     elapsed = time.perf_counter() - started
+    if args.raw:
+        Path(args.raw).write_text(json.dumps([[*k, c] for k, c in curves.items()]))
 
-    section = render(args, checkpoints, rows, latency, wins, elapsed)
-    if args.no_write:
+    cases = summarise(curves, models, datasets, strategies, args.seeds, args.trials)
+    section = render(args, strategies, cases, latency, {d: files[d][2] for d in datasets}, elapsed)
+    if args.no_write or args.dev:
         print(section)
         return
     write_section(HEADING, section)
     print(f"wrote {HEADING!r} in bench/README.md ({elapsed:.0f} s)")
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+def _need(value: float, n: int) -> str:
+    return f"> {n}" if value > n else f"{value:g}"
 
 
-def render(args, checkpoints, rows, latency, wins, elapsed) -> str:
-    command = "`.venv/bin/python bench/advisor_quality.py`"
-    if (args.trials, args.seeds) != (20, 5):
-        command = f"`.venv/bin/python bench/advisor_quality.py --trials {args.trials} --seeds {args.seeds}`"
-    header = "| model | dataset | strategy | " + " | ".join(f"best after {k}" for k in checkpoints) + " |"
-    sep = "|---|---|---|" + "---:|" * len(checkpoints)
-    better, worse = sum(w > 0 for w in wins), sum(w < 0 for w in wins)
-    largest = max(wins, key=abs)
+def render(args, strategies, cases, latency, val_rows, elapsed) -> str:
+    n = args.trials
+    command = f"`.venv/bin/python bench/advisor_quality.py --jobs {args.jobs}"
+    command += "".join(f" --{k} {v}" for k, v in (("trials", n), ("seeds", args.seeds)) if v != {"trials": 20, "seeds": 10}[k])
+    command += (" --baseline" if "tpe-10" in strategies else "") + "`"
+    others = [s for s in strategies if s != "random"]
+    header = ("| model | data set | " + " | ".join(f"{s}: trials to reach random's best@{n}" for s in others)
+              + " | random: trials to its own best@" + str(n)
+              + " | " + " | ".join(f"{s}: seeds never reaching it" for s in others)
+              + " | mean best@" + " / @".join(map(str, checkpoints(n))) + ": " + " vs ".join(strategies) + " |")
+    sep = "|---|---|" + "---:|" * (2 * len(others) + 2)
+    rows = []
+    for c in cases:
+        means = " vs ".join(" / ".join(f"{v:.3f}" for v in c["mean"][s]) for s in strategies)
+        rows.append(
+            f"| {c['model']} | {c['dataset']} | " + " | ".join(f"**{_need(c['need'][s], n)}**" if s == "tpe" else _need(c['need'][s], n) for s in others)
+            + f" | {_need(c['need']['random'], n)} | " + " | ".join(f"{c['missed'][s]}/{args.seeds}" for s in others)
+            + f" | {means} |"
+        )
+    tpe_need = [c["need"]["tpe"] for c in cases]
+    at_most_10 = sum(v <= 10 for v in tpe_need)
+    worse_cases = [c for c in cases if statistics.mean(c["mean"]["tpe"][-1:]) < statistics.mean(c["mean"]["random"][-1:]) - 1e-12]
     ms = {s: 1000 * np.array(v) for s, v in latency.items()}
-    return "\n".join([
+    lines = [
         HEADING,
         "",
-        f"Best validation accuracy reached after {', '.join(map(str, checkpoints[:-1]))} and {args.trials} "
-        f"sequential trials, mean ± std over "
-        f"{args.seeds} seeds, advisor (`strategy=\"tpe\"`) vs random search (`strategy=\"random\"`) with the same "
-        "per-trial seeds. Each trial builds the model with the proposed knobs, trains it on "
-        "`examples/datasets/<dataset>_train.csv` and scores it on `<dataset>_val.csv`; the history is "
-        "rebuilt for every proposal as the propose Lambda does. Models: the sample decision tree "
-        "(`examples/models/sk_decision_tree.py`: max_depth int log, min_samples_leaf int, criterion, "
-        "ccp_alpha float log) and a one-layer MLP defined in the bench (hidden_units int log, alpha and "
-        "learning_rate_init float log, activation; max_iter 25).",
+        f"{len(cases)} cases (model × data set), {args.seeds} seeds each, {n} sequential trials per search. For each seed, "
+        f"the target is the best validation accuracy random search (`strategy=\"random\"`) reached in {n} trials; the "
+        f"table gives the **median over seeds of the number of trials the advisor (`strategy=\"tpe\"`) needed to reach "
+        f"that target** (a seed that never reaches it within {n} counts as {n + 1}; \"> {n}\" means the median did not), "
+        f"how many seeds never reached it, and the mean best after {', '.join(map(str, checkpoints(n)))} trials. For reference, the column "
+        f"\"random: trials to its own best\" is how many trials random search itself took to find its best of {n}. "
+        "Each trial builds the model with "
+        "the proposed knobs, trains it on the training split and scores it on the validation split; the history is "
+        "rebuilt for every proposal as the propose Lambda does; both strategies get the same per-trial seeds.",
+        "",
+        "Models (bench/advisor_cases.py): the sample decision tree (`examples/models/sk_decision_tree.py`: max_depth "
+        "int log, min_samples_leaf int, criterion, ccp_alpha float log), a one-layer MLP (hidden_units int log, alpha "
+        "and learning_rate_init float log, activation; max_iter 25) and an SVM (C and RBF gamma float log over six "
+        "decades, class_weight). Data sets (validation rows): "
+        + ", ".join(f"{d} ({r})" for d, r in val_rows.items())
+        + "; digits is scikit-learn's bundled 8×8 digits as 64 features, diabetes is `examples/datasets/diabetes` "
+        "with its progression target split at the training median (a binary task). Small validation sets make "
+        "accuracy move in steps (1/54 on wine), so several configurations tie at the top.",
         "",
         header,
         sep,
         *rows,
         "",
-        f"TPE's mean best after {args.trials} trials is higher than random search's in {better} of {len(wins)} "
-        f"model × dataset cases, equal in {len(wins) - better - worse} and lower in {worse} (largest difference "
-        f"{largest:+.4f}; std is the sample standard deviation over seeds). Its first {TPE_STARTUP_TRIALS} trials are random start-up "
-        "draws (Optuna's default `n_startup_trials`), so the columns up to there compare two random searches; "
-        "the validation sets are small (breast_cancer 171 rows, wine 54), so accuracies move in steps of "
-        "0.006 and 0.019, and several configurations tie at the top.",
+        f"The advisor reaches random search's best-of-{n} within 10 trials (median) in {at_most_10} of {len(cases)} cases; "
+        f"its mean best after {n} trials is below random search's in {len(worse_cases)} case(s)"
+        + (": " + ", ".join(f"{c['model']} on {c['dataset']}" for c in worse_cases) if worse_cases else "")
+        + ".",
         "",
-        f"Advisor latency per `propose` call (history of 0–{args.trials - 1} trials, study rebuilt each call): "
-        f"tpe median {np.median(ms['tpe']):.1f} ms, max {ms['tpe'].max():.1f} ms; "
-        f"random median {np.median(ms['random']):.2f} ms.",
+        "What changed: the advisor's TPE now draws only d + 1 random start-up trials (d searched knobs; BOHB's "
+        "`min_points_in_model` default) instead of Optuna's 10, so it models the history from trial d + 2 on "
+        "(`chalicelib/advisor/advisor.py`, `startup_trials`). That setting comes from the literature and was checked "
+        "only on the development sets (`--dev`: iris and a synthetic set), never on the data sets above. "
+        + ("`tpe-10` is the advisor as it was (10 random start-up trials), run on the same seeds. " if "tpe-10" in strategies else "")
+        + "Optuna's GPSampler was not used: it needs PyTorch, too large for the API Lambda that runs the advisor.",
         "",
-        f"Reproduce: {command} (about {elapsed:.0f} s here).  ",
-        f"Machine: `nproc` = {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}, "
-        f"{cpu_model()}; Python {platform.python_version()}, optuna {optuna.__version__}, "
-        f"scikit-learn {sklearn.__version__}.",
+        f"Advisor latency per `propose` call (history of 0–{n - 1} trials, study rebuilt each call): "
+        + "; ".join(f"{s} median {np.median(ms[s]):.1f} ms, max {ms[s].max():.1f} ms" for s in strategies) + ".",
         "",
-    ])
+        f"Reproduce: {command} (about {elapsed:.0f} s here with {args.jobs} process(es)).  ",
+        f"Machine: {machine()}; Python {platform.python_version()}, optuna {optuna.__version__}, "
+        f"scikit-learn {sklearn.__version__}; the machine was shared with other work while it ran.",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -146,6 +146,13 @@ class Trial:
     error_type: Optional[str] = None
     error_message: Optional[str] = None
 
+    @property
+    def fully_trained(self) -> bool:
+        """COMPLETED as a full trial, with parameters: the only kind ranked as a job's best and
+        served. A screening trial (PolicyKnob EARLY_STOP / QUICK_EVAL on) trained briefly or was
+        scored on part of the validation set: its score is not comparable with full trials'."""
+        return self.status is TrialStatus.COMPLETED and not self.screening and self.params_key is not None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -157,6 +164,9 @@ class Trial:
             "knobs": self.knobs,
             "status": self.status.value,
             "screening": self.screening,
+            # beside the seed's fields: a screening trial's score is a screening score, never a
+            # fully trained model's; only fully trained trials are ranked and served
+            "fully_trained": self.fully_trained,
             "score": self.score,
             "datetime_created": iso_or_none(self.created_at),
             "datetime_started": iso_or_none(self.started_at),

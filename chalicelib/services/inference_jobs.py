@@ -46,16 +46,25 @@ JOB_CACHE_ENTRIES = 4096
 
 
 def best_trial_per_model(trials: list[Trial]) -> list[Trial]:
-    """The best COMPLETED trial of each model (full trials before screening ones)."""
+    """The best fully trained trial of each model (``Trial.fully_trained``), best score first.
+    Screening trials are never served: a model with only screening trials has no member."""
     best: dict[str, Trial] = {}
     for trial in trials:
-        if trial.status is not TrialStatus.COMPLETED or not trial.params_key:
+        if not trial.fully_trained:
             continue
         current = best.get(trial.model_id)
-        rank = (not trial.screening, trial.score or 0.0)
-        if current is None or rank > (not current.screening, current.score or 0.0):
+        if current is None or (trial.score or 0.0) > (current.score or 0.0):
             best[trial.model_id] = trial
     return sorted(best.values(), key=lambda t: -(t.score or 0.0))
+
+
+def _nothing_to_serve(trials: list[Trial]) -> str:
+    """Why a train job has no member to serve, counting the screening trials left out."""
+    screened = sum(1 for t in trials if t.status is TrialStatus.COMPLETED and t.screening)
+    if screened:
+        return (f"has no fully trained trial to serve ({screened} completed screening trial(s), trained with "
+                "EARLY_STOP / QUICK_EVAL on, are never served)")
+    return "has no completed trial to serve"
 
 
 class InferenceJobService:
@@ -102,9 +111,10 @@ class InferenceJobService:
         live_now = [j for j in self._jobs.list_of_app(actor.id, app) if j.status in LIVE]
         if any(j.train_job_id == train_job.id for j in live_now):
             raise Conflict(f"an inference job of {app} v{train_job.app_version} is already running")
-        members = best_trial_per_model(self._trials.list_of_job(train_job.id))
+        trials = self._trials.list_of_job(train_job.id)
+        members = best_trial_per_model(trials)
         if not members:
-            raise Unprocessable(f"train job {app} v{train_job.app_version} has no completed trial to serve")
+            raise Unprocessable(f"train job {app} v{train_job.app_version} {_nothing_to_serve(trials)}")
         job_id = new_id()
         bundle_key = f"bundles/{job_id}/bundle.tar.gz"
         self._bundles.build(bundle_key, app, train_job.app_version, train_job.task, members)
@@ -262,9 +272,11 @@ class InferenceJobService:
             members = [trial]
         else:
             train_job = self._train_job_service.resolve(actor, app, app_version)
-            members = best_trial_per_model(self._trials.list_of_job(train_job.id))
+            trials = self._trials.list_of_job(train_job.id)
+            members = best_trial_per_model(trials)
             if not members:
-                raise Unprocessable(f"train job {app} v{train_job.app_version} has no completed trial to export")
+                raise Unprocessable(f"train job {app} v{train_job.app_version} "
+                                    f"{_nothing_to_serve(trials).replace('to serve', 'to export')}")
         key = f"exports/{new_id()}/bundle.tar.gz"
         manifest = self._bundles.build(key, train_job.app, train_job.app_version, train_job.task, members)
         return {"url": self._blobs.presigned_get(key, self._presign_seconds), "manifest": manifest}

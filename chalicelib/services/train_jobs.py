@@ -223,11 +223,13 @@ class TrainJobService:
     def get_best_trials_of_train_job(
         self, actor: User, app: str, app_version: int = LATEST, max_count: int = 2
     ) -> list[dict[str, Any]]:
-        """COMPLETED trials, best score first; full trials rank before screening ones."""
+        """Fully trained trials (``Trial.fully_trained``), best score first. Screening trials
+        (PolicyKnob EARLY_STOP / QUICK_EVAL) are never ranked: their scores are not a fully
+        trained model's; ``get_trials_of_train_job`` lists them, marked."""
         job = self._job(actor, app, app_version)
-        completed = [t for t in self._trials.list_of_job(job.id) if t.status is TrialStatus.COMPLETED]
-        completed.sort(key=lambda t: (t.screening, -(t.score or 0.0)))
-        return [t.to_dict() for t in completed[:max_count]]
+        done = [t for t in self._trials.list_of_job(job.id) if t.fully_trained]
+        done.sort(key=lambda t: (-(t.score or 0.0), t.number))
+        return [t.to_dict() for t in done[:max_count]]
 
     def get_trial_logs(self, actor: User, trial_id: str) -> dict[str, Any]:
         trial = self._trial(actor, trial_id)

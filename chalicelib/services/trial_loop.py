@@ -112,7 +112,8 @@ class TrialLoop:
         )
         if number is None:
             return _base(state, proposal=_stop(StopReason.TRIAL_BUDGET, "MODEL_TRIAL_COUNT reached"))
-        trial = self._new_trial(job, model, state, number)
+        trials_left = None if trial_limit < 0 else trial_limit - number + 1
+        trial = self._new_trial(job, model, state, number, trials_left)
         if trial is None:
             return _base(state, proposal=_stop(StopReason.KNOB_SPACE_EXHAUSTED, "the knob space is exhausted"))
         # stop_train_job may have listed the job's trials between our status check and the
@@ -134,7 +135,8 @@ class TrialLoop:
             return StopReason.TIME_BUDGET, "TIME_HOURS reached"
         return None
 
-    def _new_trial(self, job: TrainJob, model: Any, state: dict[str, Any], number: int) -> Optional[Trial]:
+    def _new_trial(self, job: TrainJob, model: Any, state: dict[str, Any], number: int,
+                   trials_left: Optional[int]) -> Optional[Trial]:
         history = [
             TrialRecord(knobs=t.knobs, score=t.score, status=t.status.value, screening=t.screening)
             for t in self._trials.list_of_job(job.id)
@@ -143,7 +145,9 @@ class TrialLoop:
         trial_id = new_id()
         for attempt in range(_PROPOSAL_ATTEMPTS):
             seed = int(hashlib.sha256(f"{job.id}#{model.id}#{number}#{attempt}".encode()).hexdigest()[:8], 16)
-            proposal = self._advisor(model.knob_config, history, seed=seed, strategy=self._config.advisor_strategy)
+            # trials_left: the budget's last trial is a full one (screening trials are never served)
+            proposal = self._advisor(model.knob_config, history, seed=seed, strategy=self._config.advisor_strategy,
+                                     trials_left=trials_left)
             if proposal is None:
                 return None
             # Concurrent slots may compute the same proposal: the claim makes it one trial's.

@@ -304,6 +304,31 @@ def test_a_screened_finite_space_promotes_every_configuration_best_first_then_st
     assert [p.screening for p in proposals] == [True, False]
 
 
+def test_the_budgets_last_trial_is_a_full_one_so_a_job_never_ends_with_screening_trials_only():
+    config = json.dumps(SCREENED)
+    for budget in (1, 2, 3):
+        history: list[TrialRecord] = []
+        proposals = []
+        for number in range(1, budget + 1):
+            p = propose(config, history, seed=number, trials_left=budget - number + 1)
+            proposals.append(p)
+            history.append(_record(p, _screen_score(p.knobs)))
+        assert [p.screening for p in proposals] == [True] * (budget - 1) + [False], budget
+        if budget > 1:  # the best screened configuration is the one trained fully
+            best = max(proposals[:-1], key=lambda p: _screen_score(p.knobs))
+            assert proposals[-1].promoted_from == best.fingerprint
+        else:  # nothing screened: a new configuration, trained fully
+            assert proposals[0].promoted_from is None and proposals[0].knobs["early_stop"] is False
+    # a full trial that ran (or runs) already: the last trial follows the schedule
+    history = []
+    for number in range(1, 8):
+        p = propose(config, history, seed=number, trials_left=8 - number)
+        history.append(_record(p, _screen_score(p.knobs)))
+    assert [r.screening for r in history] == [True, True, True, False, True, True, True]
+    # without a known budget, nothing changes
+    assert propose(config, [], seed=1).screening and propose(config, [], seed=1, trials_left=None).screening
+
+
 def test_without_screening_policies_other_policy_knobs_are_off():
     config = {"lr": flt(0.01, 0.1), "share": policy("SHARE_PARAMS"), "down": policy("DOWNSCALE")}
     proposals, _ = run_sequential(config, 5, score=lambda k: k["lr"])

@@ -880,14 +880,15 @@ class FakeAdvisor:
         self.seen: list[dict[str, Any]] = []  # the arguments of each call
         self.hook: Optional[Callable[[], None]] = None
 
-    def __call__(self, knob_config: Any, history: list[Any], seed: int, strategy: str = "tpe") -> Any:
+    def __call__(self, knob_config: Any, history: list[Any], seed: int, strategy: str = "tpe",
+                 trials_left: Optional[int] = None) -> Any:
         from chalicelib.advisor import Proposal
 
         self.calls["propose"] += 1
         if self.hook is not None:
             self.hook()
         self.seen.append({"knob_config": _copy(knob_config), "history": list(history), "seed": seed,
-                          "strategy": strategy})
+                          "strategy": strategy, "trials_left": trials_left})
         if self.exhausted:
             return None
         if self.script is not None:

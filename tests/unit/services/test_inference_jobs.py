@@ -54,15 +54,36 @@ def train(h, dev):
 DONE = TrialStatus.COMPLETED
 
 
-def test_best_trial_per_model_prefers_full_trials_then_the_score():
+def test_best_trial_per_model_takes_fully_trained_trials_only_then_the_score():
     def trial(model, score, screening=False, status=DONE, params="p"):
         return Trial(id=f"{model}-{score}-{screening}", train_job_id="j", model_id=model, model_name=model,
                      worker_key="w", number=1, knobs={}, fingerprint="f", created_at=None, status=status,
                      screening=screening, score=score, params_key=params)
 
     trials = [trial("a", 0.5), trial("a", 0.9, screening=True), trial("a", 0.6), trial("b", 0.8),
-              trial("b", 0.99, status=TrialStatus.ERRORED), trial("c", 0.95, params=None)]
+              trial("b", 0.99, status=TrialStatus.ERRORED), trial("c", 0.95, params=None),
+              trial("d", 0.97, screening=True)]  # d was only screened: it has no member
     assert [t.id for t in best_trial_per_model(trials)] == ["b-0.8-False", "a-0.6-False"]
+
+
+def test_screening_trials_are_never_served(h, dev, train):
+    # model 0's best score is a screening one; model 1 was only screened
+    _, _, trials = train({0: [(0.99, True, DONE), (0.8, False, DONE)], 1: [(0.95, True, DONE)]})
+    out = h.services.inference_jobs.create_inference_job(dev, "app")
+    job = h.fakes.inference_jobs.get(out["id"])
+    assert [m["id"] for m in job.members] == [trials[1].id]
+    with tarfile.open(fileobj=io.BytesIO(h.fakes.blobs.get_bytes(job.bundle_key))) as bundle:
+        names = bundle.getnames()
+    assert not any(trials[0].id in name or trials[2].id in name for name in names)
+
+
+def test_a_train_job_with_only_screening_trials_is_not_served_and_says_why(h, dev, train):
+    train({0: [(0.9, True, DONE)], 1: [(0.8, True, DONE), (None, False, TrialStatus.ERRORED)]})
+    with pytest.raises(Unprocessable, match=r"no fully trained trial to serve \(2 completed screening trial"):
+        h.services.inference_jobs.create_inference_job(dev, "app")
+    with pytest.raises(Unprocessable, match="no fully trained trial to export"):
+        h.services.inference_jobs.export_bundle(dev, "app")
+    assert h.fakes.inference_jobs.items == {} and h.fakes.endpoints.deployed == {}
 
 
 def test_an_inference_job_serves_the_best_trial_of_each_model(h, dev, train):

@@ -179,18 +179,32 @@ def test_jobs_of_another_user_are_listed_for_admins_only(h, dev, data):
         h.services.train_jobs.get_train_jobs_by_user(other, dev.id)
 
 
-def test_best_trials_are_completed_ones_full_before_screening_best_first(h, dev, data):
+def test_best_trials_are_fully_trained_completed_ones_best_first_never_screening(h, dev, data):
     m = h.model(dev)
     job = create(h, dev, data, [m.id])["id"]
     add_trial(h, job, m, 1, score=0.7)
-    add_trial(h, job, m, 2, score=0.99, screening=True)
+    add_trial(h, job, m, 2, score=0.99, screening=True)  # a quick screening score: never ranked
     add_trial(h, job, m, 3, score=0.9)
     add_trial(h, job, m, 4, status=TrialStatus.ERRORED)
     add_trial(h, job, m, 5, status=TrialStatus.RUNNING)
     best = h.services.train_jobs.get_best_trials_of_train_job(dev, "app", max_count=3)
-    assert [t["no"] for t in best] == [3, 1, 2]
+    assert [t["no"] for t in best] == [3, 1]
+    assert all(t["fully_trained"] and not t["screening"] for t in best)
     assert [t["no"] for t in h.services.train_jobs.get_best_trials_of_train_job(dev, "app")] == [3, 1]
-    assert [t["no"] for t in h.services.train_jobs.get_trials_of_train_job(dev, "app")] == [1, 2, 3, 4, 5]
+    listed = h.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert [t["no"] for t in listed] == [1, 2, 3, 4, 5]
+    # trial details mark the screening trial beside the seed's fields
+    assert [(t["screening"], t["fully_trained"]) for t in listed] == [
+        (False, True), (True, False), (False, True), (False, False), (False, False)]
+    assert h.services.train_jobs.get_trial(dev, listed[1]["id"])["fully_trained"] is False
+
+
+def test_a_job_with_only_screening_trials_has_no_best_trial(h, dev, data):
+    m = h.model(dev)
+    job = create(h, dev, data, [m.id])["id"]
+    for number in (1, 2):
+        add_trial(h, job, m, number, score=0.9, screening=True)
+    assert h.services.train_jobs.get_best_trials_of_train_job(dev, "app") == []
 
 
 def test_trial_logs_come_from_the_blob_store(h, dev, data):
