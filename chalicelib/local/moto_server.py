@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -293,6 +294,8 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 
+    # One log line per request (three consumers long-poll every second) would fill the data dir.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     # Ctrl-C reaches the whole terminal group; the stack stops moto last, with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()

@@ -9,7 +9,7 @@ service by service:
 - S3 bodies are kept as files named by their SHA-256 (``blobs/``), written once, so a snapshot
   stays small and large objects are not copied every few seconds;
 - a Step Functions execution (moto's interpreter) holds its worker thread: it is saved with its
-  event history, and one that was still running comes back ABORTED, "the local stack stopped"
+  latest events, and one that was still running comes back ABORTED, "the local stack stopped"
   (moto cannot resume an interpreter mid-state; the stack then ends the job it belonged to).
 
 File format (``state.snapshot``): a magic line, one JSON header line (``format``, the moto and
@@ -39,6 +39,7 @@ SNAPSHOT_FILE = "state.snapshot"
 BLOBS_DIR = "blobs"
 STOPPED_ERROR = "Kilele.LocalStackStopped"
 STOPPED_CAUSE = "the local stack stopped while this execution was running"
+HISTORY_EVENTS = 200  # kept per execution
 RESET_HINT = "start with --reset to begin with an empty stack (this deletes the saved state)"
 
 _LOCK_TYPES = (type(threading.Lock()), type(threading.RLock()), threading.Condition)
@@ -178,8 +179,11 @@ class FrozenWorker:
 
 
 def _history(worker: Any) -> list[Any]:
+    # The latest events only: a worker execution runs up to 100 trials, and every snapshot
+    # pickles every execution's history again.
     try:
-        return list(worker.env.event_manager.get_event_history()) if worker is not None and worker.env else []
+        events = worker.env.event_manager.get_event_history() if worker is not None and worker.env else []
+        return list(events[-HISTORY_EVENTS:])
     except Exception:  # noqa: BLE001 - an execution mid-step: its history is best effort
         return []
 
