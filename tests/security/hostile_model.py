@@ -106,6 +106,10 @@ def probe() -> dict:
     return _REPORT
 
 
+if TARGETS.get("daemon_on_import"):  # an inference server imports the model file when it loads
+    _leave_a_daemon()
+
+
 class HostileModel(BaseModel):
     @staticmethod
     def get_knob_config():
