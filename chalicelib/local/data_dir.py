@@ -71,8 +71,9 @@ class DataDir:
         os.replace(temporary, self.state_file)
 
     def release(self) -> None:
-        self.state_file.unlink(missing_ok=True)
+        """Remove the state file and let the directory go (only if this process took it)."""
         if self._lock is not None:
+            self.state_file.unlink(missing_ok=True)
             os.close(self._lock)  # closing the descriptor releases the flock
             self._lock = None
 

@@ -169,10 +169,11 @@ class LocalStack:
 
         if self.data:
             self.data.acquire()
-            if self.reset:
-                self.data.reset()
-            self.restored = read_header(self.data.moto_dir) is not None
         try:
+            if self.data:
+                if self.reset:
+                    self.data.reset()
+                self.restored = read_header(self.data.moto_dir) is not None
             self.moto.start()
             from chalicelib.adapters.aws import AwsClients
             from chalicelib.local.api_server import ApiServer
