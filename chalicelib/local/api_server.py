@@ -26,6 +26,10 @@ class ApiServer:
         self._thread = threading.Thread(target=self._server.run, name="kilele-api", daemon=True)
         self._thread.start()
 
+    def alive(self) -> bool:
+        """Whether the server's thread still serves (the stack's watcher stops the stack if not)."""
+        return bool(self._thread and self._thread.is_alive())
+
     def stop(self) -> None:
         self._server.close()
         if self._thread:

@@ -217,7 +217,7 @@ class LocalStack:
         """Each component's ``{"ok", "detail"}`` (what ``GET /`` reports)."""
         report: dict[str, dict[str, Any]] = {
             "moto": self.moto.health(),
-            "api": {"ok": True, "detail": "serving"},
+            "api": {"ok": bool(self.api and self.api.alive()), "detail": "serving" if self.api else "stopped"},
         }
         for component in list(self.components):
             health = getattr(component, "health", None)

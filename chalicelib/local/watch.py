@@ -118,6 +118,10 @@ class Watcher:
 
     def check(self) -> None:
         """One look at every component (restarting what died)."""
+        api = getattr(self._stack, "api", None)
+        if not self._stop.is_set() and api is not None and not api.alive():
+            self._give_up("the API server's thread ended")  # its socket went with it: nothing to restart
+            return
         moto = self._stack.moto
         if not self._stop.is_set() and not moto.alive():
             self._moto_died(moto.health().get("detail"))

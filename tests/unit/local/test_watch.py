@@ -109,6 +109,14 @@ def test_the_watcher_restarts_moto_and_consumers_then_stops_the_stack_loudly():
     assert "moto (the emulated AWS) stopped more than 2 times" in stack.failures[0]
 
 
+def test_an_api_server_whose_thread_ended_stops_the_stack():
+    stack = FakeStack()
+    stack.api = FakeMoto()
+    stack.api.running = False
+    Watcher(stack).check()
+    assert stack.failures == ["the API server's thread ended"] and stack.moto.starts == 0
+
+
 def test_moto_that_cannot_start_again_stops_the_stack_with_why():
     stack = FakeStack(restart_error=RuntimeError("port taken"))
     stack.moto.running = False
