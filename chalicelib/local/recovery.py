@@ -48,7 +48,10 @@ def purge_task_token_queues(services: Any, queue_urls: dict[str, str]) -> None:
     sqs = services.aws.client("sqs")
     for name in TASK_TOKEN_QUEUES:
         if name in queue_urls:
-            sqs.purge_queue(QueueUrl=queue_urls[name])
+            try:
+                sqs.purge_queue(QueueUrl=queue_urls[name])
+            except Exception as e:  # noqa: BLE001 - e.g. PurgeQueueInProgress: their tokens fail when answered
+                log.warning("recovery: could not empty the %s queue: %s", name, e)
 
 
 def recover(services: Any, queue_urls: dict[str, str], reason: str = STACK_STOPPED) -> Recovery:
