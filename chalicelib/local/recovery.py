@@ -15,7 +15,6 @@ stack. So, before the API serves:
 from __future__ import annotations
 
 import logging
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,15 +61,3 @@ def recover(services: Any, queue_urls: dict[str, str], reason: str = STACK_STOPP
     done.stress_tests_ended = services.stress_tests.end_interrupted(reason)
     done.endpoints = services.inference_jobs.resume_endpoints(reason)
     return done
-
-
-def recover_in_background(services: Any, queue_urls: dict[str, str], reason: str) -> None:
-    """:func:`recover` in a thread (the watcher calls it after moto came back; the API serves meanwhile)."""
-
-    def run() -> None:
-        try:
-            log.warning("recovery after a moto restart: %s", recover(services, queue_urls, reason).summary())
-        except Exception:  # noqa: BLE001 - logged; the watcher reports moto's health on its own
-            log.exception("recovery after a moto restart failed")
-
-    threading.Thread(target=run, name="kilele-recovery", daemon=True).start()

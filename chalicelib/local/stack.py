@@ -232,7 +232,7 @@ class LocalStack:
         """Start moto again from its saved state after it died (the watcher calls it): trials
         that were running lose their executions, so they are ended and their jobs put right."""
         from chalicelib.local.provision import provision
-        from chalicelib.local.recovery import MOTO_RESTARTED, recover_in_background
+        from chalicelib.local.recovery import MOTO_RESTARTED, recover
 
         with self._moto_lock:
             context = self.context
@@ -244,7 +244,13 @@ class LocalStack:
             if self.data:
                 self.data.write_state(api_url=self.api.url if self.api else None, moto_url=self.moto.url,
                                       moto_pid=self.moto.pid, data_dir=str(self.data.path), version=__version__)
-            recover_in_background(context.services, context.provisioned.queue_urls, MOTO_RESTARTED)
+        # In the watcher's own thread, which lives as long as the stack: an endpoint process
+        # started again here dies with the thread that started it (PR_SET_PDEATHSIG).
+        try:
+            done = recover(context.services, context.provisioned.queue_urls, MOTO_RESTARTED)
+            print(f"kilele: moto restarted; {done.summary()}", file=sys.stderr, flush=True)
+        except Exception as e:  # noqa: BLE001 - the jobs stay as they are; GET / shows moto's health
+            print(f"kilele: moto restarted, but its jobs could not be put right: {e}", file=sys.stderr, flush=True)
 
     def _mark_interrupted(self) -> None:
         # Before the trial runner ends its workers: their trials then say why they ended
@@ -265,8 +271,7 @@ class LocalStack:
         from chalicelib import wiring
 
         if self.watcher:
-            self.watcher.stop()
-            self.watcher = None
+            self.watcher.halt()
         if self.components and self.context:
             self._mark_interrupted()
         for component in reversed(self.components):
@@ -287,6 +292,9 @@ class LocalStack:
             self._installed = False
         with self._moto_lock:
             self.moto.stop()
+        if self.watcher:
+            self.watcher.stop()
+            self.watcher = None
         if self.data:
             self.data.release()
 

@@ -89,7 +89,8 @@ class Watcher:
         self._moto_restarts = Restarts(max_restarts, window_seconds)
         self._component_restarts: dict[str, Restarts] = {}
         self._max_restarts, self._window = max_restarts, window_seconds
-        self._stop = threading.Event()
+        self._stop = threading.Event()  # no more checks
+        self._exit = threading.Event()  # the thread may end (see stop)
         self._thread: Optional[threading.Thread] = None
         self.events: deque[str] = deque(maxlen=5)  # the latest restarts, for GET / and the log
 
@@ -97,13 +98,20 @@ class Watcher:
         self._thread = threading.Thread(target=self._loop, name="kilele-watcher", daemon=True)
         self._thread.start()
 
-    def stop(self) -> None:
+    def halt(self) -> None:
+        """Stop watching (nothing is restarted from now on); the thread lives on until :meth:`stop`."""
         self._stop.set()
+
+    def stop(self) -> None:
+        # Call it after moto has stopped: the kernel ends a child whose parent *thread* exits
+        # (PR_SET_PDEATHSIG), and a moto restarted by this thread is such a child.
+        self._stop.set()
+        self._exit.set()
         if self._thread and self._thread is not threading.current_thread():
             self._thread.join(timeout=60)
 
     def health(self) -> Health:
-        alive = bool(self._thread and self._thread.is_alive())
+        alive = bool(self._thread and self._thread.is_alive() and not self._stop.is_set())
         detail = "watching" if alive else "not running"
         return {"ok": alive, "detail": detail + "".join(f"; {event}" for event in self.events)}
 
@@ -113,8 +121,8 @@ class Watcher:
                 self.check()
             except Exception as e:  # noqa: BLE001 - a watcher that cannot watch stops the stack
                 log.exception("watcher failed")
-                self._stack.fail(f"the local stack's watcher failed: {type(e).__name__}: {e}")
-                return
+                self._give_up(f"the local stack's watcher failed: {type(e).__name__}: {e}")
+        self._exit.wait()
 
     def check(self) -> None:
         """One look at every component (restarting what died)."""

@@ -284,6 +284,9 @@ def test_moto_killed_is_reported_then_restarted_from_its_state(stacks, tmp_path)
     health = requests.get(stack.url + "/", timeout=10).json()["components"]
     assert "moto stopped" in health["watcher"]["detail"]
     assert stack.client(email).get_current_user()["email"] == email
+    # The restarted moto serves until the stack has stopped everything that still writes to it.
+    assert stack.stop() == 0
+    assert "kilele: could not" not in stack.log.read_text()
 
 
 def test_status_and_down_talk_to_the_running_stack(stacks, tmp_path):
