@@ -1,10 +1,19 @@
-"""Builds an OpenAPI 3.1 document from the registered endpoints and their pydantic schemas."""
+"""Builds an OpenAPI 3.1 document from the registered endpoints and their pydantic schemas.
+
+What the document says is what the routes do: request bodies, query and path parameters are the
+schemas the endpoint decorator validates with; each operation lists its 2xx body (from the view's
+return annotation) and every error status the API or the gateway in front of it can answer.
+"""
 from __future__ import annotations
 
 import re
+import typing
 from typing import Any, Iterable
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.errors import DomainError
+from chalicelib.schemas import path_parameter
 
 _ERROR = {
     "type": "object",
@@ -15,9 +24,27 @@ _ERROR = {
             "required": ["code", "message"],
         }
     },
+    "required": ["error"],
 }
-_ERROR_STATUSES = {"400": "Invalid input", "401": "Not authenticated", "403": "Not allowed",
-                   "404": "Not found", "409": "Conflict", "413": "Too large", "422": "Unusable content"}
+# Every error an operation can answer: its own (the domain error table), the framework's (405,
+# 415) and the gateway's (429 throttling, 504 integration timeout); 500 is a bug, but documented.
+_ERROR_STATUSES = {
+    "400": "Invalid input (the message names the field and the rule)",
+    "401": "Not authenticated",
+    "403": "Not allowed",
+    "404": "Not found",
+    "405": "Method not allowed on this path",
+    "409": "Conflict with the current state",
+    "413": "Too large (the message names the limit)",
+    "415": "Unsupported media type",
+    "422": "Well-formed but unusable content",
+    "429": "Too many requests (see Retry-After)",
+    "500": "Internal error",
+    "503": "What the request needs is not running",
+    "504": "Timed out",
+}
+_BODY_ONLY = {"413", "415"}
+_AUTH_ONLY = {"401", "403"}
 
 
 def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
@@ -28,31 +55,69 @@ def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str,
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
+def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
+    """A query parameter's schema: a query string has no null (absent is how it is left out)."""
+    options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+    if len(options) == 1:
+        rest = {k: v for k, v in schema.items() if k not in ("anyOf", "default")}
+        return {**rest, **options[0]}
+    return {k: v for k, v in schema.items() if k != "default" or v is not None}
+
+
+def _success_body(op: Any) -> dict[str, Any]:
+    media_type = getattr(op, "media_type", "application/json")
+    if media_type != "application/json":
+        return {media_type: {"schema": {"type": "string"}}}
+    returns = op.returns
+    kinds = set(typing.get_args(returns)) or {returns}
+    if list in kinds or typing.get_origin(returns) is list:
+        return {media_type: {"schema": {"type": "array"}}}
+    if dict in kinds or typing.get_origin(returns) is dict:
+        return {media_type: {"schema": {"type": "object"}}}
+    return {media_type: {"schema": {}}}
+
+
+def _body_required(model: type[BaseModel]) -> bool:
+    """False when an empty body is accepted (the decorator reads no body as ``{}``)."""
+    try:
+        model.model_validate({})
+        return False
+    except (ValidationError, ValueError, DomainError):
+        return True
+
+
+def _responses(op: Any) -> dict[str, Any]:
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    responses: dict[str, Any] = {str(op.status): {"description": "OK", "content": _success_body(op)}}
+    for code, text in _ERROR_STATUSES.items():
+        if code in _BODY_ONLY and op.body is None:
+            continue
+        if code in _AUTH_ONLY and op.public and op.path != "/tokens":
+            continue
+        responses[code] = {"description": text, "content": error}
+    if "429" in responses:
+        responses["429"]["headers"] = {"Retry-After": {"schema": {"type": "integer"},
+                                                       "description": "Seconds to wait"}}
+    return responses
+
+
 def build_openapi(operations: Iterable[Any], title: str, version: str) -> dict[str, Any]:
     components: dict[str, Any] = {"Error": _ERROR}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
-        spec: dict[str, Any] = {
-            "summary": op.summary,
-            "responses": {
-                str(op.status): {"description": "OK", "content": {"application/json": {}}},
-                **{code: {"description": text, "content": {"application/json": {
-                    "schema": {"$ref": "#/components/schemas/Error"}}}}
-                   for code, text in _ERROR_STATUSES.items()},
-            },
-        }
-        params = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+        spec: dict[str, Any] = {"summary": op.summary, "responses": _responses(op)}
+        params = [{"name": n, "in": "path", "required": True, "schema": path_parameter(n).json_schema()}
                   for n in re.findall(r"{(\w+)}", op.path)]
         if op.query is not None:
             _schema_ref(op.query, components)
             properties = components[op.query.__name__]["properties"]
             for name, info in op.query.model_fields.items():
                 params.append({"name": name, "in": "query", "required": info.is_required(),
-                               "schema": properties[name]})
+                               "schema": _without_null(properties[name])})
         if params:
             spec["parameters"] = params
         if op.body is not None:
-            spec["requestBody"] = {"required": True, "content": {"application/json": {
+            spec["requestBody"] = {"required": _body_required(op.body), "content": {"application/json": {
                 "schema": _schema_ref(op.body, components)}}}
         spec["security"] = [] if op.public else [{"bearer": []}, {"apiKey": []}]
         paths.setdefault(op.path, {})[op.method.lower()] = spec

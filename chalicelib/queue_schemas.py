@@ -6,7 +6,7 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from chalicelib.errors import InvalidInput
-from chalicelib.schemas import AppName, Schema
+from chalicelib.schemas import AppName, Schema, register_path_parameter
 
 MAX_ITEMS_PER_REQUEST = 100
 
@@ -29,6 +29,7 @@ class EnqueueRequest(Schema):
         return [(item.uri, item.data) for item in self.items]
 
 
+register_path_parameter("uri", Uri, f"1..256 {URI_RULE}")
 _QUEUE_NAME = TypeAdapter(AppName)
 _URI = TypeAdapter(Uri)
 

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import re
+from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Optional, Union
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, TypeAdapter,
+                      model_validator)
 
 from chalicelib.entities import AccessRight, BudgetOption, InputType, Task, UserType
 from chalicelib.errors import InvalidInput
@@ -34,13 +37,45 @@ def _base64(value: str) -> str:
     return value
 
 
+# A JSON value the platform stores in a DynamoDB item (default outputs, train args, configs):
+# bounded so that no item nears DynamoDB's 400 KB limit, and DynamoDB's 32 levels of nesting.
+MAX_JSON_FIELD_BYTES = 64 * 1024
+MAX_JSON_FIELD_DEPTH = 32
+MAX_DEPENDENCIES = 200
+
+
+def _depth(value: Any, limit: int) -> int:
+    """Nesting depth of ``value``, counting stops past ``limit``."""
+    if limit < 0 or not isinstance(value, (dict, list)):
+        return 0
+    children = value.values() if isinstance(value, dict) else value
+    return 1 + max((_depth(child, limit - 1) for child in children), default=0)
+
+
+def _bounded_json(value: Any) -> Any:
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_JSON_FIELD_BYTES:
+        raise ValueError(f"is {size} bytes as JSON; the limit is {MAX_JSON_FIELD_BYTES} bytes")
+    if _depth(value, MAX_JSON_FIELD_DEPTH) > MAX_JSON_FIELD_DEPTH:
+        raise ValueError(f"is nested deeper than the limit of {MAX_JSON_FIELD_DEPTH} levels")
+    return value
+
+
+def bounded_json(annotation: Any) -> Any:
+    """``annotation``, at most MAX_JSON_FIELD_BYTES of JSON and MAX_JSON_FIELD_DEPTH levels deep."""
+    return Annotated[annotation, AfterValidator(_bounded_json), Field(
+        description=f"at most {MAX_JSON_FIELD_BYTES} bytes as JSON, {MAX_JSON_FIELD_DEPTH} levels deep")]
+
+
 Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 Base64File = Annotated[str, Field(min_length=1), AfterValidator(_base64)]
 
 
 class Schema(BaseModel):
-    model_config = ConfigDict(extra="forbid", use_enum_values=False)
+    # python-re: the patterns mean here what they mean to the OpenAPI document's readers (Python
+    # and JSON Schema tools), not the Rust engine's slightly different \s and \w.
+    model_config = ConfigDict(extra="forbid", use_enum_values=False, regex_engine="python-re")
 
 
 class LoginRequest(Schema):
@@ -99,7 +134,10 @@ class CreateModelRequest(Schema):
     task: Task
     model_class: str = Field(min_length=1, max_length=200, pattern=_IDENTIFIER)
     model_file_base64: Base64File
-    dependencies: dict[Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=100)]] = {}
+    dependencies: Annotated[
+        dict[Annotated[str, Field(min_length=1, max_length=200)], Annotated[str, Field(max_length=100)]],
+        Field(max_length=MAX_DEPENDENCIES),
+    ] = {}
     access_right: AccessRight = AccessRight.PRIVATE
     docker_image: Optional[str] = Field(None, min_length=1, max_length=512)
 
@@ -118,7 +156,7 @@ class CreateTrainJobRequest(Schema):
     val_dataset_id: Id
     budget: dict[BudgetOption, float] = {}
     models: Optional[list[Id]] = Field(None, min_length=1, max_length=50)
-    train_args: dict[str, Any] = {}
+    train_args: bounded_json(dict[str, Any]) = {}
 
     @model_validator(mode="after")
     def _budget_values(self) -> "CreateTrainJobRequest":
@@ -187,14 +225,14 @@ class RegisterApplicationRequest(Schema):
 
     name: AppName
     input_type: InputType
-    default_output: Any
+    default_output: bounded_json(Any)
     slo_micros: int = Field(ge=1000, le=60_000_000)
     top_n: Optional[int] = Field(None, ge=1, le=1000)
 
 
 class UpdateApplicationRequest(Schema):
     input_type: Optional[InputType] = None
-    default_output: Any = None
+    default_output: bounded_json(Any) = None
     slo_micros: Optional[int] = Field(None, ge=1000, le=60_000_000)
     top_n: Optional[int] = Field(None, ge=1, le=1000)
 
@@ -287,14 +325,14 @@ class StartStressUploadRequest(Schema):
 
 class CustomImageSpec(Schema):
     name: str = Field(min_length=1, max_length=500)
-    pull_secret: Optional[dict[str, Any]] = None
+    pull_secret: Optional[bounded_json(dict[str, Any])] = None
 
 
 class StartStressTestRequest(Schema):
     """The config's own shape is checked by the service (chalicelib/stress_config.py), so its
     errors name the config's keys (``data_info.ref_path: ...``)."""
 
-    test_run_config: dict[str, Any]
+    test_run_config: bounded_json(dict[str, Any])
     project_id: Optional[str] = Field(None, min_length=1, max_length=100)
     rime_managed_image: Optional[str] = Field(None, min_length=1, max_length=200)
     custom_image: Optional[CustomImageSpec] = None
@@ -311,3 +349,47 @@ class StressTestListQuery(BaseModel):
 
 class ResultVersionQuery(BaseModel):
     version: Optional[str] = None
+
+
+# -- path parameters -------------------------------------------------------------------------
+
+# An id in a path: no control characters, no white space at either end, not empty (a blank id
+# reached DynamoDB as an empty key and came back a 500).
+_PATH_ID = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+_VERSION = r"^(?:-1|[1-9][0-9]{0,8})$"
+
+
+@dataclass(frozen=True)
+class PathParameter:
+    """How one path parameter is checked (``adapter``) and described (OpenAPI, error messages)."""
+
+    adapter: TypeAdapter
+    description: str
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.adapter.json_schema()
+
+
+_STRICT_PYTHON_RE = ConfigDict(regex_engine="python-re")
+_PATH_PARAMETERS = {
+    "app": PathParameter(TypeAdapter(AppName, config=_STRICT_PYTHON_RE),
+                         "an app name (letters, digits, '_', '.', '-'; at most 64)"),
+    "name": PathParameter(TypeAdapter(AppName, config=_STRICT_PYTHON_RE),
+                          "a queue name, which is an app name (letters, digits, '_', '.', '-'; at most 64)"),
+    "version": PathParameter(
+        TypeAdapter(Annotated[str, Field(pattern=_VERSION)], config=_STRICT_PYTHON_RE),
+        "a whole number >= 1, or -1 for the latest"),
+}
+_DEFAULT_PATH_PARAMETER = PathParameter(
+    TypeAdapter(Annotated[str, Field(min_length=1, max_length=256, pattern=_PATH_ID)], config=_STRICT_PYTHON_RE),
+    "1 to 256 characters, with no control characters and no white space at either end")
+
+
+def register_path_parameter(name: str, annotated: Any, description: str) -> None:
+    """Give the path parameter ``name`` its own rule (a module that owns the type calls this)."""
+    _PATH_PARAMETERS[name] = PathParameter(TypeAdapter(annotated, config=_STRICT_PYTHON_RE), description)
+
+
+def path_parameter(name: str) -> PathParameter:
+    """The rule of the path parameter ``name`` (ids share one; apps and versions have theirs)."""
+    return _PATH_PARAMETERS.get(name, _DEFAULT_PATH_PARAMETER)

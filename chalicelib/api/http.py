@@ -7,6 +7,7 @@ parameters, calls one service method and returns its result.
 from __future__ import annotations
 
 import functools
+import typing
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib.entities import User
 from chalicelib.errors import DomainError, InvalidInput, PayloadTooLarge, http_status
+from chalicelib.schemas import path_parameter
 from chalicelib.wiring import services
 
 logger = Logger(service="kilele-api", child=True)
@@ -44,6 +46,8 @@ class Operation:
     query: Optional[type[BaseModel]]
     public: bool
     status: int
+    returns: Any = None  # the view's return annotation: what the 2xx body is (OpenAPI)
+    media_type: str = "application/json"  # of the 2xx body
 
 
 @dataclass
@@ -74,18 +78,31 @@ def _bearer_token(headers: Any) -> Optional[str]:
 
 
 def _parse_body(schema: type[BaseModel], raw: bytes) -> BaseModel:
-    """The body validated into ``schema``, its JSON parsed once (by pydantic)."""
+    """The body validated into ``schema``, its JSON parsed once (by pydantic), strictly: the
+    OpenAPI document says ``integer`` and ``boolean``, so ``true`` is not 1 nor ``"5"`` 5."""
     if len(raw) > MAX_BODY_BYTES:
         raise PayloadTooLarge(f"the request body is {len(raw)} bytes; the limit is {MAX_BODY_BYTES}")
     if not raw.strip():
         raw = b"{}"  # no body: fine when every field has a default, else "field required"
     try:
-        return schema.model_validate_json(raw)
+        return schema.model_validate_json(raw, strict=True)
     except ValidationError as e:
         invalid_json = next((item for item in e.errors() if item["type"] == "json_invalid"), None)
         if invalid_json is not None:
             raise InvalidInput(f"the request body is not valid JSON: {invalid_json['ctx']['error']}") from e
         raise
+
+
+def _path_params(path: str, values: dict[str, str]) -> dict[str, str]:
+    """Path parameters checked against their schema (chalicelib/schemas.py's PATH_PARAMETERS):
+    an empty or blank id is a 400 naming the parameter, never a key DynamoDB refuses."""
+    for name, value in values.items():
+        rule = path_parameter(name)
+        try:
+            rule.adapter.validate_python(value)
+        except ValidationError:
+            raise InvalidInput(f"{name} in the path must be {rule.description}; got {value[:80]!r}") from None
+    return values
 
 
 def _validation_message(error: ValidationError) -> str:
@@ -105,11 +122,17 @@ def endpoint(
     query: Optional[type[BaseModel]] = None,
     public: bool = False,
     status: int = 200,
+    media_type: str = "application/json",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``view`` at ``method path`` on ``blueprint``."""
+    """Register ``view`` at ``method path`` on ``blueprint`` (``media_type``: of its 2xx body)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
-        REGISTRY.operations.append(Operation(path, method, summary, body, query, public, status))
+        try:
+            returns = typing.get_type_hints(view).get("return")
+        except (NameError, TypeError):  # an annotation that does not evaluate: the document says "any JSON"
+            returns = None
+        REGISTRY.operations.append(Operation(path, method, summary, body, query, public, status, returns,
+                                             media_type))
 
         @blueprint.route(path, methods=[method], content_types=CONTENT_TYPES)
         @functools.wraps(view)
@@ -119,6 +142,7 @@ def endpoint(
                 call = Call(user=None, bearer_token=_bearer_token(request.headers), source_ip=_source_ip(request))
                 if not public:
                     call.user = services().auth.authenticate(call.bearer_token, request.headers.get("x-api-key"))
+                _path_params(path, path_params)
                 if body is not None:
                     call.body = _parse_body(body, request.raw_body or b"")
                 if query is not None:

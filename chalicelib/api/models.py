@@ -29,7 +29,7 @@ def get_model(call: Call, model_id: str) -> dict:
     return services().models.get(call.user, model_id)
 
 
-@endpoint(bp, "/models/{model_id}/file", "GET", "The model's Python file")
+@endpoint(bp, "/models/{model_id}/file", "GET", "The model's Python file", media_type="text/x-python")
 def download_model_file(call: Call, model_id: str) -> Response:
     model, source = services().models.download(call.user, model_id)
     return Response(

@@ -12,6 +12,7 @@ import json
 import threading
 from http import HTTPStatus
 from typing import Any, Callable, Iterable, Optional
+from urllib.parse import quote, unquote
 
 from chalice import Chalice
 from chalice.config import Config
@@ -54,6 +55,10 @@ class _PeerAddressGateway(LocalGateway):
 
     def _generate_lambda_event(self, method: str, path: str, headers: Any, body: Optional[bytes]) -> Any:
         event = super()._generate_lambda_event(method, path, headers, body)
+        # Routes are matched on the still-encoded path (an encoded '?' or '/' stays inside its
+        # segment); API Gateway hands the Lambda decoded path parameters, and so does this.
+        if event.get("pathParameters"):
+            event["pathParameters"] = {k: unquote(v) for k, v in event["pathParameters"].items()}
         address = getattr(self._peer, "address", None)
         if address:
             event["requestContext"]["identity"]["sourceIp"] = address
@@ -76,7 +81,9 @@ class ChaliceWsgiApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
-        path = environ.get("PATH_INFO") or "/"
+        # PATH_INFO arrives percent-decoded (as latin-1 text of the raw bytes); encode it again so
+        # a decoded '?', '#', tab or newline cannot change how Chalice splits and matches the path.
+        path = quote((environ.get("PATH_INFO") or "/").encode("latin-1"), safe="/!$&'()*+,;=:@-._~")
         query = environ.get("QUERY_STRING")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""

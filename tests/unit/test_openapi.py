@@ -86,7 +86,11 @@ def test_no_dangling_ref(document):
 
 def test_path_and_query_parameters(document):
     complete = document["paths"]["/datasets/{dataset_id}/complete"]["post"]
-    assert complete["parameters"] == [{"name": "dataset_id", "in": "path", "required": True, "schema": {"type": "string"}}]
+    [parameter] = complete["parameters"]
+    assert (parameter["name"], parameter["in"], parameter["required"]) == ("dataset_id", "path", True)
+    assert parameter["schema"]["type"] == "string" and parameter["schema"]["minLength"] == 1
+    version = document["paths"]["/train-jobs/{app}/{version}"]["get"]["parameters"][1]
+    assert version["schema"]["pattern"] == "^(?:-1|[1-9][0-9]{0,8})$"
     listing = document["paths"]["/datasets"]["get"]
     assert [(p["name"], p["in"], p["required"]) for p in listing["parameters"]] == [("task", "query", False)]
 
@@ -110,3 +114,30 @@ def test_served_at_openapi_json(document):
         response = client.http.get("/openapi.json")
     assert response.status_code == 200
     assert json.loads(response.body) == json.loads(json.dumps(document))
+
+
+def test_every_operation_describes_its_2xx_body_and_every_error_status(document):
+    """Issue 9, finding 8: no 2xx schemas and no 405/500/503/504 were declared."""
+    for op in REGISTRY.operations:
+        responses = document["paths"][op.path][op.method.lower()]["responses"]
+        [(media_type, content)] = responses[str(op.status)]["content"].items()
+        assert content["schema"].get("type") in ("object", "array", "string"), (op.method, op.path)
+        expected = {"400", "404", "405", "429", "500", "503", "504"}
+        if op.body is not None:
+            expected |= {"413", "415"}
+        if not op.public:
+            expected |= {"401", "403"}
+        assert expected <= set(responses), (op.method, op.path, expected - set(responses))
+    model_file = document["paths"]["/models/{model_id}/file"]["get"]["responses"]["200"]["content"]
+    assert set(model_file) == {"text/x-python"}
+
+
+def test_a_body_that_may_be_empty_is_optional(document):
+    assert document["paths"]["/apps/{app}"]["patch"]["requestBody"]["required"] is False
+    assert document["paths"]["/apps"]["post"]["requestBody"]["required"] is True
+
+
+def test_query_parameters_have_no_null(document):
+    for op in REGISTRY.operations:
+        for parameter in document["paths"][op.path][op.method.lower()].get("parameters", []):
+            assert "null" not in json.dumps(parameter["schema"]), (op.path, parameter)
