@@ -84,6 +84,12 @@ class Unavailable(DomainError):
     code = "unavailable"
 
 
+class ModelFailed(DomainError):
+    """The model raised in ``predict`` or answered something unusable: not the caller's fault."""
+
+    code = "model_error"
+
+
 class UpstreamTimeout(DomainError):
     """The model did not answer in time and the app has no default output."""
 
@@ -99,6 +105,7 @@ HTTP_STATUS: dict[type[DomainError], int] = {
     PayloadTooLarge: 413,
     Unprocessable: 422,
     TooManyRequests: 429,
+    ModelFailed: 502,
     Unavailable: 503,
     UpstreamTimeout: 504,
 }

@@ -120,6 +120,11 @@ class EndpointRejected(EndpointFailure):
         self.status = status
 
 
+class EndpointModelError(EndpointFailure):
+    """The model server answered ``model_error``: the model raised (anything but the kit's
+    ``InvalidQuery``) or answered something unusable (message from the server)."""
+
+
 @dataclass
 class EndpointState:
     status: str  # Creating | InService | Failed | Deleted
@@ -135,7 +140,8 @@ class EndpointRunner(Protocol):
     def state(self, name: str) -> EndpointState: ...
 
     def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
-        """POST ``body`` to the endpoint's /invocations; raises an :class:`EndpointFailure`."""
+        """POST ``body`` to the endpoint's /invocations, telling the server the deadline (so that
+        it abandons a call nobody waits for); raises an :class:`EndpointFailure`."""
 
     def delete(self, name: str) -> None: ...
 

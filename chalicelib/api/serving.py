@@ -1,7 +1,7 @@
 """Inference jobs, applications, predict, metrics and bundles."""
 from __future__ import annotations
 
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
 from chalicelib.api.http import Call, endpoint
 from chalicelib.schemas import (
@@ -40,6 +40,12 @@ def get_inference_jobs_of_app(call: Call, app: str) -> list:
 @endpoint(bp, "/inference-jobs/{app}/{version}", "GET", "The running inference job of an app (-1: latest)")
 def get_running_inference_job(call: Call, app: str, version: str) -> dict:
     return services().inference_jobs.get_running_inference_job(call.user, app, app_version(version))
+
+
+@endpoint(bp, "/inference-jobs/{app}/{version}/latest", "GET",
+          "The newest inference job of an app version (-1: latest), whatever its status")
+def get_inference_job(call: Call, app: str, version: str) -> dict:
+    return services().inference_jobs.get_inference_job(call.user, app, app_version(version))
 
 
 @endpoint(bp, "/inference-jobs/{app}/{version}/stop", "POST", "Stop an inference job")
@@ -94,7 +100,8 @@ def rollback(call: Call, app: str) -> dict:
 @endpoint(bp, "/apps/{app}/predict", "POST", "Predict: {query}|{queries}, {input}|{input_batch}, or {instances}",
           body=PredictRequest)
 def predict(call: Call, app: str) -> dict:
-    return services().predict.predict(call.user, app, call.body.payload())
+    answer = services().predict.predict_answer(call.user, app, call.body.payload())
+    return Response(body=answer.body, status_code=200, headers=answer.headers)
 
 
 @endpoint(bp, "/apps/{app}/metrics", "GET", "Requests, errors, defaults, batch sizes, latency percentiles",

@@ -74,7 +74,26 @@ class InferenceJob:
     stopped_at: Optional[datetime] = None
     error: Optional[str] = None
 
+    @property
+    def predictor_host(self) -> Optional[str]:
+        """Seed 001's ``predictor_host`` (seed 000's ``query_host``): ``POST
+        http://{predictor_host}/predict`` with the caller's key is the app's predict route. The
+        API serves every app at one address, so the "host" carries the app's path:
+        ``127.0.0.1:8000/apps/iris_app``."""
+        if not self.predictor_url:
+            return None
+        return self.predictor_url.split("://", 1)[-1].removesuffix("/predict")
+
+    def workers(self) -> list[dict[str, Any]]:
+        """One worker per served trial, as the seeds list them: the service that runs it (the
+        job's endpoint, which serves the whole ensemble), its status, its replicas (serving
+        processes at start: one; SageMaker's autoscaling may add instances) and the trial."""
+        return [{"service_id": self.endpoint_name, "status": self.status.value, "replicas": 1,
+                 "datetime_started": iso_or_none(self.created_at), "datetime_stopped": iso_or_none(self.stopped_at),
+                 "trial": member} for member in self.members]
+
     def to_dict(self) -> dict[str, Any]:
+        host = self.predictor_host
         return {
             "id": self.id,
             "app": self.app,
@@ -84,9 +103,11 @@ class InferenceJob:
             "status": self.status.value,
             "user_id": self.user_id,
             "budget": self.budget,
+            "predictor_host": host,
+            "query_host": host,
             "predictor_url": self.predictor_url,
             "endpoint_name": self.endpoint_name,
-            "workers": [{"trial": m} for m in self.members],
+            "workers": self.workers(),
             "datetime_started": iso_or_none(self.created_at),
             "datetime_stopped": iso_or_none(self.stopped_at),
             "error": self.error,

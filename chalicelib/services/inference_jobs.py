@@ -142,6 +142,7 @@ class InferenceJobService:
             raise
         job = self._refresh(job)
         return {"id": job.id, "app": job.app, "app_version": job.app_version, "train_job_id": job.train_job_id,
+                "predictor_host": job.predictor_host, "query_host": job.predictor_host,
                 "predictor_url": job.predictor_url, "status": job.status.value, "error": job.error}
 
     def _untracked_live(self, user_id: str, app: str, listed: list[InferenceJob]) -> list[str]:
@@ -197,6 +198,22 @@ class InferenceJobService:
             if job is not None:
                 self._job_cache.put(job_id, job)
         return job
+
+    def has_jobs(self, user_id: str, app: str) -> bool:
+        """Whether ``app`` ever had an inference job of this user (it is known, even if stopped)."""
+        return bool(self._jobs.list_of_app(user_id, app))
+
+    def get_inference_job(self, actor: User, app: str, app_version: int = LATEST) -> dict[str, Any]:
+        """Seed 000's ``get_inference_job``: the newest inference job of ``app`` at ``app_version``
+        (-1: the newest version), running or not, with its workers."""
+        require(actor, Action.MANAGE_INFERENCE_JOBS)
+        jobs = self._jobs.list_of_app(actor.id, app)
+        if app_version != LATEST:
+            jobs = [j for j in jobs if j.app_version == app_version]
+        if not jobs:
+            version = "" if app_version == LATEST else f" v{app_version}"
+            raise NotFound(f"app {app!r}{version} has no inference job")
+        return self._refresh(max(jobs, key=lambda j: (j.app_version, j.created_at))).to_dict()
 
     def get_inference_jobs_by_user(self, actor: User, user_id: str) -> list[dict[str, Any]]:
         require(actor, Action.MANAGE_INFERENCE_JOBS)

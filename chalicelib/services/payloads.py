@@ -51,6 +51,22 @@ class Outcome:
     batch_size: Optional[int] = None
 
 
+DEFAULT_HEADER = "X-Kilele-Default"
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A predict answer's body, and whether it is the app's default output (every style says
+    so in its body, and the ``X-Kilele-Default`` header says it for all)."""
+
+    body: dict[str, Any]
+    default: bool
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {DEFAULT_HEADER: "true" if self.default else "false"}
+
+
 def style_of(body: Any) -> str:
     """The one style key of a predict body; :class:`InvalidInput` says what is wrong."""
     if not isinstance(body, dict):
@@ -110,25 +126,44 @@ def check_input_type(queries: list[Any], input_type: InputType) -> None:
                                f"{'integers' if input_type is InputType.INTS else 'numbers'}")
 
 
+def _score(value: Any) -> float:
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
+
+
 def top_n(prediction: Any, n: Optional[int]) -> Any:
-    if not n or not isinstance(prediction, dict):
+    """Cluster Serving's top-N filter: probabilities by class index (a list) become
+    ``[[index, probability], ...]``, the ``n`` most probable first (as Cluster Serving answers);
+    ``{label: probability}`` keeps its ``n`` most probable labels; a label stays as it is."""
+    if not n:
         return prediction
-    ranked = sorted(prediction.items(), key=lambda kv: kv[1] if isinstance(kv[1], (int, float)) else 0, reverse=True)
-    return dict(ranked[:n])
+    if isinstance(prediction, dict):
+        return dict(sorted(prediction.items(), key=lambda kv: _score(kv[1]), reverse=True)[:n])
+    if isinstance(prediction, list) and prediction and all(
+            isinstance(p, (int, float)) and not isinstance(p, bool) for p in prediction):
+        ranked = sorted(enumerate(prediction), key=lambda ip: ip[1], reverse=True)
+        return [[index, probability] for index, probability in ranked[:n]]
+    return prediction
 
 
-def answer(payload: Payload, outcome: Outcome) -> dict[str, Any]:
+def answer(payload: Payload, outcome: Outcome) -> Answer:
     """The answer in the request's style: Rafiki's prediction(s), Cluster Serving's predictions,
-    or Clipper's output with ``default`` and ``query_id``."""
+    or Clipper's output with ``default`` and ``query_id``. A default output is marked in every
+    style: Clipper's ``default`` per output; Rafiki's and Cluster Serving's answers carry
+    ``"default": true`` and ``default_explanation`` beside their seed fields (only then, so
+    that a model's answer keeps the seeds' shape); and the header for all."""
     style, batch = payload.style, payload.batch
-    if style == "rafiki":
-        return {"predictions": outcome.predictions} if batch else {"prediction": outcome.predictions[0]}
-    if style == "serving":
-        return {"predictions": outcome.predictions}
+    if style in ("rafiki", "serving"):
+        if style == "rafiki" and not batch:
+            body: dict[str, Any] = {"prediction": outcome.predictions[0]}
+        else:
+            body = {"predictions": outcome.predictions}
+        if outcome.default:
+            body.update(default=True, default_explanation=outcome.explanation)
+        return Answer(body, outcome.default)
     answers = []
     for prediction in outcome.predictions:
         one = {"query_id": random.getrandbits(52), "output": prediction, "default": outcome.default}
         if outcome.default:
             one["default_explanation"] = outcome.explanation
         answers.append(one)
-    return {"batch_predictions": answers} if batch else answers[0]
+    return Answer({"batch_predictions": answers} if batch else answers[0], outcome.default)

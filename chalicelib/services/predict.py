@@ -19,11 +19,12 @@ from typing import Any, Callable, Optional, Union
 import orjson
 
 from chalicelib.entities import Application, User
-from chalicelib.errors import InvalidInput, NotFound, PayloadTooLarge, Unavailable, UpstreamTimeout
+from chalicelib.errors import InvalidInput, ModelFailed, NotFound, PayloadTooLarge, Unavailable, UpstreamTimeout
 from chalicelib.latency import LATENCY_BUCKETS, bucket_upper_ms
 from chalicelib.permissions import Action, require
 from chalicelib.ports import (
     AppMetricsStore,
+    EndpointModelError,
     EndpointRejected,
     EndpointRunner,
     EndpointTimeout,
@@ -34,15 +35,29 @@ from chalicelib.ports import (
 from chalicelib.services import Clock, utc_now
 from chalicelib.services.apps import ApplicationService
 from chalicelib.services.inference_jobs import InferenceJobService
-from chalicelib.services.payloads import Outcome, Payload, answer, check_input_type, parse_payload, top_n
+from chalicelib.services.payloads import (Answer, Outcome, Payload, answer, check_input_type, parse_payload,
+                                         top_n)
 from chalicelib.services.serving_metrics import MetricsBuffer
 
 
 def _endpoint_body(queries: list[Any]) -> bytes:
     try:
-        return orjson.dumps({"queries": queries})
+        body = orjson.dumps({"queries": queries})
     except TypeError:  # what orjson does not encode (integers beyond 64 bits): as the json module does
-        return json.dumps({"queries": queries}).encode()
+        return _strict_json({"queries": queries})
+    # orjson writes NaN and Infinity as null; the body parser let them in (pydantic reads them
+    # as floats). Only a body with a null can hold one, so only then pay for the exact check.
+    if b"null" in body:
+        _strict_json(queries)
+    return body
+
+
+def _strict_json(value: Any) -> bytes:
+    try:
+        return json.dumps(value, allow_nan=False).encode()
+    except ValueError:
+        raise InvalidInput("the body is not valid JSON: it has NaN or Infinity, which JSON has no numbers for "
+                           "(send null or a number)") from None
 
 
 class PredictService:
@@ -83,6 +98,10 @@ class PredictService:
     def predict(self, actor: User, app_name: str, body: Union[Payload, Any]) -> dict[str, Any]:
         """Answer a predict request in the payload style it came in (``body``: a parsed
         :class:`Payload`, or a JSON object in one of the styles)."""
+        return self.predict_answer(actor, app_name, body).body
+
+    def predict_answer(self, actor: User, app_name: str, body: Union[Payload, Any]) -> Answer:
+        """:meth:`predict`'s answer with its HTTP headers (``X-Kilele-Default``)."""
         require(actor, Action.MANAGE_INFERENCE_JOBS)
         payload = body if isinstance(body, Payload) else parse_payload(body)
         if len(payload.queries) > self._max_queries:
@@ -119,16 +138,22 @@ class PredictService:
         try:
             job = self._inference.serving_job(user_id, app_name, state)
         except NotFound as e:  # no running job: defaulted if the app has a default, else the error
+            if app is None and not state.live_job_ids and not self._inference.has_jobs(user_id, app_name):
+                raise NotFound(f"there is no app {app_name!r}: register it (POST /apps) or create an inference job "
+                               "for it") from e
             return self._default_or_raise(app, queries, e)
+        body = _endpoint_body(queries)
         remaining = deadline - (self._timer() - started)
         try:
             if remaining <= 0:
                 raise EndpointTimeout("the latency SLO was spent before the model was asked")
-            raw = self._endpoints.invoke(job.endpoint_name, _endpoint_body(queries), remaining)
+            raw = self._endpoints.invoke(job.endpoint_name, body, remaining)
             reply = orjson.loads(raw)
             predictions = reply["predictions"]
         except EndpointRejected as e:
             raise InvalidInput(f"the model rejected the queries: {e}") from e
+        except EndpointModelError as e:  # the model raised: not the caller's fault, and no default hides it
+            raise ModelFailed(f"the model failed: {e}") from e
         except EndpointUnavailable as e:
             self._inference.report_endpoint_failure(job)
             return self._default_or_raise(app, queries, e)
@@ -150,10 +175,20 @@ class PredictService:
 
     def metrics(self, actor: User, app_name: str, minutes: int = 60) -> list[dict[str, Any]]:
         """Cluster Serving's metrics shape, over the last ``minutes`` (this process's counts not
-        yet written included)."""
+        yet written included). ``meanRate`` is per second over the time the app has been
+        observed in the window: from the start of its first minute with a request (metrics are
+        kept per minute), not over the whole window. An app that is neither registered nor has
+        an inference job is not found."""
         require(actor, Action.MANAGE_INFERENCE_JOBS)
-        window = self._metrics.window(f"{actor.id}#{app_name}", self._clock() - timedelta(minutes=minutes))
-        seconds = minutes * 60
+        state = self._apps.serving_state(actor.id, app_name)
+        if state.app is None and not state.live_job_ids and not self._inference.has_jobs(actor.id, app_name):
+            raise NotFound(f"there is no app {app_name!r}")
+        now = self._clock()
+        window = self._metrics.window(f"{actor.id}#{app_name}", now - timedelta(minutes=minutes))
+        first_minute = window.get("first_minute")
+        seconds = minutes * 60.0
+        if first_minute is not None:  # never more than the window, never under one second
+            seconds = min(seconds, max(1.0, now.timestamp() - first_minute * 60))
         metrics = [
             {"name": f"kilele.{name}", "count": window[name], "meanRate": window[name] / seconds}
             for name in ("requests", "queries", "errors", "defaults")

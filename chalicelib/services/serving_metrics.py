@@ -124,13 +124,17 @@ class MetricsBuffer:
                     self._oldest = self._ticker()
 
     def window(self, user_app: str, since: datetime) -> dict[str, Any]:
-        """The store's counts since ``since`` plus this process's unwritten ones."""
+        """The store's counts since ``since`` plus this process's unwritten ones (``first_minute``:
+        the earliest minute with counts, epoch seconds // 60, or None)."""
         first = int(since.timestamp() // 60)
         with self._flushing:  # no cell is in flight: each count is either written or buffered
             totals = self._store.window(user_app, since)
             with self._lock:
-                cells = [c for (app, minute), c in self._cells.items() if app == user_app and minute >= first]
-                for cell in cells:
+                cells = [(minute, c) for (app, minute), c in self._cells.items()
+                         if app == user_app and minute >= first]
+                minutes = [m for m in (totals.get("first_minute"), *(m for m, _ in cells)) if m is not None]
+                totals["first_minute"] = min(minutes) if minutes else None
+                for _, cell in cells:
                     for name in COUNTERS:
                         totals[name] = totals.get(name, 0) + cell.counters.get(name, 0)
                     histogram = totals["histogram"]

@@ -258,9 +258,11 @@ class AppMetricsRepository:
         )
 
     def window(self, user_app: str, since: datetime) -> dict[str, Any]:
-        """Summed counters and histogram since ``since`` (expired items are skipped)."""
+        """Summed counters and histogram since ``since`` (expired items are skipped), and
+        ``first_minute``: the earliest minute with counts (None if none)."""
         paginator = self._dynamodb.get_paginator("query")
-        totals = {k: 0 for k in self.COUNTERS}
+        totals: dict[str, Any] = {k: 0 for k in self.COUNTERS}
+        first_minute = None
         histogram = [0] * LATENCY_BUCKETS
         now = int(time.time())
         for page in paginator.paginate(
@@ -272,9 +274,11 @@ class AppMetricsRepository:
             for item in page["Items"]:
                 if int(item.get("expires_at", {"N": str(now + 1)})["N"]) <= now:
                     continue  # TTL deletion is lazy (and never happens in moto)
+                minute = int(item["minute"]["N"])
+                first_minute = minute if first_minute is None else min(first_minute, minute)
                 for key in self.COUNTERS:
                     totals[key] += int(item.get(key, {"N": "0"})["N"])
                 for name, value in item.items():
                     if name.startswith("lat_"):
                         histogram[int(name[4:])] += int(value["N"])
-        return {**totals, "histogram": histogram}
+        return {**totals, "histogram": histogram, "first_minute": first_minute}

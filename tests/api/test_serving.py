@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from chalicelib.ports import (
+    EndpointModelError,
     EndpointRejected,
     EndpointState,
     EndpointTimeout,
@@ -81,6 +82,60 @@ def deploy(api, app="iris", version=1, scores=(0.9, 0.8)):
     return response.data
 
 
+def test_predictor_host_and_query_host_are_where_predict_answers(model_dev, endpoints):
+    created = deploy(model_dev)
+    # seed 001: POST http://{predictor_host}/predict; seed 000 calls it query_host
+    assert created["predictor_host"] == created["query_host"] == "127.0.0.1:8000/apps/iris"
+    assert created["predictor_url"] == f"http://{created['predictor_host']}/predict"
+    path = created["predictor_host"].split("/", 1)[1]  # what the test client routes: the path
+    response = model_dev.call("POST", f"/{path}/predict", {"query": [1, 2]})
+    assert response.status_code == 200 and response.data == {"prediction": {"0": 0.25, "1": 0.75}}
+    job = model_dev.call("GET", "/inference-jobs/iris/-1").data
+    assert job["predictor_host"] == job["query_host"] == created["predictor_host"]
+    (worker,) = job["workers"]  # seed 000's worker fields
+    assert {"service_id", "status", "replicas", "trial", "datetime_started", "datetime_stopped"} <= set(worker)
+    assert worker["status"] == "RUNNING" and worker["replicas"] == 1 and worker["service_id"]
+    assert worker["trial"]["score"] == 0.9 and worker["trial"]["model_name"] == "m"
+
+
+def test_get_inference_job_is_the_newest_whatever_its_status(model_dev, endpoints):
+    deploy(model_dev, version=1)
+    model_dev.call("POST", "/inference-jobs/iris/1/stop")
+    latest = model_dev.call("GET", "/inference-jobs/iris/-1/latest")
+    assert latest.status_code == 200 and latest.data["status"] == "STOPPED" and latest.data["app_version"] == 1
+    assert latest.data["workers"][0]["status"] == "STOPPED"
+    assert model_dev.call("GET", "/inference-jobs/iris/-1").status_code == 404  # none running
+    assert model_dev.call("GET", "/inference-jobs/iris/2/latest").status_code == 404
+
+
+def test_a_model_error_is_a_502_and_the_default_is_marked_by_a_header(model_dev, endpoints):
+    deploy(model_dev)
+    endpoints.failure = EndpointModelError("query 0: m (M, trial t) failed on it: ValueError: boom")
+    failed = model_dev.call("POST", "/apps/iris/predict", {"query": [1, 2]})
+    assert failed.status_code == 502 and failed.data["error"]["code"] == "model_error"
+    assert "ValueError: boom" in failed.data["error"]["message"]
+    model_dev.call("POST", "/apps", {"name": "iris", "input_type": "floats", "default_output": "none",
+                                     "slo_micros": 50000})
+    endpoints.failure = EndpointTimeout("the endpoint did not answer within 0.05 s")
+    answered = model_dev.call("POST", "/apps/iris/predict", {"instances": [[1.0]]})
+    assert answered.status_code == 200 and answered.headers["X-Kilele-Default"] == "true"
+    assert answered.data["predictions"] == ["none"] and answered.data["default"] is True
+    endpoints.failure = None
+    assert model_dev.call("POST", "/apps/iris/predict", {"query": [1.0]}).headers["X-Kilele-Default"] == "false"
+
+
+def test_nan_in_a_predict_body_is_a_400(model_dev, endpoints):
+    deploy(model_dev)
+    response = model_dev.call("POST", "/apps/iris/predict", raw=b'{"query": [NaN, 1]}')
+    assert response.status_code == 400 and "not valid JSON" in response.data["error"]["message"]
+    assert endpoints.invocations == []
+
+
+def test_metrics_of_an_unknown_app_are_a_404(model_dev, endpoints):
+    response = model_dev.call("GET", "/apps/nope/metrics")
+    assert response.status_code == 404 and "there is no app 'nope'" in response.data["error"]["message"]
+
+
 def test_inference_job_serves_the_best_trial_of_each_model(model_dev, endpoints, bucket):
     created = deploy(model_dev)
     assert created["status"] == "RUNNING" and created["predictor_url"].endswith("/apps/iris/predict")
@@ -125,7 +180,7 @@ def test_bad_predict_payloads(model_dev, endpoints, body, status, phrase):
 
 def test_unknown_app_and_too_many_queries(model_dev, endpoints):
     response = model_dev.call("POST", "/apps/nope/predict", {"query": [1]})
-    assert response.status_code == 404 and "no running inference job" in response.data["error"]["message"]
+    assert response.status_code == 404 and "there is no app 'nope'" in response.data["error"]["message"]
     deploy(model_dev)
     response = model_dev.call("POST", "/apps/iris/predict", {"queries": [[1]] * 1001})
     assert response.status_code == 413

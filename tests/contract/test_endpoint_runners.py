@@ -44,7 +44,7 @@ from chalicelib.adapters.blobs import BlobStore
 from chalicelib.adapters.endpoints.local import LocalEndpointRunner
 from chalicelib.adapters.endpoints.sagemaker import SageMakerEndpointRunner, runtime_clients
 from chalicelib.bundle_format import BundleMember
-from chalicelib.ports import EndpointRejected, EndpointTimeout, EndpointUnavailable
+from chalicelib.ports import EndpointModelError, EndpointRejected, EndpointTimeout, EndpointUnavailable
 from kilele.model import load_model_class, serialize_params
 
 from fake_endpoints import FakeEndpoints
@@ -260,11 +260,21 @@ class _RuntimeHandler(BaseHTTPRequestHandler):
 
     # what our inference server answers a bad body with, as SageMaker passes it on
     REJECTION = {"error": {"code": "invalid_input", "message": "'queries' must be a list of queries"}}
+    MODEL_ERROR = {"error": {"code": "model_error", "message": "query 0: tree (…) failed on it: ValueError: boom"}}
+    ABANDONED = {"error": {"code": "model_timeout", "message": "the model did not answer within the deadline"}}
+    custom_attributes: list[Any] = []  # what each request carried
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.custom_attributes.append(self.headers.get("X-Amzn-SageMaker-Custom-Attributes"))
         name = self.path.split("/")[2]
-        if name == "rejects":  # the container answered 400
+        if name == "model-fails":  # the model raised: the server's 500 model_error
+            self._error(424, "ModelError", OriginalStatusCode=500, OriginalMessage=json.dumps(self.MODEL_ERROR),
+                        Message="Received server error (500) from primary with message ...")
+        elif name == "abandons":  # past the deadline: the server's 504 model_timeout
+            self._error(424, "ModelError", OriginalStatusCode=504, OriginalMessage=json.dumps(self.ABANDONED),
+                        Message="Received server error (504) from primary with message ...")
+        elif name == "rejects":  # the container answered 400
             self._error(424, "ModelError", OriginalStatusCode=400, OriginalMessage=json.dumps(self.REJECTION),
                         Message="Received client error (400) from primary with message ...")
         elif name == "crashes":  # the container answered 500
@@ -326,6 +336,16 @@ def test_sagemaker_a_model_error_with_a_4xx_is_rejected_with_the_servers_message
         runner_at(runtime_stub).invoke("rejects", b'{"queries": "x"}', 5.0)
     assert rejected.value.status == 400
     assert str(rejected.value) == "'queries' must be a list of queries"  # as the local runner says it
+
+
+def test_sagemaker_a_model_that_raised_is_a_model_error_and_the_deadline_is_sent(runtime_stub):
+    _RuntimeHandler.custom_attributes.clear()
+    with pytest.raises(EndpointModelError) as failed:
+        runner_at(runtime_stub).invoke("model-fails", b'{"queries": [[1]]}', 5.0)
+    assert str(failed.value) == "query 0: tree (…) failed on it: ValueError: boom"
+    assert _RuntimeHandler.custom_attributes == ["deadline_ms=5000"]  # the server abandons the call after it
+    with pytest.raises(EndpointTimeout):
+        runner_at(runtime_stub).invoke("abandons", b'{"queries": [[1]]}', 5.0)
 
 
 @pytest.mark.parametrize("name", ["crashes", "busy", "unknown-endpoint"])

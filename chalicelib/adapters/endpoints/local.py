@@ -10,7 +10,6 @@ signal follows the thread that forked). What the kernel cannot give is in the se
 from __future__ import annotations
 
 import io
-import json
 import os
 import re
 import shutil
@@ -30,9 +29,9 @@ import urllib3
 from kilele import sandbox  # the local stack always has the SDK
 from kilele.archive import safe_extract
 
+from chalicelib.adapters.endpoints.invocations import invocation_error, invocation_headers
 from chalicelib.ports import (
     BlobStore,
-    EndpointRejected,
     EndpointState,
     EndpointTimeout,
     EndpointUnavailable,
@@ -167,7 +166,7 @@ class LocalEndpointRunner:
             raise EndpointUnavailable(self.state(name).reason or f"endpoint {name} is not running")
         try:
             response = endpoint.pool.urlopen(
-                "POST", "/invocations", body=body, headers={"Content-Type": "application/json"},
+                "POST", "/invocations", body=body, headers=invocation_headers(timeout_seconds),
                 timeout=urllib3.Timeout(connect=timeout_seconds, read=timeout_seconds),
             )
         except urllib3.exceptions.HTTPError as e:
@@ -176,15 +175,8 @@ class LocalEndpointRunner:
                     not isinstance(reason, urllib3.exceptions.NewConnectionError):  # (a subclass of it)
                 raise EndpointTimeout(f"the endpoint did not answer within {timeout_seconds:g} s") from e
             raise EndpointUnavailable(f"the endpoint is unreachable: {reason}") from e
-        if 400 <= response.status < 500:
-            message = response.data.decode(errors="replace")
-            try:
-                message = json.loads(message)["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                pass
-            raise EndpointRejected(response.status, message)
         if response.status != 200:
-            raise EndpointUnavailable(f"the endpoint answered HTTP {response.status}")
+            raise invocation_error(response.status, response.data.decode(errors="replace"))
         return response.data
 
     def delete(self, name: str) -> None:

@@ -2,7 +2,6 @@
 (the local twin, an inference-server process per endpoint, is ``local.py`` beside this file)."""
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Callable, Optional
 
@@ -10,7 +9,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, HTTPClientError, ReadTimeoutError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from chalicelib.ports import EndpointRejected, EndpointState, EndpointTimeout, EndpointUnavailable
+from chalicelib.adapters.endpoints.invocations import deadline_ms, invocation_error
+from chalicelib.ports import EndpointState, EndpointTimeout, EndpointUnavailable
 
 RuntimeClients = Callable[[int], Any]
 
@@ -95,7 +95,9 @@ class SageMakerEndpointRunner:
     def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
         runtime = self._runtime(max(1, math.ceil(timeout_seconds)))
         try:
-            response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json")
+            # The deadline reaches the container as X-Amzn-SageMaker-Custom-Attributes.
+            response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json",
+                                               CustomAttributes=f"deadline_ms={deadline_ms(timeout_seconds)}")
         except ReadTimeoutError as e:
             raise EndpointTimeout(f"the endpoint did not answer within {timeout_seconds:g} s") from e
         except (BotoConnectionError, HTTPClientError) as e:
@@ -104,11 +106,12 @@ class SageMakerEndpointRunner:
             raise EndpointUnavailable(f"the endpoint is unreachable: {e}") from e
         except ClientError as e:
             code = e.response["Error"]["Code"]
-            if code == "ModelError":
+            if code == "ModelError":  # the container answered an error: the server's own body
                 status = int(e.response.get("OriginalStatusCode", 500))
                 message = e.response.get("OriginalMessage") or e.response["Error"].get("Message", "")
-                if 400 <= status < 500:
-                    raise EndpointRejected(status, _server_message(message)) from e
+                failure = invocation_error(status, message)
+                if not isinstance(failure, EndpointUnavailable):
+                    raise failure from e
             raise EndpointUnavailable(f"the endpoint failed: {code}") from e
         return response["Body"].read()
 
@@ -121,12 +124,3 @@ class SageMakerEndpointRunner:
             except ClientError as e:
                 if e.response["Error"]["Code"] != "ValidationException":
                     raise
-
-
-def _server_message(body: str) -> str:
-    """The inference server's own message from the error body SageMaker passes on
-    (``{"error": {"code", "message"}}``), as the local runner reads it; else the body as it is."""
-    try:
-        return str(json.loads(body)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return body

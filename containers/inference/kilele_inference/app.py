@@ -40,6 +40,8 @@ logger = logging.getLogger("kilele_inference")
 _JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 _PAYLOAD_KEYS = ("queries", "instances", "query")
 DEADLINE_HEADER = b"x-kilele-deadline-ms"  # how long the caller waits for this request, in ms
+# SageMaker passes the caller's CustomAttributes on as this header: "deadline_ms=<ms>" there too.
+CUSTOM_ATTRIBUTES_HEADER = b"x-amzn-sagemaker-custom-attributes"
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -349,8 +351,14 @@ class InferenceApp:
 
 
 def _deadline_seconds(scope: Scope) -> Optional[float]:
-    """The request's X-Kilele-Deadline-Ms in seconds (None: the server's call timeout)."""
+    """The request's X-Kilele-Deadline-Ms (or SageMaker custom attribute ``deadline_ms``) in
+    seconds (None: the server's call timeout)."""
     for name, value in scope.get("headers", ()):
+        if name == CUSTOM_ATTRIBUTES_HEADER:
+            attributes = dict(part.strip().partition(b"=")[::2] for part in value.split(b","))
+            if b"deadline_ms" not in attributes:
+                continue
+            name, value = DEADLINE_HEADER, attributes[b"deadline_ms"]
         if name == DEADLINE_HEADER:
             try:
                 milliseconds = float(value)

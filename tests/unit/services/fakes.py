@@ -818,17 +818,19 @@ class FakeAppMetricsStore(Fake):
 
     def window(self, user_app: str, since: datetime) -> dict[str, Any]:
         first = int(since.timestamp() // 60)
-        totals = {k: 0 for k in self.COUNTERS}
+        totals: dict[str, Any] = {k: 0 for k in self.COUNTERS}
         histogram = [0] * LATENCY_BUCKETS
+        first_minute = None
         for (app, minute), counts in self.minutes.items():
             if app != user_app or minute < first:
                 continue
+            first_minute = minute if first_minute is None else min(first_minute, minute)
             for key in self.COUNTERS:
                 totals[key] += counts.get(key, 0)
             for name, value in counts.items():
                 if name.startswith("lat_"):
                     histogram[int(name[4:])] += value
-        return {**totals, "histogram": histogram}
+        return {**totals, "histogram": histogram, "first_minute": first_minute}
 
 
 @implements(ports.ServingResultStore)
