@@ -37,10 +37,14 @@ class AuthMixin(HttpClient):
             self.token_expires_at = None
 
     def get_current_user(self) -> Optional[dict[str, Any]]:
-        """The logged-in user (or the owner of the API key); None without a login or a key."""
+        """The logged-in user (or the owner of the API key); None when not logged in (no login,
+        no key, or a session that expired or was revoked), as seed 001 says."""
         if not self.token and not self.api_key:
             return None
-        return self._request("GET", "/users/me")
+        try:
+            return self._request("GET", "/users/me")
+        except UnauthorizedError:  # the session expired (or the key was revoked): not logged in
+            return None
 
     # ------------------------------------------------------------------ API keys
 

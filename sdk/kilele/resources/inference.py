@@ -28,7 +28,9 @@ class InferenceJobsMixin(HttpClient):
     ) -> dict[str, Any]:
         """Serve the best trial of each model of the STOPPED train job ``app`` v``app_version``
         (-1: the latest) as one ensemble. ``budget`` is ``{InferenceBudgetOption.GPU_COUNT: n}``.
-        Returns ``{"id", "app", "app_version", "train_job_id", "predictor_url", "status", "error"}``."""
+        Returns ``{"id", "app", "app_version", "train_job_id", "predictor_host", "query_host",
+        "predictor_url", "status", "error"}``: ``POST http://{predictor_host}/predict`` (with your
+        API key or token) is the app's predict route."""
         body = {"app": app, "app_version": int(_version(app_version)), "budget": _budget(budget)}
         return self._request("POST", "/inference-jobs", json=body)
 
@@ -39,6 +41,11 @@ class InferenceJobsMixin(HttpClient):
     def get_inference_jobs_of_app(self, app: str) -> list[dict[str, Any]]:
         """Your inference jobs of an app, oldest first."""
         return self._request("GET", f"/inference-jobs/{_segment(app)}")
+
+    def get_inference_job(self, app: str, app_version: int = -1) -> dict[str, Any]:
+        """Seed 000's call: the newest inference job of ``app`` at ``app_version`` (-1: the newest
+        version), whatever its status, with its ``workers``."""
+        return self._request("GET", f"/inference-jobs/{_segment(app)}/{_version(app_version)}/latest")
 
     def get_running_inference_job(self, app: str, app_version: int = -1) -> dict[str, Any]:
         """The running inference job of ``app`` at ``app_version`` (-1: the newest running one),

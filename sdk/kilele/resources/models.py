@@ -27,8 +27,8 @@ def _dependencies(dependencies: Union[Mapping[str, str], Iterable[str], None]) -
 
 
 class ModelsMixin(HttpClient):
-    """``create_model``, ``get_model``, ``download_model_file``, ``get_available_models`` and
-    ``delete_model``."""
+    """``create_model``, ``get_model``, ``download_model_file``, ``get_available_models``
+    (seed 000's ``get_models_of_task``) and ``delete_model``."""
 
     def create_model(
         self,
@@ -71,6 +71,10 @@ class ModelsMixin(HttpClient):
     def get_available_models(self, task: Optional[StrOrEnum] = None) -> list[dict[str, Any]]:
         """Models you can use (yours and PUBLIC ones), optionally of one task."""
         return self._request("GET", "/models", params={"task": _enum_value(task) if task else None})
+
+    def get_models_of_task(self, task: StrOrEnum) -> list[dict[str, Any]]:
+        """Seed 000's call: the models of ``task`` you can use (yours and PUBLIC ones)."""
+        return self.get_available_models(task=task)
 
     def delete_model(self, model_id: str) -> dict[str, Any]:
         """Delete a model that no train job uses. Returns the deleted model."""
