@@ -149,6 +149,13 @@ AppName = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-
 Id = Annotated[str, Field(min_length=1, max_length=100)]
 
 
+def budget_dict(budget: dict[BudgetOption, float]) -> dict[str, Union[int, float]]:
+    """A budget by option name, its counts (``MODEL_TRIAL_COUNT``, ``GPU_COUNT``; checked to be
+    whole) as ints: the user's ``5`` comes back as 5, not the 5.0 a float field made of it."""
+    counts = (BudgetOption.MODEL_TRIAL_COUNT, BudgetOption.GPU_COUNT)
+    return {option.value: int(value) if option in counts else value for option, value in budget.items()}
+
+
 class CreateTrainJobRequest(Schema):
     app: AppName
     task: Task
@@ -171,8 +178,8 @@ class CreateTrainJobRequest(Schema):
             raise ValueError("budget MODEL_TRIAL_COUNT must be -1 (unlimited) or a whole number >= 1")
         return self
 
-    def budget_dict(self) -> dict[str, float]:
-        return {option.value: value for option, value in self.budget.items()}
+    def budget_dict(self) -> dict[str, Union[int, float]]:
+        return budget_dict(self.budget)
 
 
 class AuditEventsQuery(Schema):
@@ -216,8 +223,8 @@ class CreateInferenceJobRequest(Schema):
             raise ValueError("budget GPU_COUNT must be a whole number >= 0")
         return self
 
-    def budget_dict(self) -> dict[str, float]:
-        return {option.value: value for option, value in self.budget.items()}
+    def budget_dict(self) -> dict[str, Union[int, float]]:
+        return budget_dict(self.budget)
 
 
 class RegisterApplicationRequest(Schema):

@@ -832,3 +832,14 @@ def test_stress_job_status_changes_only_from_the_given_statuses(stress_stores):
         S.SUCCEEDED, T0, done, "go", "arn:x")
     assert stored.summary == {"num_test_cases": 3, "status_counts": {"pass": 3}}
     assert stored.running_time_secs(T0 + timedelta(days=1)) == 180.0
+
+
+def test_budget_numbers_keep_their_types(stores):
+    """A count stays an int and hours a float (DynamoDB hands numbers back as Decimal)."""
+    owner = uid()
+    job = a_train_job(owner, [])  # budget MODEL_TRIAL_COUNT 5, TIME_HOURS 0.5, GPU_COUNT 0
+    stores.train_jobs.add(job)
+    budget = stores.train_jobs.get(job.id).budget
+    assert budget == {"MODEL_TRIAL_COUNT": 5, "TIME_HOURS": 0.5, "GPU_COUNT": 0}
+    assert {k: type(v) for k, v in budget.items()} == {"MODEL_TRIAL_COUNT": int, "TIME_HOURS": float,
+                                                        "GPU_COUNT": int}
