@@ -6,6 +6,7 @@ from typing import Any, Optional
 
 from chalicelib.entities import (
     BudgetOption,
+    Dataset,
     DatasetStatus,
     Task,
     TrainJob,
@@ -63,8 +64,9 @@ class TrainJobService:
     ) -> dict[str, Any]:
         """Start a hyperparameter search: one worker execution per model slot."""
         require(actor, Action.MANAGE_TRAIN_JOBS)
-        for dataset_id in (train_dataset_id, val_dataset_id):
-            self._usable_dataset(actor, dataset_id, task)
+        train = self._usable_dataset(actor, train_dataset_id, task)
+        self._usable_dataset(actor, val_dataset_id, task)
+        _check_classes(train, task)
         models = self._usable_models(actor, task, model_ids)
         version = self._counters.increment(f"app-version#{actor.id}#{app}")
         job = TrainJob(
@@ -98,7 +100,7 @@ class TrainJobService:
             raise
         return {"id": job.id, "app": job.app, "app_version": job.app_version}
 
-    def _usable_dataset(self, actor: User, dataset_id: str, task: Task) -> None:
+    def _usable_dataset(self, actor: User, dataset_id: str, task: Task) -> Dataset:
         dataset = self._datasets.get(dataset_id)
         if not dataset or not owns_or_admin(actor, dataset.owner_id):
             raise NotFound(f"no dataset {dataset_id!r}")
@@ -106,6 +108,7 @@ class TrainJobService:
             raise Unprocessable(f"dataset {dataset_id!r} is not READY (it is {dataset.status.value})")
         if dataset.task is not task:
             raise Unprocessable(f"dataset {dataset.name!r} is for {dataset.task.value}, not {task.value}")
+        return dataset
 
     def _usable_models(self, actor: User, task: Task, model_ids: Optional[list[str]]) -> list[Any]:
         if model_ids is None:
@@ -288,3 +291,15 @@ def _generation(execution_arn: Optional[str]) -> int:
 def _has_running_worker(job: Optional[TrainJob]) -> bool:
     """Whether ``job`` still has a running worker."""
     return job is not None and any(w.status is WorkerStatus.RUNNING for w in job.workers.values())
+
+
+CLASSIFICATION = (Task.TABULAR_CLASSIFICATION, Task.IMAGE_CLASSIFICATION)
+
+
+def _check_classes(train: Dataset, task: Task) -> None:
+    """A classifier learns nothing from one class: its every trial would score a perfect
+    accuracy on a one-class validation set, or fit and fail. Refused before anything runs."""
+    classes = train.stats.get("classes")
+    if task in CLASSIFICATION and isinstance(classes, int) and classes < 2:
+        raise Unprocessable(f"the train dataset {train.name!r} has {classes} class{'es' if classes != 1 else ''} in its "
+                            f"target; {task.value} needs at least 2 (add rows of the other classes)")
