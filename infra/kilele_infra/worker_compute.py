@@ -22,6 +22,11 @@ from constructs import Construct
 CPU_IMAGE_TAG = "latest"
 GPU_IMAGE_TAG = "latest-gpu"
 
+# The data bucket's prefixes the worker reads and writes (chalicelib/services: models.py,
+# datasets.py, stress_tests.py's UPLOAD_PREFIX; trial_messages.py, stress_messages.py).
+WORKER_READS = ("models/", "datasets/", "stress-inputs/")
+WORKER_WRITES = ("trials/", "describe/", "stress/")
+
 CPU_JOB_VCPUS = 2
 # Headroom above the worker's own per-trial limit (Settings.trial_memory_limit_mb, 4 GiB), so the
 # model hits that limit (OutOfMemory, with logs) before the container is OOM-killed.
@@ -79,8 +84,19 @@ class WorkerCompute(Construct):
         cpu_environment = batch.FargateComputeEnvironment(
             self, "CpuComputeEnvironment", vpc=self.vpc, vpc_subnets=subnets, maxv_cpus=CPU_MAX_VCPUS,
         )
+        # Containers must not reach the instance's metadata (its role's credentials): IMDSv2 only,
+        # with a hop limit of 1, which a container behind the bridge network is one hop past.
+        # (Fargate has no instance metadata; the task's own credentials endpoint needs a URI only
+        # the worker's environment holds, and the model process does not get it.)
+        self.gpu_launch_template = ec2.LaunchTemplate(
+            self, "GpuLaunchTemplate",
+            require_imdsv2=True,
+            http_tokens=ec2.LaunchTemplateHttpTokens.REQUIRED,
+            http_put_response_hop_limit=1,
+        )
         gpu_environment = batch.ManagedEc2EcsComputeEnvironment(
             self, "GpuComputeEnvironment",
+            launch_template=self.gpu_launch_template,
             vpc=self.vpc,
             vpc_subnets=subnets,
             instance_types=[ec2.InstanceType(GPU_INSTANCE_TYPE)],
@@ -103,9 +119,17 @@ class WorkerCompute(Construct):
         self.job_role = iam.Role(
             self, "JobRole",
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Kilele trial worker: data bucket and task-token answers (the trial loop owns the trial rows)",
+            description="Kilele trial worker: its inputs, its outputs and task-token answers (the trial loop owns the trial rows)",
         )
-        bucket.grant_read_write(self.job_role)
+        # Least privilege by prefix: what a worker reads (model files, datasets, stress-test
+        # uploads; a trial's parameters for stress tests of trials) and where it writes (its
+        # trial's, description's or stress test's folder). Never bundles/ or anything else. What
+        # remains: a job may read any model file or dataset and write any trial's folder; per-job
+        # scoping would need a session policy per job (see README, "Security model").
+        for prefix in WORKER_READS:
+            bucket.grant_read(self.job_role, f"{prefix}*")
+        for prefix in WORKER_WRITES:
+            bucket.grant_read_write(self.job_role, f"{prefix}*")
         self.job_role.add_to_policy(iam.PolicyStatement(
             actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
             resources=list(state_machine_arns),

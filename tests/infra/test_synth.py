@@ -25,6 +25,7 @@ from chalicelib.workflows.render import load_template, placeholders  # noqa: E40
 from kilele_infra import KileleStack  # noqa: E402
 from kilele_infra.serving import Serving  # noqa: E402
 from kilele_infra.workflows import WORKFLOW_ENTRY_MODULE  # noqa: E402
+from kilele_infra.worker_compute import WORKER_READS, WORKER_WRITES  # noqa: E402
 
 STAGE = "test"
 
@@ -515,6 +516,34 @@ def test_worker_job_role(template: Template) -> None:
             "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= actions
     # The worker reports through its task token and S3; only the trial loop writes trial rows.
     assert not {a for a in actions if a.startswith("dynamodb:")}
+
+    # Least privilege in the data bucket: objects only under the prefixes a worker reads or
+    # writes; writes only where its outputs go (never bundles/, never the whole bucket).
+    def object_prefixes(action_prefix: str) -> set[str]:
+        found = set()
+        for st in statements:
+            if not any(a.startswith(action_prefix) for a in _as_list(st["Action"])):
+                continue
+            for resource in _as_list(st["Resource"]):
+                if isinstance(resource, dict) and "Fn::Join" in resource:
+                    found.add(resource["Fn::Join"][1][-1])
+        return found
+
+    reads = {f"/{p}*" for p in WORKER_READS + WORKER_WRITES}
+    assert object_prefixes("s3:GetObject") == reads
+    assert object_prefixes("s3:PutObject") == {f"/{p}*" for p in WORKER_WRITES}
+
+
+def test_gpu_instances_keep_instance_metadata_from_containers(template: Template) -> None:
+    """IMDSv2 only, hop limit 1: a container behind the bridge network cannot get the instance's
+    credentials (Fargate, the CPU queue, has no instance metadata)."""
+    [template_id] = template.find_resources("AWS::EC2::LaunchTemplate", {"Properties": {"LaunchTemplateData": {
+        "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+    }}})
+    environments = template.find_resources("AWS::Batch::ComputeEnvironment", {
+        "Properties": {"ComputeResources": {"Type": "EC2"}}})
+    [gpu] = environments.values()
+    assert template_id in json.dumps(gpu["Properties"]["ComputeResources"]["LaunchTemplate"])
 
 
 def test_batch_job_failed_rule(template: Template) -> None:

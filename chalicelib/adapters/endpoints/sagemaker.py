@@ -52,6 +52,9 @@ class SageMakerEndpointRunner:
             ExecutionRoleArn=self.role_arn,
             PrimaryContainer={"Image": self.gpu_image_uri if gpu else self.image_uri,
                               "ModelDataUrl": f"s3://{self.bucket}/{bundle_key}"},
+            # The container (model code) gets no network at all: SageMaker itself delivers the
+            # bundle from S3, and the role's credentials never reach the container.
+            EnableNetworkIsolation=True,
         )
         variant: dict[str, Any] = {"VariantName": "AllTraffic", "ModelName": name}
         if self.serverless and not gpu:
