@@ -49,6 +49,9 @@ class DataDir:
     def acquire(self) -> None:
         """Take the directory for this process; raises :class:`DataDirBusy` if another stack has it."""
         self.path.mkdir(parents=True, exist_ok=True)
+        # Its owner's only: it holds every user's data, password and key hashes, and model code
+        # runs as other users (kilele.sandbox), which must not read it.
+        os.chmod(self.path, 0o700)
         descriptor = os.open(self.path / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)

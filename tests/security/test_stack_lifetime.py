@@ -44,6 +44,9 @@ def test_a_sigkilled_stack_leaves_no_process_behind(tmp_path):
                              stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     try:
         assert wait_until(lambda: answers(f"http://127.0.0.1:{port}/"), 120), log.read_text()
+        mode = (tmp_path / "data").stat().st_mode & 0o777
+        assert mode & 0o077 == 0, \
+            f"the data directory is {oct(mode)}: other users (model code) could read every user's data"
         tag = "kilele-escape-" + os.urandom(6).hex()
         model_file = tmp_path / "hostile.py"
         model_file.write_text(hostile_source(tag=tag, linger=True))
