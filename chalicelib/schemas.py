@@ -30,6 +30,8 @@ def _email(value: str) -> str:
 
 
 def _base64(value: str) -> str:
+    if not value:  # the user sent an empty file, not an empty wire field: say so without the field
+        raise InvalidInput("the file is empty")
     try:
         base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError) as e:
@@ -69,7 +71,8 @@ def bounded_json(annotation: Any) -> Any:
 
 Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
-Base64File = Annotated[str, Field(min_length=1), AfterValidator(_base64)]
+# minLength documented, enforced by _base64 (whose message names the file, not the field)
+Base64File = Annotated[str, Field(json_schema_extra={"minLength": 1}), AfterValidator(_base64)]
 
 
 class Schema(BaseModel):

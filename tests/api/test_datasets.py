@@ -124,7 +124,7 @@ def test_body_over_the_request_limit(dev, nothing_stored):
     ({**dataset_body(), "dataset_url": "http://127.0.0.1:1/x.csv"}, ["exactly one of content_base64 and dataset_url"]),
     ({"name": "iris", "task": "TABULAR_CLASSIFICATION"}, ["exactly one of content_base64 and dataset_url"]),
     ({**dataset_body(), "content_base64": "not base64!"}, ["content_base64", "base64"]),
-    ({**dataset_body(), "content_base64": ""}, ["content_base64"]),
+    ({**dataset_body(), "content_base64": ""}, ["the file is empty"]),
     ({**dataset_body(), "name": 123}, ["name"]),
     ({**dataset_body(), "task": ["TABULAR_CLASSIFICATION"]}, ["task"]),
     ({**dataset_body(), "target_column": 5}, ["target_column"]),
@@ -135,6 +135,14 @@ def test_body_over_the_request_limit(dev, nothing_stored):
         "task type", "target type", "empty name", "unknown field", "array body"])
 def test_malformed_body(dev, nothing_stored, body, phrases):
     assert_error(dev.call("POST", "/datasets", body), 400, "invalid_input", *phrases)
+    nothing_stored()
+
+
+def test_an_empty_file_is_named_as_the_user_sent_it(dev, nothing_stored):
+    """The SDK user sent a file, not a wire field: the message says the file is empty."""
+    response = dev.call("POST", "/datasets", {**dataset_body(), "content_base64": ""})
+    assert_error(response, 400, "invalid_input", "the file is empty")
+    assert "content_base64" not in response.data["error"]["message"]
     nothing_stored()
 
 
