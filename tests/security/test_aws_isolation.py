@@ -12,7 +12,7 @@ from chalicelib.adapters.aws import AwsClients
 from chalicelib.adapters.endpoints.sagemaker import SageMakerEndpointRunner
 from settings_support import make_settings
 
-from conftest import ROOT
+from security_support import ROOT
 
 
 class Recording:

@@ -20,7 +20,7 @@ from chalicelib.bundle_format import BundleMember
 from kilele.model import serialize_params
 from settings_support import make_settings
 
-from conftest import ROOT, alive, descendants, hostile_source, tagged, wait_until
+from security_support import ROOT, alive, descendants, hostile_source, tagged, wait_until
 
 GiB = 1 << 30
 READY_SECONDS = 90

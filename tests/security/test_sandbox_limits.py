@@ -10,7 +10,7 @@ import time
 
 from kilele import sandbox, sandbox_entry
 
-from conftest import alive, wait_until
+from security_support import alive, wait_until
 
 
 def confined(tmp_path, **changes) -> sandbox.Confinement:

@@ -15,7 +15,7 @@ import requests
 
 from kilele import Client
 
-from conftest import ROOT, alive, descendants, hostile_source, tagged, wait_until
+from security_support import ROOT, alive, descendants, hostile_source, tagged, wait_until
 
 pytestmark = pytest.mark.slow
 KILELE = Path(sys.executable).parent / "kilele"

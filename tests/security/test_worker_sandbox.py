@@ -19,7 +19,7 @@ from chalicelib.adapters.trial_dispatch.local import LocalTrialDispatcher
 from chalicelib.settings import process_environment
 from settings_support import make_settings
 
-from conftest import ROOT, alive, descendants, hostile_source, tagged, wait_until
+from security_support import ROOT, alive, descendants, hostile_source, tagged, wait_until
 
 GiB = 1 << 30
 
