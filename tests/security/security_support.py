@@ -13,11 +13,21 @@ import uuid
 from pathlib import Path
 from typing import Callable
 
+import pytest
+
+from kilele.sandbox import probe
+
 ROOT = Path(__file__).resolve().parents[2]
 HOSTILE_MODEL = Path(__file__).with_name("hostile_model.py")
 WORKER_TESTS = ROOT / "tests" / "unit" / "worker"
 if str(WORKER_TESTS) not in sys.path:  # worker_harness: the trial's bucket, queue and state machine
     sys.path.insert(0, str(WORKER_TESTS))
+
+
+#: For tests of the full sandbox: it needs root and namespaces (README, "Security model"). Where
+#: they are missing the stack says so at start; these tests say so as their skip reason.
+needs_isolation = pytest.mark.skipif(bool(probe().missing()),
+                                     reason=f"no full sandbox here: {'; '.join(probe().missing())}")
 
 
 def hostile_source(**targets) -> str:

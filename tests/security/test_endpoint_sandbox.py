@@ -20,7 +20,7 @@ from chalicelib.bundle_format import BundleMember
 from kilele.model import serialize_params
 from settings_support import make_settings
 
-from security_support import ROOT, alive, descendants, hostile_source, tagged, wait_until
+from security_support import needs_isolation, ROOT, alive, descendants, hostile_source, tagged, wait_until
 
 GiB = 1 << 30
 READY_SECONDS = 90
@@ -66,6 +66,7 @@ def runner(tmp_path):
         made["runner"].stop_all()
 
 
+@needs_isolation
 def test_an_endpoint_cannot_escape_its_sandbox(runner, listener, tmp_path):
     tag = "kilele-escape-" + os.urandom(6).hex()
     outside = [str(ROOT / f".{tag}"), f"/tmp/{tag}", f"/var/tmp/{tag}", str(tmp_path / tag),
@@ -115,6 +116,7 @@ OWNER = textwrap.dedent("""
 """)
 
 
+@needs_isolation
 def test_nothing_of_an_endpoint_outlives_the_killed_stack(tmp_path):
     """The process that owns the endpoint runner (the stack) is SIGKILLed: no cleanup code runs."""
     tag = "kilele-escape-" + os.urandom(6).hex()

@@ -15,7 +15,7 @@ import requests
 
 from kilele import Client
 
-from security_support import ROOT, alive, descendants, hostile_source, tagged, wait_until
+from security_support import needs_isolation, ROOT, alive, descendants, hostile_source, tagged, wait_until
 
 pytestmark = pytest.mark.slow
 KILELE = Path(sys.executable).parent / "kilele"
@@ -35,6 +35,7 @@ def answers(url: str) -> bool:
         return False
 
 
+@needs_isolation
 def test_a_sigkilled_stack_leaves_no_process_behind(tmp_path):
     port, moto_port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KILELE_"))}

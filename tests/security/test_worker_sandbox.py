@@ -19,7 +19,7 @@ from chalicelib.adapters.trial_dispatch.local import LocalTrialDispatcher
 from chalicelib.settings import process_environment
 from settings_support import make_settings
 
-from security_support import ROOT, alive, descendants, hostile_source, tagged, wait_until
+from security_support import needs_isolation, ROOT, alive, descendants, hostile_source, tagged, wait_until
 
 GiB = 1 << 30
 
@@ -54,6 +54,7 @@ def probe_report(log: str) -> dict:
     raise AssertionError(f"the hostile model reported nothing:\n{log}")
 
 
+@needs_isolation
 def test_a_trial_cannot_escape_its_sandbox(platform, dispatcher, moto, listener, tmp_path):
     tag = "kilele-escape-" + os.urandom(6).hex()
     outside = [str(ROOT / f".{tag}"), f"/tmp/{tag}", f"/var/tmp/{tag}", str(tmp_path / tag),
@@ -96,6 +97,7 @@ def test_a_spinning_model_is_stopped_by_the_wall_clock_limit(platform, dispatche
     assert took < 30, f"the spin ran {took:.0f} s (defence: the supervisor's wall-clock limit, then RLIMIT_CPU)"
 
 
+@needs_isolation
 def test_nothing_of_the_model_outlives_a_killed_supervisor(platform, dispatcher, tmp_path):
     tag = "kilele-escape-" + os.urandom(6).hex()
     trial = platform.start_trial(hostile_source(tag=tag, linger=True), "HostileModel", timeout_seconds=300)
