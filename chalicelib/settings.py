@@ -83,7 +83,8 @@ class Settings(BaseSettings):
     trial_heartbeat_seconds: int = Field(10, description="How often the worker reports it is alive.")
     trial_heartbeat_timeout_seconds: int = Field(90, description="A trial silent this long is failed.")
     trial_memory_limit_mb: int = 4096
-    advisor_strategy: str = Field("tpe", description="tpe (Bayesian optimisation) or random.")
+    advisor_strategy: str = Field("auto", description="auto (a Gaussian process for the first 100 trials of a "
+                                  "model, then TPE), gp, tpe, or random (see chalicelib/advisor).")
     train_worker_state_machine_arn: str = Field("", description="Set by infra; the local stack sets its own.")
     trials_queue_url: str = Field("", description="Set by infra; the local stack sets its own.")
     batch_cpu_job_queue: str = Field("", description="AWS Batch queue for CPU trials (set by infra).")
