@@ -165,7 +165,8 @@ class InferenceApp:
         gc.freeze()
         batcher = Batcher(ensemble.evaluate, self.executor, self.controller,
                           max_wait_s=self.config.max_wait_ms / 1000.0, batching=self.config.batching,
-                          call_timeout_s=self.config.call_timeout_ms / 1000.0, on_stuck=self._replace_model_thread)
+                          call_timeout_s=self.config.call_timeout_ms / 1000.0, on_stuck=self._replace_model_thread,
+                          min_call_timeout_s=self.config.min_call_timeout_ms / 1000.0)
         batcher.start()
         self.batcher = batcher
         self.load_seconds = time.perf_counter() - started

@@ -109,13 +109,16 @@ class Batcher:
                  executor: Optional[Executor], controller: Optional[AIMDController] = None,
                  max_wait_s: float = 0.002, batching: bool = True,
                  clock: Callable[[], float] = time.perf_counter, call_timeout_s: Optional[float] = None,
-                 on_stuck: Optional[Callable[[], Awaitable[None]]] = None):
+                 on_stuck: Optional[Callable[[], Awaitable[None]]] = None, min_call_timeout_s: float = 0.0):
         """``call_timeout_s``: the longest a request waits for its batch (None: no deadline; only
         with an ``executor``, as a call on the event loop cannot be abandoned); ``on_stuck`` is
         awaited after a batch was abandoned, before the next one runs: it replaces ``executor``
-        and ``evaluate`` (the abandoned call keeps the old ones)."""
+        and ``evaluate`` (the abandoned call keeps the old ones). No call is abandoned before
+        ``min_call_timeout_s``, whatever a request's own deadline: under a tight latency budget a
+        batch that is merely late must not cost a reload of the models."""
         self.evaluate = evaluate
         self.call_timeout_s = call_timeout_s
+        self.min_call_timeout_s = min_call_timeout_s
         self.on_stuck = on_stuck
         self._retries: deque[tuple[_Request, int, int]] = deque()
         self.executor = executor
@@ -169,7 +172,7 @@ class Batcher:
         request = _Request(queries, arrays, single, future, results=[None] * len(queries), left=len(queries))
         limits = [t for t in (timeout_s, self.call_timeout_s) if t is not None]
         if limits:
-            request.deadline = loop.time() + max(0.0, min(limits))
+            request.deadline = loop.time() + max(self.min_call_timeout_s, min(limits))
         self._queue.append(request)
         self._queued += len(queries)
         self._arrivals += 1

@@ -49,6 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--call-timeout-ms", type=float,
         help="longest a call may take (default 30000; a request's X-Kilele-Deadline-Ms may lower it); "
              "past it the call is abandoned and the model reloaded in a new thread")
+    add("--min-call-timeout-ms", type=float,
+        help="no call is abandoned before this (default 1000): a late batch is cheaper than a reload")
     add("--max-stuck-calls", type=int,
         help="abandoned calls still running past which /ping answers 503 (default 4)")
     add("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="default info")

@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "KILELE_LOG_LEVEL": "log_level",
     "KILELE_CALL_TIMEOUT_MS": "call_timeout_ms",
     "KILELE_MAX_STUCK_CALLS": "max_stuck_calls",
+    "KILELE_MIN_CALL_TIMEOUT_MS": "min_call_timeout_ms",
 }
 
 
@@ -69,6 +70,9 @@ class ServerConfig:
     # A request's deadline: its X-Kilele-Deadline-Ms header (the platform sends what is left of
     # the app's latency budget), at most this. Past it the call is abandoned, the model replaced.
     call_timeout_ms: float = 30000.0
+    # ... but never less than this: a batch that is only late (a tight SLO) is not worth a reload
+    # of the models; the caller has had its default answer already.
+    min_call_timeout_ms: float = 1000.0
     # Abandoned calls still running (threads that never returned) past which /ping fails, so
     # that the platform replaces the whole server (a stuck thread may keep burning a CPU).
     max_stuck_calls: int = 4
@@ -98,6 +102,8 @@ class ServerConfig:
             problems.append("max body bytes must be positive")
         if self.call_timeout_ms <= 0:
             problems.append("call timeout must be positive")
+        if self.min_call_timeout_ms < 0:
+            problems.append("min call timeout must not be negative")
         if self.max_stuck_calls < 1:
             problems.append("max stuck calls must be at least 1")
         if self.latency_window < 1:

@@ -13,7 +13,8 @@ from inference_harness import ServerThread, custom_member, write_bundle
 from kilele_inference import ServerConfig
 
 # Query [0]: answers at once; [1]: sleeps 30 s (a hung predict); [2]: raises ValueError (a
-# model bug); [3]: raises the kit's InvalidQuery (the caller's mistake); [4]: answers a label.
+# model bug); [3]: raises the kit's InvalidQuery (the caller's mistake); [4]: answers a label;
+# [5]: takes 0.3 s (late for a tight SLO, not hung).
 MOODY_MODEL = '''
 import time
 
@@ -35,6 +36,8 @@ class Moody(BaseModel):
         kinds = [q[0] for q in queries]
         if 1 in kinds:
             time.sleep(30)
+        if 5 in kinds:
+            time.sleep(0.3)
         if 2 in kinds:
             raise ValueError("the model broke")
         if 3 in kinds:
@@ -125,3 +128,26 @@ def test_a_bad_deadline_header_is_the_callers_error(moody_bundle):
         response = httpx.post(server.url + "/invocations", json={"query": [0]},
                               headers={"X-Kilele-Deadline-Ms": "soon"}, timeout=5)
     assert "X-Kilele-Deadline-Ms" in error_of(response, 400, "invalid_input")
+
+
+def test_a_merely_late_call_is_not_abandoned_before_the_floor(moody_bundle):
+    """A 50 ms budget and a 0.3 s batch: the caller has had its default already; reloading the
+    models for a late batch would cost more than finishing it (--min-call-timeout-ms, 1 s)."""
+    with ServerThread(ServerConfig(bundle=str(moody_bundle))) as server:
+        server.wait_ready()
+        late = httpx.post(server.url + "/invocations", json={"query": [5]},
+                          headers={"X-Kilele-Deadline-Ms": "50"}, timeout=10)
+        metrics = httpx.get(server.url + "/metrics").json()
+    assert late.status_code == 200 and late.json()["prediction"] == [0.25, 0.75]
+    assert metrics["abandoned_calls"] == 0 and metrics["model_thread_replacements"] == 0
+
+
+def test_sagemakers_custom_attributes_carry_the_deadline(moody_bundle):
+    with ServerThread(ServerConfig(bundle=str(moody_bundle), min_call_timeout_ms=100)) as server:
+        server.wait_ready()
+        started = time.monotonic()
+        slow = httpx.post(server.url + "/invocations", json={"query": [1]},
+                          headers={"X-Amzn-SageMaker-Custom-Attributes": "trace=1, deadline_ms=300"}, timeout=20)
+        waited = time.monotonic() - started
+    error_of(slow, 504, "model_timeout")
+    assert waited < 5
