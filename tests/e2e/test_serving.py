@@ -56,6 +56,45 @@ class SlowPredict(BaseModel):
 '''
 
 
+# Answers what scikit-learn answers: probabilities as a list by class index (seed 003's shape).
+LIST_MODEL = '''
+import base64
+import pickle
+
+import numpy as np
+from sklearn.tree import DecisionTreeClassifier
+
+from kilele.model import BaseModel, FixedKnob, load_tabular
+
+
+class ListTree(BaseModel):
+    @staticmethod
+    def get_knob_config():
+        return {"max_depth": FixedKnob(3)}
+
+    def __init__(self, **knobs):
+        super().__init__(**knobs)
+        self._clf = DecisionTreeClassifier(max_depth=knobs["max_depth"], random_state=0)
+
+    def train(self, dataset_path, **train_args):
+        data = load_tabular(dataset_path)
+        self._clf.fit(data.features, data.target)
+
+    def evaluate(self, dataset_path):
+        data = load_tabular(dataset_path)
+        return float(np.mean(self._clf.predict(data.features) == data.target))
+
+    def predict(self, queries):
+        return self._clf.predict_proba(np.asarray(queries, dtype=np.float64)).tolist()
+
+    def dump_parameters(self):
+        return {"model": base64.b64encode(pickle.dumps(self._clf)).decode()}
+
+    def load_parameters(self, params):
+        self._clf = pickle.loads(base64.b64decode(params["model"]))
+'''
+
+
 def _wait_running(client, app, version=-1, timeout=120):
     deadline = time.monotonic() + timeout
     while (job := client.get_running_inference_job(app, version))["status"] != "RUNNING":
@@ -113,6 +152,42 @@ def test_seed_000_inference_job_and_predict_with_curl(world, stack):
     assert app_dev.predict("iris", query=SETOSA) == prediction
     assert [a["default"] for a in app_dev.query("iris", input_batch=[SETOSA, VIRGINICA])] == [False, False]
     assert len(app_dev.predict_instances("iris", [SETOSA])) == 1
+
+
+def test_predictor_host_answers_post_predict_and_a_list_stays_a_list(world, tmp_path):
+    """Seed 001's predictor_host (seed 000's query_host): POST http://{predictor_host}/predict
+    with the caller's key; the model's list of probabilities comes back as a list (it used to
+    become {"0": ..}); top-N keeps Cluster Serving's [[index, probability]] form for it."""
+    model_dev, app_dev, key = world["model_dev"], world["app_dev"], world["key"]
+    path = tmp_path / "list_tree.py"
+    path.write_text(LIST_MODEL)
+    model = model_dev.create_model(name=unique_email("list_tree"), task="TABULAR_CLASSIFICATION",
+                                   model_file_path=str(path), model_class="ListTree",
+                                   dependencies={"scikit-learn": "1.9.1"}, access_right="PUBLIC")
+    app_dev.create_train_job(app="lists", task="TABULAR_CLASSIFICATION", train_dataset_id=world["train"]["id"],
+                             val_dataset_id=world["val"]["id"], budget={"MODEL_TRIAL_COUNT": 1},
+                             models=[model["id"]])
+    job = app_dev.wait_for_train_job("lists", timeout=180)
+    assert job["status"] == "STOPPED" and job["budget"]["MODEL_TRIAL_COUNT"] == 1
+    assert isinstance(job["budget"]["MODEL_TRIAL_COUNT"], int)  # the budget keeps its type
+    created = app_dev.create_inference_job("lists")
+    assert created["predictor_host"] == created["query_host"]
+    _wait_running(app_dev, "lists")
+    url = f"http://{created['predictor_host']}/predict"
+    answer = requests.post(url, json={"query": SETOSA}, headers={"x-api-key": key}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    prediction = answer.json()["prediction"]
+    assert isinstance(prediction, list) and len(prediction) == 3 and prediction.index(max(prediction)) == 0
+    assert answer.headers["X-Kilele-Default"] == "false"
+    assert app_dev.predict("lists", queries=[SETOSA, VIRGINICA])[1].index(1.0) == 2
+    details = app_dev.get_inference_job("lists")  # seed 000's call
+    (worker,) = details["workers"]
+    assert worker["status"] == "RUNNING" and worker["replicas"] == 1 and worker["trial"]["model_name"]
+    app_dev.register_application("lists", "floats", "unknown", 2_000_000, top_n=1)
+    assert app_dev.predict_instances("lists", [VIRGINICA]) == [[[2, 1.0]]]
+    batch_size = {m["name"]: m for m in app_dev.get_app_metrics("lists")}["kilele.batch_size"]
+    assert batch_size["count"] >= 3 and batch_size["mean"] >= 1  # the server says its batch sizes now
+    app_dev.stop_inference_job("lists")
 
 
 def test_clipper_flow_register_link_query_rollback(world):
