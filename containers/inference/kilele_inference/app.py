@@ -101,7 +101,7 @@ class InferenceApp:
 
     @property
     def ready(self) -> bool:
-        return self.batcher is not None and not self._stopping
+        return self.batcher is not None and not self._stopping and self.load_error is None
 
     @property
     def stuck_calls(self) -> int:
@@ -186,7 +186,14 @@ class InferenceApp:
             raise NotReady("the server is shutting down")
         self.executor = ModelThread()
         started = time.perf_counter()
-        ensemble = await asyncio.get_running_loop().run_in_executor(self.executor, self.loader, self.config)
+        try:
+            ensemble = await asyncio.get_running_loop().run_in_executor(self.executor, self.loader, self.config)
+        except Exception as e:  # the bundle loaded once and not now: nothing safe to serve with
+            self.load_error = e
+            logger.error("reloading the bundle after an abandoned call failed: %s", e)
+            if self.on_fatal is not None:
+                self.on_fatal(e)
+            raise
         self.ensemble = ensemble
         self.batcher.evaluate, self.batcher.executor = ensemble.evaluate, self.executor
         self.replacements += 1

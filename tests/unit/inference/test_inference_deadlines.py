@@ -151,3 +151,51 @@ def test_sagemakers_custom_attributes_carry_the_deadline(moody_bundle):
         waited = time.monotonic() - started
     error_of(slow, 504, "model_timeout")
     assert waited < 5
+
+
+ONCE_MODEL = '''
+import os
+import time
+
+from kilele.model import BaseModel
+
+
+class Once(BaseModel):
+    """Loads once; a second load (the reload after an abandoned call) fails."""
+
+    @staticmethod
+    def get_knob_config():
+        return {}
+
+    def train(self, dataset_path, **train_args):
+        pass
+
+    def evaluate(self, dataset_path):
+        return 1.0
+
+    def predict(self, queries):
+        time.sleep(30)
+        return [[1.0] for _ in queries]
+
+    def dump_parameters(self):
+        return {"ok": True}
+
+    def load_parameters(self, params):
+        marker = os.environ["ONCE_MARKER"]
+        if os.path.exists(marker):
+            raise RuntimeError("the model's files are gone")
+        open(marker, "w").close()
+'''
+
+
+def test_a_reload_that_fails_makes_the_server_not_ready(tmp_path, monkeypatch):
+    monkeypatch.setenv("ONCE_MARKER", str(tmp_path / "loaded"))
+    member = custom_member(tmp_path / "src", ONCE_MODEL, "Once", {})
+    bundle = write_bundle(tmp_path / "bundle", "TABULAR_CLASSIFICATION", [member])
+    with ServerThread(ServerConfig(bundle=str(bundle), min_call_timeout_ms=100)) as server:
+        server.wait_ready()
+        slow = httpx.post(server.url + "/invocations", json={"query": [1]},
+                          headers={"X-Kilele-Deadline-Ms": "200"}, timeout=20)
+        ping = httpx.get(server.url + "/ping")
+    error_of(slow, 504, "model_timeout")
+    assert ping.status_code == 503 and "files are gone" in ping.json()["message"]
