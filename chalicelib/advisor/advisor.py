@@ -24,6 +24,12 @@ Strategies
   trials, ``"tpe"`` beyond (TPE's cost grows linearly and it needs many observations to shine).
 * ``"random"``: uniform sampling; log-uniform for ``is_exp`` knobs.
 
+Warm start: ``prior`` holds configurations that did best in earlier jobs of the same model and
+task (best first; the server gathers them). While fewer than ``startup_trials(space)`` trials
+have scores, they are proposed before any random start-up draw (those still in the space and
+not tried yet), as Feurer, Springenberg and Hutter initialise Bayesian optimisation with the
+best configurations of earlier data sets (AAAI 2015). ``"random"`` ignores them.
+
 No configuration is proposed twice: a proposal whose fingerprint is already in the history is
 re-drawn (for TPE, the rejected draw stays in the study as a RUNNING trial so the next draw
 moves away), up to ``SAMPLER_ATTEMPTS`` times; then a finite space (only categorical and
@@ -66,13 +72,14 @@ trial read back from DynamoDB hashes like the proposal it came from.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import math
 import random
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
-from chalicelib.advisor import gp
+from chalicelib.advisor import gp, tpe
 from chalicelib.advisor.space import SearchSpace, parse_knob_config
 
 PENDING, RUNNING, COMPLETED, ERRORED, TERMINATED = "PENDING", "RUNNING", "COMPLETED", "ERRORED", "TERMINATED"
@@ -154,11 +161,13 @@ def propose(
     *,
     promote_every: int = PROMOTE_EVERY,
     trials_left: Optional[int] = None,
+    prior: Sequence[Mapping[str, Any]] = (),
 ) -> Optional[Proposal]:
     """The next trial to run, or None when the space is exhausted (see the module docstring).
 
     ``trials_left``: how many trials the job's budget still allows for this model, this one
-    included (None: not bounded by a count); it only matters with screening (rule 4)."""
+    included (None: not bounded by a count); it only matters with screening (rule 4).
+    ``prior``: knobs of earlier jobs' best trials of the same model and task (warm start)."""
     space = parse_knob_config(knob_config_json)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown advisor strategy {strategy!r} (expected one of {list(STRATEGIES)})")
@@ -172,7 +181,7 @@ def propose(
     trials = [_Trial.of(space, TrialRecord.of(r)) for r in history]
 
     if not space.has_screening:
-        values = _new_configuration(space, trials, seed, strategy, screening_mode=False)
+        values = _new_configuration(space, trials, seed, strategy, screening_mode=False, prior=prior)
         return None if values is None else _proposal(space, values, screening=False)
 
     full = [t for t in trials if not t.record.screening]
@@ -182,11 +191,11 @@ def propose(
     if trials_left is not None and trials_left <= 1 and not any(t.record.status in (PENDING, RUNNING, COMPLETED) for t in full):
         if candidates:
             return _promotion(space, candidates[0])
-        values = _new_configuration(space, trials, seed, strategy, screening_mode=True)
+        values = _new_configuration(space, trials, seed, strategy, screening_mode=True, prior=prior)
         return None if values is None else _proposal(space, values, screening=False)
     if candidates and n_screened // promote_every > len(full):
         return _promotion(space, candidates[0])
-    values = _new_configuration(space, trials, seed, strategy, screening_mode=True)
+    values = _new_configuration(space, trials, seed, strategy, screening_mode=True, prior=prior)
     if values is not None:
         return _proposal(space, values, screening=True)
     if candidates:  # nothing new left to screen: train the rest, best first
@@ -245,7 +254,8 @@ def _derive_seed(seed: int, *parts: Any) -> int:
 
 
 def _new_configuration(
-    space: SearchSpace, trials: list[_Trial], seed: int, strategy: str, screening_mode: bool
+    space: SearchSpace, trials: list[_Trial], seed: int, strategy: str, screening_mode: bool,
+    prior: Sequence[Mapping[str, Any]] = (),
 ) -> Optional[dict]:
     """Values for a configuration that no trial of the history has used, or None if none is left."""
     seen = {t.key for t in trials}
@@ -255,6 +265,8 @@ def _new_configuration(
         return space.complete({})
 
     draws = _draws(space, trials, seed, strategy, screening_mode)
+    if prior and strategy != "random" and gp.n_complete(_observations(trials, screening_mode)) < startup_trials(space):
+        draws = itertools.chain(_prior_draws(space, prior), draws)
     for _, values in zip(range(SAMPLER_ATTEMPTS), draws):
         if space.key(values) not in seen:
             return values
@@ -306,6 +318,14 @@ def _gp_else_tpe(space: SearchSpace, observations: list, seed: int) -> Iterator[
     yield from draws
 
 
+def _prior_draws(space: SearchSpace, prior: Sequence[Mapping[str, Any]]) -> Iterator[dict]:
+    """The warm-start configurations that lie in the space, in the caller's order."""
+    for knobs in prior:
+        values, valid = space.normalize(knobs)
+        if valid:
+            yield values
+
+
 def _random_draws(space: SearchSpace, seed: int) -> Iterator[dict]:
     rng = random.Random(seed)
     while True:
@@ -332,44 +352,6 @@ def _observations(trials: list[_Trial], screening_mode: bool) -> list[tuple[dict
     return out
 
 
-def _optuna():
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna
-
-
-def _distributions(space: SearchSpace) -> dict:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    dists = {}
-    for k in space.searched:
-        if k.kind == "categorical":  # by index: any JSON scalar works, and 1 / True / 1.0 stay apart
-            dists[k.name] = CategoricalDistribution(list(range(len(k.values))))
-        elif k.kind == "integer":
-            dists[k.name] = IntDistribution(int(k.low), int(k.high), log=k.log)
-        else:
-            dists[k.name] = FloatDistribution(float(k.low), float(k.high), log=k.log)
-    return dists
-
-
-def _to_params(space: SearchSpace, values: dict) -> dict:
-    return {k.name: (k.index_of(values[k.name]) if k.kind == "categorical" else values[k.name]) for k in space.searched}
-
-
-def _from_params(space: SearchSpace, params: Mapping[str, Any]) -> dict:
-    searched = {}
-    for k in space.searched:
-        p = params[k.name]
-        if k.kind == "categorical":
-            searched[k.name] = k.values[p]
-        elif k.kind == "integer":
-            searched[k.name] = int(p)
-        else:
-            searched[k.name] = min(float(k.high), max(float(k.low), float(p))) + 0.0
-    return space.complete(searched)
-
-
 def startup_trials(space: SearchSpace) -> int:
     """How many scored trials are random draws before TPE or the GP models the history: d + 1
     for d searched knobs (at least 2).
@@ -385,23 +367,4 @@ def startup_trials(space: SearchSpace) -> int:
 
 
 def _tpe_draws(space: SearchSpace, observations: list, seed: int) -> Iterator[dict]:
-    """TPE proposals from a study rebuilt from the observations. Each draw stays in the study
-    as a RUNNING trial, so the constant liar pushes the next draw away from it."""
-    optuna = _optuna()
-    from optuna.trial import TrialState
-
-    dists = _distributions(space)
-    sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup_trials(space))
-    study = optuna.create_study(direction="maximize", sampler=sampler)
-    for values, state, score in observations:
-        study.add_trial(
-            optuna.trial.create_trial(
-                state=TrialState.COMPLETE if state == "COMPLETE" else TrialState.RUNNING,
-                value=score,
-                params=_to_params(space, values),
-                distributions=dists,
-            )
-        )
-    while True:
-        trial = study.ask(fixed_distributions=dists)
-        yield _from_params(space, trial.params)
+    return tpe.tpe_draws(space, observations, seed, startup_trials(space))

@@ -31,6 +31,12 @@ from chalicelib.services import trial_messages
 Advisor = Callable[..., Optional[Proposal]]
 _STATE_KEYS = ("train_job_id", "worker_key", "model_id", "slot", "generation", "consecutive_errors", "trials_in_execution")
 _PROPOSAL_ATTEMPTS = 5
+# Warm start: the best fully trained trials of the user's earlier STOPPED jobs of the same model
+# and task seed a new job's search (the advisor tries them before random start-up draws). Only
+# looked up while the model has few trials in this job; bounded reads.
+WARM_START_WINDOW = 10  # trials of the model in this job below which earlier jobs are read
+WARM_START_JOBS = 5  # the most recent earlier jobs
+WARM_START_PER_JOB = 2  # best trials taken from each
 
 
 @dataclass(frozen=True)
@@ -142,12 +148,13 @@ class TrialLoop:
             for t in self._trials.list_of_job(job.id)
             if t.model_id == model.id
         ]
+        prior = self._warm_start(job, model.id) if len(history) < WARM_START_WINDOW else []
         trial_id = new_id()
         for attempt in range(_PROPOSAL_ATTEMPTS):
             seed = int(hashlib.sha256(f"{job.id}#{model.id}#{number}#{attempt}".encode()).hexdigest()[:8], 16)
             # trials_left: the budget's last trial is a full one (screening trials are never served)
             proposal = self._advisor(model.knob_config, history, seed=seed, strategy=self._config.advisor_strategy,
-                                     trials_left=trials_left)
+                                     trials_left=trials_left, prior=prior)
             if proposal is None:
                 return None
             # Concurrent slots may compute the same proposal: the claim makes it one trial's.
@@ -175,6 +182,22 @@ class TrialLoop:
                 return trial
             history.append(TrialRecord(knobs=proposal.knobs, score=None, status="RUNNING", screening=proposal.screening))
         return None
+
+    def _warm_start(self, job: TrainJob, model_id: str) -> list[dict[str, Any]]:
+        """Knobs of the best fully trained trials of ``model_id`` in the user's earlier STOPPED
+        jobs of the same task, the most recent job first, each job's best first."""
+        earlier = sorted(
+            (j for j in self._jobs.list_by_user(job.user_id)
+             if j.id != job.id and j.task == job.task and model_id in j.model_ids
+             and j.status is TrainJobStatus.STOPPED and j.created_at < job.created_at),
+            key=lambda j: j.created_at, reverse=True,
+        )
+        prior: list[dict[str, Any]] = []
+        for earlier_job in earlier[:WARM_START_JOBS]:
+            done = [t for t in self._trials.list_of_job(earlier_job.id) if t.model_id == model_id and t.fully_trained]
+            done.sort(key=lambda t: (-(t.score or 0.0), t.number))
+            prior.extend(t.knobs for t in done[:WARM_START_PER_JOB])
+        return prior
 
     def _datasets_of(self, job: TrainJob) -> tuple[Any, Any]:
         train, val = self._datasets.get(job.train_dataset_id), self._datasets.get(job.val_dataset_id)

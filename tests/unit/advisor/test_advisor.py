@@ -439,3 +439,26 @@ def test_the_sdk_serialization_is_accepted_and_no_warnings_are_emitted():
         proposals, _ = run_sequential(config, 15, score=lambda k: -k["lr"])
     for p in proposals:
         kilele.validate_knobs(kilele.deserialize_knob_config(config), p.knobs)
+
+
+@pytest.mark.parametrize("strategy", ["auto", "gp", "tpe"])
+def test_a_warm_start_tries_the_best_configurations_of_earlier_jobs_first(strategy):
+    config = json.dumps({"x": flt(0, 1), "n": integer(1, 5)})  # d + 1 = 3 start-up trials
+    prior = [{"x": 0.25, "n": 3}, {"x": 7.0, "n": 3}, {"x": 0.5, "n": 2}]  # the second is not in the space
+    history, got = [], []
+    for i in range(4):
+        p = propose(config, history, seed=i, strategy=strategy, prior=prior)
+        got.append(p.knobs)
+        history.append(TrialRecord(p.knobs, 0.5 + i / 10))
+    assert got[:2] == [{"x": 0.25, "n": 3}, {"x": 0.5, "n": 2}]
+    assert got[2] not in prior and got[3] not in prior
+    # a configuration the job tried already is not proposed again
+    assert propose(config, history[:1], seed=9, strategy=strategy, prior=prior).knobs == {"x": 0.5, "n": 2}
+    # past the start-up trials the model decides, with or without a prior
+    assert propose(config, history, seed=9, strategy=strategy, prior=prior) == propose(
+        config, history, seed=9, strategy=strategy)
+
+
+def test_random_search_ignores_a_warm_start():
+    config = json.dumps({"x": flt(0, 1)})
+    assert propose(config, [], seed=0, strategy="random", prior=[{"x": 0.25}]) == propose(config, [], seed=0, strategy="random")

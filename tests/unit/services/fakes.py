@@ -883,14 +883,14 @@ class FakeAdvisor:
         self.hook: Optional[Callable[[], None]] = None
 
     def __call__(self, knob_config: Any, history: list[Any], seed: int, strategy: str = "tpe",
-                 trials_left: Optional[int] = None) -> Any:
+                 trials_left: Optional[int] = None, prior: Any = ()) -> Any:
         from chalicelib.advisor import Proposal
 
         self.calls["propose"] += 1
         if self.hook is not None:
             self.hook()
         self.seen.append({"knob_config": _copy(knob_config), "history": list(history), "seed": seed,
-                          "strategy": strategy, "trials_left": trials_left})
+                          "strategy": strategy, "trials_left": trials_left, "prior": list(prior)})
         if self.exhausted:
             return None
         if self.script is not None:

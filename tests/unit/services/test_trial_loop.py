@@ -318,3 +318,47 @@ def test_a_worker_ending_after_the_job_was_stopped_changes_nothing(h, dev, make_
         h.services.trial_loop.fail_worker({**state, "failure": {"Error": "States.Runtime", "Cause": "x"}})
     stored = h.fakes.train_jobs.get(job.id)
     assert (stored.status, stored.stopped_at) == (TrainJobStatus.STOPPED, stopped_at)
+
+
+def test_a_new_job_is_warm_started_from_the_best_trials_of_earlier_jobs_of_the_model(h, dev):
+    from datetime import timedelta
+
+    from chalicelib.entities import Trial
+
+    data = h.dataset(dev)
+    model = h.model(dev, knob_config=KNOB_CONFIG)
+
+    def job(app):
+        out = h.services.train_jobs.create_train_job(dev, app, Task.TABULAR_CLASSIFICATION, data.id, data.id,
+                                                     {"TIME_HOURS": 1}, [model.id])
+        return h.fakes.train_jobs.get(out["id"])
+
+    def trial(job_id, number, x, score, status=TrialStatus.COMPLETED, screening=False):
+        h.fakes.trials.add(Trial(id=f"{job_id[:6]}-{number}", train_job_id=job_id, model_id=model.id,
+                                 model_name=model.name, worker_key=f"{model.id}-0", number=number, knobs={"x": x},
+                                 fingerprint=str(x), created_at=h.fakes.clock.now, status=status,
+                                 screening=screening, score=score, params_key=f"trials/{job_id}/{number}/params.npz"))
+
+    older = job("a")
+    h.fakes.clock.advance(timedelta(minutes=1))
+    old = job("b")
+    for j, trials in ((older, [(1, 0.5), (2, 0.7)]), (old, [(3, 0.6), (4, 0.9), (5, 0.8)])):
+        for number, (x, score) in enumerate(trials, 1):
+            trial(j.id, number, x, score)
+        h.fakes.train_jobs.set_status(j.id, TrainJobStatus.STOPPED, only_from=(TrainJobStatus.STARTED,))
+    trial(old.id, 6, 7, 0.99, screening=True)  # screening scores are not a model's: never used
+    trial(old.id, 7, 8, None, status=TrialStatus.ERRORED)
+    running = job("c")  # not finished: not used
+    trial(running.id, 1, 9, 0.95)
+    h.fakes.clock.advance(timedelta(minutes=1))
+
+    new = job("d")
+    h.services.trial_loop.propose(first_state(new))
+    # the most recent job first, each job's best two fully trained trials, best first
+    assert h.fakes.advisor.seen[-1]["prior"] == [{"x": 4}, {"x": 5}, {"x": 2}, {"x": 1}]
+    # another model's first job has no prior
+    other = h.model(dev, knob_config=KNOB_CONFIG)
+    out = h.services.train_jobs.create_train_job(dev, "e", Task.TABULAR_CLASSIFICATION, data.id, data.id,
+                                                 {"TIME_HOURS": 1}, [other.id])
+    h.services.trial_loop.propose(first_state(h.fakes.train_jobs.get(out["id"])))
+    assert h.fakes.advisor.seen[-1]["prior"] == []
