@@ -165,3 +165,29 @@ def test_a_running_execution_comes_back_aborted_with_the_reason_and_its_history(
         assert described["status"] == "ABORTED" and "the local stack stopped" in described["cause"]
         assert sfn.get_execution_history(executionArn=execution)["events"][0]["type"] == "ExecutionStarted"
         assert sfn.start_execution(stateMachineArn=machine, name="job-g1")["executionArn"]  # the machine works
+
+
+def test_the_child_snapshots_only_when_a_request_changed_something_and_reports_failures(tmp_path):
+    from chalicelib.local.moto_server import Gate, Snapshots
+
+    gate = Gate()
+    with mock_aws():
+        fill()
+        snapshots = Snapshots(tmp_path, gate, interval=60)
+        snapshots.take()
+        assert not (tmp_path / SNAPSHOT_FILE).exists()  # no request passed the gate: nothing is due
+        with gate.request(changes=True):
+            pass
+        snapshots.take()
+        assert read_header(tmp_path) and snapshots.status["snapshot_error"] is None and not gate.dirty
+
+        blobs = tmp_path / BLOBS_DIR
+        for blob in blobs.iterdir():
+            blob.unlink()
+        blobs.rmdir()
+        blobs.write_text("not a directory")  # the next S3 body cannot be written (even by root)
+        _, s3, _ = clients()
+        s3.put_object(Bucket="kilele-data", Key="new", Body=b"new body")
+        gate.dirty = True
+        snapshots.take()
+        assert "NotADirectoryError" in snapshots.status["snapshot_error"] and gate.dirty  # tried again next time
