@@ -131,14 +131,20 @@ def install(payload: dict[str, Any]) -> int:
     return installed
 
 
+_locations: dict[int, tuple[str, str]] = {}  # BackendDicts live as long as the process: found once
+
+
 def _locate(backend_dict: Any) -> tuple[str, str]:
     """(module, attribute) of a ``BackendDict`` instance, so that a load finds it again."""
+    if id(backend_dict) in _locations:
+        return _locations[id(backend_dict)]
     module_names = [backend_dict.backend.__module__]
     module_names += [name for name in list(sys.modules) if name.startswith("moto.") and name not in module_names]
     for name in module_names:
         module = sys.modules.get(name)
         for attribute, value in list(vars(module).items()) if module else ():
             if value is backend_dict:
+                _locations[id(backend_dict)] = (name, attribute)
                 return name, attribute
     raise LookupError(f"cannot find moto's {backend_dict.service_name} backends by name")
 
