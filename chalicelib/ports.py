@@ -395,12 +395,5 @@ class StressTestJobStore(Protocol):
 
 from chalicelib.entities import Project, StressTestJob, StressTestStatus  # noqa: E402 - the section's own types
 
-# -- logins (password policy, failed-login counters, audit log): their own module -------------
-
-from chalicelib.ports_logins import (  # noqa: E402,F401 - re-exported: services import ports from here
-    AuditLog,
-    LoginAttemptStore,
-    LoginFailures,
-    PasswordPolicy,
-    PasswordRefusal,
-)
+# Logins (password policy, failed-login counters, audit log): their own module, re-exported here.
+from chalicelib.ports_logins import AuditLog, LoginAttemptStore, LoginFailures, PasswordPolicy, PasswordRefusal  # noqa

@@ -58,7 +58,8 @@ class AuditLog(Protocol):
 
     def add(self, event: AuditEvent) -> None: ...
 
-    def page(self, now: datetime, limit: int, page_token: Optional[str] = None) -> tuple[list[AuditEvent], Optional[str]]:
+    def page(self, now: datetime, limit: int,
+             page_token: Optional[str] = None) -> tuple[list[AuditEvent], Optional[str]]:
         """Up to ``limit`` unexpired events, newest first, after the page that gave
         ``page_token``; and the token of the next page (None on the last). ``InvalidInput``
         for a token this log did not give."""

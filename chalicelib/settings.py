@@ -44,15 +44,18 @@ class Settings(BaseSettings):
     password_min_length: int = Field(8, ge=1, le=256, description="Shortest password the API accepts.")
     password_min_score: int = Field(3, ge=0, le=4, description="Lowest zxcvbn strength score (0-4) the API accepts.")
     login_free_failures: int = Field(3, ge=0, description="Failed logins of one account before delays start.")
-    login_lockout_failures: int = Field(10, ge=1, description="Failed logins that lock an account for login_lockout_seconds.")
+    login_lockout_failures: int = Field(
+        10, ge=1, description="Failed logins that lock an account for login_lockout_seconds.")
     login_client_free_failures: int = Field(20, ge=0, description="Failed logins from one address before delays start.")
     login_client_lockout_failures: int = Field(100, ge=1, description="Failed logins that lock an address out.")
     login_delay_seconds: float = Field(
         1.0, ge=0, description="Wait after the first failure past the free ones; doubles with each further failure.")
-    login_max_delay_seconds: float = Field(60.0, ge=0, description="Longest wait between two failed logins (short of a lockout).")
+    login_max_delay_seconds: float = Field(
+        60.0, ge=0, description="Longest wait between two failed logins (short of a lockout).")
     login_lockout_seconds: int = Field(900, ge=1, description="How long a lockout lasts.")
     login_failure_window_seconds: int = Field(
-        3600, ge=1, description="A failure counter is forgotten this long after its last failure (or its lockout's end).")
+        3600, ge=1, description="A failure counter is forgotten this long after its last failure, never before its "
+        "lockout or wait has ended.")
     audit_retention_days: int = Field(90, ge=1, description="Audit events (logins, API keys) are kept this long.")
 
     max_direct_upload_bytes: int = Field(

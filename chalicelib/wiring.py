@@ -251,13 +251,11 @@ def _password_policy(settings: Settings) -> Any:
 
 
 def _login_throttle(settings: Settings, store: Any, clock: Clock) -> LoginThrottle:
-    def rule(free: int, lockout: int) -> ThrottleRule:
-        return ThrottleRule(free, lockout, settings.login_delay_seconds, settings.login_max_delay_seconds,
-                            settings.login_lockout_seconds)
-
-    return LoginThrottle(store, rule(settings.login_free_failures, settings.login_lockout_failures),
-                         rule(settings.login_client_free_failures, settings.login_client_lockout_failures),
-                         settings.login_failure_window_seconds, clock=clock)
+    s = settings
+    waits = (s.login_delay_seconds, s.login_max_delay_seconds, s.login_lockout_seconds)
+    return LoginThrottle(store, ThrottleRule(s.login_free_failures, s.login_lockout_failures, *waits),
+                         ThrottleRule(s.login_client_free_failures, s.login_client_lockout_failures, *waits),
+                         s.login_failure_window_seconds, clock=clock)
 
 
 def archive_limits(settings: Settings) -> ArchiveLimits:

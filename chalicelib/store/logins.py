@@ -105,7 +105,8 @@ class AuditEventRepository:
             expires_at=math.ceil(event.at.timestamp() + self._retention),
         ).save()
 
-    def page(self, now: datetime, limit: int, page_token: Optional[str] = None) -> tuple[list[AuditEvent], Optional[str]]:
+    def page(self, now: datetime, limit: int,
+             page_token: Optional[str] = None) -> tuple[list[AuditEvent], Optional[str]]:
         month, after = _decode_token(page_token) if page_token else (_month(now), None)
         oldest = _month(now - timedelta(seconds=self._retention))
         items: list[AuditEventItem] = []
