@@ -69,12 +69,12 @@ class LoginAttempt:
 
     def failed(self) -> list[Lockout]:
         """Count the failure for the account and the address; the lockouts it started."""
-        return self._throttle._count_failure(self._keys)
+        return self._throttle.count_failure(self._keys)
 
     def succeeded(self) -> None:
         """Forget the account's failures (only if it had some: no write on a clean login)."""
         if self._had_account_failures:
-            self._throttle._store.clear(self._keys[ACCOUNT])
+            self._throttle.forget(self._keys[ACCOUNT])
 
 
 class LoginThrottle:
@@ -116,7 +116,12 @@ class LoginThrottle:
                     "no password is checked until then")
         return f"too many failed logins for {who}: wait {seconds} s before the next attempt"
 
-    def _count_failure(self, keys: dict[str, str]) -> list[Lockout]:
+    def forget(self, key: str) -> None:
+        """Forget one counter (``account#<email>`` or ``client#<address>``)."""
+        self._store.clear(key)
+
+    def count_failure(self, keys: dict[str, str]) -> list[Lockout]:
+        """Count one failure under each of ``keys`` (by scope); the lockouts it started."""
         now, lockouts = self._clock(), []
         for scope, key in keys.items():
             rule = self._rules[scope]
