@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from typing import IO, Any, Iterator, Optional
 
 from chalicelib.entities import Task
-from chalicelib.errors import Unprocessable
+from chalicelib.errors import FormatError, Unprocessable
 from chalicelib.image_archives import ArchiveLimits, check_image_zip
 
 DEFAULT_TARGET = "target"
@@ -55,11 +55,11 @@ def _check_tabular_rows(reader: Iterator[list[str]], task: Task, target_column: 
             raise Unprocessable(f"the CSV header has an empty column name (column {header.index('') + 1})")
         duplicates = sorted({h for h in header if header.count(h) > 1})
         if duplicates:
-            raise Unprocessable(f"the CSV header repeats column names: {', '.join(duplicates)}")
+            raise FormatError(f"the CSV header repeats column names: {', '.join(duplicates)}",
+                              "the CSV header repeats column names")
         if target_column is not None and target_column not in header:
-            raise Unprocessable(
-                f"target column {target_column!r} is not in the CSV header ({', '.join(header)})"
-            )
+            raise FormatError(f"target column {target_column!r} is not in the CSV header ({', '.join(header)})",
+                              f"target column {target_column!r} is not in the CSV header")
         target = target_column or (DEFAULT_TARGET if DEFAULT_TARGET in header else header[-1])
         target_index = header.index(target)
         classes: set[str] = set()
@@ -75,23 +75,26 @@ def _check_tabular_rows(reader: Iterator[list[str]], task: Task, target_column: 
                 value = value.strip()
                 if index == target_index:
                     if not value:
-                        raise Unprocessable(f"line {line_number}: the target {target!r} is empty")
+                        raise FormatError(f"line {line_number}: the target {target!r} is empty",
+                                          f"line {line_number}: the target (column {index + 1}) is empty")
                     if task is Task.TABULAR_REGRESSION and not _is_number(value):
-                        raise Unprocessable(
+                        raise FormatError(
                             f"line {line_number}: target {target!r} must be a number for "
-                            f"{task.value}, got {value!r}"
+                            f"{task.value}, got {value!r}",
+                            f"line {line_number}: the target (column {index + 1}) must be a number for {task.value}",
                         )
                     if task is Task.TABULAR_CLASSIFICATION:
                         classes.add(value)
                 elif not _is_number(value):
-                    raise Unprocessable(
-                        f"line {line_number}, column {header[index]!r}: {value!r} is not a number"
+                    raise FormatError(
+                        f"line {line_number}, column {header[index]!r}: {value!r} is not a number",
+                        f"line {line_number}, column {index + 1} is not a number",
                     )
             rows += 1
     except UnicodeDecodeError as e:
         raise Unprocessable(f"the file is not UTF-8 text (byte {e.start} cannot be decoded)") from e
     except csv.Error as e:
-        raise Unprocessable(f"the file is not a valid CSV: {e}") from e
+        raise FormatError(f"the file is not a valid CSV: {e}", "the file is not a valid CSV") from e
     if rows == 0:
         raise Unprocessable("the CSV file has a header but no data rows")
     stats: dict[str, Any] = {

@@ -78,6 +78,16 @@ class Unprocessable(DomainError):
     code = "unprocessable"
 
 
+class FormatError(Unprocessable):
+    """A file that does not fit its format. ``message`` quotes the file to help its owner;
+    ``blind`` says where without quoting it, for files the platform downloaded (a URL's answer
+    is never echoed back: it may come from a server the caller could not read otherwise)."""
+
+    def __init__(self, message: str, blind: str):
+        super().__init__(message)
+        self.blind = blind
+
+
 class Unavailable(DomainError):
     """What the request needs is not running (an endpoint down, a queue full)."""
 

@@ -21,7 +21,7 @@ from typing import IO, Any, Iterator, Optional
 
 from PIL import Image
 
-from chalicelib.errors import PayloadTooLarge, Unprocessable
+from chalicelib.errors import FormatError, PayloadTooLarge, Unprocessable
 
 IMAGES_INDEX = "images.csv"
 MiB = 1024 * 1024
@@ -41,8 +41,18 @@ class ArchiveLimits:
     images_max_total_pixels: int = 4_000_000_000  # every image together (what a trial decodes)
 
 
-def _too_large(what: str, limit: int, setting: str) -> PayloadTooLarge:
-    return PayloadTooLarge(f"{what}; the limit is {limit:,} ({setting})")
+class ArchiveLimitExceeded(PayloadTooLarge):
+    """An archive over one of :class:`ArchiveLimits`; ``blind`` names the limit without the
+    archive's own entry names (see :class:`~chalicelib.errors.FormatError`)."""
+
+    def __init__(self, message: str, blind: str):
+        super().__init__(message)
+        self.blind = blind
+
+
+def _too_large(what: str, limit: int, setting: str) -> ArchiveLimitExceeded:
+    return ArchiveLimitExceeded(f"{what}; the limit is {limit:,} ({setting})",
+                                f"the archive is over the limit of {limit:,} ({setting})")
 
 
 def check_image_zip(fileobj: IO[bytes], limits: ArchiveLimits = ArchiveLimits()) -> dict[str, Any]:
@@ -54,13 +64,14 @@ def check_image_zip(fileobj: IO[bytes], limits: ArchiveLimits = ArchiveLimits())
     try:
         archive = zipfile.ZipFile(fileobj)
     except (zipfile.BadZipFile, ValueError, EOFError) as e:
-        raise Unprocessable(f"the zip archive is damaged: {e}") from e
+        raise FormatError(f"the zip archive is damaged: {e}", "the zip archive is damaged") from e
     with archive:
         try:
             entries = _check_directory(archive, limits)
             count, classes, sizes = _check_index_and_images(archive, entries, limits)
         except _ARCHIVE_ERRORS as e:
-            raise Unprocessable(f"the zip archive is damaged or uses an unsupported feature: {e}") from e
+            raise FormatError(f"the zip archive is damaged or uses an unsupported feature: {e}",
+                              "the zip archive is damaged or uses an unsupported feature") from e
     stats: dict[str, Any] = {"images": count, "classes": len(classes)}
     if len(sizes) == 1:
         stats["image_size"] = list(next(iter(sizes)))
@@ -117,7 +128,7 @@ def _index_rows(archive: zipfile.ZipFile, limits: ArchiveLimits) -> Iterator[tup
         except UnicodeDecodeError as e:
             raise Unprocessable(f"{IMAGES_INDEX} is not UTF-8 text") from e
         except csv.Error as e:
-            raise Unprocessable(f"{IMAGES_INDEX} is not a valid CSV: {e}") from e
+            raise FormatError(f"{IMAGES_INDEX} is not a valid CSV: {e}", f"{IMAGES_INDEX} is not a valid CSV") from e
 
 
 def _check_index_and_images(
@@ -140,11 +151,14 @@ def _check_index_and_images(
             raise Unprocessable(f"{IMAGES_INDEX} line {line_number} has {len(row)} fields, expected 2")
         path, label = row[0].strip(), row[1].strip()
         if not (label.isascii() and label.isdigit() and len(label) <= 18):
-            raise Unprocessable(f"{IMAGES_INDEX} line {line_number}: class {label!r} is not a non-negative integer")
+            raise FormatError(f"{IMAGES_INDEX} line {line_number}: class {label!r} is not a non-negative integer",
+                              f"{IMAGES_INDEX} line {line_number}: the class is not a non-negative integer")
         if path not in entries:
-            raise Unprocessable(f"{IMAGES_INDEX} line {line_number}: {path!r} is not in the archive")
+            raise FormatError(f"{IMAGES_INDEX} line {line_number}: {path!r} is not in the archive",
+                              f"{IMAGES_INDEX} line {line_number}: the path is not in the archive")
         if path in seen:  # one image listed a million times is a million decodes of one entry
-            raise Unprocessable(f"{IMAGES_INDEX} line {line_number}: {path!r} is listed twice")
+            raise FormatError(f"{IMAGES_INDEX} line {line_number}: {path!r} is listed twice",
+                              f"{IMAGES_INDEX} line {line_number}: the path is listed twice")
         seen.add(path)
         width, height = _image_size(archive, path, line_number, limits)
         total_pixels += width * height
@@ -169,12 +183,13 @@ def _image_size(archive: zipfile.ZipFile, path: str, line_number: int, limits: A
                 raise _too_large(f"{path!r} (line {line_number}) declares {width:,} x {height:,} pixels",
                                  limits.image_max_pixels, "image_max_pixels")
             image.verify()
-    except (PayloadTooLarge, *_ARCHIVE_ERRORS):
+    except (ArchiveLimitExceeded, *_ARCHIVE_ERRORS):
         raise
     except Image.DecompressionBombError as e:  # Pillow's own guard, past ~179 million pixels
         raise _too_large(over, limits.image_max_pixels, "image_max_pixels") from e
     except Exception as e:  # noqa: BLE001 - Pillow raises many kinds of errors on malformed images
-        raise Unprocessable(f"{path!r} (line {line_number}) is not a readable image") from e
+        raise FormatError(f"{path!r} (line {line_number}) is not a readable image",
+                          f"the image of {IMAGES_INDEX} line {line_number} is not readable") from e
     return width, height
 
 

@@ -12,8 +12,8 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel, ValidationError
 
-from chalicelib.errors import DomainError
-from chalicelib.schemas import path_parameter
+from chalicelib.errors import HTTP_STATUS, DomainError
+from chalicelib.path_parameters import path_parameter
 
 _ERROR = {
     "type": "object",
@@ -26,23 +26,26 @@ _ERROR = {
     },
     "required": ["error"],
 }
-# Every error an operation can answer: its own (the domain error table), the framework's (405,
-# 415) and the gateway's (429 throttling, 504 integration timeout); 500 is a bug, but documented.
-_ERROR_STATUSES = {
-    "400": "Invalid input (the message names the field and the rule)",
-    "401": "Not authenticated",
-    "403": "Not allowed",
-    "404": "Not found",
-    "405": "Method not allowed on this path",
-    "409": "Conflict with the current state",
-    "413": "Too large (the message names the limit)",
-    "415": "Unsupported media type",
-    "422": "Well-formed but unusable content",
-    "429": "Too many requests (see Retry-After)",
-    "500": "Internal error",
-    "503": "What the request needs is not running",
-    "504": "Timed out",
+# Every error an operation can answer: the domain error table's (chalicelib/errors.py), the
+# framework's (405, 415), the gateway's (429 throttling, 504 integration timeout) and 500 (a bug,
+# but documented).
+_FRAMEWORK_STATUSES = {
+    405: "Method not allowed on this path",
+    415: "Unsupported media type",
+    429: "Too many requests (see Retry-After)",
+    500: "Internal error",
+    503: "What the request needs is not running",
+    504: "Timed out",
 }
+
+
+def _error_statuses() -> dict[str, str]:
+    statuses = dict(_FRAMEWORK_STATUSES)
+    for error, status in HTTP_STATUS.items():
+        statuses.setdefault(status, (error.__doc__ or error.__name__).strip().splitlines()[0])
+    return {str(status): statuses[status] for status in sorted(statuses)}
+
+
 _BODY_ONLY = {"413", "415"}
 _AUTH_ONLY = {"401", "403"}
 
@@ -89,7 +92,7 @@ def _body_required(model: type[BaseModel]) -> bool:
 def _responses(op: Any) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     responses: dict[str, Any] = {str(op.status): {"description": "OK", "content": _success_body(op)}}
-    for code, text in _ERROR_STATUSES.items():
+    for code, text in _error_statuses().items():
         if code in _BODY_ONLY and op.body is None:
             continue
         if code in _AUTH_ONLY and op.public and op.path != "/tokens":

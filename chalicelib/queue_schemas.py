@@ -6,7 +6,8 @@ from typing import Annotated, Any
 from pydantic import Field, TypeAdapter, ValidationError
 
 from chalicelib.errors import InvalidInput
-from chalicelib.schemas import AppName, Schema, register_path_parameter
+from chalicelib.path_parameters import register_path_parameter
+from chalicelib.schemas import AppName, Schema
 
 MAX_ITEMS_PER_REQUEST = 100
 

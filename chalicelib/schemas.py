@@ -9,15 +9,15 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, TypeAdapter,
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, WithJsonSchema,
                       model_validator)
 
-from chalicelib.entities import AccessRight, BudgetOption, InputType, Task, UserType
+from chalicelib.entities import AccessRight, BudgetOption, InputType, StressTestStatus, Task, UserType
 from chalicelib.errors import InvalidInput
 from chalicelib.services.payloads import Payload, queries_of, style_of
+from chalicelib.stress_config import test_run_config_schema
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -69,10 +69,30 @@ def bounded_json(annotation: Any) -> Any:
         description=f"at most {MAX_JSON_FIELD_BYTES} bytes as JSON, {MAX_JSON_FIELD_DEPTH} levels deep")]
 
 
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(_email)]
+Email = Annotated[str, Field(min_length=3, max_length=254, json_schema_extra={"pattern": _EMAIL.pattern}),
+                  AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+# What base64.b64decode(validate=True) accepts, said for the OpenAPI document's readers.
+_BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
 # minLength documented, enforced by _base64 (whose message names the file, not the field)
-Base64File = Annotated[str, Field(json_schema_extra={"minLength": 1}), AfterValidator(_base64)]
+Base64File = Annotated[str, Field(json_schema_extra={"minLength": 1, "pattern": _BASE64}), AfterValidator(_base64)]
+# The fetcher checks the URL (chalicelib/adapters/url_fetcher.py); this says what it takes.
+_HTTP_URL = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9.-]+"
+             r"(?::(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?"
+             r"(?:[/?#][!-~]*)?$")
+
+# Budgets stay a dict of floats (they come back as given); their JSON schema says the rules
+# the validators below check.
+_WHOLE = {"type": "number", "multipleOf": 1}
+_GPU_COUNT = {**_WHOLE, "minimum": 0}
+TRAIN_BUDGET = WithJsonSchema({
+    "type": "object", "additionalProperties": False, "properties": {
+        "TIME_HOURS": {"type": "number", "exclusiveMinimum": 0, "maximum": 720},
+        "GPU_COUNT": _GPU_COUNT,
+        "MODEL_TRIAL_COUNT": {"anyOf": [{"const": -1}, {**_WHOLE, "minimum": 1}]},
+    }})
+INFERENCE_BUDGET = WithJsonSchema({"type": "object", "additionalProperties": False,
+                                   "properties": {"GPU_COUNT": _GPU_COUNT}})
 
 
 class Schema(BaseModel):
@@ -113,7 +133,13 @@ class CreateDatasetRequest(Schema):
     task: Task
     target_column: Optional[Name] = None
     content_base64: Optional[Base64File] = None
-    dataset_url: Optional[str] = Field(None, min_length=1, max_length=2048)
+    dataset_url: Optional[str] = Field(None, min_length=1, max_length=2048, json_schema_extra={"pattern": _HTTP_URL})
+
+    # Exactly one source: a branch per field, each a string (null counts as not given).
+    model_config = ConfigDict(json_schema_extra={"oneOf": [
+        {"required": ["content_base64"], "properties": {"content_base64": {"type": "string"}}},
+        {"required": ["dataset_url"], "properties": {"dataset_url": {"type": "string"}}},
+    ]})
 
     @model_validator(mode="after")
     def _one_source(self) -> "CreateDatasetRequest":
@@ -164,7 +190,7 @@ class CreateTrainJobRequest(Schema):
     task: Task
     train_dataset_id: Id
     val_dataset_id: Id
-    budget: dict[BudgetOption, float] = {}
+    budget: Annotated[dict[BudgetOption, float], TRAIN_BUDGET] = {}
     models: Optional[list[Id]] = Field(None, min_length=1, max_length=50)
     train_args: bounded_json(dict[str, Any]) = {}
 
@@ -212,7 +238,7 @@ def app_version(value: str) -> int:
 class CreateInferenceJobRequest(Schema):
     app: AppName
     app_version: int = Field(-1, ge=-1)
-    budget: dict[BudgetOption, float] = {}
+    budget: Annotated[dict[BudgetOption, float], INFERENCE_BUDGET] = {}
 
     @model_validator(mode="after")
     def _budget(self) -> "CreateInferenceJobRequest":
@@ -330,7 +356,9 @@ class CreateProjectRequest(Schema):
 
 
 class StartStressUploadRequest(Schema):
-    filename: str = Field(min_length=1, max_length=200)
+    # The service keeps the base name (after the last '/') and checks it.
+    filename: str = Field(min_length=1, max_length=200,
+                          json_schema_extra={"pattern": r"^(?:[^/]*/)*[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$"})
 
 
 class CustomImageSpec(Schema):
@@ -342,7 +370,7 @@ class StartStressTestRequest(Schema):
     """The config's own shape is checked by the service (chalicelib/stress_config.py), so its
     errors name the config's keys (``data_info.ref_path: ...``)."""
 
-    test_run_config: bounded_json(dict[str, Any])
+    test_run_config: Annotated[bounded_json(dict[str, Any]), WithJsonSchema(test_run_config_schema())]
     project_id: Optional[str] = Field(None, min_length=1, max_length=100)
     rime_managed_image: Optional[str] = Field(None, min_length=1, max_length=200)
     custom_image: Optional[CustomImageSpec] = None
@@ -350,56 +378,16 @@ class StartStressTestRequest(Schema):
     cpu_request_millicores: Optional[int] = Field(None, ge=100, le=96_000)
 
 
+_STATUS = "|".join(s.value for s in StressTestStatus)
+
+
 class StressTestListQuery(BaseModel):
     """``status`` may repeat (the view reads every value); unknown query keys are ignored."""
 
-    status: Optional[str] = None
+    status: Optional[str] = Field(None, json_schema_extra={
+        "pattern": rf"^\s*(?:(?:{_STATUS})\s*)?(?:,\s*(?:(?:{_STATUS})\s*)?)*$"})
     project_id: Optional[str] = None
 
 
 class ResultVersionQuery(BaseModel):
-    version: Optional[str] = None
-
-
-# -- path parameters -------------------------------------------------------------------------
-
-# An id in a path: no control characters, no white space at either end, not empty (a blank id
-# reached DynamoDB as an empty key and came back a 500).
-_PATH_ID = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
-_VERSION = r"^(?:-1|[1-9][0-9]{0,8})$"
-
-
-@dataclass(frozen=True)
-class PathParameter:
-    """How one path parameter is checked (``adapter``) and described (OpenAPI, error messages)."""
-
-    adapter: TypeAdapter
-    description: str
-
-    def json_schema(self) -> dict[str, Any]:
-        return self.adapter.json_schema()
-
-
-_STRICT_PYTHON_RE = ConfigDict(regex_engine="python-re")
-_PATH_PARAMETERS = {
-    "app": PathParameter(TypeAdapter(AppName, config=_STRICT_PYTHON_RE),
-                         "an app name (letters, digits, '_', '.', '-'; at most 64)"),
-    "name": PathParameter(TypeAdapter(AppName, config=_STRICT_PYTHON_RE),
-                          "a queue name, which is an app name (letters, digits, '_', '.', '-'; at most 64)"),
-    "version": PathParameter(
-        TypeAdapter(Annotated[str, Field(pattern=_VERSION)], config=_STRICT_PYTHON_RE),
-        "a whole number >= 1, or -1 for the latest"),
-}
-_DEFAULT_PATH_PARAMETER = PathParameter(
-    TypeAdapter(Annotated[str, Field(min_length=1, max_length=256, pattern=_PATH_ID)], config=_STRICT_PYTHON_RE),
-    "1 to 256 characters, with no control characters and no white space at either end")
-
-
-def register_path_parameter(name: str, annotated: Any, description: str) -> None:
-    """Give the path parameter ``name`` its own rule (a module that owns the type calls this)."""
-    _PATH_PARAMETERS[name] = PathParameter(TypeAdapter(annotated, config=_STRICT_PYTHON_RE), description)
-
-
-def path_parameter(name: str) -> PathParameter:
-    """The rule of the path parameter ``name`` (ids share one; apps and versions have theirs)."""
-    return _PATH_PARAMETERS.get(name, _DEFAULT_PATH_PARAMETER)
+    version: Optional[str] = Field(None, json_schema_extra={"enum": ["1.0"]})  # the one result format

@@ -86,4 +86,22 @@ def parse_test_run_config(value: Any) -> TestRunConfigShape:
         raise InvalidInput(f"{where}: {message}") from None
 
 
-__all__ = ["TestRunConfigShape", "parse_test_run_config"]
+def test_run_config_schema() -> dict[str, Any]:
+    """The config's JSON schema with its definitions inlined (for the OpenAPI document; the
+    rules between keys, one model source, are in the validators)."""
+    schema = TestRunConfigShape.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def inline(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return inline(definitions[node["$ref"].rsplit("/", 1)[-1]])
+            return {k: inline(v) for k, v in node.items()}
+        if isinstance(node, list):
+            return [inline(v) for v in node]
+        return node
+
+    return inline(schema)
+
+
+__all__ = ["TestRunConfigShape", "parse_test_run_config", "test_run_config_schema"]

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ValidationError
 
 from chalicelib.entities import User
 from chalicelib.errors import DomainError, InvalidInput, PayloadTooLarge, http_status
-from chalicelib.schemas import path_parameter
+from chalicelib.path_parameters import path_parameter
 from chalicelib.wiring import services
 
 logger = Logger(service="kilele-api", child=True)
@@ -105,6 +105,12 @@ def _path_params(path: str, values: dict[str, str]) -> dict[str, str]:
     return values
 
 
+def _query_values(params: Any) -> dict[str, str]:
+    """The query string's values; ``?key=`` reads as not given (an empty id reached DynamoDB
+    as an empty key and came back a 500)."""
+    return {name: value for name, value in dict(params or {}).items() if value != ""}
+
+
 def _validation_message(error: ValidationError) -> str:
     parts = []
     for item in error.errors():
@@ -146,7 +152,7 @@ def endpoint(
                 if body is not None:
                     call.body = _parse_body(body, request.raw_body or b"")
                 if query is not None:
-                    call.query = query.model_validate(dict(request.query_params or {}))
+                    call.query = query.model_validate(_query_values(request.query_params))
                 result = view(call, **path_params)
             except ValidationError as e:
                 return error_response(400, InvalidInput.code, _validation_message(e))

@@ -6,9 +6,9 @@ import tempfile
 from typing import IO, Any, Optional
 
 from chalicelib.dataset_formats import check_dataset
-from chalicelib.image_archives import ArchiveLimits
+from chalicelib.image_archives import ArchiveLimitExceeded, ArchiveLimits
 from chalicelib.entities import Dataset, DatasetStatus, Task, User
-from chalicelib.errors import Conflict, NotFound, PayloadTooLarge, Unprocessable
+from chalicelib.errors import Conflict, FormatError, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.ports import BlobStore, DatasetStore, UrlFetcher
@@ -60,7 +60,11 @@ class DatasetService:
             size = self._fetcher.fetch(url, file, self._max_bytes)
             if size == 0:
                 raise Unprocessable(f"{url} returned an empty file")
-            return self._store_checked(actor, name, task, target_column, file, size)
+            try:
+                return self._store_checked(actor, name, task, target_column, file, size)
+            except (FormatError, ArchiveLimitExceeded) as e:
+                # Say where, never what: the answer of a URL is not echoed back (issue 9, finding 2).
+                raise type(e)(f"{url}: {e.blind}", e.blind) from None
 
     def start_upload(
         self, actor: User, name: str, task: Task, size_bytes: int, target_column: Optional[str] = None

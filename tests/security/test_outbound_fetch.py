@@ -290,3 +290,29 @@ def test_refused_and_filtered_ports_read_the_same():
         closed_message = refused(lambda: fetch(f"http://127.0.0.1:{closed_port}/x", fetcher))
         silent_message = refused(lambda: fetch(f"http://127.0.0.1:{silent_port}/x", fetcher))
     assert closed_message.replace(str(closed_port), "PORT") == silent_message.replace(str(silent_port), "PORT")
+
+
+# --- what a downloaded file's check says ----------------------------------------------------------
+
+def test_a_downloaded_file_that_fails_its_check_is_not_quoted(server):
+    """The server's answer (a CSV whose header and values hold secrets) is checked, and the
+    refusal says where the file is wrong, never what it holds."""
+    from chalicelib.services.datasets import DatasetService
+    from chalicelib.entities import Task, User, UserType
+
+    class Fetcher:
+        def fetch(self, url: str, out: io.BytesIO, max_bytes: int) -> int:
+            body = b"AKIA_HEADER,target\n" + SECRET + b",x\n"
+            out.write(body)
+            return len(body)
+
+    class Nowhere:  # neither store is reached: the check refuses first
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"{name} was called")
+
+    service = DatasetService(Nowhere(), Nowhere(), Fetcher(), max_direct_upload_bytes=10, max_dataset_bytes=10**6,
+                             presigned_url_seconds=60)
+    admin = User(id="u1", email="a@b.c", user_type=UserType.ADMIN, password_hash="", created_at=None)
+    message = refused(lambda: service.create_from_url(admin, "d", Task.TABULAR_CLASSIFICATION, "http://x.example/d.csv"))
+    assert message == "http://x.example/d.csv: line 2, column 1 is not a number"
+    assert "AKIA" not in message, "defence: checks of downloaded files report positions only"
