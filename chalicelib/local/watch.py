@@ -150,13 +150,15 @@ class Watcher:
             self._give_up(f"moto (the emulated AWS) stopped more than {self._max_restarts} times in "
                           f"{self._window:g} s, last: {detail}")
             return
-        log.warning("watcher: %s; starting it again from its saved state", detail)
+        # Said before the restart: GET / answers again as soon as moto does, while the jobs it was
+        # running are still being put right.
+        self.events.append(f"moto stopped ({detail}) at {time.strftime('%H:%M:%S')}; "
+                           "started again from its saved state")
+        log.warning("watcher: %s", self.events[-1])
         try:
             self._stack.restart_moto()
         except Exception as e:  # noqa: BLE001 - reported, and the stack stops
             self._give_up(f"moto (the emulated AWS) stopped ({detail}) and could not be started again: {e}")
-            return
-        self.events.append(f"moto stopped ({detail}); started again from its saved state at {time.strftime('%H:%M:%S')}")
 
     def _give_up(self, reason: str) -> None:
         self._stop.set()
