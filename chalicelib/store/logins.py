@@ -17,6 +17,7 @@ from chalicelib.store.models import AuditEventItem, LoginAttemptItem
 from chalicelib.store.repositories import _failed_condition, _plain_map
 
 UTC = timezone.utc
+_TRIES = 5
 
 
 class LoginAttemptRepository:
@@ -34,9 +35,10 @@ class LoginAttemptRepository:
         stamp = [LoginAttemptItem.last_failure_at.set(now),
                  LoginAttemptItem.expires_at.set(math.ceil(now + forget_after_seconds))]
         item = LoginAttemptItem(key)
-        # Two tries: if a concurrent first failure creates the item between our two writes, the
-        # second ADD counts on top of it instead of overwriting it with 1.
-        for _ in range(2):
+        # If a concurrent first failure creates the item between our two writes, the next ADD
+        # counts on top of it instead of overwriting it with 1. DynamoDB needs two rounds at most;
+        # moto (the local stack) can show another thread's half-written item, hence a few more.
+        for _ in range(_TRIES):
             try:
                 item.update(actions=[LoginAttemptItem.failures.add(1), *stamp],
                             condition=LoginAttemptItem.expires_at > now)
@@ -51,7 +53,7 @@ class LoginAttemptRepository:
             except UpdateError as e:
                 if not _failed_condition(e):
                     raise
-        raise RuntimeError(f"could not count a failed login for {key!r}")  # pragma: no cover - needs 4 races
+        raise RuntimeError(f"could not count a failed login for {key!r} in {_TRIES} tries")
 
     def clear(self, key: str) -> None:
         LoginAttemptItem(key).delete()
