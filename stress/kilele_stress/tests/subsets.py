@@ -10,7 +10,10 @@ confidence implies there (the mean top-label probability; equal to the accuracy 
 model, whatever the subset): the *shortfall* is ``(expected − accuracy)`` of the subset minus
 that of the whole data. Regression has no such expectation: its subsets compare their mean
 absolute error with the overall one (relative rise). Degradation (#37) compares each subset
-with itself on the reference, plain accuracy or MAE.
+with itself on the reference, plain accuracy or MAE, and counts the drop beyond the whole data's
+own drop (when the whole data dropped): a drop shared by every subset is Overall Performance's
+finding (#31), and when the reference is the model's training data, its in-sample optimism
+would otherwise come back as a "degraded" subset wherever chance adds to it.
 
 Every subset of a test is judged at once: a gap counts only beyond ``z`` standard errors
 (one-sided ``alpha``, Bonferroni over every subset examined), and what is graded is the gap
@@ -198,6 +201,11 @@ def subset_performance_degradation(ctx: Context):
     cls = ctx.is_classification
     name = "accuracy" if cls else "mae"
     minimum = int(p["min_subset_rows"])
+    overall_r, overall_e = float(rr.score.mean()), float(re_.score.mean())
+    if cls:
+        overall_drop = max(overall_r - overall_e, 0.0)
+    else:
+        overall_drop = max((overall_e - overall_r) / overall_r, 0.0) if overall_r > 0 else 0.0
     for col in _features(ctx):
         c = subset_codes(ctx, col, int(p["bins"]), int(p["max_categories"]))
         codes_r, codes_e, k = c.ref, c.eval, c.k
@@ -213,21 +221,23 @@ def subset_performance_degradation(ctx: Context):
         if cls:  # Newcombe's interval of a difference of two shares (Wilson bounds of each)
             (l_r, _), (_, u_e) = wilson(s_r, n_r, z), wilson(s_e, n_e, z)
             drop = m_r - m_e
-            beyond = drop - np.sqrt((m_r - l_r) ** 2 + (u_e - m_e) ** 2)
+            beyond = drop - overall_drop - np.sqrt((m_r - l_r) ** 2 + (u_e - m_e) ** 2)
         else:  # relative rise of the MAE; the variance pooled (no change is the null)
             base = np.where(m_r > 0, m_r, 1.0)
             nt = np.maximum(n_r + n_e, 1)
             pooled = np.maximum((q_r + q_e) / nt - ((s_r + s_e) / nt) ** 2, 0)
             drop = (m_e - m_r) / base
-            beyond = drop - z * np.sqrt(pooled * (1 / np.maximum(n_r, 1) + 1 / np.maximum(n_e, 1))) / base
+            beyond = drop - overall_drop - z * np.sqrt(pooled * (1 / np.maximum(n_r, 1) + 1 / np.maximum(n_e, 1))) / base
         j, excess = _worst(beyond, ok)
         labels = _labels(ctx, col, int(p["bins"]), int(p["max_categories"]))
         shown = np.flatnonzero(ok)
         yield ctx.case([col], {"performance_drop": excess, "drop_estimate": float(drop[j]),
+                               "overall_drop": overall_drop,
                                f"reference_subset_{name}": float(m_r[j]), f"eval_subset_{name}": float(m_e[j]),
                                "subset_rows": float(n_e[j])},
                        reason=f"worst subset {col} {labels[j]}: {name} {m_r[j]:.4g} → {m_e[j]:.4g} "
-                              f"(n={int(n_r[j])} → {int(n_e[j])}); drop counted beyond its confidence bound "
+                              f"(n={int(n_r[j])} → {int(n_e[j])}); drop counted beyond the whole data's "
+                              f"({overall_drop:.3g}) and its confidence bound "
                               f"({z:.2f} standard errors, Bonferroni over {m} subsets)",
                        details={"subsets": {"labels": [labels[i] for i in shown], "metric": m_e[shown],
                                             "reference": m_r[shown], "rows": n_e[shown], "name": name,

@@ -97,6 +97,20 @@ def test_degradation_fires_when_one_subset_changes(setups, task):
     assert case.metrics["reference_subset_" + ("accuracy" if task == "binary" else "mae")] > 0
 
 
+def test_a_drop_every_subset_shares_is_not_a_subset_finding(setups):
+    """Labels flipped on a random 15% of all rows: accuracy falls everywhere alike. That is
+    Overall Performance's finding; no subset degrades beyond the whole data's drop."""
+    ref, ev, model = setups["binary"]
+    ev = ev.copy()
+    rows = np.random.default_rng(5).random(len(ev)) < 0.15
+    ev.loc[rows, "y"] = 1 - ev.loc[rows, "y"]
+    result = run(ref, ev, tests=["subset_performance_degradation", "overall_performance"], model=model)
+    assert any(c.status == Status.FAIL for c in result.cases if c.test_key == "overall_performance")
+    cases = [c for c in result.cases if c.test_key == "subset_performance_degradation"]
+    assert cases and all(c.status == Status.PASS for c in cases), [(c.features, c.metrics) for c in cases]
+    assert all(c.metrics["overall_drop"] > 0.05 for c in cases)
+
+
 def test_small_subsets_do_not_fail_by_chance(setups):
     """200 evaluation rows, many small subsets: a clean model stays PASS."""
     ref, ev, model = setups["binary"]
