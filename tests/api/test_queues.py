@@ -277,7 +277,7 @@ def test_an_app_without_an_inference_job_gets_an_error_result(dev, queues, sqs, 
     queues.process([m["Body"] for m in receive_all(sqs, queue_url)])
     result = dev.call("GET", "/queues/nojob/results/a")
     assert result.status_code == 200 and result.data["status"] == "error"
-    assert "has no running inference job" in result.data["error"]
+    assert "there is no app 'nojob'" in result.data["error"]  # an unknown app says so
 
 
 def test_malformed_messages_are_skipped_not_fatal(dev, queues, fake_predict):
