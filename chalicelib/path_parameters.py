@@ -7,11 +7,11 @@ from typing import Annotated, Any
 
 from pydantic import ConfigDict, Field, TypeAdapter
 
-from chalicelib.schemas import AppName
+from chalicelib.schemas import WS, AppName
 
 # An id in a path: no control characters, no white space at either end, not empty (a blank id
 # reached DynamoDB as an empty key and came back a 500).
-_PATH_ID = r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$"
+_PATH_ID = rf"^[^{WS}\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^{WS}\x00-\x1f\x7f])?$"
 _VERSION = r"^(?:-1|[1-9][0-9]{0,8})$"
 
 

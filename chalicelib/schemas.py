@@ -11,7 +11,7 @@ import json
 import re
 from typing import Annotated, Any, ClassVar, Optional, Union
 
-from pydantic import (AfterValidator, BaseModel, ConfigDict, Discriminator, Field, RootModel, Tag, WithJsonSchema,
+from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, RootModel, Tag, WithJsonSchema,
                       model_validator)
 
 from chalicelib.entities import AccessRight, BudgetOption, InputType, StressTestStatus, Task, UserType
@@ -19,7 +19,10 @@ from chalicelib.errors import InvalidInput
 from chalicelib.services.payloads import Payload, queries_of, style_of
 from chalicelib.stress_config import test_run_config_schema
 
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
+# White space spelt out (exactly what str.isspace() and Python's \s match): JSON Schema readers
+# use ECMA-262 regexes, whose \s is another set, and would disagree with this API about \x85.
+WS = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+_EMAIL = re.compile(rf"^[^@{WS}]+@[^@{WS}]+$")
 _IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
 
@@ -69,9 +72,16 @@ def bounded_json(annotation: Any) -> Any:
         description=f"at most {MAX_JSON_FIELD_BYTES} bytes as JSON, {MAX_JSON_FIELD_DEPTH} levels deep")]
 
 
+def _whole(value: Any) -> Any:
+    # JSON Schema's "integer" includes 5.0 (and clients send it); bodies are parsed strictly, so
+    # an integral float becomes the int here, while true and "5" stay refused.
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+Int = Annotated[int, BeforeValidator(_whole)]
 Email = Annotated[str, Field(min_length=3, max_length=254, json_schema_extra={"pattern": _EMAIL.pattern}),
                   AfterValidator(_email)]
-Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=rf"^[^{WS}](?:[^\n]*[^{WS}])?$")]
 # What base64.b64decode(validate=True) accepts, said for the OpenAPI document's readers.
 _BASE64 = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{4})$"
 # minLength documented, enforced by _base64 (whose message names the file, not the field)
@@ -91,6 +101,8 @@ TRAIN_BUDGET = WithJsonSchema({
         "GPU_COUNT": _GPU_COUNT,
         "MODEL_TRIAL_COUNT": {"anyOf": [{"const": -1}, {**_WHOLE, "minimum": 1}]},
     }})
+APP_VERSION = WithJsonSchema({"anyOf": [{"const": -1}, {"type": "integer", "minimum": 1}],
+                              "description": "-1: the latest"})
 INFERENCE_BUDGET = WithJsonSchema({"type": "object", "additionalProperties": False,
                                    "properties": {"GPU_COUNT": _GPU_COUNT}})
 
@@ -154,7 +166,7 @@ class CreateDatasetRequest(Schema):
 class StartDatasetUploadRequest(Schema):
     name: Name
     task: Task
-    size_bytes: int = Field(gt=0)
+    size_bytes: Int = Field(gt=0)
     target_column: Optional[Name] = None
 
 
@@ -212,7 +224,7 @@ class CreateTrainJobRequest(Schema):
 
 
 class AuditEventsQuery(Schema):
-    limit: int = Field(50, ge=1, le=500)
+    limit: Int = Field(50, ge=1, le=500)
     page_token: Optional[str] = Field(None, min_length=1, max_length=200)
 
 
@@ -221,7 +233,7 @@ class UserQuery(Schema):
 
 
 class BestTrialsQuery(Schema):
-    max_count: int = Field(2, ge=1, le=1000)
+    max_count: Int = Field(2, ge=1, le=1000)
 
 
 def app_version(value: str) -> int:
@@ -237,7 +249,7 @@ def app_version(value: str) -> int:
 
 class CreateInferenceJobRequest(Schema):
     app: AppName
-    app_version: int = Field(-1, ge=-1)
+    app_version: Annotated[Int, APP_VERSION] = Field(-1, ge=-1)
     budget: Annotated[dict[BudgetOption, float], INFERENCE_BUDGET] = {}
 
     @model_validator(mode="after")
@@ -262,19 +274,19 @@ class RegisterApplicationRequest(Schema):
     name: AppName
     input_type: InputType
     default_output: bounded_json(Any)
-    slo_micros: int = Field(ge=1000, le=60_000_000)
-    top_n: Optional[int] = Field(None, ge=1, le=1000)
+    slo_micros: Int = Field(ge=1000, le=60_000_000)
+    top_n: Optional[Int] = Field(None, ge=1, le=1000)
 
 
 class UpdateApplicationRequest(Schema):
     input_type: Optional[InputType] = None
     default_output: bounded_json(Any) = None
-    slo_micros: Optional[int] = Field(None, ge=1000, le=60_000_000)
-    top_n: Optional[int] = Field(None, ge=1, le=1000)
+    slo_micros: Optional[Int] = Field(None, ge=1000, le=60_000_000)
+    top_n: Optional[Int] = Field(None, ge=1, le=1000)
 
 
 class SetVersionRequest(Schema):
-    version: int = Field(ge=1)
+    version: Int = Field(ge=1)
 
 
 def _queries_under(key: str) -> Any:
@@ -338,12 +350,12 @@ class PredictRequest(RootModel):
 
 
 class MetricsQuery(Schema):
-    minutes: int = Field(60, ge=1, le=7 * 24 * 60)
+    minutes: Int = Field(60, ge=1, le=7 * 24 * 60)
 
 
 class ExportBundleRequest(Schema):
     app: AppName
-    app_version: int = Field(-1, ge=-1)
+    app_version: Annotated[Int, APP_VERSION] = Field(-1, ge=-1)
     trial_id: Optional[Id] = None
 
 
@@ -374,8 +386,8 @@ class StartStressTestRequest(Schema):
     project_id: Optional[str] = Field(None, min_length=1, max_length=100)
     rime_managed_image: Optional[str] = Field(None, min_length=1, max_length=200)
     custom_image: Optional[CustomImageSpec] = None
-    ram_request_megabytes: Optional[int] = Field(None, ge=128, le=512_000)
-    cpu_request_millicores: Optional[int] = Field(None, ge=100, le=96_000)
+    ram_request_megabytes: Optional[Int] = Field(None, ge=128, le=512_000)
+    cpu_request_millicores: Optional[Int] = Field(None, ge=100, le=96_000)
 
 
 _STATUS = "|".join(s.value for s in StressTestStatus)
@@ -385,7 +397,7 @@ class StressTestListQuery(BaseModel):
     """``status`` may repeat (the view reads every value); unknown query keys are ignored."""
 
     status: Optional[str] = Field(None, json_schema_extra={
-        "pattern": rf"^\s*(?:(?:{_STATUS})\s*)?(?:,\s*(?:(?:{_STATUS})\s*)?)*$"})
+        "pattern": rf"^[{WS}]*(?:(?:{_STATUS})[{WS}]*)?(?:,[{WS}]*(?:(?:{_STATUS})[{WS}]*)?)*$"})
     project_id: Optional[str] = None
 
 

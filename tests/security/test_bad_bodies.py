@@ -189,8 +189,14 @@ def test_a_body_over_the_request_limit_is_413(bad_input_client):
 
 # --- types mean what the document says -----------------------------------------------------------
 
-@pytest.mark.parametrize("field, value", [("top_n", True), ("slo_micros", "100000"), ("slo_micros", 1e5)])
+@pytest.mark.parametrize("field, value", [("top_n", True), ("slo_micros", "100000"), ("slo_micros", 100000.5)])
 def test_no_coercion_of_json_types(bad_input_client, field, value):
     app = {"name": "typed", "input_type": "ints", "default_output": 0, "slo_micros": 100_000, field: value}
     status, body = bad_input_client.call("POST", "/apps", app)
     _error(status, body, 400, field)
+
+
+def test_an_integral_float_is_an_integer_as_json_schema_says(bad_input_client):
+    app = {"name": "whole", "input_type": "ints", "default_output": 0, "slo_micros": 100000.0}
+    status, body = bad_input_client.call("POST", "/apps", app)
+    assert status == 201 and body["slo_micros"] == 100_000, body
