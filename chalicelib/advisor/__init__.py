@@ -1,6 +1,6 @@
-"""The hyperparameter advisor of train jobs: pure Python + Optuna, no AWS.
+"""The hyperparameter advisor of train jobs: pure Python, NumPy and Optuna, no AWS.
 
-``propose(knob_config_json, history, seed, strategy="tpe")`` returns the next :class:`Proposal`
+``propose(knob_config_json, history, seed, strategy="auto")`` returns the next :class:`Proposal`
 (a value for every knob, the screening flag, a fingerprint the server claims atomically) or
 None when the space is exhausted. The search strategies, the no-duplicate rule and the
 screening / promotion schedule for PolicyKnob EARLY_STOP and QUICK_EVAL are documented in
