@@ -101,7 +101,24 @@ def test_run_config_schema() -> dict[str, Any]:
             return [inline(v) for v in node]
         return node
 
-    return inline(schema)
+    schema = inline(schema)
+    # The validators' rules between keys, for the document's readers ("given" means a non-null value).
+    def given(key: str, kind: str = "string") -> dict[str, Any]:
+        return {"required": [key], "properties": {key: {"type": kind}}}
+
+    sources = ("path", "trial_id", "app")
+    model_info = schema["properties"]["model_info"]
+    model_info["properties"]["app_version"] = {"anyOf": [{"type": "null"}, {"const": -1},
+                                                         {"type": "integer", "minimum": 1}]}
+    model_info["not"] = {"anyOf": [{"allOf": [given(a), given(b)]}
+                                   for i, a in enumerate(sources) for b in sources[i + 1:]]}
+    model_info["anyOf"] = [{"not": given("app_version", "integer")}, given("app")]
+    schema["anyOf"] = [
+        {"required": ["model_info"], "properties": {"model_info": {"anyOf": [given(k) for k in sources]}}},
+        {"properties": {"data_info": {"required": ["pred_col"],
+                                      "properties": {"pred_col": {"type": "string", "minLength": 1}}}}},
+    ]
+    return schema
 
 
 __all__ = ["TestRunConfigShape", "parse_test_run_config", "test_run_config_schema"]

@@ -141,3 +141,31 @@ def test_query_parameters_have_no_null(document):
     for op in REGISTRY.operations:
         for parameter in document["paths"][op.path][op.method.lower()].get("parameters", []):
             assert "null" not in json.dumps(parameter["schema"]), (op.path, parameter)
+
+
+_DATA = {"label_col": "y", "ref_path": "s3://b/ref.csv", "eval_path": "s3://b/eval.csv"}
+
+
+@pytest.mark.parametrize("config", [
+    {"data_info": _DATA},  # neither a model nor predictions
+    {"data_info": {**_DATA, "pred_col": "p"}},
+    {"data_info": _DATA, "model_info": {"path": "m.py"}},
+    {"data_info": _DATA, "model_info": {"path": "m.py", "app": "x"}},  # two model sources
+    {"data_info": _DATA, "model_info": {"app": "x", "app_version": 0}},
+    {"data_info": _DATA, "model_info": {"trial_id": "t", "app_version": 2}},  # app_version without app
+    {"data_info": _DATA, "model_info": {"app": "x", "app_version": -1}},
+    {"data_info": {**_DATA, "pred_col": ""}, "model_info": {"path": None}},
+])
+def test_the_test_run_config_schema_accepts_what_the_service_accepts(config):
+    """The document's test_run_config schema and the service's check agree, rules between keys included."""
+    import jsonschema
+
+    from chalicelib.errors import InvalidInput
+    from chalicelib.stress_config import parse_test_run_config, test_run_config_schema
+
+    try:
+        parse_test_run_config(config)
+        accepted = True
+    except InvalidInput:
+        accepted = False
+    assert jsonschema.Draft202012Validator(test_run_config_schema()).is_valid(config) is accepted
