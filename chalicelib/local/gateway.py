@@ -82,8 +82,9 @@ class ChaliceWsgiApp:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         # PATH_INFO arrives percent-decoded (as latin-1 text of the raw bytes); encode it again so
-        # a decoded '?', '#', tab or newline cannot change how Chalice splits and matches the path.
-        path = quote((environ.get("PATH_INFO") or "/").encode("latin-1"), safe="/!$&'()*+,;=:@-._~")
+        # a decoded '?', '#', ';' (urlparse's parameters), tab or newline cannot change how Chalice
+        # splits and matches the path.
+        path = quote((environ.get("PATH_INFO") or "/").encode("latin-1"), safe="/!$&'()*+,=:@-._~")
         query = environ.get("QUERY_STRING")
         length = int(environ.get("CONTENT_LENGTH") or 0)
         body = environ["wsgi.input"].read(length) if length else b""

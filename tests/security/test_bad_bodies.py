@@ -106,6 +106,13 @@ def test_an_encoded_question_mark_stays_in_its_segment(bad_input_client):
     _error(status, body, 400, "app in the path must be an app name")
 
 
+@pytest.mark.parametrize("raw_path", ["/stress-tests/%3Bx", "/stress-tests/a;b", "/stress-tests/%23x"])
+def test_a_semicolon_or_hash_stays_in_its_segment(bad_input_client, raw_path):
+    """/stress-tests/;x was answered by GET /stress-tests (urlparse takes ';' for parameters)."""
+    status, body = bad_input_client.call("GET", raw_path)
+    _error(status, body, 404)
+
+
 def test_an_id_with_inner_spaces_is_a_plain_404(bad_input_client):
     status, body = bad_input_client.call("GET", "/trials/no%20such%20trial")
     _error(status, body, 404)
