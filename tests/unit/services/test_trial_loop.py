@@ -362,3 +362,35 @@ def test_a_new_job_is_warm_started_from_the_best_trials_of_earlier_jobs_of_the_m
                                                  {"TIME_HOURS": 1}, [other.id])
     h.services.trial_loop.propose(first_state(h.fakes.train_jobs.get(out["id"])))
     assert h.fakes.advisor.seen[-1]["prior"] == []
+
+
+def test_with_the_real_advisor_a_screened_model_ends_its_budget_with_a_full_trial():
+    # PolicyKnob EARLY_STOP / QUICK_EVAL: screening trials are never ranked or served, so the
+    # budget's last trial must be a full one even when the promotion schedule has not come
+    from chalicelib.advisor import propose
+
+    from unit.services.fakes import services
+
+    h = services(advisor=propose)
+    try:
+        dev = h.user(UserType.MODEL_DEVELOPER)
+        data = h.dataset(dev)
+        config = {"lr": {"type": "float", "value_min": 1e-4, "value_max": 1.0, "is_exp": True},
+                  "early_stop": {"type": "policy", "policy": "EARLY_STOP"},
+                  "quick_eval": {"type": "policy", "policy": "QUICK_EVAL"}}
+        model = h.model(dev, knob_config=config)
+        out = h.services.train_jobs.create_train_job(dev, "app", Task.TABULAR_CLASSIFICATION, data.id, data.id,
+                                                     {"TIME_HOURS": 1, "MODEL_TRIAL_COUNT": 2}, [model.id])
+        state = first_state(h.fakes.train_jobs.get(out["id"]))
+        for _ in range(3):
+            state = h.services.trial_loop.propose(state)
+            if state["proposal"]["action"] != "run":
+                break
+            state = h.services.trial_loop.record_trial(state | {"result": {"score": 0.5}})
+        trials = sorted(h.fakes.trials.items.values(), key=lambda t: t.number)
+        assert [t.screening for t in trials] == [True, False]
+        assert trials[1].knobs["early_stop"] is False and trials[1].knobs["lr"] == trials[0].knobs["lr"]
+        best = h.services.train_jobs.get_best_trials_of_train_job(dev, "app")
+        assert [t["id"] for t in best] == [trials[1].id]
+    finally:
+        h.services.close()
