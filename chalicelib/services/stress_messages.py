@@ -88,6 +88,7 @@ def stress_test_message(job: StressTestJob, ref_key: str, eval_key: str, model_k
         "timeout_seconds": config.timeout_seconds,
         # The seed's limit: twice the request.
         "memory_limit_mb": job.ram_request_megabytes * 2,
+        "cpu_limit_millicores": job.cpu_request_millicores * 2,  # limit 2x the request, as on AWS
         "ram_request_megabytes": job.ram_request_megabytes,
         "cpu_request_millicores": job.cpu_request_millicores,
         "heartbeat_seconds": config.heartbeat_seconds,

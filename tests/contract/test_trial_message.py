@@ -194,6 +194,7 @@ def test_the_stress_test_message_parses_in_the_worker(model):
     assert spec.config["model_info"] == ({"path": "model.py"} if model else {})
     assert spec.config["tests_config"] == {"numeric_drift": {"thresholds": [0.1, None, 0.6]}}
     assert (spec.memory_limit_mb, spec.timeout_seconds, spec.heartbeat_seconds) == (6000, 600.0, 5.0)
+    assert spec.cpu_limit_millicores == 2 * job.cpu_request_millicores
     assert spec.results_prefix == "stress/job-1/" and spec.logs_key == "stress/job-1/logs.txt"
     assert (spec.error_key, spec.claim_key) == ("stress/job-1/error.json", "stress/job-1/claim.json")
     # The job's config (object keys) is not changed by building the message.

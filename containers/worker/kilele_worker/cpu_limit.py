@@ -9,8 +9,9 @@ Three ways, best first, the first the machine allows is used and named (the job'
    ``ceil(millicores / 1000)`` CPUs (``sched_setaffinity``) — a cap in whole cores.
 
 The process is moved in right after it is spawned (a Python interpreter still starting, before
-any model code is imported); writing a pid to ``cgroup.procs`` moves all its threads, and
-everything it forks later inherits the group or the affinity. :meth:`CpuLimit.release` removes
+any model code is imported), with any descendant it already has; writing a pid to
+``cgroup.procs`` moves all its threads, and everything forked later inherits the group or the
+affinity. :meth:`CpuLimit.release` removes
 the cgroup once the process tree is gone.
 """
 from __future__ import annotations
@@ -56,7 +57,8 @@ class CpuLimit:
                 if group is None:
                     continue
                 try:
-                    (group / "cgroup.procs").write_text(str(pid))
+                    for member in process_tree(pid):
+                        (group / "cgroup.procs").write_text(str(member))
                 except OSError:
                     _remove(group)
                     continue
@@ -93,7 +95,12 @@ class CpuLimit:
     def _affinity(self, pid: int) -> str:
         available = sorted(os.sched_getaffinity(0))
         chosen = available[:self.cores]
-        os.sched_setaffinity(pid, chosen)
+        for member in process_tree(pid):
+            try:
+                for tid in os.listdir(f"/proc/{member}/task"):
+                    os.sched_setaffinity(int(tid), chosen)
+            except OSError:  # exited meanwhile
+                continue
         self.method = (f"no cgroup could be made: pinned to {len(chosen)} of {len(available)} CPUs "
                        f"({self.millicores} millicores rounded up to whole cores)")
         return self.method
@@ -117,6 +124,25 @@ class CpuLimit:
             if base.is_dir() and os.access(base, os.W_OK):
                 return base
         return None
+
+
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants now (the sandbox's entry forks a reaper, an init and the model:
+    whichever of them exist already must be moved too)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        try:
+            tasks = os.listdir(f"/proc/{current}/task")
+        except OSError:
+            continue
+        for tid in tasks:
+            try:
+                todo += [int(c) for c in Path(f"/proc/{current}/task/{tid}/children").read_text().split()]
+            except OSError:
+                continue
+    return out
 
 
 def thread_environment(limit: Optional[CpuLimit]) -> dict[str, str]:

@@ -125,6 +125,7 @@ class StressTestSpec:
     test_run_id: Optional[str] = None
     timeout_seconds: float = 3600.0
     memory_limit_mb: Optional[int] = None
+    cpu_limit_millicores: Optional[int] = None
     heartbeat_seconds: float = 10.0
     kind: str = "stress_test"
     # What the model process and the monitor read of any spec:
@@ -189,6 +190,7 @@ class StressTestSpec:
         values["config"] = config
         values["timeout_seconds"] = _number(data, "timeout_seconds", 3600.0, minimum=0.001)
         values["memory_limit_mb"] = _number(data, "memory_limit_mb", None, integer=True, minimum=1)
+        values["cpu_limit_millicores"] = _number(data, "cpu_limit_millicores", None, integer=True, minimum=1)
         values["heartbeat_seconds"] = _number(data, "heartbeat_seconds", 10.0, minimum=0.05)
         return cls(**values)
 

@@ -22,6 +22,7 @@ from kilele import sandbox as kilele_sandbox
 
 from kilele_worker import child as child_module
 from kilele_worker import errors, sandbox
+from kilele_worker.cpu_limit import CpuLimit, thread_environment
 from kilele_worker.errors import TrialFailure
 from kilele_worker.message import TrialSpec
 from kilele_worker.settings import WorkerSettings
@@ -66,6 +67,9 @@ class ModelProcess:
         # Its own temp and home directory (removed with the work directory); a user name for
         # getpass, as the user has no passwd entry.
         extra = {"TMPDIR": scratch, "HOME": scratch, "USER": "kilele-model", "LOGNAME": "kilele-model"}
+        cpu_millicores = getattr(trial, "cpu_limit_millicores", None)
+        cpu_limit = CpuLimit(cpu_millicores) if cpu_millicores else None
+        extra.update(thread_environment(cpu_limit))
         env = sandbox.child_environment(self.environ, extra=extra)
         memory_limit = trial.memory_limit_mb
         if memory_limit and trial.gpu_count:
@@ -78,10 +82,13 @@ class ModelProcess:
         watch = sandbox.MemoryWatch()
         watch.start()
         process = sandbox.spawn_child(spec_path, confined=confined, env=env)
+        # At once: the confining entry is still starting, no model code has been imported yet.
+        cpu_rate = cpu_limit.apply(process.pid) if cpu_limit else "none"
         self.uid = kilele_sandbox.run_uid(process.pid, confined)
         self.log.worker(f"started the model process (timeout {trial.timeout_seconds:g} s, memory limit "
-                        f"{str(memory_limit) + ' MB' if memory_limit else 'none'}, CPU limit "
-                        f"{confined.cpu_seconds} s, user {self.uid if self.uid is not None else 'same as the worker'}"
+                        f"{str(memory_limit) + ' MB' if memory_limit else 'none'}, CPU time limit "
+                        f"{confined.cpu_seconds} s, CPU rate limit {cpu_rate}, "
+                        f"user {self.uid if self.uid is not None else 'same as the worker'}"
                         f"{', no network' if confined.isolate else ''})")
         pgid = process.pid  # start_new_session: the child leads its own process group
         pump = threading.Thread(target=self._pump, args=(process.stdout,), name="kilele-model-output", daemon=True)
@@ -111,6 +118,8 @@ class ModelProcess:
                 self._reap(process)
             # Without a PID namespace, what the model started in another session is still there.
             kilele_sandbox.kill_user(self.uid)
+            if cpu_limit is not None:
+                cpu_limit.release()
             pump.join(timeout=5)
         model_seconds = trial.timeout_seconds - max(0.0, deadline - time.monotonic())
         if killed_for is not None:

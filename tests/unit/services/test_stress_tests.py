@@ -53,11 +53,13 @@ def test_a_default_project_made_meanwhile_is_used(h):
 
 def test_start_builds_the_message_and_starts_one_execution(h):
     dev = h.user()
-    job = h.services.stress_tests.start_stress_test(dev, config(h, dev), ram_request_megabytes=1000)
+    job = h.services.stress_tests.start_stress_test(dev, config(h, dev), ram_request_megabytes=1000,
+                                                    cpu_request_millicores=700)
     [(name, state)] = h.fakes.stress_workflows.starts
     message = state["message"]
     assert name == job["job_id"] and job["status"] == "PENDING"
     assert message["memory_limit_mb"] == 2000 and message["heartbeat_seconds"] == h.settings.trial_heartbeat_seconds
+    assert message["cpu_limit_millicores"] == 1400  # the limit: twice the request, as on AWS
     assert message["config"]["data_info"]["eval_path"] == "eval.parquet" and message["model_key"].endswith("/model.py")
     assert message["test_run_id"] == job["test_run_id"] and message["project_id"] == job["project_id"]
     assert state["heartbeat_timeout_seconds"] == h.settings.trial_heartbeat_timeout_seconds

@@ -95,3 +95,21 @@ def test_thread_pools_follow_the_limit():
     assert thread_environment(None) == {}
     with pytest.raises(ValueError):
         CpuLimit(0)
+
+
+def test_children_started_before_the_limit_are_limited_too(tmp_path):
+    """The sandbox's entry forks before the model runs: a tree already forked is moved whole."""
+    limit = CpuLimit(300)
+    child = _busy(tmp_path)
+    try:
+        time.sleep(0.5)  # the two spinners exist before the limit
+        how = limit.apply(child.pid)
+        if not how.startswith("cgroup"):
+            pytest.skip(f"this machine gives no writable cpu cgroup: {how}")
+        members = set(map(int, (limit.group / "cgroup.procs").read_text().split()))
+        used = _measure(child)
+    finally:
+        _stop(child)
+        limit.release()
+    assert len(members) >= 3, members  # the parent and both spinners
+    assert used < 0.45, f"{used:.2f} cores used under a 300-millicore quota ({how})"

@@ -78,6 +78,18 @@ def test_a_stress_test_runs_the_engine_and_uploads_its_results(platform, run_wor
         assert b"<html" in read(platform, prefix + "report.html")[:2000].lower()
     log = read(platform, fields["logs_key"]).decode()
     assert "the engine starts" in log and "stress test done" in log
+    assert "CPU rate limit none" in log  # no cpu_limit_millicores in this message
+
+
+def test_the_cpu_limit_is_applied_to_the_model_process(platform, run_worker):
+    """cpu_limit_millicores (twice the job's cpu_request_millicores) caps the model process; the
+    log says how (a cgroup quota here, whole cores where no cgroup can be made)."""
+    message, arn, fields = start(platform)
+    message["trial"]["cpu_limit_millicores"] = 1500
+    assert run_worker(message) == 0
+    assert platform.wait_execution(arn)["status"] == "SUCCEEDED"
+    log = read(platform, fields["logs_key"]).decode()
+    assert "CPU rate limit cgroup" in log or "CPU rate limit no cgroup could be made: pinned to 2 of" in log, log
 
 
 def test_a_model_file_that_does_not_import_fails_with_error_json(platform, run_worker):
