@@ -50,6 +50,7 @@ class Reporter:
 
     def __init__(self, aws: AwsClients, token: str, trial: TrialSpec, log: TrialLog):
         self.aws, self.token, self.trial, self.log = aws, token, trial, log
+        self._uploaded_version = -1
 
     def claim(self, started_at: str) -> bool:
         """Create the run's claim; False if another worker has it. Other errors raise."""
@@ -64,12 +65,20 @@ class Reporter:
         return True
 
     def upload_log(self) -> None:
+        version = self.log.version
         try:
             self.aws.s3.put_object(Bucket=self.trial.bucket, Key=self.trial.logs_key,
                                    Body=self.log.text().encode("utf-8", "replace"),
                                    ContentType="text/plain; charset=utf-8")
+            self._uploaded_version = version
         except Exception as e:  # noqa: BLE001 - still report the outcome
             stdout(f"could not upload the trial log to s3://{self.trial.bucket}/{self.trial.logs_key}: {describe(e)}")
+
+    def upload_log_if_changed(self) -> None:
+        """The log so far, while the run goes on (``GET .../logs`` shows it), if it grew since the
+        last upload."""
+        if self.log.version != self._uploaded_version:
+            self.upload_log()
 
     def succeed(self, output: dict[str, Any]) -> int:
         self.upload_log()

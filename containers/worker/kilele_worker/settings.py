@@ -31,6 +31,9 @@ SANDBOX_ISOLATE_ENV = "KILELE_SANDBOX_ISOLATE"
 #: Processes and threads the model's user may have at once (a fork bomb stops there).
 SANDBOX_MAX_PROCESSES_ENV = "KILELE_SANDBOX_MAX_PROCESSES"
 DEFAULT_MAX_PROCESSES = 256
+#: Seconds between uploads of the log so far while a run goes on (only when it grew).
+LOG_UPLOAD_SECONDS_ENV = "KILELE_LOG_UPLOAD_SECONDS"
+DEFAULT_LOG_UPLOAD_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,7 @@ class WorkerSettings:
     #: Network, PID and mount namespaces for the model, where the kernel allows them.
     sandbox_isolate: bool = True
     sandbox_max_processes: int = DEFAULT_MAX_PROCESSES
+    log_upload_seconds: float = DEFAULT_LOG_UPLOAD_SECONDS
     #: A read-only snapshot of the worker's environment, the source of the model's scrubbed one.
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
@@ -59,6 +63,7 @@ class WorkerSettings:
             sandbox_user=source.get(SANDBOX_USER_ENV, "1").strip() != "0",
             sandbox_isolate=source.get(SANDBOX_ISOLATE_ENV, "1").strip() != "0",
             sandbox_max_processes=int(source.get(SANDBOX_MAX_PROCESSES_ENV) or DEFAULT_MAX_PROCESSES),
+            log_upload_seconds=float(source.get(LOG_UPLOAD_SECONDS_ENV) or DEFAULT_LOG_UPLOAD_SECONDS),
             environ=MappingProxyType(source),
         )
 

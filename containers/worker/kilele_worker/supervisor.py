@@ -18,7 +18,7 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from kilele_worker import child as child_module
 from kilele_worker import errors, sandbox
@@ -36,22 +36,29 @@ class Monitor(threading.Thread):
     when the execution no longer waits for the token: it timed out, or it was stopped (a stopped
     train job stops its slots' executions)."""
 
-    def __init__(self, aws: AwsClients, token: str, trial: TrialSpec, log: TrialLog, wake: threading.Event):
+    def __init__(self, aws: AwsClients, token: str, trial: TrialSpec, log: TrialLog, wake: threading.Event,
+                 upload_log: Optional[Callable[[], None]] = None, log_upload_seconds: float = 2.0):
         super().__init__(name=f"kilele-monitor-{trial.id}", daemon=True)
         self._aws, self._token, self._trial, self._log, self._wake = aws, token, trial, log, wake
+        self._upload_log, self._log_every = upload_log, max(0.05, log_upload_seconds)
         self._halt = threading.Event()
         self.token_gone: Optional[str] = None
 
     def run(self) -> None:
+        heartbeat_due = 0.0
         while not self._halt.is_set():
-            try:
-                self.check_once()
-            except Exception as e:  # noqa: BLE001 - the monitor must keep running
-                self._log.worker(f"monitor check failed: {describe(e)}")
-            if self.token_gone:
-                self._wake.set()
-                return
-            self._halt.wait(self._trial.heartbeat_seconds)
+            if time.monotonic() >= heartbeat_due:
+                heartbeat_due = time.monotonic() + self._trial.heartbeat_seconds
+                try:
+                    self.check_once()
+                except Exception as e:  # noqa: BLE001 - the monitor must keep running
+                    self._log.worker(f"monitor check failed: {describe(e)}")
+                if self.token_gone:
+                    self._wake.set()
+                    return
+            if self._upload_log is not None:
+                self._upload_log()  # the log so far: readable while the run goes on
+            self._halt.wait(min(self._log_every, max(0.0, heartbeat_due - time.monotonic())) or 0.05)
 
     def halt(self) -> None:
         self._halt.set()
@@ -100,7 +107,9 @@ class TrialRunner:
             return errors.EXIT_NOT_MINE
         self.log.worker("trial claimed")
 
-        self.monitor = Monitor(self.aws, self.token, trial, self.log, self.wake)
+        self.monitor = Monitor(self.aws, self.token, trial, self.log, self.wake,
+                               upload_log=self.reporter.upload_log_if_changed,
+                               log_upload_seconds=self.settings.log_upload_seconds)
         self.monitor.start()
         try:
             outcome: Any = self._run_model_and_upload()

@@ -34,6 +34,8 @@ class TrialLog:
         self._lock = threading.Lock()
         self._echo = echo
         self._echo_stopped = False
+        #: Lines added so far: the streaming upload sends the log again only when it grew.
+        self.version = 0
 
     def worker(self, text: str) -> None:
         self._add("worker", text)
@@ -50,6 +52,7 @@ class TrialLog:
     def _append(self, line: str) -> None:
         size = len(line.encode("utf-8", "replace"))
         with self._lock:
+            self.version += 1
             if self._head_bytes + size <= self._half and not self._tail:
                 self._head.append(line)
                 self._head_bytes += size

@@ -4,7 +4,8 @@ output, one-line errors, and the command groups other packages plug in (entry-po
 from __future__ import annotations
 
 import importlib.metadata
-from typing import Any, Iterable, Optional
+import time
+from typing import Any, Callable, Iterable, Optional
 
 import click
 
@@ -38,6 +39,27 @@ class Context:
 
 def output(data: Any) -> None:
     click.echo(render_json(data))
+
+
+def follow_log(fetch: Callable[[], tuple[str, bool]], poll_seconds: float = 2.0) -> None:
+    """Print a log as it grows: ``fetch`` returns (the log so far, whether the run has ended);
+    new text is printed at every poll, until the run ended and its last text is out. A log the
+    platform cut (it keeps head and tail) is printed again from where the two no longer agree."""
+    shown = ""
+    while True:
+        text, ended = fetch()
+        if text.startswith(shown):
+            new = text[len(shown):]
+        else:
+            new = "[... the log was cut; its stored head and tail follow ...]\n" + text
+        if new:
+            click.echo(new, nl=False)
+        shown = text
+        if ended:
+            if shown and not shown.endswith("\n"):
+                click.echo()
+            return
+        time.sleep(poll_seconds)
 
 
 def fail(message: str) -> None:

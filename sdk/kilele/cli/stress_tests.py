@@ -13,7 +13,7 @@ from typing import Any, Optional
 
 import click
 
-from kilele.cli.core import Context, cli, fail, output, pass_ctx
+from kilele.cli.core import Context, cli, fail, follow_log, output, pass_ctx
 from kilele.constants import StressTestJobStatus
 from kilele.resources.stress_tests import CONFIG_PATH_KEYS, is_local_path
 from kilele.stress import CustomImage, StressTestJob
@@ -170,10 +170,20 @@ def stress_tests_report(obj: Context, job_id: str, path: str) -> None:
 @stress_tests.command("logs")
 @click.argument("job_id")
 @click.option("--raw", is_flag=True, help="Print the log text instead of JSON.")
+@click.option("--follow", "-f", is_flag=True, help="Print the log text as it grows, until the job ends.")
+@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds between polls.")
 @pass_ctx
-def stress_tests_logs(obj: Context, job_id: str, raw: bool) -> None:
-    """Show the engine's logs of a job."""
-    logs = StressTestJob(obj.client(), job_id).get_logs()
+def stress_tests_logs(obj: Context, job_id: str, raw: bool, follow: bool, poll: float) -> None:
+    """Show the engine's logs of a job (--follow: the text as it grows)."""
+    job = StressTestJob(obj.client(), job_id)
+    if follow:
+        def fetch() -> tuple[str, bool]:
+            ended = job.refresh().get("status") in ("SUCCEEDED", "FAILING")
+            return job.get_logs(), ended  # read after the status: the last text is in
+
+        follow_log(fetch, poll)
+        return
+    logs = job.get_logs()
     if raw:
         click.echo(logs, nl=not logs.endswith("\n"))
     else:

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import click
 
-from kilele.cli.core import Context, cli, output, pass_ctx, version_option
+from kilele.cli.core import Context, cli, follow_log, output, pass_ctx, version_option
 from kilele.cli.render import render_watch, watch_key
 from kilele.constants import FINAL_TRAIN_JOB_STATUSES, BudgetOption
 
@@ -160,10 +160,21 @@ def trials_get(obj: Context, trial_id: str) -> None:
 
 @trials.command("logs")
 @click.argument("trial_id")
+@click.option("--follow", "-f", is_flag=True, help="Print the log text as it grows, until the trial ends.")
+@click.option("--poll", default=2.0, show_default=True, type=click.FloatRange(min=0.1), help="Seconds between polls.")
 @pass_ctx
-def trials_logs(obj: Context, trial_id: str) -> None:
-    """Show a trial's logs."""
-    output(obj.client().get_trial_logs(trial_id))
+def trials_logs(obj: Context, trial_id: str, follow: bool, poll: float) -> None:
+    """Show a trial's logs (JSON; --follow: the text as it grows)."""
+    client = obj.client()
+    if not follow:
+        output(client.get_trial_logs(trial_id))
+        return
+
+    def fetch() -> tuple[str, bool]:
+        got = client.get_trial_logs(trial_id)
+        return str(got.get("logs") or ""), got.get("status") not in ("PENDING", "RUNNING")
+
+    follow_log(fetch, poll)
 
 
 @trials.command("params")

@@ -153,3 +153,13 @@ def test_the_engines_stress_group_is_not_taken():
     stress = cli.commands.get("stress")  # `kilele stress run` belongs to the kilele_stress package
     assert stress is None or not stress.callback.__module__.startswith("kilele.")
     assert {"projects", "stress-tests"} <= set(cli.commands)
+
+
+def test_logs_follow_prints_the_engine_log_as_it_grows(server, run):
+    states = iter(["RUNNING", "RUNNING", "SUCCEEDED"])
+    logs = iter(["loaded 891 rows\n", "loaded 891 rows\n20 tests ran\n", "loaded 891 rows\n20 tests ran\n42 tests ran\n"])
+    server.handler("GET", "/stress-tests/j-1", lambda _: server.Canned(200, {"job_id": "j-1", "status": next(states)}))
+    server.handler("GET", "/stress-tests/j-1/logs", lambda _: server.Canned(200, {"job_id": "j-1", "logs": next(logs)}))
+    result = run("stress-tests", "logs", "j-1", "--follow", "--poll", "0.1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "loaded 891 rows\n20 tests ran\n42 tests ran\n"

@@ -260,3 +260,26 @@ def test_render_watch_truncates_knobs_and_marks_unlimited_budget():
     assert "knob_0=value" in row and "knob_9" not in row
     assert "30s" in row  # running for 30 s
     assert "(no trial limit)" in text
+
+
+def test_trials_logs_follow_prints_the_log_as_it_grows(server, run):
+    """--follow polls and prints only what is new, until the trial has ended."""
+    answers = iter([("RUNNING", "10:00 [worker] started\n"),
+                    ("RUNNING", "10:00 [worker] started\n10:01 [model] epoch 1\n"),
+                    ("COMPLETED", "10:00 [worker] started\n10:01 [model] epoch 1\n10:02 [worker] trial COMPLETED\n")])
+
+    def answer(_):
+        status, logs = next(answers)
+        return server.Canned(200, {"trial_id": "t-1", "status": status, "logs": logs})
+
+    server.handler("GET", "/trials/t-1/logs", answer)
+    result = run(server, "trials", "logs", "t-1", "--follow", "--poll", "0.1")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ("10:00 [worker] started\n10:01 [model] epoch 1\n10:02 [worker] trial COMPLETED\n")
+    assert server.paths().count(("GET", "/trials/t-1/logs")) == 3
+
+
+def test_trials_logs_without_follow_is_one_json_answer(server, run):
+    server.route("GET", "/trials/t-1/logs", 200, {"trial_id": "t-1", "status": "RUNNING", "logs": "a\n"})
+    result = run(server, "trials", "logs", "t-1")
+    assert result.exit_code == 0 and json.loads(result.stdout)["logs"] == "a\n"

@@ -361,3 +361,30 @@ def test_describe_of_a_broken_model_fails_with_its_error_in_the_log(platform, ru
     assert "no_such_module" in platform.log_text(trial)
     report = platform.error_report(trial)
     assert report["kind"] == "describe" and report["error_type"] == "TrialError" and "no_such_module" in report["message"]
+
+
+def test_the_log_so_far_is_readable_while_the_trial_runs(platform):
+    """The supervisor uploads the log while the model runs (every log_upload_seconds, when it
+    grew): a reader sees the model's first lines before the trial ends."""
+    from kilele_worker.supervisor import run_trial
+    from kilele_worker.message import parse_message
+    from kilele_worker.settings import WorkerSettings
+
+    trial = platform.start_trial(model('print("epoch 1 done", flush=True)\ntime.sleep(4)'), "M")
+    settings = WorkerSettings(log_upload_seconds=0.2)
+    done = threading.Event()
+    worker = threading.Thread(target=lambda: (run_trial(parse_message(json.dumps(trial.message)),
+                                                        settings=settings), done.set()))
+    worker.start()
+    seen = ""
+    deadline = time.monotonic() + 30
+    while not done.is_set() and time.monotonic() < deadline:
+        if platform.object_exists(trial.fields["logs_key"]):
+            seen = platform.log_text(trial)
+            if "epoch 1 done" in seen:
+                break
+        time.sleep(0.1)
+    running = not done.is_set()
+    worker.join(timeout=60)
+    assert "epoch 1 done" in seen and running, seen
+    assert "trial COMPLETED" in platform.log_text(trial)
