@@ -91,6 +91,6 @@ def test_enqueue_many_then_dequeue_waits_for_nothing_lost(serving_app):
 
 def test_a_queue_without_an_inference_job_answers_an_error_result(serving_app):
     InputQueue("no_job_app", client=serving_app).enqueue("x", t=np.zeros(4))
-    with pytest.raises(PredictionFailedError, match="no running inference job") as caught:
+    with pytest.raises(PredictionFailedError, match="there is no app .no_job_app.") as caught:
         OutputQueue("no_job_app", client=serving_app).query("x", timeout=60)
     assert caught.value.uri == "x"
