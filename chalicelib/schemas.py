@@ -17,6 +17,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 from chalicelib.entities import AccessRight, BudgetOption, InputType, StressTestStatus, Task, UserType
 from chalicelib.errors import InvalidInput
 from chalicelib.services.payloads import Payload, queries_of, style_of
+from chalicelib.services.trial_messages import TRAIN_ARGS_MAX_BYTES
 from chalicelib.stress_config import test_run_config_schema
 
 # White space spelt out (exactly what str.isspace() and Python's \s match): JSON Schema readers
@@ -64,6 +65,20 @@ def _bounded_json(value: Any) -> Any:
     if _depth(value, MAX_JSON_FIELD_DEPTH) > MAX_JSON_FIELD_DEPTH:
         raise ValueError(f"is nested deeper than the limit of {MAX_JSON_FIELD_DEPTH} levels")
     return value
+
+
+def _shallow_json(value: Any) -> Any:
+    if _depth(value, MAX_JSON_FIELD_DEPTH) > MAX_JSON_FIELD_DEPTH:
+        raise ValueError(f"is nested deeper than the limit of {MAX_JSON_FIELD_DEPTH} levels")
+    return value
+
+
+def train_args_json(annotation: Any) -> Any:
+    """``annotation``, at most MAX_JSON_FIELD_DEPTH levels deep; its size is the train-job
+    service's rule (a 413 naming the workflow's limit, trial_messages.TRAIN_ARGS_MAX_BYTES)."""
+    return Annotated[annotation, AfterValidator(_shallow_json), Field(
+        description=f"at most {TRAIN_ARGS_MAX_BYTES} bytes as JSON with non-ASCII escaped (413 past it), "
+                    f"{MAX_JSON_FIELD_DEPTH} levels deep")]
 
 
 def bounded_json(annotation: Any) -> Any:
@@ -204,7 +219,7 @@ class CreateTrainJobRequest(Schema):
     val_dataset_id: Id
     budget: Annotated[dict[BudgetOption, float], TRAIN_BUDGET] = {}
     models: Optional[list[Id]] = Field(None, min_length=1, max_length=50)
-    train_args: bounded_json(dict[str, Any]) = {}
+    train_args: train_args_json(dict[str, Any]) = {}
 
     @model_validator(mode="after")
     def _budget_values(self) -> "CreateTrainJobRequest":

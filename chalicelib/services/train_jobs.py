@@ -17,10 +17,11 @@ from chalicelib.entities import (
     Worker,
     WorkerStatus,
 )
-from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
+from chalicelib.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.trial_loop import execution_name, slot_state
+from chalicelib.services.trial_messages import TRAIN_ARGS_MAX_BYTES, WORKFLOW_STATE_LIMIT_BYTES, workflow_size
 from chalicelib.ports import BlobStore, CounterStore, DatasetStore, ModelStore, TrainJobStore, TrialStore, WorkflowRunner
 
 LATEST = -1
@@ -62,8 +63,10 @@ class TrainJobService:
         model_ids: Optional[list[str]] = None,
         train_args: Optional[dict[str, Any]] = None,
     ) -> dict[str, Any]:
-        """Start a hyperparameter search: one worker execution per model slot."""
+        """Start a hyperparameter search: one worker execution per model slot. ``train_args``
+        larger than a trial's message can carry are refused (PayloadTooLarge) before anything."""
         require(actor, Action.MANAGE_TRAIN_JOBS)
+        _check_train_args(train_args or {})
         train = self._usable_dataset(actor, train_dataset_id, task)
         self._usable_dataset(actor, val_dataset_id, task)
         _check_classes(train, task)
@@ -291,6 +294,16 @@ def _generation(execution_arn: Optional[str]) -> int:
 def _has_running_worker(job: Optional[TrainJob]) -> bool:
     """Whether ``job`` still has a running worker."""
     return job is not None and any(w.status is WorkerStatus.RUNNING for w in job.workers.values())
+
+
+def _check_train_args(train_args: dict[str, Any]) -> None:
+    """Every trial's message carries ``train_args``: past the limit, no trial could be dispatched."""
+    size = workflow_size(train_args)
+    if size > TRAIN_ARGS_MAX_BYTES:
+        raise PayloadTooLarge(
+            f"train_args is {size} bytes as JSON (non-ASCII characters escaped); the limit is {TRAIN_ARGS_MAX_BYTES} "
+            f"bytes, so that each trial's message fits Step Functions' {WORKFLOW_STATE_LIMIT_BYTES // 1024} KiB "
+            f"state limit")
 
 
 CLASSIFICATION = (Task.TABULAR_CLASSIFICATION, Task.IMAGE_CLASSIFICATION)

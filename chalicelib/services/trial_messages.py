@@ -25,6 +25,10 @@ from chalicelib.entities import BudgetOption, Dataset, Model, TrainJob, Trial
 ERROR_REPORT_NAME = "error.json"
 CLAIM_NAME = "claim.json"
 ERROR_MESSAGE_MAX_CHARS = 4000
+# Step Functions keeps a state (and SQS a message) to 256 KiB; a trial's message carries the
+# job's train_args, beside its own keys and the task token. train_args get half of it.
+WORKFLOW_STATE_LIMIT_BYTES = 256 * 1024
+TRAIN_ARGS_MAX_BYTES = WORKFLOW_STATE_LIMIT_BYTES // 2
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,12 @@ def describe_message(job: TrainJob, model: Model, train: Dataset, val: Dataset, 
     }
 
 
+def workflow_size(value: Any) -> int:
+    """Bytes of ``value`` as the workflow carries it: JSON with non-ASCII escaped (as boto3 and
+    the Lambda runtime serialize it; ``é`` takes 6 bytes there, 2 in UTF-8)."""
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=True))
+
+
 def read_error_report(raw: bytes) -> dict[str, Any]:
     """``error_type``, ``message`` and ``started_at`` of a worker's ``error.json`` (each None when
     missing or unusable; an unreadable report is an empty one)."""
@@ -153,6 +163,8 @@ __all__ = [
     "beside_log",
     "trial_message",
     "describe_message",
+    "workflow_size",
+    "TRAIN_ARGS_MAX_BYTES",
     "read_error_report",
     "parse_time",
 ]

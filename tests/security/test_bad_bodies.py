@@ -18,6 +18,7 @@ from chalicelib import wiring
 from chalicelib.local.gateway import ChaliceWsgiApp
 from chalicelib.local.provision import provision
 from chalicelib.schemas import MAX_DEPENDENCIES, MAX_JSON_FIELD_BYTES, MAX_JSON_FIELD_DEPTH
+from chalicelib.services.trial_messages import TRAIN_ARGS_MAX_BYTES
 from settings_support import make_settings
 
 SUPERADMIN = ("superadmin@kilele", "kilele")
@@ -177,14 +178,15 @@ def test_20000_dependencies_are_400_naming_the_limit(bad_input_client):
     _error(status, body, 400, "dependencies", f"at most {MAX_DEPENDENCIES}")
 
 
-@pytest.mark.parametrize("path, body", [
+@pytest.mark.parametrize("path, body, code, limit", [
+    # train_args ride in every trial's message: their limit is the workflow's (a 413)
     ("/train-jobs", {"app": "a", "task": "TABULAR_CLASSIFICATION", "train_dataset_id": "d", "val_dataset_id": "d",
-                     "train_args": {"blob": "x" * 500_000}}),
-    ("/stress-tests", {"test_run_config": {"blob": "x" * 500_000}}),
+                     "train_args": {"blob": "x" * 500_000}}, 413, TRAIN_ARGS_MAX_BYTES),
+    ("/stress-tests", {"test_run_config": {"blob": "x" * 500_000}}, 400, MAX_JSON_FIELD_BYTES),
 ], ids=["train_args", "test_run_config"])
-def test_other_stored_json_fields_are_bounded(bad_input_client, path, body):
+def test_other_stored_json_fields_are_bounded(bad_input_client, path, body, code, limit):
     status, answer = bad_input_client.call("POST", path, body)
-    _error(status, answer, 400, f"the limit is {MAX_JSON_FIELD_BYTES} bytes")
+    _error(status, answer, code, f"the limit is {limit} bytes")
 
 
 def test_a_body_over_the_request_limit_is_413(bad_input_client):

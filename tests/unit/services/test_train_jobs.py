@@ -281,3 +281,19 @@ def test_stop_all_stops_only_live_jobs(h, dev, data):
     assert h.services.train_jobs.stop_all_train_jobs() == 2
     assert [h.fakes.train_jobs.get(j).status for j in live] == [TrainJobStatus.STOPPED] * 2
     assert h.fakes.train_jobs.get(ended).status is TrainJobStatus.ERRORED
+
+
+def test_train_args_too_large_for_the_workflow_are_refused_before_anything_starts(h, dev, data):
+    from chalicelib.errors import PayloadTooLarge
+    from chalicelib.services.trial_messages import TRAIN_ARGS_MAX_BYTES
+
+    model = h.model(dev)
+    # 30,000 'é' are 60 KB in UTF-8 but 180 KB as the workflow carries them (\u00e9 each)
+    with pytest.raises(PayloadTooLarge) as e:
+        h.services.train_jobs.create_train_job(dev, "app", TABULAR, data.id, data.id, {"MODEL_TRIAL_COUNT": 1},
+                                               model_ids=[model.id], train_args={"note": "é" * 30_000})
+    assert str(TRAIN_ARGS_MAX_BYTES) in e.value.message and "256 KiB" in e.value.message
+    assert h.fakes.train_jobs.list_by_user(dev.id) == [] and h.fakes.workflows.started == {}
+    ok = h.services.train_jobs.create_train_job(dev, "app", TABULAR, data.id, data.id, {"MODEL_TRIAL_COUNT": 1},
+                                                model_ids=[model.id], train_args={"note": "é" * 1000})
+    assert h.fakes.train_jobs.get(ok["id"]).train_args == {"note": "é" * 1000}
