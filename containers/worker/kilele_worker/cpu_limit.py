@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -66,11 +67,20 @@ class CpuLimit:
                 return self.method
         return self._affinity(pid)
 
-    def release(self) -> None:
-        """Remove the cgroup (it must be empty: call once the process tree has exited)."""
-        if self.group is not None:
-            _remove(self.group)
-            self.group = None
+    def release(self, wait_seconds: float = 5.0) -> bool:
+        """Remove the cgroup, once the process tree has exited: killed processes leave it only
+        when reaped (orphans by init, a moment later), so an occupied group is retried for up to
+        ``wait_seconds``. False if it could not be removed (it is left, empty of CPU quota use)."""
+        if self.group is None:
+            return True
+        deadline = time.monotonic() + wait_seconds
+        while True:
+            if _remove(self.group):
+                self.group = None
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     # --- the three ways -------------------------------------------------------------------
     def _cgroup_v2(self, quota: int) -> Optional[Path]:
@@ -161,11 +171,14 @@ def _new_child(base: Path) -> Path:
     return group
 
 
-def _remove(group: Path) -> None:
+def _remove(group: Path) -> bool:
     try:
         group.rmdir()  # cgroup directories are removed with rmdir, their files go with them
-    except OSError:
-        pass
+    except FileNotFoundError:
+        return True
+    except OSError:  # EBUSY: processes still in it
+        return False
+    return True
 
 
 def _read(path: Path) -> str:
