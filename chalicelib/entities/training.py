@@ -145,13 +145,17 @@ class Trial:
     onnx_key: Optional[str] = None
     error_type: Optional[str] = None
     error_message: Optional[str] = None
+    # A failed model check (the worker could not load the model or read its knob config):
+    # recorded like a trial, with its logs, so the failure has a record; never ranked or served.
+    model_check: bool = False
 
     @property
     def fully_trained(self) -> bool:
         """COMPLETED as a full trial, with parameters: the only kind ranked as a job's best and
         served. A screening trial (PolicyKnob EARLY_STOP / QUICK_EVAL on) trained briefly or was
         scored on part of the validation set: its score is not comparable with full trials'."""
-        return self.status is TrialStatus.COMPLETED and not self.screening and self.params_key is not None
+        return (self.status is TrialStatus.COMPLETED and not self.screening and not self.model_check
+                and self.params_key is not None)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -164,6 +168,7 @@ class Trial:
             "knobs": self.knobs,
             "status": self.status.value,
             "screening": self.screening,
+            "model_check": self.model_check,
             # beside the seed's fields: a screening trial's score is a screening score, never a
             # fully trained model's; only fully trained trials are ranked and served
             "fully_trained": self.fully_trained,

@@ -146,7 +146,7 @@ class TrialLoop:
         history = [
             TrialRecord(knobs=t.knobs, score=t.score, status=t.status.value, screening=t.screening)
             for t in self._trials.list_of_job(job.id)
-            if t.model_id == model.id
+            if t.model_id == model.id and not t.model_check
         ]
         prior = self._warm_start(job, model.id) if len(history) < WARM_START_WINDOW else []
         trial_id = new_id()
@@ -238,6 +238,9 @@ class TrialLoop:
         try:
             parse_knob_config(knob_config)
         except (TypeError, ValueError) as e:
+            message = (state.get("proposal") or {}).get("trial")
+            if message:  # the check failed: a record with its logs, then the worker fails with why
+                self._record_failed_check(state, message, "InvalidKnobConfig", f"the knob config is not valid: {e}", None)
             raise Unprocessable(f"the model's knob config is not valid: {e}") from e
         self._models.set_knob_config(state["model_id"], knob_config)
         return _base(state)
@@ -267,8 +270,9 @@ class TrialLoop:
         if message.get("kind") == "describe":
             detail = report["message"] or self._log_tail(message["logs_key"])
             self._jobs.update_worker(
-                state["train_job_id"], state["worker_key"], error=f"loading the model failed ({error}): {detail}"
+                state["train_job_id"], state["worker_key"], error=f"loading the model failed ({error}): {detail}"[:2000]
             )
+            self._record_failed_check(state, message, error, detail, report["started_at"])
         else:
             job = self._jobs.get(state["train_job_id"])
             status = TrialStatus.TERMINATED if job and job.status.is_final else TrialStatus.ERRORED
@@ -285,6 +289,21 @@ class TrialLoop:
             consecutive_errors=state["consecutive_errors"] + 1,
             trials_in_execution=state["trials_in_execution"] + 1,
         )
+
+    def _record_failed_check(self, state: dict[str, Any], message: dict[str, Any], error: str, detail: str,
+                             started_at: Optional[datetime]) -> None:
+        """A failed model check becomes a record among the job's trials (``model_check``), with
+        the check's log as its logs, so users see it where they look for trials."""
+        now = self._clock()
+        self._trials.add(Trial(
+            id=message["id"], train_job_id=state["train_job_id"], model_id=message["model_id"],
+            model_name=message["model_name"], worker_key=state["worker_key"], number=0, knobs={},
+            fingerprint="model-check", created_at=now, status=TrialStatus.RUNNING, started_at=now,
+            logs_key=message["logs_key"], model_check=True,
+        ))
+        self._trials.finish(message["id"], TrialStatus.ERRORED, now, error_type=error,
+                            error_message=detail[:trial_messages.ERROR_MESSAGE_MAX_CHARS],
+                            started_at=_stored_time(started_at))
 
     def _error_report(self, message: dict[str, Any]) -> dict[str, Any]:
         key = message.get("error_key") or trial_messages.beside_log(message["logs_key"])["error_key"]
@@ -311,7 +330,12 @@ class TrialLoop:
         return next_state
 
     def finish_worker(self, state: dict[str, Any]) -> dict[str, Any]:
-        self._end_worker(state, WorkerStatus.STOPPED, _stop_error(state.get("proposal") or {}))
+        error = _stop_error(state.get("proposal") or {})
+        job = self._jobs.get(state["train_job_id"])
+        worker = job.workers.get(state["worker_key"]) if job else None
+        if error and worker is not None and worker.error:  # e.g. why its model checks failed
+            error = f"{error}: {worker.error}"
+        self._end_worker(state, WorkerStatus.STOPPED, error)
         return _base(state)
 
     def fail_worker(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -328,16 +352,31 @@ class TrialLoop:
         job = self._jobs.get(job_id)
         if job is None or any(w.status is WorkerStatus.RUNNING for w in job.workers.values()):
             return
-        # Failing trials (the model's fault) leave the job STOPPED; only a job whose every worker
-        # broke down (the platform's fault) is ERRORED.
-        all_failed = all(w.status is WorkerStatus.ERRORED for w in job.workers.values())
-        final = TrainJobStatus.ERRORED if all_failed else TrainJobStatus.STOPPED
-        error = None
-        if final is TrainJobStatus.ERRORED:
-            error = "; ".join(sorted({w.error for w in job.workers.values() if w.error})) or "every worker failed"
+        final, error = self._outcome(job)
         self._jobs.set_status(
-            job_id, final, only_from=(TrainJobStatus.STARTED, TrainJobStatus.RUNNING), at=self._clock(), error=error
+            job_id, final, only_from=(TrainJobStatus.STARTED, TrainJobStatus.RUNNING), at=self._clock(),
+            error=error[:2000] if error else None,
         )
+
+    def _outcome(self, job: TrainJob) -> tuple[TrainJobStatus, Optional[str]]:
+        """How a job ends once its last worker has: ERRORED when every worker broke down (the
+        platform's fault) or when no trial completed (the model failed its check or every trial
+        failed: nothing to serve), with why; else STOPPED."""
+        worker_errors = "; ".join(sorted({w.error for w in job.workers.values() if w.error}))
+        if all(w.status is WorkerStatus.ERRORED for w in job.workers.values()):
+            return TrainJobStatus.ERRORED, worker_errors or "every worker failed"
+        trials = self._trials.list_of_job(job.id)
+        if any(t.status is TrialStatus.COMPLETED and not t.model_check for t in trials):
+            return TrainJobStatus.STOPPED, None
+        reasons = ["no trial completed"]
+        failed = [t for t in trials if t.status is TrialStatus.ERRORED]
+        if failed:
+            last = max(failed, key=lambda t: (t.stopped_at or t.created_at, t.number))
+            what = "the model check failed" if last.model_check else f"trial {last.number} failed"
+            reasons.append(f"{what} ({last.id}): {last.error_type}: {last.error_message}")
+        if worker_errors:
+            reasons.append(f"workers: {worker_errors}")
+        return TrainJobStatus.ERRORED, "; ".join(reasons)
 
     def _job(self, state: dict[str, Any]) -> TrainJob:
         job = self._jobs.get(state["train_job_id"])

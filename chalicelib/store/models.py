@@ -190,6 +190,7 @@ class TrialItem(Model):
     created_at = UnicodeAttribute()
     status = UnicodeAttribute()
     screening = BooleanAttribute(default=False)
+    model_check = BooleanAttribute(default=False)
     score = NumberAttribute(null=True)
     started_at = UnicodeAttribute(null=True)
     stopped_at = UnicodeAttribute(null=True)

@@ -514,6 +514,12 @@ def test_trial_round_trip_and_job_trials_oldest_first(stores):
     assert [t.id for t in stores.trials.list_of_job(job)] == [early.id, late.id]
 
 
+def test_a_model_check_record_round_trips_marked(stores):
+    check = a_trial(uid(), number=0, knobs={}, model_check=True, params_key=None, logs_key="describe/m1/d/logs.txt")
+    stores.trials.add(check)
+    assert stores.trials.get(check.id) == check and stores.trials.get(check.id).model_check is True
+
+
 def test_a_trial_finishes_once(stores):
     trial = a_trial(uid())
     stores.trials.add(trial)

@@ -45,14 +45,29 @@ def test_a_failing_trial_is_errored_and_the_search_goes_on(platform):
     assert len(trials) <= 6
 
 
-def test_a_slot_stops_after_too_many_errors_in_a_row(platform):
+def test_a_slot_stops_after_too_many_errors_in_a_row_and_a_job_with_no_completed_trial_errors(platform):
     platform.runner.outcome = lambda trial: ("fail", "TrialError")
     dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": -1, "TIME_HOURS": 1})
     job = platform.wait_for_job(dev, "app")
-    assert job["status"] == "STOPPED"  # failing trials are the model's fault, not the job's
+    assert job["status"] == "ERRORED"  # nothing to serve: it says why
+    assert "no trial completed" in job["error"] and "TrialError: scripted TrialError" in job["error"]
     trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
     assert len(trials) == 2 * 3 and {t["status"] for t in trials} == {"ERRORED"}
     assert all("in a row failed" in (w["error"] or "") for w in job["workers"])
+
+
+def test_a_model_that_fails_its_check_ends_the_job_errored_with_the_check_and_its_logs(platform):
+    log = "loading model.py\nModuleNotFoundError: No module named 'torch'\n"
+    platform.runner.describe_outcome = lambda message: ("fail", log)
+    dev, _ = platform.start_job({"MODEL_TRIAL_COUNT": 2, "TIME_HOURS": 1})
+    job = platform.wait_for_job(dev, "app")
+    assert job["status"] == "ERRORED"
+    assert "the model check failed" in job["error"] and "No module named 'torch'" in job["error"]
+    checks = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert checks and all(t["model_check"] and t["status"] == "ERRORED" for t in checks)
+    assert all("No module named 'torch'" in w["error"] for w in job["workers"])
+    logs = platform.services.train_jobs.get_trial_logs(dev, checks[0]["id"])
+    assert logs["logs"] == log
 
 
 def test_a_silent_trial_is_caught_by_the_heartbeat_timeout(platform):
@@ -66,7 +81,7 @@ def test_a_silent_trial_is_caught_by_the_heartbeat_timeout(platform):
     assert trials[0]["status"] == "RUNNING" and trials[0]["datetime_started"] is not None
     job = platform.wait_for_job(dev, "app", timeout=30)
     trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
-    assert job["status"] == "STOPPED" and [t["status"] for t in trials] == ["ERRORED"]
+    assert job["status"] == "ERRORED" and [t["status"] for t in trials] == ["ERRORED"]  # none completed
     assert trials[0]["error_type"].startswith("States.")  # no error.json: the failure's name
 
 

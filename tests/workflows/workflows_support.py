@@ -24,6 +24,9 @@ class ScriptedTrials:
         self.outcome: Callable[[dict], tuple[str, Any]] = lambda trial: ("ok", trial["knobs"]["x"])
         # Stress tests: ("ok", number of test cases) | ("fail", message) | ("hang", None)
         self.stress_outcome: Callable[[dict], tuple[str, Any]] = lambda message: ("ok", 3)
+        # Model checks (describe): ("ok", None) answers KNOB_CONFIG; ("fail", log text) writes
+        # the log and error.json as the worker does when the model cannot be loaded
+        self.describe_outcome: Callable[[dict], tuple[str, Any]] = lambda message: ("ok", None)
         self.seen: list[dict] = []
         self._sqs = aws.client("sqs")
         self._sfn = aws.client("stepfunctions")
@@ -57,6 +60,13 @@ class ScriptedTrials:
             self._answer_stress_test(trial, token)
             return
         if trial["kind"] == "describe":
+            kind, log = self.describe_outcome(trial)
+            if kind == "fail":
+                self._s3.put_object(Bucket=trial["bucket"], Key=trial["logs_key"], Body=log.encode())
+                report = {"trial_id": trial["id"], "error_type": "ModelLoadError", "message": log.strip().splitlines()[-1]}
+                self._s3.put_object(Bucket=trial["bucket"], Key=trial["error_key"], Body=json.dumps(report).encode())
+                self._sfn.send_task_failure(taskToken=token, error="ModelLoadError", cause="scripted failure")
+                return
             self._sfn.send_task_success(taskToken=token, output=json.dumps({"knob_config": self.KNOB_CONFIG}))
             return
         kind, value = self.outcome(trial)

@@ -64,11 +64,15 @@ def test_the_described_knob_config_is_recorded_and_trials_follow(h, make_job):
     assert proposal(h.services.trial_loop.propose(first_state(job)))["action"] == "run"
 
 
-def test_an_invalid_knob_config_is_refused(h, make_job):
+def test_an_invalid_knob_config_is_refused_and_leaves_a_failed_model_check(h, dev, make_job):
     job, (model,) = make_job(knob_config=None)
+    state = h.services.trial_loop.propose(first_state(job))
     with pytest.raises(Unprocessable, match="knob config"):
-        h.services.trial_loop.record_knob_config({**first_state(job), "result": {"knob_config": {"x": {"type": "?"}}}})
+        h.services.trial_loop.record_knob_config({**state, "result": {"knob_config": {"x": {"type": "?"}}}})
     assert h.fakes.models.get(model.id).knob_config is None
+    (check,) = h.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert check["model_check"] and check["status"] == "ERRORED" and check["error_type"] == "InvalidKnobConfig"
+    assert check["id"] == proposal(state)["trial"]["id"] and "knob config is not valid" in check["error"]
 
 
 def test_a_run_proposal_stores_a_running_trial_and_starts_the_job(h, make_job):
@@ -251,28 +255,57 @@ def test_a_trial_failing_after_the_job_stopped_is_terminated(h, make_job):
     assert h.fakes.trials.get(trial_id).status is TrialStatus.TERMINATED
 
 
-def test_a_failed_description_is_recorded_on_the_worker(h, make_job):
-    job, _ = make_job(knob_config=None)
-    out = h.services.trial_loop.propose(first_state(job))
-    h.fakes.blobs.put_bytes(proposal(out)["trial"]["logs_key"], b"loading\nImportError: no module named torch\n")
-    after = h.services.trial_loop.record_trial_failure({**out, "failure": {"Error": "TrialFailed"}})
+def fail_model_check(h, state, log=b"loading\nImportError: no module named torch\n"):
+    """Propose from ``state`` (a describe), write its log, record its failure; returns (proposed, after)."""
+    out = h.services.trial_loop.propose(state)
+    assert proposal(out)["action"] == "describe"
+    h.fakes.blobs.put_bytes(proposal(out)["trial"]["logs_key"], log)
+    return out, h.services.trial_loop.record_trial_failure({**out, "failure": {"Error": "TrialFailed"}})
+
+
+def test_a_failed_model_check_is_a_trial_record_with_its_logs(h, dev, make_job):
+    job, (model,) = make_job(knob_config=None)
+    out, after = fail_model_check(h, first_state(job))
     assert after["consecutive_errors"] == 1
     error = h.fakes.train_jobs.get(job.id).workers[out["worker_key"]].error
     assert "loading the model failed" in error and "no module named torch" in error
-    assert h.fakes.trials.items == {}
+    # The check is visible: listed with the job's trials (marked), with its logs.
+    (listed,) = h.services.train_jobs.get_trials_of_train_job(dev, "app")
+    assert listed["id"] == proposal(out)["trial"]["id"] and listed["model_check"] is True
+    assert (listed["status"], listed["model_id"], listed["worker"]) == ("ERRORED", model.id, out["worker_key"])
+    assert "no module named torch" in listed["error"] and listed["fully_trained"] is False
+    logs = h.services.train_jobs.get_trial_logs(dev, listed["id"])
+    assert "ImportError: no module named torch" in logs["logs"]
+    assert h.services.train_jobs.get_best_trials_of_train_job(dev, "app") == []
+
+
+def test_a_failed_model_check_is_not_in_the_advisors_history(h, make_job):
+    job, (model,) = make_job(knob_config=None)
+    fail_model_check(h, first_state(job))
+    state = h.services.trial_loop.propose(first_state(job))
+    h.services.trial_loop.record_knob_config({**state, "result": {"knob_config": KNOB_CONFIG}})
+    out = h.services.trial_loop.propose(first_state(job))
+    assert proposal(out)["action"] == "run" and proposal(out)["trial"]["knobs"] == {"x": 0}
+    assert h.fakes.advisor.seen[-1]["history"] == []
 
 
 # -- the end of workers and of the job ---------------------------------------------------------
 
 
+def complete_a_trial(h, state):
+    out = h.services.trial_loop.propose(state)
+    h.services.trial_loop.record_trial({**out, "result": {"score": 0.5}})
+
+
 def test_the_job_stops_when_its_last_worker_finishes(h, make_job):
     job, _ = make_job()
     first, second = every_state(job)
+    complete_a_trial(h, first)
     h.fakes.clock.advance(minutes=10)
     h.services.trial_loop.finish_worker({**first, "proposal": {"action": "stop", "reason": "TRIAL_BUDGET",
                                                               "detail": "MODEL_TRIAL_COUNT reached"}})
     stored = h.fakes.train_jobs.get(job.id)
-    assert stored.status is TrainJobStatus.STARTED
+    assert stored.status is TrainJobStatus.RUNNING  # its first trial ran
     assert stored.workers[first["worker_key"]].status is WorkerStatus.STOPPED
     assert stored.workers[first["worker_key"]].error is None  # a budget is no error
     h.services.trial_loop.finish_worker(second)
@@ -280,15 +313,55 @@ def test_the_job_stops_when_its_last_worker_finishes(h, make_job):
     assert (stored.status, stored.stopped_at, stored.error) == (TrainJobStatus.STOPPED, h.fakes.clock.now, None)
 
 
-def test_a_slot_stopped_by_errors_says_why_but_the_job_only_stops(h, make_job):
+def test_a_slot_stopped_by_errors_says_why_and_the_job_stops_if_a_trial_completed(h, make_job):
     job, _ = make_job()
     first, second = every_state(job)
+    complete_a_trial(h, second)
     stop = {"action": "stop", "reason": StopReason.CONSECUTIVE_ERRORS.value, "detail": "3 trials in a row failed"}
     for state in (first, second):
         h.services.trial_loop.finish_worker({**state, "proposal": stop})
     stored = h.fakes.train_jobs.get(job.id)
-    assert stored.status is TrainJobStatus.STOPPED  # failing trials are the model's fault
+    assert (stored.status, stored.error) == (TrainJobStatus.STOPPED, None)  # it has a model to serve
     assert stored.workers[first["worker_key"]].error == "3 trials in a row failed"
+
+
+def test_a_job_whose_every_trial_failed_ends_errored_with_the_reason(h, make_job):
+    job, _ = make_job()
+    for state in every_state(job):
+        out = h.services.trial_loop.propose(state)
+        h.fakes.blobs.put_bytes(proposal(out)["trial"]["error_key"], json.dumps(
+            {"error_type": "ValueError", "message": "bad input shape"}).encode())
+        after = h.services.trial_loop.record_trial_failure({**out, "failure": {"Error": "TrialFailed"}})
+        h.services.trial_loop.finish_worker({**after, "proposal": {
+            "action": "stop", "reason": StopReason.CONSECUTIVE_ERRORS.value, "detail": "1 trial in a row failed"}})
+    stored = h.fakes.train_jobs.get(job.id)
+    assert stored.status is TrainJobStatus.ERRORED
+    assert "no trial completed" in stored.error and "ValueError: bad input shape" in stored.error
+
+
+def test_a_job_whose_model_check_failed_ends_errored_with_the_models_error(h, make_job):
+    job, _ = make_job(knob_config=None)
+    for state in every_state(job):
+        for _ in range(h.settings.max_consecutive_trial_errors):
+            _, state = fail_model_check(h, state)
+        finished = h.services.trial_loop.propose(state)
+        assert proposal(finished)["reason"] == StopReason.CONSECUTIVE_ERRORS.value
+        h.services.trial_loop.finish_worker(finished)
+    stored = h.fakes.train_jobs.get(job.id)
+    assert stored.status is TrainJobStatus.ERRORED
+    assert "the model check failed" in stored.error and "no module named torch" in stored.error
+    assert all("no module named torch" in w.error for w in stored.workers.values())
+
+
+def test_a_job_stopped_by_its_time_budget_with_a_completed_screening_trial_is_stopped(h, make_job):
+    job, _ = make_job()
+    first, second = every_state(job)
+    out = h.services.trial_loop.propose(first)
+    h.fakes.trials.items[proposal(out)["trial"]["id"]].screening = True
+    h.services.trial_loop.record_trial({**out, "result": {"score": 0.5}})
+    for state in (first, second):
+        h.services.trial_loop.finish_worker({**state, "proposal": {"action": "stop", "reason": "TIME_BUDGET"}})
+    assert h.fakes.train_jobs.get(job.id).status is TrainJobStatus.STOPPED
 
 
 def test_the_job_errors_when_every_worker_broke_down(h, make_job):
@@ -304,6 +377,7 @@ def test_the_job_errors_when_every_worker_broke_down(h, make_job):
 def test_one_broken_worker_among_finished_ones_leaves_the_job_stopped(h, make_job):
     job, _ = make_job()
     first, second = every_state(job)
+    complete_a_trial(h, second)
     h.services.trial_loop.fail_worker({**first, "failure": {"Error": "States.Runtime", "Cause": "x"}})
     h.services.trial_loop.finish_worker(second)
     assert h.fakes.train_jobs.get(job.id).status is TrainJobStatus.STOPPED
