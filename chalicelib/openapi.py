@@ -115,8 +115,10 @@ def build_openapi(operations: Iterable[Any], title: str, version: str) -> dict[s
             _schema_ref(op.query, components)
             properties = components[op.query.__name__]["properties"]
             for name, info in op.query.model_fields.items():
-                params.append({"name": name, "in": "query", "required": info.is_required(),
-                               "schema": _without_null(properties[name])})
+                schema = _without_null(properties[name])
+                if not info.is_required():  # the decorator reads ?name= as not given
+                    schema = {"anyOf": [schema, {"const": ""}], "description": "empty: not given"}
+                params.append({"name": name, "in": "query", "required": info.is_required(), "schema": schema})
         if params:
             spec["parameters"] = params
         if op.body is not None:
