@@ -118,6 +118,21 @@ class StressTestFailedError(KileleError):
         self.error = error
 
 
+class TrainJobErrored(KileleError):
+    """A train job ended ERRORED (no trial completed: the model failed its check or every trial
+    failed; or its workers broke down). ``error`` is the job's reason, ``job`` the job as last
+    read (with its workers); the failed trials and model checks and their logs:
+    ``get_trials_of_train_job`` and ``get_trial_logs``."""
+
+    default_code = "train_job_errored"
+
+    def __init__(self, message: str, status_code: Optional[int] = None, code: Optional[str] = None,
+                 *, job: Optional[dict[str, Any]] = None, error: Optional[str] = None):
+        super().__init__(message, status_code=status_code, code=code)
+        self.job = job or {}
+        self.error = error
+
+
 _BY_STATUS: dict[int, type[KileleError]] = {
     400: BadRequestError,
     401: UnauthorizedError,

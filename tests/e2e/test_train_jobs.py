@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from kilele.errors import ConflictError, NotFoundError, UnprocessableError
+from kilele.errors import ConflictError, NotFoundError, TrainJobErrored, UnprocessableError
 from kilele.model import load_model_class
 
 from .conftest import EXAMPLES, developers, unique_email
@@ -110,13 +110,14 @@ def test_seed_000_train_job_gives_scored_trials_best_first(people, iris):
     assert len(predictions) == 2 and max(predictions[0], key=predictions[0].get) == "0"
 
 
-def test_a_model_that_raises_errors_its_trials_not_the_job(people, iris, tmp_path):
+def test_a_model_whose_every_trial_raises_errors_its_trials_and_the_job_with_why(people, iris, tmp_path):
     model_dev, app_dev = people["MODEL_DEVELOPER"], people["APP_DEVELOPER"]
     broken = _upload(model_dev, None, unique_email("broken"), "Broken", FAILING_MODEL, tmp_path)
     app_dev.create_train_job(app="broken_app", task="TABULAR_CLASSIFICATION", train_dataset_id=iris[0],
                              val_dataset_id=iris[1], budget={"MODEL_TRIAL_COUNT": 2}, models=[broken["id"]])
-    job = app_dev.wait_for_train_job("broken_app", timeout=180)
-    assert job["status"] == "STOPPED"
+    with pytest.raises(TrainJobErrored) as errored:
+        app_dev.wait_for_train_job("broken_app", timeout=180)
+    assert errored.value.job["status"] == "ERRORED" and "no trial completed" in errored.value.error
     trials = app_dev.get_trials_of_train_job("broken_app")
     assert trials and {t["status"] for t in trials} == {"ERRORED"}
     assert "this model cannot learn" in app_dev.get_trial_logs(trials[0]["id"])["logs"]
@@ -129,9 +130,10 @@ def test_a_model_that_never_finishes_times_out(people, iris, tmp_path):
     slow = _upload(model_dev, None, unique_email("slow"), "Slow", SLOW_MODEL, tmp_path)
     app_dev.create_train_job(app="slow_app", task="TABULAR_CLASSIFICATION", train_dataset_id=iris[0],
                              val_dataset_id=iris[1], budget={"MODEL_TRIAL_COUNT": 1}, models=[slow["id"]])
-    job = app_dev.wait_for_train_job("slow_app", timeout=180)
+    with pytest.raises(TrainJobErrored, match="no trial completed"):  # its only trial timed out
+        app_dev.wait_for_train_job("slow_app", timeout=180)
     trials = app_dev.get_trials_of_train_job("slow_app")
-    assert job["status"] == "STOPPED" and [t["error_type"] for t in trials] == ["TrialTimeout"]
+    assert [t["error_type"] for t in trials] == ["TrialTimeout"]
 
 
 def test_stop_train_job_mid_run(people, iris, tmp_path):

@@ -128,6 +128,7 @@ def train_jobs_watch(obj: Context, app: str, app_version: int, interval: float) 
         click.echo("\nstopped watching; the train job goes on", err=True)
         return
     if job.get("status") == "ERRORED":
+        click.echo(f"train job {app} v{app_version} ended ERRORED: {job.get('error') or 'no reason given'}", err=True)
         raise SystemExit(1)
 
 

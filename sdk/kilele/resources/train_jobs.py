@@ -8,6 +8,7 @@ from kilele._args import StrOrEnum, _budget, _enum_value, _segment, _version
 from kilele._http import HttpClient
 from kilele._progress import _progress_bar, _update_bar, trial_progress
 from kilele.constants import FINAL_TRAIN_JOB_STATUSES
+from kilele.errors import TrainJobErrored
 
 
 class TrainJobsMixin(HttpClient):
@@ -82,7 +83,8 @@ class TrainJobsMixin(HttpClient):
         poll_rate_sec: float = 2,
         progress: bool = False,
     ) -> dict[str, Any]:
-        """Poll the train job until it is STOPPED or ERRORED and return it (with its workers).
+        """Poll the train job until it is STOPPED and return it (with its workers); raise
+        :class:`~kilele.errors.TrainJobErrored` (with the job and its ``error``) if it ends ERRORED.
 
         :param timeout: seconds to wait at most (None: no limit); then :class:`TimeoutError`
         :param poll_rate_sec: seconds between two polls
@@ -104,6 +106,10 @@ class TrainJobsMixin(HttpClient):
                         bar = _progress_bar(f"{app} v{app_version}", summary["total"])
                     _update_bar(bar, job, summary)
                 if finished:
+                    if job.get("status") == "ERRORED":
+                        raise TrainJobErrored(
+                            f"train job {app} v{app_version} ended ERRORED: {job.get('error') or 'no reason given'}",
+                            job=job, error=job.get("error"))
                     return job
                 if deadline is not None:
                     left = deadline - time.monotonic()

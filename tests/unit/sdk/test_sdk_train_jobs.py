@@ -305,9 +305,24 @@ def test_wait_for_train_job_polls_until_stopped_and_pins_the_version(server, cli
     assert [p for _, p in server.paths()] == ["/train-jobs/iris_app/-1"] + ["/train-jobs/iris_app/3"] * 3
 
 
-def test_wait_for_train_job_returns_errored_job(server, client):
-    job_sequence(server, ["RUNNING", "ERRORED"])
-    assert client.wait_for_train_job("iris_app", 3, poll_rate_sec=0.01)["status"] == "ERRORED"
+def test_wait_for_train_job_raises_a_typed_error_with_the_reason_when_the_job_errored(server, client):
+    from kilele import KileleError, TrainJobErrored
+
+    reason = "no trial completed; the model check failed (describe-1): ModuleNotFoundError: No module named 'torch'"
+    step = {"n": 0}
+
+    def job_handler(recorded):
+        step["n"] += 1
+        status = "RUNNING" if step["n"] == 1 else "ERRORED"
+        return server.Canned(200, {**JOB, "status": status, "error": reason if status == "ERRORED" else None,
+                                   "workers": [WORKER]})
+
+    server.handler("GET", "/train-jobs/iris_app/3", job_handler)
+    with pytest.raises(TrainJobErrored) as e:
+        client.wait_for_train_job("iris_app", 3, poll_rate_sec=0.01)
+    assert isinstance(e.value, KileleError) and e.value.error == reason
+    assert e.value.job["status"] == "ERRORED" and e.value.job["workers"] == [WORKER]
+    assert reason in str(e.value) and "iris_app v3" in str(e.value)
 
 
 def test_wait_for_train_job_times_out(server, client):

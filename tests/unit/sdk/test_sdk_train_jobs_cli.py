@@ -217,6 +217,8 @@ def test_watch_errored_job_exits_1(server, run):
     assert result.exit_code == 1
     assert "ERRORED" in result.stdout and "error: could not start the workers" in result.stdout
     assert "no trials yet" in result.stdout
+    # the reason on stderr too, for scripts that keep only stderr
+    assert "train job iris_app v3 ended ERRORED: could not start the workers" in result.stderr
 
 
 def test_watch_ctrl_c_stops_watching(server, run, monkeypatch):
