@@ -274,13 +274,15 @@ def render(res: dict) -> str:
     if sp:
         lines.append("### Speed")
         lines.append("")
-        lines.append("*tool s*: the tool's own call (reading the Parquet files and fitting the model excluded); *process s*: "
-                     "the whole process (interpreter start, imports, reading, fit, call); *peak RSS*: the process's "
+        lines.append("*tool s*: the tool's own call (reading the Parquet files and fitting the model excluded); *tool CPU s*: "
+                     "the CPU time of that call (every thread; what the shared machine's load does not inflate); *model s*: "
+                     "of *tool s*, the time spent inside the model's `predict_df` (Kilele only; the rest is the engine's); "
+                     "*process s*: the whole process (interpreter start, imports, reading, fit, call); *peak RSS*: the process's "
                      "high-water mark (`os.wait4` rusage of that child); *rows/s*: (reference + evaluation rows) ÷ tool s; "
                      "*other CPU*: cores the rest of this shared machine used meanwhile (from /proc/stat).")
         lines.append("")
-        lines.append("| data (ref + eval) | tool | tool s | process s | peak RSS | rows/s | other CPU | notes |")
-        lines.append("|---|---|---:|---:|---:|---:|---:|---|")
+        lines.append("| data (ref + eval) | tool | tool s | tool CPU s | model s | process s | peak RSS | rows/s | other CPU | notes |")
+        lines.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
         for r in sp:
             size = f"{r['rows']:,} + {r['rows']:,} × {r['features']}"
             note = []
@@ -300,7 +302,9 @@ def render(res: dict) -> str:
                 note.append(f"{info['checks']} checks")
             if info.get("metrics"):
                 note.append(f"{info['metrics']} metrics")
-            lines.append(f"| {size} | {SHORT[r['tool']]} | {tool_s} | {fmt_s(r['wall'])} | "
+            cpu_s = fmt_s(r["tool_cpu_seconds"]) if "tool_cpu_seconds" in r else "-"
+            model_s = fmt_s(r["model_call_seconds"]) if r["tool"] == "kilele" and "model_call_seconds" in r else "-"
+            lines.append(f"| {size} | {SHORT[r['tool']]} | {tool_s} | {cpu_s} | {model_s} | {fmt_s(r['wall'])} | "
                          f"{r['peak_rss'] / 2**30:.2f} GiB | {rate} | {r['other_cpu_cores']:.2f} | {'; '.join(note)} |")
         lines.append("")
         lines += targets(sp)
@@ -311,7 +315,7 @@ def render(res: dict) -> str:
     if det and det.get("reused"):
         reused = (f"; the detection grid's results were taken from the previous run of the same code "
                   f"(`--reuse-detection`: the grid took {max(e['wall'] for e in det['tools'].values()) / 60:.1f} min), "
-                  f"this run re-measured speed after a fix to the peak-RSS reading")
+                  f"this run measured speed only")
     lines.append(f"Reproduce: `.venv/bin/python bench/stress_tests.py` (this run: {res['minutes']:.1f} min, "
                  f"including making or reusing the peer venvs{reused}). Peer venvs: `bench/.venvs/NAME` (git-ignored), made "
                  f"by `bench/serving_peers.py`'s machinery from `bench/envs/NAME.txt` (every package pinned, as "
@@ -332,18 +336,49 @@ def targets(sp: list[dict]) -> list[str]:
             continue
         t = r["tool_seconds"]
         if (n, f) == (100_000, 50):
+            engine = t - r.get("model_call_seconds", 0.0)
             ev = by.get(("evidently", n, f))
             ratio = ""
             if ev and "tool_seconds" in ev and not ev["timed_out"]:
-                x = ev["tool_seconds"] / t
-                ratio = f"; ×{x:.1f} faster than Evidently's preset (target ≥ 7×: {'met' if x >= 7 else 'not met'})"
-            out.append(f"- Target 100k × 50 ≤ 3 s of engine time: {fmt_s(t)} s ({'met' if t <= 3 else 'not met'}){ratio}.")
+                x, y = ev["tool_seconds"] / engine, ev["tool_seconds"] / t
+                ratio = (f"; engine time ×{x:.1f} faster than Evidently's preset (target ≥ 7×: "
+                         f"{'met' if x >= 7 else 'not met'}), the whole call with the model ×{y:.1f}")
+            out.append(f"- Target 100k × 50 ≤ 3 s of engine time: {fmt_s(engine)} s of engine time ({fmt_s(t)} s call less "
+                       f"{fmt_s(t - engine)} s in the model's `predict_df`; {'met' if engine <= 3 else 'not met'}); "
+                       f"the whole call {fmt_s(t)} s ({'within' if t <= 3 else 'over'} 3 s){ratio}.")
         elif (n, f) == (1_000_000, 20):
             mem = r["peak_rss"] / 2**30
             ok = t <= 60 and r["peak_rss"] <= 4 * 10**9
             out.append(f"- Target 1M × 20 ≤ 60 s within 4 GB: {fmt_s(t)} s, peak RSS {mem:.2f} GiB "
                        f"({'met' if ok else 'not met'}).")
     return out
+
+
+def detection_targets(agg: dict, order: list, columns: list) -> list[str]:
+    """The targets' verdict from the table: Kilele's recall (FAIL rule) ≥ every peer's on every
+    fault, zero false positives on controls."""
+    kilele, peers = SHORT["kilele"], [name for t, _, name in columns if t != "kilele"]
+    if kilele not in {name for _, _, name in columns} or not peers:
+        return []
+
+    def rate(key, name):
+        hit, total, _ = agg[key][name]
+        return hit / total if total else None
+
+    short = []
+    for fault, p in order:
+        if fault == "control" or (fault, p) not in agg:
+            continue
+        mine = rate((fault, p), kilele)
+        best = max((r, n) for n in peers if (r := rate((fault, p), n)) is not None)
+        if mine is not None and mine < best[0]:
+            prev = "" if p is None else f" {p:.0%}"
+            short.append(f"{FAULTS[fault][2]}{prev} ({mine:.0%} vs {best[1]}'s {best[0]:.0%})")
+    fp = agg[("control", None)][kilele] if ("control", None) in agg else [0, 0, 0]
+    out = [f"- Target recall ≥ every peer's on every fault type: "
+           + ("met." if not short else "not met on " + "; ".join(short) + ".")]
+    out.append(f"- Target zero false positives on controls: {fp[0]}/{fp[1]} ({'met' if fp[0] == 0 else 'not met'}).")
+    return out + [""]
 
 
 def render_detection(det: dict) -> list[str]:
@@ -400,6 +435,7 @@ def render_detection(det: dict) -> list[str]:
             cells.append(s)
         lines.append(f"| {label} | {prev} | " + " | ".join(cells) + " |")
     lines.append("")
+    lines += detection_targets(agg, order, columns)
     notes = []
     for t in tools:
         e = det["tools"][t]
@@ -449,6 +485,9 @@ def render_detection(det: dict) -> list[str]:
         if fp:
             notes.append("Kilele's FAIL cases on controls: " + ", ".join(
                 f"`{key}` on {list(feat)} ×{v}" for (key, feat), v in fp.items()) + ".")
+        notes.append("Kilele's abnormal-input tests grade by STRESS-TESTS.md's one severity rule: prevalence "
+                     "0.01 / 0.05 / 0.1 (and the model's change on those rows), so faults on 2% of rows are LOW, a "
+                     "WARNING, unless the model's answers move more; the *WARNING counts too* column shows them found.")
     lines += [f"- {n}" for n in notes]
     lines.append("")
     return lines
