@@ -220,7 +220,11 @@ class TrainJobService:
         return resumed
 
     def get_trial(self, actor: User, trial_id: str) -> dict[str, Any]:
-        return self._trial(actor, trial_id).to_dict()
+        """A trial, with its model's class name (``model_class``; None if the model was deleted):
+        the class ``load_trial_model`` needs."""
+        trial = self._trial(actor, trial_id)
+        model = self._models.get(trial.model_id)
+        return {**trial.to_dict(), "model_class": model.model_class if model else None}
 
     def get_trials_of_train_job(self, actor: User, app: str, app_version: int = LATEST) -> list[dict[str, Any]]:
         job = self._job(actor, app, app_version)

@@ -133,6 +133,13 @@ class TrainJobErrored(KileleError):
         self.error = error
 
 
+class WrongModelClassError(KileleError, TypeError):
+    """``load_trial_model`` was given another class than the one the trial was trained with;
+    the message names the class it needs."""
+
+    default_code = "wrong_model_class"
+
+
 _BY_STATUS: dict[int, type[KileleError]] = {
     400: BadRequestError,
     401: UnauthorizedError,

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from kilele._args import _segment
 from kilele._transfer import TransferMixin
-from kilele.errors import KileleError
+from kilele.errors import KileleError, WrongModelClassError
 
 if TYPE_CHECKING:  # pragma: no cover
     from kilele.model import BaseModel
@@ -43,8 +43,16 @@ class TrialsMixin(TransferMixin):
 
     def load_trial_model(self, trial_id: str, ModelClass: type[ModelT]) -> ModelT:  # noqa: N803 (seed's name)
         """A trained instance of ``ModelClass`` (the trial's model class, imported locally, its
-        dependencies installed): built with the trial's knobs, loaded with its parameters."""
+        dependencies installed): built with the trial's knobs, loaded with its parameters.
+        Another class than the trial's (``model_class`` in its details) raises
+        :class:`~kilele.errors.WrongModelClassError`, naming the class it needs."""
         trial = self.get_trial(trial_id)
+        needed = trial.get("model_class")
+        if needed and getattr(ModelClass, "__name__", None) != needed:
+            raise WrongModelClassError(
+                f"trial {trial_id} is of model {trial.get('model_name')!r}, whose class is {needed!r}; "
+                f"got {getattr(ModelClass, '__name__', ModelClass)!r}: pass {needed} (e.g. "
+                f"kilele.model.load_model_class(model_file_path, {needed!r}))")
         model = ModelClass(**(trial.get("knobs") or {}))
         model.load_parameters(self.get_trial_parameters(trial_id))
         return model

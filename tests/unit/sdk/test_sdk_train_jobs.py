@@ -273,6 +273,23 @@ def test_load_trial_model_builds_with_knobs_and_loads_parameters(server, client)
     assert ("GET", "/trials/t-1") in server.paths()
 
 
+def test_load_trial_model_with_another_class_names_the_class_the_trial_needs(server, client):
+    from kilele.errors import KileleError, WrongModelClassError
+
+    class Other(TinyModel):
+        def __init__(self, depth):  # would raise its own TypeError with the trial's knobs
+            super().__init__(depth=depth)
+
+    server.route("GET", "/trials/t-1", 200, trial(1, model_class="TinyModel"))
+    serve_params(server, {"weights": np.array([[1.0, 2.0, 3.0]]), "bias": 0.5})
+    with pytest.raises(WrongModelClassError) as e:
+        client.load_trial_model("t-1", Other)
+    assert isinstance(e.value, KileleError) and isinstance(e.value, TypeError)
+    assert "'TinyModel'" in str(e.value) and "'Other'" in str(e.value) and "logreg" in str(e.value)
+    assert ("GET", "/fake-s3/params/t-1.npz") not in server.paths()  # nothing downloaded
+    assert isinstance(client.load_trial_model("t-1", TinyModel), TinyModel)
+
+
 # ---------------------------------------------------------------------- wait_for_train_job
 
 

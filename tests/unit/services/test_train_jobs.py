@@ -218,6 +218,16 @@ def test_trial_logs_come_from_the_blob_store(h, dev, data):
     assert h.services.train_jobs.get_trial_logs(dev, unwritten.id)["logs"] == ""
 
 
+def test_a_trials_details_name_its_model_class(h, dev, data):
+    m = h.model(dev)
+    job = create(h, dev, data, [m.id])["id"]
+    trial = add_trial(h, job, m, 1)
+    details = h.services.train_jobs.get_trial(dev, trial.id)
+    assert (details["model_name"], details["model_class"]) == (m.name, "M")
+    del h.fakes.models.items[m.id]  # a deleted model: the trial is still shown, its class unknown
+    assert h.services.train_jobs.get_trial(dev, trial.id)["model_class"] is None
+
+
 def test_trials_of_other_users_jobs_are_not_found(h, dev, data):
     m = h.model(dev)
     trial = add_trial(h, create(h, dev, data, [m.id])["id"], m, 1)
