@@ -31,6 +31,8 @@ def trial_progress(job: Mapping[str, Any], trials: Iterable[Mapping[str, Any]]) 
     counts: dict[str, int] = {}
     best: Optional[float] = None
     for trial in trials:
+        if trial.get("model_check"):  # a failed model check (its record): no trial of the budget
+            continue
         status = str(trial.get("status") or "")
         counts[status] = counts.get(status, 0) + 1
         score = trial.get("score")

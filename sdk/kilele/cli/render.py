@@ -91,10 +91,13 @@ def render_watch(job: dict[str, Any], trials: list[dict[str, Any]], now: Optiona
         lines += table(
             ["no", "model", "status", "score", "duration", "knobs"],
             [[str(t.get("no", "")), str(t.get("model_name") or t.get("model_id") or ""),
-              str(t.get("status", "")) + (" (screen)" if t.get("screening") else ""),
+              str(t.get("status", "")) + (" (screen)" if t.get("screening") else "")
+              + (" (model check)" if t.get("model_check") else ""),
               "-" if t.get("score") is None else f"{t['score']:.4g}",
               format_duration(t.get("datetime_started"), t.get("datetime_stopped"), now),
-              truncate(format_knobs(t.get("knobs")), knob_width)] for t in trials],
+              # a failed model check has no knobs: where its logs are instead
+              f"logs: kilele trials logs {t.get('id')}" if t.get("model_check")
+              else truncate(format_knobs(t.get("knobs")), knob_width)] for t in trials],
         )
     else:
         lines.append("no trials yet")

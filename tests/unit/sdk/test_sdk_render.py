@@ -134,3 +134,14 @@ def test_watch_key_ignores_the_clock_but_not_what_changes():
     assert watch_key(job(), [trial(1, "COMPLETED", 0.8)]) != key
     assert watch_key(job(workers=[{"service_id": "w", "status": "ERRORED", "error": "x"}]), trials) != key
     json.dumps(key)  # plain values only (tuples of strings and numbers)
+
+
+def test_render_watch_marks_a_failed_model_check_with_where_its_logs_are():
+    from kilele._progress import trial_progress
+
+    check = trial(0, "ERRORED", None, id="describe-1", knobs={}, model_check=True, error="ImportError: torch")
+    text = render_watch(job(status="ERRORED", error="no trial completed"), [check], now=NOW)
+    row = text.splitlines()[-3]
+    assert "ERRORED (model check)" in row and "logs: kilele trials logs describe-1" in row
+    assert "progress: 0/6 trials done" in text  # a model check is no trial of the budget
+    assert trial_progress(job(), [check])["errored"] == 0
