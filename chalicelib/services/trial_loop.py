@@ -293,7 +293,10 @@ class TrialLoop:
     def _record_failed_check(self, state: dict[str, Any], message: dict[str, Any], error: str, detail: str,
                              started_at: Optional[datetime]) -> None:
         """A failed model check becomes a record among the job's trials (``model_check``), with
-        the check's log as its logs, so users see it where they look for trials."""
+        the check's log as its logs, so users see it where they look for trials (once: a retried
+        step finds it recorded)."""
+        if self._trials.get(message["id"]) is not None:
+            return
         now = self._clock()
         self._trials.add(Trial(
             id=message["id"], train_job_id=state["train_job_id"], model_id=message["model_id"],

@@ -279,6 +279,13 @@ def test_a_failed_model_check_is_a_trial_record_with_its_logs(h, dev, make_job):
     assert h.services.train_jobs.get_best_trials_of_train_job(dev, "app") == []
 
 
+def test_a_retried_record_of_a_failed_model_check_keeps_one_record(h, make_job):
+    job, _ = make_job(knob_config=None)
+    out, _ = fail_model_check(h, first_state(job))
+    h.services.trial_loop.record_trial_failure({**out, "failure": {"Error": "TrialFailed"}})  # a retried step
+    assert [t.id for t in h.fakes.trials.items.values()] == [proposal(out)["trial"]["id"]]
+
+
 def test_a_failed_model_check_is_not_in_the_advisors_history(h, make_job):
     job, (model,) = make_job(knob_config=None)
     fail_model_check(h, first_state(job))
