@@ -73,7 +73,9 @@ class DataStack:
             if self.process.poll() is not None:
                 raise RuntimeError(f"the stack exited early:\n{self.log.read_text()}")
             try:
-                if requests.get(self.url + "/", timeout=2).status_code == 200:
+                # The API answers while start() finishes; the banner (what tests read) comes after it.
+                if requests.get(self.url + "/", timeout=2).status_code == 200 and \
+                        "local stack is up" in self.log.read_text():
                     return self
             except requests.RequestException:
                 pass
