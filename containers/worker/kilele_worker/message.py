@@ -80,16 +80,7 @@ class TrialSpec:
             if value is not None and not isinstance(value, str):
                 raise MessageError(f"trial.{name} must be a string or null")
             values[name] = value or None
-        for name in ("knobs", "train_args", "dependencies"):
-            value = data.get(name)
-            if value is None:
-                value = {}
-            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-                raise MessageError(f"trial.{name} must be an object")
-            values[name] = value
-        for name, version in values["dependencies"].items():
-            if version is not None and not isinstance(version, str):
-                raise MessageError(f"trial.dependencies[{name!r}] must be a version string or null")
+        values.update(_objects(data, ("knobs", "train_args", "dependencies")))
         values["gpu_count"] = _number(data, "gpu_count", 0, integer=True, minimum=0)
         values["timeout_seconds"] = _number(data, "timeout_seconds", 3600.0, minimum=0.001)
         values["memory_limit_mb"] = _number(data, "memory_limit_mb", None, integer=True, minimum=1)
@@ -177,14 +168,7 @@ class StressTestSpec:
             values["model_class"] = model_class
             if isinstance(data.get("train_job_id"), str) and data["train_job_id"]:
                 values["train_job_id"] = data["train_job_id"]
-            for name in ("knobs", "dependencies"):
-                value = data.get(name) or {}
-                if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
-                    raise MessageError(f"trial.{name} must be an object")
-                values[name] = value
-            for name, version in values["dependencies"].items():
-                if version is not None and not isinstance(version, str):
-                    raise MessageError(f"trial.dependencies[{name!r}] must be a version string or null")
+            values.update(_objects(data, ("knobs", "dependencies")))
         elif (model_path is None) != (values["model_key"] is None) or (model_path is not None and not _local_name(model_path)):
             raise MessageError("trial.config.model_info.path must be a plain file name exactly when model_key is set")
         values["config"] = config
@@ -193,6 +177,22 @@ class StressTestSpec:
         values["cpu_limit_millicores"] = _number(data, "cpu_limit_millicores", None, integer=True, minimum=1)
         values["heartbeat_seconds"] = _number(data, "heartbeat_seconds", 10.0, minimum=0.05)
         return cls(**values)
+
+
+def _objects(data: dict, names: tuple[str, ...]) -> dict[str, dict]:
+    """The message's object fields ``names`` (absent or null: ``{}``); ``dependencies`` maps
+    names to version strings or null."""
+    out = {}
+    for name in names:
+        value = data.get(name)
+        value = {} if value is None else value
+        if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+            raise MessageError(f"trial.{name} must be an object")
+        out[name] = value
+    for name, version in out.get("dependencies", {}).items():
+        if version is not None and not isinstance(version, str):
+            raise MessageError(f"trial.dependencies[{name!r}] must be a version string or null")
+    return out
 
 
 def _local_name(value: Any) -> bool:
