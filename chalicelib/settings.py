@@ -101,6 +101,11 @@ class Settings(BaseSettings):
     trial_dispatch_uri: str = Field(
         "batch://", description="batch:// (AWS Batch, infra) or local://<work dir> (worker processes)."
     )
+    gpus_available: Optional[bool] = Field(
+        None, description="Whether trials and endpoints can get GPUs (a budget's GPU_COUNT > 0 is refused with "
+        "422 where they cannot). Unset: found out — local runners: an NVIDIA GPU visible on this machine; "
+        "AWS Batch: a GPU job queue and job definition configured; SageMaker: a GPU inference image configured.",
+    )
 
     # Stress tests (seed 002)
     stress_test_state_machine_arn: str = Field("", description="Set by infra; the local stack sets its own.")

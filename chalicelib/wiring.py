@@ -32,6 +32,7 @@ from chalicelib.services.audit import AuditService
 from chalicelib.services.auth import AuthService
 from chalicelib.services.bundles import BundleBuilder
 from chalicelib.services.datasets import DatasetService
+from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.login_throttle import LoginThrottle, ThrottleRule
 from chalicelib.services.models import ModelService
@@ -99,6 +100,7 @@ _KNOWN_PARTS = {
     "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
+    "gpus",
 }
 
 
@@ -121,18 +123,19 @@ def build(settings: Settings, **overrides: Any) -> Services:
     dispatcher = parts.get("trial_dispatcher", lambda: trial_dispatcher(settings, aws, tokens))
     sink = parts.get("metrics_sink", lambda: _metrics_sink(settings))
     advisor = parts.get("advisor", _advisor)
+    gpus: GpuSupport = parts.get("gpus", lambda: gpu_support(settings))
 
     train_jobs = TrainJobService(
         stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
-        clock=clock,
+        clock=clock, gpus=gpus,
     )
     # One API process writing every app row (the local stack) may cache serving states: see serving_cache.py.
     app_store = ProcessServingStates(stores.apps) if settings.serving_state_cache is True else stores.apps
     inference = InferenceJobService(
         stores.inference_jobs, stores.train_jobs, stores.trials, train_jobs, BundleBuilder(blobs, stores.models, clock),
         blobs, endpoints, stage=settings.stage, public_api_url=settings.public_api_url,
-        presigned_url_seconds=settings.presigned_url_seconds, clock=clock, apps=app_store,
+        presigned_url_seconds=settings.presigned_url_seconds, clock=clock, apps=app_store, gpus=gpus,
     )
     apps = ApplicationService(app_store, inference, clock=clock)
     predict = PredictService(
@@ -363,6 +366,24 @@ def endpoint_runner(settings: Settings, blobs: BlobStore, aws: Any) -> EndpointR
                                environment=environment, memory_limit_mb=settings.local_endpoint_memory_limit_mb)
 
 
+def gpu_support(settings: Settings) -> GpuSupport:
+    """Whether trials and endpoints can get GPUs: ``gpus_available`` when set, else what each
+    runner has (see the setting's description). Each ``*_missing`` is why not ("" if they can)."""
+    if settings.gpus_available is not None:
+        missing = "" if settings.gpus_available else "gpus_available is false"
+        return GpuSupport(settings.gpus_available, settings.gpus_available, missing, missing)
+    from chalicelib.adapters.gpus import NO_LOCAL_GPU, visible_gpus
+
+    batch = _scheme(settings.trial_dispatch_uri, "KILELE_TRIAL_DISPATCH_URI", ("batch", "local"))[0] == "batch"
+    sagemaker = _scheme(settings.endpoints_uri, "KILELE_ENDPOINTS_URI", ("local", "sagemaker"))[0] == "sagemaker"
+    local = "" if (not batch or not sagemaker) and visible_gpus() else NO_LOCAL_GPU
+    training = ("" if settings.batch_gpu_job_queue and settings.batch_gpu_job_definition
+                else "no AWS Batch GPU job queue and job definition are configured") if batch else local
+    serving = ("" if settings.sagemaker_gpu_image_uri else "no SageMaker GPU inference image is configured") \
+        if sagemaker else local
+    return GpuSupport(not training, not serving, training, serving)
+
+
 def trial_dispatcher(settings: Settings, aws: Any, tokens: TaskTokens) -> TrialDispatcher:
     """Where trials run, chosen by the scheme of ``trial_dispatch_uri``."""
     scheme, rest = _scheme(settings.trial_dispatch_uri, "KILELE_TRIAL_DISPATCH_URI", ("batch", "local"))
@@ -409,4 +430,4 @@ def install(built: Optional[Services]) -> Optional[Services]:
 
 
 __all__ = ["Services", "build", "install", "services", "endpoint_runner", "trial_dispatcher",
-           "child_aws_environment"]
+           "child_aws_environment", "gpu_support"]

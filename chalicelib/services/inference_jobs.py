@@ -29,6 +29,7 @@ from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.bundles import BundleBuilder
 from chalicelib.services.caches import LruCache
+from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.train_jobs import LATEST, TrainJobService
 from chalicelib.ports import (
     ApplicationStore,
@@ -83,8 +84,11 @@ class InferenceJobService:
         clock: Clock = utc_now,
         *,
         apps: ApplicationStore,
+        gpus: GpuSupport = GpuSupport(),
     ):
-        """``apps`` keeps each app's serving record (the ids of its live jobs)."""
+        """``apps`` keeps each app's serving record (the ids of its live jobs); ``gpus`` says
+        whether endpoints can get GPUs (a budget asking for some where they cannot is refused)."""
+        self._gpus = gpus
         self._jobs = jobs
         self._apps = apps
         self._job_cache: LruCache[InferenceJob] = LruCache(JOB_CACHE_ENTRIES)
@@ -102,8 +106,10 @@ class InferenceJobService:
     def create_inference_job(
         self, actor: User, app: str, app_version: int = LATEST, budget: Optional[dict[str, float]] = None
     ) -> dict[str, Any]:
-        """Deploy the best trial of each model of the STOPPED train job ``app`` v``app_version``."""
+        """Deploy the best trial of each model of the STOPPED train job ``app`` v``app_version``
+        (a GPU_COUNT > 0 where endpoints get no GPU is refused: Unprocessable, see services/gpus.py)."""
         require(actor, Action.MANAGE_INFERENCE_JOBS)
+        self._gpus.check_serving(float((budget or {}).get(BudgetOption.GPU_COUNT.value, 0) or 0))
         train_job = self._train_job_service.resolve(actor, app, app_version)
         if train_job.status is not TrainJobStatus.STOPPED:
             raise Conflict(f"train job {app} v{train_job.app_version} is {train_job.status.value}; "

@@ -20,6 +20,7 @@ from chalicelib.entities import (
 from chalicelib.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.trial_loop import execution_name, slot_state
 from chalicelib.services.trial_messages import TRAIN_ARGS_MAX_BYTES, WORKFLOW_STATE_LIMIT_BYTES, workflow_size
 from chalicelib.ports import BlobStore, CounterStore, DatasetStore, ModelStore, TrainJobStore, TrialStore, WorkflowRunner
@@ -40,7 +41,10 @@ class TrainJobService:
         slots_per_model: int,
         presigned_url_seconds: int,
         clock: Clock = utc_now,
+        gpus: GpuSupport = GpuSupport(),
     ):
+        """``gpus``: whether trials can get GPUs (a budget asking for some where they cannot is refused)."""
+        self._gpus = gpus
         self._jobs = jobs
         self._trials = trials
         self._counters = counters
@@ -64,9 +68,11 @@ class TrainJobService:
         train_args: Optional[dict[str, Any]] = None,
     ) -> dict[str, Any]:
         """Start a hyperparameter search: one worker execution per model slot. ``train_args``
-        larger than a trial's message can carry are refused (PayloadTooLarge) before anything."""
+        larger than a trial's message can carry are refused (PayloadTooLarge) before anything, as
+        is a GPU_COUNT > 0 where trials get no GPU (Unprocessable, see services/gpus.py)."""
         require(actor, Action.MANAGE_TRAIN_JOBS)
         _check_train_args(train_args or {})
+        self._gpus.check_training(float(budget.get(BudgetOption.GPU_COUNT.value, 0) or 0))
         train = self._usable_dataset(actor, train_dataset_id, task)
         self._usable_dataset(actor, val_dataset_id, task)
         _check_classes(train, task)

@@ -288,3 +288,12 @@ def test_export_bundle_of_a_trial(model_dev, endpoints):
     other = model_dev.call("POST", "/bundles", {"app": "iris", "trial_id": "nope"})
     assert other.status_code == 404
 
+
+
+def test_an_inference_job_asking_for_gpus_where_endpoints_get_none_is_a_422(model_dev, endpoints, override_settings):
+    override_settings(gpus_available=False)
+    stopped_train_job(model_dev)
+    response = model_dev.call("POST", "/inference-jobs", {"app": "iris", "budget": {"GPU_COUNT": 1}})
+    assert response.status_code == 422, response.data
+    assert "no GPU for endpoints" in response.data["error"]["message"] and not endpoints.deployed
+    assert model_dev.call("GET", "/inference-jobs/iris").data == []

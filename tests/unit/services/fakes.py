@@ -57,6 +57,7 @@ from chalicelib.entities import (
     WorkerStatus,
 )
 from chalicelib.errors import Conflict, NotFound
+from chalicelib.services.gpus import GpuSupport
 from chalicelib.latency import LATENCY_BUCKETS, latency_bucket
 from chalicelib.ports import EndpointState
 
@@ -1099,6 +1100,9 @@ class Fakes:
     login_attempts: FakeLoginAttemptStore = field(default_factory=FakeLoginAttemptStore)
     audit_events: FakeAuditLog = field(default_factory=FakeAuditLog)
     aws: Any = field(default_factory=NoAws)
+    # GPUs for trials and endpoints (the machine running the tests is never asked); a test of
+    # a platform without them passes ``gpus=GpuSupport(False, False, ...)``.
+    gpus: GpuSupport = field(default_factory=GpuSupport)
 
     def __post_init__(self) -> None:
         if self.train_jobs is None:
