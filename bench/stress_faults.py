@@ -61,9 +61,9 @@ def _frame(n: int, n_num: int, n_cat: int, params: dict, rng: np.random.Generato
     return pd.DataFrame(cols)
 
 
-def make_data(n: int, n_num: int, n_cat: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Reference and evaluation frames of ``n`` rows each, same distribution, different rows."""
-    rng = np.random.default_rng(seed)
+def _params(n_num: int, n_cat: int, rng: np.random.Generator) -> dict:
+    """The distribution of one seed: kinds and moments of the numeric features, the categories with
+    their shares and label effects, and the logistic model's weights."""
     num = []
     for j in range(n_num):
         kind = 0 if j == 0 else int(rng.integers(0, 4))  # num_1 is normal (the numeric faults' target)
@@ -90,8 +90,21 @@ def make_data(n: int, n_num: int, n_cat: int, seed: int) -> tuple[pd.DataFrame, 
             probs = np.array([0.35, 0.25, 0.15, 0.12, 0.08, 0.05])
         cats = [f"c{j + 1}_{chr(97 + i)}" for i in range(k)]
         cat.append((cats, probs, rng.normal(0, 0.5, k)))
-    params = {"num": num, "num_w": num_w, "cat": cat, "intercept": float(rng.normal(0, 0.3))}
+    return {"num": num, "num_w": num_w, "cat": cat, "intercept": float(rng.normal(0, 0.3))}
+
+
+def make_data(n: int, n_num: int, n_cat: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and evaluation frames of ``n`` rows each, same distribution, different rows."""
+    rng = np.random.default_rng(seed)
+    params = _params(n_num, n_cat, rng)
     return _frame(n, n_num, n_cat, params, rng), _frame(n, n_num, n_cat, params, rng)
+
+
+def population(rows: int, n_num: int, n_cat: int, seed: int) -> pd.DataFrame:
+    """A large fresh draw from the distribution ``make_data(..., seed)`` samples (rows neither frame
+    holds): the ground truth a claim made on a control pair is checked against."""
+    params = _params(n_num, n_cat, np.random.default_rng(seed))
+    return _frame(rows, n_num, n_cat, params, np.random.default_rng([seed, 424242]))
 
 
 def _rows(n: int, prevalence: float, rng: np.random.Generator) -> np.ndarray:

@@ -87,11 +87,108 @@ def kilele_run(ref: pd.DataFrame, ev: pd.DataFrame, model) -> pd.DataFrame:
 
 
 def kilele_flags(cases: pd.DataFrame) -> dict:
+    """Every WARNING and FAIL case: [test, features, status, severity, category, thresholds
+    (low, medium), the subset it names (subset tests; else None), the metric it compared (Overall
+    Performance; else None)]."""
     out = []
-    for row in cases.itertuples(index=False):
-        if row.status in ("FAIL", "WARNING"):
-            out.append([row.test_key, list(row.features), row.status, row.severity, row.test_category])
+    flagged = cases[cases["status"].isin(["FAIL", "WARNING"])]
+    for row in flagged.to_dict("records"):
+        details = row["details"]  # JSON text in the DataFrame (include_details=True)
+        details = json.loads(details) if isinstance(details, str) and details else details or {}
+        worst = (details.get("subsets") or {}).get("worst")
+        thresholds = [None if pd.isna(row.get(c)) else float(row[c]) for c in ("threshold:low", "threshold:medium")]
+        out.append([row["test_key"], list(row["features"]), row["status"], row["severity"], row["test_category"],
+                    thresholds, worst, details.get("metric")])
     return {"cases": out, "counts": cases["status"].value_counts().to_dict()}
+
+
+# -- Kilele: is a claim made on a control pair true of the population? ----------------------------------
+#
+# A control pair is two samples of one distribution, so a flag on it is a false positive unless what
+# it claims holds for that distribution. Claims about the model (a subset where it does worse than its
+# own confidence says, or worse than on the reference it was given) and about the label's balance can
+# be true of clean data; they are checked against a large fresh draw (``population``). Every other
+# flag on a control (drift, abnormal inputs…) claims a difference that does not exist: false.
+
+VERIFIABLE = ("label_imbalance", "beats_dummy", "overall_performance", "subset_performance",
+              "subset_performance_degradation")
+
+
+def _score(metric: str, y: np.ndarray, p: np.ndarray) -> float:
+    from sklearn.metrics import accuracy_score, f1_score, roc_auc_score
+    if metric == "auc":
+        return float(roc_auc_score(y, p))
+    guess = (p > 0.5).astype(int)
+    return float(f1_score(y, guess) if metric == "f1" else accuracy_score(y, guess))
+
+
+def _subset_mask(df: pd.DataFrame, ref: pd.DataFrame, col: str, label: str) -> np.ndarray | None:
+    """Rows of ``df`` in the subset a subset test named: a category, the null subset, or an interval of
+    the reference quantile bins as the engine labels them ("≤ a", "(a, b]", "> b")."""
+    import re
+    v = df[col]
+    if label == "(null)":
+        return v.isna().to_numpy()
+    if col.startswith("cat_"):
+        return (v == label).to_numpy()
+    x = pd.to_numeric(v, errors="coerce").to_numpy(float)
+    if m := re.fullmatch(r"≤ (\S+)", label):
+        return x <= float(m.group(1))
+    if m := re.fullmatch(r"> (\S+)", label):
+        return x > float(m.group(1))
+    if m := re.fullmatch(r"\((\S+), (\S+)\]", label):
+        return (x > float(m.group(1))) & (x <= float(m.group(2)))
+    return None
+
+
+def verify_claims(cases: list, ref: pd.DataFrame, pop: pd.DataFrame, model) -> list:
+    """Per flagged case: [holds in the population (bool), how it was judged]. The claim's size is the
+    threshold of the level it was flagged at (low for a WARNING, medium for a FAIL); labels' bins are
+    4-significant-digit edges, so a subset is re-cut at the precision the engine printed it."""
+    out = []
+    y_pop = pop[LABEL].to_numpy()
+    p_pop = p_ref = None
+    for key, feats, status, _sev, _cat, thresholds, worst, metric in cases:
+        level = (thresholds or [None, None])[0 if status == "WARNING" else 1]
+        if key not in VERIFIABLE or level is None:
+            out.append([False, "a difference between two samples of one distribution"])
+            continue
+        if key == "label_imbalance":
+            share = float(np.bincount(y_pop).max() / len(y_pop))
+            out.append([share >= level, f"population's largest class share {share:.3f} vs {level:g}"])
+            continue
+        if p_pop is None:
+            p_pop, p_ref = model.predict_df(pop), model.predict_df(ref)
+        if key == "beats_dummy":  # flagged when the gain is at or below the level (lower is worse)
+            majority = int(np.bincount(ref[LABEL].to_numpy()).argmax())
+            acc, dummy = _score("accuracy", y_pop, p_pop), float(np.mean(y_pop == majority))
+            gain = (acc - dummy) / (1 - dummy)
+            out.append([gain <= level, f"population's gain over the majority class {gain:.3f} vs {level:g}"])
+            continue
+        if key == "overall_performance":  # relative drop from the given reference to the population
+            r, e = _score(metric, ref[LABEL].to_numpy(), p_ref), _score(metric, y_pop, p_pop)
+            drop = (r - e) / abs(r)
+            out.append([drop >= level, f"{metric} {r:.3f} on the given reference, {e:.3f} on the population: "
+                                       f"relative drop {drop:.3f} vs {level:g}"])
+            continue
+        col = feats[0] if feats else None
+        mask_pop = _subset_mask(pop, ref, col, worst) if col and worst else None
+        if mask_pop is None or mask_pop.sum() < 100:
+            out.append([False, f"subset {col} {worst!r} not re-cut"])
+            continue
+        right_pop = ((p_pop > 0.5).astype(int) == y_pop)
+        if key == "subset_performance":
+            conf = np.maximum(p_pop, 1 - p_pop)
+            gap = (conf[mask_pop].mean() - right_pop[mask_pop].mean()) - (conf.mean() - right_pop.mean())
+            out.append([bool(gap >= level), f"population shortfall on {col} {worst} {gap:.3f} vs {level:g}"])
+        else:
+            mask_ref = _subset_mask(ref, ref, col, worst)
+            right_ref = ((p_ref > 0.5).astype(int) == ref[LABEL].to_numpy())
+            overall = max(right_ref.mean() - right_pop.mean(), 0.0)
+            drop = right_ref[mask_ref].mean() - right_pop[mask_pop].mean() - overall
+            out.append([bool(drop >= level), f"drop from the given reference to the population on {col} {worst} "
+                                             f"beyond the whole data's {drop:.3f} vs {level:g}"])
+    return out
 
 
 # -- Evidently ---------------------------------------------------------------------------------------
@@ -222,6 +319,9 @@ def detect(tool: str, data_dir: str, out: str) -> None:
             try:
                 if tool == "kilele":
                     flags = kilele_flags(kilele_run(refs[seed], ev, models[seed]))
+                    if cell["fault"] == "control" and flags["cases"]:
+                        pop = read(data / f"pop_{seed}.parquet")
+                        flags["verified"] = verify_claims(flags["cases"], refs[seed], pop, models[seed])
                 elif tool == "evidently":
                     flags = evidently_flags(evidently_run(refs[seed], ev))
                 else:
