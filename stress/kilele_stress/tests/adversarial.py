@@ -18,8 +18,8 @@ from kilele_stress.context import Context
 from kilele_stress.core import Category, register
 from kilele_stress.profile import reference_ranges
 from kilele_stress.tests.performance import guesses
-from kilele_stress.tests.transformations import (_integral, as_matrix, batched, clean_rows, model_features,
-                                                 prediction_scale, with_error)
+from kilele_stress.tests.model_batches import (as_matrix, batched, clean_rows, is_integral, model_features,
+                                               prediction_scale, with_error)
 
 #: The catalogue's bounds on the number of rows attacked.
 MIN_ATTACK_ROWS, MAX_ATTACK_ROWS = 10, 100
@@ -58,7 +58,7 @@ def bounded_single_feature_attack(ctx: Context):
         plan[col] = []
         for f in fractions:
             moved = values + f * width
-            if _integral(ctx, col):
+            if is_integral(ctx, col):
                 moved = np.round(moved)
             if np.allclose(moved, values):
                 continue

@@ -34,10 +34,11 @@ import numpy as np
 import pandas as pd
 
 from kilele_stress.context import Context
-from kilele_stress.core import Category, Severity, Status, register
+from kilele_stress.core import Category, register
 from kilele_stress.data import ColumnType, is_text
-from kilele_stress.model import ModelError
 from kilele_stress.profile import numeric_bins, reference_quantiles, reference_ranges, value_counts
+from kilele_stress.tests.model_batches import (as_matrix, batched, clean_rows, is_integral, model_features,
+                                               prediction_scale, with_error)
 from kilele_stress.tests.performance import guesses, one_sided_z
 
 CAT = Category.TRANSFORMATIONS
@@ -46,121 +47,7 @@ WRONG_WORD = "not-a-number"
 KINDS = ("null", "unseen_category", "out_of_range", "wrong_type", "case_change", "empty_string")
 
 
-# --- shared with the adversarial test ----------------------------------------------------------------
-def model_features(ctx: Context) -> list[str]:
-    """Features the model uses (``features_not_in_model`` left out)."""
-    skip = set(ctx.features_not_in_model)
-    return [c for c in ctx.features if c not in skip]
-
-
-def clean_rows(ctx: Context, n: int, reason: str) -> np.ndarray:
-    """Positions of up to ``n`` evaluation rows with no null and no wrong-typed value in the
-    model's features (a seeded sample, recorded, when there are more)."""
-    cols = model_features(ctx)
-    bad = ctx.eval[cols].isna().to_numpy().any(axis=1) if cols else np.zeros(len(ctx.eval), bool)
-    for col in cols:
-        if col in ctx.type_violations:
-            bad |= ctx.type_violations[col]
-    ok = np.flatnonzero(~bad)
-    picked = ctx.sample_positions(len(ok), n, reason)
-    return ok if picked is None else ok[picked]
-
-
-def as_matrix(pred: np.ndarray) -> np.ndarray:
-    """Predictions as ``(n, k)`` (k = 1 for binary and regression)."""
-    return pred if pred.ndim == 2 else pred.reshape(-1, 1)
-
-
-def prediction_scale(ctx: Context, base: np.ndarray) -> float:
-    """What one unit of prediction change is: 1 for probabilities; for a regression model the
-    span of its reference predictions (1st to 99th percentile), its analogue of [0, 1]."""
-    if ctx.is_classification:
-        return 1.0
-    ref = ctx.ref_pred if ctx.ref_pred is not None else base
-    ref = ref[np.isfinite(ref)]
-    span = float(np.subtract(*np.quantile(ref, [0.99, 0.01]))) if len(ref) else 0.0
-    return span if span > 0 else 1.0
-
-
-#: One corrupted copy of the base rows: (name, column, values: a scalar or one value per row).
-Part = tuple[str, str, Any]
-
-
-def stacked(base: pd.DataFrame, parts: list[Part]) -> pd.DataFrame:
-    """``base`` repeated once per part, part i's copy with its column set to its values: one
-    frame for one model call (built column by column, not by concatenating copies)."""
-    n, count = len(base), len(parts)
-    big = base.iloc[np.tile(np.arange(n), count)].reset_index(drop=True)
-    by_column: dict[str, list[tuple[int, Any]]] = {}
-    for i, (_, col, values) in enumerate(parts):
-        by_column.setdefault(col, []).append((i, values))
-    for col, blocks in by_column.items():
-        dtype = _numeric_dtype(base[col], [values for _, values in blocks])
-        if dtype is not None:  # numbers into a numeric column: no object detour (the common case)
-            column = np.tile(base[col].to_numpy(dtype=dtype), count)
-        else:
-            column = np.tile(base[col].to_numpy(dtype=object), count)
-        for i, values in blocks:
-            column[i * n:(i + 1) * n] = values
-        big[col] = column if dtype is not None else pd.Series(column, dtype=object).infer_objects()
-    return big
-
-
-def _numeric_dtype(base: pd.Series, values: list[Any]) -> Optional[np.dtype]:
-    """The dtype ``infer_objects`` would give ``base`` with ``values`` written into it, when all
-    are plain numbers (int or float numpy columns, int/float values or arrays, NaN); else None."""
-    if base.dtype.kind not in "iuf" or base.isna().any():
-        return None
-    kinds = {base.dtype.kind}
-    for v in values:
-        arr = np.asarray(v)
-        if arr.dtype.kind not in "iuf":
-            return None
-        kinds.add(arr.dtype.kind)
-    return np.dtype(np.int64) if kinds <= {"i", "u"} else np.dtype(np.float64)
-
-
-def batched(ctx: Context, base: pd.DataFrame, parts: list[Part]) -> tuple[dict[str, np.ndarray], dict[str, str]]:
-    """Predictions of each part's rows, by name: one model call for all of them; if it fails,
-    one call per part, so the errors name their part."""
-    if not parts:
-        return {}, {}
-    n = len(base)
-    try:
-        pred = ctx.predict(stacked(base, parts))
-        return {name: pred[i * n:(i + 1) * n] for i, (name, _, _) in enumerate(parts)}, {}
-    except ModelError:
-        pass
-    out, errors = {}, {}
-    for part in parts:
-        try:
-            out[part[0]] = ctx.predict(stacked(base, [part]))
-        except ModelError as e:
-            errors[part[0]] = str(e)
-    return out, errors
-
-
-def with_error(case, errors: dict[str, str]):
-    """A model error is HIGH: ``case`` raised to FAIL/HIGH, the errors in its reason and details."""
-    if errors:
-        errors = {k: v.removeprefix("the model raised ") for k, v in errors.items()}
-        case.severity, case.status, case.importance_score = Severity.HIGH, Status.FAIL, 1.0
-        case.metrics["model_errors"] = float(len(errors))
-        said = "; ".join(f"{k}: {v}" for k, v in list(errors.items())[:3])
-        case.reason = f"the model fails on {said}" + (f" — {case.reason}" if case.reason else "")
-        case.details["errors"] = {k: v[:200] for k, v in errors.items()}
-    return case
-
-
 # --- #40 ---------------------------------------------------------------------------------------------
-def _integral(ctx: Context, col: str) -> bool:
-    def check() -> bool:
-        v = ctx.ref[col].to_numpy(dtype=float, na_value=np.nan)
-        v = v[~np.isnan(v)]
-        return bool(len(v)) and bool(np.all(np.mod(v, 1) == 0))
-    return ctx.cached(("transform_integral", col), check)
-
-
 def _numeric_grid(ctx: Context, size: int) -> np.ndarray:
     """``(size, f)`` reference quantiles 0, 1/(size-1), …, 1 of every numeric feature (one call;
     11 points reuse the drift tests' deciles and the reference range)."""
@@ -180,7 +67,7 @@ def grid_values(ctx: Context, col: str, size: int) -> list:
     if col in ctx.numeric_features:
         q = _numeric_grid(ctx, max(int(size), 2))[:, ctx.numeric_features.index(col)]
         q = np.unique(q[~np.isnan(q)])
-        return list(np.unique(np.round(q)) if _integral(ctx, col) else q)
+        return list(np.unique(np.round(q)) if is_integral(ctx, col) else q)
     return list(value_counts(ctx, "ref", col).index[:size])
 
 
@@ -192,7 +79,7 @@ def _beyond_range(ctx: Context, col: str, factor: float) -> Optional[tuple[float
     if not np.isfinite(hi):
         return None
     width = hi - lo if hi > lo else max(abs(hi), 1.0)
-    outside = float(np.ceil(hi + factor * width)) if _integral(ctx, col) else hi + factor * width
+    outside = float(np.ceil(hi + factor * width)) if is_integral(ctx, col) else hi + factor * width
     return hi, hi - (outside - hi), outside
 
 

@@ -175,7 +175,7 @@ def test_stacked_frames_keep_the_types_a_model_would_see():
     (``infer_objects``): ints stay ints, a NaN or a float makes floats, text makes objects."""
     import pandas as pd
 
-    from kilele_stress.tests.transformations import stacked
+    from kilele_stress.tests.model_batches import stacked
 
     base = pd.DataFrame({"i": [1, 2, 3], "f": [0.5, 1.5, 2.5], "s": ["a", "b", "c"]})
     parts = [("a", "i", 7), ("b", "i", np.nan), ("c", "f", np.array([1, 2, 3])), ("d", "s", "zz"),
