@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 import typing
-from typing import Any, Iterable
+from types import MappingProxyType
+from typing import Any, Iterable, Mapping
 
 from pydantic import BaseModel, ValidationError
 
@@ -104,7 +105,30 @@ def _responses(op: Any) -> dict[str, Any]:
     return responses
 
 
-def build_openapi(operations: Iterable[Any], title: str, version: str) -> dict[str, Any]:
+def settings_limits(settings: Any) -> dict[str, dict[str, dict[str, Any]]]:
+    """What a deployment's settings (``chalicelib.settings.Settings``) add to request fields'
+    schemas, by component and property: the services check these with their own status and
+    words (413 naming the limit; the password policy's reasons), so the request models do not
+    carry them, but the document must state them."""
+    return {
+        "StartDatasetUploadRequest": {"size_bytes": {"maximum": settings.max_dataset_bytes}},
+        "CreateUserRequest": {"password": {"minLength": settings.password_min_length}},
+    }
+
+
+def _apply_limits(components: dict[str, Any], limits: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> None:
+    """Add each ``{component: {property: keywords}}`` (:func:`settings_limits`) to the
+    property's schema, or to its non-null alternative when it is optional."""
+    for component, properties in limits.items():
+        for name, keywords in properties.items():
+            schema = components[component]["properties"][name]
+            options = [s for s in schema.get("anyOf", []) if s.get("type") != "null"]
+            (options[0] if len(options) == 1 else schema).update(keywords)
+
+
+def build_openapi(operations: Iterable[Any], title: str, version: str,
+                  limits: Mapping[str, Mapping[str, Mapping[str, Any]]] = MappingProxyType({})) -> dict[str, Any]:
+    """The document of ``operations``; ``limits`` are the deployment's (:func:`settings_limits`)."""
     components: dict[str, Any] = {"Error": _ERROR}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
@@ -126,6 +150,7 @@ def build_openapi(operations: Iterable[Any], title: str, version: str) -> dict[s
                 "schema": _schema_ref(op.body, components)}}}
         spec["security"] = [] if op.public else [{"bearer": []}, {"apiKey": []}]
         paths.setdefault(op.path, {})[op.method.lower()] = spec
+    _apply_limits(components, limits)
     return {
         "openapi": "3.1.0",
         "info": {"title": title, "version": version},

@@ -53,6 +53,12 @@ class LoginAttemptStore(Protocol):
         """Forget the counter (a successful login)."""
 
 
+#: What an audit page token looks like: ``<month>.<20 digits of the time>.<event id>``, the
+#: position after the last event of a page (nothing secret: the page showed it). Every string
+#: it matches is a valid token (the OpenAPI document states it); only URL-safe characters.
+AUDIT_PAGE_TOKEN_PATTERN = r"^[0-9]{4}-(?:0[1-9]|1[0-2])\.[0-9]{20}\.[A-Za-z0-9_-]{1,100}$"
+
+
 class AuditLog(Protocol):
     """Security events (logins, API keys), kept for a retention period (DynamoDB TTL)."""
 
@@ -62,4 +68,4 @@ class AuditLog(Protocol):
              page_token: Optional[str] = None) -> tuple[list[AuditEvent], Optional[str]]:
         """Up to ``limit`` unexpired events, newest first, after the page that gave
         ``page_token``; and the token of the next page (None on the last). ``InvalidInput``
-        for a token this log did not give."""
+        for a token that does not match :data:`AUDIT_PAGE_TOKEN_PATTERN`."""

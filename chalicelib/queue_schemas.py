@@ -24,7 +24,9 @@ class QueueItem(Schema):
 
 
 class EnqueueRequest(Schema):
-    items: list[QueueItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST)
+    items: list[QueueItem] = Field(min_length=1, max_length=MAX_ITEMS_PER_REQUEST, description=(
+        "each item with a uri of its own: a uri given twice is a 400 (JSON Schema cannot say "
+        "that items differ in one property)"))
 
     def pairs(self) -> list[tuple[str, Any]]:
         return [(item.uri, item.data) for item in self.items]

@@ -16,7 +16,8 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 
 from chalicelib.entities import AccessRight, BudgetOption, InputType, StressTestStatus, Task, UserType
 from chalicelib.errors import InvalidInput
-from chalicelib.services.payloads import Payload, queries_of, style_of
+from chalicelib.ports_logins import AUDIT_PAGE_TOKEN_PATTERN
+from chalicelib.services.payloads import STYLES, Payload, queries_of, style_of
 from chalicelib.services.trial_messages import TRAIN_ARGS_MAX_BYTES
 from chalicelib.stress_config import test_run_config_schema
 
@@ -94,6 +95,13 @@ def _whole(value: Any) -> Any:
 
 
 Int = Annotated[int, BeforeValidator(_whole)]
+
+
+def whole(ge: Optional[int] = None, le: Optional[int] = None) -> Any:
+    """An :data:`Int` between ``ge`` and ``le``, for use inside ``Optional[...]``: there the
+    constraints must sit on the integer itself, or the JSON schema carries pydantic's own
+    ``ge``/``le`` keys, which JSON Schema readers ignore (schemathesis sent top_n 10**16)."""
+    return Annotated[int, Field(ge=ge, le=le), BeforeValidator(_whole)]
 Email = Annotated[str, Field(min_length=3, max_length=254, json_schema_extra={"pattern": _EMAIL.pattern}),
                   AfterValidator(_email)]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=rf"^[^{WS}](?:[^\n]*[^{WS}])?$")]
@@ -136,8 +144,10 @@ class LoginRequest(Schema):
 class CreateUserRequest(Schema):
     email: Email
     # Length and strength are the password policy's (Settings.password_min_length/_min_score),
-    # checked by the users service so the answer can say why a password is too weak.
-    password: str = Field(min_length=1, max_length=256)
+    # checked by the users service so the answer can say why a password is too weak; the
+    # document's minLength is the setting's (openapi.settings_limits).
+    password: str = Field(min_length=1, max_length=256, description=(
+        "at least the policy's length, and strong enough by zxcvbn's score (the answer says why not: 400)"))
     user_type: UserType
 
 
@@ -240,7 +250,8 @@ class CreateTrainJobRequest(Schema):
 
 class AuditEventsQuery(Schema):
     limit: Int = Field(50, ge=1, le=500)
-    page_token: Optional[str] = Field(None, min_length=1, max_length=200)
+    page_token: Optional[str] = Field(None, max_length=200, json_schema_extra={"pattern": AUDIT_PAGE_TOKEN_PATTERN},
+                                      description="the next_page_token of the previous page")
 
 
 class UserQuery(Schema):
@@ -290,14 +301,14 @@ class RegisterApplicationRequest(Schema):
     input_type: InputType
     default_output: bounded_json(Any)
     slo_micros: Int = Field(ge=1000, le=60_000_000)
-    top_n: Optional[Int] = Field(None, ge=1, le=1000)
+    top_n: Optional[whole(1, 1000)] = None
 
 
 class UpdateApplicationRequest(Schema):
     input_type: Optional[InputType] = None
     default_output: bounded_json(Any) = None
-    slo_micros: Optional[Int] = Field(None, ge=1000, le=60_000_000)
-    top_n: Optional[Int] = Field(None, ge=1, le=1000)
+    slo_micros: Optional[whole(1000, 60_000_000)] = None
+    top_n: Optional[whole(1, 1000)] = None
 
 
 class SetVersionRequest(Schema):
@@ -305,8 +316,13 @@ class SetVersionRequest(Schema):
 
 
 def _queries_under(key: str) -> Any:
-    """A style's value, turned into its list of queries (``InvalidInput`` says what is wrong)."""
-    return Annotated[Any, AfterValidator(lambda value: queries_of(key, value))]
+    """A style's value, turned into its list of queries (``InvalidInput`` says what is wrong).
+    A batch key's value is a non-empty list (queries_of's rule, said in the document); what
+    each query must be is the app's input type's and the model's, so any JSON value here."""
+    check = AfterValidator(lambda value: queries_of(key, value))
+    if STYLES[key][1]:
+        return Annotated[Any, check, WithJsonSchema({"type": "array", "minItems": 1})]
+    return Annotated[Any, check]
 
 
 class _Style(Schema):
@@ -401,8 +417,8 @@ class StartStressTestRequest(Schema):
     project_id: Optional[str] = Field(None, min_length=1, max_length=100)
     rime_managed_image: Optional[str] = Field(None, min_length=1, max_length=200)
     custom_image: Optional[CustomImageSpec] = None
-    ram_request_megabytes: Optional[Int] = Field(None, ge=128, le=512_000)
-    cpu_request_millicores: Optional[Int] = Field(None, ge=100, le=96_000)
+    ram_request_megabytes: Optional[whole(128, 512_000)] = None
+    cpu_request_millicores: Optional[whole(100, 96_000)] = None
 
 
 _STATUS = "|".join(s.value for s in StressTestStatus)

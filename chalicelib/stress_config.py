@@ -8,11 +8,34 @@ docs/stress-tests-api.md and stress/README.md.
 """
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+import re
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from chalicelib.errors import InvalidInput
+
+#: A dataset of the platform as a stress-test input (the stress-test service resolves it).
+DATASET_URI = r"^kilele://datasets/([A-Za-z0-9_-]{1,100})$"
+# What the service takes as an input file: one of the caller's uploads (s3://, whose owner and
+# existence are state: 404 otherwise) or a dataset; a model file only as an upload.
+_INPUT_URI = {"pattern": r"^(?:s3://|kilele://datasets/[A-Za-z0-9_-]{1,100}$)",
+              "description": "s3://... from POST /stress-tests/uploads, or kilele://datasets/<id>"}
+_MODEL_URI = {"pattern": r"^s3://", "description": "s3://... from POST /stress-tests/uploads"}
+
+
+def _of_form(value: Optional[str], form: dict[str, str]) -> Optional[str]:
+    if value is not None and not re.match(form["pattern"], value):
+        raise ValueError(f"{value!r} is not {form['description']} (the SDK uploads local files for you)")
+    return value
+
+
+def _input_uri(value: str) -> str:
+    return _of_form(value, _INPUT_URI)
+
+
+def _model_uri(value: Optional[str]) -> Optional[str]:
+    return _of_form(value, _MODEL_URI)
 
 ModelTaskName = Literal["Binary Classification", "Multi-class Classification", "Regression"]
 Column = Field(min_length=1, max_length=500)
@@ -24,8 +47,10 @@ class _Strict(BaseModel):
 
 class DataInfoShape(_Strict):
     label_col: str = Column
-    ref_path: str = Field(min_length=1, max_length=2000)
-    eval_path: str = Field(min_length=1, max_length=2000)
+    ref_path: Annotated[str, AfterValidator(_input_uri)] = Field(min_length=1, max_length=2000,
+                                                                  json_schema_extra=_INPUT_URI)
+    eval_path: Annotated[str, AfterValidator(_input_uri)] = Field(min_length=1, max_length=2000,
+                                                                   json_schema_extra=_INPUT_URI)
     pred_col: Optional[str] = None
     timestamp_col: Optional[str] = None
     categorical_features: Optional[list[str]] = None
@@ -34,7 +59,8 @@ class DataInfoShape(_Strict):
 
 
 class ModelInfoShape(_Strict):
-    path: Optional[str] = Field(None, min_length=1, max_length=2000)
+    path: Annotated[Optional[str], AfterValidator(_model_uri)] = Field(None, min_length=1, max_length=2000,
+                                                                        json_schema_extra=_MODEL_URI)
     trial_id: Optional[str] = Field(None, min_length=1, max_length=200)
     app: Optional[str] = Field(None, min_length=1, max_length=200)
     app_version: Optional[int] = None
@@ -121,4 +147,4 @@ def test_run_config_schema() -> dict[str, Any]:
     return schema
 
 
-__all__ = ["TestRunConfigShape", "parse_test_run_config", "test_run_config_schema"]
+__all__ = ["DATASET_URI", "TestRunConfigShape", "parse_test_run_config", "test_run_config_schema"]

@@ -5,7 +5,7 @@ from chalice import Blueprint
 
 from chalicelib import SERVICE_NAME, __version__
 from chalicelib.api.http import REGISTRY, Call, endpoint
-from chalicelib.openapi import build_openapi
+from chalicelib.openapi import build_openapi, settings_limits
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -28,4 +28,4 @@ def index(call: Call) -> dict:
 
 @endpoint(bp, "/openapi.json", "GET", "This API's OpenAPI 3.1 description", public=True)
 def openapi(call: Call) -> dict:
-    return build_openapi(REGISTRY.operations, SERVICE_NAME, __version__)
+    return build_openapi(REGISTRY.operations, SERVICE_NAME, __version__, settings_limits(services().settings))

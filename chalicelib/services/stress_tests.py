@@ -23,14 +23,14 @@ from chalicelib.ports import (ApplicationStore, BlobStore, DatasetStore, Inferen
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services import stress_messages, trial_messages
 from chalicelib.services.projects import ProjectService
-from chalicelib.stress_config import ModelInfoShape, parse_test_run_config
+from chalicelib.stress_config import DATASET_URI, ModelInfoShape, parse_test_run_config
 
 #: Jobs are listed this long (the table's TTL; filtered on read).
 JOB_RETENTION = timedelta(days=2)
 RESULT_VERSION = "1.0"
 UPLOAD_PREFIX = "stress-inputs"
 _FILENAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,199}$")
-_DATASET_URI = re.compile(r"^kilele://datasets/([A-Za-z0-9_-]{1,100})$")
+_DATASET_URI = re.compile(DATASET_URI)
 #: The model tasks a stress test of a trial may run as, per training task (tabular only).
 TRIAL_MODEL_TASKS = {
     Task.TABULAR_CLASSIFICATION: ("Binary Classification", "Multi-class Classification"),
@@ -167,17 +167,19 @@ class StressTestService:
                 "upload": self._blobs.presigned_post(key, self._max_upload, self._presign_seconds)}
 
     def _input_key(self, actor: User, where: str, uri: str, allow_datasets: bool = True) -> str:
-        """The data bucket's key of an input the caller may read; 400/404 naming ``where``."""
+        """The data bucket's key of an input the caller may read; 400 naming ``where`` for a
+        value of another form (the document's pattern), 404 for an upload that is not the
+        caller's or not there (as for any resource)."""
         if uri.startswith("s3://"):
             bucket, _, key = uri[len("s3://"):].partition("/")
             own = f"{UPLOAD_PREFIX}/{actor.id}/"
             if bucket != self._config.bucket or not key.startswith(own) or ".." in key.split("/"):
-                raise InvalidInput(f"{where}: {uri!r} is not one of your uploads "
-                                   f"(POST /stress-tests/uploads gives s3://{self._config.bucket}/{own}...)")
+                raise NotFound(f"{where}: {uri!r} is not one of your uploads "
+                               f"(POST /stress-tests/uploads gives s3://{self._config.bucket}/{own}...)")
             try:
                 self._blobs.size(key)
             except NotFound:
-                raise InvalidInput(f"{where}: nothing was uploaded at {uri!r}") from None
+                raise NotFound(f"{where}: nothing was uploaded at {uri!r}") from None
             return key
         match = _DATASET_URI.match(uri)
         if match and allow_datasets:

@@ -1,8 +1,6 @@
 """Repositories of logins: failed-login counters and the audit log (DynamoDB, through pynamodb)."""
 from __future__ import annotations
 
-import base64
-import binascii
 import math
 import re
 from datetime import datetime, timedelta, timezone
@@ -12,7 +10,7 @@ from pynamodb.exceptions import UpdateError
 
 from chalicelib.entities import AuditEvent, AuditEventType
 from chalicelib.errors import InvalidInput
-from chalicelib.ports_logins import LoginFailures
+from chalicelib.ports_logins import AUDIT_PAGE_TOKEN_PATTERN, LoginFailures
 from chalicelib.store.models import AuditEventItem, LoginAttemptItem
 from chalicelib.store.repositories import _failed_condition, _plain_map
 
@@ -74,24 +72,31 @@ def _previous_month(month: str) -> str:
 
 def _sort_key(event: AuditEvent) -> str:
     # Fixed width (microseconds, "Z"), so the string order is the time order.
-    return f"{event.at.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{event.id}"
+    return f"{event.at.astimezone(UTC).strftime(_STAMP_FORMAT)}#{event.id}"
 
 
-_TOKEN = re.compile(r"^(\d{4}-\d{2})\|(\d{4}-\d{2}-\d{2}T[\d:.]+Z#[\w-]+)$")
+_TOKEN = re.compile(AUDIT_PAGE_TOKEN_PATTERN)
+_STAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def _encode_token(month: str, sort_key: str) -> str:
-    return base64.urlsafe_b64encode(f"{month}|{sort_key}".encode()).decode()
+    stamp, _, event_id = sort_key.partition("#")
+    return f"{month}.{''.join(c for c in stamp if c.isdigit())}.{event_id}"
 
 
-def _decode_token(token: str) -> tuple[str, str]:
-    try:
-        match = _TOKEN.match(base64.urlsafe_b64decode(token.encode()).decode())
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        match = None
+def _decode_token(token: str, now: datetime) -> tuple[str, str]:
+    """The month and sort key after which the next page starts. Any token the pattern matches
+    is a position (Python's reading of it, as pydantic's and the document's generators read it);
+    a month after ``now``'s is read as ``now``'s, so a token cannot make a page query the months
+    of centuries to come (one query per month)."""
+    match = _TOKEN.match(token)
     if not match:
         raise InvalidInput("page_token is not one this API gave; start again without it")
-    return match.group(1), match.group(2)
+    month, digits, event_id = token.split(".", 2)
+    event_id = event_id.rstrip("\n")  # the pattern's $ allows one trailing newline
+    d = digits
+    sort_key = f"{d[0:4]}-{d[4:6]}-{d[6:8]}T{d[8:10]}:{d[10:12]}:{d[12:14]}.{d[14:20]}Z#{event_id}"
+    return min(month, _month(now)), sort_key
 
 
 class AuditEventRepository:
@@ -109,7 +114,7 @@ class AuditEventRepository:
 
     def page(self, now: datetime, limit: int,
              page_token: Optional[str] = None) -> tuple[list[AuditEvent], Optional[str]]:
-        month, after = _decode_token(page_token) if page_token else (_month(now), None)
+        month, after = _decode_token(page_token, now) if page_token else (_month(now), None)
         oldest = _month(now - timedelta(seconds=self._retention))
         items: list[AuditEventItem] = []
         while len(items) <= limit and month >= oldest:  # one more than asked: is there a next page?

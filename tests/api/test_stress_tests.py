@@ -113,12 +113,15 @@ def test_a_bad_config_is_400_naming_the_key(make_user, settings, stress_workflow
 def test_paths_must_be_own_uploads_or_visible_datasets(make_user, settings):
     alice, bob = make_user("MODEL_DEVELOPER"), make_user("MODEL_DEVELOPER")
     config = a_config(alice, settings)
-    # Someone else's upload, a local path, another bucket, nothing uploaded yet: 400 naming the key.
-    assert_error(start(bob, config), 400, "invalid_input", "data_info.ref_path", "not one of your uploads")
+    # A local path (not of the document's forms): 400 naming the key. Someone else's upload,
+    # another bucket, nothing uploaded yet: 404 naming the key, as for any resource.
     local = {**config, "data_info": {**config["data_info"], "eval_path": "/home/me/eval.csv"}}
     assert_error(start(alice, local), 400, "invalid_input", "data_info.eval_path")
+    assert_error(start(bob, config), 404, "not_found", "data_info.ref_path", "not one of your uploads")
+    elsewhere = {**config, "data_info": {**config["data_info"], "ref_path": "s3://another-bucket/x.csv"}}
+    assert_error(start(alice, elsewhere), 404, "not_found", "data_info.ref_path", "not one of your uploads")
     missing = alice.call("POST", "/stress-tests/uploads", {"filename": "m.py"}).data["uri"]
-    assert_error(start(alice, {**config, "model_info": {"path": missing}}), 400, "invalid_input",
+    assert_error(start(alice, {**config, "model_info": {"path": missing}}), 404, "not_found",
                  "model_info.path", "nothing was uploaded")
     # A READY dataset of the caller is fine; someone else's is 404.
     dataset = alice.call("POST", "/datasets", {"name": "d", "task": "TABULAR_CLASSIFICATION",
