@@ -127,8 +127,14 @@ class EndpointModelError(EndpointFailure):
 
 @dataclass
 class EndpointState:
-    status: str  # Creating | InService | Failed | Deleted
+    """``restarts``: how often the platform started the endpoint's dead server again since it was
+    deployed, with the last time's reason and time (None: the runner cannot say, e.g. SageMaker)."""
+
+    status: str  # Creating | InService | Restarting (its server died; it is started again) | Failed | Deleted
     reason: Optional[str] = None
+    restarts: Optional[int] = None
+    last_restart_reason: Optional[str] = None
+    last_restart_at: Optional[datetime] = None
 
 
 class EndpointRunner(Protocol):
@@ -292,6 +298,9 @@ class InferenceJobStore(Protocol):
 
     def set_status(self, job_id: str, status: InferenceJobStatus, only_from: tuple[InferenceJobStatus, ...],
                    at: Optional[datetime] = None, error: Optional[str] = None) -> bool: ...
+
+    def set_restarts(self, job_id: str, restarts: int, last_restart: Optional[dict[str, Any]]) -> None:
+        """Record the endpoint's restarts (``last_restart``: ``{"reason", "at"}``) on an existing job."""
 
 
 @dataclass(frozen=True)

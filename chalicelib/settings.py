@@ -98,6 +98,14 @@ class Settings(BaseSettings):
     local_endpoint_memory_limit_mb: int = Field(
         4096, ge=64, description="Local endpoints: each inference server's address-space limit (CPU endpoints)."
     )
+    local_endpoint_restart_backoff_seconds: float = Field(
+        1.0, gt=0, description="Local endpoints: a server that died is started again after this long, doubled "
+        "for each restart within the window (up to 60 s).")
+    local_endpoint_max_restarts: int = Field(
+        3, ge=0, description="Local endpoints: restarts within the window before the endpoint fails (its "
+        "inference job ERRORED with the reason).")
+    local_endpoint_restart_window_seconds: float = Field(
+        300.0, gt=0, description="Local endpoints: the window restarts are counted in.")
     trial_dispatch_uri: str = Field(
         "batch://", description="batch:// (AWS Batch, infra) or local://<work dir> (worker processes)."
     )

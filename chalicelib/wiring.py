@@ -359,11 +359,15 @@ def endpoint_runner(settings: Settings, blobs: BlobStore, aws: Any) -> EndpointR
             runtime=runtime_clients(aws), autoscaling=aws.client("application-autoscaling"),
         )
     from chalicelib.adapters.endpoints.local import LocalEndpointRunner
+    from chalicelib.adapters.endpoints.restarts import RestartPolicy
 
     # The inference server runs model code: it gets no AWS or Kilele settings at all.
     environment = process_environment(drop_prefixes=("AWS_", "KILELE_"))
-    return LocalEndpointRunner(blobs, Path(rest) if rest else _default_work_dir("endpoints"),
-                               environment=environment, memory_limit_mb=settings.local_endpoint_memory_limit_mb)
+    restarts = RestartPolicy(backoff_seconds=settings.local_endpoint_restart_backoff_seconds,
+                             max_restarts=settings.local_endpoint_max_restarts,
+                             window_seconds=settings.local_endpoint_restart_window_seconds)
+    return LocalEndpointRunner(blobs, Path(rest) if rest else _default_work_dir("endpoints"), environment=environment,
+                               memory_limit_mb=settings.local_endpoint_memory_limit_mb, restart_policy=restarts)
 
 
 def gpu_support(settings: Settings) -> GpuSupport:

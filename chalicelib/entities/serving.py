@@ -73,6 +73,10 @@ class InferenceJob:
     predictor_url: Optional[str] = None
     stopped_at: Optional[datetime] = None
     error: Optional[str] = None
+    # How often the platform started the endpoint's dead server again (None: it cannot say, as
+    # on SageMaker, which replaces failed instances itself), and the last time: {"reason", "at"}.
+    restarts: Optional[int] = None
+    last_restart: Optional[dict[str, Any]] = None
 
     @property
     def predictor_host(self) -> Optional[str]:
@@ -87,10 +91,13 @@ class InferenceJob:
     def workers(self) -> list[dict[str, Any]]:
         """One worker per served trial, as the seeds list them: the service that runs it (the
         job's endpoint, which serves the whole ensemble), its status, its replicas (serving
-        processes at start: one; SageMaker's autoscaling may add instances) and the trial."""
+        processes at start: one; SageMaker's autoscaling may add instances) and the trial; beside
+        them, how often the serving process was restarted after it died and the last restart's
+        ``{"reason", "at"}`` (the whole ensemble is one process: every worker shows the same)."""
         return [{"service_id": self.endpoint_name, "status": self.status.value, "replicas": 1,
                  "datetime_started": iso_or_none(self.created_at), "datetime_stopped": iso_or_none(self.stopped_at),
-                 "trial": member} for member in self.members]
+                 "trial": member, "restarts": self.restarts, "last_restart": self.last_restart}
+                for member in self.members]
 
     def to_dict(self) -> dict[str, Any]:
         host = self.predictor_host

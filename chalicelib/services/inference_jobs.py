@@ -23,6 +23,7 @@ from chalicelib.entities import (
     Trial,
     TrialStatus,
     User,
+    iso_or_none,
 )
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
@@ -35,6 +36,7 @@ from chalicelib.ports import (
     ApplicationStore,
     BlobStore,
     EndpointRunner,
+    EndpointState,
     InferenceJobStore,
     ServingState,
     TrainJobStore,
@@ -164,18 +166,32 @@ class InferenceJobService:
         return self._jobs.set_status(job.id, status, LIVE, at=self._clock(), error=error)
 
     def _refresh(self, job: InferenceJob) -> InferenceJob:
-        """Bring a live job's status in line with its endpoint (created, failed, gone)."""
+        """Bring a live job in line with its endpoint (created, failed, gone; restarted: the job
+        stays live while its endpoint's runner starts the dead server again, and records it)."""
         if job.status not in LIVE:
             return job
         state = self._endpoints.state(job.endpoint_name)
+        changed = self._record_restarts(job, state)
         if state.status == "InService" and job.status is InferenceJobStatus.STARTED:
             self._jobs.set_status(job.id, InferenceJobStatus.RUNNING, (InferenceJobStatus.STARTED,))
         elif state.status in ("Failed", "Deleted"):
             self._leave_live(job, InferenceJobStatus.ERRORED,
                              error=state.reason or f"the endpoint is {state.status.lower()}")
-        else:
+        elif not changed:
             return job
         return self._jobs.get(job.id) or job
+
+    def _record_restarts(self, job: InferenceJob, state: EndpointState) -> bool:
+        """Store the endpoint's restarts on the job when they changed (a runner that cannot count
+        them, SageMaker's, reports None: nothing is stored); True if stored."""
+        if state.restarts is None:
+            return False
+        last = None if state.last_restart_at is None else {"reason": state.last_restart_reason,
+                                                            "at": iso_or_none(state.last_restart_at)}
+        if (state.restarts, last) == (job.restarts, job.last_restart):
+            return False
+        self._jobs.set_restarts(job.id, state.restarts, last)
+        return True
 
     def report_endpoint_failure(self, job: InferenceJob) -> InferenceJob:
         """Called when predict could not reach the endpoint: record the failure if it is one."""
@@ -272,7 +288,8 @@ class InferenceJobService:
         again ends ERRORED with ``reason`` and why. Returns the jobs' new states."""
         resumed = []
         for job in self._jobs.list_all():
-            if job.status not in LIVE or self._endpoints.state(job.endpoint_name).status == "InService":
+            # A Restarting endpoint is being started again by its runner already.
+            if job.status not in LIVE or self._endpoints.state(job.endpoint_name).status in ("InService", "Restarting"):
                 continue
             gpu = float((job.budget or {}).get(BudgetOption.GPU_COUNT.value, 0)) > 0
             try:

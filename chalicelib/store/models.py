@@ -242,6 +242,8 @@ class InferenceJobItem(Model):
     predictor_url = UnicodeAttribute(null=True)
     stopped_at = UnicodeAttribute(null=True)
     error = UnicodeAttribute(null=True)
+    restarts = NumberAttribute(null=True)  # the endpoint's restarts (None: its runner cannot say)
+    last_restart = MapAttribute(null=True)  # {"reason", "at"}
     by_user = ByUser()
     by_app = ByApp()
 

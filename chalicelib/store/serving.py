@@ -69,6 +69,16 @@ class InferenceJobRepository:
             actions.append(InferenceJobItem.error.set(error[:2000]))
         return set_status_if(InferenceJobItem(job_id), InferenceJobItem.status, status, only_from, actions)
 
+    def set_restarts(self, job_id: str, restarts: int, last_restart: Optional[dict[str, Any]]) -> None:
+        item = InferenceJobItem.last_restart
+        last = item.set(last_restart) if last_restart else item.remove()
+        try:
+            InferenceJobItem(job_id).update(actions=[InferenceJobItem.restarts.set(restarts), last],
+                                            condition=InferenceJobItem.id.exists())
+        except UpdateError as e:
+            if not _failed_condition(e):
+                raise
+
     @staticmethod
     def _entity(item: InferenceJobItem) -> InferenceJob:
         return InferenceJob(
@@ -87,6 +97,8 @@ class InferenceJobRepository:
             predictor_url=item.predictor_url,
             stopped_at=_opt_dt(item.stopped_at),
             error=item.error,
+            restarts=None if item.restarts is None else int(item.restarts),
+            last_restart=_plain_map(item.last_restart),
         )
 
 

@@ -9,8 +9,9 @@
 - **fake**: tests/fake_endpoints.py's ``FakeEndpoints``, which the API and serving-queue tests
   stand in for the real runners: it must keep the same contract to be a fair stand-in.
 
-The contract: deploy brings the endpoint InService (polled with a bounded wait); an unknown
-endpoint is Deleted; deleting twice is harmless and leaves it Deleted. For the runners that serve
+The contract: deploy brings the endpoint InService (polled with a bounded wait) with no restart
+(or None: a runner that cannot count them says so); an unknown endpoint is Deleted; deleting twice
+is harmless and leaves it Deleted. For the runners that serve
 here (local, fake): invoke answers ``{"predictions": [...]}`` with one prediction per query, a body
 the server refuses is EndpointRejected (4xx), and invoking an unknown or deleted endpoint is
 EndpointUnavailable.
@@ -22,11 +23,20 @@ section by mapping tests: the runner's real botocore client talks to a small HTT
 EndpointRejected, with its 5xx -> EndpointUnavailable, an unknown endpoint -> EndpointUnavailable,
 no answer in time -> EndpointTimeout, no connection -> EndpointUnavailable), and moto checks that
 the endpoint's answer comes back unchanged.
+
+Restarts (local only; SageMaker replaces failed instances itself and reports its status, never a
+restart count): a server killed after it served is Restarting, its invoke EndpointUnavailable,
+then after the backoff it is InService again with ``restarts == 1`` and the reason; one that keeps
+dying makes the endpoint Failed with the reason; one that never served fails at once.
 """
 from __future__ import annotations
 
+import io
 import json
+import os
+import signal
 import socket
+import tarfile
 import threading
 import time
 from contextlib import contextmanager
@@ -142,9 +152,12 @@ def invoke(runner: Any, name: str, body: Any, timeout: float = 10.0) -> Any:
 # ---------------------------------------------------------------------------- the contract
 
 
-def test_deploy_brings_the_endpoint_in_service(runner):
+def test_deploy_brings_the_endpoint_in_service_with_no_restart(runner):
     runner.deploy("kilele-test-iris", BUNDLE_KEY)
     wait_in_service(runner, "kilele-test-iris")
+    state = runner.state("kilele-test-iris")
+    assert state.restarts in (None, 0)  # None: the runner cannot count them (it never invents a number)
+    assert (state.last_restart_reason, state.last_restart_at) == (None, None)
 
 
 def test_an_unknown_endpoint_is_deleted(runner):
@@ -193,7 +206,100 @@ def test_invoking_an_unknown_or_deleted_endpoint_is_unavailable(serving_runner):
         invoke(serving_runner, "kilele-test-iris", {"queries": QUERIES})
 
 
+# ---------------------------------------------------------------------------- local only
+
+
+@contextmanager
+def local_runner(bundle: bytes, directory: Path, **restarts: Any) -> Iterator[LocalEndpointRunner]:
+    """The local runner as the composition root builds it, with the restart settings ``restarts``."""
+    with aws_with_bundle(bundle) as (settings, aws, blobs):
+        values = {"endpoints_uri": f"local://{directory}", **restarts}
+        runner = wiring.endpoint_runner(settings.with_values(**values), blobs, aws)
+        try:
+            yield runner
+        finally:
+            runner.stop_all()
+
+
+def kill_server(runner: LocalEndpointRunner, name: str) -> int:
+    """SIGKILL the endpoint's server process, as a crash would end it; its pid."""
+    pid = runner._endpoints[name].process.pid
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def wait_for(runner: Any, name: str, status: str, timeout: float = READY_SECONDS) -> Any:
+    deadline = time.monotonic() + timeout
+    while (state := runner.state(name)).status != status:
+        assert time.monotonic() < deadline, f"{name} is {state.status} ({state.reason}), not {status}"
+        time.sleep(0.05)
+    return state
+
+
+@pytest.mark.slow
+def test_local_a_server_that_died_is_started_again_with_backoff_and_serves(bundle, tmp_path):
+    with local_runner(bundle, tmp_path, local_endpoint_restart_backoff_seconds=0.5) as runner:
+        runner.deploy("kilele-test-iris", BUNDLE_KEY)
+        wait_in_service(runner, "kilele-test-iris")
+        old = kill_server(runner, "kilele-test-iris")
+        killed = time.monotonic()
+        restarting = wait_for(runner, "kilele-test-iris", "Restarting", timeout=5)
+        assert "exited with code -9" in restarting.reason
+        with pytest.raises(EndpointUnavailable, match="started again"):  # predict answers the default meanwhile
+            invoke(runner, "kilele-test-iris", {"queries": QUERIES[:1]})
+        back = wait_for(runner, "kilele-test-iris", "InService")
+        assert time.monotonic() - killed >= 0.5  # not before the backoff
+        assert back.restarts == 1 and "exited with code -9" in back.last_restart_reason
+        assert back.last_restart_at is not None and runner._endpoints["kilele-test-iris"].process.pid != old
+        assert len(invoke(runner, "kilele-test-iris", {"queries": QUERIES})["predictions"]) == len(QUERIES)
+
+
+@pytest.mark.slow
+def test_local_a_server_that_keeps_dying_fails_the_endpoint_with_the_reason(bundle, tmp_path):
+    with local_runner(bundle, tmp_path, local_endpoint_restart_backoff_seconds=0.2,
+                      local_endpoint_max_restarts=1) as runner:
+        runner.deploy("kilele-test-iris", BUNDLE_KEY)
+        wait_in_service(runner, "kilele-test-iris")
+        first = kill_server(runner, "kilele-test-iris")
+        deadline = time.monotonic() + 10
+        while runner._endpoints["kilele-test-iris"].process.pid == first:  # the restart, not yet serving
+            assert time.monotonic() < deadline, "the server was not started again"
+            time.sleep(0.05)
+        kill_server(runner, "kilele-test-iris")
+        failed = wait_for(runner, "kilele-test-iris", "Failed", timeout=5)
+        assert failed.reason.startswith("the inference server died again after 1 restart(s) within 300 s")
+        assert "exited with code -9" in failed.reason and failed.restarts == 1
+        with pytest.raises(EndpointUnavailable, match="died again"):
+            invoke(runner, "kilele-test-iris", {"queries": QUERIES[:1]})
+        time.sleep(0.5)  # given up: nothing is started again
+        assert runner.state("kilele-test-iris").status == "Failed"
+
+
+@pytest.mark.slow
+def test_local_a_server_that_never_served_fails_at_once_without_restarts(tmp_path):
+    broken = io.BytesIO()
+    with tarfile.open(fileobj=broken, mode="w:gz") as archive:  # no manifest: the server exits at load
+        data = b"not a bundle"
+        info = tarfile.TarInfo("README")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    with local_runner(broken.getvalue(), tmp_path) as runner:
+        runner.deploy("kilele-test-broken", BUNDLE_KEY)
+        state = runner.state("kilele-test-broken")
+        assert state.status == "Failed" and "exited with code" in state.reason and state.restarts == 0
+
+
 # ---------------------------------------------------------------------------- SageMaker only
+
+
+def test_sagemaker_reports_its_status_and_no_restart_count(sagemaker):
+    """SageMaker replaces a failed instance itself and does not say how often: the twin reports
+    the endpoint's status (and FailureReason), never a made-up restart count."""
+    settings, aws, blobs = sagemaker
+    runner = wiring.endpoint_runner(sagemaker_settings(settings), blobs, aws)
+    runner.deploy("kilele-test-iris", BUNDLE_KEY)
+    state = runner.state("kilele-test-iris")
+    assert state.status in ("Creating", "InService") and state.restarts is None
 
 
 @pytest.fixture

@@ -582,6 +582,21 @@ def test_inference_job_status_changes_only_from_the_given_statuses(stores):
     assert not stores.inference_jobs.set_status(uid(), InferenceJobStatus.STOPPED, live)
 
 
+def test_inference_job_restarts_are_recorded_and_replaced(stores):
+    job = an_inference_job(uid())
+    stores.inference_jobs.add(job)
+    assert (stores.inference_jobs.get(job.id).restarts, stores.inference_jobs.get(job.id).last_restart) == (None, None)
+    last = {"reason": "the inference server exited with code -9: ...", "at": "2026-12-01T10:00:05+00:00"}
+    stores.inference_jobs.set_restarts(job.id, 2, last)
+    stored = stores.inference_jobs.get(job.id)
+    assert (stored.restarts, stored.last_restart, stored.status) == (2, last, job.status)
+    stores.inference_jobs.set_restarts(job.id, 0, None)  # an endpoint deployed afresh
+    assert (stores.inference_jobs.get(job.id).restarts, stores.inference_jobs.get(job.id).last_restart) == (0, None)
+    missing = uid()
+    stores.inference_jobs.set_restarts(missing, 1, last)  # no such job: nothing is created
+    assert stores.inference_jobs.get(missing) is None
+
+
 # -- applications ------------------------------------------------------------------------------
 
 

@@ -1,7 +1,8 @@
 """Seed 000 to its end (inference job, POST /predict) and seed 004's Clipper flow on the real
 local stack: inference server processes started by the local endpoint runner, predict through
 the SDK and curl in all three payload styles, SLO defaults, version switch and rollback under
-load, a killed endpoint, bad payloads, and a bundle served from a fresh virtual environment."""
+load, a killed endpoint started again (and one that keeps dying, ERRORED), bad payloads, and a
+bundle served from a fresh virtual environment."""
 from __future__ import annotations
 
 import json
@@ -265,22 +266,55 @@ def test_slo_default_with_a_slow_model_never_hangs(world, tmp_path):
     app_dev.stop_inference_job("slow")
 
 
-def test_a_killed_endpoint_answers_an_error_or_the_default_and_the_job_shows_it(world):
-    app_dev = world["app_dev"]
-    job = app_dev.get_running_inference_job("iris", 1)
-    endpoint = job["endpoint_name"]
-    pids = subprocess.run(["pgrep", "-f", f"kilele_inference --bundle .*{endpoint}"], capture_output=True,
-                          text=True).stdout.split()
-    assert pids, f"no inference server process for {endpoint}"
+def _server_pids(endpoint):
+    return set(subprocess.run(["pgrep", "-f", f"kilele_inference --bundle .*{endpoint}"], capture_output=True,
+                              text=True).stdout.split())
+
+
+def _kill_servers(endpoint):
+    pids = _server_pids(endpoint)
     for pid in pids:
-        os.kill(int(pid), signal.SIGKILL)
-    time.sleep(0.5)
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except ProcessLookupError:  # gone between pgrep and now
+            pass
+    return pids
+
+
+def test_a_killed_endpoint_is_started_again_and_the_job_shows_its_restart(world):
+    app_dev = world["app_dev"]
+    endpoint = app_dev.get_running_inference_job("iris", 1)["endpoint_name"]
     app_dev.set_model_version("iris", 1)
+    killed = _kill_servers(endpoint)
+    assert killed, f"no inference server process for {endpoint}"
+    time.sleep(0.3)
     started = time.monotonic()
-    answer = app_dev.query("iris", input=SETOSA)  # the app's default output, at once
+    answer = app_dev.query("iris", input=SETOSA)  # the app's default output while it is started again
     assert answer["default"] is True and time.monotonic() - started < 5
-    jobs = {j["app_version"]: j for j in app_dev.get_inference_jobs_of_app("iris")}
-    assert jobs[1]["status"] == "ERRORED" and "exited" in jobs[1]["error"]
+    deadline = time.monotonic() + 120
+    while (answer := app_dev.query("iris", input=SETOSA))["default"]:
+        assert time.monotonic() < deadline, f"the endpoint did not serve again: {answer}"
+        time.sleep(0.5)
+    assert max(answer["output"], key=answer["output"].get) == "0"
+    job = app_dev.get_inference_job("iris", 1)
+    assert job["status"] == "RUNNING" and job["error"] is None
+    worker = job["workers"][0]
+    assert worker["restarts"] == 1 and worker["last_restart"]["at"]
+    assert "exited with code -9" in worker["last_restart"]["reason"]
+    assert _server_pids(endpoint) and not killed & _server_pids(endpoint)
+
+
+def test_an_endpoint_that_keeps_dying_ends_its_job_errored_with_the_reason(world):
+    app_dev = world["app_dev"]
+    endpoint = app_dev.get_running_inference_job("iris", 1)["endpoint_name"]
+    deadline = time.monotonic() + 120
+    while (job := app_dev.get_inference_job("iris", 1))["status"] == "RUNNING":  # 1 s, 2 s, 4 s backoff
+        assert time.monotonic() < deadline, job
+        _kill_servers(endpoint)
+        time.sleep(0.2)
+    assert job["status"] == "ERRORED" and job["error"].startswith("the inference server died again after 3 restart")
+    assert "exited with code -9" in job["error"] and job["workers"][0]["restarts"] == 3
+    assert not _server_pids(endpoint)  # given up: nothing is started again
     with pytest.raises(NotFoundError):  # pinning a dead version is refused
         app_dev.set_model_version("iris", 1)
     app_dev.set_model_version("iris", 2)

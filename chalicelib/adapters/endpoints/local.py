@@ -6,10 +6,19 @@ network (it listens on a Unix socket in its directory, through which this runner
 its own PID and mount namespaces, a memory limit, a cap on its processes, an environment with no
 AWS, Kilele or secret-looking variables, its own directory (cwd, HOME, TMPDIR; removed when the
 endpoint is deleted) and death with the stack (PDEATHSIG; started from one lasting thread, as the
-signal follows the thread that forked). What the kernel cannot give is in the server's log."""
+signal follows the thread that forked). What the kernel cannot give is in the server's log.
+
+A server that dies once it has served is started again, as SageMaker replaces a failed instance
+(restarts.py: exponential backoff, at most so many restarts in a window, then the endpoint is
+Failed with the reason). Meanwhile the endpoint is Restarting and invoke raises
+EndpointUnavailable, so predict answers the app's marked default output (or 503 without one).
+A server that dies before it ever answered /ping is a failed creation: Failed at once, as
+SageMaker fails an endpoint whose container never becomes healthy. A monitor thread looks at the
+servers every ``monitor_seconds``; state() and invoke() notice a death as soon as they look."""
 from __future__ import annotations
 
 import io
+import logging
 import os
 import re
 import shutil
@@ -20,9 +29,9 @@ import sys
 import tarfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import urllib3
 
@@ -30,6 +39,7 @@ from kilele import sandbox  # the local stack always has the SDK
 from kilele.archive import safe_extract
 
 from chalicelib.adapters.endpoints.invocations import invocation_error, invocation_headers
+from chalicelib.adapters.endpoints.restarts import RestartLog, RestartPolicy
 from chalicelib.ports import (
     BlobStore,
     EndpointState,
@@ -46,6 +56,9 @@ _NO_RETRY = urllib3.Retry(0, read=False)
 _SECRET = re.compile(r"TOKEN|SECRET|PASSWORD|PASSWD|CREDENTIAL|API_KEY|PRIVATE_KEY", re.IGNORECASE)
 _DROP_PREFIXES = ("AWS_", "AMAZON_", "BOTO_", "MOTO_", "KILELE_")
 SOCKET_NAME = "server.sock"
+# The runner's own lines in a server's log (left out of the log tail a failure quotes).
+RUNNER_LINE = "kilele-endpoint-runner: "
+log = logging.getLogger("kilele.local")
 
 
 class _UnixConnection(urllib3.connection.HTTPConnection):
@@ -78,6 +91,17 @@ class _Endpoint:
     log_path: Path
     pool: urllib3.HTTPConnectionPool
     uid: Optional[int]
+    socket_path: Path
+    start: Callable[[], subprocess.Popen]  # a new server process for this endpoint (same bundle and socket)
+    uid_of: Callable[[subprocess.Popen], Optional[int]]
+    restarts: RestartLog
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    served: bool = False  # a server answered /ping once: a death from then on is restarted
+    ready: bool = False  # the current process answered /ping
+    restart_at: Optional[float] = None  # a restart is due then (monotonic), after ``death``
+    death: Optional[str] = None
+    failure: Optional[str] = None  # the runner gave up: Failed, for this reason
+    deleted: bool = False
 
 
 class LocalEndpointRunner:
@@ -85,10 +109,13 @@ class LocalEndpointRunner:
 
     def __init__(self, blobs: BlobStore, work_dir: Path, ready_timeout_seconds: float = 120.0,
                  python: str = sys.executable, environment: Optional[Mapping[str, str]] = None,
-                 memory_limit_mb: Optional[int] = 4096, max_processes: Optional[int] = 256):
+                 memory_limit_mb: Optional[int] = 4096, max_processes: Optional[int] = 256,
+                 restart_policy: RestartPolicy = RestartPolicy(), monitor_seconds: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic):
         """``environment`` is the base of the servers' environment (None: this process's), from
         which AWS, Kilele and secret-looking variables are dropped all the same;
-        ``memory_limit_mb`` is each server's address-space limit."""
+        ``memory_limit_mb`` is each server's address-space limit; ``restart_policy`` says when
+        a dead server is started again (see the module doc)."""
         self._blobs = blobs
         base = dict(os.environ if environment is None else environment)
         self._environment = {k: v for k, v in base.items()
@@ -101,8 +128,14 @@ class LocalEndpointRunner:
         self._lock = threading.Lock()
         self._endpoints: dict[str, _Endpoint] = {}
         self._spawner: Optional[sandbox.LastingThread] = None
+        self._restart_policy = restart_policy
+        self._monitor_seconds = monitor_seconds
+        self._clock = clock
+        self._monitor: Optional[threading.Thread] = None
+        self._monitor_stop = threading.Event()
 
     def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
+        self.delete(name)  # deployed again (a resumed job): the old server goes first
         directory = self._work_dir / "endpoints" / name
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True, mode=0o700)
@@ -121,13 +154,21 @@ class LocalEndpointRunner:
         argv = [self._python, "-m", "kilele_inference", "--bundle", str(directory / "bundle"),
                 "--uds", str(socket_path)]
         log_path = directory.parent / f"{name}.log"  # outside the server's reach
-        with open(log_path, "wb") as log:
-            process = self._spawn(lambda: sandbox.spawn(confined, argv, env=env, python=self._python,
-                                                        stdout=log, stderr=subprocess.STDOUT))
-        pool = _UnixPool("localhost", maxsize=64, block=False, retries=_NO_RETRY, socket_path=str(socket_path))
+        log_path.write_bytes(b"")
+
+        def start() -> subprocess.Popen:
+            with open(log_path, "ab") as server_log:  # a restarted server's lines follow the last one's
+                return sandbox.spawn(confined, argv, env=env, python=self._python,
+                                     stdout=server_log, stderr=subprocess.STDOUT)
+
+        process = self._spawn(start)
+        endpoint = _Endpoint(name, process, directory, log_path, _pool(socket_path), None, socket_path, start,
+                             lambda started: sandbox.run_uid(started.pid, confined),
+                             RestartLog(self._restart_policy, clock=self._clock))
+        endpoint.uid = endpoint.uid_of(process)
         with self._lock:
-            self._endpoints[name] = _Endpoint(name, process, directory, log_path, pool,
-                                              sandbox.run_uid(process.pid, confined))
+            self._endpoints[name] = endpoint
+        self._start_monitor()
         self._wait_ready(name)
 
     def _spawn(self, start: Any) -> subprocess.Popen:
@@ -150,20 +191,34 @@ class LocalEndpointRunner:
             endpoint = self._endpoints.get(name)
         if endpoint is None:
             return EndpointState("Deleted")
-        code = endpoint.process.poll()
-        if code is not None:
-            return EndpointState("Failed", f"the inference server exited with code {code}: {self._log_tail(endpoint)}")
+        self._notice(endpoint)
+        restarts = endpoint.restarts
+        known = {"restarts": restarts.count, "last_restart_reason": restarts.last_reason,
+                 "last_restart_at": restarts.last_at}
+        if endpoint.failure is not None:
+            return EndpointState("Failed", endpoint.failure, **known)
+        if endpoint.restart_at is not None:
+            return EndpointState("Restarting", f"{endpoint.death}; it is started again", **known)
         try:
             ping = endpoint.pool.urlopen("GET", "/ping", timeout=urllib3.Timeout(connect=1, read=1))
+            ok = ping.status == 200
         except urllib3.exceptions.HTTPError:
-            return EndpointState("Creating")
-        return EndpointState("InService" if ping.status == 200 else "Creating")
+            ok = False
+        if ok:
+            endpoint.served = endpoint.ready = True
+            return EndpointState("InService", **known)
+        # A restarted server that does not answer yet is still coming back.
+        return EndpointState("Restarting" if restarts.count and not endpoint.ready else "Creating", **known)
 
     def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
         with self._lock:
             endpoint = self._endpoints.get(name)
-        if endpoint is None or endpoint.process.poll() is not None:
-            raise EndpointUnavailable(self.state(name).reason or f"endpoint {name} is not running")
+        if endpoint is None:
+            raise EndpointUnavailable(f"endpoint {name} is not running")
+        if endpoint.process.poll() is not None or endpoint.restart_at is not None or endpoint.failure is not None:
+            self._notice(endpoint)
+            why = endpoint.failure or (endpoint.death and f"{endpoint.death}; it is being started again")
+            raise EndpointUnavailable(why or f"endpoint {name} is not running")
         try:
             response = endpoint.pool.urlopen(
                 "POST", "/invocations", body=body, headers=invocation_headers(timeout_seconds),
@@ -177,6 +232,7 @@ class LocalEndpointRunner:
             raise EndpointUnavailable(f"the endpoint is unreachable: {reason}") from e
         if response.status != 200:
             raise invocation_error(response.status, response.data.decode(errors="replace"))
+        endpoint.served = endpoint.ready = True  # (also when no state() call saw it answer /ping)
         return response.data
 
     def delete(self, name: str) -> None:
@@ -184,6 +240,8 @@ class LocalEndpointRunner:
             endpoint = self._endpoints.pop(name, None)
         if endpoint is None:
             return
+        with endpoint.lock:  # after a restart under way: its new process is the one stopped
+            endpoint.deleted = True
         endpoint.pool.close()
         _stop(endpoint.process)
         sandbox.kill_user(endpoint.uid)  # what it started outside its PID namespace (when it had none)
@@ -191,17 +249,89 @@ class LocalEndpointRunner:
         endpoint.log_path.unlink(missing_ok=True)
 
     def stop_all(self) -> None:
+        self._monitor_stop.set()
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None and monitor is not threading.current_thread():
+            monitor.join(timeout=30)
         with self._lock:
             names = list(self._endpoints)
         for name in names:
             self.delete(name)
 
+    # -- restarts ---------------------------------------------------------------------------------
+
+    def _start_monitor(self) -> None:
+        with self._lock:
+            if self._monitor is not None:
+                return
+            self._monitor_stop = threading.Event()
+            self._monitor = threading.Thread(target=self._watch, args=(self._monitor_stop,),
+                                             name="kilele-endpoint-monitor", daemon=True)
+            self._monitor.start()
+
+    def _watch(self, stop: threading.Event) -> None:
+        while not stop.wait(self._monitor_seconds):
+            with self._lock:
+                endpoints = list(self._endpoints.values())
+            for endpoint in endpoints:
+                try:
+                    self._notice(endpoint)
+                    self._restart_if_due(endpoint)
+                except Exception as e:  # noqa: BLE001 - this endpoint fails with why; the others are watched on
+                    log.exception("endpoint %s could not be restarted", endpoint.name)
+                    with endpoint.lock:
+                        why = endpoint.death or "the inference server died"
+                        endpoint.failure = f"{why}; starting it again failed: {type(e).__name__}: {e}"
+                        endpoint.restart_at = None
+
+    def _notice(self, endpoint: _Endpoint) -> None:
+        """If the endpoint's server died: decide (once per death) to restart it after a backoff,
+        or that the endpoint failed (never served, or too many restarts)."""
+        with endpoint.lock:
+            if endpoint.deleted or endpoint.failure is not None or endpoint.restart_at is not None:
+                return
+            code = endpoint.process.poll()
+            if code is None:
+                return
+            death = f"the inference server exited with code {code}: {self._log_tail(endpoint)}"
+            if not endpoint.served:  # it never answered /ping: the creation failed
+                endpoint.failure = death
+                return
+            due = endpoint.restarts.due()
+            if due is None:
+                endpoint.failure = endpoint.restarts.given_up(death)
+                _note(endpoint, f"gave up: {endpoint.failure}")
+                log.error("endpoint %s: %s", endpoint.name, endpoint.failure)
+                return
+            endpoint.restart_at, endpoint.death = due, death
+            wait = max(0.0, due - self._clock())
+            _note(endpoint, f"{death}; starting it again in {wait:g} s")
+            log.warning("endpoint %s: %s; starting it again in %g s", endpoint.name, death, wait)
+
+    def _restart_if_due(self, endpoint: _Endpoint) -> None:
+        with endpoint.lock:
+            if endpoint.deleted or endpoint.restart_at is None or self._clock() < endpoint.restart_at:
+                return
+            # What the dead server left outside its PID namespace (when it had none): its user's
+            # processes. Not its process group: reaped, its id may be another process's by now.
+            sandbox.kill_user(endpoint.uid)
+            endpoint.socket_path.unlink(missing_ok=True)
+            process = self._spawn(endpoint.start)
+            old_pool, endpoint.pool = endpoint.pool, _pool(endpoint.socket_path)
+            old_pool.close()
+            endpoint.process, endpoint.uid, endpoint.ready = process, endpoint.uid_of(process), False
+            endpoint.restarts.restarted(endpoint.death or "the inference server died")
+            endpoint.restart_at = endpoint.death = None
+            _note(endpoint, f"restart {endpoint.restarts.count}: started again")
+
     @staticmethod
     def _log_tail(endpoint: _Endpoint, lines: int = 5) -> str:
         try:
-            return " | ".join(endpoint.log_path.read_text(errors="replace").strip().splitlines()[-lines:])
+            text = endpoint.log_path.read_text(errors="replace")
         except OSError:
             return ""
+        server_lines = [line for line in text.strip().splitlines() if not line.startswith(RUNNER_LINE)]
+        return " | ".join(server_lines[-lines:])
 
     # The local stack starts and stops the runner like its other components.
     name = "endpoint-runner"
@@ -211,6 +341,19 @@ class LocalEndpointRunner:
 
     def stop(self) -> None:
         self.stop_all()
+
+
+def _pool(socket_path: Path) -> urllib3.HTTPConnectionPool:
+    return _UnixPool("localhost", maxsize=64, block=False, retries=_NO_RETRY, socket_path=str(socket_path))
+
+
+def _note(endpoint: _Endpoint, line: str) -> None:
+    """A line of the runner's in the endpoint's log, beside the server's own."""
+    try:
+        with open(endpoint.log_path, "a") as server_log:
+            server_log.write(f"{RUNNER_LINE}{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
+    except OSError:
+        pass
 
 
 def _stop(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:

@@ -33,7 +33,13 @@ _SAGEMAKER_STATES = {"Creating": "Creating", "Updating": "InService", "SystemUpd
 
 class SageMakerEndpointRunner:
     """A SageMaker real-time endpoint per inference job (the inference image, the bundle as
-    model data), with target-tracking autoscaling; serverless inference on request."""
+    model data), with target-tracking autoscaling; serverless inference on request.
+
+    Restarts: SageMaker polls the container's /ping and replaces an instance that fails it by
+    itself; DescribeEndpoint says the endpoint's status and FailureReason, not how often an
+    instance was replaced. So :meth:`state` reports the status and reason and leaves
+    ``restarts`` None ("cannot say"): the local twin's count has no AWS counterpart to read, and
+    none is made up (the container's CloudWatch logs show each start)."""
 
     def __init__(self, bucket: str, image_uri: str, gpu_image_uri: str, role_arn: str,
                  instance_type: str = "ml.c5.large", gpu_instance_type: str = "ml.g4dn.xlarge",

@@ -38,10 +38,29 @@ def inference_jobs_list(obj: Context, app: Optional[str]) -> None:
 @inference_jobs.command("get")
 @click.argument("app")
 @version_option
+@click.option("--any-status", is_flag=True,
+              help="The newest inference job whatever its status (seed 000's get_inference_job), e.g. an ERRORED one.")
 @pass_ctx
-def inference_jobs_get(obj: Context, app: str, app_version: int) -> None:
-    """Show the running inference job of APP with its workers."""
-    output(obj.client().get_running_inference_job(app, app_version))
+def inference_jobs_get(obj: Context, app: str, app_version: int, any_status: bool) -> None:
+    """Show the running inference job of APP with its workers. When its endpoint's server was
+    restarted after it died, stderr says how often, when last and why (also in each worker's
+    ``restarts`` and ``last_restart``); an ERRORED job's reason too."""
+    client = obj.client()
+    get = client.get_inference_job if any_status else client.get_running_inference_job
+    job = get(app, app_version)
+    output(job)
+    _say_restarts(job)
+
+
+def _say_restarts(job: dict[str, Any]) -> None:
+    # Every worker is served by the job's one endpoint: its first worker speaks for all.
+    worker = next(iter(job.get("workers") or []), {})
+    restarts, last = worker.get("restarts"), worker.get("last_restart") or {}
+    if restarts:
+        click.echo(f"endpoint restarted {restarts} time(s) after its server died; last at {last.get('at')}: "
+                   f"{last.get('reason')}", err=True)
+    if job.get("status") == "ERRORED":
+        click.echo(f"inference job ERRORED: {job.get('error') or 'no reason given'}", err=True)
 
 
 @inference_jobs.command("stop")

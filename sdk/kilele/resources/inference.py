@@ -44,7 +44,11 @@ class InferenceJobsMixin(HttpClient):
 
     def get_inference_job(self, app: str, app_version: int = -1) -> dict[str, Any]:
         """Seed 000's call: the newest inference job of ``app`` at ``app_version`` (-1: the newest
-        version), whatever its status, with its ``workers``."""
+        version), whatever its status, with its ``workers``: each ``{"service_id", "status",
+        "replicas", "trial", ...}`` plus ``restarts`` (how often the platform started the
+        endpoint's server again after it died; None where the platform cannot count them, as on
+        SageMaker) and ``last_restart`` (``{"reason", "at"}`` or None). An endpoint whose server
+        keeps dying ends the job ERRORED, the reason in ``error``."""
         return self._request("GET", f"/inference-jobs/{_segment(app)}/{_version(app_version)}/latest")
 
     def get_running_inference_job(self, app: str, app_version: int = -1) -> dict[str, Any]:

@@ -76,6 +76,27 @@ def test_inference_jobs_get_and_stop(server, run):
     assert result.exit_code == 0 and json.loads(result.stdout)["status"] == "STOPPED"
 
 
+def test_inference_jobs_get_says_the_endpoints_restarts_and_an_errored_jobs_reason(server, run):
+    last = {"reason": "the inference server exited with code -9: ...", "at": "2026-12-01T10:00:05+00:00"}
+    worker = {"service_id": "kilele-local-ij", "status": "RUNNING", "replicas": 1, "trial": {"id": "t1"},
+              "restarts": 1, "last_restart": last}
+    server.route("GET", "/inference-jobs/iris_app/-1", 200, {**JOB, "workers": [worker, worker]})
+    result = run(server, "inference-jobs", "get", "iris_app")
+    assert result.exit_code == 0 and json.loads(result.stdout)["workers"][0]["restarts"] == 1
+    assert result.stderr == ("endpoint restarted 1 time(s) after its server died; last at 2026-12-01T10:00:05+00:00: "
+                             "the inference server exited with code -9: ...\n")
+    errored = {**JOB, "status": "ERRORED", "error": "the inference server died again after 3 restart(s) ...",
+               "workers": [{**worker, "status": "ERRORED", "restarts": 3}]}
+    server.route("GET", "/inference-jobs/iris_app/2/latest", 200, errored)
+    result = run(server, "inference-jobs", "get", "iris_app", "--version", "2", "--any-status")
+    assert result.exit_code == 0 and server.paths()[-1] == ("GET", "/inference-jobs/iris_app/2/latest")
+    assert "endpoint restarted 3 time(s)" in result.stderr
+    assert "inference job ERRORED: the inference server died again after 3 restart(s)" in result.stderr
+    quiet = {**JOB, "workers": [{**worker, "restarts": 0, "last_restart": None}]}
+    server.route("GET", "/inference-jobs/iris_app/-1", 200, quiet)
+    assert run(server, "inference-jobs", "get", "iris_app").stderr == ""
+
+
 def test_inference_jobs_get_not_found(server, run):
     result = run(server, "inference-jobs", "get", "nope", "--version", "2")
     assert result.exit_code == 1 and "404" in result.stderr

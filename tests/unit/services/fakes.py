@@ -725,6 +725,11 @@ class FakeInferenceJobStore(Fake):
             job.error = error[:2000]
         return True
 
+    def set_restarts(self, job_id: str, restarts: int, last_restart: Optional[dict[str, Any]]) -> None:
+        job = self.items.get(job_id)
+        if job is not None:
+            job.restarts, job.last_restart = restarts, _copy(last_restart)
+
 
 @implements(ports.ApplicationStore)
 class FakeApplicationStore(Fake):
