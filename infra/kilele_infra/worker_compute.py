@@ -2,7 +2,13 @@
 
 The trials queue's dispatcher Lambda submits one Batch job per trial message (see
 chalicelib/adapters/trial_dispatch.py); the job answers Step Functions with the message's task
-token itself, so its role may send task responses and update the trial and train-job items.
+token itself, so its role may send task responses.
+
+Two roles, so that a run reads only its inputs and writes only its outputs: the job role (the
+container's) may answer task tokens and assume the trial role, nothing else; the trial role
+holds the data bucket's grants by prefix, and the worker assumes it with a session policy
+naming its run's keys (containers/worker/kilele_worker/aws.py): what a session may do is what
+both allow.
 """
 from __future__ import annotations
 
@@ -26,6 +32,9 @@ GPU_IMAGE_TAG = "latest-gpu"
 # datasets.py, stress_tests.py's UPLOAD_PREFIX; trial_messages.py, stress_messages.py).
 WORKER_READS = ("models/", "datasets/", "stress-inputs/")
 WORKER_WRITES = ("trials/", "describe/", "stress/")
+
+#: The worker's setting naming the trial role (containers/worker/kilele_worker/settings.py).
+TRIAL_ROLE_ARN_ENV = "KILELE_TRIAL_ROLE_ARN"
 
 CPU_JOB_VCPUS = 2
 # Headroom above the worker's own per-trial limit (Settings.trial_memory_limit_mb, 4 GiB), so the
@@ -119,26 +128,41 @@ class WorkerCompute(Construct):
         self.job_role = iam.Role(
             self, "JobRole",
             assumed_by=iam.ServicePrincipal("ecs-tasks.amazonaws.com"),
-            description="Kilele trial worker: its inputs, its outputs and task-token answers (the trial loop owns the trial rows)",
+            description="Kilele trial worker: task-token answers, and the trial role for its run's S3 keys",
         )
-        # Least privilege by prefix: what a worker reads (model files, datasets, stress-test
-        # uploads; a trial's parameters for stress tests of trials) and where it writes (its
-        # trial's, description's or stress test's folder). Never bundles/ or anything else. What
-        # remains: a job may read any model file or dataset and write any trial's folder; per-job
-        # scoping would need a session policy per job (see README, "Security model").
-        for prefix in WORKER_READS:
-            bucket.grant_read(self.job_role, f"{prefix}*")
-        for prefix in WORKER_WRITES:
-            bucket.grant_read_write(self.job_role, f"{prefix}*")
         self.job_role.add_to_policy(iam.PolicyStatement(
             actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
             resources=list(state_machine_arns),
+        ))
+        # The data bucket through this role only, in sessions the worker narrows to one run
+        # (sts:TagSession: the sessions carry the run's id, which CloudTrail shows).
+        self.trial_role = iam.Role(
+            self, "TrialRole",
+            assumed_by=iam.ArnPrincipal(self.job_role.role_arn).with_session_tags(),
+            max_session_duration=Duration.hours(1),  # role chaining allows no more; the worker refreshes
+            description="Kilele trial run: the worker's prefixes of the data bucket, narrowed per run by a session policy",
+        )
+        self.job_role.add_to_policy(iam.PolicyStatement(
+            actions=["sts:AssumeRole", "sts:TagSession"], resources=[self.trial_role.role_arn],
+        ))
+        # By prefix: what a worker reads (model files, datasets, stress-test uploads; a trial's
+        # parameters for stress tests of trials) and where it writes (its trial's, description's
+        # or stress test's folder). Never bundles/ or anything else. Object reads and writes
+        # only: no listing, no deleting.
+        self.trial_role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"],
+            resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in WORKER_READS + WORKER_WRITES],
+        ))
+        self.trial_role.add_to_policy(iam.PolicyStatement(
+            actions=["s3:PutObject", "s3:AbortMultipartUpload"],
+            resources=[bucket.arn_for_objects(f"{prefix}*") for prefix in WORKER_WRITES],
         ))
 
         log_group = logs.LogGroup(self, "WorkerLogs", retention=logs.RetentionDays.ONE_MONTH)
         # The image's ENTRYPOINT is `tini -- kilele-worker run`; the message comes from the
         # environment the dispatcher sets per job (KILELE_TRIAL_MESSAGE). No command here.
-        environment = {"AWS_DEFAULT_REGION": Stack.of(self).region}
+        environment = {"AWS_DEFAULT_REGION": Stack.of(self).region,
+                       TRIAL_ROLE_ARN_ENV: self.trial_role.role_arn}
         self.cpu_job_definition = batch.EcsJobDefinition(
             self, "CpuJobDefinition",
             job_definition_name=f"kilele-{stage}-worker",

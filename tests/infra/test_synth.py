@@ -502,35 +502,68 @@ def test_worker_repository_is_retained(template: Template) -> None:
     })
 
 
+def _role_statements(template: Template, role_id: str) -> list[dict]:
+    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
+    return [st for p in policies.values() for st in p["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def _actions(statements: list[dict]) -> set[str]:
+    return {a for st in statements for a in _as_list(st["Action"])}
+
+
 def test_worker_job_role(template: Template) -> None:
+    """The container's role answers task tokens and assumes the trial role; nothing else (no
+    S3: a run's S3 rights come from the trial role, narrowed to its keys)."""
     [role_id] = template.find_resources("AWS::IAM::Role", {"Properties": {
         "AssumeRolePolicyDocument": {"Statement": [
             {"Principal": {"Service": "ecs-tasks.amazonaws.com"}, "Action": "sts:AssumeRole", "Effect": "Allow"},
         ]},
         "Description": Match.string_like_regexp("trial worker"),
     }})
-    policies = template.find_resources("AWS::IAM::Policy", {"Properties": {"Roles": [{"Ref": role_id}]}})
-    statements = [st for p in policies.values() for st in p["Properties"]["PolicyDocument"]["Statement"]]
-    actions = {a for st in statements for a in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])}
-    assert {"s3:PutObject", "s3:GetObject*",
-            "states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"} <= actions
+    [trial_role_id] = template.find_resources("AWS::IAM::Role", {"Properties": {
+        "Description": Match.string_like_regexp("trial run")}})
+    statements = _role_statements(template, role_id)
+    assert _actions(statements) == {"states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat",
+                                    "sts:AssumeRole", "sts:TagSession"}
+    [assume] = [st for st in statements if "sts:AssumeRole" in _as_list(st["Action"])]
+    assert assume["Resource"] == {"Fn::GetAtt": [trial_role_id, "Arn"]}
+    # The workers get the trial role's ARN (kilele_worker.settings.TRIAL_ROLE_ARN_ENV).
+    for definition in template.find_resources("AWS::Batch::JobDefinition").values():
+        environment = {e["Name"]: e["Value"] for e in definition["Properties"]["ContainerProperties"]["Environment"]}
+        assert environment["KILELE_TRIAL_ROLE_ARN"] == {"Fn::GetAtt": [trial_role_id, "Arn"]}
+
+
+def test_worker_trial_role(template: Template) -> None:
+    """Only the job role may assume the trial role (tagging its session); the trial role holds
+    object reads and writes under the worker's prefixes, which each run's session policy
+    narrows to its own keys (tests/unit/worker/test_worker_run_credentials.py)."""
+    [(trial_role_id, trial_role)] = template.find_resources("AWS::IAM::Role", {"Properties": {
+        "Description": Match.string_like_regexp("trial run")}}).items()
+    [job_role_id] = template.find_resources("AWS::IAM::Role", {"Properties": {
+        "Description": Match.string_like_regexp("trial worker")}})
+    [trust] = trial_role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert set(trust["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
+    assert trust["Principal"] == {"AWS": {"Fn::GetAtt": [job_role_id, "Arn"]}}
+    assert trial_role["Properties"]["MaxSessionDuration"] == 3600
+
+    statements = _role_statements(template, trial_role_id)
+    assert _actions(statements) == {"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"}
     # The worker reports through its task token and S3; only the trial loop writes trial rows.
-    assert not {a for a in actions if a.startswith("dynamodb:")}
+    assert not {a for a in _actions(statements) if not a.startswith("s3:")}
 
     # Least privilege in the data bucket: objects only under the prefixes a worker reads or
     # writes; writes only where its outputs go (never bundles/, never the whole bucket).
-    def object_prefixes(action_prefix: str) -> set[str]:
+    def object_prefixes(action: str) -> set[str]:
         found = set()
         for st in statements:
-            if not any(a.startswith(action_prefix) for a in _as_list(st["Action"])):
+            if action not in _as_list(st["Action"]):
                 continue
             for resource in _as_list(st["Resource"]):
-                if isinstance(resource, dict) and "Fn::Join" in resource:
-                    found.add(resource["Fn::Join"][1][-1])
+                assert isinstance(resource, dict) and "Fn::Join" in resource, resource
+                found.add(resource["Fn::Join"][1][-1])
         return found
 
-    reads = {f"/{p}*" for p in WORKER_READS + WORKER_WRITES}
-    assert object_prefixes("s3:GetObject") == reads
+    assert object_prefixes("s3:GetObject") == {f"/{p}*" for p in WORKER_READS + WORKER_WRITES}
     assert object_prefixes("s3:PutObject") == {f"/{p}*" for p in WORKER_WRITES}
 
 

@@ -103,7 +103,9 @@ def main(argv: Optional[list[str]] = None, settings: Optional[WorkerSettings] = 
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop_requested.set())
     try:
-        return run_trial(message, aws(), stop_requested=stop_requested, settings=settings)
+        # On AWS, S3 through the trial role narrowed to this run's keys (kilele_worker.aws).
+        return run_trial(message, aws().for_run(message.trial, settings.trial_role_arn),
+                         stop_requested=stop_requested, settings=settings)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -31,6 +31,9 @@ SANDBOX_ISOLATE_ENV = "KILELE_SANDBOX_ISOLATE"
 #: Processes and threads the model's user may have at once (a fork bomb stops there).
 SANDBOX_MAX_PROCESSES_ENV = "KILELE_SANDBOX_MAX_PROCESSES"
 DEFAULT_MAX_PROCESSES = 256
+#: On AWS: the role whose session, narrowed to one run's keys, the worker's S3 client uses
+#: (kilele_worker.aws.run_session); unset (locally): the worker's own credentials.
+TRIAL_ROLE_ARN_ENV = "KILELE_TRIAL_ROLE_ARN"
 #: Seconds between uploads of the log so far while a run goes on (only when it grew).
 LOG_UPLOAD_SECONDS_ENV = "KILELE_LOG_UPLOAD_SECONDS"
 DEFAULT_LOG_UPLOAD_SECONDS = 2.0
@@ -48,6 +51,8 @@ class WorkerSettings:
     sandbox_isolate: bool = True
     sandbox_max_processes: int = DEFAULT_MAX_PROCESSES
     log_upload_seconds: float = DEFAULT_LOG_UPLOAD_SECONDS
+    #: The trial role to assume for S3, narrowed to the run (on AWS; None: own credentials).
+    trial_role_arn: Optional[str] = None
     #: A read-only snapshot of the worker's environment, the source of the model's scrubbed one.
     environ: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), repr=False, compare=False)
 
@@ -64,8 +69,9 @@ class WorkerSettings:
             sandbox_isolate=source.get(SANDBOX_ISOLATE_ENV, "1").strip() != "0",
             sandbox_max_processes=int(source.get(SANDBOX_MAX_PROCESSES_ENV) or DEFAULT_MAX_PROCESSES),
             log_upload_seconds=float(source.get(LOG_UPLOAD_SECONDS_ENV) or DEFAULT_LOG_UPLOAD_SECONDS),
+            trial_role_arn=source.get(TRIAL_ROLE_ARN_ENV) or None,
             environ=MappingProxyType(source),
         )
 
 
-__all__ = ["WorkerSettings", "MESSAGE_ENV", "MESSAGE_S3_ENV"]
+__all__ = ["WorkerSettings", "MESSAGE_ENV", "MESSAGE_S3_ENV", "TRIAL_ROLE_ARN_ENV"]
