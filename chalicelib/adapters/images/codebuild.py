@@ -1,0 +1,151 @@
+"""The AWS image builder: a CodeBuild build per image (containers/builder/buildspec.yml).
+
+The build makes the image FROM the worker or inference image, pushes it to ECR tagged with its
+content key (our build id is ``<key>@<CodeBuild build id>``), and writes its ``pip freeze`` to ``<freeze_prefix><key>/pip-freeze.txt`` in the data
+bucket, last and only on success. So an image is READY when its freeze object exists: a set
+built before is READY at once without a build (its build id is ``cached:<base>:<key>``), and a
+build CodeBuild calls SUCCEEDED that wrote no freeze is FAILED, never READY.
+Its local twin is ``local.py`` beside this file; both are under tests/contract.
+"""
+from __future__ import annotations
+
+import re
+from typing import Any, Optional
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, PipRequirement, content_key
+from chalicelib.errors import NotFound, Unavailable
+from chalicelib.ports import BlobStore
+
+_CACHED = "cached"
+_KEY = re.compile(r"^[0-9a-f]{32}$")
+# CodeBuild's buildStatus and phases -> ours (IN_PROGRESS splits on the phase).
+_FINAL = {"SUCCEEDED": BuildState.READY, "FAILED": BuildState.FAILED, "FAULT": BuildState.FAILED,
+          "TIMED_OUT": BuildState.FAILED, "STOPPED": BuildState.FAILED}
+_WAITING_PHASES = {"SUBMITTED", "QUEUED", "PROVISIONING"}
+# The user each base image runs as (containers/*/Dockerfile): the build puts it back after pip.
+IMAGE_USERS = {ImageBase.WORKER: "root", ImageBase.INFERENCE: "kilele-model"}
+MAX_LOG_EVENTS = 200
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class CodeBuildImageBuilder:
+    """``base_images``: the image URI of each base; ``repository_uri``: the ECR repository images
+    are pushed to; ``blobs``: the data bucket (where builds write their freeze); ``logs``: a
+    CloudWatch Logs client for the log of a failed build (None: phases' messages only)."""
+
+    def __init__(self, project_name: str, repository_uri: str, base_images: dict[ImageBase, str], blobs: BlobStore,
+                 codebuild: Any, logs: Optional[Any] = None, freeze_prefix: str = "managed-images/"):
+        self._project = project_name
+        self._repository = repository_uri
+        self._bases = base_images
+        self._blobs = blobs
+        self._codebuild = codebuild
+        self._logs = logs
+        self._prefix = freeze_prefix
+
+    def freeze_key(self, key: str) -> str:
+        """Where a build of content ``key`` writes its ``pip freeze``."""
+        return f"{self._prefix}{key}/pip-freeze.txt"
+
+    def start(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> str:
+        key = content_key(base, requirements)
+        if self._freeze(key) is not None:
+            return f"{_CACHED}:{base.value}:{key}"
+        if not self._bases.get(base):
+            raise Unavailable(f"no {base.value} image is configured to build managed images from")
+        variables = {"BASE_IMAGE": self._bases[base], "IMAGE_USER": IMAGE_USERS[base], "IMAGE_TAG": key,
+                     "REQUIREMENTS": "\n".join(r.pip_argument() for r in requirements),
+                     "FREEZE_KEY": self.freeze_key(key)}
+        try:
+            response = self._codebuild.start_build(
+                projectName=self._project,
+                environmentVariablesOverride=[{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()],
+            )
+        except ClientError as e:
+            if _code(e) == "ResourceNotFoundException":
+                raise Unavailable(f"the image build project {self._project!r} does not exist") from e
+            raise Unavailable(f"CodeBuild refused to start the image build ({_code(e)})") from e
+        except BotoCoreError as e:
+            raise Unavailable("CodeBuild could not be reached to start the image build") from e
+        # The content key travels in our build id: the key is what the poll reads the freeze by.
+        return f"{key}@{response['build']['id']}"
+
+    def poll(self, build_id: str) -> ImageBuild:
+        if build_id.startswith(f"{_CACHED}:"):
+            return self._poll_cached(build_id)
+        key, sep, codebuild_id = build_id.partition("@")
+        if not sep or not _KEY.match(key) or not codebuild_id:
+            raise NotFound(f"no image build {build_id!r}")
+        try:
+            builds = self._codebuild.batch_get_builds(ids=[codebuild_id]).get("builds") or []
+        except ClientError as e:
+            if _code(e) in ("InvalidInputException", "ResourceNotFoundException"):
+                raise NotFound(f"no image build {build_id!r}") from e
+            raise Unavailable(f"CodeBuild did not answer for build {build_id!r} ({_code(e)})") from e
+        except BotoCoreError as e:
+            raise Unavailable("CodeBuild could not be reached") from e
+        if not builds:
+            raise NotFound(f"no image build {build_id!r}")
+        build = builds[0]
+        status = str(build.get("buildStatus", "IN_PROGRESS"))
+        if status == "IN_PROGRESS":
+            waiting = str(build.get("currentPhase", "")) in _WAITING_PHASES
+            return ImageBuild(build_id, BuildState.PENDING if waiting else BuildState.BUILDING)
+        if _FINAL.get(status, BuildState.FAILED) is BuildState.READY:
+            freeze = self._freeze(key)
+            if freeze is not None:
+                return ImageBuild(build_id, BuildState.READY, pip_freeze=freeze, image_ref=f"{self._repository}:{key}")
+            return ImageBuild(build_id, BuildState.FAILED, log=self._log(build),
+                              reason="CodeBuild reports the build SUCCEEDED but it recorded no pip freeze "
+                                     f"(s3 key {self.freeze_key(key)}): the image was not built")
+        return ImageBuild(build_id, BuildState.FAILED, log=self._log(build),
+                          reason=f"the build ended {status}" + _failed_phase(build))
+
+    def _poll_cached(self, build_id: str) -> ImageBuild:
+        _, _, rest = build_id.partition(":")
+        _, _, key = rest.partition(":")
+        freeze = self._freeze(key) if _KEY.match(key) else None
+        if freeze is None:
+            raise NotFound(f"no image build {build_id!r}")
+        return ImageBuild(build_id, BuildState.READY, log=f"reused image {key}, built before\n",
+                          pip_freeze=freeze, image_ref=f"{self._repository}:{key}")
+
+    def _freeze(self, key: str) -> Optional[tuple[str, ...]]:
+        try:
+            text = self._blobs.get_bytes(self.freeze_key(key)).decode()
+        except NotFound:
+            return None
+        return tuple(line for line in text.splitlines() if line.strip())
+
+    def _log(self, build: dict[str, Any]) -> str:
+        """The build's CloudWatch log (its last events), else the phases' messages."""
+        logs = build.get("logs") or {}
+        group, stream = logs.get("groupName"), logs.get("streamName")
+        if self._logs is not None and group and stream:
+            try:
+                events = self._logs.get_log_events(logGroupName=group, logStreamName=stream,
+                                                   limit=MAX_LOG_EVENTS, startFromHead=False)["events"]
+                return "".join(e.get("message", "") for e in events)
+            except (ClientError, BotoCoreError):
+                pass  # the phases' messages below still say what failed
+        lines = []
+        for phase in build.get("phases") or []:
+            for context in phase.get("contexts") or []:
+                if context.get("message"):
+                    lines.append(f"{phase.get('phaseType')}: {context['message']}\n")
+        return "".join(lines)
+
+
+def _failed_phase(build: dict[str, Any]) -> str:
+    for phase in build.get("phases") or []:
+        if phase.get("phaseStatus") not in (None, "SUCCEEDED"):
+            return f" in its {phase.get('phaseType')} phase"
+    return ""
+
+
+__all__ = ["CodeBuildImageBuilder", "IMAGE_USERS"]

@@ -1,0 +1,58 @@
+"""The ports of managed images: the image builder and the managed-image records.
+
+A section of :mod:`chalicelib.ports` kept in its own module (ports.py re-exports every name).
+The builder has an AWS twin (CodeBuild, ``adapters/images/codebuild.py``) and a local twin (a
+virtual environment layered on the worker runtime, ``adapters/images/local.py``), both under
+``tests/contract/test_image_builders.py``.
+"""
+from __future__ import annotations
+
+from typing import Optional, Protocol
+
+from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, ManagedImage, PipRequirement
+
+
+class ImageBuilder(Protocol):
+    """Builds an image: a base runtime plus pip requirements. Builds run in the background; a
+    caller starts one and polls it. Unknown build ids raise ``errors.NotFound``; the builder's
+    service failing raises ``errors.Unavailable``."""
+
+    def start(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> str:
+        """Start building ``base`` plus ``requirements`` (normalised); returns the build id at
+        once. The same set is never built twice: a later build of a set already built is READY
+        at once, and concurrent builds of one set do the work once."""
+
+    def poll(self, build_id: str) -> ImageBuild:
+        """The build's state and log; on READY its resolved ``pip freeze`` and image reference."""
+
+
+class ManagedImageStore(Protocol):
+    """Managed-image records; names are unique across the platform."""
+
+    def add(self, image: ManagedImage) -> None:
+        """Store a new image; :class:`errors.Conflict` if its name is taken."""
+
+    def get(self, image_id: str) -> Optional[ManagedImage]: ...
+
+    def get_by_name(self, name: str) -> Optional[ManagedImage]: ...
+
+    def list_page(self, after: str, limit: int) -> tuple[list[ManagedImage], str]:
+        """Up to ``limit`` images in name order with names after ``after`` ("": from the
+        start), and the name of the last one if more may follow ("" otherwise)."""
+
+    def set_build(self, image_id: str, status: BuildState, only_from: tuple[BuildState, ...],
+                  **fields: object) -> bool:
+        """Set the status (and ``image_ref``, ``installed``, ``error``, ``finished_at``, ``build_id``)
+        if the status is one of ``only_from``; False if it was not."""
+
+    def add_user(self, image_id: str, job_id: str) -> None:
+        """Record that ``job_id`` runs in the image (refuses with :class:`errors.Conflict` if the
+        image is gone or being deleted)."""
+
+    def remove_user(self, image_id: str, job_id: str) -> None: ...
+
+    def delete_unused(self, image_id: str) -> None:
+        """Delete the record if no job uses it; :class:`errors.Conflict` if one does."""
+
+
+__all__ = ["ImageBuilder", "ManagedImageStore"]
