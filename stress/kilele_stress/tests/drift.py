@@ -304,22 +304,27 @@ def correlation_drift(ctx: Context):
         ok = np.isfinite(a) & np.isfinite(b)
         delta, p = np.abs(b - a), stats.fisher_z_p(a, n_r, b, n_e, spearman=True)
         alpha = stats.corrected_alpha(float(ctx.params["alpha"]), int(ok.sum()))
-        levels = np.array([ctx.thresholds.level(d) for d in delta], dtype=int)
-        flagged = np.flatnonzero(ok & (p < alpha) & (levels > 0))
-        flagged = flagged[np.argsort(-delta[flagged])]
+        # Graded: the change beyond its confidence bound (Bonferroni over the pairs), so sampling
+        # noise in one of many pairs is not a finding at any level.
+        beyond = np.where(ok, stats.fisher_z_change_beyond(a, n_r, b, n_e, alpha, spearman=True), 0.0)
+        levels = np.array([ctx.thresholds.level(d) for d in beyond], dtype=int)
+        flagged = np.flatnonzero(ok & (levels > 0))
+        flagged = flagged[np.argsort(-beyond[flagged])]
         limit = int(ctx.params["max_cases"])
         for k in flagged[:limit]:
             i, j = iu[0][k], iu[1][k]
-            yield ctx.case([cols[i], cols[j]], {"correlation_change": delta[k], "p_value": p[k],
-                                                "reference_correlation": a[k], "eval_correlation": b[k]})
+            yield ctx.case([cols[i], cols[j]], {"correlation_change": beyond[k], "change_estimate": delta[k],
+                                                "p_value": p[k], "reference_correlation": a[k],
+                                                "eval_correlation": b[k]},
+                           reason=f"rank correlation {a[k]:.3f} → {b[k]:.3f}; graded beyond its confidence bound")
         if len(flagged) > limit:
-            yield ctx.case([], {"correlation_change": float(delta[flagged[limit]])},
+            yield ctx.case([], {"correlation_change": float(beyond[flagged[limit]])},
                            reason=f"{len(flagged) - limit} more pairs not listed")
         if not len(flagged):
-            worst = float(np.max(delta[ok])) if ok.any() else 0.0
-            quiet = "no significant change" if ctx.thresholds.level(worst) > Severity.NONE else None
-            yield ctx.case([], {"correlation_change": worst, "pairs": float(ok.sum())},
-                           reason="every numeric feature pair", suppress=quiet)
+            worst = float(np.max(beyond[ok])) if ok.any() else 0.0
+            yield ctx.case([], {"correlation_change": worst, "change_estimate": float(np.max(delta[ok])) if ok.any()
+                                else 0.0, "pairs": float(ok.sum())},
+                           reason="every numeric feature pair, each change graded beyond its confidence bound")
     labelled = label_correlation(ctx, bins)
     if labelled is None and len(cols) < 2:
         yield ctx.skip([], "fewer than two numeric features, and no binary or numeric label")
@@ -327,10 +332,10 @@ def correlation_drift(ctx: Context):
     alpha = stats.corrected_alpha(float(ctx.params["alpha"]), len(labelled or []))
     for col, a, b in labelled or []:
         p = float(stats.fisher_z_p(np.array([a]), n_r, np.array([b]), n_e, spearman=True)[0])
-        delta = abs(b - a)
-        suppress = f"not significant (Fisher z p = {p:.3g})" if ctx.thresholds.level(delta) and p >= alpha else None
-        yield ctx.case([col, ctx.label_col], {"correlation_change": delta, "p_value": p,
-                                              "reference_correlation": a, "eval_correlation": b}, suppress=suppress)
+        beyond = float(stats.fisher_z_change_beyond(np.array([a]), n_r, np.array([b]), n_e, alpha, spearman=True)[0])
+        yield ctx.case([col, ctx.label_col], {"correlation_change": beyond, "change_estimate": abs(b - a),
+                                              "p_value": p, "reference_correlation": a, "eval_correlation": b},
+                       reason=f"rank correlation with the label {a:.3f} → {b:.3f}; graded beyond its confidence bound")
 
 
 @register(key="mutual_information_drift", name="Mutual Information Drift", category=CAT,

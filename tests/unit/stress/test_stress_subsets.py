@@ -105,7 +105,7 @@ def test_a_drop_every_subset_shares_is_not_a_subset_finding(setups):
     rows = np.random.default_rng(5).random(len(ev)) < 0.15
     ev.loc[rows, "y"] = 1 - ev.loc[rows, "y"]
     result = run(ref, ev, tests=["subset_performance_degradation", "overall_performance"], model=model)
-    assert any(c.status == Status.FAIL for c in result.cases if c.test_key == "overall_performance")
+    assert any(c.status != Status.PASS for c in result.cases if c.test_key == "overall_performance")
     cases = [c for c in result.cases if c.test_key == "subset_performance_degradation"]
     assert cases and all(c.status == Status.PASS for c in cases), [(c.features, c.metrics) for c in cases]
     assert all(c.metrics["overall_drop"] > 0.05 for c in cases)
