@@ -12,6 +12,7 @@ The process must be started from a thread that lives as long as it should (the m
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import queue
@@ -23,7 +24,7 @@ import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, BinaryIO, Callable, Mapping, Optional, Sequence
 
 from kilele import sandbox_entry
 
@@ -82,6 +83,86 @@ def spawn(confinement: Confinement, argv: Sequence[str], *, env: dict[str, str],
     """Starts ``argv`` confined, in a session of its own (its pid is its process group's)."""
     return subprocess.Popen(command(confinement, argv, python), cwd=confinement.cwd, env=env,
                             start_new_session=True, close_fds=True, **popen)
+
+
+@dataclass
+class Forked:
+    """A confined process started by :func:`fork_confined`: what callers use of a ``Popen``."""
+
+    pid: int
+    stdout: BinaryIO  # its stdout and stderr, one pipe
+    returncode: Optional[int] = None
+
+
+def fork_confined(confinement: Confinement, run: Callable[[], int], *, env: Mapping[str, str],
+                  keep_fds: Sequence[int] = ()) -> Forked:
+    """Forks a process that confines itself as :func:`spawn` would (:func:`kilele.sandbox_entry.confine`:
+    the same steps, a user of its own from its pid) and then calls ``run``, whose result is its
+    exit code: no exec, so what this process has imported is there already (a pre-started spare
+    pays no interpreter start or imports).
+
+    The fork copies this process's memory: call it only from a process that holds nothing the
+    confined code may not see (no credentials, no task token; its environment is replaced by
+    ``env``, but the original block stays in its memory), that has run no model code, and from
+    one thread (the only one a fork keeps). The child keeps stdin on /dev/null, stdout and stderr
+    on one pipe (``Forked.stdout``), ``keep_fds``, and closes every other descriptor."""
+    config = confinement.entry_config()
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child; tests/security check what it becomes
+        code = 1
+        try:
+            os.setsid()  # a session of its own: its pid is its process group's, as with spawn()
+            devnull = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(devnull, 0)
+            os.dup2(write_end, 1)
+            os.dup2(write_end, 2)
+            close_fds_except({0, 1, 2, *keep_fds})
+            # New stream objects on those descriptors, unbuffered as PYTHONUNBUFFERED makes them:
+            # the inherited ones may be a test runner's capture, or hold the parent's buffer.
+            sys.stdout = sys.__stdout__ = text_stream(1)
+            sys.stderr = sys.__stderr__ = text_stream(2)
+            for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGCHLD):
+                signal.signal(sig, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            os.environ.clear()
+            os.environ.update(env)
+            os.chdir(confinement.cwd)
+            sandbox_entry.confine(config, exec_follows=False)
+            code = run()
+        except BaseException:  # noqa: BLE001 - the child must never return into the parent's code
+            try:
+                import traceback
+
+                traceback.print_exc()
+            except BaseException:  # noqa: BLE001
+                pass
+        finally:
+            for stream in (sys.stdout, sys.stderr):
+                try:
+                    stream.flush()
+                except BaseException:  # noqa: BLE001
+                    pass
+            os._exit(code if isinstance(code, int) else 1)
+    os.close(write_end)
+    return Forked(pid, os.fdopen(read_end, "rb"))
+
+
+def text_stream(fd: int) -> io.TextIOWrapper:
+    """An unbuffered text stream on ``fd`` (as PYTHONUNBUFFERED makes stdout), leaving it open."""
+    return io.TextIOWrapper(io.FileIO(fd, "w", closefd=False), encoding="utf-8", errors="backslashreplace",
+                            line_buffering=True, write_through=True)
+
+
+def close_fds_except(keep: set[int]) -> None:
+    """Closes every descriptor of this process but ``keep``."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:  # the directory's own descriptor, gone already
+                pass
 
 
 def run_uid(process_pid: int, confinement: Confinement) -> Optional[int]:
@@ -240,5 +321,5 @@ def die_with_parent_preexec(sig: int = _die_with_parent_signal) -> Callable[[], 
     return preexec
 
 
-__all__ = ["Confinement", "spawn", "command", "run_uid", "kill_user", "probe", "Support", "isolation_line",
+__all__ = ["Confinement", "spawn", "fork_confined", "Forked", "close_fds_except", "command", "run_uid", "kill_user", "probe", "Support", "isolation_line",
            "protect_self", "LastingThread", "die_with_parent_preexec", "children_of", "UID_BASE"]

@@ -25,6 +25,10 @@ printed on stderr in one line starting ``kilele-sandbox: missing``):
 6. drop to the run's user (``setgroups([])``, ``setgid``, ``setuid``), ``PR_SET_NO_NEW_PRIVS``,
    and ``PR_SET_PDEATHSIG`` again last (a change of credentials clears it), then a last check
    that the parent is alive (a pipe from the reaper, or ``getppid``).
+
+:func:`confine` does all of this and returns in the confined process; :func:`main` then execs
+COMMAND. A pre-started spare (:func:`kilele.sandbox.fork_confined`) calls :func:`confine` in a
+fork of a process that has imported the libraries but never run model code, instead of exec.
 """
 from __future__ import annotations
 
@@ -92,7 +96,9 @@ def die_with_parent(parent: int) -> None:
         os._exit(EXIT_PARENT_GONE)
 
 
-def _chown_paths(config: dict, uid: int, gid: int) -> None:
+def chown_paths(config: dict, uid: int, gid: int) -> None:
+    """``own`` paths to the run's user (0700), ``shared`` ones to root and its group (0750
+    directories, 0640 files: readable by this run only)."""
     for path in config.get("own", ()):
         os.chown(path, uid, gid, follow_symlinks=False)
         os.chmod(path, 0o700)
@@ -170,7 +176,8 @@ def _expose(paths: list[str], uid: int, gid: int) -> None:
                 os.close(fd)
 
 
-def _limits(config: dict) -> None:
+def limits(config: dict) -> None:
+    """The resource limits of ``config`` (a process may always lower its own)."""
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if config.get("memory_bytes"):
         resource.setrlimit(resource.RLIMIT_AS, (config["memory_bytes"],) * 2)
@@ -224,9 +231,12 @@ def _forward(child: int, signum: int) -> None:
         pass
 
 
-def main(argv: list[str]) -> None:
-    config = json.loads(argv[1])
-    command = argv[3:] if len(argv) > 2 and argv[2] == "--" else argv[2:]
+def confine(config: dict, *, exec_follows: bool = True) -> None:
+    """Confines this process as ``config`` says (the steps above) and returns in the process that
+    is to run the model (with a PID namespace, below its reaper and init: those never return).
+    ``exec_follows=False``: no exec comes after (a forked spare), so what exec would do is done
+    here: the process is made dumpable again (the change of user cleared it; exec would restore
+    it), else its own /proc entries stay root's."""
     die_with_parent(config["parent"])
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     missing: list[str] = []
@@ -251,7 +261,7 @@ def main(argv: list[str]) -> None:
             missing.append(f"namespaces (network, mounts, processes: {e.strerror or e})")
             flags = 0
     if uid is not None:
-        _chown_paths(config, uid, gid)
+        chown_paths(config, uid, gid)
     if uid is not None and not flags & CLONE_NEWNS and not all(reachable(p, uid, gid) for p in config.get("expose", ())):
         # No mount namespace to open a way to the interpreter (a Python under /root): keep the user.
         missing.append("a user of its own (not reachable by other users: "
@@ -273,7 +283,7 @@ def main(argv: list[str]) -> None:
         _confine_mounts(config, -1 if uid is None else uid, -1 if gid is None else gid)
     if flags & CLONE_NEWNET:
         loopback_up()
-    _limits(config)
+    limits(config)
     if uid is not None:
         os.setgroups([])
         os.setgid(gid)
@@ -292,10 +302,18 @@ def main(argv: list[str]) -> None:
             _init(model, status_fd)  # never returns
         os.close(status_fd)
         prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # not inherited through fork: the model dies with init
+    if uid is not None and not exec_follows:
+        prctl(PR_SET_DUMPABLE, 1)  # only this run's own user may then trace it, as after exec
     if missing:
         print(f"kilele-sandbox: missing: {'; '.join(missing)}", file=sys.stderr, flush=True)
     if config.get("cwd"):
         os.chdir(config["cwd"])
+
+
+def main(argv: list[str]) -> None:
+    config = json.loads(argv[1])
+    command = argv[3:] if len(argv) > 2 and argv[2] == "--" else argv[2:]
+    confine(config)
     try:
         os.execvp(command[0], command)
     except OSError as e:
