@@ -11,10 +11,8 @@ everything; no process is left behind.
 from __future__ import annotations
 
 import importlib
-import shutil
 import signal
 import sys
-import tempfile
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,6 +161,7 @@ class LocalStack:
         self._previous_services: Any = None
         self._installed = False
         self._moto_lock = threading.Lock()
+        self._work_dir: Any = None  # a work_dir.WorkDir while the stack runs
 
     def start(self) -> StackContext:
         from chalicelib import wiring
@@ -189,8 +188,11 @@ class LocalStack:
             # Bind the API first: its URL is the predictor URL inference jobs hand out.
             self.api = ApiServer(health_overlay(ChaliceWsgiApp(_load_app()), self.health), port=self.port,
                                  threads=self.threads)
-            work_dir = Path(tempfile.mkdtemp(prefix="kilele-local-"))
+            self._work_dir = _new_work_dir()
+            work_dir = self._work_dir.path
             settings = adopt(settings, provisioned, self.api.url, work_dir)
+            # Built images outlive the stack with its data dir: the same requirements are not built again.
+            settings = settings.with_values(image_builder_uri=f"local://{(self.data.path if self.data else work_dir) / 'images'}")
             services = wiring.build(settings, aws=aws)
             self._previous_services = wiring.install(services)
             self._installed = True
@@ -285,8 +287,10 @@ class LocalStack:
                 self.context.services.close()  # flush what the API buffered, while moto still runs
             except Exception as e:  # noqa: BLE001 - moto may be what failed; stop the rest anyway
                 print(f"kilele: could not flush buffered metrics: {e}", file=sys.stderr)
-            shutil.rmtree(self.context.work_dir, ignore_errors=True)
             self.context = None
+        if self._work_dir:  # after the runners stopped: nothing writes there any more
+            self._work_dir.remove()
+            self._work_dir = None
         if self._installed:
             wiring.install(self._previous_services)
             self._installed = False
@@ -297,6 +301,18 @@ class LocalStack:
             self.watcher = None
         if self.data:
             self.data.release()
+
+
+def _new_work_dir() -> Any:
+    """This stack's run-time directory, after removing those of stacks that were killed (their
+    runners' and endpoints' files: a SIGKILLed stack cannot remove its own)."""
+    from chalicelib.local.work_dir import WorkDir, remove_stale
+
+    removed = remove_stale()
+    if removed:
+        print(f"kilele: removed what {len(removed)} stopped stack(s) left in {removed[0].parent}: "
+              f"{', '.join(p.name for p in removed)}", file=sys.stderr, flush=True)
+    return WorkDir()
 
 
 def sandbox_line() -> str:
