@@ -30,6 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     source.add_argument("--message-s3", metavar="URI", help="the trial message as a JSON object in S3")
     # SageMaker training jobs start the image as `<entrypoint> train`: accepted and ignored.
     run.add_argument("sagemaker_mode", nargs="?", choices=["train"], help=argparse.SUPPRESS)
+    zygote = commands.add_parser("zygote", help="(local stack) fork pre-imported workers on request "
+                                 "(kilele_worker.zygote)")
+    zygote.add_argument("--fd", type=int, required=True, help="the dispatcher's socket")
     return parser
 
 
@@ -60,14 +63,21 @@ def _say(text: str) -> None:
     print(f"kilele-worker: {text}", file=sys.stderr, flush=True)
 
 
-def main(argv: Optional[list[str]] = None, settings: Optional[WorkerSettings] = None) -> int:
-    """The entrypoint; ``settings`` default to :meth:`WorkerSettings.from_environ` (the environment)."""
+def main(argv: Optional[list[str]] = None, settings: Optional[WorkerSettings] = None, spare: Any = None,
+         aws_session: Any = None) -> int:
+    """The entrypoint; ``settings`` default to :meth:`WorkerSettings.from_environ` (the environment).
+    A warm worker (:mod:`kilele_worker.zygote`) passes its pre-started model process (``spare``)
+    and a boto3 session whose service models the zygote loaded (``aws_session``)."""
+    args = _parser().parse_args(argv)
+    if args.command == "zygote":
+        from kilele_worker.zygote import bootstrap
+
+        bootstrap(args.fd)  # execs the zygote
     from kilele_worker.aws import AwsClients
     from kilele_worker.supervisor import run_trial
 
     from kilele.sandbox import protect_self
 
-    args = _parser().parse_args(argv)
     settings = settings or WorkerSettings.from_environ()
     # Non-dumpable: a model process that had to keep this user cannot read our memory or environment.
     protect_self()
@@ -75,7 +85,7 @@ def main(argv: Optional[list[str]] = None, settings: Optional[WorkerSettings] = 
 
     def aws() -> AwsClients:
         if "aws" not in clients:
-            clients["aws"] = AwsClients()
+            clients["aws"] = AwsClients(aws_session)
         return clients["aws"]
 
     try:
@@ -105,7 +115,7 @@ def main(argv: Optional[list[str]] = None, settings: Optional[WorkerSettings] = 
     try:
         # On AWS, S3 through the trial role narrowed to this run's keys (kilele_worker.aws).
         return run_trial(message, aws().for_run(message.trial, settings.trial_role_arn),
-                         stop_requested=stop_requested, settings=settings)
+                         stop_requested=stop_requested, settings=settings, spare=spare)
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

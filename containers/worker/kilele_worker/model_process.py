@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -26,6 +27,7 @@ from kilele_worker.cpu_limit import CpuLimit, thread_environment
 from kilele_worker.errors import TrialFailure
 from kilele_worker.message import TrialSpec
 from kilele_worker.settings import WorkerSettings
+from kilele_worker.spare import ModelSpare
 from kilele_worker.trial_log import TrialLog
 
 POLL_SECONDS = 0.2
@@ -50,10 +52,14 @@ class ModelProcess:
     ``output/`` and ``scratch/`` are the child's)."""
 
     def __init__(self, trial: TrialSpec, paths: dict[str, str], workdir: str, *, log: TrialLog,
-                 settings: WorkerSettings, wake: threading.Event, interrupt: Interrupt):
+                 settings: WorkerSettings, wake: threading.Event, interrupt: Interrupt,
+                 spare: Optional[ModelSpare] = None):
+        """``spare``: a pre-started model process in ``workdir`` (:mod:`kilele_worker.spare`),
+        used instead of starting one if it is still there."""
         self.trial, self.paths, self.workdir = trial, paths, workdir
         self.log, self.settings, self.environ = log, settings, settings.environ
         self.wake, self.interrupt = wake, interrupt
+        self.spare = spare
         self.output_dir = os.path.join(workdir, "output")
         #: The model process's own user, once started (None: it kept the worker's).
         self.uid: Optional[int] = None
@@ -63,39 +69,32 @@ class ModelProcess:
         :class:`TrialFailure`, or what ``interrupt`` returned."""
         trial = self.trial
         spec_path = self._write_spec()
-        scratch = os.path.join(self.workdir, "scratch")
-        # Its own temp and home directory (removed with the work directory); a user name for
-        # getpass, as the user has no passwd entry.
-        extra = {"TMPDIR": scratch, "HOME": scratch, "USER": "kilele-model", "LOGNAME": "kilele-model"}
-        cpu_millicores = getattr(trial, "cpu_limit_millicores", None)
-        cpu_limit = CpuLimit(cpu_millicores) if cpu_millicores else None
-        extra.update(thread_environment(cpu_limit))
-        env = sandbox.child_environment(self.environ, extra=extra)
         memory_limit = trial.memory_limit_mb
         if memory_limit and trial.gpu_count:
             self.log.worker(f"GPU trial: no address-space limit (CUDA reserves more than {memory_limit} MB "
                             "of address space); the container's memory limit applies")
             memory_limit = None
-        inputs = [path for path in (*self.paths.values(), spec_path) if os.path.exists(path)]
-        confined = sandbox.confinement(self.workdir, inputs=inputs, memory_limit_mb=memory_limit,
-                                       timeout_seconds=trial.timeout_seconds, settings=self.settings)
+        cpu_seconds = sandbox.cpu_seconds_for(trial.timeout_seconds)
         watch = sandbox.MemoryWatch()
         watch.start()
-        process = sandbox.spawn_child(spec_path, confined=confined, env=env)
-        # At once: the confining entry is still starting, no model code has been imported yet.
-        cpu_rate = cpu_limit.apply(process.pid) if cpu_limit else "none"
-        self.uid = kilele_sandbox.run_uid(process.pid, confined)
+        cpu_limit: Optional[CpuLimit] = None
+        started = self._hand_to_spare(spec_path, memory_limit, cpu_seconds) if self.spare is not None else None
+        if started is not None:
+            process, how = started
+        else:
+            process, cpu_limit, how = self._spawn(spec_path, memory_limit)
         self.log.worker(f"started the model process (timeout {trial.timeout_seconds:g} s, memory limit "
                         f"{str(memory_limit) + ' MB' if memory_limit else 'none'}, CPU time limit "
-                        f"{confined.cpu_seconds} s, CPU rate limit {cpu_rate}, "
+                        f"{cpu_seconds} s, {how}, "
                         f"user {self.uid if self.uid is not None else 'same as the worker'}"
-                        f"{', no network' if confined.isolate else ''})")
-        pgid = process.pid  # start_new_session: the child leads its own process group
+                        f"{', no network' if self.settings.sandbox_isolate else ''})")
+        pgid = process.pid  # a session of its own: the child leads its own process group
         pump = threading.Thread(target=self._pump, args=(process.stdout,), name="kilele-model-output", daemon=True)
         pump.start()
         deadline = time.monotonic() + trial.timeout_seconds
         status = rusage = None
         killed_for: Optional[BaseException] = None
+        exited = _exit_notice(process.pid)
         try:
             while True:
                 watch.sample(process.pid)
@@ -111,11 +110,13 @@ class ModelProcess:
                     sandbox.kill_group(pgid)
                     status, rusage = self._reap(process)
                     break
-                self.wake.wait(POLL_SECONDS)
+                self._pause(exited)
         finally:
             sandbox.kill_group(pgid)  # strays the model started
             if process.returncode is None and status is None:
                 self._reap(process)
+            if exited is not None:
+                os.close(exited)
             # Without a PID namespace, what the model started in another session is still there.
             kilele_sandbox.kill_user(self.uid)
             if cpu_limit is not None:
@@ -128,6 +129,50 @@ class ModelProcess:
         if status is not None:
             process.returncode = os.waitstatus_to_exitcode(status)
         return self._read_result(process.returncode, watch, rusage)
+
+    def _hand_to_spare(self, spec_path: str, memory_limit: Optional[int], cpu_seconds: int):
+        """(the spare's process, words for the log) once it has the trial, or None if it is gone
+        (then a model process is started the usual way)."""
+        spare = self.spare
+        inputs = [path for path in self.paths.values() if os.path.exists(path)]
+        try:
+            spare.hand(spec_path, inputs, memory_bytes=memory_limit * 1024 * 1024 if memory_limit else None,
+                       cpu_seconds=cpu_seconds)
+        except OSError as e:
+            self.log.worker(f"the pre-started model process is gone ({e}); starting one")
+            spare.discard(remove_workdir=False)
+            self.spare = None
+            return None
+        self.uid = spare.uid
+        return spare.process, "CPU rate limit none, pre-started (imports done before the trial)"
+
+    def _spawn(self, spec_path: str, memory_limit: Optional[int]):
+        """(a new model process, its CPU rate limit or None, words for the log)."""
+        trial = self.trial
+        scratch = os.path.join(self.workdir, "scratch")
+        # Its own temp and home directory (removed with the work directory); a user name for
+        # getpass, as the user has no passwd entry.
+        extra = {"TMPDIR": scratch, "HOME": scratch, "USER": "kilele-model", "LOGNAME": "kilele-model"}
+        cpu_millicores = getattr(trial, "cpu_limit_millicores", None)
+        cpu_limit = CpuLimit(cpu_millicores) if cpu_millicores else None
+        extra.update(thread_environment(cpu_limit))
+        env = sandbox.child_environment(self.environ, extra=extra)
+        inputs = [path for path in (*self.paths.values(), spec_path) if os.path.exists(path)]
+        confined = sandbox.confinement(self.workdir, inputs=inputs, memory_limit_mb=memory_limit,
+                                       timeout_seconds=trial.timeout_seconds, settings=self.settings)
+        process = sandbox.spawn_child(spec_path, confined=confined, env=env)
+        # At once: the confining entry is still starting, no model code has been imported yet.
+        cpu_rate = cpu_limit.apply(process.pid) if cpu_limit else "none"
+        self.uid = kilele_sandbox.run_uid(process.pid, confined)
+        return process, cpu_limit, f"CPU rate limit {cpu_rate}"
+
+    def _pause(self, exited: Optional[int]) -> None:
+        """Until the next poll: at most POLL_SECONDS, less if the model process exits (its pidfd
+        becomes readable) or the supervisor is woken."""
+        if exited is None:
+            self.wake.wait(POLL_SECONDS)
+        elif not self.wake.is_set():
+            select.select([exited], [], [], POLL_SECONDS)
 
     def _write_spec(self) -> str:
         trial = self.trial
@@ -230,6 +275,14 @@ class ModelProcess:
             raise TrialFailure(errors.TRIAL_ERROR, f"the model process was killed by {_signal_name(signum)}")
         raise TrialFailure(errors.TRIAL_ERROR, f"the model process exited with {_exit_text(returncode)} without "
                                                "a result (did the model call os._exit or sys.exit?)")
+
+
+def _exit_notice(pid: int) -> Optional[int]:
+    """A pidfd of ``pid`` (readable once it exits), or None where the kernel has none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def _finite(value: Any) -> float:

@@ -101,7 +101,7 @@ def confinement(workdir: str, *, inputs: list[str], memory_limit_mb: Optional[in
     HOME), the work directory, ``input/`` and ``inputs`` readable by it only, no network, a
     memory limit, CPU seconds no more than the wall-clock timeout allows on every core, a cap on
     its processes."""
-    cpu_seconds = int(timeout_seconds * (os.cpu_count() or 1)) + 10
+    cpu_seconds = cpu_seconds_for(timeout_seconds)
     return kilele_sandbox.Confinement(
         cwd=os.path.join(workdir, "scratch"),
         own=[os.path.join(workdir, "output"), os.path.join(workdir, "scratch")],
@@ -110,6 +110,11 @@ def confinement(workdir: str, *, inputs: list[str], memory_limit_mb: Optional[in
         memory_bytes=memory_limit_mb * 1024 * 1024 if memory_limit_mb else None,
         cpu_seconds=cpu_seconds, max_processes=settings.sandbox_max_processes,
     )
+
+
+def cpu_seconds_for(timeout_seconds: float) -> int:
+    """The model's CPU-time limit: no more than the wall-clock timeout allows on every core."""
+    return int(timeout_seconds * (os.cpu_count() or 1)) + 10
 
 
 def spawn_child(spec_path: str, *, confined: kilele_sandbox.Confinement, env: dict[str, str]) -> subprocess.Popen:

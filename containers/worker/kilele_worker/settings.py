@@ -1,7 +1,8 @@
 """The worker's settings: the only module of kilele_worker that reads the environment.
 
 ``WorkerSettings.from_environ()`` reads it once, in ``__main__``; everything else gets the frozen
-settings object passed down. Nothing in kilele_worker writes ``os.environ``.
+settings object passed down. Nothing in kilele_worker writes ``os.environ`` but
+:func:`take_environment`, for the local stack's warm workers (forked, not exec'd).
 
 The settings also carry a snapshot of the whole environment (``environ``), never printed: the
 sandbox builds the model process's scrubbed environment from it (see
@@ -74,4 +75,13 @@ class WorkerSettings:
         )
 
 
-__all__ = ["WorkerSettings", "MESSAGE_ENV", "MESSAGE_S3_ENV", "TRIAL_ROLE_ARN_ENV"]
+def take_environment(environ: Mapping[str, str]) -> None:
+    """Makes ``environ`` this process's whole environment: what exec would have given a worker
+    process started for the trial. A warm worker (:mod:`kilele_worker.zygote`) is forked from a
+    zygote that holds the model's scrubbed environment, and gets its own (the AWS endpoint and
+    credentials boto3 reads) with its trial; :meth:`WorkerSettings.from_environ` then reads it."""
+    os.environ.clear()
+    os.environ.update(environ)
+
+
+__all__ = ["WorkerSettings", "take_environment", "MESSAGE_ENV", "MESSAGE_S3_ENV", "TRIAL_ROLE_ARN_ENV"]

@@ -28,6 +28,7 @@ from kilele_worker.message import TrialMessage, TrialSpec
 from kilele_worker.model_process import KILL_WAIT_SECONDS, ModelProcess, ModelRun
 from kilele_worker.reporting import Reporter
 from kilele_worker.settings import WorkerSettings
+from kilele_worker.spare import ModelSpare
 from kilele_worker.trial_log import TrialLog, utc_now_iso
 
 
@@ -75,7 +76,9 @@ class Monitor(threading.Thread):
 
 class TrialRunner:
     def __init__(self, message: TrialMessage, aws: AwsClients, log: TrialLog, settings: WorkerSettings,
-                 stop_requested: Optional[threading.Event] = None):
+                 stop_requested: Optional[threading.Event] = None, spare: Optional[ModelSpare] = None):
+        """``spare``: a pre-started model process (:mod:`kilele_worker.spare`; the local stack's
+        warm workers have one), used if the run's kind suits it, else discarded."""
         self.token = message.task_token
         self.trial = message.trial
         self.aws = aws
@@ -90,6 +93,11 @@ class TrialRunner:
         self.model_uid: Optional[int] = None  # the model process's own user, once it ran
         self.workdir: Optional[str] = None
         self.paths: dict[str, str] = {}
+        self.spare = spare if spare is not None and ModelSpare.suits(self.trial) else None
+        if spare is not None and self.spare is None:
+            self.log.worker(f"the pre-started model process does not take a {self.trial.kind}: "
+                            "a model process is started for it")
+            spare.discard()
 
     # -- the whole trial ---------------------------------------------------------------------
 
@@ -139,7 +147,7 @@ class TrialRunner:
         self._check_dependencies()
         self._check_stop()
         model = ModelProcess(self.trial, self.paths, workdir, log=self.log, settings=self.settings,
-                             wake=self.wake, interrupt=self._interruption)
+                             wake=self.wake, interrupt=self._interruption, spare=self.spare)
         try:
             run = model.run()
         finally:
@@ -147,6 +155,9 @@ class TrialRunner:
         return self._upload_outputs(workdir, run)
 
     def _prepare_workdir(self) -> str:
+        if self.spare is not None:  # made with the spare, which is confined to it
+            self.workdir = self.spare.workdir
+            return self.workdir
         safe_id = re.sub(r"[^A-Za-z0-9_.-]", "_", self.trial.id)[:40]
         self.workdir = workdir = tempfile.mkdtemp(prefix=f"kilele-trial-{safe_id}-", dir=self.settings.workdir_root)
         # The sandbox gives the model's own user output/ and scratch/, and read access to the rest
@@ -272,6 +283,8 @@ class TrialRunner:
         return self.reporter.fail(failure, self.started_at, worker_seconds)
 
     def _cleanup(self) -> None:
+        if self.spare is not None and not self.spare.handed:  # the run ended before the model
+            self.spare.discard(remove_workdir=False)
         if self.workdir and not self.settings.keep_workdir:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
@@ -329,10 +342,17 @@ def _suffix(key: str) -> str:
 
 
 def run_trial(message: TrialMessage, aws: Optional[AwsClients] = None, log: Optional[TrialLog] = None,
-              stop_requested: Optional[threading.Event] = None, settings: Optional[WorkerSettings] = None) -> int:
-    """Run one trial and report it; returns the process exit code (see :mod:`kilele_worker.errors`)."""
+              stop_requested: Optional[threading.Event] = None, settings: Optional[WorkerSettings] = None,
+              spare: Optional[ModelSpare] = None) -> int:
+    """Run one trial and report it; returns the process exit code (see :mod:`kilele_worker.errors`).
+    ``spare``: a pre-started model process (see :class:`TrialRunner`)."""
     from kilele_worker.trial_log import default_echo
 
-    runner = StressTestRunner if message.trial.kind == "stress_test" else TrialRunner
-    return runner(message, aws or AwsClients(), log or TrialLog(echo=default_echo()),
-                  settings or WorkerSettings.from_environ(), stop_requested).run()
+    runner_class = StressTestRunner if message.trial.kind == "stress_test" else TrialRunner
+    try:
+        runner = runner_class(message, aws or AwsClients(), log or TrialLog(echo=default_echo()),
+                              settings or WorkerSettings.from_environ(), stop_requested, spare)
+        return runner.run()
+    finally:
+        if spare is not None and not spare.handed:  # a duplicate delivery, a failed claim...
+            spare.discard()
