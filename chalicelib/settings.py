@@ -95,6 +95,10 @@ class Settings(BaseSettings):
     batch_job_definition: str = Field("", description="Worker image job definition (set by infra).")
     batch_gpu_job_definition: str = Field("", description="GPU worker image job definition (set by infra).")
     local_max_parallel_trials: int = Field(2, description="Local trial runner: trials run at once.")
+    local_warm_trial_workers: bool = Field(
+        True, description="Local trial runner: keep one worker per parallel trial started ahead, with the "
+        "libraries imported and its sandboxed model process waiting (a fresh one per trial still); false: "
+        "each trial starts its worker and model processes.")
     local_endpoint_memory_limit_mb: int = Field(
         4096, ge=64, description="Local endpoints: each inference server's address-space limit (CPU endpoints)."
     )

@@ -402,8 +402,9 @@ def trial_dispatcher(settings: Settings, aws: Any, tokens: TaskTokens) -> TrialD
     from chalicelib.adapters.trial_dispatch.local import LocalTrialDispatcher
 
     environment = process_environment(drop_prefixes=("AWS_", "KILELE_"), extra=child_aws_environment(settings))
+    warm = settings.local_max_parallel_trials if settings.local_warm_trial_workers else 0
     return LocalTrialDispatcher(Path(rest) if rest else _default_work_dir("trials"), tokens,
-                                python=sys.executable, environment=environment)
+                                python=sys.executable, environment=environment, warm_workers=warm)
 
 
 # -- the process's services ---------------------------------------------------------------------

@@ -19,6 +19,10 @@ class TrialRunner(QueueConsumer):
         self.dispatcher = dispatcher
         self.max_parallel = max_parallel
 
+    def start(self, context: Any = None) -> None:
+        self.dispatcher.start()  # the warm workers get ready while the first trials are proposed
+        super().start(context)
+
     def capacity(self) -> int:
         return self.max_parallel - self.dispatcher.running
 

@@ -56,6 +56,34 @@ def _other_environs() -> tuple[int, list[int]]:
     return readable, leaks
 
 
+def _in_own_memory(needles: list) -> list:
+    """Which ``[head, tail]`` needles (hex) occur in this process's memory as head+tail (kept in
+    two parts, so the search itself never puts a whole needle in memory); their heads."""
+    found = set()
+    with open("/proc/self/maps") as maps, open("/proc/self/mem", "rb", 0) as mem:
+        for line in maps:
+            fields = line.split()
+            if not fields[1].startswith("r") or (len(fields) > 5 and fields[5] in ("[vvar]", "[vsyscall]")):
+                continue
+            start, end = (int(x, 16) for x in fields[0].split("-"))
+            chunk = 8 << 20  # read in pieces (the model runs under a memory limit), overlapping
+            for offset in range(start, end, chunk):
+                try:
+                    mem.seek(offset)
+                    region = mem.read(min(chunk + 4096, end - offset))
+                except (OSError, OverflowError, ValueError):
+                    break
+                for head, tail in needles:
+                    head_b, tail_b = bytes.fromhex(head), bytes.fromhex(tail)
+                    at = region.find(head_b)
+                    while at >= 0:
+                        if region.startswith(tail_b, at + len(head_b)):
+                            found.add(head)
+                            break
+                        at = region.find(head_b, at + 1)
+    return sorted(found)
+
+
 def _fork_bomb(count: int) -> int:
     """Forks up to ``count`` sleepers (not exponential: the machine is shared); how many it got."""
     pids = []
@@ -102,6 +130,7 @@ def probe() -> dict:
         "forks": _fork_bomb(TARGETS["forks"]),
         "memory": _succeeds(lambda: mmap.mmap(-1, TARGETS["memory_bytes"])),
         "uid": os.getuid(),
+        "in_memory": _in_own_memory(TARGETS.get("needles", [])),
     })
     return _REPORT
 
