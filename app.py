@@ -2,7 +2,7 @@
 from chalice import Chalice
 
 from chalicelib import SERVICE_NAME, resources
-from chalicelib.api import auth, datasets, meta, models, projects, queues, serving, stress_tests, train_jobs, users
+from chalicelib.api import auth, datasets, images, meta, models, projects, queues, serving, stress_tests, train_jobs, users
 from chalicelib.api.http import uniform_errors
 from chalicelib.settings import Settings
 from chalicelib.workflows import aws_events
@@ -12,7 +12,7 @@ app = Chalice(app_name=SERVICE_NAME)
 app.register_middleware(uniform_errors, "http")
 
 for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs.bp, serving.bp, queues.bp,
-                  projects.bp, stress_tests.bp):
+                  projects.bp, stress_tests.bp, images.bp):
     app.register_blueprint(blueprint)
 
 

@@ -23,6 +23,8 @@ class Action(str, Enum):
     STOP_ALL_JOBS = "stop all jobs"
     MANAGE_STRESS_TESTS = "manage projects and stress tests"
     READ_AUDIT_LOG = "read the audit log"
+    MANAGE_IMAGES = "create and delete managed images"
+    VIEW_IMAGES = "view managed images"
 
 
 ALLOWED: dict[Action, frozenset[UserType]] = {
@@ -38,6 +40,8 @@ ALLOWED: dict[Action, frozenset[UserType]] = {
     Action.STOP_ALL_JOBS: frozenset({UserType.SUPERADMIN}),
     Action.MANAGE_STRESS_TESTS: EVERYONE,
     Action.READ_AUDIT_LOG: ADMINS,
+    Action.MANAGE_IMAGES: EVERYONE,  # RIME's users make the images their stress tests run in; delete: own only
+    Action.VIEW_IMAGES: EVERYONE,  # images are shared: find one with your libraries before building another
 }
 
 

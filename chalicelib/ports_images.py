@@ -7,7 +7,7 @@ virtual environment layered on the worker runtime, ``adapters/images/local.py``)
 """
 from __future__ import annotations
 
-from typing import Optional, Protocol
+from typing import Callable, Optional, Protocol
 
 from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, ManagedImage, PipRequirement
 
@@ -25,6 +25,9 @@ class ImageBuilder(Protocol):
     def poll(self, build_id: str) -> ImageBuild:
         """The build's state and log; on READY its resolved ``pip freeze`` and image reference."""
 
+    def close(self) -> None:
+        """Release what the builder holds (local builds in progress end FAILED when it stops)."""
+
 
 class ManagedImageStore(Protocol):
     """Managed-image records; names are unique across the platform."""
@@ -32,27 +35,27 @@ class ManagedImageStore(Protocol):
     def add(self, image: ManagedImage) -> None:
         """Store a new image; :class:`errors.Conflict` if its name is taken."""
 
-    def get(self, image_id: str) -> Optional[ManagedImage]: ...
+    def get(self, name: str) -> Optional[ManagedImage]: ...
 
-    def get_by_name(self, name: str) -> Optional[ManagedImage]: ...
+    def list_page(self, after: str, limit: int,
+                  matches: Optional[Callable[[ManagedImage], bool]] = None) -> tuple[list[ManagedImage], str]:
+        """Up to ``limit`` images that ``matches`` (all if None), in name order, with names after
+        ``after`` ("": from the start); and the last one's name if another follows ("" if not)."""
 
-    def list_page(self, after: str, limit: int) -> tuple[list[ManagedImage], str]:
-        """Up to ``limit`` images in name order with names after ``after`` ("": from the
-        start), and the name of the last one if more may follow ("" otherwise)."""
-
-    def set_build(self, image_id: str, status: BuildState, only_from: tuple[BuildState, ...],
+    def set_build(self, name: str, status: BuildState, only_from: tuple[BuildState, ...],
                   **fields: object) -> bool:
         """Set the status (and ``image_ref``, ``installed``, ``error``, ``finished_at``, ``build_id``)
         if the status is one of ``only_from``; False if it was not."""
 
-    def add_user(self, image_id: str, job_id: str) -> None:
-        """Record that ``job_id`` runs in the image (refuses with :class:`errors.Conflict` if the
-        image is gone or being deleted)."""
+    def add_user(self, name: str, job_id: str) -> None:
+        """Record that ``job_id`` runs in the image; :class:`errors.NotFound` if it is gone."""
 
-    def remove_user(self, image_id: str, job_id: str) -> None: ...
+    def remove_user(self, name: str, job_id: str) -> None:
+        """Forget that ``job_id`` runs in the image (nothing if it is gone)."""
 
-    def delete_unused(self, image_id: str) -> None:
-        """Delete the record if no job uses it; :class:`errors.Conflict` if one does."""
+    def delete_unused(self, name: str) -> None:
+        """Delete the record if no job uses it: :class:`errors.Conflict` if one does,
+        :class:`errors.NotFound` if there is none."""
 
 
 __all__ = ["ImageBuilder", "ManagedImageStore"]

@@ -152,6 +152,13 @@ STRESS_TESTS = TableSpec(
     indexes=(Index("by_owner", Key("owner_id"), Key("created_at")),),
     ttl_attribute="expires_at",
 )
+# Managed images (issue 11): keyed by their unique name; by_name lists them all in name order
+# (one constant partition: a few thousand images at most), for stable pages.
+MANAGED_IMAGES = TableSpec(
+    "managed-images",
+    hash_key=Key("name"),
+    indexes=(Index("by_name", Key("listing"), Key("name")),),
+)
 
 # Logins: failed-login counters per account and per client address (progressive delays and
 # lockouts, shared by every API Lambda), forgotten by TTL; readers filter expired items.
@@ -179,6 +186,7 @@ RESOURCES = Resources(
     tables=(
         USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES, TRAIN_JOBS, TRIALS, COUNTERS,
         INFERENCE_JOBS, APPS, APP_METRICS, SERVING_RESULTS, PROJECTS, STRESS_TESTS, LOGIN_ATTEMPTS, AUDIT_EVENTS,
+        MANAGED_IMAGES,
     ),
     buckets=(DATA_BUCKET,),
     queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE),

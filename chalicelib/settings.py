@@ -123,6 +123,14 @@ class Settings(BaseSettings):
     stress_test_state_machine_arn: str = Field("", description="Set by infra; the local stack sets its own.")
     stress_test_timeout_seconds: int = Field(3600, description="A stress test running longer fails.")
 
+    # Managed images (issue 11)
+    image_builder_uri: str = Field("codebuild://", description="codebuild://<project> (infra) or local://<dir> "
+                                   "(virtual environments; the local stack puts them in its data dir).")
+    image_repository_uri: str = Field("", description="ECR repository managed images are pushed to (infra).")
+    image_base_worker_uri: str = Field("", description="The worker image managed images are built FROM (infra).")
+    image_base_inference_uri: str = Field("", description="The inference image they are built FROM (infra).")
+    image_build_timeout_seconds: int = Field(1800, gt=0, description="Local builds: a pip step running longer fails.")
+
     # Serving
     endpoints_uri: str = Field("local://", description="local://[work dir] or sagemaker:// (infra sets it).")
     public_api_url: str = Field("http://127.0.0.1:8000", description="Base URL clients use (predictor_url).")

@@ -35,6 +35,7 @@ from chalicelib.services.datasets import DatasetService
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.login_throttle import LoginThrottle, ThrottleRule
+from chalicelib.services.managed_images import ManagedImageService
 from chalicelib.services.models import ModelService
 from chalicelib.services.predict import PredictService
 from chalicelib.services.queues import ServingQueueService
@@ -66,6 +67,7 @@ class Services:
     queues: ServingQueueService
     projects: ProjectService
     stress_tests: StressTestService
+    managed_images: ManagedImageService
     endpoints: EndpointRunner
     trial_dispatcher: TrialDispatcher
     tokens: TaskTokens
@@ -74,6 +76,7 @@ class Services:
     def close(self) -> None:
         """Flush what is buffered (metrics); the local stack and tests call it when they stop."""
         self.predict.close()
+        self.managed_images.close()
 
 
 class _Parts:
@@ -100,7 +103,7 @@ _KNOWN_PARTS = {
     "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
-    "gpus",
+    "gpus", "managed_image_records", "image_builder",
 }
 
 
@@ -185,6 +188,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
         ),
         projects=projects,
         stress_tests=stress_tests,
+        managed_images=ManagedImageService(stores.managed_images, parts.get(
+            "image_builder", lambda: image_builder(settings, blobs, aws)), clock=clock),
         endpoints=endpoints,
         trial_dispatcher=dispatcher,
         tokens=tokens,
@@ -196,7 +201,7 @@ class _Stores:
     """The repositories (DynamoDB through pynamodb, bound to the settings' tables)."""
 
     def __init__(self, parts: _Parts, aws: Any):
-        from chalicelib.store import logins, queues, repositories, serving, stress, train_jobs
+        from chalicelib.store import images, logins, queues, repositories, serving, stress, train_jobs
 
         settings = parts.settings
         self.users = parts.get("users", repositories.UserRepository)
@@ -216,6 +221,7 @@ class _Stores:
         self.serving_results = parts.get("serving_results", queues.ServingResultRepository)
         self.projects = parts.get("projects", stress.ProjectRepository)
         self.stress_test_jobs = parts.get("stress_test_jobs", stress.StressTestJobRepository)
+        self.managed_images = parts.get("managed_image_records", images.ManagedImageRepository)
         self.login_attempts = parts.get("login_attempts", logins.LoginAttemptRepository)
         self.audit_events = parts.get("audit_events", lambda: logins.AuditEventRepository(
             retention_seconds=settings.audit_retention_days * 86400))
@@ -388,6 +394,25 @@ def gpu_support(settings: Settings) -> GpuSupport:
     return GpuSupport(not training, not serving, training, serving)
 
 
+def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
+    """Where managed images are built, chosen by the scheme of ``image_builder_uri``."""
+    scheme, rest = _scheme(settings.image_builder_uri, "KILELE_IMAGE_BUILDER_URI", ("codebuild", "local"))
+    from chalicelib.entities.images import ImageBase
+
+    if scheme == "codebuild":
+        from chalicelib.adapters.images.codebuild import CodeBuildImageBuilder
+
+        bases = {ImageBase.WORKER: settings.image_base_worker_uri, ImageBase.INFERENCE: settings.image_base_inference_uri}
+        return CodeBuildImageBuilder(rest, settings.image_repository_uri, bases, blobs, aws.client("codebuild"),
+                                     logs=aws.client("logs"))
+    from chalicelib.adapters.images.local import LocalImageBuilder
+
+    # pip runs sdists' build code: it gets no AWS or Kilele settings (the machine's pip config stays).
+    return LocalImageBuilder(Path(rest) if rest else _default_work_dir("images"), python=sys._base_executable,
+                             environment=process_environment(drop_prefixes=("AWS_", "KILELE_")),
+                             timeout_seconds=settings.image_build_timeout_seconds)
+
+
 def trial_dispatcher(settings: Settings, aws: Any, tokens: TaskTokens) -> TrialDispatcher:
     """Where trials run, chosen by the scheme of ``trial_dispatch_uri``."""
     scheme, rest = _scheme(settings.trial_dispatch_uri, "KILELE_TRIAL_DISPATCH_URI", ("batch", "local"))
@@ -435,4 +460,5 @@ def install(built: Optional[Services]) -> Optional[Services]:
 
 
 __all__ = ["Services", "build", "install", "services", "endpoint_runner", "trial_dispatcher",
-           "child_aws_environment", "gpu_support"]
+           "child_aws_environment", "gpu_support",
+           "image_builder"]

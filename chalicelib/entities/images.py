@@ -127,9 +127,8 @@ class ImageBuild:
 
 @dataclass
 class ManagedImage:
-    """A named image a user asked for, and what its build resolved."""
+    """A named image a user asked for, and what its build resolved. The name is its id."""
 
-    id: str
     name: str
     owner_id: str
     base: ImageBase
@@ -146,7 +145,6 @@ class ManagedImage:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "managed_image_id": self.id,
             "name": self.name,
             "owner_id": self.owner_id,
             "base": self.base.value,

@@ -356,9 +356,35 @@ class AuditEventItem(Model):
     expires_at = NumberAttribute()  # epoch seconds (DynamoDB TTL); readers filter expired items
 
 
+class ManagedImageItem(Model):
+    Meta = _meta(resources.MANAGED_IMAGES)
+
+    class ByName(GlobalSecondaryIndex):
+        Meta = _index_meta("by_name")
+        listing = UnicodeAttribute(hash_key=True)
+        name = UnicodeAttribute(range_key=True)
+
+    name = UnicodeAttribute(hash_key=True)
+    listing = UnicodeAttribute(default="all")  # the one partition of by_name
+    owner_id = UnicodeAttribute()
+    base = UnicodeAttribute()
+    requirements = ListAttribute(default=list)  # [{"name", "version_specifier"}]
+    content_key = UnicodeAttribute()
+    status = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    build_id = UnicodeAttribute(null=True)
+    image_ref = UnicodeAttribute(null=True)
+    installed = MapAttribute(default=dict)  # {canonical name: version}, from pip freeze
+    error = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute(null=True)
+    in_use_by = UnicodeSetAttribute(null=True)  # job ids; DynamoDB drops an empty set
+    by_name = ByName()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem, TrainJobItem, TrialItem, CounterItem,
     InferenceJobItem, AppItem, ServingResultItem, ProjectItem, StressTestItem, LoginAttemptItem, AuditEventItem,
+    ManagedImageItem,
 )
 
 

@@ -24,6 +24,8 @@ EXPECTED = {
     Action.STOP_ALL_JOBS: {SA},
     Action.MANAGE_STRESS_TESTS: {SA, AD, MD, AP},
     Action.READ_AUDIT_LOG: {SA, AD},
+    Action.MANAGE_IMAGES: {SA, AD, MD, AP},
+    Action.VIEW_IMAGES: {SA, AD, MD, AP},
 }
 
 

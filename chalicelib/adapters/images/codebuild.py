@@ -106,6 +106,9 @@ class CodeBuildImageBuilder:
         return ImageBuild(build_id, BuildState.FAILED, log=self._log(build),
                           reason=f"the build ended {status}" + _failed_phase(build))
 
+    def close(self) -> None:
+        """Nothing to release: builds run in CodeBuild."""
+
     def _poll_cached(self, build_id: str) -> ImageBuild:
         _, _, rest = build_id.partition(":")
         _, _, key = rest.partition(":")

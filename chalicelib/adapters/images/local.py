@@ -114,8 +114,9 @@ class LocalImageBuilder:
                           reason=state.get("reason", ""), pip_freeze=tuple(state.get("pip_freeze", ())),
                           image_ref=state.get("image_ref", ""))
 
-    def close(self, wait: bool = True) -> None:
-        """Stop taking builds; ``wait``: let those started finish."""
+    def close(self, wait: bool = False) -> None:
+        """Stop taking builds; ``wait``: let those started finish (else queued ones are dropped;
+        a pip step already running finishes in its thread)."""
         self._pool.shutdown(wait=wait, cancel_futures=not wait)
         with _RUNNING_LOCK:  # builds that never began: a poll now says the stack stopped
             _RUNNING.difference_update(i for i, f in self._futures.items() if f.cancelled())
