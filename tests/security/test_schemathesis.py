@@ -68,7 +68,10 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed_stack
         "--phases", "examples,fuzzing",
         "--max-examples", str(MAX_EXAMPLES),
         "--max-time", str(MAX_SECONDS),
-        "--workers", "2",
+        # One worker: with two, hypothesis' threads parse lambdas' source at once, which Python
+        # 3.11.7 can fail ("AST constructor recursion depth mismatch", cpython gh-106905): the
+        # run ended in a Runtime Error once. The run is bounded by time, not by cases.
+        "--workers", "1",
         "--seed", "20261201",
         "--no-shrink",
         "--request-timeout", "30",
