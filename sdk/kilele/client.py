@@ -24,6 +24,7 @@ from kilele.resources import (
     BundlesMixin,
     DatasetsMixin,
     InferenceJobsMixin,
+    ManagedImagesMixin,
     ModelsMixin,
     PredictionsMixin,
     ProjectsMixin,
@@ -47,6 +48,7 @@ class Client(
     BundlesMixin,
     ProjectsMixin,
     StressTestsMixin,
+    ManagedImagesMixin,
 ):
     """A connection to a Kilele API.
 

@@ -9,9 +9,11 @@
     df = job.get_test_cases_result()
 
 ``RIMEClient`` is a :class:`kilele.Client` that takes RIME's ``domain``; ``RIMEStressTestJob``,
-``RIMEProject`` and ``CustomImage`` are :class:`kilele.stress.StressTestJob`,
-:class:`kilele.stress.Project` and :class:`kilele.stress.CustomImage`. Continuous tests
-(``RIMECTInstance``) and managed images arrive with a later release.
+``RIMEProject``, ``RIMEImageBuilder`` and ``CustomImage`` are :class:`kilele.stress.StressTestJob`,
+:class:`kilele.stress.Project`, :class:`kilele.images.ImageBuilder` and
+:class:`kilele.stress.CustomImage`. Managed images are built and listed (``create_managed_image``,
+``list_managed_images``); running stress tests in them, and continuous tests (``RIMECTInstance``),
+arrive with a later release.
 """
 from __future__ import annotations
 
@@ -20,11 +22,13 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from kilele.client import Client
+from kilele.images import ImageBuilder
 from kilele.stress import CustomImage, Project, StressTestJob
 
 #: RIME's names for Kilele's classes.
 RIMEStressTestJob = StressTestJob
 RIMEProject = Project
+RIMEImageBuilder = ImageBuilder
 
 CONTINUOUS_TESTS_LATER = ("continuous tests (RIMECTInstance) arrive with a later Kilele release; "
                           "this version runs stress tests only")
@@ -100,4 +104,5 @@ class RIMECTInstance:
         raise NotImplementedError(CONTINUOUS_TESTS_LATER)
 
 
-__all__ = ["RIMEClient", "RIMEStressTestJob", "RIMEProject", "RIMECTInstance", "CustomImage", "base_url_for_domain"]
+__all__ = ["RIMEClient", "RIMEStressTestJob", "RIMEProject", "RIMEImageBuilder", "RIMECTInstance", "CustomImage",
+           "base_url_for_domain"]

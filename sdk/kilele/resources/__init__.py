@@ -7,6 +7,7 @@ from kilele.resources.apps import ApplicationsMixin
 from kilele.resources.auth import AuthMixin
 from kilele.resources.bundles import BundlesMixin
 from kilele.resources.datasets import DatasetsMixin
+from kilele.resources.images import ManagedImagesMixin
 from kilele.resources.inference import InferenceJobsMixin, PredictionsMixin
 from kilele.resources.models import ModelsMixin
 from kilele.resources.projects import ProjectsMixin
@@ -17,4 +18,4 @@ from kilele.resources.users import UsersMixin
 
 __all__ = ["AuthMixin", "UsersMixin", "DatasetsMixin", "ModelsMixin", "TrainJobsMixin", "TrialsMixin",
            "InferenceJobsMixin", "PredictionsMixin", "ApplicationsMixin", "BundlesMixin",
-           "ProjectsMixin", "StressTestsMixin"]
+           "ProjectsMixin", "StressTestsMixin", "ManagedImagesMixin"]

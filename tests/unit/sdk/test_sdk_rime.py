@@ -136,13 +136,6 @@ def test_continuous_tests_say_they_arrive_later():
             call()
 
 
-def test_managed_images_are_not_offered_yet():
-    from kilele.rime import RIMEClient
-
-    for name in ("create_managed_image", "list_managed_images", "pip_requirement", "pip_library_filter"):
-        assert not hasattr(RIMEClient, name)
-
-
 @pytest.mark.parametrize("domain, base_url", [
     ("my_vpc.rime.com", "https://my_vpc.rime.com"),
     ("127.0.0.1:8000", "http://127.0.0.1:8000"),
