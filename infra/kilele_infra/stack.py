@@ -5,6 +5,8 @@
 - ``Api`` (api.py): the Chalice API on Lambda behind API Gateway;
 - ``Workflows`` (workflows.py): the workflow Lambdas and the state machines;
 - ``WorkerCompute`` (worker_compute.py): the worker image repository and AWS Batch;
+- ``ManagedImages`` (images.py): the CodeBuild project that builds managed images, its role and
+  their repository;
 - ``Functions`` (functions.py): the trial dispatcher, the Batch job-failed handler, the
   serving-requests consumer;
 - the ``kilele-{stage}`` dashboard (dashboard.py) and the stack outputs, here.
@@ -22,6 +24,7 @@ from .api import Api
 from .dashboard import build_dashboard
 from .data import Data
 from .firewall import ApiFirewall
+from .images import ManagedImages
 from .functions import Functions
 from .naming import flat_logical_id, pascal, resource_name
 from .runtime import FunctionFactory, StateMachineArns
@@ -83,6 +86,13 @@ class KileleStack(Stack):
             self, "Functions", data=self.data, worker_compute=self.worker_compute, serving=self.serving,
             state_machine_arns=state_machine_arns, functions=functions,
         )
+        # Managed images: the API starts their CodeBuild builds and reads their state and logs.
+        self.images = ManagedImages(self, "ManagedImages", stage=stage, bucket=self.data.data_bucket,
+                                    worker_repository=self.worker_compute.repository,
+                                    inference_repository=self.serving.repository)
+        for key, value in self.images.environment().items():
+            self.api.function.add_environment(key, value)
+        self.images.grant_builds(self.api.function.role)
         # After the API: predictor URLs of inference jobs (and nothing else) need the API's URL.
         for function in (self.api.function, self.functions.serve_queue):
             function.add_environment("KILELE_PUBLIC_API_URL", self.api.public_url)
@@ -116,3 +126,4 @@ class KileleStack(Stack):
         CfnOutput(self, "GpuJobQueueArn", value=self.worker_compute.gpu_queue.job_queue_arn)
         CfnOutput(self, "InferenceRepositoryUri", value=self.serving.repository.repository_uri)
         CfnOutput(self, "SageMakerRoleArn", value=self.serving.role.role_arn)
+        CfnOutput(self, "ManagedImageRepositoryUri", value=self.images.repository.repository_uri)

@@ -269,6 +269,8 @@ STATEFUL_LOGICAL_IDS = {
     "ServingRequestsDeadLetterQueueD4854DE0": ("AWS::SQS::Queue", "serving-requests-dlq"),
     "ServingInferenceRepository15FF1539": ("AWS::ECR::Repository", "inference"),
     "WorkerComputeWorkerRepositoryBD125BE2": ("AWS::ECR::Repository", "worker"),
+    "ManagedImagesTable4C908CF8": ("AWS::DynamoDB::Table", "managed-images"),
+    "ManagedImagesManagedImageRepository5CF16C53": ("AWS::ECR::Repository", "managed-images"),
 }
 
 # Not stateful, but replacing them breaks something: the RestApi's id is the public API URL;
@@ -737,12 +739,13 @@ def test_serving_requests_queue_feeds_its_consumer(template: Template) -> None:
         "FunctionName": {"Ref": consumer},
         "FunctionResponseTypes": Match.absent(),  # ReportBatchItemFailures off: whole batches
     })
-    # The same environment as the API (endpoints, tables, bucket, public URL) but its own service name.
+    # The same environment as the API (endpoints, tables, bucket, public URL) but its own service
+    # name; the managed-image builder's settings only the API has (it alone starts builds).
     variables = props["Environment"]["Variables"]
     api = template.to_json()["Resources"][_function_id(template, "app.app")]["Properties"]["Environment"]["Variables"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == "kilele-serving"
     assert {k: v for k, v in variables.items() if k != "POWERTOOLS_SERVICE_NAME"} == \
-        {k: v for k, v in api.items() if k != "POWERTOOLS_SERVICE_NAME"}
+        {k: v for k, v in api.items() if k != "POWERTOOLS_SERVICE_NAME" and not k.startswith("KILELE_IMAGE_")}
     actions = _actions_of_function(template, "app.serve_queue_items")
     assert {"sagemaker:InvokeEndpoint", "dynamodb:PutItem", "dynamodb:Query",
             "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions
@@ -839,3 +842,72 @@ def test_cfn_lint_is_clean(template: Template, tmp_path: Path) -> None:
         capture_output=True, text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+# --- managed images (issue 11): the CodeBuild project, its role, the repository, the API's grants
+
+from chalicelib.adapters.images.codebuild import FREEZE_PREFIX  # noqa: E402
+
+
+def _image_resource(resources: dict, kind: str, contains: str) -> tuple[str, dict]:
+    [found] = [(lid, r) for lid, r in resources.items() if r["Type"] == kind and contains in lid]
+    return found
+
+
+def _image_role_statements(resources: dict, role_id: str) -> list[dict]:
+    return [statement for r in resources.values() if r["Type"] == "AWS::IAM::Policy"
+            and {"Ref": role_id} in r["Properties"]["Roles"]
+            for statement in r["Properties"]["PolicyDocument"]["Statement"]]
+
+
+def _statement_actions(statement: dict) -> set[str]:
+    actions = statement["Action"]
+    return {actions} if isinstance(actions, str) else set(actions)
+
+
+def test_the_project_runs_the_buildspec_verbatim_privileged_with_its_repository_and_bucket(template: Template) -> None:
+    resources = template.to_json()["Resources"]
+    _, project = _image_resource(resources, "AWS::CodeBuild::Project", "ManagedImages")
+    props = project["Properties"]
+    assert props["Name"] == f"kilele-{STAGE}-images"
+    assert props["Source"] == {"Type": "NO_SOURCE",
+                               "BuildSpec": (REPO_ROOT / "containers/builder/buildspec.yml").read_text()}
+    assert props["Environment"]["PrivilegedMode"] is True  # docker build
+    names = {v["Name"] for v in props["Environment"]["EnvironmentVariables"]}
+    assert names == {"IMAGE_REPOSITORY", "DATA_BUCKET"}  # the rest come with each build
+    repo_id, repo = _image_resource(resources, "AWS::ECR::Repository", "ManagedImageRepository")
+    assert repo["Properties"]["RepositoryName"] == f"kilele-{STAGE}-managed-images"
+    assert repo["DeletionPolicy"] == "Retain"
+
+
+def test_the_build_role_may_pull_the_bases_push_its_repository_and_write_only_its_freeze_prefix(template: Template) -> None:
+    resources = template.to_json()["Resources"]
+    role_id, _ = _image_resource(resources, "AWS::IAM::Role", "ManagedImagesBuildRole")
+    statements = _image_role_statements(resources, role_id)
+    pushes = [s for s in statements if "ecr:PutImage" in _statement_actions(s)]
+    assert [s["Resource"] for s in pushes] == [{"Fn::GetAtt": ["ManagedImagesManagedImageRepository5CF16C53", "Arn"]}]
+    pulled = {s["Resource"]["Fn::GetAtt"][0] for s in statements
+              if "ecr:BatchGetImage" in _statement_actions(s) and "ecr:PutImage" not in _statement_actions(s)}
+    assert pulled == {"WorkerComputeWorkerRepositoryBD125BE2", "ServingInferenceRepository15FF1539"}
+    s3 = [s for s in statements if any(a.startswith("s3:") for a in _statement_actions(s))]
+    assert len(s3) == 1 and not any(a.startswith(("s3:Get", "s3:List", "s3:Delete")) for a in _statement_actions(s3[0]))
+    assert s3[0]["Resource"]["Fn::Join"][1][-1] == f"/{FREEZE_PREFIX}*"
+    everything = [s for s in statements if s["Resource"] == "*"]
+    assert [_statement_actions(s) for s in everything] == [{"ecr:GetAuthorizationToken"}]  # ECR requires "*" for it
+    assert not any(a.startswith(("iam:", "sts:", "dynamodb:", "states:")) for s in statements for a in _statement_actions(s))
+
+
+def test_the_api_may_start_and_follow_builds_of_its_project_and_knows_where_images_go(template: Template) -> None:
+    resources = template.to_json()["Resources"]
+    _, api = _image_resource(resources, "AWS::Lambda::Function", "ApiFunction")
+    variables = api["Properties"]["Environment"]["Variables"]
+    assert variables["KILELE_IMAGE_BUILDER_URI"] == f"codebuild://kilele-{STAGE}-images"
+    for name in ("KILELE_IMAGE_REPOSITORY_URI", "KILELE_IMAGE_BASE_WORKER_URI", "KILELE_IMAGE_BASE_INFERENCE_URI"):
+        assert name in variables
+    api_role = api["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = _image_role_statements(resources, api_role)
+    assert {"logs:GetLogEvents"} in [_statement_actions(s) for s in statements]
+    builds = [s for s in statements if _statement_actions(s) & {"codebuild:StartBuild", "codebuild:BatchGetBuilds"}]
+    assert len(builds) == 1
+    assert _statement_actions(builds[0]) == {"codebuild:StartBuild", "codebuild:BatchGetBuilds"}
+    assert builds[0]["Resource"] == {"Fn::GetAtt": ["ManagedImagesBuildProject7EFB937F", "Arn"]}

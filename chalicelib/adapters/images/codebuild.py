@@ -24,6 +24,8 @@ _KEY = re.compile(r"^[0-9a-f]{32}$")
 _FINAL = {"SUCCEEDED": BuildState.READY, "FAILED": BuildState.FAILED, "FAULT": BuildState.FAILED,
           "TIMED_OUT": BuildState.FAILED, "STOPPED": BuildState.FAILED}
 _WAITING_PHASES = {"SUBMITTED", "QUEUED", "PROVISIONING"}
+#: Where builds write their ``pip freeze`` in the data bucket (infra grants the build this prefix).
+FREEZE_PREFIX = "managed-images/"
 # The user each base image runs as (containers/*/Dockerfile): the build puts it back after pip.
 IMAGE_USERS = {ImageBase.WORKER: "root", ImageBase.INFERENCE: "kilele-model"}
 MAX_LOG_EVENTS = 200
@@ -39,7 +41,7 @@ class CodeBuildImageBuilder:
     CloudWatch Logs client for the log of a failed build (None: phases' messages only)."""
 
     def __init__(self, project_name: str, repository_uri: str, base_images: dict[ImageBase, str], blobs: BlobStore,
-                 codebuild: Any, logs: Optional[Any] = None, freeze_prefix: str = "managed-images/"):
+                 codebuild: Any, logs: Optional[Any] = None, freeze_prefix: str = FREEZE_PREFIX):
         self._project = project_name
         self._repository = repository_uri
         self._bases = base_images
@@ -151,4 +153,4 @@ def _failed_phase(build: dict[str, Any]) -> str:
     return ""
 
 
-__all__ = ["CodeBuildImageBuilder", "IMAGE_USERS"]
+__all__ = ["CodeBuildImageBuilder", "IMAGE_USERS", "FREEZE_PREFIX"]
