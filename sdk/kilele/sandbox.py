@@ -321,5 +321,6 @@ def die_with_parent_preexec(sig: int = _die_with_parent_signal) -> Callable[[], 
     return preexec
 
 
-__all__ = ["Confinement", "spawn", "fork_confined", "Forked", "close_fds_except", "command", "run_uid", "kill_user", "probe", "Support", "isolation_line",
+__all__ = ["Confinement", "spawn", "fork_confined", "Forked", "close_fds_except", "text_stream",
+           "command", "run_uid", "kill_user", "probe", "Support", "isolation_line",
            "protect_self", "LastingThread", "die_with_parent_preexec", "children_of", "UID_BASE"]
