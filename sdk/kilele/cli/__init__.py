@@ -7,7 +7,7 @@ per API URL; later commands use it unless an API key is given (``--api-key`` / K
 which then wins.
 
 One module per command group (:mod:`.auth`, :mod:`.users`, :mod:`.datasets`, :mod:`.models`,
-:mod:`.train_jobs`, :mod:`.inference`, :mod:`.apps`, :mod:`.bundles`, :mod:`.stress_tests`) on the root group of
+:mod:`.train_jobs`, :mod:`.inference`, :mod:`.apps`, :mod:`.bundles`, :mod:`.stress_tests`, :mod:`.images`) on the root group of
 :mod:`.core`; the text renderers are in :mod:`.render`. Other packages add command groups
 through the ``kilele.cli`` entry-point group (the platform adds ``kilele local``).
 """
@@ -20,6 +20,7 @@ from kilele.cli import (  # noqa: F401 (commands)
     auth,
     bundles,
     datasets,
+    images,
     inference,
     models,
     stress_tests,
