@@ -90,9 +90,15 @@ class WarmPool:
                 if self._stopped or not self._spares:
                     return None
                 spare = self._spares.pop(0)
-            if spare.wait_ready(self.ready_timeout):
+            ready = spare.wait_ready(self.ready_timeout)
+            with self._lock:
+                stopped = self._stopped
+            if ready and not stopped:
                 self.fill()
                 return spare
+            if stopped:  # stopped while it waited: nothing more is handed out
+                spare.discard()
+                return None
             log.warning("trial dispatch: a pre-started worker was not ready in %.0f s; discarding it",
                         self.ready_timeout)
             spare.discard()

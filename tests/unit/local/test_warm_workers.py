@@ -316,3 +316,18 @@ def test_discarding_a_warm_worker_removes_its_job_directory_and_log(tmp_path):
     assert not job_dir.exists() and not (tmp_path / "trial-x.log").exists()
     assert os.read(control_read, 10) == b"", "its control pipe was left open"
     os.close(control_read)
+
+
+def test_a_spare_that_gets_ready_after_the_stop_is_not_handed_out():
+    stopping = {}
+
+    class StoppedWhileWaiting(FakeSpare):
+        def wait_ready(self, timeout: float) -> bool:
+            stopping["pool"].stop()  # the stack stops while a trial waits for this spare
+            return True
+
+    made: list[FakeSpare] = []
+    pool = WarmPool(lambda: made.append(StoppedWhileWaiting()) or made[-1], size=1)
+    stopping["pool"] = pool
+    assert pool.take() is None
+    assert len(made) == 1 and made[0].discarded
