@@ -9,8 +9,6 @@ cannot be deleted while a job uses it.
 """
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from typing import Any, Optional
 
@@ -37,8 +35,8 @@ logger = Logger(service="kilele-images", child=True)
 
 MAX_PAGE_SIZE = 100
 MAX_FILTERS = 50
-_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,400}$")
-_IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")  # schemas_images.ImageName
+PAGE_TOKEN_PATTERN = r"^(?:[0-9a-f]{2}){0,200}$"
+_TOKEN = re.compile(PAGE_TOKEN_PATTERN)
 
 
 def _same_version(installed: str, wanted: str) -> bool:
@@ -49,22 +47,16 @@ def _same_version(installed: str, wanted: str) -> bool:
 
 
 def encode_page_token(name: str) -> str:
-    return base64.urlsafe_b64encode(name.encode()).decode().rstrip("=") if name else ""
+    """An opaque token for the page after ``name``: its UTF-8 bytes in hex ("" at the end)."""
+    return name.encode().hex()
 
 
 def decode_page_token(token: str) -> str:
-    """The image name a page token stands for; :class:`InvalidInput` if it is not one we gave."""
-    if not token:
-        return ""
-    try:
-        if not _TOKEN.match(token):
-            raise ValueError(token)
-        name = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        if not _IMAGE_NAME.match(name):
-            raise ValueError(name)
-        return name
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise InvalidInput("page_token: not a token this API gave (pass the one list_managed_images returned)") from None
+    """The position a page token stands for. Every token of the documented form is a position
+    (the pages are in name order; any string has a place in it), so only the form is refused."""
+    if not _TOKEN.match(token or ""):
+        raise InvalidInput("page_token: not a token this API gave (pass the one list_managed_images returned)")
+    return bytes.fromhex(token).decode("utf-8", "replace")
 
 
 class ManagedImageService:
@@ -207,4 +199,4 @@ class ManagedImageService:
         return self._images.get(image.name) or image
 
 
-__all__ = ["ManagedImageService", "MAX_PAGE_SIZE", "encode_page_token", "decode_page_token"]
+__all__ = ["ManagedImageService", "MAX_PAGE_SIZE", "PAGE_TOKEN_PATTERN", "encode_page_token", "decode_page_token"]

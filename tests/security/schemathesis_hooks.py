@@ -10,6 +10,9 @@ so this file cannot drift from the route:
   email; the document states the policy's minimum length (openapi.settings_limits).
 - ``POST /queues/{name}/items``: each item's uri differs from the others' (JSON Schema's
   ``uniqueItems`` compares whole items, not one property).
+- ``POST /managed-images``: each version specifier is one PEP 440 accepts (the document gives
+  its shape; ``==abc`` has the shape but no version) and no library is named twice with different
+  specifiers -- judged by the platform's own parser (chalicelib.entities.images).
 
 Loaded by schemathesis (SCHEMATHESIS_HOOKS) in its own process, with the repository on the path.
 """
@@ -20,6 +23,7 @@ from typing import Any, Callable
 import schemathesis
 
 from chalicelib.adapters.passwords import ZxcvbnPasswordPolicy
+from chalicelib.entities.images import PipRequirement, normalise
 from chalicelib.errors import InvalidInput
 from chalicelib.schemas import CreateUserRequest
 from chalicelib.services.users import UserService
@@ -51,9 +55,21 @@ def _distinct_uris(body: Any) -> bool:
     return len(uris) == len(set(map(repr, uris)))
 
 
+def _valid_requirements(body: Any) -> bool:
+    requirements = body.get("requirements") if isinstance(body, dict) else None
+    if not isinstance(requirements, list) or not all(isinstance(r, dict) for r in requirements):
+        return True
+    try:
+        normalise([PipRequirement.parse(r.get("name"), r.get("version_specifier")) for r in requirements])
+    except InvalidInput:
+        return False
+    return True
+
+
 RULES: dict[str, Callable[[Any], bool]] = {
     "POST /users": _strong_password,
     "POST /queues/{name}/items": _distinct_uris,
+    "POST /managed-images": _valid_requirements,
 }
 
 

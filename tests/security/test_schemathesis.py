@@ -36,7 +36,9 @@ REPO = HERE.parents[1]
 @pytest.fixture(scope="module")
 def fuzzed_stack(tmp_path_factory):
     """A local stack of its own: schemathesis creates users, apps and keys, and bans some."""
-    stack = StackProcess(tmp=tmp_path_factory.mktemp("schemathesis-stack"))
+    # Generated managed images are really built: pip gets no index (only this machine's wheel
+    # folder), so made-up package names never reach the package registry.
+    stack = StackProcess(env={"PIP_NO_INDEX": "1"}, tmp=tmp_path_factory.mktemp("schemathesis-stack"))
     try:
         stack.wait_ready()
         yield stack
