@@ -165,10 +165,39 @@ def thread_environment(limit: Optional[CpuLimit]) -> dict[str, str]:
                                  "NUMEXPR_NUM_THREADS", "VECLIB_MAXIMUM_THREADS")}
 
 
+_GROUP_PREFIX = "kilele-model-"
+
+
 def _new_child(base: Path) -> Path:
-    group = base / f"kilele-model-{os.getpid()}-{os.urandom(4).hex()}"
+    remove_orphans(base)
+    group = base / f"{_GROUP_PREFIX}{os.getpid()}-{os.urandom(4).hex()}"
     group.mkdir()
     return group
+
+
+def remove_orphans(base: Path) -> list[Path]:
+    """Remove the groups under ``base`` of workers that are gone: a SIGKILLed worker cannot
+    :meth:`CpuLimit.release` its group, which would stay behind (empty: its processes died with
+    it). A group whose worker pid is alive (or was reused) is kept; one still occupied cannot go."""
+    removed = []
+    for group in base.glob(f"{_GROUP_PREFIX}*"):
+        try:
+            pid = int(group.name[len(_GROUP_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _alive(pid) and _remove(group):
+            removed.append(group)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's: alive
+        return True
+    return True
 
 
 def _remove(group: Path) -> bool:

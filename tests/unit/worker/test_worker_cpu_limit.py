@@ -113,3 +113,19 @@ def test_children_started_before_the_limit_are_limited_too(tmp_path):
         limit.release()
     assert len(members) >= 3, members  # the parent and both spinners
     assert used < 0.45, f"{used:.2f} cores used under a 300-millicore quota ({how})"
+
+
+def test_a_killed_workers_group_is_removed_by_the_next_limit(tmp_path):
+    """A SIGKILLed worker cannot release its cgroup: the next worker that makes one removes the
+    groups of workers that are gone, and keeps those of workers that run."""
+    from kilele_worker.cpu_limit import _new_child
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    orphan = tmp_path / f"kilele-model-{dead.pid}-0a0b0c0d"
+    running = tmp_path / f"kilele-model-{os.getppid()}-0e0f1011"
+    other = tmp_path / "someone-else"
+    for path in (orphan, running, other):
+        path.mkdir()
+    mine = _new_child(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([running.name, other.name, mine.name])
