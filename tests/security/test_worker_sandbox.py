@@ -172,3 +172,46 @@ def test_warm_workers_and_their_model_processes_are_fresh_per_trial_and_gone_at_
     assert not list(work.glob("trial-*/")), f"job directories left: {list(work.glob('trial-*/'))}"
     logs = sorted(path.name for path in work.glob("trial-*.log"))
     assert len(logs) == 3, f"expected the 3 trials' worker logs only (an unused worker's removed), found {logs}"
+
+
+@needs_isolation
+def test_a_warm_worker_whose_model_process_died_starts_one_for_its_trial(platform, moto, tmp_path):
+    settings = make_settings(aws_endpoint_url=moto.url, aws_access_key_id="kilele-local",
+                             aws_secret_access_key="kilele-local")
+    environment = process_environment(drop_prefixes=("AWS_", "KILELE_"), extra=wiring.child_aws_environment(settings))
+    tokens = SfnTaskTokens(boto3.client("stepfunctions", endpoint_url=moto.url))
+    before = descendants(os.getpid())
+    dispatcher = LocalTrialDispatcher(tmp_path / "work", tokens, environment=environment, warm_workers=1)
+    dispatcher.start()
+    try:
+        # The warm worker and its pre-started model process (reaper, init, model) are up: kill the latter.
+        assert wait_until(lambda: len(descendants(os.getpid()) - before) >= 5, 120), "no warm worker started"
+        zygote, = [pid for pid in descendants(os.getpid()) - before if _parent(pid) == os.getpid()]
+        assert wait_until(lambda: any(descendants(worker) for worker in _children(zygote)), 60)
+        worker, = _children(zygote)
+        spares = _children(worker)  # the sandbox's reaper: init and the model die with it
+        for pid in spares:
+            os.kill(pid, signal.SIGKILL)
+        trial = platform.start_trial(hostile_source(), "HostileModel", timeout_seconds=60)
+        dispatcher.dispatch(trial.message)
+        assert wait_until(lambda: dispatcher.running == 0, 120), "the worker did not finish"
+        log = platform.log_text(trial)
+    finally:
+        dispatcher.terminate_all(grace_seconds=2)
+    assert spares, "found no pre-started model process to kill"
+    assert "the pre-started model process is gone" in log, log
+    assert probe_report(log)["uid"] not in (0, os.getuid()), "the model process started instead was not confined"
+    assert platform.wait_execution(trial.execution_arn, 30)["status"] == "SUCCEEDED"
+
+
+def _parent(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return 0
+    return int(stat[stat.rfind(b")") + 2:].split()[1])
+
+
+def _children(pid: int) -> list[int]:
+    return [child for child in descendants(pid) if _parent(child) == pid]
