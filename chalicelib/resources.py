@@ -181,6 +181,8 @@ SERVING_REQUESTS_QUEUE = QueueSpec("serving-requests", visibility_timeout_second
 TRAIN_WORKER = StateMachineSpec("train-worker", template="train_worker")
 # One execution per stress-test job: mark RUNNING -> run the engine in the worker image -> record.
 STRESS_TEST = StateMachineSpec("stress-test", template="stress_test")
+# One execution per managed image: poll its build until READY or FAILED and record it (issue 11).
+MANAGED_IMAGE = StateMachineSpec("managed-image", template="managed_image")
 
 RESOURCES = Resources(
     tables=(
@@ -190,5 +192,5 @@ RESOURCES = Resources(
     ),
     buckets=(DATA_BUCKET,),
     queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE),
-    state_machines=(TRAIN_WORKER, STRESS_TEST),
+    state_machines=(TRAIN_WORKER, STRESS_TEST, MANAGED_IMAGE),
 )

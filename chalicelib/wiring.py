@@ -47,6 +47,7 @@ from chalicelib.services.train_jobs import TrainJobService
 from chalicelib.services.trial_loop import TrialLoop, TrialLoopConfig
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings, process_environment
+from chalicelib.wiring_images import image_builder
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ _KNOWN_PARTS = {
     "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
-    "gpus", "managed_image_records", "image_builder",
+    "gpus", "managed_image_records", "image_builder", "image_workflows",
 }
 
 
@@ -188,8 +189,10 @@ def build(settings: Settings, **overrides: Any) -> Services:
         ),
         projects=projects,
         stress_tests=stress_tests,
-        managed_images=ManagedImageService(stores.managed_images, parts.get(
-            "image_builder", lambda: image_builder(settings, blobs, aws)), clock=clock),
+        managed_images=ManagedImageService(
+            stores.managed_images, parts.get("image_builder", lambda: image_builder(settings, blobs, aws)),
+            parts.get("image_workflows", lambda: _image_workflows(settings, aws)),
+            poll_seconds=settings.image_poll_seconds, clock=clock),
         endpoints=endpoints,
         trial_dispatcher=dispatcher,
         tokens=tokens,
@@ -288,6 +291,12 @@ def _stress_workflows(settings: Settings, aws: Any) -> Any:
     from chalicelib.adapters.workflows import WorkflowRunner
 
     return WorkflowRunner(settings.stress_test_state_machine_arn, aws.client("stepfunctions"))
+
+
+def _image_workflows(settings: Settings, aws: Any) -> Any:
+    from chalicelib.adapters.workflows import WorkflowRunner
+
+    return WorkflowRunner(settings.managed_image_state_machine_arn, aws.client("stepfunctions"))
 
 
 def _tokens(aws: Any) -> TaskTokens:
@@ -392,25 +401,6 @@ def gpu_support(settings: Settings) -> GpuSupport:
     serving = ("" if settings.sagemaker_gpu_image_uri else "no SageMaker GPU inference image is configured") \
         if sagemaker else local
     return GpuSupport(not training, not serving, training, serving)
-
-
-def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
-    """Where managed images are built, chosen by the scheme of ``image_builder_uri``."""
-    scheme, rest = _scheme(settings.image_builder_uri, "KILELE_IMAGE_BUILDER_URI", ("codebuild", "local"))
-    from chalicelib.entities.images import ImageBase
-
-    if scheme == "codebuild":
-        from chalicelib.adapters.images.codebuild import CodeBuildImageBuilder
-
-        bases = {ImageBase.WORKER: settings.image_base_worker_uri, ImageBase.INFERENCE: settings.image_base_inference_uri}
-        return CodeBuildImageBuilder(rest, settings.image_repository_uri, bases, blobs, aws.client("codebuild"),
-                                     logs=aws.client("logs"))
-    from chalicelib.adapters.images.local import LocalImageBuilder
-
-    # pip runs sdists' build code: it gets no AWS or Kilele settings (the machine's pip config stays).
-    return LocalImageBuilder(Path(rest) if rest else _default_work_dir("images"), python=sys._base_executable,
-                             environment=process_environment(drop_prefixes=("AWS_", "KILELE_")),
-                             timeout_seconds=settings.image_build_timeout_seconds)
 
 
 def trial_dispatcher(settings: Settings, aws: Any, tokens: TaskTokens) -> TrialDispatcher:

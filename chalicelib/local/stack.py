@@ -23,7 +23,14 @@ from chalicelib.local.data_dir import DataDir, DataDirBusy
 from chalicelib.local.moto_server import MotoServer
 from chalicelib.local.moto_snapshot import SnapshotRefused, read_header
 from chalicelib.local.provision import Provisioned
-from chalicelib.resources import LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE, STRESS_TEST, TRAIN_WORKER, TRIALS_QUEUE
+from chalicelib.resources import (
+    LAMBDA_SHIM_QUEUE,
+    MANAGED_IMAGE,
+    SERVING_REQUESTS_QUEUE,
+    STRESS_TEST,
+    TRAIN_WORKER,
+    TRIALS_QUEUE,
+)
 from chalicelib.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -124,6 +131,9 @@ def adopt(settings: Settings, provisioned: Provisioned, api_url: str, work_dir: 
         "serving_state_cache": settings.serving_state_cache is not False,
         "train_worker_state_machine_arn": provisioned.state_machine_arns[TRAIN_WORKER.name],
         "stress_test_state_machine_arn": provisioned.state_machine_arns[STRESS_TEST.name],
+        "managed_image_state_machine_arn": provisioned.state_machine_arns[MANAGED_IMAGE.name],
+        # A poll of the local builder reads a file: poll often, so an image's record is final soon after its build.
+        "image_poll_seconds": min(settings.image_poll_seconds, 2),
         "trials_queue_url": provisioned.queue_urls[TRIALS_QUEUE.name],
         "public_api_url": api_url,
         "endpoints_uri": f"local://{work_dir / 'endpoints'}",

@@ -10,6 +10,7 @@ cannot be deleted while a job uses it.
 from __future__ import annotations
 
 import re
+import uuid
 from typing import Any, Optional
 
 from aws_lambda_powertools import Logger
@@ -28,12 +29,15 @@ from chalicelib.entities.images import (
 )
 from chalicelib.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from chalicelib.permissions import Action, owns_or_admin, require
-from chalicelib.ports import ImageBuilder, ManagedImageStore
+from chalicelib.ports import ImageBuilder, ManagedImageStore, WorkflowRunner
 from chalicelib.services import Clock, utc_now
 
 logger = Logger(service="kilele-images", child=True)
 
 MAX_PAGE_SIZE = 100
+# A build not final this long after its image was made is FAILED by the workflow that follows it
+# (CodeBuild stops its builds at the project's timeout, 1 h; the local builder at its pip timeout).
+BUILD_DEADLINE_SECONDS = 2 * 3600
 MAX_FILTERS = 50
 PAGE_TOKEN_PATTERN = r"^(?:[0-9a-f]{2}){0,200}$"
 _TOKEN = re.compile(PAGE_TOKEN_PATTERN)
@@ -60,9 +64,12 @@ def decode_page_token(token: str) -> str:
 
 
 class ManagedImageService:
-    def __init__(self, images: ManagedImageStore, builder: ImageBuilder, clock: Clock = utc_now):
+    def __init__(self, images: ManagedImageStore, builder: ImageBuilder, workflows: WorkflowRunner,
+                 poll_seconds: int = 20, clock: Clock = utc_now):
         self._images = images
         self._builder = builder
+        self._workflows = workflows  # the managed-image state machine: follows each build
+        self._poll_seconds = poll_seconds
         self._clock = clock
 
     # -- create, read, delete -----------------------------------------------------------------
@@ -91,6 +98,10 @@ class ManagedImageService:
             logger.warning("image build did not start", extra={"image": name, "reason": e.message})
             raise
         self._images.set_build(name, BuildState.PENDING, (BuildState.PENDING,), build_id=build_id)
+        try:
+            self._workflows.start(f"image-{uuid.uuid4().hex}", {"name": name, "poll_seconds": self._poll_seconds})
+        except Exception:  # noqa: BLE001 - the build runs anyway, and each read of the image records its state
+            logger.exception("the workflow following the image build did not start", extra={"image": name})
         return self._visible(name).to_dict()
 
     def get_managed_image(self, actor: User, name: str) -> dict[str, Any]:
@@ -168,6 +179,38 @@ class ManagedImageService:
     def release(self, name: str, job_id: str) -> None:
         """Job ``job_id`` no longer runs in image ``name``."""
         self._images.remove_user(name, job_id)
+
+    # -- the managed-image workflow's steps ---------------------------------------------------
+
+    def follow_build(self, event: dict[str, Any]) -> dict[str, Any]:
+        """One poll of the workflow: record what the builder says; ``final`` once READY or FAILED
+        (or the image was deleted). A build past the deadline is FAILED."""
+        name = str(event["name"])
+        answer = {"name": name, "poll_seconds": int(event.get("poll_seconds", self._poll_seconds))}
+        image = self._images.get(name)
+        if image is None:
+            return {**answer, "final": True, "status": None}
+        image = self._refreshed(image)
+        if not image.status.final and (self._clock() - image.created_at).total_seconds() > BUILD_DEADLINE_SECONDS:
+            reason = f"the build did not finish within {BUILD_DEADLINE_SECONDS // 3600} h"
+            self._images.set_build(name, BuildState.FAILED, (BuildState.PENDING, BuildState.BUILDING), error=reason,
+                                   finished_at=self._clock())
+            logger.warning("image build timed out", extra={"image": name})
+            image = self._images.get(name) or image
+        return {**answer, "final": image.status.final, "status": image.status.value}
+
+    def record_follow_failure(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The workflow could not follow the build (the builder kept failing): the image is
+        FAILED with why, unless it already ended."""
+        failure = event.get("failure") or {}
+        reason = f"following the build failed: {failure.get('Error') or 'error'}"
+        if failure.get("Cause"):
+            reason += f": {str(failure['Cause'])[:500]}"
+        name = str(event["name"])
+        if self._images.set_build(name, BuildState.FAILED, (BuildState.PENDING, BuildState.BUILDING), error=reason,
+                                  finished_at=self._clock()):
+            logger.warning("image build not followed", extra={"image": name, "reason": reason})
+        return {"name": name, "final": True}
 
     def close(self) -> None:
         """Stop the builder (locally: builds in progress end FAILED, saying the stack stopped)."""

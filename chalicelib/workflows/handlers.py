@@ -19,6 +19,12 @@ def _stress_tests() -> Any:
     return services().stress_tests
 
 
+def _managed_images() -> Any:
+    from chalicelib.wiring import services
+
+    return services().managed_images
+
+
 HANDLERS: dict[str, Handler] = {
     "propose_trial": lambda event: _trial_loop().propose(event),
     "record_knob_config": lambda event: _trial_loop().record_knob_config(event),
@@ -30,6 +36,8 @@ HANDLERS: dict[str, Handler] = {
     "start_stress_test": lambda event: _stress_tests().start(event),
     "record_stress_test": lambda event: _stress_tests().record(event),
     "record_stress_test_failure": lambda event: _stress_tests().record_failure(event),
+    "poll_image_build": lambda event: _managed_images().follow_build(event),
+    "record_image_build_failure": lambda event: _managed_images().record_follow_failure(event),
 }
 
 # ASL placeholder -> handler name; infra creates one Lambda per handler and passes its ARN.
@@ -44,6 +52,8 @@ FUNCTION_PLACEHOLDERS: dict[str, str] = {
     "StartStressTestFunctionArn": "start_stress_test",
     "RecordStressTestFunctionArn": "record_stress_test",
     "RecordStressTestFailureFunctionArn": "record_stress_test_failure",
+    "PollImageBuildFunctionArn": "poll_image_build",
+    "RecordImageBuildFailureFunctionArn": "record_image_build_failure",
 }
 
 

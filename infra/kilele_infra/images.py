@@ -78,11 +78,11 @@ class ManagedImages(Construct):
             "KILELE_IMAGE_BASE_INFERENCE_URI": self.inference_repository.repository_uri_for_tag(INFERENCE_IMAGE_TAG),
         }
 
-    def grant_builds(self, role: iam.IRole) -> None:
+    def grant_builds(self, role: iam.IRole, grantee_id: str) -> None:
         """Start builds of the project, read their state and their logs. A policy of its own: the
         API role's default policy is near the size at which CDK spills statements into a managed
         policy (IAM's aggregate inline limit, 10,240 characters, still holds both)."""
-        iam.Policy(self, "StartAndFollowBuilds", roles=[role], statements=[
+        iam.Policy(self, f"{grantee_id}StartsAndFollowsBuilds", roles=[role], statements=[
             iam.PolicyStatement(actions=["codebuild:StartBuild", "codebuild:BatchGetBuilds"],
                                 resources=[self.project.project_arn]),
             iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[Stack.of(self).format_arn(

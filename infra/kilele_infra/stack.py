@@ -90,9 +90,12 @@ class KileleStack(Stack):
         self.images = ManagedImages(self, "ManagedImages", stage=stage, bucket=self.data.data_bucket,
                                     worker_repository=self.worker_compute.repository,
                                     inference_repository=self.serving.repository)
-        for key, value in self.images.environment().items():
-            self.api.function.add_environment(key, value)
-        self.images.grant_builds(self.api.function.role)
+        # The managed-image workflow's poll step reads builds too (the API starts them).
+        for function in (self.api.function, self.workflows.functions["poll_image_build"]):
+            for key, value in self.images.environment().items():
+                function.add_environment(key, value)
+        self.images.grant_builds(self.api.function.role, "Api")
+        self.images.grant_builds(self.workflows.functions["poll_image_build"].role, "PollImageBuild")
         # After the API: predictor URLs of inference jobs (and nothing else) need the API's URL.
         for function in (self.api.function, self.functions.serve_queue):
             function.add_environment("KILELE_PUBLIC_API_URL", self.api.public_url)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from api_support import assert_error
 
-from fake_image_builder import FakeImageBuilder
+from unit.services.fakes_images import FakeImageBuilder
+from unit.services.fakes import FakeWorkflowRunner
 
 
 @pytest.fixture
@@ -14,15 +15,21 @@ def builder() -> FakeImageBuilder:
 
 
 @pytest.fixture
-def service_overrides(builder):
-    return {"image_builder": builder}
+def image_workflows() -> FakeWorkflowRunner:
+    return FakeWorkflowRunner()
+
+
+@pytest.fixture
+def service_overrides(builder, image_workflows):
+    # tests/workflows/test_managed_image.py runs the real workflow.
+    return {"image_builder": builder, "image_workflows": image_workflows}
 
 
 def create(api, name, requirements=(), **extra):
     return api.call("POST", "/managed-images", {"name": name, "requirements": list(requirements), **extra})
 
 
-def test_create_then_ready_with_what_the_build_resolved(make_user, builder):
+def test_create_then_ready_with_what_the_build_resolved(make_user, builder, image_workflows):
     dev = make_user("APP_DEVELOPER")
     made = create(dev, "xgb", [{"name": "XGBoost", "version_specifier": "==1.0.2"}, {"name": "tensorflow"}])
     assert made.status_code == 201, made.data
@@ -30,6 +37,7 @@ def test_create_then_ready_with_what_the_build_resolved(make_user, builder):
     assert made.data["requirements"] == [{"name": "tensorflow", "version_specifier": None},
                                          {"name": "xgboost", "version_specifier": "==1.0.2"}]
     assert [r.pip_argument() for r in builder.started[0][1]] == ["tensorflow", "xgboost==1.0.2"]
+    assert [payload for _, payload in image_workflows.starts] == [{"name": "xgb", "poll_seconds": 20}]
 
     builder.finish(builder.last(), ["xgboost==1.0.2", "tensorflow==2.1.0", "numpy==1.26.4"])
     image = dev.call("GET", "/managed-images/xgb").data

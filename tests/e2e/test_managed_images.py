@@ -32,3 +32,4 @@ def test_create_wait_until_ready_and_list_with_a_filter(stack, make_user, capsys
     missing, _ = rime.list_managed_images(pip_library_filters=[rime.pip_library_filter("inflection", "0.5.0")])
     assert name not in [i["name"] for i in missing]
     rime.delete_managed_image(name)
+    rime.close()  # an open keep-alive connection holds the API server's stop for 10 s

@@ -392,7 +392,8 @@ def test_state_machine_fills_every_placeholder(template: Template, spec) -> None
 
 
 def test_state_machine_may_invoke_its_lambdas_and_send_trials(template: Template) -> None:
-    # Each machine (train worker, stress test) invokes exactly the Lambdas its template names.
+    # Each machine (train worker, stress test, managed image) invokes exactly the Lambdas its
+    # template names, and sends to the trials queue if its template names it.
     machines = _state_machines(template)
     assert set(machines) == {f"kilele-{STAGE}-{spec.name}" for spec in RESOURCES.state_machines}
     for spec in RESOURCES.state_machines:
@@ -408,10 +409,12 @@ def test_state_machine_may_invoke_its_lambdas_and_send_trials(template: Template
         assert invoked == {_function_id(template, f"{WORKFLOW_ENTRY_MODULE}.{h}")
                            for p, h in FUNCTION_PLACEHOLDERS.items() if p in needed}, spec.name
         trials_queue = _logical_id_of_queue(template, "trials")
-        assert any(
+        sends_trials = any(
             "sqs:SendMessage" in st["Action"] and st["Resource"] == {"Fn::GetAtt": [trials_queue, "Arn"]}
             for st in statements
-        ), spec.name
+        )
+        # The managed-image machine only polls its builds: it sends nothing to the workers.
+        assert sends_trials == ("TrialsQueueUrl" in needed), spec.name
 
 
 def test_trials_queue_feeds_the_dispatcher(template: Template) -> None:
@@ -897,15 +900,18 @@ def test_the_build_role_may_pull_the_bases_push_its_repository_and_write_only_it
     assert not any(a.startswith(("iam:", "sts:", "dynamodb:", "states:")) for s in statements for a in _statement_actions(s))
 
 
-def test_the_api_may_start_and_follow_builds_of_its_project_and_knows_where_images_go(template: Template) -> None:
+@pytest.mark.parametrize("handler", ["app.app", f"{WORKFLOW_ENTRY_MODULE}.poll_image_build"])
+def test_the_api_and_the_image_workflow_may_start_and_follow_builds_of_the_project(template: Template,
+                                                                                  handler: str) -> None:
     resources = template.to_json()["Resources"]
-    _, api = _image_resource(resources, "AWS::Lambda::Function", "ApiFunction")
-    variables = api["Properties"]["Environment"]["Variables"]
+    function = resources[_function_id(template, handler)]
+    variables = function["Properties"]["Environment"]["Variables"]
     assert variables["KILELE_IMAGE_BUILDER_URI"] == f"codebuild://kilele-{STAGE}-images"
-    for name in ("KILELE_IMAGE_REPOSITORY_URI", "KILELE_IMAGE_BASE_WORKER_URI", "KILELE_IMAGE_BASE_INFERENCE_URI"):
+    for name in ("KILELE_IMAGE_REPOSITORY_URI", "KILELE_IMAGE_BASE_WORKER_URI", "KILELE_IMAGE_BASE_INFERENCE_URI",
+                 "KILELE_MANAGED_IMAGE_STATE_MACHINE_ARN"):
         assert name in variables
-    api_role = api["Properties"]["Role"]["Fn::GetAtt"][0]
-    statements = _image_role_statements(resources, api_role)
+    role = function["Properties"]["Role"]["Fn::GetAtt"][0]
+    statements = _image_role_statements(resources, role)
     assert {"logs:GetLogEvents"} in [_statement_actions(s) for s in statements]
     builds = [s for s in statements if _statement_actions(s) & {"codebuild:StartBuild", "codebuild:BatchGetBuilds"}]
     assert len(builds) == 1

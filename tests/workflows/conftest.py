@@ -57,6 +57,7 @@ def platform(moto_server):
     settings = settings.with_values(
         train_worker_state_machine_arn=provisioned.state_machine_arns["train-worker"],
         stress_test_state_machine_arn=provisioned.state_machine_arns["stress-test"],
+        managed_image_state_machine_arn=provisioned.state_machine_arns["managed-image"],
         trials_queue_url=provisioned.queue_urls["trials"],
     )
     previous = wiring.install(None)

@@ -1104,6 +1104,10 @@ class Fakes:
     password_policy: FakePasswordPolicy = field(default_factory=FakePasswordPolicy)
     login_attempts: FakeLoginAttemptStore = field(default_factory=FakeLoginAttemptStore)
     audit_events: FakeAuditLog = field(default_factory=FakeAuditLog)
+    # Managed images (fakes_images.py, imported when a harness is made: it builds on this module).
+    managed_image_records: Any = field(default_factory=lambda: _images_fake("FakeManagedImageStore"))
+    image_builder: Any = field(default_factory=lambda: _images_fake("FakeImageBuilder"))
+    image_workflows: FakeWorkflowRunner = field(default_factory=FakeWorkflowRunner)
     aws: Any = field(default_factory=NoAws)
     # GPUs for trials and endpoints (the machine running the tests is never asked); a test of
     # a platform without them passes ``gpus=GpuSupport(False, False, ...)``.
@@ -1127,6 +1131,12 @@ class Fakes:
     def reset_calls(self) -> None:
         for part in self.stores().values():
             part.reset_calls()
+
+
+def _images_fake(name: str) -> Any:
+    from unit.services import fakes_images
+
+    return getattr(fakes_images, name)()
 
 
 @dataclass

@@ -1,0 +1,72 @@
+"""The composition root's section for managed images (kept apart so wiring.py stays short):
+which image builder ``image_builder_uri`` names, made from the settings."""
+from __future__ import annotations
+
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+from chalicelib.ports import BlobStore
+from chalicelib.settings import Settings, process_environment
+
+
+def _scheme(uri: str) -> tuple[str, str]:
+    scheme, sep, rest = uri.partition("://")
+    if not sep or scheme not in ("codebuild", "local"):
+        raise ValueError(f"KILELE_IMAGE_BUILDER_URI must start with codebuild:// or local://, got {uri!r}")
+    return scheme, rest
+
+
+def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
+    """Where managed images are built, chosen by the scheme of ``image_builder_uri``."""
+    scheme, rest = _scheme(settings.image_builder_uri)
+    from chalicelib.entities.images import ImageBase
+
+    if scheme == "codebuild":
+        def codebuild() -> Any:
+            from chalicelib.adapters.images.codebuild import CodeBuildImageBuilder
+
+            bases = {ImageBase.WORKER: settings.image_base_worker_uri,
+                     ImageBase.INFERENCE: settings.image_base_inference_uri}
+            return CodeBuildImageBuilder(rest, settings.image_repository_uri, bases, blobs, aws.client("codebuild"),
+                                         logs=aws.client("logs"))
+
+        # Made on first use: most functions build every service and never touch an image build.
+        return _OnFirstUse(codebuild)
+    from chalicelib.adapters.images.local import LocalImageBuilder
+
+    # pip runs sdists' build code: it gets no AWS or Kilele settings (the machine's pip config stays).
+    return LocalImageBuilder(Path(rest) if rest else Path(tempfile.gettempdir()) / "kilele-images", python=sys._base_executable,
+                             environment=process_environment(drop_prefixes=("AWS_", "KILELE_")),
+                             timeout_seconds=settings.image_build_timeout_seconds)
+
+
+class _OnFirstUse:
+    """An image builder made by ``factory`` when first used (its clients cost a cold start)."""
+
+    def __init__(self, factory: Callable[[], Any]):
+        self._factory = factory
+        self._built: Any = None
+        self._lock = threading.Lock()
+
+    def _builder(self) -> Any:
+        with self._lock:
+            if self._built is None:
+                self._built = self._factory()
+            return self._built
+
+    def start(self, base: Any, requirements: Any) -> str:
+        return self._builder().start(base, requirements)
+
+    def poll(self, build_id: str) -> Any:
+        return self._builder().poll(build_id)
+
+    def close(self) -> None:
+        if self._built is not None:
+            self._built.close()
+
+
+
+__all__ = ["image_builder"]

@@ -1,0 +1,102 @@
+"""In-memory fakes of the managed-image ports (kept apart from fakes.py, which is long): an image
+builder whose builds end when the test says (``finish``, ``fail``), and the record store."""
+from __future__ import annotations
+
+import copy
+import itertools
+from typing import Any, Callable, Optional
+
+from chalicelib import ports
+from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, ManagedImage, PipRequirement
+from chalicelib.errors import Conflict, NotFound
+
+from unit.services.fakes import Fake, implements
+
+
+@implements(ports.ImageBuilder)
+class FakeImageBuilder(Fake):
+    def __init__(self) -> None:
+        super().__init__()
+        self.started: list[tuple[ImageBase, tuple[PipRequirement, ...]]] = []
+        self.builds: dict[str, ImageBuild] = {}
+        self._ids = itertools.count(1)
+
+    def start(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> str:
+        build_id = f"build-{next(self._ids)}"
+        self.started.append((base, requirements))
+        self.builds[build_id] = ImageBuild(build_id, BuildState.PENDING, log="queued\n")
+        return build_id
+
+    def poll(self, build_id: str) -> ImageBuild:
+        if build_id not in self.builds:
+            raise NotFound(f"no image build {build_id!r}")
+        return self.builds[build_id]
+
+    def close(self) -> None:
+        pass
+
+    def finish(self, build_id: str, freeze: list[str]) -> None:
+        self.builds[build_id] = ImageBuild(build_id, BuildState.READY, log="done\n", pip_freeze=tuple(freeze),
+                                           image_ref=f"repo:{build_id}")
+
+    def fail(self, build_id: str, log: str) -> None:
+        self.builds[build_id] = ImageBuild(build_id, BuildState.FAILED, log=log, reason="pip install failed")
+
+    def last(self) -> str:
+        return f"build-{len(self.started)}"
+
+
+@implements(ports.ManagedImageStore)
+class FakeManagedImageStore(Fake):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: dict[str, ManagedImage] = {}
+
+    def add(self, image: ManagedImage) -> None:
+        if image.name in self.images:
+            raise Conflict(f"a managed image named {image.name!r} already exists")
+        self.images[image.name] = copy.deepcopy(image)
+
+    def get(self, name: str) -> Optional[ManagedImage]:
+        return copy.deepcopy(self.images.get(name))
+
+    def list_page(self, after: str, limit: int,
+                  matches: Optional[Callable[[ManagedImage], bool]] = None) -> tuple[list[ManagedImage], str]:
+        found: list[ManagedImage] = []
+        for name in sorted(n for n in self.images if n > after):
+            image = self.get(name)
+            if matches is not None and not matches(image):
+                continue
+            if len(found) == limit:
+                return found, found[-1].name
+            found.append(image)
+        return found, ""
+
+    def set_build(self, name: str, status: BuildState, only_from: tuple[BuildState, ...], **fields: Any) -> bool:
+        image = self.images.get(name)
+        if image is None or image.status not in only_from:
+            return False
+        image.status = status
+        for key, value in fields.items():
+            if value is not None:
+                setattr(image, key, value)
+        return True
+
+    def add_user(self, name: str, job_id: str) -> None:
+        if name not in self.images:
+            raise NotFound(f"no managed image {name!r}")
+        image = self.images[name]
+        image.in_use_by = tuple(sorted({*image.in_use_by, job_id}))
+
+    def remove_user(self, name: str, job_id: str) -> None:
+        if name in self.images:
+            image = self.images[name]
+            image.in_use_by = tuple(j for j in image.in_use_by if j != job_id)
+
+    def delete_unused(self, name: str) -> None:
+        image = self.images.get(name)
+        if image is None:
+            raise NotFound(f"no managed image {name!r}")
+        if image.in_use_by:
+            raise Conflict(f"managed image {name!r} is used by {', '.join(image.in_use_by)}")
+        del self.images[name]
