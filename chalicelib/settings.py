@@ -130,6 +130,8 @@ class Settings(BaseSettings):
     image_base_worker_uri: str = Field("", description="The worker image managed images are built FROM (infra).")
     image_base_inference_uri: str = Field("", description="The inference image they are built FROM (infra).")
     image_build_timeout_seconds: int = Field(1800, gt=0, description="Local builds: a pip step running longer fails.")
+    local_image_wheels_only: bool = Field(True, description="Local builds install wheels only: building an sdist "
+                                          "runs its setup code on this machine as the stack's user, unconfined.")
     managed_image_state_machine_arn: str = Field("", description="Set by infra; the local stack sets its own.")
     image_poll_seconds: int = Field(20, ge=0, le=3600, description="How often the managed-image workflow polls a "
                                     "build; a build still unfinished after 2 h (CodeBuild's own limit is 1 h) is FAILED.")

@@ -40,7 +40,8 @@ def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
     # pip runs sdists' build code: it gets no AWS or Kilele settings (the machine's pip config stays).
     return LocalImageBuilder(Path(rest) if rest else Path(tempfile.gettempdir()) / "kilele-images", python=sys._base_executable,
                              environment=process_environment(drop_prefixes=("AWS_", "KILELE_")),
-                             timeout_seconds=settings.image_build_timeout_seconds)
+                             timeout_seconds=settings.image_build_timeout_seconds,
+                             wheels_only=settings.local_image_wheels_only)
 
 
 class _OnFirstUse:

@@ -80,7 +80,7 @@ class LocalImageBuilder:
 
     def __init__(self, root: Path, python: str, base_paths: Optional[dict[ImageBase, list[str]]] = None,
                  environment: Optional[dict[str, str]] = None, timeout_seconds: float = 1800.0,
-                 max_parallel: int = 2):
+                 max_parallel: int = 2, wheels_only: bool = True):
         self.root = Path(root)
         for sub in ("builds", "envs", "images", "locks"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
@@ -89,6 +89,7 @@ class LocalImageBuilder:
         self._base_paths = base_paths or {base: runtime for base in ImageBase}
         self._environment = environment
         self._timeout = timeout_seconds
+        self._wheels_only = wheels_only
         self._pool = ThreadPoolExecutor(max_workers=max_parallel, thread_name_prefix="image-build")
         self._futures: dict[str, Any] = {}
 
@@ -97,10 +98,10 @@ class LocalImageBuilder:
     def start(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> str:
         build_id = uuid.uuid4().hex
         key = content_key(base, requirements)
+        with _RUNNING_LOCK:  # before its state exists: a poll never finds it unowned
+            _RUNNING.add(build_id)
         self._save(build_id, BuildState.PENDING, key=key, base=base.value,
                    requirements=[r.pip_argument() for r in requirements])
-        with _RUNNING_LOCK:
-            _RUNNING.add(build_id)
         self._futures[build_id] = self._pool.submit(self._run, build_id, key, base, requirements)
         return build_id
 
@@ -169,16 +170,23 @@ class LocalImageBuilder:
         (site / "_kilele_base.pth").write_text("\n".join(self._base_paths[base]) + "\n")
         python = str(env / "bin" / "python")
         if requirements:
+            # Wheels only: installing a wheel runs none of its code, building an sdist runs its
+            # setup code here, unconfined, as the stack's user (the sandbox holds model code only).
+            binary = ["--only-binary=:all:"] if self._wheels_only else []
             self._step(build_id, [python, "-m", "pip", "install", "--no-input", "--disable-pip-version-check",
-                                  *(r.pip_argument() for r in requirements)], "pip install")
-        out = self._step(build_id, [python, "-m", "pip", "freeze", "--disable-pip-version-check"], "pip freeze",
+                                  *binary, *(r.pip_argument() for r in requirements)], "pip install")
+        # What is installed, read from the packages' metadata by an interpreter without site
+        # (-I -S): a .pth file an installed package brought is not run here, as `pip freeze` would.
+        paths = [str(site), *self._base_paths[base]]
+        out = self._step(build_id, [python, "-I", "-S", "-c", _FREEZE, json.dumps(paths)], "reading what is installed",
                          log_output=False)
         freeze = [line for line in out.splitlines() if line.strip()]
-        self._append_log(build_id, f"pip freeze: {len(freeze)} packages\n")
+        self._append_log(build_id, f"installed: {len(freeze)} packages (what pip freeze lists)\n")
         return freeze
 
     def _step(self, build_id: str, argv: list[str], what: str, log_output: bool = True) -> str:
-        self._append_log(build_id, f"$ {' '.join(argv[2:] if argv[1:2] == ['-m'] else argv)}\n")
+        shown = what if "-c" in argv else " ".join(argv[2:] if argv[1:2] == ["-m"] else argv)
+        self._append_log(build_id, f"$ {shown}\n")
         try:
             done = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                   text=True, env=self._environment, timeout=self._timeout)
@@ -257,6 +265,22 @@ class LocalImageBuilder:
                 return log.read().decode(errors="replace")
         except FileNotFoundError:
             return ""
+
+
+# `pip freeze`'s answer (name==version, the first of a name on the path wins, as imports do),
+# from importlib.metadata over the paths given, in an interpreter that runs no .pth file.
+_FREEZE = """
+import json, sys
+sys.path[:0] = json.loads(sys.argv[1])
+from importlib.metadata import distributions
+seen = {}
+for dist in distributions():
+    name = (dist.metadata["Name"] or "").strip()
+    key = name.lower().replace("_", "-").replace(".", "-")
+    if name and key not in seen and key not in ("pip", "setuptools", "wheel", "distribute"):
+        seen[key] = f"{name}=={dist.version}"
+print("\\n".join(sorted(seen.values(), key=str.lower)))
+"""
 
 
 class _BuildFailed(Exception):
