@@ -420,7 +420,10 @@ def render_detection(det: dict) -> list[str]:
         lines.append(f"- **{SHORT[t]}**: {DETECTION_RULES[t]}.")
         if t == "kilele":
             lines.append("- **Kilele, WARNING counts too**: the same runs, WARNING cases (severity LOW) counting as "
-                         "FAIL ones (controls too); shown for reference, the rule above is the one decided before running.")
+                         "FAIL ones (controls too, each checked as above). This is the like-for-like rule: deepchecks' "
+                         "column counts its WARN conditions as well as its FAIL ones. The FAIL-only rule above was the "
+                         "one written before the first run; this column and the check of control flags on the "
+                         "population were added after it, and both verdicts are given below.")
     lines.append("")
     columns = [(t, ("FAIL",), SHORT[t]) for t in tools]
     if "kilele" in tools:  # the same runs read with the looser rule, for reference
