@@ -3,25 +3,18 @@ which image builder ``image_builder_uri`` names, made from the settings."""
 from __future__ import annotations
 
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable
 
 from chalicelib.ports import BlobStore
 from chalicelib.settings import Settings, process_environment
-
-
-def _scheme(uri: str) -> tuple[str, str]:
-    scheme, sep, rest = uri.partition("://")
-    if not sep or scheme not in ("codebuild", "local"):
-        raise ValueError(f"KILELE_IMAGE_BUILDER_URI must start with codebuild:// or local://, got {uri!r}")
-    return scheme, rest
+from chalicelib.wiring_runtimes import default_work_dir, scheme_of
 
 
 def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
     """Where managed images are built, chosen by the scheme of ``image_builder_uri``."""
-    scheme, rest = _scheme(settings.image_builder_uri)
+    scheme, rest = scheme_of(settings.image_builder_uri, "KILELE_IMAGE_BUILDER_URI", ("codebuild", "local"))
     from chalicelib.entities.images import ImageBase
 
     if scheme == "codebuild":
@@ -38,7 +31,7 @@ def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
     from chalicelib.adapters.images.local import LocalImageBuilder
 
     # pip runs sdists' build code: it gets no AWS or Kilele settings (the machine's pip config stays).
-    return LocalImageBuilder(Path(rest) if rest else Path(tempfile.gettempdir()) / "kilele-images", python=sys._base_executable,
+    return LocalImageBuilder(Path(rest) if rest else default_work_dir("images"), python=sys._base_executable,
                              environment=process_environment(drop_prefixes=("AWS_", "KILELE_")),
                              timeout_seconds=settings.image_build_timeout_seconds,
                              wheels_only=settings.local_image_wheels_only)
