@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.http import Call, endpoint
-from chalicelib.schemas import CreateProjectRequest
+from chalicelib.schemas_stress import CreateProjectRequest
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)

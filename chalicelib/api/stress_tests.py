@@ -6,7 +6,7 @@ from chalice import Blueprint
 from chalicelib.api.http import Call, endpoint
 from chalicelib.entities import StressTestStatus
 from chalicelib.errors import InvalidInput
-from chalicelib.schemas import ResultVersionQuery, StartStressTestRequest, StartStressUploadRequest, StressTestListQuery
+from chalicelib.schemas_stress import ResultVersionQuery, StartStressTestRequest, StartStressUploadRequest, StressTestListQuery
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
