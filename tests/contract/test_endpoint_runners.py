@@ -237,6 +237,32 @@ def wait_for(runner: Any, name: str, status: str, timeout: float = READY_SECONDS
 
 
 @pytest.mark.slow
+def test_local_a_work_directory_deeper_than_a_socket_address_holds_still_serves(bundle, tmp_path):
+    """A socket path over 107 bytes cannot be bound or connected to by name (AF_UNIX path too
+    long): the server binds it relative to its directory, the runner reaches it through a
+    descriptor of that directory; both the first server and a restarted one serve."""
+    deep = tmp_path / ("d" * 60) / ("e" * 60)
+    with local_runner(bundle, deep, local_endpoint_restart_backoff_seconds=0.2) as runner:
+        runner.deploy("kilele-test-iris", BUNDLE_KEY)
+        endpoint = runner._endpoints["kilele-test-iris"]
+        assert len(str(endpoint.socket_path)) > 107 and endpoint.socket_address.startswith("/proc/self/fd/")
+        wait_in_service(runner, "kilele-test-iris")
+        assert len(invoke(runner, "kilele-test-iris", {"queries": QUERIES})["predictions"]) == len(QUERIES)
+        kill_server(runner, "kilele-test-iris")
+        wait_for(runner, "kilele-test-iris", "Restarting", timeout=5)
+        wait_for(runner, "kilele-test-iris", "InService")
+        assert len(invoke(runner, "kilele-test-iris", {"queries": QUERIES})["predictions"]) == len(QUERIES)
+        fd, run_dir = endpoint.socket_fd, str(endpoint.socket_path.parent)
+        assert os.readlink(f"/proc/self/fd/{fd}") == run_dir
+        runner.delete("kilele-test-iris")
+    try:  # the directory's descriptor was closed with the endpoint (its number may be reused)
+        still = os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        still = None
+    assert still != run_dir
+
+
+@pytest.mark.slow
 def test_local_a_server_that_died_is_started_again_with_backoff_and_serves(bundle, tmp_path):
     with local_runner(bundle, tmp_path, local_endpoint_restart_backoff_seconds=0.5) as runner:
         runner.deploy("kilele-test-iris", BUNDLE_KEY)

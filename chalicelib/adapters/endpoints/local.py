@@ -102,6 +102,23 @@ class _Endpoint:
     death: Optional[str] = None
     failure: Optional[str] = None  # the runner gave up: Failed, for this reason
     deleted: bool = False
+    socket_address: str = ""  # what connect() is given (see _socket_address)
+    socket_fd: Optional[int] = None  # the run directory, held open when the address goes through it
+
+
+#: What a Unix socket address holds (sun_path: 108 bytes with its terminating NUL).
+MAX_SOCKET_PATH = 107
+
+
+def _socket_address(socket_path: Path) -> tuple[str, Optional[int]]:
+    """Where this process connects to the server's socket: its path, or, when the path is longer
+    than a socket address holds (a deep work directory), the same file through a descriptor of
+    its directory that this process keeps open (``/proc/self/fd/N/NAME``, short whatever the
+    depth). The descriptor is returned to be closed with the endpoint."""
+    if len(os.fsencode(str(socket_path))) <= MAX_SOCKET_PATH:
+        return str(socket_path), None
+    fd = os.open(socket_path.parent, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+    return f"/proc/self/fd/{fd}/{socket_path.name}", fd
 
 
 class LocalEndpointRunner:
@@ -144,6 +161,7 @@ class LocalEndpointRunner:
         run = directory / "run"  # the server's own: its socket, cwd, HOME and TMPDIR
         run.mkdir(mode=0o700)
         socket_path = run / SOCKET_NAME
+        address, socket_fd = _socket_address(socket_path)
         confined = sandbox.Confinement(
             cwd=str(run), own=[str(run)], shared=[str(directory)],
             memory_bytes=self._memory_limit_mb * 1024 * 1024 if self._memory_limit_mb and not gpu else None,
@@ -152,7 +170,8 @@ class LocalEndpointRunner:
         env = {**self._environment, "HOME": str(run), "TMPDIR": str(run), "USER": "kilele-model",
                "LOGNAME": "kilele-model", "PYTHONUNBUFFERED": "1"}
         argv = [self._python, "-m", "kilele_inference", "--bundle", str(directory / "bundle"),
-                "--uds", str(socket_path)]
+                # relative to its working directory (run) when the full path is too long to bind
+                "--uds", SOCKET_NAME if socket_fd is not None else str(socket_path)]
         log_path = directory.parent / f"{name}.log"  # outside the server's reach
         log_path.write_bytes(b"")
 
@@ -162,9 +181,10 @@ class LocalEndpointRunner:
                                      stdout=server_log, stderr=subprocess.STDOUT)
 
         process = self._spawn(start)
-        endpoint = _Endpoint(name, process, directory, log_path, _pool(socket_path), None, socket_path, start,
+        endpoint = _Endpoint(name, process, directory, log_path, _pool(address), None, socket_path, start,
                              lambda started: sandbox.run_uid(started.pid, confined),
-                             RestartLog(self._restart_policy, clock=self._clock))
+                             RestartLog(self._restart_policy, clock=self._clock),
+                             socket_address=address, socket_fd=socket_fd)
         endpoint.uid = endpoint.uid_of(process)
         with self._lock:
             self._endpoints[name] = endpoint
@@ -243,6 +263,8 @@ class LocalEndpointRunner:
         with endpoint.lock:  # after a restart under way: its new process is the one stopped
             endpoint.deleted = True
         endpoint.pool.close()
+        if endpoint.socket_fd is not None:
+            os.close(endpoint.socket_fd)
         _stop(endpoint.process)
         sandbox.kill_user(endpoint.uid)  # what it started outside its PID namespace (when it had none)
         shutil.rmtree(endpoint.directory, ignore_errors=True)
@@ -317,7 +339,7 @@ class LocalEndpointRunner:
             sandbox.kill_user(endpoint.uid)
             endpoint.socket_path.unlink(missing_ok=True)
             process = self._spawn(endpoint.start)
-            old_pool, endpoint.pool = endpoint.pool, _pool(endpoint.socket_path)
+            old_pool, endpoint.pool = endpoint.pool, _pool(endpoint.socket_address)
             old_pool.close()
             endpoint.process, endpoint.uid, endpoint.ready = process, endpoint.uid_of(process), False
             endpoint.restarts.restarted(endpoint.death or "the inference server died")
@@ -343,8 +365,8 @@ class LocalEndpointRunner:
         self.stop_all()
 
 
-def _pool(socket_path: Path) -> urllib3.HTTPConnectionPool:
-    return _UnixPool("localhost", maxsize=64, block=False, retries=_NO_RETRY, socket_path=str(socket_path))
+def _pool(socket_address: str) -> urllib3.HTTPConnectionPool:
+    return _UnixPool("localhost", maxsize=64, block=False, retries=_NO_RETRY, socket_path=socket_address)
 
 
 def _note(endpoint: _Endpoint, line: str) -> None:
