@@ -10,11 +10,11 @@ later trials and endpoints) run in.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Optional
 
 from kilele._args import _segment
+from kilele._polling import follow
 
 if TYPE_CHECKING:
     from kilele._http import HttpClient
@@ -72,16 +72,11 @@ class ImageBuilder:
         :param wait_until_finish: block until the image is READY or FAILED
         :param poll_rate_sec: seconds between two polls while waiting
         """
-        if poll_rate_sec < 0:
-            raise ValueError(f"poll_rate_sec must be >= 0, got {poll_rate_sec!r}")
-        info = self.refresh()
-        while True:
-            if verbose:
-                print(f"Managed image {self.name}: status {info.get('status')}", flush=True)
-            if not wait_until_finish or info.get("status") in FINAL_IMAGE_STATUSES:
-                break
-            time.sleep(poll_rate_sec)
-            info = self.refresh()
+        def show(info: dict[str, Any]) -> None:
+            print(f"Managed image {self.name}: status {info.get('status')}", flush=True)
+
+        info = follow(self.refresh, FINAL_IMAGE_STATUSES, wait=wait_until_finish, poll_rate_sec=poll_rate_sec,
+                      show=show if verbose else None)
         if verbose and info.get("status") == "FAILED":
             print(f"Error: {info.get('error')}")
             print(f"---- build log of managed image {self.name} ----")

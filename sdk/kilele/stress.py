@@ -11,11 +11,11 @@ pandas is needed only for the result methods: ``pip install 'kilele[rime]'``.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Mapping, Optional
 
 from kilele._args import _segment
+from kilele._polling import follow
 from kilele.constants import FINAL_STRESS_TEST_STATUSES
 from kilele.errors import ConflictError, StressTestFailedError
 
@@ -138,16 +138,8 @@ class StressTestJob:
         :param wait_until_finish: block until the job is SUCCEEDED or FAILING
         :param poll_rate_sec: seconds between two polls while waiting
         """
-        if poll_rate_sec < 0:
-            raise ValueError(f"poll_rate_sec must be >= 0, got {poll_rate_sec!r}")
-        info = self.refresh()
-        while True:
-            if verbose:
-                print(self._status_line(info), flush=True)
-            if not wait_until_finish or info.get("status") in FINAL_STRESS_TEST_STATUSES:
-                break
-            time.sleep(poll_rate_sec)
-            info = self.refresh()
+        info = follow(self.refresh, FINAL_STRESS_TEST_STATUSES, wait=wait_until_finish, poll_rate_sec=poll_rate_sec,
+                      show=(lambda info: print(self._status_line(info), flush=True)) if verbose else None)
         if verbose and info.get("status") in FINAL_STRESS_TEST_STATUSES:
             if info.get("error"):
                 print(f"Error: {info['error']}")

@@ -7,6 +7,7 @@ import textwrap
 import pytest
 from test_sdk_stress_tests import CASE_COLUMNS, RUN_COLUMNS, StressApi
 
+import kilele._polling
 import kilele.stress
 from kilele import Client, CustomImage, Project, StressTestJob
 
@@ -65,7 +66,7 @@ SEED_TEST_RUN = '''
 
 
 class InstantTime:
-    """Stands in for ``time`` in kilele.stress: the seed's examples poll every 5 s by default."""
+    """Stands in for ``time`` in kilele._polling: the seed's examples poll every 5 s by default."""
 
     def __init__(self):
         self.sleeps: list[float] = []
@@ -82,7 +83,7 @@ def run_seed(code: str, namespace: dict) -> dict:
 def test_seed_002s_stress_test_examples_run_with_only_the_import_changed(server, monkeypatch, capsys):
     api = StressApi(server, statuses=["PENDING", "RUNNING", "SUCCEEDED"])
     clock = InstantTime()
-    monkeypatch.setattr(kilele.stress, "time", clock)
+    monkeypatch.setattr(kilele._polling, "time", clock)
     ns = run_seed(SEED_IMPORT, {})
     ns["rime_client"] = ns["RIMEClient"](f"127.0.0.1:{server.port}", "api-key")
 
