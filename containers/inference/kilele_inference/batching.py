@@ -214,6 +214,7 @@ class Batcher:
                     arrays.extend(request.arrays[start:end])
             arrivals = self._arrivals
             started = self.clock()
+            deadline = float("-inf")  # the batch's, once it runs under one
             try:
                 if self.executor is None:
                     outcomes = self.evaluate(queries, arrays)
@@ -225,7 +226,7 @@ class Batcher:
                     else:
                         outcomes = await asyncio.wait_for(call, max(0.0, deadline - loop.time()))
             except asyncio.TimeoutError:
-                await self._abandon(loop, segments, self.clock() - started)
+                await self._abandon(loop, segments, self.clock() - started, deadline)
                 continue
             except ServingError as e:
                 self._fail(segments, e)
@@ -249,14 +250,17 @@ class Batcher:
             self._deliver(segments, outcomes)
 
     async def _abandon(self, loop: asyncio.AbstractEventLoop, segments: list[tuple[_Request, int, int]],
-                       waited: float) -> None:
-        """A batch ran past its earliest deadline: fail the requests out of time, evaluate the
-        others again (each alone), and have the model thread replaced first."""
+                       waited: float, deadline: float) -> None:
+        """A batch ran past its earliest deadline (``deadline``): fail the requests out of time,
+        evaluate the others again (each alone), and have the model thread replaced first."""
         self.stats.abandoned += 1
         size = sum(end - start for _, start, end in segments)
         logger.warning("a batch of %d queries did not finish within its deadline (%.3f s): abandoned; "
                        "the model thread is replaced", size, waited)
-        now = loop.time()
+        # The request(s) whose deadline was the batch's are out of time by definition, even when
+        # the loop's timer fired a hair before the clock reads that deadline (asyncio runs a timer
+        # within its clock resolution of when it is due): they are never retried.
+        now = max(loop.time(), deadline) if deadline != float("inf") else loop.time()
         for request, start, end in segments:
             if request.future.done():
                 continue
