@@ -4,9 +4,14 @@ Reported data sets (the bench's results; no advisor setting was ever chosen on t
 breast_cancer and wine (examples/datasets), digits (scikit-learn's bundled 8x8 digits as 64
 pixel features) and diabetes (examples/datasets, the disease-progression target binarised at the
 training set's median: a binary tabular task). Development data sets (``--dev``: where advisor
-settings may be compared): iris (examples/datasets) and a synthetic classification set. Every set
+settings may be compared): iris (examples/datasets), a synthetic classification set, and four
+more from ``sklearn.datasets.make_*`` (moons, hastie, quantiles, imbalanced). Every set
 is written as ``<name>_train.csv`` / ``<name>_val.csv`` (header, ``target`` column) into a work
 directory, so the models read them with the kit's ``load_tabular`` as the platform's would.
+
+The development sets beyond iris are drawn with fixed seeds, so advisor settings are compared on
+several kinds of problem (curved and noisy boundaries, nested classes, an imbalanced binary task,
+many uninformative features) without touching the reported ones.
 """
 from __future__ import annotations
 
@@ -27,7 +32,7 @@ from kilele.model import BaseModel, CategoricalKnob, FixedKnob, FloatKnob, Integ
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples/datasets"
 REPORTED = ("breast_cancer", "wine", "digits", "diabetes")
-DEVELOPMENT = ("iris", "synthetic")
+DEVELOPMENT = ("iris", "synthetic", "moons", "hastie", "quantiles", "imbalanced")
 SPLIT_SEED = 0  # the split of examples/make_datasets.py
 
 
@@ -137,6 +142,22 @@ def prepare(names: tuple[str, ...], workdir: Path) -> dict[str, tuple[str, str, 
             x, y = datasets.make_classification(
                 n_samples=600, n_features=20, n_informative=8, n_redundant=4, n_classes=3, flip_y=0.05,
                 random_state=12345,
+            )
+            _split(workdir, name, x, y)
+        elif name == "moons":  # development only: two interleaved half-moons among 8 noise features
+            x, y = datasets.make_moons(n_samples=500, noise=0.3, random_state=2024)
+            noise = np.random.default_rng(2024).normal(size=(len(x), 8))
+            _split(workdir, name, np.hstack([x, noise]), y)
+        elif name == "hastie":  # development only: 10 features, label by a sphere's radius (binary)
+            x, y = datasets.make_hastie_10_2(n_samples=600, random_state=7)
+            _split(workdir, name, x, (y > 0).astype(int))
+        elif name == "quantiles":  # development only: 3 classes as nested Gaussian shells, 6 features
+            x, y = datasets.make_gaussian_quantiles(n_samples=600, n_features=6, n_classes=3, random_state=11)
+            _split(workdir, name, x, y)
+        elif name == "imbalanced":  # development only: 30 features, 6 informative, classes 75:25
+            x, y = datasets.make_classification(
+                n_samples=700, n_features=30, n_informative=6, n_redundant=2, n_classes=2, weights=[0.75, 0.25],
+                class_sep=1.2, flip_y=0.02, random_state=99,
             )
             _split(workdir, name, x, y)
         else:
