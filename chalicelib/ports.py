@@ -407,3 +407,4 @@ from chalicelib.entities import Project, StressTestJob, StressTestStatus  # noqa
 # Logins (password policy, failed-login counters, audit log): their own module, re-exported here.
 from chalicelib.ports_logins import AuditLog, LoginAttemptStore, LoginFailures, PasswordPolicy, PasswordRefusal  # noqa
 from chalicelib.ports_images import ImageBuilder, ManagedImageStore  # noqa: E402,F401 - managed images (seed 002)
+from chalicelib.ports_events import EventPublisher, NoEventPublisher  # noqa: E402,F401 - job events (issue 12)

@@ -1,0 +1,1 @@
+"""The event publisher's twins: EventBridge (``eventbridge.py``) and the local event log (``local.py``)."""
