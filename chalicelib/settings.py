@@ -10,17 +10,26 @@ from __future__ import annotations
 import os
 from typing import Iterable, Optional
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
+DEFAULT_REGION = "us-east-1"
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="KILELE_", extra="ignore", populate_by_name=True)
 
     stage: str = Field("local", description="Deployment stage; prefixes every resource name.")
-    region: str = Field("us-east-1", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
+    region: str = Field(
+        "", validation_alias=AliasChoices("AWS_DEFAULT_REGION", "AWS_REGION"),
+        description="Resolved as boto3 does: AWS_DEFAULT_REGION, then the profile's region in the AWS config "
+        "file (botocore's session reads it), then us-east-1.",
+    )
+    aws_profile: str = Field("", validation_alias=AliasChoices("AWS_PROFILE", "AWS_DEFAULT_PROFILE"),
+                             description="The AWS profile whose config-file region applies (empty: default).")
+    aws_config_file: str = Field("", validation_alias="AWS_CONFIG_FILE",
+                                 description="The AWS config file (empty: botocore's default, ~/.aws/config).")
     aws_endpoint_url: str = Field(
         "", validation_alias="AWS_ENDPOINT_URL", description="Send every AWS call here (moto, locally)."
     )
@@ -166,6 +175,14 @@ class Settings(BaseSettings):
         "", description="S3 bucket for datasets and model files; infra sets it (bucket names are global)."
     )
 
+    @model_validator(mode="after")
+    def _resolve_region(self) -> "Settings":
+        # Without this, a region set only in ~/.aws/config sent DynamoDB (pynamodb, bound to this
+        # region) to us-east-1 while boto3's own clients went to the profile's region (issue 13).
+        if not self.region:
+            self.region = _config_file_region(self.aws_profile, self.aws_config_file) or DEFAULT_REGION
+        return self
+
     def with_values(self, **values: object) -> "Settings":
         """A copy with ``values`` changed (validated and converted like the environment's)."""
         return type(self).model_validate({**self.model_dump(), **values})
@@ -177,6 +194,21 @@ class Settings(BaseSettings):
     @property
     def data_bucket(self) -> str:
         return self.data_bucket_name or self.resource_name("data")
+
+
+def _config_file_region(profile: str, config_file: str) -> Optional[str]:
+    """The region of ``profile`` in the AWS config file, read by botocore's session the way
+    boto3 reads it (the environment's region was already taken by :class:`Settings`)."""
+    import botocore.exceptions
+    import botocore.session
+
+    session = botocore.session.Session(profile=profile or None)
+    if config_file:
+        session.set_config_variable("config_file", config_file)
+    try:
+        return session.get_scoped_config().get("region") or None
+    except botocore.exceptions.ProfileNotFound as e:
+        raise ValueError(f"AWS profile {profile!r} is not in the AWS config file") from e
 
 
 def process_environment(drop_prefixes: Iterable[str] = (), extra: Optional[dict[str, str]] = None) -> dict[str, str]:
