@@ -5,6 +5,7 @@ See ``stress/README.md`` for the interfaces (``Context``, ``register``, ``TestCa
 DataFrames) that further test categories and the HTML report build on.
 """
 from kilele_stress.config import ConfigError, TestRunConfig, parse_config
+from kilele_stress.continuous import ContinuousTestResult, run_continuous_test
 from kilele_stress.core import (Category, Context, Severity, Status, TestCase, Thresholds, combine, grade, register,
                                 registry)
 from kilele_stress.data import ColumnType, DataError, ModelTask, read_table
@@ -12,6 +13,6 @@ from kilele_stress.model import ModelError, load_model_file
 from kilele_stress.results import StressTestResult
 from kilele_stress.run import run_stress_test
 
-__all__ = ["run_stress_test", "StressTestResult", "parse_config", "TestRunConfig", "ConfigError", "DataError",
+__all__ = ["run_stress_test", "StressTestResult", "run_continuous_test", "ContinuousTestResult", "parse_config", "TestRunConfig", "ConfigError", "DataError",
            "ModelError", "Context", "TestCase", "Thresholds", "Status", "Severity", "Category", "grade", "combine",
            "register", "registry", "ColumnType", "ModelTask", "read_table", "load_model_file"]
