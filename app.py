@@ -3,6 +3,7 @@ from chalice import Chalice
 
 from chalicelib import SERVICE_NAME, resources
 from chalicelib.api import auth, datasets, images, meta, models, projects, queues, serving, stress_tests, train_jobs, users
+from chalicelib.api import events as events_api
 from chalicelib.api.http import uniform_errors
 from chalicelib.settings import Settings
 from chalicelib.workflows import aws_events
@@ -14,6 +15,7 @@ app.register_middleware(uniform_errors, "http")
 for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs.bp, serving.bp, queues.bp,
                   projects.bp, stress_tests.bp, images.bp):
     app.register_blueprint(blueprint)
+app.register_blueprint(events_api.bp)  # GET /events (issue 12)
 
 
 def _register_workflow_handler(name: str) -> None:

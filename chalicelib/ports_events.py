@@ -14,6 +14,11 @@ from chalicelib.entities.events import EventFilters, KileleEvent
 
 #: The most events one page holds.
 MAX_EVENTS_PAGE = 1000
+#: What a page token looks like in both twins: ``<number>.<event id>``, the position after the
+#: last event of a page (the local log's count of events before it, or EventBridge's microseconds
+#: of its time). Every string of this form is a position (the OpenAPI document states it), so a
+#: token is refused (``InvalidInput``) only when it does not have this form.
+EVENT_PAGE_TOKEN_PATTERN = r"^[0-9]{1,20}\.[A-Za-z0-9-]{1,128}$"
 
 
 class EventPublisher(Protocol):
@@ -22,7 +27,8 @@ class EventPublisher(Protocol):
     ``publish`` raises ``errors.Unavailable`` when the bus or log cannot take the event (callers
     that publish a job's state change log that and carry on: the job's record is what counts).
     ``list_events`` pages through published events oldest first; its page tokens are opaque and
-    belong to the twin that gave them (``errors.InvalidInput`` for one it did not give).
+    belong to the twin that gave them (``errors.InvalidInput`` for one not of the form
+    :data:`EVENT_PAGE_TOKEN_PATTERN`).
     """
 
     def publish(self, event: KileleEvent) -> str:
@@ -46,4 +52,4 @@ class NoEventPublisher:
         return [], page_token
 
 
-__all__ = ["EventPublisher", "MAX_EVENTS_PAGE", "NoEventPublisher"]
+__all__ = ["EVENT_PAGE_TOKEN_PATTERN", "EventPublisher", "MAX_EVENTS_PAGE", "NoEventPublisher"]

@@ -194,3 +194,8 @@ RESOURCES = Resources(
     queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE),
     state_machines=(TRAIN_WORKER, STRESS_TEST, MANAGED_IMAGE),
 )
+
+# Events (issue 12): the bus every job state change and monitor breach is published to, and the
+# schedule group of continuous tests' schedules (EventBridge Scheduler); logical names as above.
+EVENT_BUS = "events"
+SCHEDULE_GROUP = "schedules"

@@ -145,6 +145,13 @@ class Settings(BaseSettings):
     image_poll_seconds: int = Field(20, ge=0, le=3600, description="How often the managed-image workflow polls a "
                                     "build; a build still unfinished after 2 h (CodeBuild's own limit is 1 h) is FAILED.")
 
+    # Events and schedules (issue 12)
+    events_uri: str = Field("eventbridge://", description="Where job state changes and monitor breaches are "
+                            "published: eventbridge://[bus] (infra; default bus kilele-<stage>-events) or "
+                            "local://<dir> (an append-only log; the local stack keeps it in its data dir).")
+    events_log_group: str = Field("", description="The CloudWatch Logs group a rule on the bus delivers every "
+                                  "Kilele event to, which GET /events reads on AWS (empty: /aws/events/kilele-<stage>-events, as infra names it).")
+
     # Serving
     endpoints_uri: str = Field("local://", description="local://[work dir] or sagemaker:// (infra sets it).")
     public_api_url: str = Field("http://127.0.0.1:8000", description="Base URL clients use (predictor_url).")

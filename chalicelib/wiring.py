@@ -29,6 +29,8 @@ from chalicelib.services.audit import AuditService
 from chalicelib.services.auth import AuthService
 from chalicelib.services.bundles import BundleBuilder
 from chalicelib.services.datasets import DatasetService
+from chalicelib.services.events import EventService
+from chalicelib.services.job_events import JobEvents, publishing_stores
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.login_throttle import LoginThrottle, ThrottleRule
@@ -44,6 +46,7 @@ from chalicelib.services.train_jobs import TrainJobService
 from chalicelib.services.trial_loop import TrialLoop, TrialLoopConfig
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings
+from chalicelib.wiring_events import event_publisher
 from chalicelib.wiring_images import image_builder
 from chalicelib.wiring_runtimes import (
     child_aws_environment,
@@ -76,6 +79,7 @@ class Services:
     trial_dispatcher: TrialDispatcher
     tokens: TaskTokens
     aws: Any  # chalicelib.adapters.aws.AwsClients: for the local stack's components
+    events: Any = None  # chalicelib.services.events.EventService (GET /events)
 
     def close(self) -> None:
         """Flush what is buffered (metrics); the local stack and tests call it when they stop."""
@@ -107,7 +111,7 @@ _KNOWN_PARTS = {
     "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
-    "gpus", "managed_image_records", "image_builder", "image_workflows",
+    "gpus", "managed_image_records", "image_builder", "image_workflows", "event_publisher",
 }
 
 
@@ -122,6 +126,12 @@ def build(settings: Settings, **overrides: Any) -> Services:
     _bind_tables(settings)
     clock: Clock = parts.get("clock", lambda: utc_now)
     stores = _Stores(parts, aws)
+    # Job records publish their state changes (issue 12): each store wrapped once, here.
+    publisher = parts.get("event_publisher", lambda: event_publisher(settings, aws))
+    for name, store in publishing_stores(JobEvents(publisher), clock, train_jobs=stores.train_jobs,
+                                         inference_jobs=stores.inference_jobs, stress_test_jobs=stores.stress_test_jobs,
+                                         managed_images=stores.managed_images).items():
+        setattr(stores, name, store)
     blobs: BlobStore = parts.get("blobs", lambda: _blobs(settings, aws))
     hasher = parts.get("hasher", lambda: _hasher(settings))
     workflows = parts.get("workflows", lambda: _workflows(settings, aws))
@@ -200,6 +210,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         trial_dispatcher=dispatcher,
         tokens=tokens,
         aws=aws,
+        events=EventService(publisher),
     )
 
 

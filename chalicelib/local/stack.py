@@ -203,6 +203,8 @@ class LocalStack:
             settings = adopt(settings, provisioned, self.api.url, work_dir)
             # Built images outlive the stack with its data dir: the same requirements are not built again.
             settings = settings.with_values(image_builder_uri=f"local://{(self.data.path if self.data else work_dir) / 'images'}")
+            # The event log is kept like the rest of the state (issue 12): GET /events reads it after a restart.
+            settings = settings.with_values(events_uri=f"local://{(self.data.path if self.data else work_dir) / 'events'}")
             services = wiring.build(settings, aws=aws)
             self._previous_services = wiring.install(services)
             self._installed = True

@@ -15,6 +15,7 @@ new publisher on the same bus or directory lists what an earlier one published.
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -27,6 +28,7 @@ from chalicelib.adapters.events.eventbridge import EventBridgePublisher
 from chalicelib.adapters.events.local import LOG_FILE, LocalEventLog
 from chalicelib.entities.events import EventFilters, EventKind, KileleEvent
 from chalicelib.errors import InvalidInput, Unavailable
+from chalicelib.ports_events import EVENT_PAGE_TOKEN_PATTERN
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 REGION = "us-east-1"
@@ -166,10 +168,19 @@ def test_filters_keep_only_matching_events(twin: Any) -> None:
     assert [e.detail.id for e in page] == ["job-0", "job-2"]
 
 
-@pytest.mark.parametrize("token", ["", "x", "12.", "../etc", "1" * 40])
-def test_a_token_the_twin_did_not_give_is_invalid_input(twin: Any, token: str) -> None:
+@pytest.mark.parametrize("token", ["", "x", "12", "12.", "../etc", "1" * 21 + ".a", "1.a\n", "1.a/b"])
+def test_a_token_not_of_the_documented_form_is_invalid_input(twin: Any, token: str) -> None:
     with pytest.raises(InvalidInput):
         twin.publisher().list_events(EventFilters(), token, 10)
+
+
+@pytest.mark.parametrize("token", ["0.0", "99999999999999999999.zzz"])
+def test_every_token_of_the_documented_form_is_a_position(twin: Any, token: str) -> None:
+    publisher = twin.publisher()
+    publisher.publish(state_change(0))
+    page, next_token = publisher.list_events(EventFilters(), token, 10)
+    assert re.fullmatch(EVENT_PAGE_TOKEN_PATTERN, next_token)
+    assert len(page) == (1 if token == "0.0" else 0)
 
 
 def test_a_bus_or_log_that_cannot_take_the_event_is_unavailable(twin: Any) -> None:

@@ -7,7 +7,8 @@ Its local twin is ``local.py`` beside this file; both are under tests/contract.
 
 A page token is ``<microseconds since the epoch>.<event id>`` of the last event a page held:
 events are ordered by their ``detail.time`` (then id), and the log group is read from that time
-on (an event is delivered after it happened, so nothing later is stored earlier).
+on (an event is delivered after it happened, so nothing later is stored earlier). Events of the
+same microsecond are ordered by event id, not necessarily as published; no page loses or repeats one.
 """
 from __future__ import annotations
 
@@ -20,8 +21,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.entities.events import EVENT_SOURCE, EventFilters, KileleEvent
 from chalicelib.errors import InvalidInput, Unavailable
+from chalicelib.ports_events import EVENT_PAGE_TOKEN_PATTERN
 
-_TOKEN = re.compile(r"^([0-9]{1,20})\.([A-Za-z0-9-]{1,128})$")
+_TOKEN = re.compile(EVENT_PAGE_TOKEN_PATTERN)
 #: The most log events one listing reads (a listing past them says so in its log, see list_events).
 MAX_SCANNED = 10_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -64,10 +66,11 @@ class EventBridgePublisher:
                     limit: int = 100) -> tuple[list[KileleEvent], Optional[str]]:
         after: tuple[int, str] = (-1, "")
         if page_token is not None:
-            match = _TOKEN.match(page_token)
+            match = _TOKEN.fullmatch(page_token)
             if not match:
                 raise InvalidInput("page_token is not one this event listing gave")
-            after = (int(match.group(1)), match.group(2))
+            micros, _, event_id = page_token.partition(".")
+            after = (int(micros), event_id)
         if self._logs is None or not self._log_group:
             raise Unavailable("events are published to EventBridge but no log group is configured to list them")
         since = max(after[0], _micros(filters.since) if filters.since else 0)

@@ -6,8 +6,9 @@ The AWS twin is ``eventbridge.py`` beside this file; both are under
 outlives the stack like the rest of its state. A line cut short by a crash was never reported
 published: it is dropped when the log is opened again. Only the stack's own process writes it.
 
-A page token is the number of events before the next page (events are only ever appended, so a
-position stays valid: a follower asks again with the last token for what came since).
+A page token is ``<number of events before the next page>.<id of the last one>`` (the id is
+for people reading it; events are only ever appended, so a position stays valid: a follower asks
+again with the last token for what came since).
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from typing import Optional
 
 from chalicelib.entities.events import EventFilters, KileleEvent
 from chalicelib.errors import InvalidInput, Unavailable
+from chalicelib.ports_events import EVENT_PAGE_TOKEN_PATTERN
 
 LOG_FILE = "events.jsonl"
-_TOKEN = re.compile(r"^[0-9]{1,12}$")
+_TOKEN = re.compile(EVENT_PAGE_TOKEN_PATTERN)
 
 
 class LocalEventLog:
@@ -72,14 +74,14 @@ class LocalEventLog:
 
     def list_events(self, filters: EventFilters, page_token: Optional[str] = None,
                     limit: int = 100) -> tuple[list[KileleEvent], Optional[str]]:
-        if page_token is not None and not _TOKEN.match(page_token):
+        if page_token is not None and not _TOKEN.fullmatch(page_token):
             raise InvalidInput("page_token is not one this event log gave")
         with self._lock:
             count = len(self._offsets) - 1
-            start = min(int(page_token or 0), count)
+            start = min(int(page_token.split(".")[0]) if page_token else 0, count)
             begin, end = self._offsets[start], self._offsets[count]
         found: list[KileleEvent] = []
-        position = start
+        position, last_id = start, "0"
         if begin < end:
             with open(self._path, "rb") as log:
                 log.seek(begin)
@@ -87,11 +89,14 @@ class LocalEventLog:
             for line in chunk.splitlines():
                 position += 1
                 event = KileleEvent.from_dict(json.loads(line))
+                last_id = event.event_id or "0"
                 if filters.matches(event):
                     found.append(event)
                     if len(found) == limit:
                         break
-        return found, str(position)
+        if position == start and page_token:
+            return found, page_token  # nothing new: the position is where it was
+        return found, f"{position}.{last_id}"
 
 
 __all__ = ["LOG_FILE", "LocalEventLog"]

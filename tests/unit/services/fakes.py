@@ -1108,6 +1108,8 @@ class Fakes:
     managed_image_records: Any = field(default_factory=lambda: _images_fake("FakeManagedImageStore"))
     image_builder: Any = field(default_factory=lambda: _images_fake("FakeImageBuilder"))
     image_workflows: FakeWorkflowRunner = field(default_factory=FakeWorkflowRunner)
+    # Job state changes (fakes_events.py): the events the record stores published.
+    event_publisher: Any = field(default_factory=lambda: _events_fake("FakeEventPublisher"))
     aws: Any = field(default_factory=NoAws)
     # GPUs for trials and endpoints (the machine running the tests is never asked); a test of
     # a platform without them passes ``gpus=GpuSupport(False, False, ...)``.
@@ -1137,6 +1139,12 @@ def _images_fake(name: str) -> Any:
     from unit.services import fakes_images
 
     return getattr(fakes_images, name)()
+
+
+def _events_fake(name: str) -> Any:
+    from unit.services import fakes_events
+
+    return getattr(fakes_events, name)()
 
 
 @dataclass
