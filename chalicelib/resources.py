@@ -159,6 +159,12 @@ MANAGED_IMAGES = TableSpec(
     hash_key=Key("name"),
     indexes=(Index("by_name", Key("listing"), Key("name")),),
 )
+# Continuous-test instances (seed 002's CT instances, issue 12): by_project lists a project's.
+CT_INSTANCES = TableSpec(
+    "ct-instances",
+    hash_key=Key("id"),
+    indexes=(Index("by_project", Key("project_id"), Key("created_at")),),
+)
 
 # Logins: failed-login counters per account and per client address (progressive delays and
 # lockouts, shared by every API Lambda), forgotten by TTL; readers filter expired items.
@@ -188,7 +194,7 @@ RESOURCES = Resources(
     tables=(
         USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES, TRAIN_JOBS, TRIALS, COUNTERS,
         INFERENCE_JOBS, APPS, APP_METRICS, SERVING_RESULTS, PROJECTS, STRESS_TESTS, LOGIN_ATTEMPTS, AUDIT_EVENTS,
-        MANAGED_IMAGES,
+        MANAGED_IMAGES, CT_INSTANCES,
     ),
     buckets=(DATA_BUCKET,),
     queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE),

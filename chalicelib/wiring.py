@@ -28,6 +28,7 @@ from chalicelib.services.apps import ApplicationService
 from chalicelib.services.audit import AuditService
 from chalicelib.services.auth import AuthService
 from chalicelib.services.bundles import BundleBuilder
+from chalicelib.services.continuous_tests import ContinuousTestService
 from chalicelib.services.datasets import DatasetService
 from chalicelib.services.events import EventService
 from chalicelib.services.job_events import JobEvents, publishing_stores
@@ -80,6 +81,7 @@ class Services:
     tokens: TaskTokens
     aws: Any  # chalicelib.adapters.aws.AwsClients: for the local stack's components
     events: Any = None  # chalicelib.services.events.EventService (GET /events)
+    continuous_tests: Any = None  # ContinuousTestService (CT instances; its record steps wrap stress tests')
 
     def close(self) -> None:
         """Flush what is buffered (metrics); the local stack and tests call it when they stop."""
@@ -112,6 +114,7 @@ _KNOWN_PARTS = {
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
     "gpus", "managed_image_records", "image_builder", "image_workflows", "event_publisher",
+    "ct_instances",
 }
 
 
@@ -211,6 +214,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
         tokens=tokens,
         aws=aws,
         events=EventService(publisher),
+        continuous_tests=ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
+                                               blobs, publisher, settings.data_bucket, clock=clock),
     )
 
 
@@ -239,9 +244,16 @@ class _Stores:
         self.projects = parts.get("projects", stress.ProjectRepository)
         self.stress_test_jobs = parts.get("stress_test_jobs", stress.StressTestJobRepository)
         self.managed_images = parts.get("managed_image_records", images.ManagedImageRepository)
+        self.ct_instances = parts.get("ct_instances", _ct_instance_repository)
         self.login_attempts = parts.get("login_attempts", logins.LoginAttemptRepository)
         self.audit_events = parts.get("audit_events", lambda: logins.AuditEventRepository(
             retention_seconds=settings.audit_retention_days * 86400))
+
+
+def _ct_instance_repository() -> Any:
+    from chalicelib.store.continuous import CTInstanceRepository
+
+    return CTInstanceRepository()
 
 
 def _aws_clients(settings: Settings) -> Any:

@@ -203,7 +203,11 @@ class StressTestService:
         custom_image: Optional[dict[str, Any]] = None,
         ram_request_megabytes: Optional[int] = None,
         cpu_request_millicores: Optional[int] = None,
+        continuous: Optional[dict[str, Any]] = None,
     ) -> dict[str, Any]:
+        """Start a stress-test job. ``continuous``: the job is a continuous test of a CT
+        instance (``ContinuousTestService`` passes ``{"mode", "ct_instance_id", "history_key"}``,
+        which the worker's message carries)."""
         require(actor, Action.MANAGE_STRESS_TESTS)
         shape = parse_test_run_config(test_run_config)
         if rime_managed_image is not None:
@@ -240,6 +244,8 @@ class StressTestService:
         )
         message = stress_messages.stress_test_message(job, ref_key, eval_key, model_key, self._config,
                                                       trial_model=trial_model)
+        if continuous is not None:
+            message["continuous"] = continuous
         self._jobs.add(job)
         state = {
             "job_id": job.id,

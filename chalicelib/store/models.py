@@ -381,10 +381,40 @@ class ManagedImageItem(Model):
     by_name = ByName()
 
 
+class CTInstanceItem(Model):
+    """A continuous-test instance; ``source``, ``monitors`` and ``breaches`` are JSON text
+    (nested lists of maps whose numbers stay plain floats)."""
+    Meta = _meta(resources.CT_INSTANCES)
+
+    class ByProject(GlobalSecondaryIndex):
+        Meta = _index_meta("by_project")
+        project_id = UnicodeAttribute(hash_key=True)
+        created_at = UnicodeAttribute(range_key=True)
+
+    id = UnicodeAttribute(hash_key=True)
+    project_id = UnicodeAttribute()
+    owner_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    bin_size_seconds = NumberAttribute()
+    ot_test_run_id = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+    active = BooleanAttribute(default=False)
+    timestamp_col = UnicodeAttribute(null=True)
+    history_key = UnicodeAttribute(null=True)
+    bins_key = UnicodeAttribute(null=True)
+    running_job_id = UnicodeAttribute(null=True)
+    last_job_id = UnicodeAttribute(null=True)
+    error = UnicodeAttribute(null=True)
+    source = UnicodeAttribute(default="{}")
+    monitors = UnicodeAttribute(default="[]")
+    breaches = UnicodeAttribute(default="[]")
+    by_project = ByProject()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem, TrainJobItem, TrialItem, CounterItem,
     InferenceJobItem, AppItem, ServingResultItem, ProjectItem, StressTestItem, LoginAttemptItem, AuditEventItem,
-    ManagedImageItem,
+    ManagedImageItem, CTInstanceItem,
 )
 
 

@@ -19,6 +19,12 @@ def _stress_tests() -> Any:
     return services().stress_tests
 
 
+def _continuous_tests() -> Any:
+    from chalicelib.wiring import services
+
+    return services().continuous_tests
+
+
 def _managed_images() -> Any:
     from chalicelib.wiring import services
 
@@ -34,8 +40,9 @@ HANDLERS: dict[str, Handler] = {
     "finish_worker": lambda event: _trial_loop().finish_worker(event),
     "fail_worker": lambda event: _trial_loop().fail_worker(event),
     "start_stress_test": lambda event: _stress_tests().start(event),
-    "record_stress_test": lambda event: _stress_tests().record(event),
-    "record_stress_test_failure": lambda event: _stress_tests().record_failure(event),
+    # A continuous test's bins, monitors and CT instance are recorded first, then the job as any stress test's.
+    "record_stress_test": lambda event: _continuous_tests().record(event),
+    "record_stress_test_failure": lambda event: _continuous_tests().record_failure(event),
     "poll_image_build": lambda event: _managed_images().follow_build(event),
     "record_image_build_failure": lambda event: _managed_images().record_follow_failure(event),
 }

@@ -1110,6 +1110,8 @@ class Fakes:
     image_workflows: FakeWorkflowRunner = field(default_factory=FakeWorkflowRunner)
     # Job state changes (fakes_events.py): the events the record stores published.
     event_publisher: Any = field(default_factory=lambda: _events_fake("FakeEventPublisher"))
+    # CT instances (fakes_continuous.py).
+    ct_instances: Any = field(default_factory=lambda: _continuous_fake("FakeCTInstanceStore"))
     aws: Any = field(default_factory=NoAws)
     # GPUs for trials and endpoints (the machine running the tests is never asked); a test of
     # a platform without them passes ``gpus=GpuSupport(False, False, ...)``.
@@ -1139,6 +1141,12 @@ def _images_fake(name: str) -> Any:
     from unit.services import fakes_images
 
     return getattr(fakes_images, name)()
+
+
+def _continuous_fake(name: str) -> Any:
+    from unit.services import fakes_continuous
+
+    return getattr(fakes_continuous, name)()
 
 
 def _events_fake(name: str) -> Any:
