@@ -2,7 +2,8 @@
 from chalice import Chalice
 
 from chalicelib import SERVICE_NAME, resources
-from chalicelib.api import auth, datasets, images, meta, models, projects, queues, serving, stress_tests, train_jobs, users
+from chalicelib.api import (auth, capture, datasets, images, meta, models, projects, queues, serving, stress_tests,
+                            train_jobs, users)
 from chalicelib.api import events as events_api
 from chalicelib.api.http import uniform_errors
 from chalicelib.settings import Settings
@@ -13,7 +14,7 @@ app = Chalice(app_name=SERVICE_NAME)
 app.register_middleware(uniform_errors, "http")
 
 for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs.bp, serving.bp, queues.bp,
-                  projects.bp, stress_tests.bp, images.bp):
+                  projects.bp, stress_tests.bp, images.bp, capture.bp):
     app.register_blueprint(blueprint)
 app.register_blueprint(events_api.bp)  # GET /events (issue 12)
 

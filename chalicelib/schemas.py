@@ -293,6 +293,10 @@ class CreateInferenceJobRequest(Schema):
         return budget_dict(self.budget)
 
 
+# Traffic capture: the percentage of an app's predict requests captured (0: off; see capture_format.py).
+CapturePercent = Annotated[float, Field(ge=0, le=100, allow_inf_nan=False)]
+
+
 class RegisterApplicationRequest(Schema):
     """Clipper's register_application(name, input_type, default_output, slo_micros)."""
 
@@ -301,6 +305,7 @@ class RegisterApplicationRequest(Schema):
     default_output: bounded_json(Any)
     slo_micros: Int = Field(ge=1000, le=60_000_000)
     top_n: Optional[whole(1, 1000)] = None
+    capture_percent: Optional[CapturePercent] = None
 
 
 class UpdateApplicationRequest(Schema):
@@ -308,6 +313,7 @@ class UpdateApplicationRequest(Schema):
     default_output: bounded_json(Any) = None
     slo_micros: Optional[whole(1000, 60_000_000)] = None
     top_n: Optional[whole(1, 1000)] = None
+    capture_percent: Optional[CapturePercent] = None
 
 
 class SetVersionRequest(Schema):

@@ -175,6 +175,11 @@ class Settings(BaseSettings):
         10.0, ge=0, description="Per-app predict metrics are counted in memory and written this often "
         "(one write per app and minute); a process that dies loses at most this much of its own.",
     )
+    capture_flush_seconds: float = Field(
+        60.0, ge=0, description="Traffic capture: captured queries are buffered and written this often (and on a "
+        "clean stop); a process that dies loses at most this much of its own.")
+    capture_max_records: int = Field(5000, ge=1, description="Traffic capture: a buffer this full is written at once.")
+    capture_max_bytes: int = Field(4 * MiB, ge=1, description="Traffic capture: a buffer this large is written at once.")
     serving_queue_max_backlog: int = Field(10000, description="Queue API: enqueue answers 503 past this backlog.")
     serving_result_ttl_seconds: int = Field(3600, description="Queue API: results are kept this long.")
 

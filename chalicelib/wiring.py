@@ -28,12 +28,14 @@ from chalicelib.services.apps import ApplicationService
 from chalicelib.services.audit import AuditService
 from chalicelib.services.auth import AuthService
 from chalicelib.services.bundles import BundleBuilder
+from chalicelib.services.capture import CaptureBuffer
 from chalicelib.services.continuous_tests import ContinuousTestService
 from chalicelib.services.datasets import DatasetService
 from chalicelib.services.events import EventService
 from chalicelib.services.job_events import JobEvents, publishing_stores
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
+from chalicelib.services.labels import LabelService
 from chalicelib.services.login_throttle import LoginThrottle, ThrottleRule
 from chalicelib.services.managed_images import ManagedImageService
 from chalicelib.services.models import ModelService
@@ -80,6 +82,7 @@ class Services:
     trial_dispatcher: TrialDispatcher
     tokens: TaskTokens
     aws: Any  # chalicelib.adapters.aws.AwsClients: for the local stack's components
+    labels: Any = None  # chalicelib.services.labels.LabelService (traffic capture's ground truth)
     events: Any = None  # chalicelib.services.events.EventService (GET /events)
     continuous_tests: Any = None  # ContinuousTestService (CT instances; its record steps wrap stress tests')
 
@@ -113,7 +116,7 @@ _KNOWN_PARTS = {
     "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
-    "gpus", "managed_image_records", "image_builder", "image_workflows", "event_publisher",
+    "gpus", "managed_image_records", "image_builder", "image_workflows", "capture", "event_publisher",
     "ct_instances",
 }
 
@@ -162,6 +165,9 @@ def build(settings: Settings, **overrides: Any) -> Services:
         inference, apps, endpoints, stores.app_metrics, sink,
         timeout_seconds=settings.predict_timeout_seconds, max_queries=settings.max_queries_per_request,
         clock=clock, metrics_flush_seconds=settings.metrics_flush_seconds,
+        capture=parts.get("capture", lambda: CaptureBuffer(
+            blobs, flush_seconds=settings.capture_flush_seconds, max_records=settings.capture_max_records,
+            max_bytes=settings.capture_max_bytes)),
     )
     audit = AuditService(stores.audit_events, clock=clock)
     auth = AuthService(stores.users, stores.sessions, stores.api_keys, hasher, settings.session_ttl_seconds,
@@ -213,6 +219,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         trial_dispatcher=dispatcher,
         tokens=tokens,
         aws=aws,
+        labels=LabelService(app_store, blobs, settings.data_bucket, clock=clock),
         events=EventService(publisher),
         continuous_tests=ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
                                                blobs, publisher, settings.data_bucket, clock=clock),

@@ -63,7 +63,7 @@ def stop_all_jobs(call: Call) -> dict:
 def register_application(call: Call) -> dict:
     req = call.body
     return services().apps.register_application(call.user, req.name, req.input_type, req.default_output,
-                                                req.slo_micros, req.top_n)
+                                                req.slo_micros, req.top_n, req.capture_percent)
 
 
 @endpoint(bp, "/apps", "GET", "Your applications")

@@ -145,6 +145,9 @@ class Application:
     top_n: Optional[int] = None
     version: Optional[int] = None  # None: the latest version with a running inference job
     previous_version: Optional[int] = None  # before the last switch (-1: "the latest"); for rollback
+    # Traffic capture: the percentage of predict requests whose queries and answers are written
+    # to S3 in SageMaker Data Capture's layout (chalicelib/capture_format.py); 0: off.
+    capture_percent: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,5 +158,6 @@ class Application:
             "top_n": self.top_n,
             "version": self.version,
             "previous_version": self.previous_version,
+            "capture_percent": self.capture_percent,
             "datetime_created": iso_or_none(self.created_at),
         }

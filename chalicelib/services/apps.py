@@ -28,15 +28,19 @@ class ApplicationService:
 
     def register_application(
         self, actor: User, name: str, input_type: InputType, default_output: Any, slo_micros: int,
-        top_n: Optional[int] = None,
+        top_n: Optional[int] = None, capture_percent: Optional[float] = None,
     ) -> dict[str, Any]:
+        """Register an app; ``capture_percent``: the share of its predict requests captured
+        (services/capture.py; default 0, off)."""
         require(actor, Action.MANAGE_INFERENCE_JOBS)
-        app = Application(actor.id, name, self._clock(), input_type, default_output, slo_micros, top_n)
+        app = Application(actor.id, name, self._clock(), input_type, default_output, slo_micros, top_n,
+                          capture_percent=capture_percent or 0.0)
         self._apps.add(app)
         return app.to_dict()
 
     def update_application(self, actor: User, name: str, **changes: Any) -> dict[str, Any]:
-        """Change SLO, default output, input type or top-N (None values are left as they are)."""
+        """Change SLO, default output, input type, top-N or capture percentage (None values are
+        left as they are)."""
         app = self._get(actor, name)
         for key, value in changes.items():
             if value is not None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 from typing import Any, Optional
 
@@ -45,10 +45,21 @@ class Payload:
 
 @dataclass
 class Outcome:
+    """What answered a request's queries. ``query_ids``: one id per query, returned to the caller
+    (labels are sent later by it); ``endpoint``: the endpoint that answered (None: the default)."""
+
     predictions: list[Any]
     default: bool = False
     explanation: Optional[str] = None
     batch_size: Optional[int] = None
+    query_ids: list[int] = field(default_factory=list)
+    endpoint: Optional[str] = None
+
+
+def new_query_ids(n: int) -> list[int]:
+    """Random 52-bit query ids (Clipper's ``query_id`` is a number; 52 bits stay exact in every
+    JSON reader, JavaScript's doubles included)."""
+    return [random.getrandbits(52) for _ in range(n)]
 
 
 DEFAULT_HEADER = "X-Kilele-Default"
@@ -150,19 +161,23 @@ def answer(payload: Payload, outcome: Outcome) -> Answer:
     or Clipper's output with ``default`` and ``query_id``. A default output is marked in every
     style: Clipper's ``default`` per output; Rafiki's and Cluster Serving's answers carry
     ``"default": true`` and ``default_explanation`` beside their seed fields (only then, so
-    that a model's answer keeps the seeds' shape); and the header for all."""
+    that a model's answer keeps the seeds' shape); and the header for all. Every answer
+    carries its queries' ids, by which labels are sent later: Clipper's ``query_id`` per
+    output; beside Rafiki's ``prediction`` a ``query_id``, beside ``predictions`` the
+    ``query_ids`` in the same order."""
     style, batch = payload.style, payload.batch
+    ids = outcome.query_ids or new_query_ids(len(outcome.predictions))
     if style in ("rafiki", "serving"):
         if style == "rafiki" and not batch:
-            body: dict[str, Any] = {"prediction": outcome.predictions[0]}
+            body: dict[str, Any] = {"prediction": outcome.predictions[0], "query_id": ids[0]}
         else:
-            body = {"predictions": outcome.predictions}
+            body = {"predictions": outcome.predictions, "query_ids": ids}
         if outcome.default:
             body.update(default=True, default_explanation=outcome.explanation)
         return Answer(body, outcome.default)
     answers = []
-    for prediction in outcome.predictions:
-        one = {"query_id": random.getrandbits(52), "output": prediction, "default": outcome.default}
+    for prediction, query_id in zip(outcome.predictions, ids):
+        one = {"query_id": query_id, "output": prediction, "default": outcome.default}
         if outcome.default:
             one["default_explanation"] = outcome.explanation
         answers.append(one)

@@ -7,11 +7,15 @@ What one request costs: the body parsed once (``schemas.PredictRequest``, into a
 the app's row (``ApplicationService.serving_state``; on the local stack from a cache its writes
 drop: services/serving_cache.py says when which); the serving job's details from a cache by job
 id (services/inference_jobs.py); one call to the endpoint (its body encoded once, with orjson);
-metrics counted in memory and written in batches (services/serving_metrics.py).
+metrics counted in memory and written in batches (services/serving_metrics.py); for an app that
+captures traffic, a sample of requests' queries and answers buffered and written in the
+background (services/capture.py).
 """
 from __future__ import annotations
 
 import json
+import logging
+import random
 import time
 from datetime import timedelta
 from typing import Any, Callable, Optional, Union
@@ -34,10 +38,13 @@ from chalicelib.ports import (
 )
 from chalicelib.services import Clock, utc_now
 from chalicelib.services.apps import ApplicationService
+from chalicelib.services.capture import CaptureBuffer, captured
 from chalicelib.services.inference_jobs import InferenceJobService
-from chalicelib.services.payloads import (Answer, Outcome, Payload, answer, check_input_type, parse_payload,
-                                         top_n)
+from chalicelib.services.payloads import (Answer, Outcome, Payload, answer, check_input_type, new_query_ids,
+                                         parse_payload, top_n)
 from chalicelib.services.serving_metrics import MetricsBuffer
+
+log = logging.getLogger("kilele.predict")
 
 
 def _endpoint_body(queries: list[Any]) -> bytes:
@@ -74,10 +81,14 @@ class PredictService:
         timer: Callable[[], float] = time.perf_counter,
         metrics_flush_seconds: float = 10.0,
         flush_timer: bool = True,
+        capture: Optional[CaptureBuffer] = None,
+        sample: Callable[[], float] = random.random,
     ):
         """``metrics_flush_seconds``: how often counted metrics are written (``flush_timer``:
         also on a background thread; off, they are written only at the end of a request that
-        finds them older than that, and on :meth:`close`)."""
+        finds them older than that, and on :meth:`close`). ``capture``: where the sampled
+        traffic of apps that capture goes (None: capture is off everywhere); ``sample``: a
+        uniform number in [0, 1) per request, compared with the app's capture percentage."""
         self._inference = inference
         self._apps = apps
         self._endpoints = endpoints
@@ -87,13 +98,23 @@ class PredictService:
         self._max_queries = max_queries
         self._clock = clock
         self._timer = timer
+        self._capture = capture
+        self._sample = sample
 
     def close(self) -> None:
-        """Write the metrics counted but not written yet (and stop the flush timer)."""
+        """Write the metrics counted and the traffic captured but not written yet (and stop
+        their flush timers)."""
         self._metrics.close()
+        if self._capture is not None:
+            self._capture.close()
 
     def flush_metrics(self) -> None:
         self._metrics.flush()
+
+    def flush_capture(self) -> None:
+        """Write the captured traffic buffered so far (a test's or a stopping process's)."""
+        if self._capture is not None:
+            self._capture.flush()
 
     def predict(self, actor: User, app_name: str, body: Union[Payload, Any]) -> dict[str, Any]:
         """Answer a predict request in the payload style it came in (``body``: a parsed
@@ -120,7 +141,10 @@ class PredictService:
         outcome: Optional[Outcome] = None
         try:
             outcome = self.run(user_id, app_name, state, queries, started)
+            outcome.query_ids = new_query_ids(len(queries))
             error = False
+            if app is not None and app.capture_percent > 0 and self._capture is not None:
+                self._capture_sample(user_id, app_name, app.capture_percent, queries, outcome)
         finally:
             latency_ms = (self._timer() - started) * 1000
             default = bool(outcome and outcome.default)
@@ -128,7 +152,19 @@ class PredictService:
                                  batch_size=outcome.batch_size if outcome else None)
             self._sink.emit(app_name, latency_ms, len(queries), error, default)
             self._metrics.flush_if_due()  # on Lambda, where the flush timer sleeps between requests
+            if self._capture is not None:
+                self._capture.flush_if_due()
         return outcome
+
+    def _capture_sample(self, user_id: str, app_name: str, percent: float, queries: list[Any],
+                        outcome: Outcome) -> None:
+        if percent < 100 and self._sample() * 100 >= percent:
+            return
+        try:
+            self._capture.add(user_id, app_name, outcome.endpoint, captured(
+                [str(i) for i in outcome.query_ids], queries, outcome.predictions, self._clock(), outcome.default))
+        except Exception:  # noqa: BLE001 - a record that cannot be made must not fail the answer
+            log.exception("could not capture a predict request of %s", app_name)
 
     def run(self, user_id: str, app_name: str, state: ServingState, queries: list[Any],
             started: float) -> Outcome:
@@ -162,7 +198,7 @@ class PredictService:
         top = app.top_n if app else None
         if top:
             predictions = [top_n(p, top) for p in predictions]
-        return Outcome(predictions, batch_size=reply.get("batch_size"))
+        return Outcome(predictions, batch_size=reply.get("batch_size"), endpoint=job.endpoint_name)
 
     def _default_or_raise(self, app: Optional[Application], queries: list[Any], error: Exception) -> Outcome:
         if app is not None:

@@ -262,6 +262,7 @@ class AppItem(Model):
     top_n = NumberAttribute(null=True)
     version = NumberAttribute(null=True)
     previous_version = NumberAttribute(null=True)
+    capture_percent = NumberAttribute(null=True)  # traffic capture (absent: 0, off)
     # The app's serving record, kept on its row whether it is registered or not (an unregistered
     # app's row has only these and its key): the ids of its live inference jobs, and whether they
     # are recorded here at all (rows older than this record are not). created_at marks a

@@ -109,7 +109,8 @@ class ApplicationRepository:
     without ``created_at`` is an unregistered app's serving record only."""
 
     # What a registration sets; unregistering removes them and keeps the serving record.
-    _REGISTERED = ("created_at", "input_type", "default_output", "slo_micros", "top_n", "version", "previous_version")
+    _REGISTERED = ("created_at", "input_type", "default_output", "slo_micros", "top_n", "version", "previous_version",
+                   "capture_percent")
 
     def add(self, app: Application) -> None:
         item = AppItem(f"{app.user_id}#{app.name}")
@@ -208,6 +209,7 @@ class ApplicationRepository:
             "default_output": json.dumps(app.default_output),
             "slo_micros": app.slo_micros,
             "top_n": app.top_n,
+            "capture_percent": app.capture_percent or None,
         }
         if with_versions:
             values.update(version=app.version, previous_version=app.previous_version)
@@ -228,6 +230,7 @@ class ApplicationRepository:
             top_n=int(item.top_n) if item.top_n is not None else None,
             version=int(item.version) if item.version is not None else None,
             previous_version=int(item.previous_version) if item.previous_version is not None else None,
+            capture_percent=float(item.capture_percent or 0),
         )
 
 

@@ -22,6 +22,7 @@ from kilele.resources import (
     ApplicationsMixin,
     AuthMixin,
     BundlesMixin,
+    CaptureMixin,
     DatasetsMixin,
     InferenceJobsMixin,
     ManagedImagesMixin,
@@ -45,6 +46,7 @@ class Client(
     ApplicationsMixin,  # before InferenceJobsMixin, which it builds on
     InferenceJobsMixin,
     PredictionsMixin,
+    CaptureMixin,
     BundlesMixin,
     ProjectsMixin,
     StressTestsMixin,

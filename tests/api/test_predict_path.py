@@ -96,7 +96,7 @@ def test_a_change_made_here_is_seen_by_the_next_request_of_another_instance(dev,
     assert other.predict.predict(user, "iris", QUERY)["output"] == "changed"
     endpoints.failure = None
     assert dev.call("DELETE", "/apps/iris").status_code == 200
-    assert other.predict.predict(user, "iris", {"query": [1.0]}) == {"prediction": {"0": 0.25, "1": 0.75}}
+    assert other.predict.predict(user, "iris", {"query": [1.0]})["prediction"] == {"0": 0.25, "1": 0.75}
     other.close()
 
 

@@ -89,7 +89,8 @@ def test_predictor_host_and_query_host_are_where_predict_answers(model_dev, endp
     assert created["predictor_url"] == f"http://{created['predictor_host']}/predict"
     path = created["predictor_host"].split("/", 1)[1]  # what the test client routes: the path
     response = model_dev.call("POST", f"/{path}/predict", {"query": [1, 2]})
-    assert response.status_code == 200 and response.data == {"prediction": {"0": 0.25, "1": 0.75}}
+    assert response.status_code == 200 and response.data == {"prediction": {"0": 0.25, "1": 0.75},
+                                                             "query_id": response.data["query_id"]}
     job = model_dev.call("GET", "/inference-jobs/iris/-1").data
     assert job["predictor_host"] == job["query_host"] == created["predictor_host"]
     (worker,) = job["workers"]  # seed 000's worker fields
@@ -152,16 +153,20 @@ def test_inference_job_serves_the_best_trial_of_each_model(model_dev, endpoints,
 
 def test_three_payload_styles(model_dev, endpoints):
     deploy(model_dev)
+    # Every answer carries its queries' ids beside the seed's fields (labels are sent by them later).
     rafiki = model_dev.call("POST", "/apps/iris/predict", {"query": [1, 2, 3, 4]}).data
-    assert rafiki == {"prediction": {"0": 0.25, "1": 0.75}}
-    assert model_dev.call("POST", "/apps/iris/predict", {"queries": [[1], [2]]}).data == {
-        "predictions": [{"0": 0.25, "1": 0.75}] * 2}
+    assert rafiki == {"prediction": {"0": 0.25, "1": 0.75}, "query_id": rafiki["query_id"]}
+    assert isinstance(rafiki["query_id"], int) and 0 <= rafiki["query_id"] < 2 ** 52
+    rafiki_batch = model_dev.call("POST", "/apps/iris/predict", {"queries": [[1], [2]]}).data
+    assert rafiki_batch == {"predictions": [{"0": 0.25, "1": 0.75}] * 2, "query_ids": rafiki_batch["query_ids"]}
+    assert len(set(rafiki_batch["query_ids"])) == 2
     clipper = model_dev.call("POST", "/apps/iris/predict", {"input": [1.0, 2.0]}).data
     assert clipper["output"] == {"0": 0.25, "1": 0.75} and clipper["default"] is False and "query_id" in clipper
     batch = model_dev.call("POST", "/apps/iris/predict", {"input_batch": [[1.0], [2.0]]}).data["batch_predictions"]
     assert len(batch) == 2 and all(not b["default"] for b in batch)
     serving = model_dev.call("POST", "/apps/iris/predict", {"instances": [{"t": [1, 2]}, [3, 4]]}).data
-    assert serving == {"predictions": [{"0": 0.25, "1": 0.75}] * 2}
+    assert serving == {"predictions": [{"0": 0.25, "1": 0.75}] * 2, "query_ids": serving["query_ids"]}
+    assert len(serving["query_ids"]) == 2
     assert endpoints.invocations[-1][1] == [[1, 2], [3, 4]]  # one-key instances are unwrapped
 
 

@@ -104,3 +104,32 @@ def apps_rollback(obj: Context, name: str) -> None:
 def apps_metrics(obj: Context, name: str, minutes: int) -> None:
     """Requests, errors, defaults and latency of application NAME."""
     output(obj.client().get_app_metrics(name, minutes))
+
+
+@apps.command("capture")
+@click.argument("name")
+@click.argument("percent", type=click.FloatRange(0, 100), required=False)
+@pass_ctx
+def apps_capture(obj: Context, name: str, percent: Optional[float]) -> None:
+    """Capture PERCENT (0-100; 0: off) of application NAME's predict requests to S3, in SageMaker
+    Data Capture's layout; without PERCENT, show the setting and where the files are."""
+    client = obj.client()
+    if percent is not None:
+        client.set_capture(name, percent)
+    output(client.get_capture(name))
+
+
+@apps.command("labels")
+@click.argument("name")
+@click.argument("labels_file", type=click.File("r"))
+@pass_ctx
+def apps_labels(obj: Context, name: str, labels_file: Any) -> None:
+    """Send ground-truth labels of application NAME's answered queries: LABELS_FILE (- for stdin)
+    holds JSON, {"<query id>": label, ...} or [{"query_id": ..., "label": ...}, ...]."""
+    try:
+        labels = json.load(labels_file)
+    except ValueError as e:
+        raise click.BadParameter(f"not JSON: {e}", param_hint="LABELS_FILE") from e
+    if not isinstance(labels, (dict, list)):
+        raise click.BadParameter("give a JSON object or list", param_hint="LABELS_FILE")
+    output(obj.client().send_labels(name, labels))

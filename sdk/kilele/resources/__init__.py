@@ -6,6 +6,7 @@ on :class:`kilele._transfer.TransferMixin`.
 from kilele.resources.apps import ApplicationsMixin
 from kilele.resources.auth import AuthMixin
 from kilele.resources.bundles import BundlesMixin
+from kilele.resources.capture import CaptureMixin
 from kilele.resources.datasets import DatasetsMixin
 from kilele.resources.images import ManagedImagesMixin
 from kilele.resources.inference import InferenceJobsMixin, PredictionsMixin
@@ -18,4 +19,4 @@ from kilele.resources.users import UsersMixin
 
 __all__ = ["AuthMixin", "UsersMixin", "DatasetsMixin", "ModelsMixin", "TrainJobsMixin", "TrialsMixin",
            "InferenceJobsMixin", "PredictionsMixin", "ApplicationsMixin", "BundlesMixin",
-           "ProjectsMixin", "StressTestsMixin", "ManagedImagesMixin"]
+           "ProjectsMixin", "StressTestsMixin", "ManagedImagesMixin", "CaptureMixin"]

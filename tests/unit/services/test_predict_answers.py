@@ -42,7 +42,7 @@ def serve(h, dev, app="app"):
 def test_a_list_or_a_label_comes_back_as_the_model_returned_it(h, dev):
     serve(h, dev)
     h.fakes.endpoints.answer = lambda queries: [[0.25, 0.75] if q[0] else "cat" for q in queries]
-    assert h.services.predict.predict(dev, "app", {"queries": [[1], [0]]}) == {"predictions": [[0.25, 0.75], "cat"]}
+    assert h.services.predict.predict(dev, "app", {"queries": [[1], [0]]})["predictions"] == [[0.25, 0.75], "cat"]
 
 
 def test_top_n_keeps_cluster_servings_form_for_lists_and_works_on_dicts():
@@ -72,7 +72,7 @@ def test_a_default_output_is_marked_in_every_payload_style(h, dev, body, marked)
 def test_a_model_answer_is_not_marked_default_and_keeps_the_seed_shape(h, dev):
     serve(h, dev)
     answer = h.services.predict.predict_answer(dev, "app", {"query": [1]})
-    assert answer.body == {"prediction": {"0": 0.25, "1": 0.75}}
+    assert answer.body == {"prediction": {"0": 0.25, "1": 0.75}, "query_id": answer.body["query_id"]}
     assert answer.headers == {"X-Kilele-Default": "false"}
 
 

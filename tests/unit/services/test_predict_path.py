@@ -78,7 +78,7 @@ def test_a_registered_app_is_read_with_its_jobs_in_the_same_read(h, dev):
     h.services.apps.register_application(dev, "app", None, "none", 1_000_000, top_n=1)
     h.services.predict.predict(dev, "app", QUERY)
     h.fakes.reset_calls()
-    assert h.services.predict.predict(dev, "app", QUERY) == {"prediction": {"1": 0.75}}
+    assert h.services.predict.predict(dev, "app", QUERY)["prediction"] == {"1": 0.75}
     assert h.fakes.apps.calls == {"serving_state": 1} and h.fakes.inference_jobs.calls == {}
 
 
@@ -119,9 +119,9 @@ def test_switch_rollback_stop_and_new_job_are_seen_by_the_next_request(cached):
     s.inference_jobs.stop_inference_job(user, "app", 3)
     assert endpoint_asked(h, actor=user) == v2.endpoint_name
     s.apps.update_application(user, "app", top_n=1)
-    assert s.predict.predict(user, "app", QUERY) == {"prediction": {"1": 0.75}}
+    assert s.predict.predict(user, "app", QUERY)["prediction"] == {"1": 0.75}
     s.apps.delete_application(user, "app")  # unregistered again: its jobs still serve
-    assert s.predict.predict(user, "app", QUERY) == {"prediction": {"0": 0.25, "1": 0.75}}
+    assert s.predict.predict(user, "app", QUERY)["prediction"] == {"0": 0.25, "1": 0.75}
     s.inference_jobs.stop_inference_job(user, "app", 2)
     s.inference_jobs.stop_inference_job(user, "app", 1)
     with pytest.raises(NotFound, match="no running inference job"):
