@@ -1,0 +1,1 @@
+"""The scheduler's twins: EventBridge Scheduler (``eventbridge.py``) and the local scheduler (``local.py``)."""
