@@ -25,6 +25,10 @@ class ImageBuilder(Protocol):
     def poll(self, build_id: str) -> ImageBuild:
         """The build's state and log; on READY its resolved ``pip freeze`` and image reference."""
 
+    def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
+        """True only if ``base`` already has every requirement at a version its specifier allows
+        (a model needing nothing more runs in the base); False when the builder cannot tell."""
+
     def close(self) -> None:
         """Release what the builder holds (local builds in progress end FAILED when it stops)."""
 

@@ -38,6 +38,7 @@ from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.labels import LabelService
 from chalicelib.services.login_throttle import LoginThrottle, ThrottleRule
 from chalicelib.services.managed_images import ManagedImageService
+from chalicelib.services.model_images import ModelImages
 from chalicelib.services.models import ModelService
 from chalicelib.services.predict import PredictService
 from chalicelib.services.queues import ServingQueueService
@@ -148,10 +149,16 @@ def build(settings: Settings, **overrides: Any) -> Services:
     advisor = parts.get("advisor", _advisor)
     gpus: GpuSupport = parts.get("gpus", lambda: gpu_support(settings))
 
+    managed_images = ManagedImageService(
+        stores.managed_images, parts.get("image_builder", lambda: image_builder(settings, blobs, aws)),
+        parts.get("image_workflows", lambda: _image_workflows(settings, aws)),
+        poll_seconds=settings.image_poll_seconds, clock=clock)
+    # Models' dependencies -> managed images; a slot waiting for one asks again as often as it is polled.
+    model_images = ModelImages(managed_images, wait_seconds=max(1, settings.image_poll_seconds))
     train_jobs = TrainJobService(
         stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
-        clock=clock, gpus=gpus,
+        clock=clock, gpus=gpus, images=model_images,
     )
     # One API process writing every app row (the local stack) may cache serving states: see serving_cache.py.
     app_store = ProcessServingStates(stores.apps) if settings.serving_state_cache is True else stores.apps
@@ -195,11 +202,11 @@ def build(settings: Settings, **overrides: Any) -> Services:
             max_direct_upload_bytes=settings.max_direct_upload_bytes, max_dataset_bytes=settings.max_dataset_bytes,
             presigned_url_seconds=settings.presigned_url_seconds, clock=clock, archive_limits=archive_limits(settings),
         ),
-        models=ModelService(stores.models, blobs, settings.max_model_file_bytes, clock=clock),
+        models=ModelService(stores.models, blobs, settings.max_model_file_bytes, clock=clock, images=model_images),
         train_jobs=train_jobs,
         trial_loop=TrialLoop(
             stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
-            advisor, _trial_loop_config(settings), clock=clock,
+            advisor, _trial_loop_config(settings), clock=clock, images=model_images,
         ),
         inference_jobs=inference,
         apps=apps,
@@ -211,10 +218,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         ),
         projects=projects,
         stress_tests=stress_tests,
-        managed_images=ManagedImageService(
-            stores.managed_images, parts.get("image_builder", lambda: image_builder(settings, blobs, aws)),
-            parts.get("image_workflows", lambda: _image_workflows(settings, aws)),
-            poll_seconds=settings.image_poll_seconds, clock=clock),
+        managed_images=managed_images,
         endpoints=endpoints,
         trial_dispatcher=dispatcher,
         tokens=tokens,

@@ -57,6 +57,9 @@ class _OnFirstUse:
     def poll(self, build_id: str) -> Any:
         return self._builder().poll(build_id)
 
+    def satisfied_by_base(self, base: Any, requirements: Any) -> bool:
+        return self._builder().satisfied_by_base(base, requirements)
+
     def close(self) -> None:
         if self._built is not None:
             self._built.close()

@@ -120,6 +120,7 @@ class Model:
     access_right: AccessRight = AccessRight.PRIVATE
     dependencies: dict[str, str] = field(default_factory=dict)
     docker_image: Optional[str] = None
+    image: Optional[str] = None  # the managed image its dependencies resolved to (None: the worker runtime)
     train_job_count: int = 0  # train jobs that use the model; deletion is refused while > 0
     knob_config: Optional[dict[str, Any]] = None  # learnt from the worker on first training
 

@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion
 
 from chalicelib.entities.accounts import iso_or_none
 from chalicelib.errors import InvalidInput
@@ -73,8 +74,26 @@ class PipRequirement:
         """What pip is given: ``name`` followed by the specifier."""
         return f"{self.name}{self.version_specifier}"
 
+    def allows(self, version: str) -> bool:
+        """Whether ``version`` satisfies the specifier (pre-releases included: pip installed it)."""
+        try:
+            return SpecifierSet(self.version_specifier).contains(version, prereleases=True)
+        except InvalidVersion:
+            return False
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "version_specifier": self.version_specifier or None}
+
+
+def from_dependencies(dependencies: dict[str, Any]) -> tuple[PipRequirement, ...]:
+    """A model's ``dependencies`` ({package: version}) as a normalised requirement set: a version
+    ("1.9.1") pins it (``==``), "" or None leaves it free, a specifier (">=1.0,<2") is kept."""
+    requirements = []
+    for name, version in dependencies.items():
+        text = "" if version is None else str(version).strip()
+        spec = f"=={text}" if text and (text[0].isdigit() or text[0] == "v") else text
+        requirements.append(PipRequirement.parse(name, spec, where=f"dependencies[{name!r}]"))
+    return normalise(requirements)
 
 
 def normalise(requirements: list[PipRequirement]) -> tuple[PipRequirement, ...]:

@@ -198,8 +198,9 @@ class StopReason(str, Enum):
     TRIAL_BUDGET = "TRIAL_BUDGET"  # MODEL_TRIAL_COUNT reached
     MODEL_DELETED = "MODEL_DELETED"
     KNOB_SPACE_EXHAUSTED = "KNOB_SPACE_EXHAUSTED"  # the advisor has no untried configuration left
+    IMAGE_FAILED = "IMAGE_FAILED"  # the model's managed image failed to build (or was deleted)
 
     @property
     def is_error(self) -> bool:
         """Does the slot end on an error (its detail becomes the worker's ``error``)?"""
-        return self is StopReason.CONSECUTIVE_ERRORS
+        return self in (StopReason.CONSECUTIVE_ERRORS, StopReason.IMAGE_FAILED)

@@ -90,19 +90,58 @@ class ManagedImageService:
                              content_key=content_key(image_base, parsed), status=BuildState.PENDING,
                              created_at=self._clock())
         self._images.add(image)
+        self._start_build(name, image_base, parsed, from_states=(BuildState.PENDING,))
+        return self._visible(name).to_dict()
+
+    def ensure(self, owner_id: str, name: str, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> ManagedImage:
+        """The image ``name`` of ``requirements`` (normalised) over ``base``, its build started if
+        it is new, and started again if it FAILED (a registry that was down, say); an existing
+        image of that name is reused as it is. For images the platform names after their content
+        (a model's dependencies), so no permission is asked: the caller is the platform."""
+        image = self._images.get(name)
+        if image is None:
+            try:
+                self._images.add(ManagedImage(name=name, owner_id=owner_id, base=base, requirements=requirements,
+                                              content_key=content_key(base, requirements),
+                                              status=BuildState.PENDING, created_at=self._clock()))
+            except Conflict:  # made by a concurrent request meanwhile: that one builds it
+                return self._visible(name)
+            self._start_build(name, base, requirements, from_states=(BuildState.PENDING,))
+        elif self._refreshed(image).status is BuildState.FAILED:
+            if self._images.set_build(name, BuildState.PENDING, (BuildState.FAILED,), error="", build_id=""):
+                logger.info("building a failed image again", extra={"image": name})
+                self._start_build(name, base, requirements, from_states=(BuildState.PENDING,))
+        return self._visible(name)
+
+    def _start_build(self, name: str, base: ImageBase, requirements: tuple[PipRequirement, ...],
+                     from_states: tuple[BuildState, ...]) -> None:
         try:
-            build_id = self._builder.start(image_base, parsed)
+            build_id = self._builder.start(base, requirements)
         except DomainError as e:
-            self._images.set_build(name, BuildState.FAILED, (BuildState.PENDING,), error=f"the build did not start: "
+            self._images.set_build(name, BuildState.FAILED, from_states, error=f"the build did not start: "
                                    f"{e.message}", finished_at=self._clock())
             logger.warning("image build did not start", extra={"image": name, "reason": e.message})
             raise
-        self._images.set_build(name, BuildState.PENDING, (BuildState.PENDING,), build_id=build_id)
+        self._images.set_build(name, BuildState.PENDING, from_states, build_id=build_id)
         try:
             self._workflows.start(f"image-{uuid.uuid4().hex}", {"name": name, "poll_seconds": self._poll_seconds})
         except Exception:  # noqa: BLE001 - the build runs anyway, and each read of the image records its state
             logger.exception("the workflow following the image build did not start", extra={"image": name})
-        return self._visible(name).to_dict()
+
+    def current(self, name: str) -> Optional[ManagedImage]:
+        """The image ``name`` with its build's state now (None if there is none); no permission
+        asked: for the platform's own steps (a train job waiting for its model's image)."""
+        image = self._images.get(name)
+        return self._refreshed(image) if image is not None else None
+
+    def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
+        """Whether ``base`` already has ``requirements`` (no image is needed; see the builder)."""
+        return self._builder.satisfied_by_base(base, requirements)
+
+    def attach(self, name: str, user_id: str) -> None:
+        """Record ``user_id`` (``model:<id>``, a job's id) as using image ``name``, whatever its
+        state: it cannot be deleted until :meth:`release`."""
+        self._images.add_user(name, user_id)
 
     def get_managed_image(self, actor: User, name: str) -> dict[str, Any]:
         require(actor, Action.VIEW_IMAGES)

@@ -1,4 +1,5 @@
-"""Model code uploads: one Python file per model, stored in S3, checked statically."""
+"""Model code uploads: one Python file per model, stored in S3, checked statically. A model's
+dependencies resolve to the managed image its code runs in (``model_images.py``)."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -8,15 +9,20 @@ from chalicelib.errors import Forbidden, NotFound, PayloadTooLarge
 from chalicelib.model_files import check_model_source
 from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.services.model_images import ModelImages
 from chalicelib.ports import BlobStore, ModelStore
 
 
 class ModelService:
-    def __init__(self, models: ModelStore, blobs: BlobStore, max_model_file_bytes: int, clock: Clock = utc_now):
+    def __init__(self, models: ModelStore, blobs: BlobStore, max_model_file_bytes: int, clock: Clock = utc_now,
+                 images: Optional[ModelImages] = None):
+        """``images``: resolves dependencies to managed images (None: dependencies are recorded
+        only, and the worker checks them against its runtime)."""
         self._models = models
         self._blobs = blobs
         self._max_bytes = max_model_file_bytes
         self._clock = clock
+        self._images = images
 
     def create(
         self,
@@ -33,6 +39,10 @@ class ModelService:
         if len(source) > self._max_bytes:
             raise PayloadTooLarge(f"the model file is {len(source)} bytes; the limit is {self._max_bytes}")
         check_model_source(source, model_class)
+        # Before anything is stored: a dependency pip would not take is a 400, and the image's
+        # build starts now, so it is likely READY by the time the model is trained. A model
+        # naming its own docker_image runs in that image as given: nothing is built for it.
+        image = self._images.resolve(actor.id, dependencies or {}) if self._images and not docker_image else None
         model_id = new_id()
         model = Model(
             id=model_id,
@@ -45,6 +55,7 @@ class ModelService:
             access_right=access_right,
             dependencies=dependencies or {},
             docker_image=docker_image,
+            image=image,
         )
         self._blobs.put_bytes(model.object_key, source, content_type="text/x-python")
         try:
@@ -52,10 +63,19 @@ class ModelService:
         except Exception:
             self._blobs.delete(model.object_key)  # the name was taken or the write failed
             raise
-        return model.to_dict()
+        if image and self._images:
+            self._images.attach(image, model.id)  # the image cannot be deleted while the model is there
+        return self._shown(model)
 
     def get(self, actor: User, model_id: str) -> dict[str, Any]:
-        return self._visible(actor, model_id).to_dict()
+        return self._shown(self._visible(actor, model_id))
+
+    def _shown(self, model: Model) -> dict[str, Any]:
+        """The model as users see it: ``image`` is its image's name, build status and reason."""
+        data = model.to_dict()
+        if self._images is not None:
+            data["image"] = self._images.describe(model)
+        return data
 
     def download(self, actor: User, model_id: str) -> tuple[Model, bytes]:
         model = self._visible(actor, model_id)
@@ -69,7 +89,7 @@ class ModelService:
         else:
             models = self._models.list_own_and_public(actor.id)
         models = [m for m in models if task is None or m.task is task]
-        return [m.to_dict() for m in sorted(models, key=lambda m: m.created_at)]
+        return [self._shown(m) for m in sorted(models, key=lambda m: m.created_at)]
 
     def delete(self, actor: User, model_id: str) -> dict[str, Any]:
         """Delete a model nobody trains with; its file goes after its record."""
@@ -79,6 +99,8 @@ class ModelService:
             raise Forbidden(f"model {model.name!r} belongs to another user")
         self._models.delete_unused(model)
         self._blobs.delete(model.object_key)
+        if model.image and self._images:
+            self._images.release(model.image, model.id)
         return model.to_dict()
 
     def _visible(self, actor: User, model_id: str) -> Model:

@@ -21,6 +21,7 @@ from chalicelib.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Un
 from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.gpus import GpuSupport
+from chalicelib.services.model_images import ModelImages
 from chalicelib.services.trial_loop import execution_name, slot_state
 from chalicelib.services.trial_messages import TRAIN_ARGS_MAX_BYTES, WORKFLOW_STATE_LIMIT_BYTES, workflow_size
 from chalicelib.ports import BlobStore, CounterStore, DatasetStore, ModelStore, TrainJobStore, TrialStore, WorkflowRunner
@@ -42,9 +43,12 @@ class TrainJobService:
         presigned_url_seconds: int,
         clock: Clock = utc_now,
         gpus: GpuSupport = GpuSupport(),
+        images: Optional[ModelImages] = None,
     ):
-        """``gpus``: whether trials can get GPUs (a budget asking for some where they cannot is refused)."""
+        """``gpus``: whether trials can get GPUs (a budget asking for some where they cannot is refused);
+        ``images``: the managed images models run in (a job shows theirs and their build status)."""
         self._gpus = gpus
+        self._images = images
         self._jobs = jobs
         self._trials = trials
         self._counters = counters
@@ -149,7 +153,14 @@ class TrainJobService:
         return [j.to_dict() for j in self._jobs.list_of_app(actor.id, app)]
 
     def get_train_job(self, actor: User, app: str, app_version: int = LATEST) -> dict[str, Any]:
-        return self._job(actor, app, app_version).to_dict(with_workers=True)
+        """The job with its workers; ``images``: {model id: the managed image it runs in, with its
+        build status} for its models that have one (their trials wait while it builds)."""
+        job = self._job(actor, app, app_version)
+        data = job.to_dict(with_workers=True)
+        if self._images is not None:
+            models = [m for m in (self._models.get(i) for i in job.model_ids) if m is not None and m.image]
+            data["images"] = {m.id: self._images.describe(m) for m in models}
+        return data
 
     def stop_train_job(self, actor: User, app: str, app_version: int = LATEST) -> dict[str, Any]:
         """Stop the job now: running trials end (TERMINATED), the job is STOPPED."""

@@ -27,6 +27,7 @@ from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.ports import BlobStore, CounterStore, DatasetStore, ModelStore, TrainJobStore, TrialStore, WorkflowRunner
 from chalicelib.entities import StopReason
 from chalicelib.services import trial_messages
+from chalicelib.services.model_images import ModelImages
 
 Advisor = Callable[..., Optional[Proposal]]
 _STATE_KEYS = ("train_job_id", "worker_key", "model_id", "slot", "generation", "consecutive_errors", "trials_in_execution")
@@ -86,7 +87,11 @@ class TrialLoop:
         advisor: Advisor,
         config: TrialLoopConfig,
         clock: Clock = utc_now,
+        images: Optional[ModelImages] = None,
     ):
+        """``images``: the managed images models' dependencies resolved to (None: every trial
+        runs in the worker runtime)."""
+        self._images = images
         self._jobs = jobs
         self._trials = trials
         self._counters = counters
@@ -110,6 +115,9 @@ class TrialLoop:
         model = self._models.get(state["model_id"])
         if model is None:
             return _base(state, proposal=_stop(StopReason.MODEL_DELETED, "the model was deleted"))
+        waiting = self._images.gate(model) if self._images else None
+        if waiting is not None:  # its image builds (the slot waits and asks again) or failed
+            return _base(state, proposal=waiting)
         if model.knob_config is None:
             return _base(state, proposal=self._describe(job, model))
         trial_limit = int(job.budget_value(BudgetOption.MODEL_TRIAL_COUNT))
@@ -215,12 +223,19 @@ class TrialLoop:
 
     def _message(self, job: TrainJob, model: Any, trial: Trial) -> dict[str, Any]:
         train, val = self._datasets_of(job)
-        return trial_messages.trial_message(job, model, train, val, trial, self._message_config())
+        return self._in_image(model, trial_messages.trial_message(job, model, train, val, trial,
+                                                                  self._message_config()))
 
     def _describe(self, job: TrainJob, model: Any) -> dict[str, Any]:
         train, val = self._datasets_of(job)
         message = trial_messages.describe_message(job, model, train, val, f"describe-{new_id()}", self._message_config())
-        return {"action": "describe", "trial": message, **self._timeouts()}
+        return {"action": "describe", "trial": self._in_image(model, message), **self._timeouts()}
+
+    def _in_image(self, model: Any, message: dict[str, Any]) -> dict[str, Any]:
+        """``message`` naming the image the model runs in (``image``: its name and reference),
+        if its dependencies resolved to one: the dispatcher runs the worker there."""
+        runtime = self._images.runtime(model) if self._images else None
+        return {**message, "image": runtime} if runtime else message
 
     def _timeouts(self) -> dict[str, int]:
         return {

@@ -120,6 +120,7 @@ class ModelItem(Model):
     access_right = UnicodeAttribute()
     dependencies = MapAttribute(default=dict)
     docker_image = UnicodeAttribute(null=True)
+    image = UnicodeAttribute(null=True)  # the managed image its dependencies resolved to
     train_job_count = NumberAttribute(default=0)
     # The model's get_knob_config() as JSON, learnt from the worker the first time it is trained
     # (the API never imports model code).

@@ -282,6 +282,7 @@ class ModelRepository:
             access_right=model.access_right.value,
             dependencies=model.dependencies,
             docker_image=model.docker_image,
+            image=model.image,
             train_job_count=model.train_job_count,
         )
         unique = UniqueItem(_model_name_key(model.owner_id, model.name), owner=model.id)
@@ -345,6 +346,7 @@ class ModelRepository:
             access_right=AccessRight(item.access_right),
             dependencies=deps,
             docker_image=item.docker_image,
+            image=item.image,
             train_job_count=int(item.train_job_count or 0),
             knob_config=_plain_map(item.knob_config),
         )

@@ -30,7 +30,7 @@ from moto import mock_aws
 
 from chalicelib.adapters.blobs import BlobStore
 from chalicelib.adapters.images.codebuild import CodeBuildImageBuilder
-from chalicelib.adapters.images.local import LocalImageBuilder
+from chalicelib.adapters.images.local import LocalImageBuilder, installed_versions, runtime_site_packages
 from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, PipRequirement, normalise, parse_freeze
 from chalicelib.errors import NotFound
 
@@ -55,6 +55,9 @@ class LocalTwin:
 
     def complete(self, build_id: str, freeze: list[str]) -> None:
         """Nothing to do: the local builder really builds."""
+
+    def record_base(self) -> None:
+        """Nothing to do: the local builder reads its runtime's packages."""
 
     def close(self) -> None:
         self.builder.close()
@@ -86,6 +89,13 @@ class CodeBuildTwin:
         # What the buildspec's post_build does on a real build (moto runs none): write the freeze.
         key = build_id.partition("@")[0]
         self.blobs.put_bytes(self.builder.freeze_key(key), ("\n".join(freeze) + "\n").encode())
+
+    def record_base(self) -> None:
+        # What a build of the empty set records (a real one: the base image's pip freeze).
+        from chalicelib.entities.images import content_key
+
+        freeze = "".join(f"{n}=={v}\n" for n, v in installed_versions(runtime_site_packages()).items())
+        self.blobs.put_bytes(self.builder.freeze_key(content_key(ImageBase.WORKER, ())), freeze.encode())
 
     def close(self) -> None:
         self._mock.stop()
@@ -142,6 +152,25 @@ def test_an_unknown_build_is_not_found(twin: Any, build_id: str) -> None:
         twin.builder.poll(build_id)
 
 
+def test_satisfied_by_base_only_when_the_base_has_every_requirement_at_an_allowed_version(twin: Any) -> None:
+    import six
+
+    have = normalise([PipRequirement.parse("six", f"=={six.__version__}"), PipRequirement.parse("pynamodb")])
+    twin.record_base()
+    assert twin.builder.satisfied_by_base(ImageBase.WORKER, have) is True
+    assert twin.builder.satisfied_by_base(ImageBase.WORKER, ()) is True
+    assert twin.builder.satisfied_by_base(ImageBase.WORKER, SIX_OLD) is False  # another version: an image
+    assert twin.builder.satisfied_by_base(ImageBase.WORKER, MISSING) is False
+
+
+def test_codebuild_cannot_tell_what_the_base_has_before_its_freeze_is_recorded() -> None:
+    twin = CodeBuildTwin()
+    try:
+        assert twin.builder.satisfied_by_base(ImageBase.WORKER, normalise([PipRequirement.parse("six")])) is False
+    finally:
+        twin.close()
+
+
 # -- the local twin's own guarantees -------------------------------------------------------------
 
 
@@ -161,6 +190,11 @@ def test_local_the_pinned_older_version_is_the_one_imported_inside_the_image(tmp
     out = subprocess.run([str(python), "-c", "import six, pynamodb; print(six.__version__)"],
                          capture_output=True, text=True, check=True).stdout.strip()
     assert out == "1.16.0"  # the image's six, and the runtime's pynamodb still importable
+    # The platform's own packages (installed editable in the runtime: their .pth files must run)
+    # import in the image: the worker and the inference server run there.
+    out = subprocess.run([str(python), "-c", "import kilele_worker, kilele_inference, kilele.sandbox"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
     assert "--only-binary=:all:" in build.log  # no sdist's setup code runs on the stack's machine
 
 

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, PipRequirement, content_key
+from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, PipRequirement, content_key, parse_freeze
 from chalicelib.errors import NotFound, Unavailable
 from chalicelib.ports import BlobStore
 
@@ -107,6 +107,15 @@ class CodeBuildImageBuilder:
                                      f"(s3 key {self.freeze_key(key)}): the image was not built")
         return ImageBuild(build_id, BuildState.FAILED, log=self._log(build),
                           reason=f"the build ended {status}" + _failed_phase(build))
+
+    def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
+        """Told by the freeze of ``base`` with no requirements (an image of the empty set records
+        it); without one the builder cannot tell (False: the set is built)."""
+        freeze = self._freeze(content_key(base, ()))
+        if freeze is None:
+            return False
+        installed = parse_freeze(list(freeze))
+        return all(r.name in installed and r.allows(installed[r.name]) for r in requirements)
 
     def close(self) -> None:
         """Nothing to release: builds run in CodeBuild."""

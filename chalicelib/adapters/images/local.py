@@ -3,10 +3,13 @@
 Why a venv with a ``.pth`` rather than ``python -m venv --system-site-packages``: the worker
 runtime locally is the project's own virtual environment, and ``--system-site-packages`` over a
 venv's interpreter exposes the *base* interpreter's site-packages, not the project venv's. A
-``.pth`` file naming the runtime's site-packages puts them on ``sys.path`` after the image's own
-site-packages, so what the image installs wins over the runtime's copy (a pinned older six or
-scikit-learn really is the one imported; see the tests) and everything else comes from the
-runtime. pip itself comes from the runtime too (``--without-pip``: the venv is made in ~0.2 s).
+``.pth`` file adding the runtime's site-packages as site directories (``site.addsitedir``) puts
+them on ``sys.path`` after the image's own site-packages, so what the image installs wins over
+the runtime's copy (a pinned older six or scikit-learn really is the one imported; see the tests)
+and everything else comes from the runtime. A site directory, not a bare path line: the
+runtime's own ``.pth`` files run too, so what it installed in editable mode (the platform's
+packages locally: ``kilele_worker``, ``kilele_inference``) imports in the image as well. pip
+itself comes from the runtime too (``--without-pip``: the venv is made in ~0.2 s).
 
 Layout under ``root`` (the local stack's data dir): ``builds/<id>.json`` and ``.log`` (each build's
 state and pip output), ``envs/<key>-<id>/`` (a venv), ``images/<key>.json`` (the published image:
@@ -19,6 +22,7 @@ writes carry its absolute path.
 from __future__ import annotations
 
 import fcntl
+import importlib.metadata
 import json
 import os
 import re
@@ -33,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from aws_lambda_powertools import Logger
+from packaging.utils import canonicalize_name
 
 from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, PipRequirement, content_key
 from chalicelib.errors import NotFound
@@ -42,6 +47,9 @@ logger = Logger(service="kilele-images", child=True)
 _BUILD_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_LOG_CHARS = 64 * 1024
 IMAGE_REF_SCHEME = "venv://"
+# The layout of a published image; images published with another one are built again (layout 1
+# listed the runtime as bare paths, so the runtime's editable installs did not import in it).
+LAYOUT = 2
 # Builds running in this process (any builder instance): a build this process owns that is not
 # here was cut short (the process's builder was closed without waiting).
 _RUNNING: set[str] = set()
@@ -52,6 +60,23 @@ def runtime_site_packages() -> list[str]:
     """This interpreter's site-packages (purelib and platlib): the runtime trials run in locally."""
     paths = sysconfig.get_paths()
     return list(dict.fromkeys([paths["purelib"], paths["platlib"]]))
+
+
+def base_pth(paths: list[str]) -> str:
+    """The ``.pth`` file layering an image on ``paths``: each added as a site directory (its own
+    ``.pth`` files run), after the image's site-packages."""
+    return "".join(f"import site; site.addsitedir({path!r})\n" for path in paths)
+
+
+def installed_versions(paths: list[str]) -> dict[str, str]:
+    """{canonical name: version} of the distributions under ``paths`` (the first of a name wins,
+    as imports do)."""
+    found: dict[str, str] = {}
+    for dist in importlib.metadata.distributions(path=list(paths)):
+        name = canonicalize_name((dist.metadata["Name"] or "").strip())
+        if name and name not in found:
+            found[name] = dist.version
+    return found
 
 
 def _pid_alive(pid: int) -> bool:
@@ -115,6 +140,12 @@ class LocalImageBuilder:
                           reason=state.get("reason", ""), pip_freeze=tuple(state.get("pip_freeze", ())),
                           image_ref=state.get("image_ref", ""))
 
+    def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
+        """Whether the runtime ``base`` layers on already has every requirement, at a version its
+        specifier allows (an image of them would add nothing)."""
+        installed = installed_versions(self._base_paths[base])
+        return all(r.name in installed and r.allows(installed[r.name]) for r in requirements)
+
     def close(self, wait: bool = False) -> None:
         """Stop taking builds; ``wait``: let those started finish (else queued ones are dropped;
         a pip step already running finishes in its thread)."""
@@ -158,7 +189,8 @@ class LocalImageBuilder:
                 raise
             image_ref = f"{IMAGE_REF_SCHEME}{env}"
             _write_json(self.root / "images" / f"{key}.json",
-                        {"image_ref": image_ref, "env": str(env), "pip_freeze": freeze, "base": base.value})
+                        {"image_ref": image_ref, "env": str(env), "pip_freeze": freeze, "base": base.value,
+                         "layout": LAYOUT})
             self._finish(build_id, BuildState.READY, pip_freeze=freeze, image_ref=image_ref)
 
     def _make_env(self, build_id: str, env: Path, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> list[str]:
@@ -167,7 +199,7 @@ class LocalImageBuilder:
         if site is None:
             raise _BuildFailed(f"the virtual environment at {env} has no site-packages")
         # After the image's own site-packages on sys.path: what the image installs wins.
-        (site / "_kilele_base.pth").write_text("\n".join(self._base_paths[base]) + "\n")
+        (site / "_kilele_base.pth").write_text(base_pth(self._base_paths[base]))
         python = str(env / "bin" / "python")
         if requirements:
             # Wheels only: installing a wheel runs none of its code, building an sdist runs its
@@ -209,7 +241,7 @@ class LocalImageBuilder:
             value = json.loads(path.read_text())
         except FileNotFoundError:
             return None
-        return value if Path(value["env"]).is_dir() else None
+        return value if value.get("layout") == LAYOUT and Path(value["env"]).is_dir() else None
 
     def _remove_leftovers(self, key: str) -> None:
         for leftover in (self.root / "envs").glob(f"{key}-*"):
@@ -293,4 +325,4 @@ def _text(output: Any) -> str:
     return output.decode(errors="replace") if isinstance(output, bytes) else str(output)
 
 
-__all__ = ["LocalImageBuilder", "runtime_site_packages", "IMAGE_REF_SCHEME"]
+__all__ = ["LocalImageBuilder", "runtime_site_packages", "installed_versions", "IMAGE_REF_SCHEME"]

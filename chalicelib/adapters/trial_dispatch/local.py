@@ -11,7 +11,12 @@ With ``warm_workers`` > 0 (the local stack's default), trials go to workers star
 (``warm.py``: forked by a zygote that imported once, each with its sandboxed model process
 already started); one worker and one model process per trial still, as on AWS. A trial finds
 no warm worker ready (the zygote failed, or is still importing past the wait) -> it starts a
-worker process as above."""
+worker process as above.
+
+A trial whose message names a managed image (``image.ref``: ``venv://<dir>``, built by the local
+image builder) runs cold in that image's interpreter: the warm workers were forked by a zygote
+of the runtime's interpreter, which cannot become another. The worker's sandbox applies the
+same (it starts the model process with the interpreter it runs in)."""
 from __future__ import annotations
 
 import json
@@ -33,6 +38,8 @@ from chalicelib.ports import TaskTokens
 
 #: Where the worker puts its per-trial work directories (kilele_worker.settings.WORKDIR_ROOT_ENV).
 WORKDIR_ROOT_ENV = "KILELE_WORKER_WORKDIR_ROOT"
+#: How the local image builder refers to an image (chalicelib.adapters.images.local.IMAGE_REF_SCHEME).
+VENV_SCHEME = "venv://"
 
 log = logging.getLogger("kilele.local")
 
@@ -78,7 +85,13 @@ class LocalTrialDispatcher:
             return self._spawner
 
     def dispatch(self, message: dict[str, Any]) -> str:
-        worker = self._pool.take() if self._pool is not None else None
+        try:
+            python = image_python(message["trial"].get("image"))
+        except ImageUnavailable as e:  # the trial fails with why (a failure leaves a trace)
+            log.warning("trial dispatch: %s", e)
+            self._fail_token(message, str(e), error="ImageUnavailable")
+            return "image-unavailable"
+        worker = self._pool.take() if self._pool is not None and python is None else None
         if worker is not None:
             handed = self._hand(worker, message)
             if handed is not None:
@@ -94,7 +107,7 @@ class LocalTrialDispatcher:
         spawner = self._lasting_thread()
         try:
             process = spawner.call(lambda: subprocess.Popen(
-                [self.python, "-m", "kilele_worker", "run", "--message-file", path],
+                [python or self.python, "-m", "kilele_worker", "run", "--message-file", path],
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group, so stop() can end the whole tree
@@ -144,9 +157,9 @@ class LocalTrialDispatcher:
             self._fail_token(message, f"the worker process exited with code {code}")
         shutil.rmtree(job_dir, ignore_errors=True)  # the message and whatever a killed worker left
 
-    def _fail_token(self, message: dict[str, Any], cause: str) -> None:
+    def _fail_token(self, message: dict[str, Any], cause: str, error: str = "WorkerLost") -> None:
         try:
-            self._tokens.fail(message["task_token"], "WorkerLost", cause)
+            self._tokens.fail(message["task_token"], error, cause)
         except Exception as e:  # noqa: BLE001 - the emulated AWS may already be gone (stack stopping)
             log.info("trial dispatch: could not fail the token: %s", e)
 
@@ -176,6 +189,26 @@ class LocalTrialDispatcher:
             self._zygote.stop()
 
 
+def image_python(image: Optional[Mapping[str, Any]]) -> Optional[str]:
+    """The interpreter of a managed image a message names (None: the runtime's); a reference
+    this machine cannot run (an ECR image URI) or a virtual environment that is gone raises
+    :class:`ImageUnavailable`, so the trial fails saying why instead of running elsewhere."""
+    if not image:
+        return None
+    ref = str(image.get("ref") or "")
+    if not ref.startswith(VENV_SCHEME):
+        raise ImageUnavailable(f"managed image {image.get('name')!r} ({ref!r}) is not a local image: "
+                               "the local stack runs only images its own builder made")
+    python = Path(ref[len(VENV_SCHEME):]) / "bin" / "python"
+    if not python.exists():
+        raise ImageUnavailable(f"managed image {image.get('name')!r}: its environment {python.parent.parent} is gone")
+    return str(python)
+
+
+class ImageUnavailable(Exception):
+    """A trial names a managed image this dispatcher cannot run."""
+
+
 def _signal_group(process: subprocess.Popen, sig: int) -> None:
     try:
         os.killpg(process.pid, sig)
@@ -183,4 +216,4 @@ def _signal_group(process: subprocess.Popen, sig: int) -> None:
         pass
 
 
-__all__ = ["LocalTrialDispatcher"]
+__all__ = ["LocalTrialDispatcher", "ImageUnavailable", "image_python"]

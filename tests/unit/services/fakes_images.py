@@ -19,6 +19,7 @@ class FakeImageBuilder(Fake):
         super().__init__()
         self.started: list[tuple[ImageBase, tuple[PipRequirement, ...]]] = []
         self.builds: dict[str, ImageBuild] = {}
+        self.base_installed: dict[str, str] = {}  # what the base runtime has (satisfied_by_base)
         self._ids = itertools.count(1)
 
     def start(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> str:
@@ -31,6 +32,9 @@ class FakeImageBuilder(Fake):
         if build_id not in self.builds:
             raise NotFound(f"no image build {build_id!r}")
         return self.builds[build_id]
+
+    def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
+        return all(r.name in self.base_installed and r.allows(self.base_installed[r.name]) for r in requirements)
 
     def close(self) -> None:
         pass

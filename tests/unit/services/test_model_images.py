@@ -1,0 +1,139 @@
+"""A model's dependencies resolve to a managed image (issue 11) -- on the fakes: which image, built
+once per requirement set, recorded on the model and held by it; the train job's slots wait while
+it builds, run in it once READY, and stop with the build's reason if it FAILED."""
+from __future__ import annotations
+
+import base64
+
+import pytest
+
+from chalicelib.entities import StopReason, Task, TrainJobStatus, UserType
+from chalicelib.entities.images import ImageBase, from_dependencies
+from chalicelib.errors import Conflict, InvalidInput
+from chalicelib.services.model_images import dependency_image_name
+from chalicelib.services.trial_loop import slot_state
+
+SOURCE = b"from kilele.model import BaseModel\n\nclass M(BaseModel):\n    pass\n"
+KNOBS = {"x": {"type": "integer", "value_min": 0, "value_max": 1000, "is_exp": False}}
+
+
+@pytest.fixture
+def dev(h):
+    return h.user(UserType.MODEL_DEVELOPER)
+
+
+def create(h, dev, name="m", dependencies=None):
+    return h.services.models.create(dev, name, Task.TABULAR_CLASSIFICATION, "M", SOURCE, dependencies=dependencies)
+
+
+def test_dependencies_map_to_a_normalised_requirement_set():
+    reqs = from_dependencies({"Inflection": "0.5.1", "six": "", "numpy": ">=1.0,<3", "pandas": None})
+    assert [r.pip_argument() for r in reqs] == ["inflection==0.5.1", "numpy<3,>=1.0", "pandas", "six"]
+    assert from_dependencies({"six": "1.16.0"}) == from_dependencies({"SIX": " 1.16.0 "})
+    with pytest.raises(InvalidInput, match="dependencies"):
+        from_dependencies({"six": "not a version"})
+    with pytest.raises(InvalidInput, match="package name"):
+        from_dependencies({"-e git+https://x": ""})
+
+
+def test_dependencies_the_runtime_lacks_resolve_to_one_image_per_set_built_once(h, dev):
+    first = create(h, dev, "a", {"inflection": "0.5.1"})
+    name = dependency_image_name(ImageBase.WORKER, from_dependencies({"inflection": "0.5.1"}))
+    assert first["image"] == {"name": name, "status": "PENDING", "error": None}
+    second = create(h, dev, "b", {"Inflection": "0.5.1"})  # the same set, written otherwise
+    assert second["image"]["name"] == name
+    assert len(h.fakes.image_builder.started) == 1  # built once
+    record = h.fakes.managed_image_records.images[name]
+    assert set(record.in_use_by) == {f"model:{first['id']}", f"model:{second['id']}"}
+    other = create(h, dev, "c", {"inflection": "0.5.0"})
+    assert other["image"]["name"] != name and len(h.fakes.image_builder.started) == 2
+
+
+def test_dependencies_the_runtime_has_need_no_image(h, dev):
+    h.fakes.image_builder.base_installed = {"scikit-learn": "1.9.1", "numpy": "2.4.6"}
+    model = create(h, dev, "a", {"scikit-learn": "1.9.1", "numpy": ""})
+    assert model["image"] is None and h.fakes.image_builder.started == []
+    pinned_older = create(h, dev, "b", {"scikit-learn": "1.5.2"})
+    assert pinned_older["image"]["status"] == "PENDING"  # another version than the runtime's: an image
+
+
+def test_a_bad_dependency_is_refused_before_anything_is_stored(h, dev):
+    with pytest.raises(InvalidInput):
+        create(h, dev, "a", {"six": "1.16.0; rm -rf /"})
+    assert h.fakes.models.items == {} and h.fakes.image_builder.started == []
+
+
+def test_an_image_a_model_uses_cannot_be_deleted_until_the_model_is(h, dev):
+    model = create(h, dev, "a", {"inflection": "0.5.1"})
+    name = model["image"]["name"]
+    with pytest.raises(Conflict, match=f"model:{model['id']}"):
+        h.services.managed_images.delete_managed_image(dev, name)
+    h.services.models.delete(dev, model["id"])
+    assert h.services.managed_images.delete_managed_image(dev, name)["deleted"] is True
+
+
+def test_a_failed_image_is_built_again_for_the_next_model_that_needs_it(h, dev):
+    first = create(h, dev, "a", {"inflection": "0.5.1"})
+    h.fakes.image_builder.fail(h.fakes.image_builder.last(), "ERROR: network down\n")
+    assert h.services.models.get(dev, first["id"])["image"]["status"] == "FAILED"
+    second = create(h, dev, "b", {"inflection": "0.5.1"})
+    assert second["image"]["status"] == "PENDING" and len(h.fakes.image_builder.started) == 2
+
+
+def job_with(h, dev, dependencies):
+    model = create(h, dev, "m", dependencies)
+    h.fakes.models.set_knob_config(model["id"], KNOBS)
+    data = h.dataset(dev)
+    out = h.services.train_jobs.create_train_job(dev, "app", Task.TABULAR_CLASSIFICATION, data.id, data.id,
+                                                 {"TIME_HOURS": 1, "MODEL_TRIAL_COUNT": 3}, [model["id"]])
+    job = h.fakes.train_jobs.get(out["id"])
+    return model, job, [slot_state(job.id, w.key, w.model_id, w.slot) for w in job.workers.values()]
+
+
+def test_trials_wait_while_the_image_builds_then_run_in_it(h, dev):
+    model, job, (state, *_) = job_with(h, dev, {"inflection": "0.5.1"})
+    out = h.services.trial_loop.propose(state)
+    assert out["proposal"]["action"] == "wait" and out["proposal"]["seconds"] >= 1
+    assert out["proposal"]["status"] == "PENDING" and h.fakes.trials.items == {}
+    shown = h.services.train_jobs.get_train_job(dev, "app")
+    assert shown["images"] == {model["id"]: {"name": model["image"]["name"], "status": "PENDING", "error": None}}
+    h.fakes.image_builder.finish(h.fakes.image_builder.last(), ["inflection==0.5.1"])
+    out = h.services.trial_loop.propose(out)
+    assert out["proposal"]["action"] == "run"
+    assert out["proposal"]["trial"]["image"] == {"name": model["image"]["name"],
+                                                 "ref": f"repo:{h.fakes.image_builder.last()}"}
+
+
+def test_the_model_check_runs_in_the_image_too(h, dev):
+    model = create(h, dev, "m", {"inflection": "0.5.1"})
+    h.fakes.image_builder.finish(h.fakes.image_builder.last(), ["inflection==0.5.1"])
+    data = h.dataset(dev)
+    out = h.services.train_jobs.create_train_job(dev, "app", Task.TABULAR_CLASSIFICATION, data.id, data.id,
+                                                 {"TIME_HOURS": 1}, [model["id"]])
+    job = h.fakes.train_jobs.get(out["id"])
+    worker = next(iter(job.workers.values()))
+    described = h.services.trial_loop.propose(slot_state(job.id, worker.key, worker.model_id, worker.slot))
+    assert described["proposal"]["action"] == "describe"
+    assert described["proposal"]["trial"]["image"]["name"] == model["image"]["name"]
+
+
+def test_a_failed_image_ends_the_job_errored_saying_where_the_pip_output_is(h, dev):
+    model, job, states = job_with(h, dev, {"inflection": "0.5.1"})
+    h.fakes.image_builder.fail(h.fakes.image_builder.last(), "ERROR: No matching distribution\n")
+    for state in states:  # every slot stops with the reason; the last one ends the job
+        out = h.services.trial_loop.propose(state)
+        assert out["proposal"]["action"] == "stop" and out["proposal"]["reason"] == StopReason.IMAGE_FAILED.value
+        h.services.trial_loop.finish_worker(out)
+    ended = h.fakes.train_jobs.get(job.id)
+    name = model["image"]["name"]
+    assert ended.status is TrainJobStatus.ERRORED
+    assert f"managed image {name!r} FAILED" in ended.error and f"kilele managed-images logs {name}" in ended.error
+    log = h.services.managed_images.get_build_log(dev, name)
+    assert "No matching distribution" in log["log"]  # the pip output, one call away
+
+
+def test_models_without_dependencies_run_in_the_runtime(h, dev):
+    model, job, (state, *_) = job_with(h, dev, {})
+    out = h.services.trial_loop.propose(state)
+    assert out["proposal"]["action"] == "run" and "image" not in out["proposal"]["trial"]
+    assert model["image"] is None
