@@ -9,6 +9,8 @@ from chalicelib.api.http import uniform_errors
 from chalicelib.settings import Settings
 from chalicelib.workflows import aws_events
 from chalicelib.workflows.handlers import HANDLERS
+from chalicelib.workflows import schedule_handler
+from chalicelib.wiring import services
 
 app = Chalice(app_name=SERVICE_NAME)
 app.register_middleware(uniform_errors, "http")
@@ -26,6 +28,12 @@ def _register_workflow_handler(name: str) -> None:
 
 for _name in HANDLERS:
     _register_workflow_handler(_name)
+
+
+@app.lambda_function(name="run_schedule")
+def run_schedule(event, context):
+    # EventBridge Scheduler's one target (issue 12): a firing, handed to the target registered under its name.
+    return schedule_handler.run_schedule(event, services().schedule_targets)
 
 # Queue names are fixed when the app is packaged (Chalice wires the event sources then).
 _stage = Settings()

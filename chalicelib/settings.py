@@ -151,6 +151,14 @@ class Settings(BaseSettings):
                             "local://<dir> (an append-only log; the local stack keeps it in its data dir).")
     events_log_group: str = Field("", description="The CloudWatch Logs group a rule on the bus delivers every "
                                   "Kilele event to, which GET /events reads on AWS (empty: /aws/events/kilele-<stage>-events, as infra names it).")
+    scheduler_uri: str = Field("eventbridge://", description="Where schedules live and fire: eventbridge://[group] "
+                               "(EventBridge Scheduler; default group kilele-<stage>-schedules) or local://<dir> (fired "
+                               "in the local stack's process; it keeps them in its data dir).")
+    schedule_target_arn: str = Field("", description="The schedule Lambda every schedule invokes (infra sets it).")
+    scheduler_role_arn: str = Field("", description="The role EventBridge Scheduler assumes to invoke it (infra sets it).")
+    local_scheduler_clock: str = Field("system", pattern="^(system|manual)$", description="The local scheduler's "
+                                       "clock: system, or manual (it moves only when an admin advances it: "
+                                       "POST /local/scheduler/advance; for tests that drive schedules).")
 
     # Serving
     endpoints_uri: str = Field("local://", description="local://[work dir] or sagemaker:// (infra sets it).")

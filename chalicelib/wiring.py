@@ -33,6 +33,7 @@ from chalicelib.services.continuous_tests import ContinuousTestService
 from chalicelib.services.datasets import DatasetService
 from chalicelib.services.events import EventService
 from chalicelib.services.job_events import JobEvents, publishing_stores
+from chalicelib.services.schedule_targets import ScheduleTargets
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.labels import LabelService
@@ -51,6 +52,7 @@ from chalicelib.services.trial_loop import TrialLoop, TrialLoopConfig
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings
 from chalicelib.wiring_events import event_publisher
+from chalicelib.wiring_events import scheduler as scheduler_for
 from chalicelib.wiring_images import image_builder
 from chalicelib.wiring_runtimes import (
     child_aws_environment,
@@ -85,6 +87,8 @@ class Services:
     aws: Any  # chalicelib.adapters.aws.AwsClients: for the local stack's components
     labels: Any = None  # chalicelib.services.labels.LabelService (traffic capture's ground truth)
     events: Any = None  # chalicelib.services.events.EventService (GET /events)
+    scheduler: Any = None  # chalicelib.ports.Scheduler (EventBridge Scheduler; the local scheduler locally)
+    schedule_targets: Any = None  # services.schedule_targets.ScheduleTargets: what a schedule's firing invokes
     continuous_tests: Any = None  # ContinuousTestService (CT instances; its record steps wrap stress tests')
 
     def close(self) -> None:
@@ -118,6 +122,7 @@ _KNOWN_PARTS = {
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
     "gpus", "managed_image_records", "image_builder", "image_workflows", "capture", "event_publisher",
+    "scheduler", "schedule_targets",
     "ct_instances",
 }
 
@@ -135,6 +140,9 @@ def build(settings: Settings, **overrides: Any) -> Services:
     stores = _Stores(parts, aws)
     # Job records publish their state changes (issue 12): each store wrapped once, here.
     publisher = parts.get("event_publisher", lambda: event_publisher(settings, aws))
+    # Schedules (issue 12): a firing invokes a target registered by name on schedule_targets.
+    schedule_targets = parts.get("schedule_targets", ScheduleTargets)
+    scheduler = parts.get("scheduler", lambda: scheduler_for(settings, aws, schedule_targets))
     for name, store in publishing_stores(JobEvents(publisher), clock, train_jobs=stores.train_jobs,
                                          inference_jobs=stores.inference_jobs, stress_test_jobs=stores.stress_test_jobs,
                                          managed_images=stores.managed_images).items():
@@ -225,6 +233,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
         aws=aws,
         labels=LabelService(app_store, blobs, settings.data_bucket, clock=clock),
         events=EventService(publisher),
+        scheduler=scheduler,
+        schedule_targets=schedule_targets,
         continuous_tests=ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
                                                blobs, publisher, settings.data_bucket, clock=clock),
     )

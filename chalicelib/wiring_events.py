@@ -1,5 +1,6 @@
 """The composition root's section for events and schedules (kept apart so wiring.py stays
-short): which event publisher ``events_uri`` names, made from the settings."""
+short): which event publisher ``events_uri`` and which scheduler ``scheduler_uri`` name, made
+from the settings."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,6 +25,21 @@ def event_publisher(settings: Settings, aws: Any) -> Any:
                                 _LazyClient(aws, "logs"), settings.events_log_group or events_log_group(settings))
 
 
+def scheduler(settings: Settings, aws: Any, targets: Any) -> Any:
+    """EventBridge Scheduler in the stack's group (``eventbridge://[group]``) or the local scheduler
+    (``local://<dir>``, firing through ``targets`` by the clock ``local_scheduler_clock`` names)."""
+    scheme, rest = scheme_of(settings.scheduler_uri, "KILELE_SCHEDULER_URI", ("eventbridge", "local"))
+    if scheme == "local":
+        from chalicelib.adapters.schedules.local import LocalScheduler, ManualClock, SystemClock
+
+        clock = ManualClock() if settings.local_scheduler_clock == "manual" else SystemClock()
+        return LocalScheduler(Path(rest) if rest else default_work_dir("schedules"), targets, clock)
+    from chalicelib.adapters.schedules.eventbridge import EventBridgeScheduler
+
+    return EventBridgeScheduler(_LazyClient(aws, "scheduler"), rest or settings.resource_name(resources.SCHEDULE_GROUP),
+                                settings.schedule_target_arn, settings.scheduler_role_arn)
+
+
 def events_log_group(settings: Settings) -> str:
     """The log group a rule on the bus delivers Kilele events to, unless ``events_log_group`` names
     another (infra creates it under this name; /aws/events/ is where EventBridge's own live)."""
@@ -41,4 +57,4 @@ class _LazyClient:
         return getattr(self._aws.client(self._service), name)
 
 
-__all__ = ["event_publisher", "events_log_group"]
+__all__ = ["event_publisher", "events_log_group", "scheduler"]

@@ -112,8 +112,13 @@ def _serving_consumer(context: StackContext) -> LocalComponent:
 
 
 # Stand-ins for what moto cannot execute, started after the API is up (a new runner appends here).
+def _scheduler(context: StackContext) -> LocalComponent:
+    # The local scheduler twin (issue 12), built by the composition root: fires schedules in this process.
+    return context.services.scheduler
+
+
 COMPONENT_FACTORIES: list[Callable[[StackContext], LocalComponent]] = [
-    _lambda_shim, _trial_runner, _endpoint_runner, _serving_consumer,
+    _lambda_shim, _trial_runner, _endpoint_runner, _serving_consumer, _scheduler,
 ]
 
 
@@ -205,6 +210,7 @@ class LocalStack:
             settings = settings.with_values(image_builder_uri=f"local://{(self.data.path if self.data else work_dir) / 'images'}")
             # The event log is kept like the rest of the state (issue 12): GET /events reads it after a restart.
             settings = settings.with_values(events_uri=f"local://{(self.data.path if self.data else work_dir) / 'events'}")
+            settings = settings.with_values(scheduler_uri=f"local://{(self.data.path if self.data else work_dir) / 'schedules'}")
             services = wiring.build(settings, aws=aws)
             self._previous_services = wiring.install(services)
             self._installed = True

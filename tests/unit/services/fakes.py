@@ -58,6 +58,7 @@ from chalicelib.entities import (
 )
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.services.gpus import GpuSupport
+from chalicelib.services.schedule_targets import ScheduleTargets
 from chalicelib.latency import LATENCY_BUCKETS, latency_bucket
 from chalicelib.ports import EndpointState
 
@@ -1110,6 +1111,8 @@ class Fakes:
     image_workflows: FakeWorkflowRunner = field(default_factory=FakeWorkflowRunner)
     # Job state changes (fakes_events.py): the events the record stores published.
     event_publisher: Any = field(default_factory=lambda: _events_fake("FakeEventPublisher"))
+    scheduler: Any = field(default_factory=lambda: _events_fake("FakeScheduler"))
+    schedule_targets: ScheduleTargets = field(default_factory=ScheduleTargets)  # the real registry: pure
     # CT instances (fakes_continuous.py).
     ct_instances: Any = field(default_factory=lambda: _continuous_fake("FakeCTInstanceStore"))
     aws: Any = field(default_factory=NoAws)
