@@ -24,6 +24,7 @@ from kilele.resources import (
     BundlesMixin,
     CaptureMixin,
     DatasetsMixin,
+    EventsMixin,
     InferenceJobsMixin,
     ManagedImagesMixin,
     ModelsMixin,
@@ -51,6 +52,7 @@ class Client(
     ProjectsMixin,
     StressTestsMixin,
     ManagedImagesMixin,
+    EventsMixin,
 ):
     """A connection to a Kilele API.
 

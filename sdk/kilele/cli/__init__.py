@@ -20,6 +20,7 @@ from kilele.cli import (  # noqa: F401 (commands)
     auth,
     bundles,
     datasets,
+    events,
     images,
     inference,
     models,

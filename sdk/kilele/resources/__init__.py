@@ -8,6 +8,7 @@ from kilele.resources.auth import AuthMixin
 from kilele.resources.bundles import BundlesMixin
 from kilele.resources.capture import CaptureMixin
 from kilele.resources.datasets import DatasetsMixin
+from kilele.resources.events import EventsMixin
 from kilele.resources.images import ManagedImagesMixin
 from kilele.resources.inference import InferenceJobsMixin, PredictionsMixin
 from kilele.resources.models import ModelsMixin
@@ -19,4 +20,4 @@ from kilele.resources.users import UsersMixin
 
 __all__ = ["AuthMixin", "UsersMixin", "DatasetsMixin", "ModelsMixin", "TrainJobsMixin", "TrialsMixin",
            "InferenceJobsMixin", "PredictionsMixin", "ApplicationsMixin", "BundlesMixin",
-           "ProjectsMixin", "StressTestsMixin", "ManagedImagesMixin", "CaptureMixin"]
+           "ProjectsMixin", "StressTestsMixin", "ManagedImagesMixin", "CaptureMixin", "EventsMixin"]
