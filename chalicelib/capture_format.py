@@ -82,8 +82,8 @@ def ground_truth_key(user_id: str, app: str, received: datetime, unique: Optiona
 
 def inference_time(at: datetime) -> str:
     """SageMaker's ``inferenceTime``: UTC, ISO 8601 with a ``Z`` (milliseconds kept)."""
-    at = at.astimezone(timezone.utc)
-    return f"{at:%Y-%m-%dT%H:%M:%S}.{at.microsecond // 1000:03d}Z"
+    # isoformat is C code; strftime-style formatting was a tenth of a capture record's cost.
+    return at.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _json_text(value: Any) -> str:
@@ -106,10 +106,11 @@ class CapturedQuery:
     default: bool = False
 
 
-def capture_record(query: CapturedQuery, event_id: Optional[str] = None) -> bytes:
-    """One capture line (no newline) in SageMaker Data Capture's record layout."""
+def capture_record(query: CapturedQuery, event_id: Optional[str] = None, time_text: Optional[str] = None) -> bytes:
+    """One capture line (no newline) in SageMaker Data Capture's record layout (``time_text``:
+    ``inference_time(query.at)`` when the caller has it already)."""
     metadata: dict[str, Any] = {"eventId": event_id or str(uuid.uuid4()), "inferenceId": query.query_id,
-                                "inferenceTime": inference_time(query.at)}
+                                "inferenceTime": time_text or inference_time(query.at)}
     if query.default:
         metadata["kileleDefault"] = True
     return orjson.dumps({

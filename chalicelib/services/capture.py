@@ -28,7 +28,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from chalicelib.capture_format import NO_ENDPOINT, VARIANT, CapturedQuery, capture_key, capture_record
+from chalicelib.capture_format import NO_ENDPOINT, VARIANT, CapturedQuery, capture_key, capture_record, inference_time
 from chalicelib.ports import BlobStore
 
 log = logging.getLogger("kilele.capture")
@@ -69,11 +69,18 @@ class CaptureBuffer:
     def add(self, user_id: str, app: str, endpoint: Optional[str], queries: list[CapturedQuery]) -> None:
         """Buffer the records of ``queries``, answered by ``endpoint`` (None: no endpoint
         answered, the app's default output)."""
-        lines = [capture_record(q) for q in queries]
-        size = sum(len(line) + 1 for line in lines)
+        # A request's queries share one time: its text and hour are worked out once per time.
+        times: dict[datetime, tuple[str, int]] = {}
         by_hour: dict[int, list[bytes]] = {}
-        for query, line in zip(queries, lines):
-            by_hour.setdefault(int(query.at.timestamp() // 3600), []).append(line)
+        lines = []
+        for query in queries:
+            known = times.get(query.at)
+            if known is None:
+                known = times[query.at] = (inference_time(query.at), int(query.at.timestamp() // 3600))
+            line = capture_record(query, time_text=known[0])
+            lines.append(line)
+            by_hour.setdefault(known[1], []).append(line)
+        size = sum(len(line) + 1 for line in lines)
         endpoint_name = endpoint or NO_ENDPOINT
         full = False
         with self._lock:
