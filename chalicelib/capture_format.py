@@ -35,6 +35,7 @@ the labels were received. Everything here is pure (bytes in, bytes out).
 """
 from __future__ import annotations
 
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -78,6 +79,23 @@ def capture_key(user_id: str, app: str, endpoint: str, variant: str, hour: datet
 def ground_truth_key(user_id: str, app: str, received: datetime, unique: Optional[str] = None) -> str:
     """The object key of a ground-truth file of labels received at ``received``."""
     return f"{app_prefix(GROUND_TRUTH_PREFIX, user_id, app)}/{_hour_path(received)}/{file_name(received, unique)}"
+
+
+_HOURLY = re.compile(r"(?:^|/)(?P<y>\d{4})/(?P<m>\d\d)/(?P<d>\d\d)/(?P<h>\d\d)/[^/]+\.jsonl$")
+
+
+def partition_hour(key: str) -> Optional[datetime]:
+    """The hour (UTC) of a capture or ground-truth file from its key's ``yyyy/mm/dd/hh/`` folders
+    (Kilele's, or a SageMaker endpoint's ``<prefix>/<endpoint>/<variant>/yyyy/mm/dd/hh/``); None for
+    a key without them. A reader picks the hours it wants with it (e.g. those since a continuous
+    test's last run) before reading any file."""
+    match = _HOURLY.search(key)
+    if match is None:
+        return None
+    try:
+        return datetime(int(match["y"]), int(match["m"]), int(match["d"]), int(match["h"]), tzinfo=timezone.utc)
+    except ValueError:  # 2026/13/45/99: not a date
+        return None
 
 
 def inference_time(at: datetime) -> str:

@@ -92,3 +92,15 @@ def test_empty_and_bad_files():
         capture_frame(['{"captureData": {}, "eventMetadata": {"inferenceTime": "2019-11-22T10:00:00Z"}}\n{"x": 1}'])
     with pytest.raises(CaptureFormatError, match="ground-truth"):
         ground_truth_frame(["not json"])
+
+
+def test_partition_hour_of_kilele_sagemaker_and_ground_truth_keys():
+    from chalicelib.capture_format import capture_key, ground_truth_key, partition_hour
+
+    hour = datetime(2026, 12, 2, 9, tzinfo=timezone.utc)
+    assert partition_hour(capture_key("u", "a", "ep", "AllTraffic", hour, T0)) == hour
+    assert partition_hour(ground_truth_key("u", "a", hour)) == hour
+    assert partition_hour("monitor/capture/my-endpoint/AllTraffic/2019/11/22/08/24-40-123-abc.jsonl") == datetime(
+        2019, 11, 22, 8, tzinfo=timezone.utc)
+    assert partition_hour("capture/u/a/ep/AllTraffic/2019/13/22/08/x.jsonl") is None
+    assert partition_hour("capture/u/a/notes.txt") is None
