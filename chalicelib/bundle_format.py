@@ -19,7 +19,13 @@ The manifest (format :data:`FORMAT`)::
                   "model_file": "members/<trial_id>/model.py", "params": "members/<trial_id>/params.npz",
                   "onnx": "members/<trial_id>/model.onnx" or null,
                   "knobs": {...}, "score": 0.97, "dependencies": {"scikit-learn": "1.9.1"}}],
-     "requirements": ["scikit-learn==1.9.1"]}
+     "requirements": ["scikit-learn==1.9.1"],
+     "image": {"name": "deps-...", "ref": "...", "pip_freeze": ["inflection==0.5.1", ...]}}  (optional)
+
+``image`` (since format 1; readers ignore keys they do not know, so no new format): the managed
+image the members' dependencies resolved to, with the ``pip freeze`` recorded when it was built.
+With it, ``requirements`` pins every member dependency to the version the image resolved (a free
+``numpy`` is written ``numpy==<what was installed>``), so the bundle installs what it ran with.
 
 This module is the only writer: the platform's ``BundleBuilder``, the inference server's tests and
 the serving benchmark all call it. The only reader is ``kilele_inference.bundle`` (in the inference
@@ -32,6 +38,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,10 +80,33 @@ class BundleMember:
         return f"members/{self.trial_id}"
 
 
-def requirements_of(members: Iterable[BundleMember]) -> list[str]:
-    """The pip requirements of a bundle: every member's dependencies, pinned when a version is given."""
-    return sorted({f"{name}=={version}" if version else name
-                   for member in members for name, version in (member.dependencies or {}).items()})
+def requirements_of(members: Iterable[BundleMember], resolved: Optional[Mapping[str, str]] = None) -> list[str]:
+    """The pip requirements of a bundle: every member's dependencies, pinned to the version
+    ``resolved`` ({canonical name: version}, an image's freeze) has, else when one is given."""
+    resolved = resolved or {}
+
+    def pinned(name: str, version: str) -> str:
+        found = resolved.get(_canonical(name))
+        if found:
+            return f"{name}=={found}"
+        return f"{name}=={version}" if version and version[0].isdigit() else f"{name}{version}" if version else name
+
+    return sorted({pinned(name, version) for member in members for name, version in (member.dependencies or {}).items()})
+
+
+def _canonical(name: str) -> str:
+    # PEP 503's normalised name (packaging.utils.canonicalize_name, without the dependency).
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _resolved(image: Optional[Mapping[str, Any]]) -> dict[str, str]:
+    """{canonical name: version} of an image's ``pip_freeze`` lines."""
+    found = {}
+    for line in (image or {}).get("pip_freeze") or ():
+        name, sep, version = str(line).partition("==")
+        if sep:
+            found[_canonical(name.strip())] = version.strip()
+    return found
 
 
 def _check(members: list[BundleMember]) -> None:
@@ -93,8 +123,9 @@ def _check(members: list[BundleMember]) -> None:
 
 
 def build_manifest(app: str, app_version: Any, task: str, members: list[BundleMember],
-                   created_at: Optional[str] = None) -> dict[str, Any]:
-    """The manifest (``kilele-bundle.json``) of a bundle of ``members``."""
+                   created_at: Optional[str] = None, image: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
+    """The manifest (``kilele-bundle.json``) of a bundle of ``members``; ``image``: the managed
+    image they run in (``name``, ``ref``, ``pip_freeze``), recorded and pinned (module doc)."""
     _check(members)
     entries = []
     for member in members:
@@ -109,14 +140,18 @@ def build_manifest(app: str, app_version: Any, task: str, members: list[BundleMe
     manifest: dict[str, Any] = {"format": FORMAT, "app": app, "app_version": app_version, "task": task}
     if created_at is not None:
         manifest["created_at"] = created_at
-    manifest.update({"members": entries, "requirements": requirements_of(members)})
+    manifest.update({"members": entries, "requirements": requirements_of(members, _resolved(image))})
+    if image:
+        manifest["image"] = {"name": str(image.get("name") or ""), "ref": str(image.get("ref") or ""),
+                             "pip_freeze": [str(line) for line in image.get("pip_freeze") or ()]}
     return manifest
 
 
 def bundle_files(app: str, app_version: Any, task: str, members: list[BundleMember],
-                 created_at: Optional[str] = None) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+                 created_at: Optional[str] = None,
+                 image: Optional[Mapping[str, Any]] = None) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
     """The manifest and every file of the bundle as ``(relative path, bytes)``, members first."""
-    manifest = build_manifest(app, app_version, task, members, created_at)
+    manifest = build_manifest(app, app_version, task, members, created_at, image)
     files: list[tuple[str, bytes]] = []
     for member in members:
         files.append((f"{member.folder}/model.py", member.model_source))
@@ -137,7 +172,8 @@ def _add(archive: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_bundle(target: Union[str, os.PathLike, BinaryIO], app: str, app_version: Any, task: str,
-                 members: list[BundleMember], created_at: Optional[str] = None) -> dict[str, Any]:
+                 members: list[BundleMember], created_at: Optional[str] = None,
+                 image: Optional[Mapping[str, Any]] = None) -> dict[str, Any]:
     """Writes a bundle of ``members`` and returns its manifest.
 
     ``target`` is a directory path (created if needed; the files are written in it, as
@@ -145,7 +181,7 @@ def write_bundle(target: Union[str, os.PathLike, BinaryIO], app: str, app_versio
     at its top level is written into it, as the platform stores bundles and SageMaker extracts
     them into ``/opt/ml/model``).
     """
-    manifest, files = bundle_files(app, app_version, task, members, created_at)
+    manifest, files = bundle_files(app, app_version, task, members, created_at, image)
     if isinstance(target, (str, os.PathLike)):
         root = Path(target)
         for relative, data in files:
@@ -160,8 +196,9 @@ def write_bundle(target: Union[str, os.PathLike, BinaryIO], app: str, app_versio
 
 
 def bundle_bytes(app: str, app_version: Any, task: str, members: list[BundleMember],
-                 created_at: Optional[str] = None) -> tuple[bytes, dict[str, Any]]:
+                 created_at: Optional[str] = None,
+                 image: Optional[Mapping[str, Any]] = None) -> tuple[bytes, dict[str, Any]]:
     """A bundle of ``members`` as ``.tar.gz`` bytes, with its manifest."""
     buffer = io.BytesIO()
-    manifest = write_bundle(buffer, app, app_version, task, members, created_at)
+    manifest = write_bundle(buffer, app, app_version, task, members, created_at, image)
     return buffer.getvalue(), manifest

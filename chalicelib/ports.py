@@ -140,8 +140,11 @@ class EndpointState:
 class EndpointRunner(Protocol):
     """Serves inference-job bundles: SageMaker endpoints, or local inference-server processes."""
 
-    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
-        """Start serving the bundle (a tar.gz in the data bucket) under ``name``."""
+    def deploy(self, name: str, bundle_key: str, gpu: bool = False, image: Optional[str] = None) -> None:
+        """Start serving the bundle (a tar.gz in the data bucket) under ``name``; ``image``: the
+        managed image to serve in (its reference: an ECR image URI on AWS, ``venv://DIR``
+        locally; None: the inference image). A reference the runner cannot run is
+        :class:`errors.Unprocessable`."""
 
     def state(self, name: str) -> EndpointState: ...
 

@@ -53,7 +53,7 @@ from chalicelib.services.users import UserService
 from chalicelib.settings import Settings
 from chalicelib.wiring_events import event_publisher
 from chalicelib.wiring_events import scheduler as scheduler_for
-from chalicelib.wiring_images import image_builder
+from chalicelib.wiring_images import image_builder, serving_base
 from chalicelib.wiring_runtimes import (
     child_aws_environment,
     endpoint_runner,
@@ -162,7 +162,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
         parts.get("image_workflows", lambda: _image_workflows(settings, aws)),
         poll_seconds=settings.image_poll_seconds, clock=clock)
     # Models' dependencies -> managed images; a slot waiting for one asks again as often as it is polled.
-    model_images = ModelImages(managed_images, wait_seconds=max(1, settings.image_poll_seconds))
+    model_images = ModelImages(managed_images, wait_seconds=max(1, settings.image_poll_seconds),
+                               serving_base=serving_base(settings))
     train_jobs = TrainJobService(
         stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
@@ -171,7 +172,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
     # One API process writing every app row (the local stack) may cache serving states: see serving_cache.py.
     app_store = ProcessServingStates(stores.apps) if settings.serving_state_cache is True else stores.apps
     inference = InferenceJobService(
-        stores.inference_jobs, stores.train_jobs, stores.trials, train_jobs, BundleBuilder(blobs, stores.models, clock),
+        stores.inference_jobs, stores.train_jobs, stores.trials, train_jobs,
+        BundleBuilder(blobs, stores.models, clock, model_images),
         blobs, endpoints, stage=settings.stage, public_api_url=settings.public_api_url,
         presigned_url_seconds=settings.presigned_url_seconds, clock=clock, apps=app_store, gpus=gpus,
     )

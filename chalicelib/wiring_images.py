@@ -37,6 +37,16 @@ def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
                              wheels_only=settings.local_image_wheels_only)
 
 
+def serving_base(settings: Settings) -> Any:
+    """What the images endpoints serve in are built over: the inference image where it differs
+    from the worker's (CodeBuild: two base images), else the worker runtime (locally both are
+    this runtime, so a model is served in the very image it trained in)."""
+    from chalicelib.entities.images import ImageBase
+
+    scheme, _ = scheme_of(settings.image_builder_uri, "KILELE_IMAGE_BUILDER_URI", ("codebuild", "local"))
+    return ImageBase.INFERENCE if scheme == "codebuild" else ImageBase.WORKER
+
+
 class _OnFirstUse:
     """An image builder made by ``factory`` when first used (its clients cost a cold start)."""
 
@@ -66,4 +76,4 @@ class _OnFirstUse:
 
 
 
-__all__ = ["image_builder"]
+__all__ = ["image_builder", "serving_base"]

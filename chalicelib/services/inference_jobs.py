@@ -125,7 +125,8 @@ class InferenceJobService:
             raise Unprocessable(f"train job {app} v{train_job.app_version} {_nothing_to_serve(trials)}")
         job_id = new_id()
         bundle_key = f"bundles/{job_id}/bundle.tar.gz"
-        self._bundles.build(bundle_key, app, train_job.app_version, train_job.task, members)
+        manifest = self._bundles.build(bundle_key, app, train_job.app_version, train_job.task, members)
+        image = (manifest.get("image") or {}).get("ref") or None  # the managed image its models run in
         job = InferenceJob(
             id=job_id,
             user_id=actor.id,
@@ -144,7 +145,7 @@ class InferenceJobService:
         self._jobs.add(job)
         gpu = float((budget or {}).get(BudgetOption.GPU_COUNT.value, 0)) > 0
         try:
-            self._endpoints.deploy(job.endpoint_name, bundle_key, gpu=gpu)
+            self._endpoints.deploy(job.endpoint_name, bundle_key, gpu=gpu, image=image)
         except Exception as e:
             self._leave_live(job, InferenceJobStatus.ERRORED, error=f"the endpoint could not be created: {e}")
             raise
@@ -293,7 +294,8 @@ class InferenceJobService:
                 continue
             gpu = float((job.budget or {}).get(BudgetOption.GPU_COUNT.value, 0)) > 0
             try:
-                self._endpoints.deploy(job.endpoint_name, job.bundle_key, gpu=gpu)
+                image = self._bundles.serving_image([t for t in (self._trials.get(m["id"]) for m in job.members) if t])
+                self._endpoints.deploy(job.endpoint_name, job.bundle_key, gpu=gpu, image=image["ref"] if image else None)
             except Exception as e:  # noqa: BLE001 - this job ends with why; the others go on
                 self._leave_live(job, InferenceJobStatus.ERRORED, error=f"{reason}; its endpoint could not be "
                                  f"started again: {e}")

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from chalicelib.entities import Model, StopReason
 from chalicelib.entities.images import BuildState, ImageBase, ManagedImage, content_key, from_dependencies
-from chalicelib.errors import InvalidInput
+from chalicelib.errors import Conflict, DomainError, InvalidInput, Unprocessable
 from chalicelib.services.managed_images import ManagedImageService
 
 #: The name prefix of the images models' dependencies resolve to.
@@ -42,9 +42,14 @@ class ModelImages:
 
     ``wait_seconds``: how long a worker slot waits before asking again while the image builds."""
 
-    def __init__(self, images: ManagedImageService, wait_seconds: int = 5):
+    def __init__(self, images: ManagedImageService, wait_seconds: int = 5,
+                 serving_base: ImageBase = ImageBase.WORKER):
+        """``serving_base``: what endpoints' images are built over. Locally both bases are the
+        same runtime, so a model is served in the image it trained in (WORKER); on AWS the
+        inference image differs from the worker's, and each set gets an INFERENCE image too."""
         self._images = images
         self._wait_seconds = wait_seconds
+        self._serving_base = serving_base
 
     def resolve(self, owner_id: str, dependencies: dict[str, Any]) -> Optional[str]:
         """The name of the image ``dependencies`` need (its build started if it is new), or None
@@ -55,15 +60,44 @@ class ModelImages:
             return None
         name = dependency_image_name(ImageBase.WORKER, requirements)
         self._images.ensure(owner_id, name, ImageBase.WORKER, requirements)
+        if self._serving_base is not ImageBase.WORKER:  # built now too: ready when the model is served
+            self._images.ensure(owner_id, dependency_image_name(self._serving_base, requirements), self._serving_base,
+                                requirements)
         return name
 
-    def attach(self, name: str, model_id: str) -> None:
-        """Record the model as a user of its image."""
-        self._images.attach(name, model_user(model_id))
+    def attach(self, model: Model) -> None:
+        """Record the model as a user of its image(s)."""
+        for name in self._names(model):
+            self._images.attach(name, model_user(model.id))
 
-    def release(self, name: str, model_id: str) -> None:
-        """The model is gone: it no longer holds its image."""
-        self._images.release(name, model_user(model_id))
+    def release(self, model: Model) -> None:
+        """The model is gone: it no longer holds its image(s)."""
+        for name in self._names(model):
+            self._images.release(name, model_user(model.id))
+
+    def _names(self, model: Model) -> list[str]:
+        return list(dict.fromkeys([model.image, self._serving_name(model)])) if model.image else []
+
+    def _serving_name(self, model: Model) -> str:
+        if self._serving_base is ImageBase.WORKER:
+            return model.image or ""
+        return dependency_image_name(self._serving_base, from_dependencies(model.dependencies))
+
+    def serving(self, models: list[Model]) -> Optional[dict[str, Any]]:
+        """The image an endpoint serving ``models`` (an ensemble) runs in: ``{"name", "ref",
+        "pip_freeze"}`` (None: the inference runtime). A model without an image runs in any of
+        them (each image layers on the runtime); models needing different images cannot share one
+        endpoint (:class:`Unprocessable`); an image not READY is a :class:`Conflict`."""
+        names = sorted({self._serving_name(m) for m in models if m.image})
+        if not names:
+            return None
+        if len(names) > 1:
+            raise Unprocessable(f"the models to serve need different managed images ({', '.join(names)}); one "
+                                "endpoint runs in one image: give the models the same dependencies")
+        image = self._images.current(names[0])
+        runtime = image_runtime(image, names[0], error=Conflict)
+        freeze = [f"{name}=={version}" for name, version in sorted(image.installed.items())] if image else []
+        return {**runtime, "pip_freeze": freeze}
 
     def describe(self, model: Model) -> Optional[dict[str, Any]]:
         """What a model's ``image`` field shows: the image's name, build status and reason."""
@@ -100,12 +134,12 @@ class ModelImages:
         return image_runtime(image, model.image)
 
 
-def image_runtime(image: Optional[ManagedImage], name: str) -> dict[str, str]:
-    """``{"name", "ref"}`` of a READY image; :class:`InvalidInput` naming its status if not."""
+def image_runtime(image: Optional[ManagedImage], name: str, error: type[DomainError] = InvalidInput) -> dict[str, str]:
+    """``{"name", "ref"}`` of a READY image; ``error`` naming its status if not."""
     if image is None:
-        raise InvalidInput(f"no managed image {name!r}")
+        raise error(f"no managed image {name!r}")
     if image.status is not BuildState.READY or not image.image_ref:
-        raise InvalidInput(f"managed image {name!r} is {image.status.value}: an image is usable once READY"
+        raise error(f"managed image {name!r} is {image.status.value}: an image is usable once READY"
                            + (f" ({image.error})" if image.error else ""))
     return {"name": image.name, "ref": image.image_ref}
 

@@ -64,7 +64,7 @@ class ModelService:
             self._blobs.delete(model.object_key)  # the name was taken or the write failed
             raise
         if image and self._images:
-            self._images.attach(image, model.id)  # the image cannot be deleted while the model is there
+            self._images.attach(model)  # its image cannot be deleted while the model is there
         return self._shown(model)
 
     def get(self, actor: User, model_id: str) -> dict[str, Any]:
@@ -100,7 +100,7 @@ class ModelService:
         self._models.delete_unused(model)
         self._blobs.delete(model.object_key)
         if model.image and self._images:
-            self._images.release(model.image, model.id)
+            self._images.release(model)
         return model.to_dict()
 
     def _visible(self, actor: User, model_id: str) -> Model:

@@ -41,6 +41,7 @@ class Confinement:
     cwd: str
     own: Sequence[str] = ()       # chowned to the run's user, writable (its work and temp directories)
     shared: Sequence[str] = ()    # readable by the run only (root:its group), e.g. its inputs
+    readable: Sequence[str] = ()  # reachable, left as they are (a managed image's environment)
     user: bool = True             # a user of its own when the platform is root
     network_access: bool = False  # False: a network namespace of its own (no route anywhere)
     isolate: bool = True          # mount + PID namespaces (own /proc, read-only /tmp, nothing outlives it)
@@ -58,7 +59,7 @@ class Confinement:
             "pid_namespace": self.isolate, "private_tmp": self.isolate,
             "memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,
             "max_processes": self.max_processes, "file_bytes": self.file_bytes, "shm_bytes": self.shm_bytes,
-            "expose": interpreter_paths() + [self.cwd, *self.own, *self.shared],
+            "expose": interpreter_paths() + [*self.readable, self.cwd, *self.own, *self.shared],
         }
 
 

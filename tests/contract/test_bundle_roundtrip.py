@@ -159,6 +159,20 @@ def test_what_the_writer_writes_the_server_reads_and_serves(tmp_path, trained, c
             assert all(served[label] == pytest.approx(own[label], abs=TOLERANCE) for label in own)
 
 
+def test_a_bundle_of_a_managed_image_pins_its_freeze_and_the_reader_still_reads_it(tmp_path, trained):
+    # The image key is additive in format 1: the reader (which ignores keys it does not know)
+    # reads the bundle, and its requirements are pinned to what the image resolved.
+    member = trained["tree"][1]
+    image = {"name": "deps-0123456789abcdef", "ref": "venv:///images/envs/x",
+             "pip_freeze": ["numpy==2.4.6", "scikit-learn==1.9.1", "six==1.16.0"]}
+    manifest = bundle_format.write_bundle(tmp_path, "contract_app", 3, "TABULAR_CLASSIFICATION", [member],
+                                          image=image)
+    assert manifest["image"] == image and manifest["format"] == bundle_format.FORMAT
+    spec = read_bundle(tmp_path)
+    assert spec.requirements == manifest["requirements"] == ["numpy==2.4.6", "scikit-learn==1.9.1"]
+    assert (tmp_path / bundle_format.REQUIREMENTS).read_text().split() == ["numpy==2.4.6", "scikit-learn==1.9.1"]
+
+
 def test_writer_and_reader_agree_on_the_manifest_name_and_format():
     # The reader cannot import the writer (the inference image has no chalicelib): they keep
     # their own constants, which must stay equal.

@@ -40,6 +40,7 @@ from kilele.archive import safe_extract
 
 from chalicelib.adapters.endpoints.invocations import invocation_error, invocation_headers
 from chalicelib.adapters.endpoints.restarts import RestartLog, RestartPolicy
+from chalicelib.errors import Unprocessable
 from chalicelib.ports import (
     BlobStore,
     EndpointState,
@@ -106,6 +107,20 @@ class _Endpoint:
     socket_fd: Optional[int] = None  # the run directory, held open when the address goes through it
 
 
+def _venv_of(image: str) -> Path:
+    """The environment a local managed image's reference names; :class:`Unprocessable` for one
+    this runner cannot run (an ECR image URI) or whose environment is gone."""
+    if not image.startswith(VENV_SCHEME):
+        raise Unprocessable(f"image {image!r} is not a local managed image: the local stack serves only "
+                            "images its own builder made")
+    environment = Path(image[len(VENV_SCHEME):])
+    if not (environment / "bin" / "python").exists():
+        raise Unprocessable(f"the managed image's environment {environment} is gone")
+    return environment
+
+
+#: How the local image builder refers to an image (chalicelib.adapters.images.local.IMAGE_REF_SCHEME).
+VENV_SCHEME = "venv://"
 #: What a Unix socket address holds (sun_path: 108 bytes with its terminating NUL).
 MAX_SOCKET_PATH = 107
 
@@ -151,7 +166,14 @@ class LocalEndpointRunner:
         self._monitor: Optional[threading.Thread] = None
         self._monitor_stop = threading.Event()
 
-    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
+    def deploy(self, name: str, bundle_key: str, gpu: bool = False, image: Optional[str] = None) -> None:
+        """``image``: a managed image's ``venv://DIR`` (the local image builder's): the server
+        runs with that environment's interpreter, still confined (its directory reachable,
+        nothing of it writable)."""
+        python, readable = self._python, []
+        if image:
+            environment = _venv_of(image)
+            python, readable = str(environment / "bin" / "python"), [str(environment)]
         self.delete(name)  # deployed again (a resumed job): the old server goes first
         directory = self._work_dir / "endpoints" / name
         shutil.rmtree(directory, ignore_errors=True)
@@ -163,13 +185,13 @@ class LocalEndpointRunner:
         socket_path = run / SOCKET_NAME
         address, socket_fd = _socket_address(socket_path)
         confined = sandbox.Confinement(
-            cwd=str(run), own=[str(run)], shared=[str(directory)],
+            cwd=str(run), own=[str(run)], shared=[str(directory)], readable=readable,
             memory_bytes=self._memory_limit_mb * 1024 * 1024 if self._memory_limit_mb and not gpu else None,
             max_processes=self._max_processes,
         )
         env = {**self._environment, "HOME": str(run), "TMPDIR": str(run), "USER": "kilele-model",
                "LOGNAME": "kilele-model", "PYTHONUNBUFFERED": "1"}
-        argv = [self._python, "-m", "kilele_inference", "--bundle", str(directory / "bundle"),
+        argv = [python, "-m", "kilele_inference", "--bundle", str(directory / "bundle"),
                 # relative to its working directory (run) when the full path is too long to bind
                 "--uds", SOCKET_NAME if socket_fd is not None else str(socket_path)]
         log_path = directory.parent / f"{name}.log"  # outside the server's reach
@@ -177,7 +199,7 @@ class LocalEndpointRunner:
 
         def start() -> subprocess.Popen:
             with open(log_path, "ab") as server_log:  # a restarted server's lines follow the last one's
-                return sandbox.spawn(confined, argv, env=env, python=self._python,
+                return sandbox.spawn(confined, argv, env=env, python=python,
                                      stdout=server_log, stderr=subprocess.STDOUT)
 
         process = self._spawn(start)

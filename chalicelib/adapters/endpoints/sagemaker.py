@@ -52,11 +52,13 @@ class SageMakerEndpointRunner:
         self._runtime = runtime
         self._autoscaling = autoscaling
 
-    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
+    def deploy(self, name: str, bundle_key: str, gpu: bool = False, image: Optional[str] = None) -> None:
+        # A managed image (an ECR URI: the inference image plus the models' dependencies) replaces
+        # the inference image; it was built FROM it, so it serves the bundle the same way.
         self._sm.create_model(
             ModelName=name,
             ExecutionRoleArn=self.role_arn,
-            PrimaryContainer={"Image": self.gpu_image_uri if gpu else self.image_uri,
+            PrimaryContainer={"Image": image or (self.gpu_image_uri if gpu else self.image_uri),
                               "ModelDataUrl": f"s3://{self.bucket}/{bundle_key}"},
             # The container (model code) gets no network at all: SageMaker itself delivers the
             # bundle from S3, and the role's credentials never reach the container.

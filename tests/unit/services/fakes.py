@@ -329,6 +329,7 @@ class FakeEndpointRunner(Fake):
         super().__init__()
         self.deployed: dict[str, str] = {}
         self.gpu: dict[str, bool] = {}
+        self.images: dict[str, Optional[str]] = {}  # the managed image each endpoint serves in
         self.deleted: list[str] = []
         self.invocations: list[tuple[str, list]] = []
         self.answer: Callable[[list], list] = lambda queries: [{"0": 0.25, "1": 0.75} for _ in queries]
@@ -337,11 +338,12 @@ class FakeEndpointRunner(Fake):
         self.states: dict[str, EndpointState] = {}
         self.state_override: Optional[EndpointState] = None
 
-    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
+    def deploy(self, name: str, bundle_key: str, gpu: bool = False, image: Optional[str] = None) -> None:
         if self.deploy_failure is not None:
             raise self.deploy_failure
         self.deployed[name] = bundle_key
         self.gpu[name] = gpu
+        self.images[name] = image
 
     def state(self, name: str) -> EndpointState:
         if self.state_override is not None:

@@ -3,18 +3,39 @@ once per requirement set, recorded on the model and held by it; the train job's 
 it builds, run in it once READY, and stop with the build's reason if it FAILED."""
 from __future__ import annotations
 
-import base64
+import io
+import json
+import tarfile
 
 import pytest
 
-from chalicelib.entities import StopReason, Task, TrainJobStatus, UserType
+from chalicelib.entities import StopReason, Task, TrainJobStatus, Trial, TrialStatus, UserType
 from chalicelib.entities.images import ImageBase, from_dependencies
-from chalicelib.errors import Conflict, InvalidInput
+from chalicelib.errors import Conflict, InvalidInput, Unprocessable
 from chalicelib.services.model_images import dependency_image_name
 from chalicelib.services.trial_loop import slot_state
+from settings_support import make_settings
+from unit.services.fakes import services
 
 SOURCE = b"from kilele.model import BaseModel\n\nclass M(BaseModel):\n    pass\n"
 KNOBS = {"x": {"type": "integer", "value_min": 0, "value_max": 1000, "is_exp": False}}
+
+
+@pytest.fixture
+def h():
+    """The services as the local stack wires them (its builder makes the images endpoints serve
+    in too: both bases are its runtime), on the fakes."""
+    harness = services(settings=make_settings(image_builder_uri="local:///nonexistent"))
+    yield harness
+    harness.services.close()
+
+
+@pytest.fixture
+def aws():
+    """The services as on AWS (CodeBuild: the inference image is another base than the worker's)."""
+    harness = services(settings=make_settings(image_builder_uri="codebuild://kilele-images"))
+    yield harness
+    harness.services.close()
 
 
 @pytest.fixture
@@ -137,3 +158,73 @@ def test_models_without_dependencies_run_in_the_runtime(h, dev):
     out = h.services.trial_loop.propose(state)
     assert out["proposal"]["action"] == "run" and "image" not in out["proposal"]["trial"]
     assert model["image"] is None
+
+
+# -- serving ---------------------------------------------------------------------------------------
+
+
+def served_job(h, dev, dependencies_per_model, finish=True):
+    """A STOPPED train job of ``app`` with one completed trial per model (each model created with
+    its dependencies, its images finished READY if ``finish``); returns the models."""
+    models = [create(h, dev, f"m{i}", deps) for i, deps in enumerate(dependencies_per_model)]
+    if finish:
+        for build_id, build in list(h.fakes.image_builder.builds.items()):
+            h.fakes.image_builder.finish(build_id, ["inflection==0.5.1", "numpy==2.4.6"])
+    data = h.dataset(dev)
+    job_id = h.services.train_jobs.create_train_job(dev, "app", Task.TABULAR_CLASSIFICATION, data.id, data.id, {},
+                                                    [m["id"] for m in models])["id"]
+    for number, model in enumerate(models, 1):
+        trial = Trial(id=f"t{number}", train_job_id=job_id, model_id=model["id"], model_name=model["name"],
+                      worker_key=f"{model['id']}-0", number=number, knobs={"x": number}, fingerprint=str(number),
+                      created_at=h.fakes.clock.now, status=TrialStatus.COMPLETED, score=0.9,
+                      params_key=f"trials/t{number}/params.npz")
+        h.fakes.trials.add(trial)
+        h.fakes.blobs.put_bytes(trial.params_key, b"npz")
+    h.fakes.train_jobs.set_status(job_id, TrainJobStatus.STOPPED, only_from=(TrainJobStatus.STARTED,))
+    return models
+
+
+def manifest_of(h, job):
+    key = h.fakes.inference_jobs.get(job["id"]).bundle_key
+    with tarfile.open(fileobj=io.BytesIO(h.fakes.blobs.get_bytes(key)), mode="r:gz") as archive:
+        return json.load(archive.extractfile("kilele-bundle.json")), archive.extractfile("requirements.txt").read()
+
+
+def test_an_endpoint_serves_in_the_models_image_and_its_bundle_pins_the_images_freeze(h, dev):
+    (model, plain) = served_job(h, dev, [{"inflection": "0.5.1", "numpy": ""}, {}])
+    job = h.services.inference_jobs.create_inference_job(dev, "app")
+    name = model["image"]["name"]
+    ref = h.fakes.managed_image_records.images[name].image_ref
+    assert h.fakes.endpoints.images[h.fakes.inference_jobs.get(job["id"]).endpoint_name] == ref
+    manifest, requirements = manifest_of(h, job)
+    assert manifest["image"] == {"name": name, "ref": ref, "pip_freeze": ["inflection==0.5.1", "numpy==2.4.6"]}
+    assert requirements.decode().split() == ["inflection==0.5.1", "numpy==2.4.6"]  # the free numpy, pinned
+
+
+def test_models_needing_different_images_cannot_share_an_endpoint(h, dev):
+    served_job(h, dev, [{"inflection": "0.5.1"}, {"inflection": "0.5.0"}])
+    with pytest.raises(Unprocessable, match="different managed images"):
+        h.services.inference_jobs.create_inference_job(dev, "app")
+
+
+def test_a_resumed_endpoint_serves_in_the_image_again(h, dev):
+    served_job(h, dev, [{"inflection": "0.5.1"}])
+    job = h.services.inference_jobs.create_inference_job(dev, "app")
+    endpoint = h.fakes.inference_jobs.get(job["id"]).endpoint_name
+    image = h.fakes.endpoints.images.pop(endpoint)
+    h.fakes.endpoints.deployed.pop(endpoint)  # the local stack stopped: its endpoint processes are gone
+    h.services.inference_jobs.resume_endpoints("the stack restarted")
+    assert h.fakes.endpoints.images[endpoint] == image
+
+
+def test_on_aws_a_model_gets_an_inference_image_too_and_is_served_in_it(aws):
+    dev = aws.user(UserType.MODEL_DEVELOPER)
+    (model,) = served_job(aws, dev, [{"inflection": "0.5.1"}], finish=False)
+    assert [base for base, _ in aws.fakes.image_builder.started] == [ImageBase.WORKER, ImageBase.INFERENCE]
+    inference = dependency_image_name(ImageBase.INFERENCE, from_dependencies({"inflection": "0.5.1"}))
+    assert set(aws.fakes.managed_image_records.images[inference].in_use_by) == {f"model:{model['id']}"}
+    with pytest.raises(Conflict, match=f"{inference}.*PENDING"):  # not READY yet: nothing is deployed
+        aws.services.inference_jobs.create_inference_job(dev, "app")
+    aws.fakes.image_builder.finish("build-2", ["inflection==0.5.1"])
+    job = aws.services.inference_jobs.create_inference_job(dev, "app")
+    assert aws.fakes.endpoints.images[aws.fakes.inference_jobs.get(job["id"]).endpoint_name] == "repo:build-2"
