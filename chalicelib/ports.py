@@ -409,6 +409,6 @@ from chalicelib.entities import Project, StressTestJob, StressTestStatus  # noqa
 
 # Logins (password policy, failed-login counters, audit log): their own module, re-exported here.
 from chalicelib.ports_logins import AuditLog, LoginAttemptStore, LoginFailures, PasswordPolicy, PasswordRefusal  # noqa
-from chalicelib.ports_images import ImageBuilder, ManagedImageStore  # noqa: E402,F401 - managed images (seed 002)
+from chalicelib.ports_images import BuildClaim, ImageBuilder, ImageBuildLedger, ManagedImageStore  # noqa: E402,F401 - managed images (seed 002)
 from chalicelib.ports_events import EventPublisher, NoEventPublisher  # noqa: E402,F401 - job events (issue 12)
 from chalicelib.ports_schedules import Scheduler, SchedulerClock  # noqa: E402,F401 - schedules (issue 12)
