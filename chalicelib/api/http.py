@@ -46,8 +46,9 @@ class Operation:
     query: Optional[type[BaseModel]]
     public: bool
     status: int
-    returns: Any = None  # the view's return annotation: what the 2xx body is (OpenAPI)
+    returns: Any = None  # the view's return annotation (the document's fallback when ``response`` is None)
     media_type: str = "application/json"  # of the 2xx body
+    response: Any = None  # the 2xx body's schema: a pydantic model, ``list[Model]`` or a Union (OpenAPI)
 
 
 @dataclass
@@ -129,8 +130,10 @@ def endpoint(
     public: bool = False,
     status: int = 200,
     media_type: str = "application/json",
+    response: Any = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Register ``view`` at ``method path`` on ``blueprint`` (``media_type``: of its 2xx body)."""
+    """Register ``view`` at ``method path`` on ``blueprint`` (``media_type``: of its 2xx body;
+    ``response``: its schema, chalicelib/schemas_responses*.py, for the OpenAPI document)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         try:
@@ -138,7 +141,7 @@ def endpoint(
         except (NameError, TypeError):  # an annotation that does not evaluate: the document says "any JSON"
             returns = None
         REGISTRY.operations.append(Operation(path, method, summary, body, query, public, status, returns,
-                                             media_type))
+                                             media_type, response))
 
         @blueprint.route(path, methods=[method], content_types=CONTENT_TYPES)
         @functools.wraps(view)
