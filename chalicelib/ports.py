@@ -201,6 +201,15 @@ class UserStore(Protocol):
 
     def mark_banned(self, email: str, at: datetime) -> User: ...
 
+    def link_iam_principal(self, email: str, principal: str) -> User:
+        """Link ``principal`` to the user; ``Conflict`` if another user has it, ``NotFound``
+        if there is no such user. Linking a principal the user already has changes nothing."""
+
+    def unlink_iam_principal(self, email: str, principal: str) -> User:
+        """Unlink ``principal``; ``NotFound`` unless the user has it."""
+
+    def get_by_iam_principal(self, principal: str) -> Optional[User]: ...
+
 
 class SessionStore(Protocol):
     def add(self, session: Session) -> None: ...
@@ -409,6 +418,6 @@ from chalicelib.entities import Project, StressTestJob, StressTestStatus  # noqa
 
 # Logins (password policy, failed-login counters, audit log): their own module, re-exported here.
 from chalicelib.ports_logins import AuditLog, LoginAttemptStore, LoginFailures, PasswordPolicy, PasswordRefusal  # noqa
-from chalicelib.ports_images import BuildClaim, ImageBuilder, ImageBuildLedger, ManagedImageStore  # noqa: E402,F401 - managed images (seed 002)
+from chalicelib.ports_images import ImageBuilder, ManagedImageStore  # noqa: E402,F401 - managed images (seed 002)
 from chalicelib.ports_events import EventPublisher, NoEventPublisher  # noqa: E402,F401 - job events (issue 12)
 from chalicelib.ports_schedules import Scheduler, SchedulerClock  # noqa: E402,F401 - schedules (issue 12)

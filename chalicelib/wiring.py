@@ -39,7 +39,7 @@ from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.labels import LabelService
 from chalicelib.services.login_throttle import LoginThrottle, ThrottleRule
 from chalicelib.services.managed_images import ManagedImageService
-from chalicelib.services.model_images import ModelImages, StressImages
+from chalicelib.services.model_images import ModelImages
 from chalicelib.services.models import ModelService
 from chalicelib.services.predict import PredictService
 from chalicelib.services.queues import ServingQueueService
@@ -200,7 +200,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
         presigned_url_seconds=settings.presigned_url_seconds, max_upload_bytes=settings.max_dataset_bytes,
         clock=clock, train_jobs=stores.train_jobs, trials=stores.trials, models=stores.models, apps=app_store,
-        inference_jobs=stores.inference_jobs, images=StressImages(managed_images),
+        inference_jobs=stores.inference_jobs,
     )
     return Services(
         settings=settings,
@@ -246,10 +246,10 @@ class _Stores:
     """The repositories (DynamoDB through pynamodb, bound to the settings' tables)."""
 
     def __init__(self, parts: _Parts, aws: Any):
-        from chalicelib.store import images, logins, queues, repositories, serving, stress, train_jobs
+        from chalicelib.store import images, logins, queues, repositories, serving, stress, train_jobs, users
 
         settings = parts.settings
-        self.users = parts.get("users", repositories.UserRepository)
+        self.users = parts.get("users", users.UserRepository)
         self.sessions = parts.get("sessions", repositories.SessionRepository)
         self.api_keys = parts.get("api_keys", repositories.ApiKeyRepository)
         self.datasets = parts.get("datasets", repositories.DatasetRepository)

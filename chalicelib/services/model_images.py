@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from chalicelib.entities import Model, StopReason
 from chalicelib.entities.images import BuildState, ImageBase, ManagedImage, content_key, from_dependencies
-from chalicelib.errors import Conflict, DomainError, InvalidInput, NotFound, Unprocessable
+from chalicelib.errors import Conflict, DomainError, InvalidInput, Unprocessable
 from chalicelib.services.managed_images import ManagedImageService
 
 #: The name prefix of the images models' dependencies resolve to.
@@ -134,38 +134,6 @@ class ModelImages:
         return image_runtime(image, model.image)
 
 
-class StressImages:
-    """Where a stress test's engine runs (seed 002's ``rime_managed_image``; the model under
-    test's own image otherwise). A named image must be READY and over the worker runtime; the
-    job is recorded as its user until it ends, so it is not deleted under the job."""
-
-    def __init__(self, images: ManagedImageService):
-        self._images = images
-
-    def resolve(self, job_id: str, rime_managed_image: Optional[str], model: Optional[Model]) -> Optional[dict[str, str]]:
-        """``{"name", "ref"}`` of the image the job runs in (None: the worker runtime).
-        :class:`NotFound` for an unknown image, :class:`InvalidInput` naming its status for one
-        not READY (or built over the inference image)."""
-        if rime_managed_image is not None:
-            image = self._images.current(rime_managed_image)
-            if image is None:
-                raise NotFound(f"rime_managed_image: no managed image {rime_managed_image!r}")
-            if image.base is not ImageBase.WORKER:
-                raise InvalidInput(f"rime_managed_image: {image.name!r} is built over the {image.base.value} image; "
-                                   "stress tests run on the worker (create it with base 'worker')")
-            runtime = image_runtime(image, rime_managed_image)
-            self._images.attach(image.name, job_id)
-            return runtime
-        if model is not None and model.image:
-            return image_runtime(self._images.current(model.image), model.image, error=Conflict)
-        return None
-
-    def release(self, image: Optional[dict[str, Any]], job_id: str) -> None:
-        """The job ended: it no longer holds the image its message named (nothing if none)."""
-        if image and image.get("name"):
-            self._images.release(str(image["name"]), job_id)
-
-
 def image_runtime(image: Optional[ManagedImage], name: str, error: type[DomainError] = InvalidInput) -> dict[str, str]:
     """``{"name", "ref"}`` of a READY image; ``error`` naming its status if not."""
     if image is None:
@@ -180,4 +148,4 @@ def _stop(detail: str) -> dict[str, Any]:
     return {"action": "stop", "reason": StopReason.IMAGE_FAILED.value, "detail": detail}
 
 
-__all__ = ["ModelImages", "StressImages", "DEPENDENCY_IMAGE_PREFIX", "dependency_image_name", "image_runtime", "model_user"]
+__all__ = ["ModelImages", "DEPENDENCY_IMAGE_PREFIX", "dependency_image_name", "image_runtime", "model_user"]

@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.entities import StopReason, Task, TrainJobStatus, Trial, TrialStatus, UserType
 from chalicelib.entities.images import ImageBase, from_dependencies
-from chalicelib.errors import Conflict, InvalidInput, NotFound, Unprocessable
+from chalicelib.errors import Conflict, InvalidInput, Unprocessable
 from chalicelib.services.model_images import dependency_image_name
 from chalicelib.services.trial_loop import slot_state
 from settings_support import make_settings
@@ -228,63 +228,3 @@ def test_on_aws_a_model_gets_an_inference_image_too_and_is_served_in_it(aws):
     aws.fakes.image_builder.finish("build-2", ["inflection==0.5.1"])
     job = aws.services.inference_jobs.create_inference_job(dev, "app")
     assert aws.fakes.endpoints.images[aws.fakes.inference_jobs.get(job["id"]).endpoint_name] == "repo:build-2"
-
-
-# -- stress tests ----------------------------------------------------------------------------------
-
-
-def stress_config(h, user, **changes):
-    def upload(name, data=b"x,y\n1,0\n2,1\n"):
-        uri = h.services.stress_tests.start_upload(user, name)["uri"]
-        h.fakes.blobs.objects[uri.split("/", 3)[3]] = data
-        return uri
-
-    value = {"data_info": {"label_col": "y", "ref_path": upload("ref.csv"), "eval_path": upload("eval.csv")},
-             "model_info": {"path": upload("model.py", b"def predict_df(df): ...")}}
-    value.update(changes)
-    return value
-
-
-def rime_image(h, dev, name="rime-img", base="worker"):
-    h.services.managed_images.create_managed_image(dev, name, [{"name": "six", "version_specifier": "==1.16.0"}],
-                                                   base=base)
-    return h.fakes.image_builder.last()
-
-
-def test_a_stress_test_runs_in_the_named_managed_image_once_ready_and_holds_it_until_it_ends(h, dev):
-    build = rime_image(h, dev)
-    with pytest.raises(InvalidInput, match="'rime-img' is PENDING"):  # a 4xx naming its status
-        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="rime-img")
-    assert h.fakes.stress_test_jobs.items == {}
-    with pytest.raises(NotFound):
-        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="no-such-image")
-    h.fakes.image_builder.finish(build, ["six==1.16.0"])
-    job = h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="rime-img")
-    state = h.fakes.stress_workflows.started[job["job_id"]]
-    assert state["message"]["image"] == {"name": "rime-img", "ref": f"repo:{build}"}
-    with pytest.raises(Conflict, match=job["job_id"]):  # deleting it is refused while the job runs in it
-        h.services.managed_images.delete_managed_image(dev, "rime-img")
-    h.services.stress_tests.record({**state, "result": {"test_run_id": job["test_run_id"]}})
-    assert h.services.managed_images.delete_managed_image(dev, "rime-img")["deleted"] is True
-
-
-def test_a_stress_test_image_must_be_over_the_worker(h, dev):
-    h.fakes.image_builder.finish(rime_image(h, dev, "served", base="inference"), ["six==1.16.0"])
-    with pytest.raises(InvalidInput, match="inference image"):
-        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="served")
-
-
-def test_a_failed_stress_test_releases_its_image(h, dev):
-    h.fakes.image_builder.finish(rime_image(h, dev), ["six==1.16.0"])
-    job = h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="rime-img")
-    state = h.fakes.stress_workflows.started[job["job_id"]]
-    h.services.stress_tests.record_failure({**state, "failure": {"Error": "TrialError", "Cause": "boom"}})
-    assert h.fakes.managed_image_records.images["rime-img"].in_use_by == ()
-
-
-def test_a_stress_test_of_a_trial_runs_in_its_models_image(h, dev):
-    (model,) = served_job(h, dev, [{"inflection": "0.5.1"}])
-    state = None
-    h.services.stress_tests.start_stress_test(dev, stress_config(h, dev, model_info={"trial_id": "t1"}))
-    [(_, state)] = h.fakes.stress_workflows.starts
-    assert state["message"]["image"]["name"] == model["image"]["name"]
