@@ -17,6 +17,7 @@ an older commit (``git archive`` into a temporary directory, run with this venv)
 
     .venv/bin/python bench/predict_path.py --before REF     # about 5 minutes; writes bench/README.md
     .venv/bin/python bench/predict_path.py --quick --no-write --skip-row-read
+    .venv/bin/python bench/predict_path.py --capture    # capture at 0 % vs 100 % (predict_path_capture.py)
 """
 from __future__ import annotations
 
@@ -69,9 +70,12 @@ class Stack:
         env.update(env_extra or {})
         if pythonpath:  # measure another checkout's platform with this venv
             env["PYTHONPATH"] = pythonpath
+        # A data directory of its own: the default (~/.kilele/local) keeps an earlier run's model and
+        # app, and the next run's create_model is then a 409.
+        self.data_dir = tempfile.mkdtemp(prefix="kilele-bench-predict-data-")
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "kilele"), "local", "up", "--port", str(self.port),
-             "--moto-port", str(self.moto_port)],
+             "--moto-port", str(self.moto_port), "--data-dir", self.data_dir],
             stdout=self.log_path.open("wb"), stderr=subprocess.STDOUT, env=env, cwd=pythonpath or REPO,
         )
 
@@ -318,6 +322,9 @@ def main() -> None:
     parser.add_argument("--skip-row-read", action="store_true", help="skip the stack that reads the app row per request")
     parser.add_argument("--render-from", metavar="JSON", help="render the raw results an earlier run saved")
     parser.add_argument("--serve-constant", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    parser.add_argument("--capture", action="store_true", help="measure traffic capture at 0 %% vs 100 %% instead "
+                        "(bench/predict_path_capture.py; its own README section)")
+    parser.add_argument("--repeats", type=int, default=3, help="--capture: rounds per concurrency level")
     args = parser.parse_args()
     if args.serve_constant:
         serve_constant(args.serve_constant)
@@ -326,6 +333,9 @@ def main() -> None:
         args.warmup, args.duration = 1.0, 3.0
     levels = [int(c) for c in args.concurrency.split(",")]
     started = time.monotonic()
+    if args.capture:
+        capture_main(levels, args, started)
+        return
     if args.render_from:  # an earlier run's numbers, rendered again (when the README text changed)
         saved = json.loads(Path(args.render_from).read_text())
         phases = [Phase(**phase) for phase in saved["phases"]]
@@ -358,6 +368,32 @@ def main() -> None:
     else:
         write_section(HEADING, section)
         log(f"wrote {HEADING!r} in bench/README.md")
+
+
+def capture_main(levels: list[int], args, started: float) -> None:
+    from predict_path_capture import HEADING as CAPTURE_HEADING, measure_capture, render_capture, service_cost
+
+    if args.render_from:  # an earlier --capture run's numbers, rendered again
+        raw = json.loads(Path(args.render_from).read_text())
+    else:
+        service = service_cost(QUERIES, args.repeats)
+        log(f"[capture] in process: {service}")
+        stack = Stack()
+        try:
+            stack.wait_ready()
+            raw = measure_capture(stack, serve_model, load, APP, QUERIES, levels, args, log)
+        finally:
+            log(f"[capture] stack stopped (exit code {stack.stop()})")
+        raw.update(service=service, elapsed=time.monotonic() - started)
+        saved = Path(tempfile.gettempdir()) / f"kilele-bench-predict-capture-{int(time.time())}.json"
+        saved.write_text(json.dumps(raw))
+        log(f"raw results in {saved} (--capture --render-from renders them again)")
+    section = render_capture(raw, raw["elapsed"])
+    if args.no_write:
+        print(section)
+    else:
+        write_section(CAPTURE_HEADING, section)
+        log(f"wrote {CAPTURE_HEADING!r} in bench/README.md")
 
 
 if __name__ == "__main__":

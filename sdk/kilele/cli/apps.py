@@ -33,12 +33,14 @@ def apps() -> None:
               help="Answer when the model misses the SLO (JSON; other text is taken as a string).")
 @click.option("--slo-micros", required=True, type=click.IntRange(min=1), help="Latency SLO in microseconds.")
 @click.option("--top-n", type=click.IntRange(min=1), help="Keep only the N most probable classes.")
+@click.option("--capture-percent", type=click.FloatRange(0, 100),
+              help="Capture this share of its predict requests to S3 (default 0: off).")
 @pass_ctx
 def apps_register(obj: Context, name: str, input_type: str, default_output: str, slo_micros: int,
-                  top_n: Optional[int]) -> None:
+                  top_n: Optional[int], capture_percent: Optional[float]) -> None:
     """Register application NAME."""
     output(obj.client().register_application(name, input_type, _json_or_text(default_output), slo_micros,
-                                             top_n=top_n))
+                                             top_n=top_n, capture_percent=capture_percent))
 
 
 @apps.command("update")

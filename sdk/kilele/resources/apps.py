@@ -37,14 +37,19 @@ class ApplicationsMixin(InferenceJobsMixin):
         default_output: Any,
         slo_micros: int,
         top_n: Optional[int] = None,
+        capture_percent: Optional[float] = None,
     ) -> dict[str, Any]:
         """Register an application: its ``input_type`` (ints, floats, doubles, strings, bytes),
         the ``default_output`` answered when the model misses the ``slo_micros`` latency SLO,
-        and optionally a top-N filter of class probabilities. Returns the application."""
+        and optionally a top-N filter of class probabilities and the percentage of its predict
+        requests captured (``capture_percent``, default 0: see :meth:`set_capture`). Returns the
+        application."""
         body: dict[str, Any] = {"name": name, "input_type": _input_type(input_type),
                                 "default_output": default_output, "slo_micros": int(slo_micros)}
         if top_n is not None:
             body["top_n"] = int(top_n)
+        if capture_percent is not None:
+            body["capture_percent"] = float(capture_percent)
         return self._request("POST", "/apps", json=body)
 
     def get_application(self, name: str) -> dict[str, Any]:
