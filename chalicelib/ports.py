@@ -89,6 +89,10 @@ class TaskTokens(Protocol):
     def succeed(self, token: str, output: Any) -> bool:
         """Complete the task with ``output``; False if nobody waits for it any more."""
 
+    def fail_run(self, message: dict[str, Any], error: str, cause: str) -> bool:
+        """Fail a run that died (``{"task_token", "trial"}``): its queue task, or, once its worker
+        reported the start, its run task (whose token is at the trial's ``run_token_key``)."""
+
 
 class TrialDispatcher(Protocol):
     """Where a trial (or a model description) runs: AWS Batch, or a local worker process."""

@@ -39,7 +39,7 @@ from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.labels import LabelService
 from chalicelib.services.login_throttle import LoginThrottle, ThrottleRule
 from chalicelib.services.managed_images import ManagedImageService
-from chalicelib.services.model_images import ModelImages, StressImages
+from chalicelib.services.model_images import ModelImages
 from chalicelib.services.models import ModelService
 from chalicelib.services.predict import PredictService
 from chalicelib.services.queues import ServingQueueService
@@ -53,7 +53,7 @@ from chalicelib.services.users import UserService
 from chalicelib.settings import Settings
 from chalicelib.wiring_events import event_publisher
 from chalicelib.wiring_events import scheduler as scheduler_for
-from chalicelib.wiring_images import container_images, image_builder, serving_base
+from chalicelib.wiring_images import image_builder, serving_base
 from chalicelib.wiring_runtimes import (
     child_aws_environment,
     endpoint_runner,
@@ -162,9 +162,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
         parts.get("image_workflows", lambda: _image_workflows(settings, aws)),
         poll_seconds=settings.image_poll_seconds, clock=clock)
     # Models' dependencies -> managed images; a slot waiting for one asks again as often as it is polled.
-    containers = container_images(settings, aws)  # docker_image / custom_image: run as given, if they can
     model_images = ModelImages(managed_images, wait_seconds=max(1, settings.image_poll_seconds),
-                               serving_base=serving_base(settings), containers=containers)
+                               serving_base=serving_base(settings))
     train_jobs = TrainJobService(
         stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
@@ -199,9 +198,10 @@ def build(settings: Settings, **overrides: Any) -> Services:
         StressMessageConfig(bucket=settings.data_bucket, timeout_seconds=settings.stress_test_timeout_seconds,
                             heartbeat_seconds=settings.trial_heartbeat_seconds),
         heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
+        queue_timeout_seconds=settings.trial_queue_timeout_seconds,
         presigned_url_seconds=settings.presigned_url_seconds, max_upload_bytes=settings.max_dataset_bytes,
         clock=clock, train_jobs=stores.train_jobs, trials=stores.trials, models=stores.models, apps=app_store,
-        inference_jobs=stores.inference_jobs, images=StressImages(managed_images, containers),
+        inference_jobs=stores.inference_jobs,
     )
     return Services(
         settings=settings,
@@ -352,7 +352,7 @@ def _image_workflows(settings: Settings, aws: Any) -> Any:
 def _tokens(aws: Any) -> TaskTokens:
     from chalicelib.adapters.task_tokens import SfnTaskTokens
 
-    return SfnTaskTokens(aws.client("stepfunctions"))
+    return SfnTaskTokens(aws.client("stepfunctions"), aws.client("s3"))
 
 
 def _request_queue(settings: Settings, aws: Any) -> Any:
@@ -385,6 +385,7 @@ def _trial_loop_config(settings: Settings) -> TrialLoopConfig:
         heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
         memory_limit_mb=settings.trial_memory_limit_mb,
         advisor_strategy=settings.advisor_strategy,
+        queue_timeout_seconds=settings.trial_queue_timeout_seconds,
     )
 
 

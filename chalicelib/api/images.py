@@ -5,14 +5,13 @@ from chalice import Blueprint
 
 from chalicelib.api.http import Call, endpoint
 from chalicelib.schemas_images import CreateManagedImageRequest, ManagedImageListQuery
-from chalicelib.schemas_responses_serving import BuildLogOut, DeletedImageOut, ManagedImageOut, ManagedImagePageOut
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 
 
 @endpoint(bp, "/managed-images", "POST", "Create a managed image: its build starts (PENDING until READY or FAILED)",
-          body=CreateManagedImageRequest, status=201, response=ManagedImageOut)
+          body=CreateManagedImageRequest, status=201)
 def create_managed_image(call: Call) -> dict:
     req = call.body
     return services().managed_images.create_managed_image(
@@ -34,24 +33,22 @@ def _pip_library_filters() -> list[dict]:
 
 
 @endpoint(bp, "/managed-images", "GET", "Managed images in name order, filtered by installed libraries, in pages",
-          query=ManagedImageListQuery, response=ManagedImagePageOut)
+          query=ManagedImageListQuery)
 def list_managed_images(call: Call) -> dict:
     return services().managed_images.list_managed_images(
         call.user, _pip_library_filters(), page_token=call.query.page_token or "", page_size=call.query.page_size)
 
 
-@endpoint(bp, "/managed-images/{image_name}", "GET", "One managed image and its build's state",
-          response=ManagedImageOut)
+@endpoint(bp, "/managed-images/{image_name}", "GET", "One managed image and its build's state")
 def get_managed_image(call: Call, image_name: str) -> dict:
     return services().managed_images.get_managed_image(call.user, image_name)
 
 
-@endpoint(bp, "/managed-images/{image_name}/logs", "GET", "A managed image's build log", response=BuildLogOut)
+@endpoint(bp, "/managed-images/{image_name}/logs", "GET", "A managed image's build log")
 def get_build_log(call: Call, image_name: str) -> dict:
     return services().managed_images.get_build_log(call.user, image_name)
 
 
-@endpoint(bp, "/managed-images/{image_name}", "DELETE", "Delete a managed image (refused while a job uses it)",
-          response=DeletedImageOut)
+@endpoint(bp, "/managed-images/{image_name}", "DELETE", "Delete a managed image (refused while a job uses it)")
 def delete_managed_image(call: Call, image_name: str) -> dict:
     return services().managed_images.delete_managed_image(call.user, image_name)

@@ -296,6 +296,10 @@ class FakeTaskTokens(Fake):
         self.failed[token] = (error, cause)
         return True
 
+    def fail_run(self, message: dict[str, Any], error: str, cause: str) -> bool:
+        """The queue task's token only: the fake keeps no run tokens (the adapter's contract test does)."""
+        return self.fail(message["task_token"], error, cause)
+
     def succeed(self, token: str, output: Any) -> bool:
         if not self._live(token):
             return False
