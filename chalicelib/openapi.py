@@ -1,8 +1,9 @@
 """Builds an OpenAPI 3.1 document from the registered endpoints and their pydantic schemas.
 
 What the document says is what the routes do: request bodies, query and path parameters are the
-schemas the endpoint decorator validates with; each operation lists its 2xx body (from the view's
-return annotation) and every error status the API or the gateway in front of it can answer.
+schemas the endpoint decorator validates with; each operation lists its 2xx body (the
+``response`` schema its endpoint declares, chalicelib/schemas_responses*.py) and every error status
+the API or the gateway in front of it can answer.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import typing
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from chalicelib.errors import HTTP_STATUS, DomainError
 from chalicelib.path_parameters import path_parameter
@@ -49,6 +50,19 @@ def _error_statuses() -> dict[str, str]:
 
 _BODY_ONLY = {"413", "415"}
 _AUTH_ONLY = {"401", "403"}
+#: Statuses of the domain error table only a few operations answer: each lists them with
+#: ``endpoint(errors=...)`` (also a 413 of an operation without a body).
+DECLARED_ONLY = {"502"}
+
+
+def _declared(op: Any) -> set[str]:
+    statuses = set()
+    for error in getattr(op, "errors", ()):
+        status = next((HTTP_STATUS[cls] for cls in error.__mro__ if cls in HTTP_STATUS), None)
+        if status is None:
+            raise ValueError(f"{op.method} {op.path}: {error.__name__} has no HTTP status in chalicelib/errors.py")
+        statuses.add(str(status))
+    return statuses
 
 
 def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
@@ -68,10 +82,40 @@ def _without_null(schema: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in schema.items() if k != "default" or v is not None}
 
 
-def _success_body(op: Any) -> dict[str, Any]:
+def _without_null_defaults(node: Any) -> Any:
+    """A response schema without pydantic's ``"default": null`` of fields that are only
+    sometimes present: a reader would take null for a value the field can have."""
+    if isinstance(node, dict):
+        return {k: _without_null_defaults(v) for k, v in node.items() if not (k == "default" and v is None)}
+    if isinstance(node, list):
+        return [_without_null_defaults(v) for v in node]
+    return node
+
+
+def _response_schema(response: Any, components: dict[str, Any]) -> dict[str, Any]:
+    """The schema of a declared response: a model's ``$ref``, or (``list[Model]``, a Union)
+    the type's schema with its models in ``components``."""
+    if isinstance(response, type) and issubclass(response, BaseModel):
+        schema = response.model_json_schema(ref_template="#/components/schemas/{model}")
+        name = response.__name__
+    else:
+        schema = TypeAdapter(response).json_schema(ref_template="#/components/schemas/{model}")
+        name = None
+    for definition_name, definition in schema.pop("$defs", {}).items():
+        components[definition_name] = _without_null_defaults(definition)
+    if name is None:
+        return _without_null_defaults(schema)
+    components[name] = _without_null_defaults(schema)
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _success_body(op: Any, components: dict[str, Any]) -> dict[str, Any]:
     media_type = getattr(op, "media_type", "application/json")
     if media_type != "application/json":
         return {media_type: {"schema": {"type": "string"}}}
+    if getattr(op, "response", None) is not None:
+        return {media_type: {"schema": _response_schema(op.response, components)}}
+    # No declared response (tests/unit/test_openapi.py fails on it): the view's return annotation.
     returns = op.returns
     kinds = set(typing.get_args(returns)) or {returns}
     if list in kinds or typing.get_origin(returns) is list:
@@ -90,11 +134,14 @@ def _body_required(model: type[BaseModel]) -> bool:
         return True
 
 
-def _responses(op: Any) -> dict[str, Any]:
+def _responses(op: Any, components: dict[str, Any]) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
-    responses: dict[str, Any] = {str(op.status): {"description": "OK", "content": _success_body(op)}}
+    responses: dict[str, Any] = {str(op.status): {"description": "OK", "content": _success_body(op, components)}}
+    declared = _declared(op)
     for code, text in _error_statuses().items():
-        if code in _BODY_ONLY and op.body is None:
+        if code in _BODY_ONLY and op.body is None and code not in declared:
+            continue
+        if code in DECLARED_ONLY and code not in declared:
             continue
         if code in _AUTH_ONLY and op.public and op.path != "/tokens":
             continue
@@ -132,7 +179,7 @@ def build_openapi(operations: Iterable[Any], title: str, version: str,
     components: dict[str, Any] = {"Error": _ERROR}
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
-        spec: dict[str, Any] = {"summary": op.summary, "responses": _responses(op)}
+        spec: dict[str, Any] = {"summary": op.summary, "responses": _responses(op, components)}
         params = [{"name": n, "in": "path", "required": True, "schema": path_parameter(n).json_schema()}
                   for n in re.findall(r"{(\w+)}", op.path)]
         if op.query is not None:

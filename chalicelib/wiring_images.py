@@ -37,6 +37,18 @@ def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
                              wheels_only=settings.local_image_wheels_only)
 
 
+def container_images(settings: Settings, aws: Any) -> Any:
+    """Whether a container image a user names can run as given: ECR where images are built by
+    CodeBuild (the AWS stack), else refused (the local stack runs none)."""
+    from chalicelib.adapters.images.registry import EcrContainerImages, LocalContainerImages, ecr_registry
+
+    scheme, _ = scheme_of(settings.image_builder_uri, "KILELE_IMAGE_BUILDER_URI", ("codebuild", "local"))
+    if scheme == "local":
+        return LocalContainerImages()
+    return EcrContainerImages(lambda: aws.client("ecr"), ecr_registry(settings.image_repository_uri),
+                              settings.image_pull_registries.split(","))
+
+
 def serving_base(settings: Settings) -> Any:
     """What the images endpoints serve in are built over: the inference image where it differs
     from the worker's (CodeBuild: two base images), else the worker runtime (locally both are
@@ -76,4 +88,4 @@ class _OnFirstUse:
 
 
 
-__all__ = ["image_builder", "serving_base"]
+__all__ = ["image_builder", "serving_base", "container_images"]

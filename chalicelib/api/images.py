@@ -5,13 +5,14 @@ from chalice import Blueprint
 
 from chalicelib.api.http import Call, endpoint
 from chalicelib.schemas_images import CreateManagedImageRequest, ManagedImageListQuery
+from chalicelib.schemas_responses_serving import BuildLogOut, DeletedImageOut, ManagedImageOut, ManagedImagePageOut
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 
 
 @endpoint(bp, "/managed-images", "POST", "Create a managed image: its build starts (PENDING until READY or FAILED)",
-          body=CreateManagedImageRequest, status=201)
+          body=CreateManagedImageRequest, status=201, response=ManagedImageOut)
 def create_managed_image(call: Call) -> dict:
     req = call.body
     return services().managed_images.create_managed_image(
@@ -33,22 +34,24 @@ def _pip_library_filters() -> list[dict]:
 
 
 @endpoint(bp, "/managed-images", "GET", "Managed images in name order, filtered by installed libraries, in pages",
-          query=ManagedImageListQuery)
+          query=ManagedImageListQuery, response=ManagedImagePageOut)
 def list_managed_images(call: Call) -> dict:
     return services().managed_images.list_managed_images(
         call.user, _pip_library_filters(), page_token=call.query.page_token or "", page_size=call.query.page_size)
 
 
-@endpoint(bp, "/managed-images/{image_name}", "GET", "One managed image and its build's state")
+@endpoint(bp, "/managed-images/{image_name}", "GET", "One managed image and its build's state",
+          response=ManagedImageOut)
 def get_managed_image(call: Call, image_name: str) -> dict:
     return services().managed_images.get_managed_image(call.user, image_name)
 
 
-@endpoint(bp, "/managed-images/{image_name}/logs", "GET", "A managed image's build log")
+@endpoint(bp, "/managed-images/{image_name}/logs", "GET", "A managed image's build log", response=BuildLogOut)
 def get_build_log(call: Call, image_name: str) -> dict:
     return services().managed_images.get_build_log(call.user, image_name)
 
 
-@endpoint(bp, "/managed-images/{image_name}", "DELETE", "Delete a managed image (refused while a job uses it)")
+@endpoint(bp, "/managed-images/{image_name}", "DELETE", "Delete a managed image (refused while a job uses it)",
+          response=DeletedImageOut)
 def delete_managed_image(call: Call, image_name: str) -> dict:
     return services().managed_images.delete_managed_image(call.user, image_name)

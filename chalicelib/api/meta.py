@@ -6,12 +6,13 @@ from chalice import Blueprint
 from chalicelib import SERVICE_NAME, __version__
 from chalicelib.api.http import REGISTRY, Call, endpoint
 from chalicelib.openapi import build_openapi, settings_limits
+from chalicelib.schemas_responses import HealthOut, OpenApiDocumentOut
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 
 
-@endpoint(bp, "/", "GET", "Service name and version", public=True)
+@endpoint(bp, "/", "GET", "Service name and version", public=True, response=HealthOut)
 def index(call: Call) -> dict:
     settings = services().settings
     return {
@@ -26,6 +27,7 @@ def index(call: Call) -> dict:
     }
 
 
-@endpoint(bp, "/openapi.json", "GET", "This API's OpenAPI 3.1 description", public=True)
+@endpoint(bp, "/openapi.json", "GET", "This API's OpenAPI 3.1 description", public=True,
+          response=OpenApiDocumentOut)
 def openapi(call: Call) -> dict:
     return build_openapi(REGISTRY.operations, SERVICE_NAME, __version__, settings_limits(services().settings))

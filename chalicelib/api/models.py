@@ -5,12 +5,14 @@ from chalice import Blueprint, Response
 
 from chalicelib.api.http import Call, endpoint
 from chalicelib.schemas import CreateModelRequest, TaskQuery
+from chalicelib.schemas_responses import ModelOut
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 
 
-@endpoint(bp, "/models", "POST", "Upload a model (one Python file, base64)", body=CreateModelRequest, status=201)
+@endpoint(bp, "/models", "POST", "Upload a model (one Python file, base64)", body=CreateModelRequest, status=201,
+          response=ModelOut)
 def create_model(call: Call) -> dict:
     req = call.body
     return services().models.create(
@@ -19,12 +21,13 @@ def create_model(call: Call) -> dict:
     )
 
 
-@endpoint(bp, "/models", "GET", "Models available to you (yours and PUBLIC ones)", query=TaskQuery)
+@endpoint(bp, "/models", "GET", "Models available to you (yours and PUBLIC ones)", query=TaskQuery,
+          response=list[ModelOut])
 def list_models(call: Call) -> list:
     return services().models.list_available(call.user, call.query.task)
 
 
-@endpoint(bp, "/models/{model_id}", "GET", "One model")
+@endpoint(bp, "/models/{model_id}", "GET", "One model", response=ModelOut)
 def get_model(call: Call, model_id: str) -> dict:
     return services().models.get(call.user, model_id)
 
@@ -39,6 +42,6 @@ def download_model_file(call: Call, model_id: str) -> Response:
     )
 
 
-@endpoint(bp, "/models/{model_id}", "DELETE", "Delete a model no train job uses")
+@endpoint(bp, "/models/{model_id}", "DELETE", "Delete a model no train job uses", response=ModelOut)
 def delete_model(call: Call, model_id: str) -> dict:
     return services().models.delete(call.user, model_id)

@@ -7,19 +7,26 @@ from chalicelib.api.http import Call, endpoint
 from chalicelib.entities import StressTestStatus
 from chalicelib.errors import InvalidInput
 from chalicelib.schemas_stress import ResultVersionQuery, StartStressTestRequest, StartStressUploadRequest, StressTestListQuery
+from chalicelib.schemas_responses_serving import (
+    StressLogsOut,
+    StressResultTableOut,
+    StressTestOut,
+    StressUploadOut,
+    UrlOut,
+)
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
 
 
 @endpoint(bp, "/stress-tests/uploads", "POST", "A presigned upload for a stress test's input file",
-          body=StartStressUploadRequest, status=201)
+          body=StartStressUploadRequest, status=201, response=StressUploadOut)
 def start_upload(call: Call) -> dict:
     return services().stress_tests.start_upload(call.user, call.body.filename)
 
 
 @endpoint(bp, "/stress-tests", "POST", "Start a stress test on a test run config", body=StartStressTestRequest,
-          status=201)
+          status=201, response=StressTestOut)
 def start_stress_test(call: Call) -> dict:
     req = call.body
     return services().stress_tests.start_stress_test(
@@ -48,33 +55,33 @@ def _statuses() -> list[StressTestStatus]:
 
 
 @endpoint(bp, "/stress-tests", "GET", "Your stress tests of the last two days, newest first",
-          query=StressTestListQuery)
+          query=StressTestListQuery, response=list[StressTestOut])
 def list_stress_tests(call: Call) -> list:
     return services().stress_tests.list_stress_tests(call.user, _statuses(), call.query.project_id)
 
 
-@endpoint(bp, "/stress-tests/{job_id}", "GET", "One stress test")
+@endpoint(bp, "/stress-tests/{job_id}", "GET", "One stress test", response=StressTestOut)
 def get_stress_test(call: Call, job_id: str) -> dict:
     return services().stress_tests.get_stress_test(call.user, job_id)
 
 
-@endpoint(bp, "/stress-tests/{job_id}/logs", "GET", "A stress test's engine log")
+@endpoint(bp, "/stress-tests/{job_id}/logs", "GET", "A stress test's engine log", response=StressLogsOut)
 def get_logs(call: Call, job_id: str) -> dict:
     return services().stress_tests.get_logs(call.user, job_id)
 
 
 @endpoint(bp, "/stress-tests/{job_id}/test-cases", "GET", "The test cases of a SUCCEEDED stress test",
-          query=ResultVersionQuery)
+          query=ResultVersionQuery, response=StressResultTableOut)
 def get_test_cases(call: Call, job_id: str) -> dict:
     return services().stress_tests.get_test_cases(call.user, job_id, call.query.version)
 
 
 @endpoint(bp, "/stress-tests/{job_id}/test-run", "GET", "The test run summary of a SUCCEEDED stress test",
-          query=ResultVersionQuery)
+          query=ResultVersionQuery, response=StressResultTableOut)
 def get_test_run(call: Call, job_id: str) -> dict:
     return services().stress_tests.get_test_run(call.user, job_id, call.query.version)
 
 
-@endpoint(bp, "/stress-tests/{job_id}/report", "GET", "A download URL of the HTML report")
+@endpoint(bp, "/stress-tests/{job_id}/report", "GET", "A download URL of the HTML report", response=UrlOut)
 def get_report(call: Call, job_id: str) -> dict:
     return services().stress_tests.get_report(call.user, job_id)

@@ -22,6 +22,7 @@ from chalicelib.ports import (ApplicationStore, BlobStore, DatasetStore, Inferen
                               StressTestJobStore, TrainJobStore, TrialStore, WorkflowRunner)
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services import stress_messages, trial_messages
+from chalicelib.services.model_images import StressImages
 from chalicelib.services.projects import ProjectService
 from chalicelib.stress_config import DATASET_URI, ModelInfoShape, parse_test_run_config
 
@@ -66,10 +67,12 @@ class StressTestService:
         apps: Optional[ApplicationStore] = None,
         inference_jobs: Optional[InferenceJobStore] = None,
         queue_timeout_seconds: int = 3600,
+        images: Optional[StressImages] = None,
     ):
         """``train_jobs``, ``trials``, ``models``, ``apps`` and ``inference_jobs`` resolve
         ``model_info.trial_id`` / ``model_info.app`` (without them such configs are a 422)."""
         self._jobs = jobs
+        self._images = images  # where the engine runs: a managed image (None: none can be named)
         self._projects = projects
         self._datasets = datasets
         self._blobs = blobs
@@ -212,7 +215,7 @@ class StressTestService:
         which the worker's message carries)."""
         require(actor, Action.MANAGE_STRESS_TESTS)
         shape = parse_test_run_config(test_run_config)
-        if rime_managed_image is not None:
+        if rime_managed_image is not None and self._images is None:
             raise NotFound(f"no managed image {rime_managed_image!r}")
         model_info = shape.model_info
         trial_model = recorded_model = None
@@ -246,6 +249,11 @@ class StressTestService:
         )
         message = stress_messages.stress_test_message(job, ref_key, eval_key, model_key, self._config,
                                                       trial_model=trial_model)
+        # The engine runs in the named managed image, else in the image of the model under test.
+        image = self._images.resolve(job_id, rime_managed_image, trial_model and self._models.get(
+            trial_model["model_id"]), custom_image) if self._images else None
+        if image:
+            message["image"] = image
         if continuous is not None:
             message["continuous"] = continuous
         self._jobs.add(job)
@@ -263,6 +271,7 @@ class StressTestService:
         except Exception as e:
             self._jobs.set_status(job.id, StressTestStatus.FAILING, only_from=(StressTestStatus.PENDING,),
                                   finished_at=self._clock(), error=f"could not start the stress test: {e}")
+            self._release_image(state)
             raise
         self._jobs.update(job.id, execution_arn=arn)
         return self._job(actor, job.id).to_dict(self._clock())
@@ -278,6 +287,7 @@ class StressTestService:
     def record(self, state: dict[str, Any]) -> dict[str, Any]:
         """The worker succeeded: its summary is in ``state["result"]``."""
         summary = stress_messages.summary_of(state.get("result"))
+        self._release_image(state)
         self._jobs.set_status(
             state["job_id"], StressTestStatus.SUCCEEDED,
             only_from=(StressTestStatus.PENDING, StressTestStatus.RUNNING),
@@ -290,6 +300,7 @@ class StressTestService:
         from the worker's ``error.json`` (moto passes SendTaskFailure's cause as null)."""
         failure = state.get("failure") or {}
         message = state.get("message") or {}
+        self._release_image(state)
         report = {"error_type": None, "message": None}
         if message.get("error_key"):
             try:
@@ -312,6 +323,11 @@ class StressTestService:
             finished_at=self._clock(), error=error[:4000], progress=None,
         )
         return {"job_id": state["job_id"], "status": StressTestStatus.FAILING.value, "error": error[:1000]}
+
+    def _release_image(self, state: dict[str, Any]) -> None:
+        """The job no longer holds the managed image its message named."""
+        if self._images is not None:
+            self._images.release((state.get("message") or {}).get("image"), state["job_id"])
 
     def end_interrupted(self, reason: str) -> int:
         """End every stress test left PENDING or RUNNING by a stop of the platform (the local

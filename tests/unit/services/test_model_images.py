@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.entities import StopReason, Task, TrainJobStatus, Trial, TrialStatus, UserType
 from chalicelib.entities.images import ImageBase, from_dependencies
-from chalicelib.errors import Conflict, InvalidInput, Unprocessable
+from chalicelib.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from chalicelib.services.model_images import dependency_image_name
 from chalicelib.services.trial_loop import slot_state
 from settings_support import make_settings
@@ -228,3 +228,111 @@ def test_on_aws_a_model_gets_an_inference_image_too_and_is_served_in_it(aws):
     aws.fakes.image_builder.finish("build-2", ["inflection==0.5.1"])
     job = aws.services.inference_jobs.create_inference_job(dev, "app")
     assert aws.fakes.endpoints.images[aws.fakes.inference_jobs.get(job["id"]).endpoint_name] == "repo:build-2"
+
+
+# -- stress tests ----------------------------------------------------------------------------------
+
+
+def stress_config(h, user, **changes):
+    def upload(name, data=b"x,y\n1,0\n2,1\n"):
+        uri = h.services.stress_tests.start_upload(user, name)["uri"]
+        h.fakes.blobs.objects[uri.split("/", 3)[3]] = data
+        return uri
+
+    value = {"data_info": {"label_col": "y", "ref_path": upload("ref.csv"), "eval_path": upload("eval.csv")},
+             "model_info": {"path": upload("model.py", b"def predict_df(df): ...")}}
+    value.update(changes)
+    return value
+
+
+def rime_image(h, dev, name="rime-img", base="worker"):
+    h.services.managed_images.create_managed_image(dev, name, [{"name": "six", "version_specifier": "==1.16.0"}],
+                                                   base=base)
+    return h.fakes.image_builder.last()
+
+
+def test_a_stress_test_runs_in_the_named_managed_image_once_ready_and_holds_it_until_it_ends(h, dev):
+    build = rime_image(h, dev)
+    with pytest.raises(InvalidInput, match="'rime-img' is PENDING"):  # a 4xx naming its status
+        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="rime-img")
+    assert h.fakes.stress_test_jobs.items == {}
+    with pytest.raises(NotFound):
+        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="no-such-image")
+    h.fakes.image_builder.finish(build, ["six==1.16.0"])
+    job = h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="rime-img")
+    state = h.fakes.stress_workflows.started[job["job_id"]]
+    assert state["message"]["image"] == {"name": "rime-img", "ref": f"repo:{build}"}
+    with pytest.raises(Conflict, match=job["job_id"]):  # deleting it is refused while the job runs in it
+        h.services.managed_images.delete_managed_image(dev, "rime-img")
+    h.services.stress_tests.record({**state, "result": {"test_run_id": job["test_run_id"]}})
+    assert h.services.managed_images.delete_managed_image(dev, "rime-img")["deleted"] is True
+
+
+def test_a_stress_test_image_must_be_over_the_worker(h, dev):
+    h.fakes.image_builder.finish(rime_image(h, dev, "served", base="inference"), ["six==1.16.0"])
+    with pytest.raises(InvalidInput, match="inference image"):
+        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="served")
+
+
+def test_a_failed_stress_test_releases_its_image(h, dev):
+    h.fakes.image_builder.finish(rime_image(h, dev), ["six==1.16.0"])
+    job = h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="rime-img")
+    state = h.fakes.stress_workflows.started[job["job_id"]]
+    h.services.stress_tests.record_failure({**state, "failure": {"Error": "TrialError", "Cause": "boom"}})
+    assert h.fakes.managed_image_records.images["rime-img"].in_use_by == ()
+
+
+def test_a_stress_test_of_a_trial_runs_in_its_models_image(h, dev):
+    (model,) = served_job(h, dev, [{"inflection": "0.5.1"}])
+    state = None
+    h.services.stress_tests.start_stress_test(dev, stress_config(h, dev, model_info={"trial_id": "t1"}))
+    [(_, state)] = h.fakes.stress_workflows.starts
+    assert state["message"]["image"]["name"] == model["image"]["name"]
+
+
+# -- docker_image / custom_image: run as given where the platform can --------------------------------
+
+
+def test_locally_a_docker_image_or_custom_image_is_refused_saying_why(h, dev):
+    with pytest.raises(Unprocessable, match="docker_image: the local stack cannot run"):
+        h.services.models.create(dev, "m", Task.TABULAR_CLASSIFICATION, "M", SOURCE, docker_image="python:3.11")
+    assert h.fakes.models.items == {}
+    with pytest.raises(Unprocessable, match="custom_image.name: the local stack cannot run"):
+        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), custom_image={"name": "python:3.11"})
+    assert h.fakes.stress_test_jobs.items == {}
+
+
+@pytest.fixture
+def pulls():
+    """The AWS wiring with Docker Hub among the registries the stack may pull from."""
+    harness = services(settings=make_settings(image_builder_uri="codebuild://kilele-images",
+                                              image_pull_registries="docker.io"))
+    yield harness
+    harness.services.close()
+
+
+def test_on_aws_a_docker_image_runs_as_given_in_trials_and_serving(pulls):
+    h, dev = pulls, pulls.user(UserType.MODEL_DEVELOPER)
+    model = h.services.models.create(dev, "m", Task.TABULAR_CLASSIFICATION, "M", SOURCE,
+                                     dependencies={"inflection": "0.5.1"}, docker_image="team/xgb:1.7")
+    assert model["docker_image"] == "team/xgb:1.7" and model["image"] is None
+    assert h.fakes.image_builder.started == []  # its own image has its dependencies: nothing is built
+    h.fakes.models.set_knob_config(model["id"], KNOBS)
+    data = h.dataset(dev)
+    out = h.services.train_jobs.create_train_job(dev, "app", Task.TABULAR_CLASSIFICATION, data.id, data.id,
+                                                 {"TIME_HOURS": 1}, [model["id"]])
+    worker = next(iter(h.fakes.train_jobs.get(out["id"]).workers.values()))
+    proposed = h.services.trial_loop.propose(slot_state(out["id"], worker.key, worker.model_id, worker.slot))
+    assert proposed["proposal"]["trial"]["image"] == {"name": "team/xgb:1.7", "ref": "team/xgb:1.7"}
+    with pytest.raises(Unprocessable, match="quay.io"):
+        h.services.models.create(dev, "q", Task.TABULAR_CLASSIFICATION, "M", SOURCE, docker_image="quay.io/a/b:1")
+
+
+def test_on_aws_a_custom_image_runs_the_stress_test_as_given(pulls):
+    h, dev = pulls, pulls.user(UserType.MODEL_DEVELOPER)
+    job = h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), custom_image={"name": "python:3.11"})
+    assert h.fakes.stress_workflows.started[job["job_id"]]["message"]["image"] == {"name": "python:3.11",
+                                                                                  "ref": "python:3.11"}
+    with pytest.raises(InvalidInput, match="not both"):
+        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="x",
+                                                  custom_image={"name": "python:3.11"})
