@@ -343,3 +343,29 @@ def test_an_empty_optional_query_value_is_documented_as_not_given(document):
     schema = {**task["schema"], "components": document["components"]}  # so its $ref resolves
     validator = jsonschema.Draft202012Validator(schema)
     assert validator.is_valid("") and validator.is_valid("TABULAR_REGRESSION") and not validator.is_valid("nope")
+
+
+def test_the_principal_arn_pattern_takes_only_arns_the_route_takes():
+    """schemathesis sent '00000000000000000000' (20 characters, no pattern) and got a 400."""
+    import re
+
+    from hypothesis import given, settings, strategies as st
+
+    from chalicelib.iam_principals import PATTERN, principal_of
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.from_regex(PATTERN, fullmatch=True).filter(lambda arn: 20 <= len(arn) <= 2048))
+    def accepted(arn: str) -> None:
+        principal_of(arn)  # raises InvalidInput if the route would refuse it
+
+    accepted()
+    assert not re.match(PATTERN, "0" * 20)
+    assert re.match(PATTERN, "arn:aws:sts::123456789012:assumed-role/ml/alice-laptop")
+
+
+def test_a_label_is_any_json_value_but_null(document):
+    import jsonschema
+
+    label = document["components"]["schemas"]["LabelItem"]["properties"]["label"]
+    validator = jsonschema.Draft202012Validator(label)
+    assert not validator.is_valid(None) and validator.is_valid(0) and validator.is_valid({"a": None})
