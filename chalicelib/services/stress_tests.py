@@ -66,8 +66,8 @@ class StressTestService:
         models: Optional[ModelStore] = None,
         apps: Optional[ApplicationStore] = None,
         inference_jobs: Optional[InferenceJobStore] = None,
-        queue_timeout_seconds: int = 3600,
         images: Optional[StressImages] = None,
+        queue_timeout_seconds: int = 3600,
     ):
         """``train_jobs``, ``trials``, ``models``, ``apps`` and ``inference_jobs`` resolve
         ``model_info.trial_id`` / ``model_info.app`` (without them such configs are a 422)."""
