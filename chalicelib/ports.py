@@ -156,7 +156,13 @@ class EndpointRunner(Protocol):
         """POST ``body`` to the endpoint's /invocations, telling the server the deadline (so that
         it abandons a call nobody waits for); raises an :class:`EndpointFailure`."""
 
-    def delete(self, name: str) -> None: ...
+    def names(self, prefix: str) -> list[str]:
+        """Every endpoint this runner holds whose name starts with ``prefix`` (on SageMaker also
+        endpoint configs and models: what a failed or interrupted deploy may have left)."""
+
+    def delete(self, name: str) -> None:
+        """Delete the endpoint and whatever was made for it (config, model, autoscaling); an
+        absent one is not an error."""
 
 
 # -- serving metrics and the request queue ----------------------------------------------------

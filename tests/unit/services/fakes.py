@@ -365,6 +365,9 @@ class FakeEndpointRunner(Fake):
             raise ports.EndpointUnavailable(f"endpoint {name!r} does not exist")
         return json.dumps({"predictions": self.answer(queries), "batch_size": len(queries)}).encode()
 
+    def names(self, prefix: str) -> list[str]:
+        return sorted(n for n in self.deployed if n.startswith(prefix))
+
     def delete(self, name: str) -> None:
         self.deployed.pop(name, None)
         self.deleted.append(name)
