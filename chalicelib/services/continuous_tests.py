@@ -31,7 +31,7 @@ from chalicelib.ports import BlobStore, StressTestJobStore
 from chalicelib.ports_continuous import CTInstanceStore
 from chalicelib.ports_events import EventPublisher
 from chalicelib.services import Clock, new_id, utc_now
-from chalicelib.services import ct_monitors
+from chalicelib.services import ct_monitors, stress_messages
 from chalicelib.services.projects import ProjectService
 from chalicelib.services.stress_tests import StressTestService
 
@@ -40,6 +40,10 @@ log = logging.getLogger(__name__)
 BIN_SIZE_NAMES = {name: seconds for seconds, name in BIN_SIZES.items()}
 _DATASET_KEY = re.compile(r"^datasets/([A-Za-z0-9_-]{1,100})/data$")
 _COLUMN = re.compile(r"^.{1,500}$", re.S)
+#: What the worker writes beside a continuous test's results (kilele_worker.child.continuous_test):
+#: each bin's summary, and every bin's rows so far (the next incremental job's history).
+BINS_FILE = "ct_bins.json"
+HISTORY_FILE = "history.parquet"
 #: What a CT instance keeps of its stress test's config for later jobs (everything but eval_path).
 SOURCE_KEYS = ("run_name", "data_info", "model_info", "model_task", "tests_config", "random_seed")
 
@@ -273,7 +277,13 @@ class ContinuousTestService:
         if instance is None:
             raise NotFound(f"the job's CT instance {continuous.get('ct_instance_id')!r} does not exist")
         result = state.get("result") or {}
-        tested = [b for b in result.get("bins") or [] if isinstance(b, dict) and b.get("time_bin_start")]
+        files = set(result.get("extra_files") or ())
+        if BINS_FILE not in files:
+            raise Unprocessable(f"the worker reported no {BINS_FILE} (its image may predate continuous tests)")
+        # The bins' summaries travel as a file: a task's output (256 KB) would not hold months of bins.
+        written = json.loads(self._blobs.get_bytes(stress_messages.result_key(job_id, BINS_FILE)))
+        tested = [b for b in written if isinstance(b, dict) and b.get("time_bin_start")]
+        history_key = stress_messages.result_key(job_id, HISTORY_FILE) if HISTORY_FILE in files else None
         bins = self._read_bins(instance)
         for b in tested:
             bins[b["time_bin_start"]] = {**b, "job_id": job_id}
@@ -284,9 +294,8 @@ class ContinuousTestService:
         report = f"/stress-tests/{job_id}/report"
         breaches, new = ct_monitors.merge_breaches(instance.breaches, findings, starts, job_id, report,
                                                    self._clock(), MAX_BREACHES)
-        self._instances.update(instance.id, bins_key=bins_key, history_key=result.get("history_key") or
-                               instance.history_key, last_job_id=job_id, running_job_id=None, error=None,
-                               breaches=breaches)
+        self._instances.update(instance.id, bins_key=bins_key, history_key=history_key or instance.history_key,
+                               last_job_id=job_id, running_job_id=None, error=None, breaches=breaches)
         if continuous.get("mode") == "from_reference":
             self._activate(instance)
         for breach in new:

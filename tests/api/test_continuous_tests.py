@@ -2,8 +2,10 @@
 The workflow is a fake here (tests/workflows/test_continuous_test.py runs the real one)."""
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import boto3
 import pytest
 from api_support import assert_error
 from test_stress_tests import CSV, a_config, upload
@@ -25,14 +27,16 @@ def ct_config(api, settings, **info: Any) -> dict:
     return {**a_config(api, settings), "continuous_info": {"timestamp_col": "ts", "bin_size": "day", **info}}
 
 
-def record(stress_workflows, job_id: str, bins: list[dict]) -> dict:
+def record(settings, stress_workflows, job_id: str, bins: list[dict]) -> dict:
     """The state machine's record step after the worker answered with these bins."""
     from chalicelib.wiring import services
 
     state = stress_workflows.started[job_id]
     services().stress_tests.start(state)
-    return services().continuous_tests.record({**state, "result": {"bins": bins,
-                                                                   "history_key": f"stress/{job_id}/history.parquet"}})
+    boto3.client("s3", region_name=settings.region).put_object(
+        Bucket=settings.data_bucket, Key=f"stress/{job_id}/ct_bins.json", Body=json.dumps(bins).encode())
+    files = ["ct_bins.json", "history.parquet"]
+    return services().continuous_tests.record({**state, "result": {"extra_files": files}})
 
 
 def a_bin(day: int, drift: float) -> dict:
@@ -53,7 +57,7 @@ def test_seed_002s_continuous_testing_calls(make_user, settings, stress_workflow
     assert instance["active"] is False and instance["bin_size"] == "day" and instance["running_job_id"] == job["job_id"]
     assert_error(dev.call("GET", f"/projects/{job['project_id']}/active-ct-instance"), 404, "not_found", "no active")
 
-    record(stress_workflows, job["job_id"], [a_bin(1, 0.0), a_bin(2, 3.0)])
+    record(settings, stress_workflows, job["job_id"], [a_bin(1, 0.0), a_bin(2, 3.0)])
     assert dev.call("GET", f"/stress-tests/{job['job_id']}").data["status"] == "SUCCEEDED"
     active = dev.call("GET", f"/projects/{job['project_id']}/active-ct-instance")
     assert active.status_code == 200 and active.data["ct_instance_id"] == instance_id

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import threading
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 
 class ScriptedTrials:
@@ -24,14 +24,12 @@ class ScriptedTrials:
         self.outcome: Callable[[dict], tuple[str, Any]] = lambda trial: ("ok", trial["knobs"]["x"])
         # Stress tests: ("ok", number of test cases) | ("fail", message) | ("hang", None)
         self.stress_outcome: Callable[[dict], tuple[str, Any]] = lambda message: ("ok", 3)
+        # A stress test's whole worker (message, task token) -> None: it runs and answers itself.
+        self.stress_worker: Optional[Callable[[dict, str], None]] = None
         # Model checks (describe): ("ok", None) answers KNOB_CONFIG; ("fail", log text) writes
         # the log and error.json as the worker does when the model cannot be loaded
         self.describe_outcome: Callable[[dict], tuple[str, Any]] = lambda message: ("ok", None)
-        # How long a run's job waits for capacity before it starts (None: it never starts).
-        self.queue_wait: Callable[[dict], Any] = lambda message: 0.0
         self.seen: list[dict] = []
-        self.started: list[dict] = []
-        self.bodies: list[dict] = []  # every message as received ({"task_token", "trial"})
         self._sqs = aws.client("sqs")
         self._sfn = aws.client("stepfunctions")
         self._s3 = aws.client("s3")
@@ -57,31 +55,9 @@ class ScriptedTrials:
                 self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
                 threading.Thread(target=self._answer, args=(json.loads(message["Body"]),), daemon=True).start()
 
-    def _start(self, trial: dict, queue_token: str) -> Any:
-        """Like the worker (kilele_worker.start): after the queue wait, answer the queue task, then
-        read the run task's token the state machine writes beside the log. None: never started."""
-        wait = self.queue_wait(trial)
-        if wait is None:
-            return None
-        time.sleep(wait)
-        self._sfn.send_task_success(taskToken=queue_token, output=json.dumps({"started_at": self.STARTED_AT}))
-        self.started.append(trial)
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                return self._s3.get_object(Bucket=trial["bucket"], Key=trial["run_token_key"])["Body"].read().decode()
-            except self._s3.exceptions.NoSuchKey:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.05)
-
     def _answer(self, body: dict) -> None:
-        trial = body["trial"]
+        trial, token = body["trial"], body["task_token"]
         self.seen.append(trial)
-        self.bodies.append(body)
-        token = self._start(trial, body["task_token"])
-        if token is None:
-            return
         if trial["kind"] == "stress_test":
             self._answer_stress_test(trial, token)
             return
@@ -113,7 +89,10 @@ class ScriptedTrials:
 
     def _answer_stress_test(self, message: dict, token: str) -> None:
         """Like the worker: results (JSON for the API) under ``results_prefix``, then the summary;
-        or ``error.json`` then SendTaskFailure; or silence."""
+        or ``error.json`` then SendTaskFailure; or silence. ``stress_worker`` set: it answers."""
+        if self.stress_worker is not None:
+            self.stress_worker(message, token)
+            return
         kind, value = self.stress_outcome(message)
         time.sleep(self.seconds_per_trial)
         bucket, prefix = message["bucket"], message["results_prefix"]

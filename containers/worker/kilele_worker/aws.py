@@ -69,7 +69,7 @@ def run_keys(spec: Any) -> tuple[list[str], list[str], list[str]]:
     the keys it reads, the keys it writes and the prefixes it writes under (a stress test's
     results folder), each from the message, which names every key the worker uses."""
     if spec.kind == "stress_test":
-        reads = [spec.ref_key, spec.eval_key, spec.model_key, spec.params_key]
+        reads = [spec.ref_key, spec.eval_key, spec.model_key, spec.params_key, spec.continuous.get("history_key")]
         writes, prefixes = [spec.logs_key, spec.error_key, spec.claim_key], [spec.results_prefix]
     elif spec.is_describe:
         reads, writes, prefixes = [spec.model_key], [spec.logs_key, spec.error_key, spec.claim_key], []
@@ -77,7 +77,6 @@ def run_keys(spec: Any) -> tuple[list[str], list[str], list[str]]:
         reads = [spec.model_key, spec.train_dataset_key, spec.val_dataset_key]
         writes = [spec.params_key, spec.onnx_key, spec.logs_key, spec.error_key, spec.claim_key]
         prefixes = []
-    reads.append(getattr(spec, "run_token_key", None))  # the run task's token (kilele_worker.start)
     return (sorted({k for k in reads if k}), sorted({k for k in writes if k}), sorted(set(prefixes)))
 
 

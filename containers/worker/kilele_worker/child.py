@@ -60,15 +60,14 @@ def _table_json(df) -> bytes:
     return json.dumps({"columns": table["columns"], "records": records}).encode()
 
 
-def stress_test(spec: dict) -> dict:
-    """Run the stress-test engine on the local files the config names (the model file, if any,
-    is imported here, in the sandbox); write its results and report into the output directory.
-    A Kilele trial (``spec["kilele_model"]``) is rebuilt here and wrapped as the engine's model
-    (:mod:`kilele_worker.trial_model`)."""
-    from kilele_stress import run_stress_test
+#: What a continuous test leaves besides (``continuous_test``); the supervisor uploads only these.
+CT_FILES = ("ct_bins.json", "history.parquet", "reference_test_cases.json", "reference_test_run.json",
+            "reference_report.html")
 
-    output_dir = spec["output_dir"]
-    config = spec["config"]
+
+def _engine_model(spec: dict, config: dict):
+    """The engine's model and reference: a Kilele trial (``spec["kilele_model"]``) rebuilt and
+    wrapped (:mod:`kilele_worker.trial_model`), else None (the engine loads ``model_info.path``)."""
     model = ref = None
     if spec.get("kilele_model"):
         from kilele_stress.data import read_table
@@ -82,6 +81,22 @@ def stress_test(spec: dict) -> dict:
         model = trial_model.load(kilele_model, config, ref)
         _say(f"the model's features ({len(model.features)}, in the reference's column order): "
              f"{', '.join(model.features[:50])}{' ...' if len(model.features) > 50 else ''}")
+    return model, ref
+
+
+def stress_test(spec: dict) -> dict:
+    """Run the stress-test engine on the local files the config names (the model file, if any,
+    is imported here, in the sandbox); write its results and report into the output directory.
+    A Kilele trial (``spec["kilele_model"]``) is rebuilt here and wrapped as the engine's model
+    (:mod:`kilele_worker.trial_model`). A continuous test (``spec["continuous"]``): see
+    :func:`continuous_test`."""
+    from kilele_stress import run_stress_test
+
+    if spec.get("continuous"):
+        return continuous_test(spec)
+    output_dir = spec["output_dir"]
+    config = spec["config"]
+    model, ref = _engine_model(spec, config)
     _say(f"stress test {config.get('run_name', '')!r}: the engine starts")
     result = run_stress_test(config, model=model, ref=ref, test_run_id=spec.get("test_run_id"),
                              project_id=spec.get("project_id"), progress=_say)
@@ -102,6 +117,77 @@ def stress_test(spec: dict) -> dict:
             "status_counts": result.status_counts(), "severity_counts": result.severity_counts(),
             "severity": result.severity.name, "duration_millis": int(result.duration_millis),
             "has_report": has_report}
+
+
+def continuous_test(spec: dict) -> dict:
+    """A continuous test (``kilele_stress.continuous``): for ``mode`` "from_reference" the
+    stress test of the reference and evaluation data first (``reference_*`` files: the CT
+    instance's run), then each time bin of the evaluation data, merged with the bins' earlier
+    rows (``spec["history_path"]``). Writes the bins' results as a stress test's tables (with
+    ``time_bin_start``/``time_bin_end``), the time-series report, every bin's rows so far
+    (``history.parquet``) and each bin's summary for the platform's monitors (``ct_bins.json``)."""
+    from kilele_stress import run_stress_test
+    from kilele_stress.continuous import history_bins, parse_continuous_info, run_continuous_test
+    from kilele_stress.data import read_table
+    from kilele_stress.report import write_report
+    from kilele_stress.report.continuous import write_continuous_report
+
+    output_dir = spec["output_dir"]
+    config = spec["config"]
+    mode = spec["continuous"].get("mode")
+    info = parse_continuous_info(config.get("continuous_info"), config["data_info"].get("timestamp_col"))
+    model, ref = _engine_model(spec, config)
+    if model is None and (config.get("model_info") or {}).get("path"):
+        from kilele_stress.model import load_model_file
+
+        model = load_model_file(config["model_info"]["path"])  # imported once, not once per bin
+    if ref is None:
+        ref = read_table(config["data_info"]["ref_path"])  # read once: every run uses it
+    files = []
+    if mode == "from_reference":
+        _say("the stress test of the reference and the evaluation data (the CT instance's run) starts")
+        reference = run_stress_test({**config, "continuous_info": None}, model=model, ref=ref,
+                                    test_run_id=spec.get("test_run_id"), project_id=spec.get("project_id"),
+                                    progress=_say)
+        _write(os.path.join(output_dir, "reference_test_cases.json"), _table_json(reference.test_cases_df()))
+        _write(os.path.join(output_dir, "reference_test_run.json"), _table_json(reference.test_run_df()))
+        write_report(reference, os.path.join(output_dir, "reference_report.html"))
+        files += ["reference_test_cases.json", "reference_test_run.json", "reference_report.html"]
+    history = None
+    if spec.get("history_path"):
+        history = history_bins(read_table(spec["history_path"]), info.timestamp_col, info.seconds)
+        _say(f"earlier rows: {sum(len(f) for f in history.values())} in {len(history)} bin(s)")
+    _say(f"continuous test {config.get('run_name', '')!r}: bins of {info.seconds} s on {info.timestamp_col!r}")
+    started = time.perf_counter()
+    result = run_continuous_test(config, model=model, ref=ref, history=history, test_run_id=spec.get("test_run_id"),
+                                 project_id=spec.get("project_id"), progress=_say)
+    cases, runs = result.test_cases_df(), result.test_run_df()
+    result.test_cases_df(include_details=True).to_parquet(os.path.join(output_dir, "test_cases.parquet"), index=False)
+    runs.to_parquet(os.path.join(output_dir, "test_run.parquet"), index=False)
+    _write(os.path.join(output_dir, "test_cases.json"), _table_json(cases))
+    _write(os.path.join(output_dir, "test_run.json"), _table_json(runs))
+    write_continuous_report(result, os.path.join(output_dir, REPORT_FILE))
+    # Text for columns of mixed types (pyarrow takes one type per column); merging compares text too.
+    kept = result.history_df()
+    kept = kept.astype({c: "string" for c in kept.columns if kept[c].dtype == object})
+    kept.to_parquet(os.path.join(output_dir, "history.parquet"), index=False)
+    _write(os.path.join(output_dir, "ct_bins.json"), json.dumps(result.bin_summaries()).encode())
+    files += ["history.parquet", "ct_bins.json"]
+    for line in result.summary().splitlines():
+        _say(line)
+    status_counts: dict = {}
+    severity_counts: dict = {}
+    for b in result.bins:
+        for k, v in b.status_counts().items():
+            status_counts[k] = status_counts.get(k, 0) + v
+        for k, v in b.severity_counts().items():
+            severity_counts[k] = severity_counts.get(k, 0) + v
+    worst = max((b.severity for b in result.bins), default=None)
+    return {"status": "ok", "test_run_id": result.test_run_id, "num_test_cases": int(len(cases)),
+            "status_counts": status_counts, "severity_counts": severity_counts,
+            "severity": worst.name if worst is not None else "NONE",
+            "duration_millis": int((time.perf_counter() - started) * 1000), "has_report": True,
+            "num_bins": len(result.bins), "extra_files": files}
 
 
 def run(spec: dict) -> dict:

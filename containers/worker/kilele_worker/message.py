@@ -42,8 +42,6 @@ class TrialSpec:
     error_key: str
     #: The run's claim: the first worker to create it (a conditional put) owns the run.
     claim_key: str
-    #: Where the run task's token appears once the worker reported the start (kilele_worker.start).
-    run_token_key: Optional[str] = None
     model_id: Optional[str] = None
     model_name: Optional[str] = None
     task: Optional[str] = None
@@ -77,7 +75,7 @@ class TrialSpec:
             if not isinstance(value, str) or not value:
                 raise MessageError(f"trial.{name} must be a non-empty string")
             values[name] = value
-        for name in ("model_id", "model_name", "task", "onnx_key", "run_token_key"):
+        for name in ("model_id", "model_name", "task", "onnx_key"):
             value = data.get(name)
             if value is not None and not isinstance(value, str):
                 raise MessageError(f"trial.{name} must be a string or null")
@@ -113,7 +111,6 @@ class StressTestSpec:
     error_key: str
     claim_key: str
     config: dict[str, Any]
-    run_token_key: Optional[str] = None
     model_key: Optional[str] = None
     project_id: Optional[str] = None
     test_run_id: Optional[str] = None
@@ -135,6 +132,9 @@ class StressTestSpec:
     trial_id: Optional[str] = None
     task: Optional[str] = None
     knobs: dict[str, Any] = field(default_factory=dict)
+    #: A continuous test: ``{"mode": "from_reference" | "incremental", "ct_instance_id",
+    #: "history_key"}`` (the bins' earlier rows, a Parquet file, or null); empty otherwise.
+    continuous: dict[str, Any] = field(default_factory=dict)
 
     @property
     def is_trial_model(self) -> bool:
@@ -149,7 +149,7 @@ class StressTestSpec:
                 raise MessageError(f"trial.{name} must be a non-empty string")
             values[name] = value
         for name in ("model_key", "project_id", "test_run_id", "params_key", "trial_id", "task", "model_id",
-                     "model_name", "run_token_key"):
+                     "model_name"):
             value = data.get(name)
             if value is not None and not isinstance(value, str):
                 raise MessageError(f"trial.{name} must be a string or null")
@@ -175,11 +175,27 @@ class StressTestSpec:
         elif (model_path is None) != (values["model_key"] is None) or (model_path is not None and not _local_name(model_path)):
             raise MessageError("trial.config.model_info.path must be a plain file name exactly when model_key is set")
         values["config"] = config
+        values["continuous"] = _continuous(data.get("continuous"), config)
         values["timeout_seconds"] = _number(data, "timeout_seconds", 3600.0, minimum=0.001)
         values["memory_limit_mb"] = _number(data, "memory_limit_mb", None, integer=True, minimum=1)
         values["cpu_limit_millicores"] = _number(data, "cpu_limit_millicores", None, integer=True, minimum=1)
         values["heartbeat_seconds"] = _number(data, "heartbeat_seconds", 10.0, minimum=0.05)
         return cls(**values)
+
+
+def _continuous(value: Any, config: dict) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or value.get("mode") not in ("from_reference", "incremental"):
+        raise MessageError('trial.continuous must be null or an object with mode "from_reference" or "incremental"')
+    if not isinstance(value.get("ct_instance_id"), str) or not value["ct_instance_id"]:
+        raise MessageError("trial.continuous.ct_instance_id must be a non-empty string")
+    history = value.get("history_key")
+    if history is not None and (not isinstance(history, str) or not history):
+        raise MessageError("trial.continuous.history_key must be a non-empty string or null")
+    if not isinstance(config.get("continuous_info"), dict):
+        raise MessageError("trial.config.continuous_info must be an object in a continuous test")
+    return {"mode": value["mode"], "ct_instance_id": value["ct_instance_id"], "history_key": history}
 
 
 def _objects(data: dict, names: tuple[str, ...]) -> dict[str, dict]:

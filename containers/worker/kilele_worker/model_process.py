@@ -198,6 +198,9 @@ class ModelProcess:
         config["data_info"]["eval_path"] = self.paths["eval"]
         spec = {"mode": "stress_test", "config": config, "output_dir": self.output_dir,
                 "test_run_id": trial.test_run_id, "project_id": trial.project_id}
+        if trial.continuous:  # a continuous test: its mode, and the bins' earlier rows if any
+            spec["continuous"] = trial.continuous
+            spec["history_path"] = self.paths.get("history")
         if "params" in self.paths:  # a Kilele trial: the child rebuilds it (kilele_worker.trial_model)
             spec["kilele_model"] = {"model_path": self.paths["model"], "model_class": trial.model_class,
                                     "params_path": self.paths["params"], "knobs": trial.knobs}

@@ -28,7 +28,6 @@ from kilele_worker.message import TrialMessage, TrialSpec
 from kilele_worker.model_process import KILL_WAIT_SECONDS, ModelProcess, ModelRun
 from kilele_worker.reporting import Reporter
 from kilele_worker.settings import WorkerSettings
-from kilele_worker.start import report_start
 from kilele_worker.spare import ModelSpare
 from kilele_worker.trial_log import TrialLog, utc_now_iso
 
@@ -115,18 +114,6 @@ class TrialRunner:
                             "a duplicate message): not running it, not reporting")
             return errors.EXIT_NOT_MINE
         self.log.worker("trial claimed")
-        if trial.run_token_key:
-            try:  # the heartbeat timeout counts from here, not from when the message was queued
-                self.token = self.reporter.token = report_start(self.aws, self.token, trial, self.started_at)
-            except TokenGone as gone:
-                self.log.worker(f"{gone}; not running")
-                self.reporter.upload_log()
-                return errors.EXIT_TOKEN_GONE
-            except Exception as e:  # noqa: BLE001 - the queue task is answered: the run's state times out
-                self.log.worker(f"could not start the run: {describe(e)}; not running")
-                self.reporter.upload_log()
-                return errors.EXIT_NOT_REPORTED
-            self.log.worker("start reported; heartbeats on the run's token")
 
         self.monitor = Monitor(self.aws, self.token, trial, self.log, self.wake,
                                upload_log=self.reporter.upload_log_if_changed,
@@ -319,6 +306,8 @@ class StressTestRunner(TrialRunner):
             wanted += [("model", model_name, spec.model_key), ("params", "params.npz", spec.params_key)]
         elif spec.model_key:
             wanted.append(("model", spec.config["model_info"]["path"], spec.model_key))
+        if spec.continuous.get("history_key"):  # a continuous test's bins' earlier rows
+            wanted.append(("history", "ct_history.parquet", spec.continuous["history_key"]))
         self.paths = {}
         for what, name, key in wanted:
             path = self.paths[what] = os.path.join(workdir, "input", name)
@@ -338,6 +327,8 @@ class StressTestRunner(TrialRunner):
         names = list(child_module.STRESS_TABLES)
         if run.get("has_report"):
             names.append(child_module.REPORT_FILE)
+        if spec.continuous:  # only the files a continuous test writes, whatever the child says
+            names += [name for name in run.get("extra_files") or () if name in child_module.CT_FILES]
         self._upload_child_files(workdir, [(name, name, spec.results_prefix + name) for name in names])
         summary = {k: v for k, v in run.items() if k != "status"}
         return {"job_id": spec.id, **summary, "results_prefix": spec.results_prefix, "started_at": self.started_at}

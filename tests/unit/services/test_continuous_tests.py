@@ -1,6 +1,7 @@
 """CT instances and continuous-test jobs on the fakes: starting, the record steps, monitors, events."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -51,10 +52,12 @@ class World:
     def message(self, job_id: str) -> dict:
         return self.workflows.started[job_id]["message"]
 
-    def finish(self, job_id: str, bins: list[dict], history_key: str = "stress/x/history.parquet") -> dict:
+    def finish(self, job_id: str, bins: list[dict], history: bool = True) -> dict:
+        """The record step after the worker wrote ``bins`` (and every bin's rows, if ``history``)."""
         self.stress.start(self.workflows.started[job_id])
-        state = {**self.workflows.started[job_id], "result": {"test_run_id": "r", "bins": bins,
-                                                             "history_key": history_key}}
+        self.blobs.objects[f"stress/{job_id}/ct_bins.json"] = json.dumps(bins).encode()
+        files = ["ct_bins.json"] + (["history.parquet"] if history else [])
+        state = {**self.workflows.started[job_id], "result": {"test_run_id": "r", "extra_files": files}}
         return self.ct.record(state)
 
 
@@ -121,12 +124,12 @@ def test_a_bad_continuous_info_is_a_400_naming_the_key(w, info, message):
 
 def test_the_record_step_keeps_bins_checks_monitors_publishes_and_activates(w):
     job = w.ct.start_continuous_test_from_reference(w.user, w.config())
-    out = w.finish(job["job_id"], [a_bin(0), a_bin(1, drift=3.0)], history_key=f"stress/{job['job_id']}/h.parquet")
+    out = w.finish(job["job_id"], [a_bin(0), a_bin(1, drift=3.0)])
     assert out["status"] == "SUCCEEDED"
     assert w.jobs.items[job["job_id"]].status is StressTestStatus.SUCCEEDED
     instance = w.ct.get_active_ct_instance(w.user, job["project_id"])
     assert instance["ct_instance_id"] == job["ct_instance_id"] and instance["running_job_id"] is None
-    assert w.instances.items[job["ct_instance_id"]].history_key == f"stress/{job['job_id']}/h.parquet"
+    assert w.instances.items[job["ct_instance_id"]].history_key == f"stress/{job['job_id']}/history.parquet"
     assert [b["time_bin_start"][11:13] for b in w.ct.list_bins(w.user, job["ct_instance_id"])] == ["00", "01"]
     [breach] = w.ct.list_breaches(w.user, job["ct_instance_id"])
     assert breach["monitor_id"] == "drift" and breach["severity"] == "HIGH" and breach["value"] == 3.0
@@ -149,8 +152,11 @@ def test_a_failed_job_leaves_the_instance_inactive_saying_why(w):
     assert w.jobs.items[job["job_id"]].status is StressTestStatus.FAILING
 
 
-def test_a_record_step_whose_instance_is_gone_fails_so_the_job_fails(w):
+def test_a_record_step_whose_instance_is_gone_or_without_bins_fails_so_the_job_fails(w):
     job = w.ct.start_continuous_test_from_reference(w.user, w.config())
+    w.stress.start(w.workflows.started[job["job_id"]])
+    with pytest.raises(Unprocessable, match="no ct_bins.json"):
+        w.ct.record({**w.workflows.started[job["job_id"]], "result": {"extra_files": []}})
     w.instances.items.clear()
     with pytest.raises(NotFound, match="CT instance"):
         w.finish(job["job_id"], [a_bin(0)])
@@ -219,16 +225,17 @@ def test_incremental_tests_new_data_with_the_history_one_job_at_a_time(w):
     new = {"eval_path": w.upload("new.csv"), "timestamp_col": "ts"}
     with pytest.raises(Conflict, match="one continuous test at a time"):
         w.ct.start_incremental_continuous_test(w.user, instance_id, new)
-    w.finish(first["job_id"], [a_bin(0)], history_key="stress/first/history.parquet")
+    w.finish(first["job_id"], [a_bin(0)])
     job = w.ct.start_incremental_continuous_test(w.user, instance_id, new)
     message = w.message(job["job_id"])
     assert message["continuous"] == {"mode": "incremental", "ct_instance_id": instance_id,
-                                     "history_key": "stress/first/history.parquet"}
+                                     "history_key": f"stress/{first['job_id']}/history.parquet"}
     assert message["config"]["continuous_info"]["bin_size"] == "hour"
     assert message["eval_key"] == new["eval_path"].split("/", 3)[3]
     assert message["ref_key"] == w.message(first["job_id"])["ref_key"]  # the instance's reference
     # Its bin 0 again (now fine) and bin 1: the breach of bin 0 is replaced by the new results.
-    w.finish(job["job_id"], [a_bin(0, drift=0.0), a_bin(2, drift=2.0)])
+    w.finish(job["job_id"], [a_bin(0, drift=0.0), a_bin(2, drift=2.0)], history=False)
+    assert w.instances.items[instance_id].history_key.startswith(f"stress/{first['job_id']}/")  # none new: kept
     assert [b["time_bin_start"][11:13] for b in w.ct.list_breaches(w.user, instance_id)] == ["02"]
     assert [b["job_id"] for b in w.ct.list_bins(w.user, instance_id)] == [job["job_id"], job["job_id"]]
 
