@@ -5,6 +5,7 @@ from chalicelib import SERVICE_NAME, resources
 from chalicelib.api import (auth, capture, datasets, images, meta, models, projects, queues, serving, stress_tests,
                             train_jobs, users)
 from chalicelib.api import events as events_api
+from chalicelib.api import schedules as schedules_api
 from chalicelib.api import continuous_tests as continuous_tests_api
 from chalicelib.api.http import uniform_errors
 from chalicelib.settings import Settings
@@ -20,6 +21,7 @@ for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs
                   projects.bp, stress_tests.bp, images.bp, capture.bp):
     app.register_blueprint(blueprint)
 app.register_blueprint(events_api.bp)  # GET /events (issue 12)
+app.register_blueprint(schedules_api.bp)  # the local scheduler's manual clock (issue 12)
 app.register_blueprint(continuous_tests_api.bp)  # CT instances and continuous tests (issue 12)
 
 
@@ -55,10 +57,3 @@ def serve_queue_items(event):
 @app.on_cw_event({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}})
 def batch_job_failed(event):
     return aws_events.batch_job_failed(event.detail)
-
-
-@app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
-                  "detail": {"build-status": ["SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT"]}})
-def image_build_changed(event):
-    # A managed-image build ended: recorded now, so one that died is FAILED with its log link.
-    return aws_events.image_build_changed(event.detail)

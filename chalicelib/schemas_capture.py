@@ -27,7 +27,8 @@ def _not_null(value: Any) -> Any:
 
 class LabelItem(Schema):
     query_id: QueryId
-    label: Annotated[bounded_json(Any), AfterValidator(_not_null)]
+    # Any JSON value but null: the document says so too (schemathesis sent null as allowed).
+    label: Annotated[bounded_json(Any), AfterValidator(_not_null), Field(json_schema_extra={"not": {"type": "null"}})]
 
 
 class LabelsRequest(Schema):

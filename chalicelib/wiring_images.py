@@ -23,10 +23,8 @@ def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
 
             bases = {ImageBase.WORKER: settings.image_base_worker_uri,
                      ImageBase.INFERENCE: settings.image_base_inference_uri}
-            from chalicelib.store.image_builds import ImageBuildRepository
-
             return CodeBuildImageBuilder(rest, settings.image_repository_uri, bases, blobs, aws.client("codebuild"),
-                                         ImageBuildRepository(), logs=aws.client("logs"))
+                                         logs=aws.client("logs"))
 
         # Made on first use: most functions build every service and never touch an image build.
         return _OnFirstUse(codebuild)
@@ -37,6 +35,18 @@ def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
                              environment=process_environment(drop_prefixes=("AWS_", "KILELE_")),
                              timeout_seconds=settings.image_build_timeout_seconds,
                              wheels_only=settings.local_image_wheels_only)
+
+
+def container_images(settings: Settings, aws: Any) -> Any:
+    """Whether a container image a user names can run as given: ECR where images are built by
+    CodeBuild (the AWS stack), else refused (the local stack runs none)."""
+    from chalicelib.adapters.images.registry import EcrContainerImages, LocalContainerImages, ecr_registry
+
+    scheme, _ = scheme_of(settings.image_builder_uri, "KILELE_IMAGE_BUILDER_URI", ("codebuild", "local"))
+    if scheme == "local":
+        return LocalContainerImages()
+    return EcrContainerImages(lambda: aws.client("ecr"), ecr_registry(settings.image_repository_uri),
+                              settings.image_pull_registries.split(","))
 
 
 def serving_base(settings: Settings) -> Any:
@@ -72,13 +82,10 @@ class _OnFirstUse:
     def satisfied_by_base(self, base: Any, requirements: Any) -> bool:
         return self._builder().satisfied_by_base(base, requirements)
 
-    def record_event(self, event: Any) -> Any:
-        return self._builder().record_event(event)
-
     def close(self) -> None:
         if self._built is not None:
             self._built.close()
 
 
 
-__all__ = ["image_builder", "serving_base"]
+__all__ = ["image_builder", "serving_base", "container_images"]

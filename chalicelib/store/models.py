@@ -46,6 +46,7 @@ class UserItem(Model):
     password_hash = UnicodeAttribute()
     created_at = UTCDateTimeAttribute()
     banned_at = UTCDateTimeAttribute(null=True)
+    iam_principals = UnicodeSetAttribute(null=True)  # DynamoDB drops an empty set
     by_id = ById()
 
 
@@ -383,20 +384,6 @@ class ManagedImageItem(Model):
     by_name = ByName()
 
 
-class ImageBuildItem(Model):
-    """The CodeBuild build of one content key (store/image_builds.py)."""
-
-    Meta = _meta(resources.IMAGE_BUILDS)
-
-    key = UnicodeAttribute(hash_key=True)
-    token = UnicodeAttribute()
-    status = UnicodeAttribute()  # STARTING, BUILDING, SUCCEEDED, FAILED
-    claimed_at = UnicodeAttribute()
-    codebuild_id = UnicodeAttribute(null=True)
-    reason = UnicodeAttribute(null=True)
-    log_url = UnicodeAttribute(null=True)
-
-
 class CTInstanceItem(Model):
     """A continuous-test instance; ``source``, ``monitors`` and ``breaches`` are JSON text
     (nested lists of maps whose numbers stay plain floats)."""
@@ -430,7 +417,7 @@ class CTInstanceItem(Model):
 ALL_MODELS: tuple[type[Model], ...] = (
     UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem, TrainJobItem, TrialItem, CounterItem,
     InferenceJobItem, AppItem, ServingResultItem, ProjectItem, StressTestItem, LoginAttemptItem, AuditEventItem,
-    ManagedImageItem, ImageBuildItem, CTInstanceItem,
+    ManagedImageItem, CTInstanceItem,
 )
 
 
