@@ -89,10 +89,6 @@ class TaskTokens(Protocol):
     def succeed(self, token: str, output: Any) -> bool:
         """Complete the task with ``output``; False if nobody waits for it any more."""
 
-    def fail_run(self, message: dict[str, Any], error: str, cause: str) -> bool:
-        """Fail a run that died (``{"task_token", "trial"}``): its queue task, or, once its worker
-        reported the start, its run task (whose token is at the trial's ``run_token_key``)."""
-
 
 class TrialDispatcher(Protocol):
     """Where a trial (or a model description) runs: AWS Batch, or a local worker process."""
@@ -156,13 +152,7 @@ class EndpointRunner(Protocol):
         """POST ``body`` to the endpoint's /invocations, telling the server the deadline (so that
         it abandons a call nobody waits for); raises an :class:`EndpointFailure`."""
 
-    def names(self, prefix: str) -> list[str]:
-        """Every endpoint this runner holds whose name starts with ``prefix`` (on SageMaker also
-        endpoint configs and models: what a failed or interrupted deploy may have left)."""
-
-    def delete(self, name: str) -> None:
-        """Delete the endpoint and whatever was made for it (config, model, autoscaling); an
-        absent one is not an error."""
+    def delete(self, name: str) -> None: ...
 
 
 # -- serving metrics and the request queue ----------------------------------------------------
@@ -210,15 +200,6 @@ class UserStore(Protocol):
     def list(self) -> list[User]: ...
 
     def mark_banned(self, email: str, at: datetime) -> User: ...
-
-    def link_iam_principal(self, email: str, principal: str) -> User:
-        """Link ``principal`` to the user; ``Conflict`` if another user has it, ``NotFound``
-        if there is no such user. Linking a principal the user already has changes nothing."""
-
-    def unlink_iam_principal(self, email: str, principal: str) -> User:
-        """Unlink ``principal``; ``NotFound`` unless the user has it."""
-
-    def get_by_iam_principal(self, principal: str) -> Optional[User]: ...
 
 
 class SessionStore(Protocol):
@@ -428,6 +409,6 @@ from chalicelib.entities import Project, StressTestJob, StressTestStatus  # noqa
 
 # Logins (password policy, failed-login counters, audit log): their own module, re-exported here.
 from chalicelib.ports_logins import AuditLog, LoginAttemptStore, LoginFailures, PasswordPolicy, PasswordRefusal  # noqa
-from chalicelib.ports_images import ImageBuilder, ManagedImageStore  # noqa: E402,F401 - managed images (seed 002)
+from chalicelib.ports_images import BuildClaim, ImageBuilder, ImageBuildLedger, ManagedImageStore  # noqa: E402,F401 - managed images (seed 002)
 from chalicelib.ports_events import EventPublisher, NoEventPublisher  # noqa: E402,F401 - job events (issue 12)
 from chalicelib.ports_schedules import Scheduler, SchedulerClock  # noqa: E402,F401 - schedules (issue 12)

@@ -73,3 +73,14 @@ class ContainerImages(Protocol):
 
 
 __all__ = ["ImageBuilder", "ManagedImageStore", "ContainerImages"]
+class ContainerImages(Protocol):
+    """Container images users name to run as given (a model's ``docker_image``, a stress test's
+    ``custom_image``): ECR on AWS (``adapters/images/registry.py``), refused by the local stack."""
+
+    def check(self, uri: str, where: str = "image") -> str:
+        """``uri`` if the platform can run it as given; :class:`errors.Unprocessable` saying why
+        not (``where`` names the field in the message), :class:`errors.Unavailable` if the
+        registry did not answer."""
+
+
+__all__ = ["ImageBuilder", "ManagedImageStore", "ContainerImages", "BuildClaim", "ImageBuildLedger"]

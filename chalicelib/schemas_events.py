@@ -30,8 +30,4 @@ class EventsQuery(Schema):
                             project_id=self.project_id, app=self.app, since=self.since)
 
 
-class AdvanceSchedulerClockRequest(Schema):
-    seconds: float = Field(gt=0, le=10 * 366 * 86400, description="how far to move the local scheduler's manual clock")
-
-
-__all__ = ["AdvanceSchedulerClockRequest", "EventsQuery"]
+__all__ = ["EventsQuery"]

@@ -93,11 +93,7 @@ class Settings(BaseSettings):
     max_trials_per_execution: int = Field(100, description="A worker continues in a new execution after this many.")
     trial_timeout_seconds: int = 1800
     trial_heartbeat_seconds: int = Field(10, description="How often the worker reports it is alive.")
-    trial_heartbeat_timeout_seconds: int = Field(
-        90, description="A trial silent this long is failed; counted from when its job started, not while queued.")
-    trial_queue_timeout_seconds: int = Field(
-        3600, gt=0, description="A trial, model check or stress test whose job has not started this long after "
-        "it was queued (Batch capacity: the GPU environment starts at 0 instances) fails, saying so.")
+    trial_heartbeat_timeout_seconds: int = Field(90, description="A trial silent this long is failed.")
     trial_memory_limit_mb: int = 4096
     advisor_strategy: str = Field("auto", description="auto (a Gaussian process for the first 100 trials of a "
                                   "model, then TPE), gp, tpe, or random (see chalicelib/advisor).")
@@ -140,9 +136,6 @@ class Settings(BaseSettings):
     image_builder_uri: str = Field("codebuild://", description="codebuild://<project> (infra) or local://<dir> "
                                    "(virtual environments; the local stack puts them in its data dir).")
     image_repository_uri: str = Field("", description="ECR repository managed images are pushed to (infra).")
-    image_pull_registries: str = Field("", description="Registries besides the stack's ECR that a model's docker_image "
-                                       "or a stress test's custom_image may name, comma-separated (docker.io: "
-                                       "Docker Hub); the roles that pull must be allowed to.")
     image_base_worker_uri: str = Field("", description="The worker image managed images are built FROM (infra).")
     image_base_inference_uri: str = Field("", description="The inference image they are built FROM (infra).")
     image_build_timeout_seconds: int = Field(1800, gt=0, description="Local builds: a pip step running longer fails.")

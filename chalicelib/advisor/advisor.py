@@ -16,8 +16,9 @@ Strategies
   without a finite score, carry no score and are left out of the sampler (but are never
   proposed again).
 * ``"gp"``: Gaussian-process Bayesian optimisation in NumPy (``chalicelib.advisor.gp``: Matérn
-  5/2 ARD kernel, Expected Improvement, constant liar for running trials), after the same
-  ``startup_trials(space)`` random draws. On the small budgets of train jobs a GP needs far
+  5/2 ARD kernel on Yeo-Johnson-warped scores, log Expected Improvement, no near-copy of a tried
+  configuration, constant liar for running trials), after the same ``startup_trials(space)``
+  random draws. On the small budgets of train jobs a GP needs far
   fewer trials than TPE to find good configurations; its cost grows with the cube of the
   number of trials.
 * ``"auto"`` (the default): ``"gp"`` while the model has at most ``GP_MAX_OBSERVATIONS``
@@ -361,8 +362,8 @@ def startup_trials(space: SearchSpace) -> int:
     a d-dimensional density model can be fitted on, and the default of BOHB's multivariate KDE
     (``min_points_in_model = d + 1``, Falkner et al., ICML 2018); SMAC3 likewise caps its
     initial design at a quarter of the budget. The value was chosen from that literature and
-    checked on the bench's development sets (iris and a synthetic set,
-    ``bench/advisor_quality.py --dev``), never on the data sets the bench reports."""
+    checked on the bench's development sets (``bench/advisor_quality.py --dev``), never on the
+    data sets the bench reports; there, d and d + 2 did worse than d + 1 for the GP."""
     return max(2, len(space.searched) + 1)
 
 

@@ -49,7 +49,6 @@ class Operation:
     returns: Any = None  # the view's return annotation (the document's fallback when ``response`` is None)
     media_type: str = "application/json"  # of the 2xx body
     response: Any = None  # the 2xx body's schema: a pydantic model, ``list[Model]`` or a Union (OpenAPI)
-    errors: tuple[type[DomainError], ...] = ()  # beyond what every operation of its kind answers (OpenAPI)
 
 
 @dataclass
@@ -71,13 +70,6 @@ def _source_ip(request: Any) -> Optional[str]:
     # gateway fills it from the socket's peer address.
     identity = (request.context or {}).get("identity") or {}
     return identity.get("sourceIp") or None
-
-
-def _iam_principal(request: Any) -> Optional[str]:
-    # Set by API Gateway only on methods with IAM authorization, after it verified the request's
-    # SigV4 signature (the local gateway verifies it the same way); a client cannot set it.
-    identity = (request.context or {}).get("identity") or {}
-    return identity.get("userArn") or None
 
 
 def _bearer_token(headers: Any) -> Optional[str]:
@@ -139,12 +131,9 @@ def endpoint(
     status: int = 200,
     media_type: str = "application/json",
     response: Any = None,
-    errors: tuple[type[DomainError], ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``view`` at ``method path`` on ``blueprint`` (``media_type``: of its 2xx body;
-    ``response``: its schema, chalicelib/schemas_responses*.py, for the OpenAPI document;
-    ``errors``: domain errors it raises that only some operations do, chalicelib/openapi.py's
-    ``DECLARED_ONLY``, such as a 413 without a request body or the 502 of a model that failed)."""
+    ``response``: its schema, chalicelib/schemas_responses*.py, for the OpenAPI document)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         try:
@@ -152,7 +141,7 @@ def endpoint(
         except (NameError, TypeError):  # an annotation that does not evaluate: the document says "any JSON"
             returns = None
         REGISTRY.operations.append(Operation(path, method, summary, body, query, public, status, returns,
-                                             media_type, response, tuple(errors)))
+                                             media_type, response))
 
         @blueprint.route(path, methods=[method], content_types=CONTENT_TYPES)
         @functools.wraps(view)
@@ -161,8 +150,7 @@ def endpoint(
             try:
                 call = Call(user=None, bearer_token=_bearer_token(request.headers), source_ip=_source_ip(request))
                 if not public:
-                    call.user = services().auth.authenticate(call.bearer_token, request.headers.get("x-api-key"),
-                                                             _iam_principal(request))
+                    call.user = services().auth.authenticate(call.bearer_token, request.headers.get("x-api-key"))
                 _path_params(path, path_params)
                 if body is not None:
                     call.body = _parse_body(body, request.raw_body or b"")

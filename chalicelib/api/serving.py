@@ -4,7 +4,6 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 
 from chalicelib.api.http import Call, endpoint
-from chalicelib.errors import ModelFailed
 from chalicelib.schemas import (
     CreateInferenceJobRequest,
     ExportBundleRequest,
@@ -24,7 +23,6 @@ from chalicelib.schemas_responses_serving import (
     InferenceJobOut,
     MetricOut,
     PredictOut,
-    EndpointCleanupOut,
     StopAllOut,
 )
 from chalicelib.wiring import services
@@ -75,13 +73,6 @@ def stop_all_jobs(call: Call) -> dict:
     return services().inference_jobs.stop_all_jobs(call.user)
 
 
-@endpoint(bp, "/jobs/cleanup-endpoints", "POST",
-          "Delete the endpoints (and endpoint configs, models) no live inference job serves (admins)",
-          response=EndpointCleanupOut)
-def cleanup_endpoints(call: Call) -> dict:
-    return services().inference_jobs.cleanup_endpoints(call.user)
-
-
 @endpoint(bp, "/apps", "POST", "Register an application: input type, latency SLO, default output",
           body=RegisterApplicationRequest, status=201, response=ApplicationOut)
 def register_application(call: Call) -> dict:
@@ -124,7 +115,7 @@ def rollback(call: Call, app: str) -> dict:
 
 
 @endpoint(bp, "/apps/{app}/predict", "POST", "Predict: {query}|{queries}, {input}|{input_batch}, or {instances}",
-          body=PredictRequest, response=PredictOut, errors=(ModelFailed,))
+          body=PredictRequest, response=PredictOut)
 def predict(call: Call, app: str) -> dict:
     answer = services().predict.predict_answer(call.user, app, call.body.payload())
     return Response(body=answer.body, status_code=200, headers=answer.headers)

@@ -67,7 +67,6 @@ class StressTestService:
         apps: Optional[ApplicationStore] = None,
         inference_jobs: Optional[InferenceJobStore] = None,
         images: Optional[StressImages] = None,
-        queue_timeout_seconds: int = 3600,
     ):
         """``train_jobs``, ``trials``, ``models``, ``apps`` and ``inference_jobs`` resolve
         ``model_info.trial_id`` / ``model_info.app`` (without them such configs are a 422)."""
@@ -79,7 +78,6 @@ class StressTestService:
         self._workflows = workflows
         self._config = message_config
         self._heartbeat_timeout = heartbeat_timeout_seconds
-        self._queue_timeout = queue_timeout_seconds
         self._presign_seconds = presigned_url_seconds
         self._max_upload = max_upload_bytes
         self._clock = clock
@@ -251,7 +249,7 @@ class StressTestService:
                                                       trial_model=trial_model)
         # The engine runs in the named managed image, else in the image of the model under test.
         image = self._images.resolve(job_id, rime_managed_image, trial_model and self._models.get(
-            trial_model["model_id"]), custom_image) if self._images else None
+            trial_model["model_id"])) if self._images else None
         if image:
             message["image"] = image
         if continuous is not None:
@@ -263,8 +261,6 @@ class StressTestService:
             # The worker enforces its timeout itself; the state's own timeout is a backstop.
             "timeout_seconds": self._config.timeout_seconds + 300,
             "heartbeat_timeout_seconds": self._heartbeat_timeout,
-            # The job's wait for capacity has its own bound; the heartbeat counts from its start.
-            "queue_timeout_seconds": self._queue_timeout,
         }
         try:
             arn = self._workflows.start(job.id, state)
@@ -308,10 +304,7 @@ class StressTestService:
             except NotFound:
                 pass
         name = failure.get("Error") or "StressTestError"
-        never_started = trial_messages.queue_timeout(state, failure)
-        if never_started:
-            error = never_started
-        elif report["message"]:
+        if report["message"]:
             error = report["message"]
         elif name == "States.Timeout":
             error = "the worker went silent (no heartbeat) or ran past its time limit"

@@ -65,5 +65,5 @@ class BatchTrialDispatcher:
             return None
         message = json.loads(env[MESSAGE_ENV])
         # False when the worker had already answered, or the execution ended: nothing to do.
-        self._tokens.fail_run(message, "WorkerLost", str(job_detail.get("statusReason") or "the Batch job failed"))
+        self._tokens.fail(message["task_token"], "WorkerLost", str(job_detail.get("statusReason") or "the Batch job failed"))
         return message["trial"]["id"]

@@ -296,10 +296,6 @@ class FakeTaskTokens(Fake):
         self.failed[token] = (error, cause)
         return True
 
-    def fail_run(self, message: dict[str, Any], error: str, cause: str) -> bool:
-        """The queue task's token only: the fake keeps no run tokens (the adapter's contract test does)."""
-        return self.fail(message["task_token"], error, cause)
-
     def succeed(self, token: str, output: Any) -> bool:
         if not self._live(token):
             return False
@@ -364,9 +360,6 @@ class FakeEndpointRunner(Fake):
         if name not in self.deployed:
             raise ports.EndpointUnavailable(f"endpoint {name!r} does not exist")
         return json.dumps({"predictions": self.answer(queries), "batch_size": len(queries)}).encode()
-
-    def names(self, prefix: str) -> list[str]:
-        return sorted(n for n in self.deployed if n.startswith(prefix))
 
     def delete(self, name: str) -> None:
         self.deployed.pop(name, None)
@@ -445,26 +438,6 @@ class FakeUserStore(Fake):
             raise Conflict(f"user {email!r} is already banned")
         user.banned_at = at
         return _copy(user)
-
-    def link_iam_principal(self, email: str, principal: str) -> User:
-        user = self.items.get(email)
-        if user is None:
-            raise NotFound(f"no user with email {email!r}")
-        owner = self.get_by_iam_principal(principal)
-        if owner is not None and owner.email != email:
-            raise Conflict(f"{principal} is already linked to another user")
-        user.iam_principals = tuple(sorted({*user.iam_principals, principal}))
-        return _copy(user)
-
-    def unlink_iam_principal(self, email: str, principal: str) -> User:
-        user = self.items.get(email)
-        if user is None or principal not in user.iam_principals:
-            raise NotFound(f"{principal} is not linked to user {email!r}")
-        user.iam_principals = tuple(p for p in user.iam_principals if p != principal)
-        return _copy(user)
-
-    def get_by_iam_principal(self, principal: str) -> Optional[User]:
-        return _copy(next((u for u in self.items.values() if principal in u.iam_principals), None))
 
 
 @implements(ports.SessionStore)
