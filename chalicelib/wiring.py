@@ -34,7 +34,6 @@ from chalicelib.services.datasets import DatasetService
 from chalicelib.services.events import EventService
 from chalicelib.services.job_events import JobEvents, publishing_stores
 from chalicelib.services.schedule_targets import ScheduleTargets
-from chalicelib.services.schedules import SchedulerClockService
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.labels import LabelService
@@ -54,7 +53,7 @@ from chalicelib.services.users import UserService
 from chalicelib.settings import Settings
 from chalicelib.wiring_events import event_publisher
 from chalicelib.wiring_events import scheduler as scheduler_for
-from chalicelib.wiring_images import container_images, image_builder, serving_base
+from chalicelib.wiring_images import image_builder, serving_base
 from chalicelib.wiring_runtimes import (
     child_aws_environment,
     endpoint_runner,
@@ -90,7 +89,6 @@ class Services:
     events: Any = None  # chalicelib.services.events.EventService (GET /events)
     scheduler: Any = None  # chalicelib.ports.Scheduler (EventBridge Scheduler; the local scheduler locally)
     schedule_targets: Any = None  # services.schedule_targets.ScheduleTargets: what a schedule's firing invokes
-    scheduler_clock: Any = None  # services.schedules.SchedulerClockService (POST /local/scheduler/advance)
     continuous_tests: Any = None  # ContinuousTestService (CT instances; its record steps wrap stress tests')
 
     def close(self) -> None:
@@ -164,9 +162,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
         parts.get("image_workflows", lambda: _image_workflows(settings, aws)),
         poll_seconds=settings.image_poll_seconds, clock=clock)
     # Models' dependencies -> managed images; a slot waiting for one asks again as often as it is polled.
-    containers = container_images(settings, aws)  # docker_image / custom_image: run as given, if they can
     model_images = ModelImages(managed_images, wait_seconds=max(1, settings.image_poll_seconds),
-                               serving_base=serving_base(settings), containers=containers)
+                               serving_base=serving_base(settings))
     train_jobs = TrainJobService(
         stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
@@ -201,10 +198,9 @@ def build(settings: Settings, **overrides: Any) -> Services:
         StressMessageConfig(bucket=settings.data_bucket, timeout_seconds=settings.stress_test_timeout_seconds,
                             heartbeat_seconds=settings.trial_heartbeat_seconds),
         heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
-        queue_timeout_seconds=settings.trial_queue_timeout_seconds,
         presigned_url_seconds=settings.presigned_url_seconds, max_upload_bytes=settings.max_dataset_bytes,
         clock=clock, train_jobs=stores.train_jobs, trials=stores.trials, models=stores.models, apps=app_store,
-        inference_jobs=stores.inference_jobs, images=StressImages(managed_images, containers),
+        inference_jobs=stores.inference_jobs, images=StressImages(managed_images),
     )
     return Services(
         settings=settings,
@@ -241,7 +237,6 @@ def build(settings: Settings, **overrides: Any) -> Services:
         events=EventService(publisher),
         scheduler=scheduler,
         schedule_targets=schedule_targets,
-        scheduler_clock=SchedulerClockService(scheduler),
         continuous_tests=ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
                                                blobs, publisher, settings.data_bucket, clock=clock),
     )
@@ -251,10 +246,10 @@ class _Stores:
     """The repositories (DynamoDB through pynamodb, bound to the settings' tables)."""
 
     def __init__(self, parts: _Parts, aws: Any):
-        from chalicelib.store import images, logins, queues, repositories, serving, stress, train_jobs, users
+        from chalicelib.store import images, logins, queues, repositories, serving, stress, train_jobs
 
         settings = parts.settings
-        self.users = parts.get("users", users.UserRepository)
+        self.users = parts.get("users", repositories.UserRepository)
         self.sessions = parts.get("sessions", repositories.SessionRepository)
         self.api_keys = parts.get("api_keys", repositories.ApiKeyRepository)
         self.datasets = parts.get("datasets", repositories.DatasetRepository)
@@ -356,7 +351,7 @@ def _image_workflows(settings: Settings, aws: Any) -> Any:
 def _tokens(aws: Any) -> TaskTokens:
     from chalicelib.adapters.task_tokens import SfnTaskTokens
 
-    return SfnTaskTokens(aws.client("stepfunctions"), aws.client("s3"))
+    return SfnTaskTokens(aws.client("stepfunctions"))
 
 
 def _request_queue(settings: Settings, aws: Any) -> Any:
@@ -389,7 +384,6 @@ def _trial_loop_config(settings: Settings) -> TrialLoopConfig:
         heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
         memory_limit_mb=settings.trial_memory_limit_mb,
         advisor_strategy=settings.advisor_strategy,
-        queue_timeout_seconds=settings.trial_queue_timeout_seconds,
     )
 
 
