@@ -201,6 +201,15 @@ class UserStore(Protocol):
 
     def mark_banned(self, email: str, at: datetime) -> User: ...
 
+    def link_iam_principal(self, email: str, principal: str) -> User:
+        """Link ``principal`` to the user; ``Conflict`` if another user has it, ``NotFound``
+        if there is no such user. Linking a principal the user already has changes nothing."""
+
+    def unlink_iam_principal(self, email: str, principal: str) -> User:
+        """Unlink ``principal``; ``NotFound`` unless the user has it."""
+
+    def get_by_iam_principal(self, principal: str) -> Optional[User]: ...
+
 
 class SessionStore(Protocol):
     def add(self, session: Session) -> None: ...

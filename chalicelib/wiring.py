@@ -246,10 +246,10 @@ class _Stores:
     """The repositories (DynamoDB through pynamodb, bound to the settings' tables)."""
 
     def __init__(self, parts: _Parts, aws: Any):
-        from chalicelib.store import images, logins, queues, repositories, serving, stress, train_jobs
+        from chalicelib.store import images, logins, queues, repositories, serving, stress, train_jobs, users
 
         settings = parts.settings
-        self.users = parts.get("users", repositories.UserRepository)
+        self.users = parts.get("users", users.UserRepository)
         self.sessions = parts.get("sessions", repositories.SessionRepository)
         self.api_keys = parts.get("api_keys", repositories.ApiKeyRepository)
         self.datasets = parts.get("datasets", repositories.DatasetRepository)

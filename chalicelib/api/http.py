@@ -72,6 +72,13 @@ def _source_ip(request: Any) -> Optional[str]:
     return identity.get("sourceIp") or None
 
 
+def _iam_principal(request: Any) -> Optional[str]:
+    # Set by API Gateway only on methods with IAM authorization, after it verified the request's
+    # SigV4 signature (the local gateway verifies it the same way); a client cannot set it.
+    identity = (request.context or {}).get("identity") or {}
+    return identity.get("userArn") or None
+
+
 def _bearer_token(headers: Any) -> Optional[str]:
     value = headers.get("authorization") or ""
     scheme, _, token = value.partition(" ")
@@ -150,7 +157,8 @@ def endpoint(
             try:
                 call = Call(user=None, bearer_token=_bearer_token(request.headers), source_ip=_source_ip(request))
                 if not public:
-                    call.user = services().auth.authenticate(call.bearer_token, request.headers.get("x-api-key"))
+                    call.user = services().auth.authenticate(call.bearer_token, request.headers.get("x-api-key"),
+                                                             _iam_principal(request))
                 _path_params(path, path_params)
                 if body is not None:
                     call.body = _parse_body(body, request.raw_body or b"")

@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.http import Call, endpoint
-from chalicelib.schemas import AuditEventsQuery, BanUserRequest, CreateUserRequest
+from chalicelib.schemas import AuditEventsQuery, BanUserRequest, CreateUserRequest, IamPrincipalRequest
 from chalicelib.schemas_responses import AuditEventsOut, UserOut
 from chalicelib.wiring import services
 
@@ -31,6 +31,19 @@ def create_user(call: Call) -> dict:
           response=UserOut)
 def ban_user(call: Call) -> dict:
     return services().users.ban_user(call.user, call.body.email)
+
+
+@endpoint(bp, "/users/iam-principals", "POST",
+          "Link an IAM user or role to a user: its SigV4-signed requests through the stack's IAM API "
+          "act as that user (admins)", body=IamPrincipalRequest, response=UserOut)
+def link_iam_principal(call: Call) -> dict:
+    return services().users.link_iam_principal(call.user, call.body.email, call.body.principal_arn)
+
+
+@endpoint(bp, "/users/iam-principals/unlink", "POST", "Unlink an IAM user or role from a user (admins)",
+          body=IamPrincipalRequest, response=UserOut)
+def unlink_iam_principal(call: Call) -> dict:
+    return services().users.unlink_iam_principal(call.user, call.body.email, call.body.principal_arn)
 
 
 @endpoint(bp, "/audit-events", "GET", "Logins, lockouts and API key changes, newest first (admins; paged)",

@@ -46,6 +46,9 @@ class User:
     password_hash: str
     created_at: datetime
     banned_at: Optional[datetime] = None
+    #: IAM principals (user or role ARNs, ``chalicelib.iam_principals``) whose SigV4-signed
+    #: requests act as this user.
+    iam_principals: tuple[str, ...] = ()
 
     @property
     def is_banned(self) -> bool:
@@ -58,6 +61,7 @@ class User:
             "user_type": self.user_type.value,
             "datetime_created": iso_or_none(self.created_at),
             "banned_date": iso_or_none(self.banned_at),
+            "iam_principals": sorted(self.iam_principals),
         }
 
 

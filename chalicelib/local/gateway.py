@@ -18,6 +18,8 @@ from chalice import Chalice
 from chalice.config import Config
 from chalice.local import LocalGateway, LocalGatewayException
 
+from chalicelib.local.sigv4 import SignatureRejected, is_signed, verify
+
 _THREAD_LOCAL_ATTRS = ("current_request", "lambda_context")
 
 
@@ -46,12 +48,12 @@ class _PeerAddressGateway(LocalGateway):
         super().__init__(app, config)
         self._peer = threading.local()
 
-    def handle_peer_request(self, peer: Optional[str], **request: Any) -> Any:
-        self._peer.address = peer
+    def handle_peer_request(self, peer: Optional[str], user_arn: Optional[str] = None, **request: Any) -> Any:
+        self._peer.address, self._peer.user_arn = peer, user_arn
         try:
             return self.handle_request(**request)
         finally:
-            self._peer.address = None
+            self._peer.address = self._peer.user_arn = None
 
     def _generate_lambda_event(self, method: str, path: str, headers: Any, body: Optional[bytes]) -> Any:
         event = super()._generate_lambda_event(method, path, headers, body)
@@ -62,7 +64,15 @@ class _PeerAddressGateway(LocalGateway):
         address = getattr(self._peer, "address", None)
         if address:
             event["requestContext"]["identity"]["sourceIp"] = address
+        # Only a verified SigV4 signature (ChaliceWsgiApp's verifier) names a caller, as API
+        # Gateway's IAM authorization does; never a header.
+        event["requestContext"]["identity"]["userArn"] = getattr(self._peer, "user_arn", None)
         return event
+
+
+def _forbidden(message: str) -> tuple[int, dict[str, str], bytes]:
+    body = json.dumps({"error": {"code": "forbidden", "message": message}}).encode()
+    return 403, {"Content-Type": "application/json", "Content-Length": str(len(body))}, body
 
 
 def _not_found(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
@@ -73,7 +83,11 @@ def _not_found(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
 class ChaliceWsgiApp:
     """A WSGI application that runs a Chalice app through Chalice's LocalGateway."""
 
-    def __init__(self, app: Chalice, stage: str = "local", timeout_seconds: int = 900):
+    def __init__(self, app: Chalice, stage: str = "local", timeout_seconds: int = 900,
+                 credentials_of: Optional[Callable[[str], Any]] = None):
+        """``credentials_of(access_key_id)``: the issued key's :class:`~chalicelib.local.sigv4.Credentials`
+        (None if unknown), for SigV4-signed requests; without it a signed request is refused."""
+        self._credentials_of = credentials_of
         _make_thread_local(app)
         config = Config.create(chalice_app=app, app_name=app.app_name, chalice_stage=stage,
                                lambda_timeout=timeout_seconds, lambda_memory_size=1024)
@@ -93,17 +107,38 @@ class ChaliceWsgiApp:
         }
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
-        status, response_headers, payload = self._dispatch(
-            method, f"{path}?{query}" if query else path, headers, body, environ.get("REMOTE_ADDR"))
+        target = f"{path}?{query}" if query else path
+        try:
+            user_arn = self._caller(method, environ, target, headers, body)
+        except SignatureRejected as e:
+            status, response_headers, payload = _forbidden(str(e))
+        else:
+            status, response_headers, payload = self._dispatch(method, target, headers, body, environ.get("REMOTE_ADDR"),
+                                                               user_arn)
         reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else ""
         start_response(f"{status} {reason}", list(response_headers.items()))
         return [payload]
 
+    def _caller(self, method: str, environ: dict[str, Any], target: str, headers: dict[str, str],
+                body: bytes) -> Optional[str]:
+        """The ARN behind a SigV4-signed request (None when unsigned); SignatureRejected if the
+        signature does not hold."""
+        if not is_signed(headers):
+            return None
+        if self._credentials_of is None:
+            raise SignatureRejected("this gateway has no IAM to check SigV4 signatures against")
+        url = f"{environ.get('wsgi.url_scheme', 'http')}://{headers.get('host', '')}{target}"
+        if environ.get("CONTENT_LENGTH"):  # WSGI keeps it out of HTTP_*; a client may have signed it
+            headers = {**headers, "content-length": environ["CONTENT_LENGTH"]}
+        return verify(method, url, headers, body, self._credentials_of)
+
     def _dispatch(
-        self, method: str, path: str, headers: dict[str, str], body: bytes, peer: Optional[str] = None
+        self, method: str, path: str, headers: dict[str, str], body: bytes, peer: Optional[str] = None,
+        user_arn: Optional[str] = None,
     ) -> tuple[int, dict[str, str], bytes]:
         try:
-            response = self._gateway.handle_peer_request(peer, method=method, path=path, headers=headers, body=body)
+            response = self._gateway.handle_peer_request(peer, user_arn, method=method, path=path, headers=headers,
+                                                         body=body)
         except LocalGatewayException as e:
             if e.CODE == 403:  # API Gateway's answer to an unknown route
                 return _not_found(method, path.split("?", 1)[0])

@@ -36,6 +36,9 @@ MOTO_CONFIG = {
 _PR_SET_PDEATHSIG = 1
 #: The child's own path: liveness and the last snapshot, as JSON.
 STATUS_PATH = "/kilele-moto-status"
+#: The secret and owner of an access key moto issued, for the local gateway's SigV4 check
+#: (chalicelib/local/sigv4.py). Loopback only, like the rest of moto, which has no auth at all.
+IAM_CREDENTIALS_PATH = "/kilele-iam-credentials"
 #: The child's exit code when the snapshot cannot be read (its reason is on stderr).
 EXIT_REFUSED = 3
 _READ_PREFIXES = ("Get", "Describe", "List", "Scan", "Query", "BatchGet", "ReceiveMessage")
@@ -148,6 +151,20 @@ class MotoServer:
 
     def alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
+
+    def iam_credentials(self, access_key_id: str) -> Any:
+        """The :class:`~chalicelib.local.sigv4.Credentials` of an access key this moto issued
+        (an IAM user's or an assumed role's), or None: the local gateway's SigV4 check."""
+        from chalicelib.local.sigv4 import Credentials
+
+        try:
+            response = requests.get(self.url + IAM_CREDENTIALS_PATH, params={"access_key_id": access_key_id}, timeout=5)
+        except requests.RequestException:
+            return None
+        if response.status_code != 200:
+            return None
+        found = response.json()
+        return Credentials(found["secret_access_key"], found["arn"], found.get("session_token"))
 
     def stop(self, timeout_seconds: float = 30.0) -> None:
         """SIGTERM: the child takes a last snapshot and exits (killed after ``timeout_seconds``)."""
@@ -267,6 +284,28 @@ class Snapshots:
         self.take(force=True)
 
 
+def iam_credentials(access_key_id: str) -> Optional[dict[str, Any]]:
+    """``{"secret_access_key", "arn", "session_token"}`` of an active access key moto issued to
+    an IAM user, or of an assumed-role session (its ARN is the session's, as AWS reports it)."""
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
+    if not access_key_id:
+        return None
+    for account_id in list(sts_backends.keys()):
+        for backend in sts_backends[account_id].values():
+            role = backend.get_assumed_role_from_access_key(access_key_id)
+            if role is not None:
+                return {"secret_access_key": role.secret_access_key, "arn": role.arn, "session_token": role.session_token}
+    for account_id in list(iam_backends.keys()):
+        for backend in iam_backends[account_id].values():
+            for user in list(backend.users.values()):
+                for key in user.access_keys:
+                    if key.access_key_id == access_key_id and key.status == "Active":
+                        return {"secret_access_key": key.secret_access_key, "arn": user.arn, "session_token": None}
+    return None
+
+
 def gated_app(app: Callable[..., Any], gate: Gate, status: Callable[[], dict[str, Any]]) -> Callable[..., Any]:
     """moto's WSGI app behind ``gate``, plus :data:`STATUS_PATH`."""
 
@@ -274,6 +313,14 @@ def gated_app(app: Callable[..., Any], gate: Gate, status: Callable[[], dict[str
         if environ.get("PATH_INFO") == STATUS_PATH:
             body = json.dumps({"ok": True, **status()}).encode()
             start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+            return [body]
+        if environ.get("PATH_INFO") == IAM_CREDENTIALS_PATH:
+            from urllib.parse import parse_qs
+
+            found = iam_credentials(parse_qs(environ.get("QUERY_STRING", "")).get("access_key_id", [""])[0])
+            body = json.dumps(found or {}).encode()
+            start_response("200 OK" if found else "404 Not Found",
+                           [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
             return [body]
         if environ.get("HTTP_X_AMZ_TARGET") == _LONG_POLL:
             return app(environ, start_response)

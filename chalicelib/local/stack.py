@@ -201,8 +201,8 @@ class LocalStack:
                              settings.aws_secret_access_key)
             provisioned = provision(settings, aws)
             # Bind the API first: its URL is the predictor URL inference jobs hand out.
-            self.api = ApiServer(health_overlay(ChaliceWsgiApp(_load_app()), self.health), port=self.port,
-                                 threads=self.threads)
+            self.api = ApiServer(health_overlay(ChaliceWsgiApp(_load_app(), credentials_of=self.moto.iam_credentials),
+                                                self.health), port=self.port, threads=self.threads)
             self._work_dir = _new_work_dir()
             work_dir = self._work_dir.path
             settings = adopt(settings, provisioned, self.api.url, work_dir)

@@ -31,6 +31,7 @@ from typing import Any, Optional
 
 from chalicelib.entities import ApiKey, AuditEventType, Session, User
 from chalicelib.errors import InvalidInput, NotFound, Unauthenticated
+from chalicelib.iam_principals import principal_of
 from chalicelib.permissions import Action, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.audit import AuditService
@@ -125,15 +126,21 @@ class AuthService:
         self._invalidate(lambda key, _: key == ("session", digest))
         return {"logged_out": True}
 
-    def authenticate(self, bearer_token: Optional[str], api_key: Optional[str]) -> User:
-        """The user behind a session token or an API key; banned users are refused (in this
-        process at once, elsewhere within the cache's lifetime: see the module docstring)."""
+    def authenticate(self, bearer_token: Optional[str], api_key: Optional[str],
+                     iam_principal: Optional[str] = None) -> User:
+        """The user behind a session token, an API key or a verified IAM principal (the ARN
+        API Gateway's IAM authorization puts in the request context, never a header); banned
+        users are refused (in this process at once, elsewhere within the cache's lifetime: see
+        the module docstring)."""
         if bearer_token:
             user = self._user_of_session(bearer_token)
         elif api_key:
             user = self._user_of_api_key(api_key)
+        elif iam_principal:
+            user = self._user_of_iam_principal(iam_principal)
         else:
-            raise Unauthenticated("send 'Authorization: Bearer <session token>' or 'x-api-key: <key>'")
+            raise Unauthenticated("send 'Authorization: Bearer <session token>' or 'x-api-key: <key>', "
+                                  "or sign the request with SigV4 through the stack's IAM API")
         if user.is_banned:
             raise Unauthenticated(f"user {user.email!r} is banned")
         return user
@@ -193,6 +200,22 @@ class AuthService:
         if not user:
             raise Unauthenticated("the credentials belong to no user")
         self._remember(("api_key", key_id), epoch, user, now, secret_hash=stored.secret_hash)
+        return user
+
+    def _user_of_iam_principal(self, arn: str) -> User:
+        try:
+            principal = principal_of(arn)
+        except InvalidInput as e:
+            raise Unauthenticated(f"{arn} cannot act as a Kilele user: only IAM users and roles can be linked") from e
+        now, epoch = self._clock(), self._epoch
+        cached = self._cached(("iam", principal), now)
+        if cached is not None:
+            return cached.user
+        user = self._users.get_by_iam_principal(principal)
+        if not user:
+            raise Unauthenticated(f"{principal} is linked to no Kilele user; an admin links it with "
+                                  "`kilele users link-iam-principal <email> <arn>`")
+        self._remember(("iam", principal), epoch, user, now)
         return user
 
     def create_api_key(self, actor: User, name: str, source_ip: Optional[str] = None) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from typing import Any, Callable, Optional
 
 from chalicelib.entities import User, UserType
 from chalicelib.errors import Conflict, Forbidden, InvalidInput, NotFound
+from chalicelib.iam_principals import principal_of
 from chalicelib.permissions import Action, require, require_can_manage_user_type
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.ports import PasswordHasher, PasswordPolicy, UserStore
@@ -72,6 +73,28 @@ class UserService:
         if self._on_banned:
             self._on_banned(email)
         return banned.to_dict()
+
+    def link_iam_principal(self, actor: User, email: str, principal_arn: str) -> dict[str, Any]:
+        """Let the IAM user or role ``principal_arn`` act as user ``email`` (requests signed
+        with SigV4 through the stack's IAM API); an assumed-role ARN links its role."""
+        target = self._managed_target(actor, email)
+        return self._users.link_iam_principal(target.email, principal_of(principal_arn)).to_dict()
+
+    def unlink_iam_principal(self, actor: User, email: str, principal_arn: str) -> dict[str, Any]:
+        """Stop ``principal_arn``'s signed requests from acting as user ``email``."""
+        target = self._managed_target(actor, email)
+        unlinked = self._users.unlink_iam_principal(target.email, principal_of(principal_arn))
+        if self._on_banned:  # the auth cache forgets the user, so the principal stops at once here
+            self._on_banned(email)
+        return unlinked.to_dict()
+
+    def _managed_target(self, actor: User, email: str) -> User:
+        require(actor, Action.BAN_USER)  # the admins who may ban a user may manage its identities
+        target = self._users.get(email)
+        if not target:
+            raise NotFound(f"no user with email {email!r}")
+        require_can_manage_user_type(actor, target.user_type)
+        return target
 
     def _add(self, email: str, password: str, user_type: UserType) -> User:
         user = User(

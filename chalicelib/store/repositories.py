@@ -17,8 +17,6 @@ from chalicelib.entities import (
     Model,
     Session,
     Task,
-    User,
-    UserType,
 )
 from chalicelib.errors import Conflict, NotFound
 from chalicelib.store.models import (
@@ -27,7 +25,6 @@ from chalicelib.store.models import (
     ModelItem,
     SessionItem,
     UniqueItem,
-    UserItem,
     new_connection,
 )
 
@@ -67,59 +64,6 @@ def _opt_dt(value: Optional[str]) -> Optional[datetime]:
 
 def _opt_iso(value: Optional[datetime]) -> Optional[str]:
     return _iso(value) if value else None
-
-
-class UserRepository:
-    def add(self, user: User) -> None:
-        """Store a new user; :class:`Conflict` if the email is taken."""
-        item = UserItem(
-            user.email,
-            id=user.id,
-            user_type=user.user_type.value,
-            password_hash=user.password_hash,
-            created_at=user.created_at,
-            banned_at=user.banned_at,
-        )
-        try:
-            item.save(condition=UserItem.email.does_not_exist())
-        except PutError as e:
-            if _failed_condition(e):
-                raise Conflict(f"a user with email {user.email!r} already exists") from e
-            raise
-
-    def get(self, email: str) -> Optional[User]:
-        try:
-            return self._entity(UserItem.get(email, consistent_read=True))
-        except DoesNotExist:
-            return None
-
-    def list(self) -> list[User]:
-        return sorted((self._entity(i) for i in UserItem.scan()), key=lambda u: u.created_at)
-
-    def mark_banned(self, email: str, at: datetime) -> User:
-        """Set ``banned_at`` once; :class:`Conflict` if already banned."""
-        item = UserItem(email)
-        try:
-            item.update(
-                actions=[UserItem.banned_at.set(at)],
-                condition=UserItem.email.exists() & UserItem.banned_at.does_not_exist(),
-            )
-        except UpdateError as e:
-            if _failed_condition(e):
-                raise Conflict(f"user {email!r} is already banned") from e
-            raise
-        return self._entity(item)
-
-    @staticmethod
-    def _entity(item: UserItem) -> User:
-        return User(
-            id=item.id,
-            email=item.email,
-            user_type=UserType(item.user_type),
-            password_hash=item.password_hash,
-            created_at=item.created_at,
-            banned_at=item.banned_at,
-        )
 
 
 class SessionRepository:

@@ -77,7 +77,7 @@ class Api(Construct):
         state_machine_arns.grant_executions(self.function)
         # Inference jobs: create/delete endpoints (and their autoscaling); predict invokes them.
         serving.grant_manage_endpoints(self.function)
-        self.rest_api = self._rest_api(self.function)
+        self.rest_api = build_rest_api(self, self.stage, self.function)
 
     def depend_on(self, *constructs: Construct) -> None:
         """Not a reference (the function uses built ARNs), only an order of deployment."""
@@ -93,43 +93,9 @@ class Api(Construct):
         stack = Stack.of(self)
         return f"https://{self.rest_api.rest_api_id}.execute-api.{stack.region}.{stack.url_suffix}/{self.stage}"
 
-    def _rest_api(self, function: lambda_.IFunction) -> apigw.RestApi:
-        access_logs = logs.LogGroup(self, "ApiAccessLogs", retention=logs.RetentionDays.THREE_MONTHS)
-        api = apigw.RestApi(
-            self, "RestApi",
-            rest_api_name=f"kilele-{self.stage}",
-            binary_media_types=BINARY_MEDIA_TYPES,
-            # Access logging needs the account-level API Gateway -> CloudWatch role.
-            cloud_watch_role=True,
-            deploy_options=apigw.StageOptions(
-                stage_name=self.stage,
-                access_log_destination=apigw.LogGroupLogDestination(access_logs),
-                access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True,
-                    resource_path=True, response_length=True, status=True, user=False,
-                ),
-                tracing_enabled=True,
-                metrics_enabled=True,
-                throttling_rate_limit=THROTTLE_RATE,
-                throttling_burst_limit=THROTTLE_BURST,
-                method_options={"/tokens/POST": apigw.MethodDeploymentOptions(
-                    throttling_rate_limit=LOGIN_THROTTLE_RATE, throttling_burst_limit=LOGIN_THROTTLE_BURST)},
-            ),
-        )
-        self._add_routes(api, function)
-        self._add_gateway_responses(api)
-        # Throttles only requests that carry an API Gateway key, i.e. none today; it is here so
-        # per-client keys can be attached later. The stage throttling above is what protects now.
-        api.add_usage_plan(
-            "UsagePlan",
-            name=f"kilele-{self.stage}",
-            throttle=apigw.ThrottleSettings(rate_limit=THROTTLE_RATE, burst_limit=THROTTLE_BURST),
-            api_stages=[apigw.UsagePlanPerApiStage(api=api, stage=api.deployment_stage)],
-        )
-        return api
-
     @staticmethod
-    def _add_routes(api: apigw.RestApi, function: lambda_.IFunction) -> None:
+    def _add_routes(api: apigw.RestApi, function: lambda_.IFunction,
+                    authorization: "apigw.AuthorizationType | None" = None) -> None:
         """One API Gateway resource per Chalice route and one method per route method, as
         `chalice deploy` does: Chalice dispatches on the event's ``resourcePath`` (which must be
         the route itself, e.g. ``/models/{model_id}/file``) and reads ``pathParameters``."""
@@ -143,7 +109,7 @@ class Api(Construct):
                 # The app authenticates every call itself (x-api-key or Authorization: Bearer), so
                 # methods must NOT set api_key_required: API Gateway would reject the app's own
                 # keys. Left unrequired, API Gateway passes the x-api-key header through untouched.
-                resource.add_method(method, integration)
+                resource.add_method(method, integration, authorization_type=authorization)
 
     @staticmethod
     def _add_gateway_responses(api: apigw.RestApi) -> None:
@@ -165,3 +131,47 @@ class Api(Construct):
                 response_headers=JSON_CONTENT_TYPE,
                 templates={"application/json": GATEWAY_ERROR_TEMPLATE},
             )
+
+
+def build_rest_api(scope: Construct, stage: str, function: lambda_.IFunction,
+                   iam_authorization: bool = False) -> apigw.RestApi:
+    """The REST API ``kilele-{stage}`` (``kilele-{stage}-iam`` with IAM authorization on every
+    method): one resource and method per Chalice route, access logs, X-Ray, throttling, the
+    product's error shape; the usage plan on the key API only."""
+    prefix = "Iam" if iam_authorization else ""
+    access_logs = logs.LogGroup(scope, f"{prefix}ApiAccessLogs", retention=logs.RetentionDays.THREE_MONTHS)
+    api = apigw.RestApi(
+        scope, f"{prefix}RestApi",
+        rest_api_name=f"kilele-{stage}-iam" if iam_authorization else f"kilele-{stage}",
+        binary_media_types=BINARY_MEDIA_TYPES,
+        # Access logging needs the account-level API Gateway -> CloudWatch role.
+        cloud_watch_role=True,
+        deploy_options=apigw.StageOptions(
+            stage_name=stage,
+            access_log_destination=apigw.LogGroupLogDestination(access_logs),
+            access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
+                caller=iam_authorization, http_method=True, ip=True, protocol=True, request_time=True,
+                resource_path=True, response_length=True, status=True, user=iam_authorization,
+            ),
+            tracing_enabled=True,
+            metrics_enabled=True,
+            throttling_rate_limit=THROTTLE_RATE,
+            throttling_burst_limit=THROTTLE_BURST,
+            method_options={"/tokens/POST": apigw.MethodDeploymentOptions(
+                throttling_rate_limit=LOGIN_THROTTLE_RATE, throttling_burst_limit=LOGIN_THROTTLE_BURST)},
+        ),
+    )
+    Api._add_routes(api, function, apigw.AuthorizationType.IAM if iam_authorization else None)
+    Api._add_gateway_responses(api)
+    if iam_authorization:
+        return api
+    # Throttles only requests that carry an API Gateway key, i.e. none today; it is here so
+    # per-client keys can be attached later. The stage throttling above is what protects now.
+    api.add_usage_plan(
+        "UsagePlan",
+        name=f"kilele-{stage}",
+        throttle=apigw.ThrottleSettings(rate_limit=THROTTLE_RATE, burst_limit=THROTTLE_BURST),
+        api_stages=[apigw.UsagePlanPerApiStage(api=api, stage=api.deployment_stage)],
+    )
+    return api
+

@@ -24,6 +24,7 @@ from .api import Api
 from .dashboard import build_dashboard
 from .data import Data
 from .firewall import ApiFirewall
+from .iam_api import IamApi
 from .images import ManagedImages
 from .functions import Functions
 from .naming import flat_logical_id, pascal, resource_name
@@ -74,6 +75,8 @@ class KileleStack(Stack):
         )
         # Per-address rate limits (WAF) in front of the API stage.
         self.firewall = ApiFirewall(self, "ApiFirewall", stage=stage, api_stage=self.api.rest_api.deployment_stage)
+        self.iam_api = IamApi(self, "IamApi", stage=stage, function=self.api.function,
+                              web_acl_arn=self.firewall.web_acl.attr_arn)
         # The API is never updated to start executions of a machine that does not exist yet.
         self.api.depend_on(*self.workflows.state_machines.values())
         self.worker_compute = WorkerCompute(
@@ -118,6 +121,10 @@ class KileleStack(Stack):
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
+        # Read by the SDK's Client.from_stack (sdk/kilele/_aws.py): SigV4-signed calls go here.
+        CfnOutput(self, "IamApiUrl", value=self.iam_api.rest_api.url)
+        for name, policy in self.iam_api.invoke_policies.items():
+            CfnOutput(self, f"{pascal(name)}PolicyArn", value=policy.managed_policy_arn)
         for name, bucket in self.data.buckets.items():
             CfnOutput(self, f"{pascal(name)}BucketName", value=bucket.bucket_name)
         for name, table in self.data.tables.items():

@@ -36,6 +36,9 @@ class HttpClient:
         api_key: Optional[str] = None,
         token: Optional[str] = None,
         timeout: float = 60,
+        aws_session: Any = None,
+        sign_requests: Optional[bool] = None,
+        region: Optional[str] = None,
     ):
         self.base_url = (base_url or f"http://{admin_host}:{admin_port}").rstrip("/")
         self.api_key = api_key
@@ -45,6 +48,30 @@ class HttpClient:
         self.max_direct_upload_bytes = self.MAX_DIRECT_UPLOAD_BYTES
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json", "User-Agent": "kilele-sdk"})
+        # SigV4 with the caller's AWS credentials (kilele._aws): on when a boto3 session is
+        # given, or asked for with sign_requests=True (then boto3's default credential chain).
+        self.aws_session = aws_session
+        self._signer = None
+        if sign_requests or (sign_requests is None and aws_session is not None):
+            from kilele._aws import SigV4, default_session, region_of
+
+            self.aws_session = aws_session or default_session(region)
+            self._signer = SigV4(self.aws_session, region or region_of(self.base_url, self.aws_session))
+
+    @classmethod
+    def from_stack(cls, stack_name: str, aws_session: Any = None, *, iam: bool = True, region: Optional[str] = None,
+                   **kwargs: Any) -> Any:
+        """A client for the deployed stack ``stack_name``, its API found in the stack's
+        CloudFormation outputs. With ``iam`` (the default) requests are signed with the
+        session's credentials (the IAM user or role must be linked to a Kilele user); without,
+        log in or pass ``api_key`` as usual."""
+        from kilele._aws import default_session, stack_api_url
+
+        session = aws_session or default_session(region)
+        url = stack_api_url(stack_name, session, iam)
+        if iam:
+            return cls(base_url=url, aws_session=session, region=region, **kwargs)
+        return cls(base_url=url, aws_session=session, sign_requests=False, **kwargs)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
@@ -104,6 +131,8 @@ class HttpClient:
 
     def _send(self, method: str, url: str, **kwargs: Any) -> requests.Response:
         try:
+            if self._signer is not None and url.startswith(self.base_url):  # never a presigned URL
+                kwargs.setdefault("auth", self._signer)
             return self._session.request(method, url, timeout=self.timeout, **kwargs)
         except requests.exceptions.Timeout as e:
             raise ConnectionFailedError(f"{url} did not answer within {self.timeout} s ({e})") from e

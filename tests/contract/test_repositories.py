@@ -96,12 +96,12 @@ def _dynamodb_stores(settings: Any, now: list) -> Stores:
     import boto3
 
     from chalicelib import resources
-    from chalicelib.store import models, queues, repositories, serving, train_jobs
+    from chalicelib.store import models, queues, repositories, serving, train_jobs, users
 
     models.bind(settings.resource_name, settings.region)
     return Stores(
         backend="dynamodb",
-        users=repositories.UserRepository(),
+        users=users.UserRepository(),
         sessions=repositories.SessionRepository(),
         api_keys=repositories.ApiKeyRepository(),
         datasets=repositories.DatasetRepository(),
@@ -237,6 +237,37 @@ def test_a_user_is_banned_once(stores):
     assert stores.users.get(user.email).banned_at == T0 + timedelta(hours=1)
     with pytest.raises(Conflict):
         stores.users.mark_banned(f"nobody-{uid()}@example.com", T0)
+
+
+def test_an_iam_principal_is_linked_to_one_user(stores):
+    alice, bob = a_user(), a_user()
+    stores.users.add(alice)
+    stores.users.add(bob)
+    role = f"arn:aws:iam::123456789012:role/ml-{uid()}"
+    linked = stores.users.link_iam_principal(alice.email, role)
+    assert linked.iam_principals == (role,) and linked.id == alice.id
+    assert stores.users.link_iam_principal(alice.email, role).iam_principals == (role,)  # again: no change
+    assert stores.users.get_by_iam_principal(role).email == alice.email
+    assert stores.users.get(alice.email).iam_principals == (role,)
+    with pytest.raises(Conflict):
+        stores.users.link_iam_principal(bob.email, role)
+    assert stores.users.get(bob.email).iam_principals == ()
+    with pytest.raises(NotFound):
+        stores.users.link_iam_principal(f"nobody-{uid()}@example.com", f"{role}-other")
+    assert stores.users.get_by_iam_principal(f"{role}-other") is None
+
+
+def test_an_unlinked_principal_no_longer_finds_its_user(stores):
+    alice = a_user()
+    stores.users.add(alice)
+    user_arn = f"arn:aws:iam::123456789012:user/{uid()}"
+    stores.users.link_iam_principal(alice.email, user_arn)
+    with pytest.raises(NotFound):
+        stores.users.unlink_iam_principal(alice.email, f"{user_arn}-never-linked")
+    assert stores.users.unlink_iam_principal(alice.email, user_arn).iam_principals == ()
+    assert stores.users.get_by_iam_principal(user_arn) is None
+    with pytest.raises(NotFound):
+        stores.users.unlink_iam_principal(alice.email, user_arn)
 
 
 def test_what_a_caller_holds_is_a_copy(stores):

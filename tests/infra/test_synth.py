@@ -917,3 +917,54 @@ def test_the_api_and_the_image_workflow_may_start_and_follow_builds_of_the_proje
     assert len(builds) == 1
     assert _statement_actions(builds[0]) == {"codebuild:StartBuild", "codebuild:BatchGetBuilds"}
     assert builds[0]["Resource"] == {"Fn::GetAtt": ["ManagedImagesBuildProject7EFB937F", "Arn"]}
+
+
+# --- the IAM API (issue 13): the same routes behind AWS_IAM, in a nested stack -----------------
+
+def _iam_api_template(template: Template) -> Template:
+    from aws_cdk import App
+
+    app = App(context={"aws:cdk:bundling-stacks": []})
+    stack = KileleStack(app, f"kilele-{STAGE}", stage=STAGE)
+    return Template.from_stack(stack.iam_api)
+
+
+@pytest.fixture(scope="module")
+def iam_api(template: Template) -> Template:
+    return _iam_api_template(template)
+
+
+def test_the_iam_api_serves_every_route_with_iam_authorization(template: Template, iam_api: Template) -> None:
+    expected = {(path, method) for path, entries in chalice_app.app.routes.items() for method in entries}
+    assert _api_methods(iam_api) == expected
+    for method in iam_api.find_resources("AWS::ApiGateway::Method").values():
+        assert method["Properties"]["AuthorizationType"] == "AWS_IAM"
+        assert method["Properties"]["Integration"]["Type"] == "AWS_PROXY"
+    # The key API keeps no IAM authorization: tokens and API keys go through it as before.
+    for method in template.find_resources("AWS::ApiGateway::Method").values():
+        assert method["Properties"].get("AuthorizationType", "NONE") == "NONE"
+    [rest_api] = iam_api.find_resources("AWS::ApiGateway::RestApi").values()
+    assert rest_api["Properties"]["Name"] == f"kilele-{STAGE}-iam"
+    template.resource_count_is("AWS::CloudFormation::Stack", 1)
+    outputs = template.to_json()["Outputs"]
+    assert {"ApiUrl", "IamApiUrl", "InvokePolicyArn", "ReadOnlyPolicyArn"} <= set(outputs)
+
+
+def test_the_iam_api_has_the_firewall_and_policies_to_call_it(iam_api: Template) -> None:
+    [association] = iam_api.find_resources("AWS::WAFv2::WebACLAssociation").values()
+    [stage_id] = iam_api.find_resources("AWS::ApiGateway::Stage")
+    assert stage_id in json.dumps(association["Properties"]["ResourceArn"])
+    policies = {p["Properties"]["ManagedPolicyName"]: p["Properties"]["PolicyDocument"]["Statement"]
+                for p in iam_api.find_resources("AWS::IAM::ManagedPolicy").values()}
+    assert set(policies) == {f"kilele-{STAGE}-api-invoke", f"kilele-{STAGE}-api-read-only"}
+    for name, statements in policies.items():
+        [statement] = statements
+        assert statement["Action"] == "execute-api:Invoke" and statement["Effect"] == "Allow"
+        resource = json.dumps(statement["Resource"])
+        assert (f"/{STAGE}/GET/*" in resource) == name.endswith("read-only")
+        assert f"/{STAGE}/*/*" in resource or name.endswith("read-only")
+
+
+def test_each_stack_stays_under_cloudformation_resource_limit(template: Template, iam_api: Template) -> None:
+    for t in (template, iam_api):
+        assert len(t.to_json()["Resources"]) <= 450  # 500 is CloudFormation's hard limit; keep room for routes

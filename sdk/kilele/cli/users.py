@@ -40,6 +40,24 @@ def users_ban(obj: Context, email: str) -> None:
     output(obj.client().ban_user(email))
 
 
+@users.command("link-iam-principal")
+@click.argument("email")
+@click.argument("principal_arn")
+@pass_ctx
+def users_link_iam_principal(obj: Context, email: str, principal_arn: str) -> None:
+    """Let an IAM user or role (its ARN) sign requests as EMAIL through the stack's IAM API."""
+    output(obj.client().link_iam_principal(email, principal_arn))
+
+
+@users.command("unlink-iam-principal")
+@click.argument("email")
+@click.argument("principal_arn")
+@pass_ctx
+def users_unlink_iam_principal(obj: Context, email: str, principal_arn: str) -> None:
+    """Stop an IAM user or role from signing requests as EMAIL."""
+    output(obj.client().unlink_iam_principal(email, principal_arn))
+
+
 @users.command("audit-events")
 @click.option("--limit", type=click.IntRange(1, 500), default=50, show_default=True, help="Events per page.")
 @click.option("--page-token", default=None, help="The next_page_token of the previous page.")

@@ -39,7 +39,7 @@ class AuthMixin(HttpClient):
     def get_current_user(self) -> Optional[dict[str, Any]]:
         """The logged-in user (or the owner of the API key); None when not logged in (no login,
         no key, or a session that expired or was revoked), as seed 001 says."""
-        if not self.token and not self.api_key:
+        if not self.token and not self.api_key and self._signer is None:
             return None
         try:
             return self._request("GET", "/users/me")

@@ -26,6 +26,18 @@ class UsersMixin(HttpClient):
         """Ban a user: logins, sessions and API keys stop working. Irreversible."""
         return self._request("POST", "/users/ban", json={"email": email})
 
+    def link_iam_principal(self, email: str, principal_arn: str) -> dict[str, Any]:
+        """Let an IAM user or role act as user ``email`` when it signs its requests (admins).
+
+        ``principal_arn``: ``arn:aws:iam::<account>:user/<name>``, ``...:role/<name>``, or an
+        assumed-role session ARN (its role is linked). Returns the user, ``iam_principals``
+        included."""
+        return self._request("POST", "/users/iam-principals", json={"email": email, "principal_arn": principal_arn})
+
+    def unlink_iam_principal(self, email: str, principal_arn: str) -> dict[str, Any]:
+        """Stop an IAM user or role from acting as user ``email`` (admins)."""
+        return self._request("POST", "/users/iam-principals/unlink", json={"email": email, "principal_arn": principal_arn})
+
     def get_audit_events(self, limit: int = 50, page_token: Optional[str] = None) -> dict[str, Any]:
         """One page of the audit log, newest first (admins): logins (succeeded, failed, locked
         out) and API key creations and revocations, each with ``email``, ``datetime``,

@@ -439,6 +439,26 @@ class FakeUserStore(Fake):
         user.banned_at = at
         return _copy(user)
 
+    def link_iam_principal(self, email: str, principal: str) -> User:
+        user = self.items.get(email)
+        if user is None:
+            raise NotFound(f"no user with email {email!r}")
+        owner = self.get_by_iam_principal(principal)
+        if owner is not None and owner.email != email:
+            raise Conflict(f"{principal} is already linked to another user")
+        user.iam_principals = tuple(sorted({*user.iam_principals, principal}))
+        return _copy(user)
+
+    def unlink_iam_principal(self, email: str, principal: str) -> User:
+        user = self.items.get(email)
+        if user is None or principal not in user.iam_principals:
+            raise NotFound(f"{principal} is not linked to user {email!r}")
+        user.iam_principals = tuple(p for p in user.iam_principals if p != principal)
+        return _copy(user)
+
+    def get_by_iam_principal(self, principal: str) -> Optional[User]:
+        return _copy(next((u for u in self.items.values() if principal in u.iam_principals), None))
+
 
 @implements(ports.SessionStore)
 class FakeSessionStore(Fake):
