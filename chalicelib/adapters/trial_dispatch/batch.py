@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
+from chalicelib.adapters.trial_dispatch.batch_images import ImageJobDefinitions
+from chalicelib.errors import Unavailable
 from chalicelib.ports import TaskTokens
 
 #: The worker reads its message from this variable (kilele_worker's settings; a contract test
@@ -26,10 +28,21 @@ class BatchTrialDispatcher:
         self.job_definition, self.gpu_job_definition = job_definition, gpu_job_definition
         self._batch = batch
         self._tokens = tokens
+        # A trial naming an image (a managed image's ECR URI, a model's docker_image) runs under
+        # a job definition of that image: Batch cannot override a container job's image.
+        self._images = ImageJobDefinitions(batch)
 
     def dispatch(self, message: dict[str, Any]) -> str:
         trial = message["trial"]
         gpus = int(trial.get("gpu_count") or 0)
+        definition = self.gpu_job_definition if gpus else self.job_definition
+        image = (trial.get("image") or {}).get("ref")
+        if image:
+            try:
+                definition = self._images.for_image(definition, image)
+            except Unavailable as e:  # the trial fails with why (a failure leaves a trace)
+                self._tokens.fail_run(message, "ImageUnavailable", e.message)
+                return ""
         # No command override: the image's entrypoint is already `kilele-worker run`.
         overrides: dict[str, Any] = {"environment": [{"name": MESSAGE_ENV, "value": json.dumps(message)}]}
         if gpus:
@@ -48,7 +61,7 @@ class BatchTrialDispatcher:
         response = self._batch.submit_job(
             jobName=f"kilele-{trial['kind']}-{trial['id']}"[:128],
             jobQueue=self.gpu_queue if gpus else self.cpu_queue,
-            jobDefinition=self.gpu_job_definition if gpus else self.job_definition,
+            jobDefinition=definition,
             containerOverrides=overrides,
             timeout={"attemptDurationSeconds": int(trial["timeout_seconds"]) + 600},
             tags=tags,
@@ -65,5 +78,5 @@ class BatchTrialDispatcher:
             return None
         message = json.loads(env[MESSAGE_ENV])
         # False when the worker had already answered, or the execution ended: nothing to do.
-        self._tokens.fail(message["task_token"], "WorkerLost", str(job_detail.get("statusReason") or "the Batch job failed"))
+        self._tokens.fail_run(message, "WorkerLost", str(job_detail.get("statusReason") or "the Batch job failed"))
         return message["trial"]["id"]
