@@ -21,6 +21,11 @@ _PATH = r"(?:/[\w+=,.@-]+)*/"
 _IAM = re.compile(rf"^arn:({_PARTITION}):iam::({_ACCOUNT}):(user|role)({_PATH})?({_NAME})$")
 _ASSUMED = re.compile(rf"^arn:({_PARTITION}):sts::({_ACCOUNT}):assumed-role/({_NAME})/([\w+=,.@-]{{2,64}})$")
 
+#: The ARNs :func:`principal_of` takes, as one JSON Schema pattern (the request schema's): its
+#: parts are this module's, so the two cannot drift.
+PATTERN = (rf"^(?:arn:{_PARTITION}:iam::{_ACCOUNT}:(?:user|role)(?:{_PATH})?{_NAME}"
+           rf"|arn:{_PARTITION}:sts::{_ACCOUNT}:assumed-role/{_NAME}/[\w+=,.@-]{{2,64}})$")
+
 #: What a principal ARN must look like, for error messages.
 EXPECTED = ("an IAM user or role ARN (arn:aws:iam::<account>:user/<name> or :role/<name>) "
             "or an assumed-role ARN (arn:aws:sts::<account>:assumed-role/<role>/<session>)")

@@ -50,6 +50,19 @@ def _error_statuses() -> dict[str, str]:
 
 _BODY_ONLY = {"413", "415"}
 _AUTH_ONLY = {"401", "403"}
+#: Statuses of the domain error table only a few operations answer: each lists them with
+#: ``endpoint(errors=...)`` (also a 413 of an operation without a body).
+DECLARED_ONLY = {"502"}
+
+
+def _declared(op: Any) -> set[str]:
+    statuses = set()
+    for error in getattr(op, "errors", ()):
+        status = next((HTTP_STATUS[cls] for cls in error.__mro__ if cls in HTTP_STATUS), None)
+        if status is None:
+            raise ValueError(f"{op.method} {op.path}: {error.__name__} has no HTTP status in chalicelib/errors.py")
+        statuses.add(str(status))
+    return statuses
 
 
 def _schema_ref(model: type[BaseModel], components: dict[str, Any]) -> dict[str, str]:
@@ -124,8 +137,11 @@ def _body_required(model: type[BaseModel]) -> bool:
 def _responses(op: Any, components: dict[str, Any]) -> dict[str, Any]:
     error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     responses: dict[str, Any] = {str(op.status): {"description": "OK", "content": _success_body(op, components)}}
+    declared = _declared(op)
     for code, text in _error_statuses().items():
-        if code in _BODY_ONLY and op.body is None:
+        if code in _BODY_ONLY and op.body is None and code not in declared:
+            continue
+        if code in DECLARED_ONLY and code not in declared:
             continue
         if code in _AUTH_ONLY and op.public and op.path != "/tokens":
             continue

@@ -17,6 +17,7 @@ from pydantic import (AfterValidator, BaseModel, BeforeValidator, ConfigDict, Di
 from chalicelib.entities import AccessRight, BudgetOption, InputType, Task, UserType
 from chalicelib.errors import InvalidInput
 from chalicelib.iam_principals import EXPECTED as EXPECTED_PRINCIPAL
+from chalicelib.iam_principals import PATTERN as PRINCIPAL_PATTERN
 from chalicelib.ports_logins import AUDIT_PAGE_TOKEN_PATTERN
 from chalicelib.services.payloads import STYLES, Payload, queries_of, style_of
 from chalicelib.services.trial_messages import TRAIN_ARGS_MAX_BYTES
@@ -157,7 +158,8 @@ class BanUserRequest(Schema):
 
 class IamPrincipalRequest(Schema):
     email: Email
-    principal_arn: str = Field(min_length=20, max_length=2048, description=EXPECTED_PRINCIPAL)
+    principal_arn: str = Field(min_length=20, max_length=2048, description=EXPECTED_PRINCIPAL,
+                               json_schema_extra={"pattern": PRINCIPAL_PATTERN})
 
 
 class CreateApiKeyRequest(Schema):

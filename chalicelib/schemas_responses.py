@@ -90,9 +90,7 @@ class UserOut(Out):
     user_type: UserType
     datetime_created: Optional[datetime]
     banned_date: Optional[datetime]
-    # IAM principals whose SigV4-signed requests act as this user (not required: the field is
-    # being added beside this document's first version; required once it is always there).
-    iam_principals: list[str] = None  # type: ignore[assignment]
+    iam_principals: list[str]  # IAM user or role ARNs whose SigV4-signed requests act as this user
 
 
 class SessionOut(Out):

@@ -4,6 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.http import Call, endpoint
+from chalicelib.errors import PayloadTooLarge
 from chalicelib.schemas import CreateDatasetRequest, StartDatasetUploadRequest, TaskQuery
 from chalicelib.schemas_responses import DatasetOut, DatasetUploadOut
 from chalicelib.wiring import services
@@ -28,7 +29,7 @@ def start_upload(call: Call) -> dict:
 
 
 @endpoint(bp, "/datasets/{dataset_id}/complete", "POST", "Check a presigned upload; the dataset becomes READY",
-          response=DatasetOut)
+          response=DatasetOut, errors=(PayloadTooLarge,))
 def complete_upload(call: Call, dataset_id: str) -> dict:
     return services().datasets.complete_upload(call.user, dataset_id)
 

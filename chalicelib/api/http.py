@@ -49,6 +49,7 @@ class Operation:
     returns: Any = None  # the view's return annotation (the document's fallback when ``response`` is None)
     media_type: str = "application/json"  # of the 2xx body
     response: Any = None  # the 2xx body's schema: a pydantic model, ``list[Model]`` or a Union (OpenAPI)
+    errors: tuple[type[DomainError], ...] = ()  # beyond what every operation of its kind answers (OpenAPI)
 
 
 @dataclass
@@ -138,9 +139,12 @@ def endpoint(
     status: int = 200,
     media_type: str = "application/json",
     response: Any = None,
+    errors: tuple[type[DomainError], ...] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``view`` at ``method path`` on ``blueprint`` (``media_type``: of its 2xx body;
-    ``response``: its schema, chalicelib/schemas_responses*.py, for the OpenAPI document)."""
+    ``response``: its schema, chalicelib/schemas_responses*.py, for the OpenAPI document;
+    ``errors``: domain errors it raises that only some operations do, chalicelib/openapi.py's
+    ``DECLARED_ONLY``, such as a 413 without a request body or the 502 of a model that failed)."""
 
     def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
         try:
@@ -148,7 +152,7 @@ def endpoint(
         except (NameError, TypeError):  # an annotation that does not evaluate: the document says "any JSON"
             returns = None
         REGISTRY.operations.append(Operation(path, method, summary, body, query, public, status, returns,
-                                             media_type, response))
+                                             media_type, response, tuple(errors)))
 
         @blueprint.route(path, methods=[method], content_types=CONTENT_TYPES)
         @functools.wraps(view)

@@ -4,6 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint, Response
 
 from chalicelib.api.http import Call, endpoint
+from chalicelib.errors import ModelFailed
 from chalicelib.schemas import (
     CreateInferenceJobRequest,
     ExportBundleRequest,
@@ -115,7 +116,7 @@ def rollback(call: Call, app: str) -> dict:
 
 
 @endpoint(bp, "/apps/{app}/predict", "POST", "Predict: {query}|{queries}, {input}|{input_batch}, or {instances}",
-          body=PredictRequest, response=PredictOut)
+          body=PredictRequest, response=PredictOut, errors=(ModelFailed,))
 def predict(call: Call, app: str) -> dict:
     answer = services().predict.predict_answer(call.user, app, call.body.payload())
     return Response(body=answer.body, status_code=200, headers=answer.headers)

@@ -187,7 +187,7 @@ def test_the_main_flows_answer_what_the_document_says(superadmin, endpoints):
 def test_a_field_the_document_does_not_describe_is_a_mismatch():
     """The check can fail: an extra field, a wrong type, a missing field, an undocumented status."""
     user = {"id": "u", "email": "a@b", "user_type": "ADMIN", "datetime_created": "2026-12-01T00:00:00+00:00",
-            "banned_date": None}
+            "banned_date": None, "iam_principals": []}
     check("GET", "/users/me", 200, user)
     for bad in ({**user, "password_hash": "x"}, {**user, "user_type": "ROOT"}, {k: v for k, v in user.items() if k != "id"},
                 {**user, "datetime_created": "yesterday"}):

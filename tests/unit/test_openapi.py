@@ -10,6 +10,7 @@ import pytest
 from app import app
 from chalicelib import SERVICE_NAME, __version__
 from chalicelib.api.http import REGISTRY
+from chalicelib.errors import ModelFailed
 from chalicelib.openapi import build_openapi
 
 
@@ -261,8 +262,33 @@ def test_every_operation_describes_every_error_status(document):
         if not op.public:
             expected |= {"401", "403"}
         assert expected <= set(responses), (op.method, op.path, expected - set(responses))
+        if op.body is None and not op.errors:  # a 413 without a body only where the view declares it
+            assert "413" not in responses and "415" not in responses, (op.method, op.path)
+        assert ("502" in responses) == any(issubclass(e, ModelFailed) for e in op.errors), (op.method, op.path)
     model_file = document["paths"]["/models/{model_id}/file"]["get"]["responses"]["200"]["content"]
     assert set(model_file) == {"text/x-python"}
+
+
+def test_statuses_only_some_operations_answer_are_declared_by_them(document):
+    """The 502 of a model that failed is predict's alone; completing a presigned upload has no
+    body but checks the uploaded file's size (413, found by checking the API tests' answers)."""
+    paths = document["paths"]
+    assert "502" in paths["/apps/{app}/predict"]["post"]["responses"]
+    assert "502" not in paths["/datasets"]["get"]["responses"]
+    assert "413" in paths["/datasets/{dataset_id}/complete"]["post"]["responses"]
+    assert "413" not in paths["/datasets/{dataset_id}"]["get"]["responses"]
+
+
+def test_an_error_without_a_status_cannot_be_declared():
+    from chalicelib.api.http import Operation
+    from chalicelib.errors import DomainError
+    from chalicelib.openapi import build_openapi
+
+    class Unmapped(DomainError):
+        pass
+
+    with pytest.raises(ValueError, match="Unmapped has no HTTP status"):
+        build_openapi([Operation("/x", "GET", "x", None, None, True, 200, errors=(Unmapped,))], "t", "1")
 
 
 def test_a_body_that_may_be_empty_is_optional(document):
@@ -317,3 +343,40 @@ def test_an_empty_optional_query_value_is_documented_as_not_given(document):
     schema = {**task["schema"], "components": document["components"]}  # so its $ref resolves
     validator = jsonschema.Draft202012Validator(schema)
     assert validator.is_valid("") and validator.is_valid("TABULAR_REGRESSION") and not validator.is_valid("nope")
+
+
+def test_the_principal_arn_pattern_takes_only_arns_the_route_takes():
+    """schemathesis sent '00000000000000000000' (20 characters, no pattern) and got a 400."""
+    import re
+
+    from hypothesis import given, settings, strategies as st
+
+    from chalicelib.iam_principals import PATTERN, principal_of
+
+    @settings(max_examples=300, deadline=None)
+    @given(st.from_regex(PATTERN, fullmatch=True).filter(lambda arn: 20 <= len(arn) <= 2048))
+    def accepted(arn: str) -> None:
+        principal_of(arn)  # raises InvalidInput if the route would refuse it
+
+    accepted()
+    assert not re.match(PATTERN, "0" * 20)
+    assert re.match(PATTERN, "arn:aws:sts::123456789012:assumed-role/ml/alice-laptop")
+
+
+def test_a_label_is_any_json_value_but_null(document):
+    import jsonschema
+
+    label = document["components"]["schemas"]["LabelItem"]["properties"]["label"]
+    validator = jsonschema.Draft202012Validator(label)
+    assert not validator.is_valid(None) and validator.is_valid(0) and validator.is_valid({"a": None})
+
+
+def test_an_integral_query_id_is_taken_as_json_schema_says():
+    """JSON Schema's integer includes 4466.0; schemathesis sent it and the route answered 400."""
+    from chalicelib.schemas_capture import LabelsRequest
+
+    body = LabelsRequest.model_validate_json('{"labels": [{"query_id": 4466.0, "label": true}]}', strict=True)
+    assert body.pairs() == [("4466", True)]
+    for bad in ('{"labels": [{"query_id": 4466.5, "label": 1}]}', '{"labels": [{"query_id": true, "label": 1}]}'):
+        with pytest.raises(ValueError):
+            LabelsRequest.model_validate_json(bad, strict=True)
