@@ -22,6 +22,7 @@ from chalicelib.settings import Settings
 
 from .api import Api
 from .dashboard import build_dashboard
+from .events import Events, Schedules, grant_events_and_schedules
 from .data import Data
 from .firewall import ApiFirewall
 from .iam_api import IamApi
@@ -110,6 +111,12 @@ class KileleStack(Stack):
             serving_queue=self.data.serving_queue,
             serving_function=self.functions.serve_queue,
         )
+        # Events and schedules (issue 12), last: every Kilele function above gets their environment.
+        self.events = Events(self, "Events", stage=stage)
+        self.schedules = Schedules(self, "Schedules", stage=stage, functions=functions, data=self.data,
+                                   state_machine_arns=state_machine_arns)
+        grant_events_and_schedules(self, self.events, self.schedules,
+                                   readers=[self.api.function, self.schedules.function])
         self._outputs()
 
     def _allocate_logical_id(self, cfn_element: CfnElement) -> str:
@@ -121,6 +128,9 @@ class KileleStack(Stack):
 
     def _outputs(self) -> None:
         CfnOutput(self, "ApiUrl", value=self.api.rest_api.url)
+        CfnOutput(self, "EventBusName", value=self.events.bus.event_bus_name)
+        CfnOutput(self, "AlertsTopicArn", value=self.events.alerts.topic_arn)
+        CfnOutput(self, "ScheduleGroupName", value=self.schedules.group_name)
         # Read by the SDK's Client.from_stack (sdk/kilele/_aws.py): SigV4-signed calls go here.
         CfnOutput(self, "IamApiUrl", value=self.iam_api.rest_api.url)
         for name, policy in self.iam_api.invoke_policies.items():
