@@ -6,6 +6,7 @@ from chalicelib.api import (auth, capture, datasets, images, meta, models, proje
                             train_jobs, users)
 from chalicelib.api import events as events_api
 from chalicelib.api import schedules as schedules_api
+from chalicelib.api import schedules as schedules_api
 from chalicelib.api import continuous_tests as continuous_tests_api
 from chalicelib.api.http import uniform_errors
 from chalicelib.settings import Settings
@@ -21,6 +22,7 @@ for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs
                   projects.bp, stress_tests.bp, images.bp, capture.bp):
     app.register_blueprint(blueprint)
 app.register_blueprint(events_api.bp)  # GET /events (issue 12)
+app.register_blueprint(schedules_api.bp)  # the local scheduler's manual clock (issue 12)
 app.register_blueprint(schedules_api.bp)  # the local scheduler's manual clock (issue 12)
 app.register_blueprint(continuous_tests_api.bp)  # CT instances and continuous tests (issue 12)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional, Protocol
 
-from chalicelib.entities.schedules import Schedule
+from chalicelib.entities.schedules import Firing, Schedule
 
 
 class Scheduler(Protocol):
@@ -34,10 +34,24 @@ class Scheduler(Protocol):
         """Every schedule, in name order."""
 
 
+class DrivableScheduler(Protocol):
+    """A scheduler whose clock a test moves (the local twin on a manual clock)."""
+
+    def advance(self, seconds: float) -> list[Firing]:
+        """Move the clock forward by ``seconds`` and fire what is then due; ``errors.Conflict`` if
+        the clock cannot be moved (the system clock, EventBridge Scheduler)."""
+
+    def fire_due(self) -> list[Firing]:
+        """Fire each enabled schedule that is due, once; the firings made."""
+
+    def now(self) -> datetime:
+        """What time its clock says it is."""
+
+
 class SchedulerClock(Protocol):
     """What time the local scheduler thinks it is (a test drives a manual one: ``advance``)."""
 
     def now(self) -> datetime: ...
 
 
-__all__ = ["Scheduler", "SchedulerClock"]
+__all__ = ["DrivableScheduler", "Scheduler", "SchedulerClock"]

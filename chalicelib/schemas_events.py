@@ -30,4 +30,8 @@ class EventsQuery(Schema):
                             project_id=self.project_id, app=self.app, since=self.since)
 
 
-__all__ = ["EventsQuery"]
+class AdvanceSchedulerClockRequest(Schema):
+    seconds: float = Field(gt=0, le=10 * 366 * 86400, description="how far to move the local scheduler's manual clock")
+
+
+__all__ = ["AdvanceSchedulerClockRequest", "EventsQuery"]

@@ -34,6 +34,7 @@ from chalicelib.services.datasets import DatasetService
 from chalicelib.services.events import EventService
 from chalicelib.services.job_events import JobEvents, publishing_stores
 from chalicelib.services.schedule_targets import ScheduleTargets
+from chalicelib.services.schedules import SchedulerClockService
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.labels import LabelService
@@ -89,6 +90,7 @@ class Services:
     events: Any = None  # chalicelib.services.events.EventService (GET /events)
     scheduler: Any = None  # chalicelib.ports.Scheduler (EventBridge Scheduler; the local scheduler locally)
     schedule_targets: Any = None  # services.schedule_targets.ScheduleTargets: what a schedule's firing invokes
+    scheduler_clock: Any = None  # services.schedules.SchedulerClockService (POST /local/scheduler/advance)
     continuous_tests: Any = None  # ContinuousTestService (CT instances; its record steps wrap stress tests')
 
     def close(self) -> None:
@@ -237,6 +239,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         events=EventService(publisher),
         scheduler=scheduler,
         schedule_targets=schedule_targets,
+        scheduler_clock=SchedulerClockService(scheduler),
         continuous_tests=ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
                                                blobs, publisher, settings.data_bucket, clock=clock),
     )

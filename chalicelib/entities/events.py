@@ -151,6 +151,11 @@ class EventFilters(BaseModel):
     app: Optional[str] = None
     since: Optional[datetime] = None
 
+    @field_validator("since")
+    @classmethod
+    def _since_in_utc(cls, value: Optional[datetime]) -> Optional[datetime]:
+        return None if value is None else _utc(value)  # a time without a zone is UTC
+
     def matches(self, event: KileleEvent) -> bool:
         d = event.detail
         return ((self.kind is None or d.kind == self.kind) and (self.id is None or d.id == self.id)

@@ -6,6 +6,8 @@ Layout::
       moto/state.snapshot   what moto holds (moto_snapshot.py), rewritten atomically
       moto/blobs/<sha256>   S3 object bodies
       moto/moto.log         the moto child's log
+      events/events.jsonl   the event log (adapters/events/local.py)
+      schedules/schedules.json  the local schedules (adapters/schedules/local.py)
       stack.lock            held (flock) by the one stack that uses this directory
       stack.json            {"pid", "api_url", "moto_url", ...} while that stack runs
 
@@ -25,6 +27,8 @@ from typing import Any, Optional
 STATE_FILE = "stack.json"
 LOCK_FILE = "stack.lock"
 MOTO_DIR = "moto"
+#: State the stack keeps beside moto's (issue 12): the event log and the local schedules.
+STATE_DIRS = ("events", "schedules")
 
 
 class DataDirBusy(Exception):
@@ -64,8 +68,10 @@ class DataDir:
         self._lock = descriptor
 
     def reset(self) -> None:
-        """Delete the saved state (call it after :meth:`acquire`)."""
-        shutil.rmtree(self.moto_dir, ignore_errors=True)
+        """Delete the saved state (call it after :meth:`acquire`): moto's, the event log and the
+        schedules (built images stay: a cache of requirement sets, not state)."""
+        for directory in (self.moto_dir, *(self.path / name for name in STATE_DIRS)):
+            shutil.rmtree(directory, ignore_errors=True)
 
     def write_state(self, **values: Any) -> None:
         """Record the running stack (pid, URLs ...) for ``kilele local status``/``down``."""

@@ -73,6 +73,8 @@ def test_a_stress_tests_state_changes_are_listed_oldest_first(make_user, superad
     assert first["source"] == "kilele" and first["detail-type"] == "Kilele Stress Test State Change"
     assert first["detail"]["id"] == job_id and first["detail"]["links"] == {"job": f"/stress-tests/{job_id}"}
     assert first["event_id"]
+    assert len(events_of(dev, "?since=2000-01-01T00:00:00")) == 2  # a time without a zone is UTC
+    assert events_of(dev, "?since=2999-01-01T00:00:00Z") == []
 
     # Paging: one at a time, then a token that waits for what comes next.
     page = dev.call("GET", "/events?limit=1").data

@@ -163,6 +163,8 @@ def test_filters_keep_only_matching_events(twin: Any) -> None:
     assert [e.detail.id for e in everything(publisher, EventFilters(owner_id="u1", status="ERRORED"))] == ["job-3"]
     assert [e.detail.id for e in everything(publisher, EventFilters(id="job-1"))] == ["job-1"]
     assert [e.detail.id for e in everything(publisher, EventFilters(since=T0 + timedelta(seconds=2)))] == ["job-2", "job-3"]
+    naive = (T0 + timedelta(seconds=2)).replace(tzinfo=None)  # a time without a zone is UTC
+    assert [e.detail.id for e in everything(publisher, EventFilters(since=naive))] == ["job-2", "job-3"]
     # A page is filled with matching events: the non-matching ones between do not shorten it.
     page, _ = publisher.list_events(EventFilters(owner_id="u1"), None, 2)
     assert [e.detail.id for e in page] == ["job-0", "job-2"]

@@ -243,3 +243,17 @@ def test_local_state_is_one_json_file_rewritten_whole(tmp_path: Path, targets: S
 def test_the_schedule_lambda_refuses_an_event_that_is_not_an_invocation(targets: ScheduleTargets) -> None:
     with pytest.raises(InvalidInput):
         run_schedule({"source": "aws.events"}, targets)
+
+
+def test_local_advance_moves_a_manual_clock_and_fires_what_is_due(tmp_path: Path, targets: ScheduleTargets,
+                                                                  recorder: Recorder) -> None:
+    scheduler = local(tmp_path, targets, ManualClock(T0))
+    scheduler.create(hourly())
+    assert scheduler.advance(1800) == [] and scheduler.now() == T0 + timedelta(minutes=30)
+    [firing] = scheduler.advance(1800)
+    assert firing.time == T0 + timedelta(hours=1) and recorder.firings == [firing]
+
+
+def test_local_advance_on_the_system_clock_is_a_conflict(tmp_path: Path, targets: ScheduleTargets) -> None:
+    with pytest.raises(Conflict):
+        LocalScheduler(tmp_path, targets).advance(60)

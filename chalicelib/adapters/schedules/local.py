@@ -151,17 +151,41 @@ class LocalScheduler:
 
     def fire_due(self) -> list[Firing]:
         """Fire each enabled schedule that is due, once, and return the firings made."""
-        fired: list[Firing] = []
         with self._lock:
-            now = self.clock.now()
-            due = [e for e in self._entries.values() if e.schedule.enabled and e.next_due and e.next_due <= now]
-            for entry in due:
-                fired.append(Firing(entry.schedule.name, entry.schedule.target, dict(entry.schedule.payload),
-                                    self._latest_due(entry, now)))
-                entry.last_fired = now
-                entry.next_due = self._next(entry.schedule, now, entry.anchor)
-            if due:
-                self._save()  # before the targets run: at most once per due time
+            fired = self._take_due()
+        return self._invoke(fired)
+
+    def now(self) -> datetime:
+        """What time this scheduler's clock says it is."""
+        return self.clock.now()
+
+    def advance(self, seconds: float) -> list[Firing]:
+        """Move a manual clock forward by ``seconds`` and fire what is then due (the firings made,
+        whichever thread fires them first); ``Conflict`` if this scheduler runs on the system clock."""
+        move = getattr(self.clock, "advance", None)
+        if move is None:
+            raise Conflict("this scheduler runs on the system clock; start the local stack with "
+                           "KILELE_LOCAL_SCHEDULER_CLOCK=manual to drive it")
+        with self._lock:  # the stack's own thread cannot fire between the move and the take
+            move(seconds)
+            fired = self._take_due()
+        return self._invoke(fired)
+
+    def _take_due(self) -> list[Firing]:
+        """The firings due now, each schedule's next due time moved past now and saved (under the lock)."""
+        now = self.clock.now()
+        due = [e for e in self._entries.values() if e.schedule.enabled and e.next_due and e.next_due <= now]
+        fired = []
+        for entry in due:
+            fired.append(Firing(entry.schedule.name, entry.schedule.target, dict(entry.schedule.payload),
+                                self._latest_due(entry, now)))
+            entry.last_fired = now
+            entry.next_due = self._next(entry.schedule, now, entry.anchor)
+        if due:
+            self._save()  # before the targets run: at most once per due time
+        return fired
+
+    def _invoke(self, fired: list[Firing]) -> list[Firing]:
         for firing in fired:  # outside the lock: a target may create or change schedules
             error = None
             try:

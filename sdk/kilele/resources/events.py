@@ -12,7 +12,7 @@ EVENT_KINDS = ("train_job", "trial", "inference_job", "stress_test", "continuous
 
 
 class EventsMixin(HttpClient):
-    """``list_events`` and ``follow_events``."""
+    """``list_events``, ``follow_events`` and ``advance_scheduler_clock``."""
 
     def list_events(self, kind: Optional[str] = None, id: Optional[str] = None, status: Optional[str] = None,
                     owner_id: Optional[str] = None, project_id: Optional[str] = None, app: Optional[str] = None,
@@ -42,6 +42,12 @@ class EventsMixin(HttpClient):
             if stop is not None and stop():
                 return
             time.sleep(poll_rate_sec)
+
+    def advance_scheduler_clock(self, seconds: float) -> dict[str, Any]:
+        """Move the local stack's scheduler clock forward by ``seconds`` and fire the schedules
+        then due (admins; a local stack started with ``KILELE_LOCAL_SCHEDULER_CLOCK=manual``).
+        Returns ``{"now", "fired": [{"schedule", "target", "payload", "time"}]}``."""
+        return self._request("POST", "/local/scheduler/advance", json={"seconds": seconds})
 
 
 __all__ = ["EVENT_KINDS", "EventsMixin"]

@@ -78,3 +78,9 @@ def test_cli_events_list_follow_prints_one_line_per_event_until_ctrl_c(server, r
 def test_cli_refuses_an_unknown_kind(run):
     result = run("events", "list", "--kind", "spaceship")
     assert result.exit_code == 2 and "spaceship" in result.stderr
+
+
+def test_advance_scheduler_clock_posts_the_seconds(server):
+    server.route("POST", "/local/scheduler/advance", 200, {"now": "2026-12-02T11:00:00+00:00", "fired": []})
+    answer = Client(base_url=server.url, api_key="k").advance_scheduler_clock(3600)
+    assert answer["fired"] == [] and server.last("POST").json() == {"seconds": 3600}
