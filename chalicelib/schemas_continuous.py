@@ -4,14 +4,16 @@ The test run configs' own shapes are checked by the service (``continuous_tests.
 stress-test service for the rest), so their errors name the config's keys."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from chalicelib.entities.continuous import AGGREGATIONS, OPERATORS, SEVERITIES
 from chalicelib.schemas import Name, Schema, bounded_json, whole
 from chalicelib.schemas_stress import CustomImageSpec
+from chalicelib.services.continuous_tests import BIN_SIZE_NAMES
 from chalicelib.services.ct_monitors import MAX_WINDOW_BINS, METRIC_PATTERN
+from chalicelib.stress_config import test_run_config_schema
 
 Aggregation = Literal[AGGREGATIONS]  # type: ignore[valid-type]
 Operator = Literal[OPERATORS]  # type: ignore[valid-type]
@@ -39,16 +41,42 @@ class _JobOptions(Schema):
                 "cpu_request_millicores": self.cpu_request_millicores}
 
 
+# What the service checks (continuous_tests.parse_continuous_info, start_incremental_continuous_test),
+# said for the document: the schemathesis pass sends what it allows and expects no 400.
+_COLUMN = {"type": "string", "minLength": 1, "maxLength": 500}
+_CONTINUOUS_INFO = {
+    "type": "object", "additionalProperties": False, "required": ["timestamp_col", "bin_size"],
+    "properties": {
+        "timestamp_col": _COLUMN,
+        "bin_size": {"enum": sorted(BIN_SIZE_NAMES)},
+        "reference": {"anyOf": [{"const": "fixed"}, {
+            "type": "object", "additionalProperties": False, "required": ["rolling_bins"],
+            "properties": {"rolling_bins": {"type": "integer", "minimum": 1, "maximum": 10_000}}}]},
+    },
+}
+
+
+def _from_reference_schema() -> dict[str, Any]:
+    return {"allOf": [test_run_config_schema(),
+                      {"required": ["continuous_info"], "properties": {"continuous_info": _CONTINUOUS_INFO}}]}
+
+
+def _incremental_schema() -> dict[str, Any]:
+    eval_path = test_run_config_schema()["properties"]["data_info"]["properties"]["eval_path"]
+    return {"type": "object", "additionalProperties": False, "required": ["eval_path", "timestamp_col"],
+            "properties": {"eval_path": {"allOf": [_COLUMN, eval_path]}, "timestamp_col": _COLUMN}}
+
+
 class StartFromReferenceRequest(_JobOptions):
     """``test_run_config``: a stress test's config with ``continuous_info: {"timestamp_col",
     "bin_size": "hour" | "day", "reference"?: "fixed" | {"rolling_bins": N}}``."""
-    test_run_config: bounded_json(dict[str, Any])
+    test_run_config: Annotated[bounded_json(dict[str, Any]), WithJsonSchema(_from_reference_schema())]
     project_id: Optional[str] = Field(None, min_length=1, max_length=100)
 
 
 class StartIncrementalRequest(_JobOptions):
     """``test_run_config``: ``{"eval_path", "timestamp_col"}``."""
-    test_run_config: bounded_json(dict[str, Any])
+    test_run_config: Annotated[bounded_json(dict[str, Any]), WithJsonSchema(_incremental_schema())]
 
 
 class MonitorChange(Schema):

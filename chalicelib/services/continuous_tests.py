@@ -70,6 +70,8 @@ def _reference(value: Any, where: str) -> Any:
     if value == "fixed":
         return value
     n = value.get("rolling_bins") if isinstance(value, dict) and set(value) == {"rolling_bins"} else None
+    if isinstance(n, float) and n.is_integer():  # JSON Schema's integer includes 5.0 (the document says integer)
+        n = int(n)
     if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 10_000:
         raise InvalidInput(f'{where}.reference: "fixed" or {{"rolling_bins": N}} with 1 <= N <= 10000')
     return {"rolling_bins": n}

@@ -380,3 +380,27 @@ def test_an_integral_query_id_is_taken_as_json_schema_says():
     for bad in ('{"labels": [{"query_id": 4466.5, "label": 1}]}', '{"labels": [{"query_id": true, "label": 1}]}'):
         with pytest.raises(ValueError):
             LabelsRequest.model_validate_json(bad, strict=True)
+
+
+@pytest.mark.parametrize("info", [
+    None, {}, {"timestamp_col": "t", "bin_size": "hour"}, {"timestamp_col": "t", "bin_size": "week"},
+    {"timestamp_col": "", "bin_size": "day"}, {"timestamp_col": "t", "bin_size": "day", "reference": "fixed"},
+    {"timestamp_col": "t", "bin_size": "day", "reference": {"rolling_bins": 5.0}},
+    {"timestamp_col": "t", "bin_size": "day", "reference": {"rolling_bins": 0}},
+    {"timestamp_col": "t", "bin_size": "day", "reference": {"rolling_bins": True}},
+    {"timestamp_col": "t", "bin_size": "day", "extra": 1},
+])
+def test_the_continuous_info_schema_accepts_what_the_service_accepts(info):
+    """schemathesis sent {"test_run_config": {}} to POST /continuous-tests as allowed: a 400."""
+    import jsonschema
+
+    from chalicelib.errors import InvalidInput
+    from chalicelib.schemas_continuous import _CONTINUOUS_INFO
+    from chalicelib.services.continuous_tests import parse_continuous_info
+
+    try:
+        parse_continuous_info(info)
+        accepted = True
+    except InvalidInput:
+        accepted = False
+    assert jsonschema.Draft202012Validator(_CONTINUOUS_INFO).is_valid(info) is accepted
