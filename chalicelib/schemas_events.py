@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
+from typing import Any, Optional
 
 from pydantic import Field
 
 from chalicelib.entities.events import EventFilters, EventKind
 from chalicelib.ports_events import EVENT_PAGE_TOKEN_PATTERN, MAX_EVENTS_PAGE
 from chalicelib.schemas import AppName, Id, Int, Schema
+from chalicelib.schemas_responses import Out
 
 
 class EventsQuery(Schema):
@@ -34,4 +35,18 @@ class AdvanceSchedulerClockRequest(Schema):
     seconds: float = Field(gt=0, le=10 * 366 * 86400, description="how far to move the local scheduler's manual clock")
 
 
-__all__ = ["AdvanceSchedulerClockRequest", "EventsQuery"]
+class FiringOut(Out):
+    """A schedule's firing (chalicelib/entities/schedules.py's ``Firing.to_invocation``)."""
+
+    schedule: str
+    target: str
+    payload: dict[str, Any]
+    time: datetime
+
+
+class SchedulerClockOut(Out):
+    now: datetime
+    fired: list[FiringOut]
+
+
+__all__ = ["AdvanceSchedulerClockRequest", "EventsQuery", "FiringOut", "SchedulerClockOut"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api.http import Call, endpoint
-from chalicelib.schemas_events import AdvanceSchedulerClockRequest
+from chalicelib.schemas_events import AdvanceSchedulerClockRequest, SchedulerClockOut
 from chalicelib.wiring import services
 
 bp = Blueprint(__name__)
@@ -12,6 +12,6 @@ bp = Blueprint(__name__)
 
 @endpoint(bp, "/local/scheduler/advance", "POST", "Move the local scheduler's manual clock forward and fire what "
           "is then due (admins; a local stack started with KILELE_LOCAL_SCHEDULER_CLOCK=manual)",
-          body=AdvanceSchedulerClockRequest)
+          body=AdvanceSchedulerClockRequest, response=SchedulerClockOut)
 def advance_scheduler_clock(call: Call) -> dict:
     return services().scheduler_clock.advance(call.user, call.body.seconds)
