@@ -21,6 +21,7 @@ class Action(str, Enum):
     MANAGE_TRAIN_JOBS = "manage train jobs"
     MANAGE_INFERENCE_JOBS = "manage inference jobs and apps"
     STOP_ALL_JOBS = "stop all jobs"
+    CLEAN_UP_ENDPOINTS = "delete endpoints no inference job serves"
     MANAGE_STRESS_TESTS = "manage projects and stress tests"
     READ_AUDIT_LOG = "read the audit log"
     MANAGE_IMAGES = "create and delete managed images"
@@ -38,6 +39,7 @@ ALLOWED: dict[Action, frozenset[UserType]] = {
     Action.MANAGE_TRAIN_JOBS: EVERYONE,
     Action.MANAGE_INFERENCE_JOBS: EVERYONE,
     Action.STOP_ALL_JOBS: frozenset({UserType.SUPERADMIN}),
+    Action.CLEAN_UP_ENDPOINTS: ADMINS,
     Action.MANAGE_STRESS_TESTS: EVERYONE,
     Action.READ_AUDIT_LOG: ADMINS,
     Action.MANAGE_IMAGES: EVERYONE,  # RIME's users make the images their stress tests run in; delete: own only

@@ -89,6 +89,10 @@ class TaskTokens(Protocol):
     def succeed(self, token: str, output: Any) -> bool:
         """Complete the task with ``output``; False if nobody waits for it any more."""
 
+    def fail_run(self, message: dict[str, Any], error: str, cause: str) -> bool:
+        """Fail a run that died (``{"task_token", "trial"}``): its queue task, or, once its worker
+        reported the start, its run task (whose token is at the trial's ``run_token_key``)."""
+
 
 class TrialDispatcher(Protocol):
     """Where a trial (or a model description) runs: AWS Batch, or a local worker process."""
@@ -152,7 +156,13 @@ class EndpointRunner(Protocol):
         """POST ``body`` to the endpoint's /invocations, telling the server the deadline (so that
         it abandons a call nobody waits for); raises an :class:`EndpointFailure`."""
 
-    def delete(self, name: str) -> None: ...
+    def names(self, prefix: str) -> list[str]:
+        """Every endpoint this runner holds whose name starts with ``prefix`` (on SageMaker also
+        endpoint configs and models: what a failed or interrupted deploy may have left)."""
+
+    def delete(self, name: str) -> None:
+        """Delete the endpoint and whatever was made for it (config, model, autoscaling); an
+        absent one is not an error."""
 
 
 # -- serving metrics and the request queue ----------------------------------------------------

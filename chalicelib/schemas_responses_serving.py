@@ -78,6 +78,17 @@ class StopAllOut(Out):
     inference_jobs_stopped: int
 
 
+class EndpointCleanupFailureOut(Out):
+    name: str
+    error: str
+
+
+class EndpointCleanupOut(Out):
+    deleted: list[str]
+    failed: list[EndpointCleanupFailureOut]
+    kept: list[str]
+
+
 class BundleMemberOut(Out):
     trial_id: str
     model_name: str

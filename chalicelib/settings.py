@@ -93,7 +93,11 @@ class Settings(BaseSettings):
     max_trials_per_execution: int = Field(100, description="A worker continues in a new execution after this many.")
     trial_timeout_seconds: int = 1800
     trial_heartbeat_seconds: int = Field(10, description="How often the worker reports it is alive.")
-    trial_heartbeat_timeout_seconds: int = Field(90, description="A trial silent this long is failed.")
+    trial_heartbeat_timeout_seconds: int = Field(
+        90, description="A trial silent this long is failed; counted from when its job started, not while queued.")
+    trial_queue_timeout_seconds: int = Field(
+        3600, gt=0, description="A trial, model check or stress test whose job has not started this long after "
+        "it was queued (Batch capacity: the GPU environment starts at 0 instances) fails, saying so.")
     trial_memory_limit_mb: int = 4096
     advisor_strategy: str = Field("auto", description="auto (a Gaussian process for the first 100 trials of a "
                                   "model, then TPE), gp, tpe, or random (see chalicelib/advisor).")

@@ -200,6 +200,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         StressMessageConfig(bucket=settings.data_bucket, timeout_seconds=settings.stress_test_timeout_seconds,
                             heartbeat_seconds=settings.trial_heartbeat_seconds),
         heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
+        queue_timeout_seconds=settings.trial_queue_timeout_seconds,
         presigned_url_seconds=settings.presigned_url_seconds, max_upload_bytes=settings.max_dataset_bytes,
         clock=clock, train_jobs=stores.train_jobs, trials=stores.trials, models=stores.models, apps=app_store,
         inference_jobs=stores.inference_jobs, images=StressImages(managed_images),
@@ -354,7 +355,7 @@ def _image_workflows(settings: Settings, aws: Any) -> Any:
 def _tokens(aws: Any) -> TaskTokens:
     from chalicelib.adapters.task_tokens import SfnTaskTokens
 
-    return SfnTaskTokens(aws.client("stepfunctions"))
+    return SfnTaskTokens(aws.client("stepfunctions"), aws.client("s3"))
 
 
 def _request_queue(settings: Settings, aws: Any) -> Any:
@@ -387,6 +388,7 @@ def _trial_loop_config(settings: Settings) -> TrialLoopConfig:
         heartbeat_timeout_seconds=settings.trial_heartbeat_timeout_seconds,
         memory_limit_mb=settings.trial_memory_limit_mb,
         advisor_strategy=settings.advisor_strategy,
+        queue_timeout_seconds=settings.trial_queue_timeout_seconds,
     )
 
 

@@ -30,7 +30,7 @@ class FakeEndpoints:
         self.state_override: Optional[EndpointState] = None
         self._lock = threading.Lock()  # the queue consumer predicts from several threads
 
-    def deploy(self, name: str, bundle_key: str, gpu: bool = False) -> None:
+    def deploy(self, name: str, bundle_key: str, gpu: bool = False, image: Optional[str] = None) -> None:
         self.deployed[name] = bundle_key
 
     def state(self, name: str) -> EndpointState:
@@ -53,6 +53,9 @@ class FakeEndpoints:
         if self.failure:
             raise self.failure
         return json.dumps({"predictions": self.answer(queries), "batch_size": len(queries)}).encode()
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(n for n in self.deployed if n.startswith(prefix))
 
     def delete(self, name: str) -> None:
         self.deployed.pop(name, None)

@@ -24,6 +24,7 @@ from chalicelib.schemas_responses_serving import (
     InferenceJobOut,
     MetricOut,
     PredictOut,
+    EndpointCleanupOut,
     StopAllOut,
 )
 from chalicelib.wiring import services
@@ -72,6 +73,13 @@ def stop_inference_job(call: Call, app: str, version: str) -> dict:
           response=StopAllOut)
 def stop_all_jobs(call: Call) -> dict:
     return services().inference_jobs.stop_all_jobs(call.user)
+
+
+@endpoint(bp, "/jobs/cleanup-endpoints", "POST",
+          "Delete the endpoints (and endpoint configs, models) no live inference job serves (admins)",
+          response=EndpointCleanupOut)
+def cleanup_endpoints(call: Call) -> dict:
+    return services().inference_jobs.cleanup_endpoints(call.user)
 
 
 @endpoint(bp, "/apps", "POST", "Register an application: input type, latency SLO, default output",

@@ -12,6 +12,7 @@ saves reading their unchanging details again.
 """
 from __future__ import annotations
 
+import logging
 from typing import Any, Optional
 
 from chalicelib.entities import (
@@ -42,6 +43,8 @@ from chalicelib.ports import (
     TrainJobStore,
     TrialStore,
 )
+
+log = logging.getLogger(__name__)
 
 LIVE = (InferenceJobStatus.STARTED, InferenceJobStatus.RUNNING)
 # Jobs kept by id for the predict path (their served details never change).
@@ -148,6 +151,7 @@ class InferenceJobService:
             self._endpoints.deploy(job.endpoint_name, bundle_key, gpu=gpu, image=image)
         except Exception as e:
             self._leave_live(job, InferenceJobStatus.ERRORED, error=f"the endpoint could not be created: {e}")
+            self._discard_endpoint(job)
             raise
         job = self._refresh(job)
         return {"id": job.id, "app": job.app, "app_version": job.app_version, "train_job_id": job.train_job_id,
@@ -176,11 +180,38 @@ class InferenceJobService:
         if state.status == "InService" and job.status is InferenceJobStatus.STARTED:
             self._jobs.set_status(job.id, InferenceJobStatus.RUNNING, (InferenceJobStatus.STARTED,))
         elif state.status in ("Failed", "Deleted"):
-            self._leave_live(job, InferenceJobStatus.ERRORED,
-                             error=state.reason or f"the endpoint is {state.status.lower()}")
+            if self._leave_live(job, InferenceJobStatus.ERRORED,
+                                error=state.reason or f"the endpoint is {state.status.lower()}"):
+                self._discard_endpoint(job)  # a failed endpoint's config and model, its scaling
         elif not changed:
             return job
         return self._jobs.get(job.id) or job
+
+    def _discard_endpoint(self, job: InferenceJob) -> None:
+        """Delete what was made for an ERRORED job's endpoint; if that fails too, say so in the
+        log (``cleanup_endpoints`` removes it later)."""
+        try:
+            self._endpoints.delete(job.endpoint_name)
+        except Exception as e:  # noqa: BLE001 - the job's own error is what its caller sees
+            log.warning("inference job %s: could not delete endpoint %s: %s", job.id, job.endpoint_name, e)
+
+    def cleanup_endpoints(self, actor: User) -> dict[str, Any]:
+        """Delete every endpoint (and endpoint config, model) of this stage that no live inference
+        job serves: what failures before issue 13 left billing (admins only)."""
+        require(actor, Action.CLEAN_UP_ENDPOINTS)
+        live = {job.endpoint_name for job in self._jobs.list_all() if job.status in LIVE}
+        deleted, failed, kept = [], [], []
+        for name in self._endpoints.names(f"kilele-{self._stage}-"):
+            if name in live:
+                kept.append(name)
+                continue
+            try:
+                self._endpoints.delete(name)
+                deleted.append(name)
+            except Exception as e:  # noqa: BLE001 - the others are still deleted; this one is reported
+                log.warning("cleanup: could not delete endpoint %s: %s", name, e)
+                failed.append({"name": name, "error": str(e)[:500]})
+        return {"deleted": deleted, "failed": failed, "kept": kept}
 
     def _record_restarts(self, job: InferenceJob, state: EndpointState) -> bool:
         """Store the endpoint's restarts on the job when they changed (a runner that cannot count
@@ -299,6 +330,7 @@ class InferenceJobService:
             except Exception as e:  # noqa: BLE001 - this job ends with why; the others go on
                 self._leave_live(job, InferenceJobStatus.ERRORED, error=f"{reason}; its endpoint could not be "
                                  f"started again: {e}")
+                self._discard_endpoint(job)
             resumed.append(self._refresh(self._jobs.get(job.id) or job).to_dict())
         return resumed
 

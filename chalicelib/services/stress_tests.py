@@ -66,6 +66,7 @@ class StressTestService:
         models: Optional[ModelStore] = None,
         apps: Optional[ApplicationStore] = None,
         inference_jobs: Optional[InferenceJobStore] = None,
+        queue_timeout_seconds: int = 3600,
         images: Optional[StressImages] = None,
     ):
         """``train_jobs``, ``trials``, ``models``, ``apps`` and ``inference_jobs`` resolve
@@ -78,6 +79,7 @@ class StressTestService:
         self._workflows = workflows
         self._config = message_config
         self._heartbeat_timeout = heartbeat_timeout_seconds
+        self._queue_timeout = queue_timeout_seconds
         self._presign_seconds = presigned_url_seconds
         self._max_upload = max_upload_bytes
         self._clock = clock
@@ -261,6 +263,8 @@ class StressTestService:
             # The worker enforces its timeout itself; the state's own timeout is a backstop.
             "timeout_seconds": self._config.timeout_seconds + 300,
             "heartbeat_timeout_seconds": self._heartbeat_timeout,
+            # The job's wait for capacity has its own bound; the heartbeat counts from its start.
+            "queue_timeout_seconds": self._queue_timeout,
         }
         try:
             arn = self._workflows.start(job.id, state)
@@ -304,7 +308,10 @@ class StressTestService:
             except NotFound:
                 pass
         name = failure.get("Error") or "StressTestError"
-        if report["message"]:
+        never_started = trial_messages.queue_timeout(state, failure)
+        if never_started:
+            error = never_started
+        elif report["message"]:
             error = report["message"]
         elif name == "States.Timeout":
             error = "the worker went silent (no heartbeat) or ran past its time limit"

@@ -50,6 +50,8 @@ class TrialLoopConfig:
     heartbeat_timeout_seconds: int
     memory_limit_mb: int
     advisor_strategy: str
+    #: How long a run may wait for its job to start (the heartbeat timeout counts from the start).
+    queue_timeout_seconds: int = 3600
 
 
 def slot_state(job_id: str, worker_key: str, model_id: str, slot: int, generation: int = 0) -> dict[str, Any]:
@@ -242,6 +244,7 @@ class TrialLoop:
             # The worker enforces the trial timeout itself; the state's own timeout is a backstop.
             "timeout_seconds": self._config.trial_timeout_seconds + 300,
             "heartbeat_timeout_seconds": self._config.heartbeat_timeout_seconds,
+            "queue_timeout_seconds": self._config.queue_timeout_seconds,
         }
 
     # -- record ------------------------------------------------------------------------------
@@ -281,6 +284,9 @@ class TrialLoop:
         # The worker's error report (written before SendTaskFailure; moto passes the failure's
         # Cause on as null). None when the worker died or went silent: then the failure's name.
         report = self._error_report(message)
+        never_started = trial_messages.queue_timeout(state, failure)
+        if never_started:
+            report = {**report, "error_type": trial_messages.QUEUE_TIMEOUT_ERROR, "message": never_started}
         error = report["error_type"] or failure.get("Error") or "TrialError"
         if message.get("kind") == "describe":
             detail = report["message"] or self._log_tail(message["logs_key"])

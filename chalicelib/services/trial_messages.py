@@ -24,6 +24,10 @@ from chalicelib.entities import BudgetOption, Dataset, Model, TrainJob, Trial
 
 ERROR_REPORT_NAME = "error.json"
 CLAIM_NAME = "claim.json"
+RUN_TOKEN_NAME = "run-token"
+#: Every run token's key: beside the log of a trial, a model check or a stress test (infra grants
+#: the state machines PutObject and the dispatch functions GetObject on these, nothing more).
+RUN_TOKEN_KEY_PATTERNS = (f"trials/*/{RUN_TOKEN_NAME}", f"describe/*/{RUN_TOKEN_NAME}", f"stress/*/{RUN_TOKEN_NAME}")
 ERROR_MESSAGE_MAX_CHARS = 4000
 # Step Functions keeps a state (and SQS a message) to 256 KiB; a trial's message carries the
 # job's train_args, beside its own keys and the task token. train_args get half of it.
@@ -59,12 +63,28 @@ def describe_logs_key(model_id: str, describe_id: str) -> str:
 
 
 def beside_log(logs_key: str) -> dict[str, str]:
-    """The error report's and the claim's keys: beside the log."""
+    """The error report's, the claim's and the run token's keys: beside the log. The state
+    machine writes the run task's token at ``run_token_key`` once the worker said it started."""
     folder = posixpath.dirname(logs_key)
     return {
         "error_key": posixpath.join(folder, ERROR_REPORT_NAME),
         "claim_key": posixpath.join(folder, CLAIM_NAME),
+        "run_token_key": posixpath.join(folder, RUN_TOKEN_NAME),
     }
+
+
+#: The failure name of a run whose job never started within its queue timeout.
+QUEUE_TIMEOUT_ERROR = "QueueTimeout"
+
+
+def queue_timeout(state: dict[str, Any], failure: dict[str, Any]) -> Optional[str]:
+    """Why a run failed if its job never started: the queue task (whose result is ``started``)
+    timed out. None for any other failure (a run that started and went silent among them)."""
+    if failure.get("Error") != "States.Timeout" or "started" in state:
+        return None
+    seconds = (state.get("proposal") or state).get("queue_timeout_seconds")
+    return (f"the job did not start within {seconds} s of being queued (no capacity in its job queue); "
+            "raise KILELE_TRIAL_QUEUE_TIMEOUT_SECONDS or the compute environment's size")
 
 
 def _common(job: TrainJob, model: Model, train: Dataset, val: Dataset, config: TrialMessageConfig) -> dict[str, Any]:

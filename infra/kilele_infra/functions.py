@@ -6,12 +6,14 @@ from __future__ import annotations
 from aws_cdk import Duration
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as event_sources
 from chalice.app import CloudWatchEventConfig, SQSEventConfig
 from constructs import Construct
 
 from chalicelib import resources
+from chalicelib.services.trial_messages import RUN_TOKEN_KEY_PATTERNS
 
 from .chalice_app import (
     BATCH_JOB_FAILED_HANDLER, DISPATCH_TRIALS_HANDLER, SERVE_QUEUE_ITEMS_HANDLER, chalice_event_source,
@@ -54,6 +56,11 @@ class Functions(Construct):
         super().__init__(scope, construct_id)
         self.dispatch_trials = self._dispatch_function(data, worker_compute, state_machine_arns, functions)
         self.batch_job_failed = self._batch_job_failed_function(worker_compute, state_machine_arns, functions)
+        for function in (self.dispatch_trials, self.batch_job_failed):
+            # A lost job is failed on its run task once it started: that token is beside its log.
+            function.add_to_role_policy(iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[data.data_bucket.arn_for_objects(p) for p in RUN_TOKEN_KEY_PATTERNS]))
         self.serve_queue = self._serve_queue_function(data, serving, functions)
 
     def _dispatch_function(

@@ -4,6 +4,7 @@ CloudFormation filling every ``${...}`` placeholder (as render.render_aws does i
 from __future__ import annotations
 
 from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_stepfunctions as sfn
@@ -12,6 +13,7 @@ from constructs import Construct
 from chalicelib import resources
 from chalicelib.resources import RESOURCES, StateMachineSpec
 from chalicelib.workflows.handlers import FUNCTION_PLACEHOLDERS, HANDLERS
+from chalicelib.services.trial_messages import RUN_TOKEN_KEY_PATTERNS
 from chalicelib.workflows.render import WORKFLOWS_DIR, load_template, placeholders
 
 from .data import Data
@@ -75,7 +77,8 @@ class Workflows(Construct):
         """``chalicelib/workflows/<template>.asl.json`` with every ``${...}`` placeholder filled in
         by CloudFormation (DefinitionSubstitutions), as render.render_aws does in Python."""
         name = resource_name(self.stage, spec.name)
-        needed = placeholders(load_template(spec.template))
+        template = load_template(spec.template)
+        needed = placeholders(template)
         values: dict[str, str] = {
             placeholder: self.functions[handler].function_arn
             for placeholder, handler in FUNCTION_PLACEHOLDERS.items()
@@ -108,4 +111,10 @@ class Workflows(Construct):
         for placeholder, queue in QUEUE_PLACEHOLDERS.items():
             if placeholder in needed:
                 self.data.queues[queue].grant_send_messages(state_machine)
+        if "run_token_key" in template:
+            # A run's second task writes its token beside the run's log (issue 13: heartbeats
+            # count from the job's start): aws-sdk:s3:putObject.waitForTaskToken.
+            state_machine.add_to_role_policy(iam.PolicyStatement(
+                actions=["s3:PutObject"],
+                resources=[self.data.data_bucket.arn_for_objects(p) for p in RUN_TOKEN_KEY_PATTERNS]))
         return state_machine

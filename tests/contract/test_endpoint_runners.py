@@ -348,6 +348,8 @@ def test_sagemaker_deploy_creates_model_config_endpoint_and_autoscaling(sagemake
     gpu = sm.describe_endpoint_config(EndpointConfigName="kilele-test-gpu")["ProductionVariants"][0]
     cpu = sm.describe_endpoint_config(EndpointConfigName="kilele-test-cpu")["ProductionVariants"][0]
     assert (gpu["InstanceType"], cpu["InstanceType"]) == ("ml.g4dn.xlarge", settings.sagemaker_instance_type)
+    for name in ("kilele-test-gpu", "kilele-test-cpu"):  # autoscaling is registered once InService
+        assert runner.state(name).status == "InService"
     targets = autoscaling.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert sorted(t["ResourceId"] for t in targets) == ["endpoint/kilele-test-cpu/variant/AllTraffic",
                                                         "endpoint/kilele-test-gpu/variant/AllTraffic"]
@@ -366,6 +368,7 @@ def test_sagemaker_serverless_endpoints_are_not_autoscaled(sagemaker):
         EndpointConfigName="kilele-test-srv")["ProductionVariants"][0]
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 20}
     assert "InstanceType" not in variant
+    runner.state("kilele-test-srv")
     assert aws.client("application-autoscaling").describe_scalable_targets(
         ServiceNamespace="sagemaker")["ScalableTargets"] == []
     runner.deploy("kilele-test-gpu", BUNDLE_KEY, gpu=True)  # GPU endpoints are never serverless

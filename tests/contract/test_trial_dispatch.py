@@ -89,6 +89,15 @@ class RecordingTokens:
         self.failed.append((token, error, answered))
         return answered
 
+    def fail_run(self, message: dict, error: str, cause: str) -> bool:
+        try:
+            answered = self._tokens.fail_run(message, error, cause)
+        except Exception as e:
+            self.errors.append(e)
+            raise
+        self.failed.append((message["task_token"], error, answered))
+        return answered
+
     def succeed(self, token: str, output: Any) -> bool:
         return self._tokens.succeed(token, output)
 

@@ -94,7 +94,7 @@ def test_a_trial_message_parses_into_its_trial_spec():
     assert parsed.trial == TrialSpec(
         **_expected_common(), kind="trial", id=TRIAL.id, knobs=TRIAL.knobs, train_args=JOB.train_args,
         params_key=TRIAL.params_key, logs_key=TRIAL.logs_key, onnx_key="trials/t-1/model.onnx",
-        error_key="trials/t-1/error.json", claim_key="trials/t-1/claim.json",
+        error_key="trials/t-1/error.json", claim_key="trials/t-1/claim.json", run_token_key="trials/t-1/run-token",
     )
     assert not parsed.trial.is_describe
 
@@ -106,7 +106,7 @@ def test_a_describe_message_parses_into_its_trial_spec():
     assert parsed.trial == TrialSpec(
         **_expected_common(), kind="describe", id="describe-9", knobs={}, train_args={},
         params_key="-", logs_key=f"{folder}/logs.txt", onnx_key=None,
-        error_key=f"{folder}/error.json", claim_key=f"{folder}/claim.json",
+        error_key=f"{folder}/error.json", claim_key=f"{folder}/claim.json", run_token_key=f"{folder}/run-token",
     )
     assert parsed.trial.is_describe
 
@@ -120,6 +120,7 @@ def test_the_message_names_no_tables_and_keeps_reports_beside_the_log(kind):
     assert not {"trials_table", "jobs_table"} & set(message)  # the worker has no DynamoDB
     folder = message["logs_key"].rsplit("/", 1)[0]
     assert message["error_key"] == f"{folder}/error.json" and message["claim_key"] == f"{folder}/claim.json"
+    assert message["run_token_key"] == f"{folder}/run-token"  # where the started worker finds its run token
 
 
 def _batch_message_env() -> str:

@@ -22,6 +22,7 @@ EXPECTED = {
     Action.MANAGE_TRAIN_JOBS: {SA, AD, MD, AP},
     Action.MANAGE_INFERENCE_JOBS: {SA, AD, MD, AP},
     Action.STOP_ALL_JOBS: {SA},
+    Action.CLEAN_UP_ENDPOINTS: {SA, AD},
     Action.MANAGE_STRESS_TESTS: {SA, AD, MD, AP},
     Action.READ_AUDIT_LOG: {SA, AD},
     Action.MANAGE_IMAGES: {SA, AD, MD, AP},

@@ -50,8 +50,9 @@ def test_local_rendering_turns_lambda_states_into_shim_messages():
         "MessageBody": {"function": "propose_trial", "task_token.$": "$$.Task.Token", "input.$": "$"},
     }
     assert propose["Catch"] and propose["ResultPath"] == "$"  # everything else is kept
-    run = definition["States"]["RunTrial"]
-    assert run["Parameters"]["QueueUrl"] == "https://sqs/trials"  # non-Lambda tasks untouched
+    queued = definition["States"]["QueueTrial"]
+    assert queued["Parameters"]["QueueUrl"] == "https://sqs/trials"  # non-Lambda tasks untouched
+    assert definition["States"]["RunTrial"]["Resource"].startswith("arn:aws:states:::aws-sdk:s3:")
     assert LOCAL_LAMBDA_PREFIX not in json.dumps(definition)
 
 

@@ -29,7 +29,11 @@ class ScriptedTrials:
         # Model checks (describe): ("ok", None) answers KNOB_CONFIG; ("fail", log text) writes
         # the log and error.json as the worker does when the model cannot be loaded
         self.describe_outcome: Callable[[dict], tuple[str, Any]] = lambda message: ("ok", None)
+        # How long a run's job waits for capacity before it starts (None: it never starts).
+        self.queue_wait: Callable[[dict], Any] = lambda message: 0.0
         self.seen: list[dict] = []
+        self.started: list[dict] = []
+        self.bodies: list[dict] = []  # every message as received ({"task_token", "trial"})
         self._sqs = aws.client("sqs")
         self._sfn = aws.client("stepfunctions")
         self._s3 = aws.client("s3")
@@ -55,9 +59,31 @@ class ScriptedTrials:
                 self._sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
                 threading.Thread(target=self._answer, args=(json.loads(message["Body"]),), daemon=True).start()
 
+    def _start(self, trial: dict, queue_token: str) -> Any:
+        """Like the worker (kilele_worker.start): after the queue wait, answer the queue task, then
+        read the run task's token the state machine writes beside the log. None: never started."""
+        wait = self.queue_wait(trial)
+        if wait is None:
+            return None
+        time.sleep(wait)
+        self._sfn.send_task_success(taskToken=queue_token, output=json.dumps({"started_at": self.STARTED_AT}))
+        self.started.append(trial)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                return self._s3.get_object(Bucket=trial["bucket"], Key=trial["run_token_key"])["Body"].read().decode()
+            except self._s3.exceptions.NoSuchKey:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
     def _answer(self, body: dict) -> None:
-        trial, token = body["trial"], body["task_token"]
+        trial = body["trial"]
         self.seen.append(trial)
+        self.bodies.append(body)
+        token = self._start(trial, body["task_token"])
+        if token is None:
+            return
         if trial["kind"] == "stress_test":
             self._answer_stress_test(trial, token)
             return

@@ -277,6 +277,11 @@ class LocalEndpointRunner:
         endpoint.served = endpoint.ready = True  # (also when no state() call saw it answer /ping)
         return response.data
 
+    def names(self, prefix: str) -> list[str]:
+        """The endpoints this runner serves (its processes) whose name starts with ``prefix``."""
+        with self._lock:
+            return sorted(n for n in self._endpoints if n.startswith(prefix))
+
     def delete(self, name: str) -> None:
         with self._lock:
             endpoint = self._endpoints.pop(name, None)

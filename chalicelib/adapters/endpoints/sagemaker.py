@@ -2,6 +2,7 @@
 (the local twin, an inference-server process per endpoint, is ``local.py`` beside this file)."""
 from __future__ import annotations
 
+import logging
 import math
 from typing import Any, Callable, Optional
 
@@ -13,6 +14,12 @@ from chalicelib.adapters.endpoints.invocations import deadline_ms, invocation_er
 from chalicelib.ports import EndpointState, EndpointTimeout, EndpointUnavailable
 
 RuntimeClients = Callable[[int], Any]
+log = logging.getLogger(__name__)
+_SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+
+
+def _scalable_resource(name: str) -> str:
+    return f"endpoint/{name}/variant/AllTraffic"
 
 
 def runtime_clients(aws: Any) -> RuntimeClients:
@@ -51,6 +58,7 @@ class SageMakerEndpointRunner:
         self._sm = sagemaker
         self._runtime = runtime
         self._autoscaling = autoscaling
+        self._autoscaled: set[str] = set()  # endpoints seen InService with their scaling registered
 
     def deploy(self, name: str, bundle_key: str, gpu: bool = False, image: Optional[str] = None) -> None:
         # A managed image (an ECR URI: the inference image plus the models' dependencies) replaces
@@ -70,14 +78,46 @@ class SageMakerEndpointRunner:
         else:
             variant.update(InitialInstanceCount=1,
                            InstanceType=self.gpu_instance_type if gpu else self.instance_type)
-        self._sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
-        self._sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
-        if "ServerlessConfig" not in variant:
-            self._autoscale(name)
+        try:
+            self._sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[variant])
+            self._sm.create_endpoint(EndpointName=name, EndpointConfigName=name)
+        except Exception:
+            # Nothing half-made is left billing or blocking the name: delete what was created.
+            self._delete_quietly(name)
+            raise
+        # Autoscaling is registered once the endpoint is InService (see state()): Application
+        # Auto Scaling refuses a variant whose endpoint is still Creating (issue 13, finding 2).
+
+    def _delete_quietly(self, name: str) -> None:
+        try:
+            self.delete(name)
+        except Exception as e:  # noqa: BLE001 - the deploy's own error is the one to raise
+            log.warning("endpoint %s: could not delete what a failed deploy created: %s", name, e)
+
+    def _ensure_autoscaling(self, name: str, described: dict[str, Any]) -> None:
+        """Register the variant's scaling once its endpoint is InService (serverless variants
+        scale by themselves); a failure is logged and tried again at the next state()."""
+        if name in self._autoscaled:
+            return
+        try:
+            config = self._sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])
+            if any("ServerlessConfig" in v for v in config["ProductionVariants"]):
+                self._autoscaled.add(name)
+                return
+            registered = self._autoscaling.describe_scalable_targets(
+                ServiceNamespace="sagemaker", ResourceIds=[_scalable_resource(name)],
+                ScalableDimension=_SCALABLE_DIMENSION)["ScalableTargets"]
+            if not registered:
+                self._autoscale(name)
+        except ClientError as e:
+            log.warning("endpoint %s: autoscaling not registered yet (%s); tried again at the next read",
+                        name, e.response["Error"]["Code"])
+            return
+        self._autoscaled.add(name)
 
     def _autoscale(self, name: str) -> None:
         autoscaling = self._autoscaling
-        resource = f"endpoint/{name}/variant/AllTraffic"
+        resource = _scalable_resource(name)
         autoscaling.register_scalable_target(
             ServiceNamespace="sagemaker", ResourceId=resource,
             ScalableDimension="sagemaker:variant:DesiredInstanceCount",
@@ -100,8 +140,10 @@ class SageMakerEndpointRunner:
             if e.response["Error"]["Code"] == "ValidationException":  # no such endpoint
                 return EndpointState("Deleted")
             raise
-        return EndpointState(_SAGEMAKER_STATES.get(described["EndpointStatus"], "Creating"),
-                             described.get("FailureReason"))
+        status = _SAGEMAKER_STATES.get(described["EndpointStatus"], "Creating")
+        if status == "InService":
+            self._ensure_autoscaling(name, described)
+        return EndpointState(status, described.get("FailureReason"))
 
     def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
         runtime = self._runtime(max(1, math.ceil(timeout_seconds)))
@@ -126,7 +168,25 @@ class SageMakerEndpointRunner:
             raise EndpointUnavailable(f"the endpoint failed: {code}") from e
         return response["Body"].read()
 
+    def names(self, prefix: str) -> list[str]:
+        """Every endpoint, endpoint config and model whose name starts with ``prefix``."""
+        found: set[str] = set()
+        for operation, items, key in (("list_endpoints", "Endpoints", "EndpointName"),
+                                      ("list_endpoint_configs", "EndpointConfigs", "EndpointConfigName"),
+                                      ("list_models", "Models", "ModelName")):
+            for page in self._sm.get_paginator(operation).paginate(NameContains=prefix):
+                found.update(item[key] for item in page[items] if item[key].startswith(prefix))
+        return sorted(found)
+
     def delete(self, name: str) -> None:
+        """Delete the endpoint, its config, its model and its scalable target (each if present)."""
+        try:
+            self._autoscaling.deregister_scalable_target(
+                ServiceNamespace="sagemaker", ResourceId=_scalable_resource(name), ScalableDimension=_SCALABLE_DIMENSION)
+        except ClientError as e:
+            if e.response["Error"]["Code"] not in ("ObjectNotFoundException", "ValidationException"):
+                raise
+        self._autoscaled.discard(name)
         for call, key in ((self._sm.delete_endpoint, "EndpointName"),
                           (self._sm.delete_endpoint_config, "EndpointConfigName"),
                           (self._sm.delete_model, "ModelName")):

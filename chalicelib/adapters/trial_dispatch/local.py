@@ -159,7 +159,7 @@ class LocalTrialDispatcher:
 
     def _fail_token(self, message: dict[str, Any], cause: str, error: str = "WorkerLost") -> None:
         try:
-            self._tokens.fail(message["task_token"], error, cause)
+            self._tokens.fail_run(message, error, cause)
         except Exception as e:  # noqa: BLE001 - the emulated AWS may already be gone (stack stopping)
             log.info("trial dispatch: could not fail the token: %s", e)
 

@@ -77,6 +77,7 @@ def run_keys(spec: Any) -> tuple[list[str], list[str], list[str]]:
         reads = [spec.model_key, spec.train_dataset_key, spec.val_dataset_key]
         writes = [spec.params_key, spec.onnx_key, spec.logs_key, spec.error_key, spec.claim_key]
         prefixes = []
+    reads.append(getattr(spec, "run_token_key", None))  # the run task's token (kilele_worker.start)
     return (sorted({k for k in reads if k}), sorted({k for k in writes if k}), sorted(set(prefixes)))
 
 

@@ -42,6 +42,8 @@ class TrialSpec:
     error_key: str
     #: The run's claim: the first worker to create it (a conditional put) owns the run.
     claim_key: str
+    #: Where the run task's token appears once the worker reported the start (kilele_worker.start).
+    run_token_key: Optional[str] = None
     model_id: Optional[str] = None
     model_name: Optional[str] = None
     task: Optional[str] = None
@@ -75,7 +77,7 @@ class TrialSpec:
             if not isinstance(value, str) or not value:
                 raise MessageError(f"trial.{name} must be a non-empty string")
             values[name] = value
-        for name in ("model_id", "model_name", "task", "onnx_key"):
+        for name in ("model_id", "model_name", "task", "onnx_key", "run_token_key"):
             value = data.get(name)
             if value is not None and not isinstance(value, str):
                 raise MessageError(f"trial.{name} must be a string or null")
@@ -111,6 +113,7 @@ class StressTestSpec:
     error_key: str
     claim_key: str
     config: dict[str, Any]
+    run_token_key: Optional[str] = None
     model_key: Optional[str] = None
     project_id: Optional[str] = None
     test_run_id: Optional[str] = None
@@ -149,7 +152,7 @@ class StressTestSpec:
                 raise MessageError(f"trial.{name} must be a non-empty string")
             values[name] = value
         for name in ("model_key", "project_id", "test_run_id", "params_key", "trial_id", "task", "model_id",
-                     "model_name"):
+                     "model_name", "run_token_key"):
             value = data.get(name)
             if value is not None and not isinstance(value, str):
                 raise MessageError(f"trial.{name} must be a string or null")

@@ -28,6 +28,7 @@ from kilele_worker.message import TrialMessage, TrialSpec
 from kilele_worker.model_process import KILL_WAIT_SECONDS, ModelProcess, ModelRun
 from kilele_worker.reporting import Reporter
 from kilele_worker.settings import WorkerSettings
+from kilele_worker.start import report_start
 from kilele_worker.spare import ModelSpare
 from kilele_worker.trial_log import TrialLog, utc_now_iso
 
@@ -114,6 +115,18 @@ class TrialRunner:
                             "a duplicate message): not running it, not reporting")
             return errors.EXIT_NOT_MINE
         self.log.worker("trial claimed")
+        if trial.run_token_key:
+            try:  # the heartbeat timeout counts from here, not from when the message was queued
+                self.token = self.reporter.token = report_start(self.aws, self.token, trial, self.started_at)
+            except TokenGone as gone:
+                self.log.worker(f"{gone}; not running")
+                self.reporter.upload_log()
+                return errors.EXIT_TOKEN_GONE
+            except Exception as e:  # noqa: BLE001 - the queue task is answered: the run's state times out
+                self.log.worker(f"could not start the run: {describe(e)}; not running")
+                self.reporter.upload_log()
+                return errors.EXIT_NOT_REPORTED
+            self.log.worker("start reported; heartbeats on the run's token")
 
         self.monitor = Monitor(self.aws, self.token, trial, self.log, self.wake,
                                upload_log=self.reporter.upload_log_if_changed,

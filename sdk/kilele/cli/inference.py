@@ -72,6 +72,17 @@ def inference_jobs_stop(obj: Context, app: str, app_version: int) -> None:
     output(obj.client().stop_inference_job(app, app_version))
 
 
+@inference_jobs.command("cleanup")
+@pass_ctx
+def inference_jobs_cleanup(obj: Context) -> None:
+    """Admins: delete endpoints no live inference job serves (left by failures); exits 1 if some
+    could not be deleted."""
+    result = obj.client().cleanup_inference_jobs()
+    output(result)
+    if result.get("failed"):
+        raise SystemExit(1)
+
+
 def _json_value(value: Optional[str], option: str) -> Any:
     try:
         return json.loads(value)  # type: ignore[arg-type]

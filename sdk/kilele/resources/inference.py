@@ -60,6 +60,11 @@ class InferenceJobsMixin(HttpClient):
         """Stop the running inference job (its endpoint is deleted). Returns the STOPPED job."""
         return self._request("POST", f"/inference-jobs/{_segment(app)}/{_version(app_version)}/stop")
 
+    def cleanup_inference_jobs(self) -> dict[str, Any]:
+        """Admins: delete the endpoints (on SageMaker also endpoint configs and models) that no
+        live inference job serves, e.g. left by failures. Returns ``{"deleted", "failed", "kept"}``."""
+        return self._request("POST", "/jobs/cleanup-endpoints")
+
 
 class PredictionsMixin(HttpClient):
     """Ask an app for predictions, and for its serving metrics."""

@@ -220,6 +220,9 @@ class RecordingTokens:
     def fail(self, token: str, error: str, cause: str) -> None:
         self.failed.append((token, error))
 
+    def fail_run(self, message: dict, error: str, cause: str) -> None:
+        self.failed.append((message["task_token"], error))
+
     def succeed(self, token: str, output) -> None:
         raise AssertionError("the dispatcher answers no success")
 

@@ -315,3 +315,12 @@ def test_bundle_serve_refuses_paths_that_escape(server, run, tmp_path, fake_serv
     assert not fake_serve.exists()
     assert not (tmp_path / "tmp" / "escaped.txt").exists() and not (tmp_path / "escaped.txt").exists()
     assert list((tmp_path / "tmp").iterdir()) == []  # the temporary directory is gone too
+
+
+def test_inference_jobs_cleanup_prints_what_it_deleted_and_fails_if_some_could_not_be(server, run):
+    server.route("POST", "/jobs/cleanup-endpoints", 200, {"deleted": ["kilele-prod-a"], "failed": [], "kept": []})
+    result = run(server, "inference-jobs", "cleanup")
+    assert result.exit_code == 0 and json.loads(result.stdout)["deleted"] == ["kilele-prod-a"]
+    server.route("POST", "/jobs/cleanup-endpoints", 200,
+                 {"deleted": [], "failed": [{"name": "kilele-prod-b", "error": "AccessDenied"}], "kept": []})
+    assert run(server, "inference-jobs", "cleanup").exit_code == 1

@@ -296,6 +296,10 @@ class FakeTaskTokens(Fake):
         self.failed[token] = (error, cause)
         return True
 
+    def fail_run(self, message: dict[str, Any], error: str, cause: str) -> bool:
+        """The queue task's token only: the fake keeps no run tokens (the adapter's contract test does)."""
+        return self.fail(message["task_token"], error, cause)
+
     def succeed(self, token: str, output: Any) -> bool:
         if not self._live(token):
             return False
@@ -360,6 +364,9 @@ class FakeEndpointRunner(Fake):
         if name not in self.deployed:
             raise ports.EndpointUnavailable(f"endpoint {name!r} does not exist")
         return json.dumps({"predictions": self.answer(queries), "batch_size": len(queries)}).encode()
+
+    def names(self, prefix: str) -> list[str]:
+        return sorted(n for n in self.deployed if n.startswith(prefix))
 
     def delete(self, name: str) -> None:
         self.deployed.pop(name, None)

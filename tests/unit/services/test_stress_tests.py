@@ -117,8 +117,20 @@ def test_a_silent_worker_is_failing_with_a_reason(h):
     s = h.services.stress_tests
     job = s.start_stress_test(dev, config(h, dev))
     state = h.fakes.stress_workflows.started[job["job_id"]]
-    s.record_failure({**state, "failure": {"Error": "States.Timeout", "Cause": None}})
+    # The job had started (the queue task's answer is ``started``): the run task timed out.
+    s.record_failure({**state, "started": {"started_at": "2026-12-01T00:00:00Z"},
+                      "failure": {"Error": "States.Timeout", "Cause": None}})
     assert "no heartbeat" in s.get_stress_test(dev, job["job_id"])["error"]
+
+
+def test_a_job_that_never_started_is_failing_at_its_queue_timeout_saying_so(h):
+    dev = h.user()
+    s = h.services.stress_tests
+    job = s.start_stress_test(dev, config(h, dev))
+    state = h.fakes.stress_workflows.started[job["job_id"]]
+    assert state["queue_timeout_seconds"] == 3600  # the queue wait's own bound (Settings' default)
+    s.record_failure({**state, "failure": {"Error": "States.Timeout", "Cause": None}})
+    assert "did not start within 3600 s of being queued" in s.get_stress_test(dev, job["job_id"])["error"]
 
 
 def test_admins_see_others_jobs_and_others_do_not(h):
