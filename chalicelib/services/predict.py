@@ -191,7 +191,12 @@ class PredictService:
         except EndpointModelError as e:  # the model raised: not the caller's fault, and no default hides it
             raise ModelFailed(f"the model failed: {e}") from e
         except EndpointUnavailable as e:
-            self._inference.report_endpoint_failure(job)
+            try:
+                self._inference.report_endpoint_failure(job)
+            except Exception as report_error:  # noqa: BLE001 - e.g. DescribeEndpoint throttled or unreachable
+                # The caller still gets the app's default output (or a 503), never a 500 from here.
+                log.warning("predict %s: could not check endpoint %s after it failed (%s): %s",
+                            app_name, job.endpoint_name, e, report_error)
             return self._default_or_raise(app, queries, e)
         except EndpointTimeout as e:
             return self._default_or_raise(app, queries, e)

@@ -492,7 +492,7 @@ def test_sagemaker_a_5xx_model_error_or_an_unknown_endpoint_is_unavailable(runti
 def test_sagemaker_no_answer_in_time_is_a_timeout(runtime_stub):
     started = time.monotonic()
     with pytest.raises(EndpointTimeout):
-        runner_at(runtime_stub).invoke("slow", b'{"queries": [[1]]}', 0.5)  # read timeout: 1 s, whole seconds
+        runner_at(runtime_stub).invoke("slow", b'{"queries": [[1]]}', 0.5)  # read timeout 0.5 s
     assert time.monotonic() - started < 2.5
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any, Callable, Optional
 
 from botocore.config import Config
@@ -13,7 +14,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 from chalicelib.adapters.endpoints.invocations import deadline_ms, invocation_error
 from chalicelib.ports import EndpointState, EndpointTimeout, EndpointUnavailable
 
-RuntimeClients = Callable[[int], Any]
+RuntimeClients = Callable[[float], Any]
 log = logging.getLogger(__name__)
 _SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
 
@@ -22,13 +23,28 @@ def _scalable_resource(name: str) -> str:
     return f"endpoint/{name}/variant/AllTraffic"
 
 
+#: Read timeouts are rounded up to this step (seconds): botocore takes a float, fixed per client,
+#: so a process holds one sagemaker-runtime client per step in use (apps' SLOs), each reused.
+TIMEOUT_STEP_SECONDS = 0.1
+#: More connections than botocore's 10: the queue consumer predicts from several threads.
+MAX_POOL_CONNECTIONS = 50
+
+
+def timeout_step(seconds: float) -> float:
+    """``seconds`` rounded up to the next :data:`TIMEOUT_STEP_SECONDS` (at least one step)."""
+    return max(1, math.ceil(round(seconds / TIMEOUT_STEP_SECONDS, 6))) * TIMEOUT_STEP_SECONDS
+
+
 def runtime_clients(aws: Any) -> RuntimeClients:
-    """sagemaker-runtime clients from :class:`~chalicelib.adapters.aws.AwsClients`, one per whole
-    second of read timeout (botocore fixes the timeout per client): each is created once and
-    reused, so a predict call costs no new client and no new TLS connection."""
-    def client(read_timeout_seconds: int) -> Any:
-        config = Config(read_timeout=read_timeout_seconds, retries={"max_attempts": 0})
-        return aws.client("sagemaker-runtime", config=config, variant=f"read-timeout-{read_timeout_seconds}")
+    """sagemaker-runtime clients from :class:`~chalicelib.adapters.aws.AwsClients` by read
+    timeout (:func:`timeout_step`): each is created once per process and reused with its
+    connections, so a predict call costs no new client and no new TLS connection, and an SLO
+    under a second is a read timeout under a second (it was rounded up to 1 s)."""
+    def client(read_timeout_seconds: float) -> Any:
+        step = timeout_step(read_timeout_seconds)
+        config = Config(read_timeout=step, connect_timeout=min(step, 2.0), retries={"max_attempts": 0},
+                        max_pool_connections=MAX_POOL_CONNECTIONS)
+        return aws.client("sagemaker-runtime", config=config, variant=f"read-timeout-{step:.1f}")
 
     return client
 
@@ -146,7 +162,8 @@ class SageMakerEndpointRunner:
         return EndpointState(status, described.get("FailureReason"))
 
     def invoke(self, name: str, body: bytes, timeout_seconds: float) -> bytes:
-        runtime = self._runtime(max(1, math.ceil(timeout_seconds)))
+        runtime = self._runtime(timeout_seconds)
+        started = time.monotonic()
         try:
             # The deadline reaches the container as X-Amzn-SageMaker-Custom-Attributes.
             response = runtime.invoke_endpoint(EndpointName=name, Body=body, ContentType="application/json",
@@ -166,7 +183,14 @@ class SageMakerEndpointRunner:
                 if not isinstance(failure, EndpointUnavailable):
                     raise failure from e
             raise EndpointUnavailable(f"the endpoint failed: {code}") from e
-        return response["Body"].read()
+        try:
+            body = response["Body"].read()
+        except (BotoConnectionError, HTTPClientError) as e:  # the body's read timed out or broke
+            raise EndpointTimeout(f"the endpoint's answer did not arrive within {timeout_seconds:g} s") from e
+        # The read timeout bounds each socket read, not the call: the deadline is checked around it.
+        if time.monotonic() - started > timeout_step(timeout_seconds):
+            raise EndpointTimeout(f"the endpoint answered after the deadline of {timeout_seconds:g} s")
+        return body
 
     def names(self, prefix: str) -> list[str]:
         """Every endpoint, endpoint config and model whose name starts with ``prefix``."""
