@@ -1,4 +1,6 @@
 """Kilele's Chalice app: registers the blueprints and event handlers. No logic lives here."""
+import sys
+
 from chalice import Chalice
 
 from chalicelib import SERVICE_NAME, resources
@@ -9,12 +11,14 @@ from chalicelib.api import schedules as schedules_api
 from chalicelib.api import schedules as schedules_api
 from chalicelib.api import continuous_tests as continuous_tests_api
 from chalicelib.api.http import uniform_errors
+from chalicelib.deploy_guard import refuse_chalice_deploy
 from chalicelib.settings import Settings
 from chalicelib.workflows import aws_events
 from chalicelib.workflows.handlers import HANDLERS
 from chalicelib.workflows import schedule_handler
 from chalicelib.wiring import services
 
+refuse_chalice_deploy(sys.argv)  # CDK (infra/) is the one deploy path: `chalice deploy`/`package` are refused
 app = Chalice(app_name=SERVICE_NAME)
 app.register_middleware(uniform_errors, "http")
 
