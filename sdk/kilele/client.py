@@ -23,6 +23,7 @@ from kilele.resources import (
     AuthMixin,
     BundlesMixin,
     CaptureMixin,
+    ContinuousTestsMixin,
     DatasetsMixin,
     EventsMixin,
     InferenceJobsMixin,
@@ -50,6 +51,7 @@ class Client(
     CaptureMixin,
     BundlesMixin,
     ProjectsMixin,
+    ContinuousTestsMixin,  # before StressTestsMixin, which it builds on
     StressTestsMixin,
     ManagedImagesMixin,
     EventsMixin,

@@ -9,11 +9,12 @@
     df = job.get_test_cases_result()
 
 ``RIMEClient`` is a :class:`kilele.Client` that takes RIME's ``domain``; ``RIMEStressTestJob``,
-``RIMEProject``, ``RIMEImageBuilder`` and ``CustomImage`` are :class:`kilele.stress.StressTestJob`,
-:class:`kilele.stress.Project`, :class:`kilele.images.ImageBuilder` and
+``RIMEProject``, ``RIMEImageBuilder``, ``RIMECTInstance`` and ``CustomImage`` are
+:class:`kilele.stress.StressTestJob`, :class:`kilele.stress.Project`,
+:class:`kilele.images.ImageBuilder`, :class:`kilele.continuous.CTInstance` and
 :class:`kilele.stress.CustomImage`. Managed images are built and listed (``create_managed_image``,
-``list_managed_images``); running stress tests in them, and continuous tests (``RIMECTInstance``),
-arrive with a later release.
+``list_managed_images``); continuous tests run from a reference
+(``start_continuous_test_from_reference``) and on new data (``RIMECTInstance.start_incremental_continuous_test``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Any, Optional
 from urllib.parse import urlsplit
 
 from kilele.client import Client
+from kilele.continuous import CTInstance
 from kilele.images import ImageBuilder
 from kilele.stress import CustomImage, Project, StressTestJob
 
@@ -29,9 +31,8 @@ from kilele.stress import CustomImage, Project, StressTestJob
 RIMEStressTestJob = StressTestJob
 RIMEProject = Project
 RIMEImageBuilder = ImageBuilder
+RIMECTInstance = CTInstance
 
-CONTINUOUS_TESTS_LATER = ("continuous tests (RIMECTInstance) arrive with a later Kilele release; "
-                          "this version runs stress tests only")
 
 
 def _is_loopback(host: str) -> bool:
@@ -72,36 +73,6 @@ class RIMEClient(Client):
                  disable_tls: bool = False, **kwargs: Any):
         super().__init__(base_url=base_url_for_domain(domain, disable_tls), api_key=api_key or None,
                          timeout=channel_timeout, **kwargs)
-
-
-class RIMECTInstance:
-    """A continuous-test instance (seed 002's ``RIMECTInstance``).
-
-    Continuous tests arrive with a later Kilele release: the class exists so that RIME code
-    importing it runs, and each of its methods raises :class:`NotImplementedError` saying so.
-    """
-
-    def __init__(self, ct_instance_id: str, client: Optional[Client] = None):
-        self.ct_instance_id = ct_instance_id
-        self._client = client
-
-    def __repr__(self) -> str:
-        return f"RIMECTInstance(ct_instance_id={self.ct_instance_id!r})"
-
-    def activate_ct_instance(self) -> None:
-        """Mark this instance as its project's active one (a later release)."""
-        raise NotImplementedError(CONTINUOUS_TESTS_LATER)
-
-    def deactivate_ct_instance(self) -> None:
-        """Mark this instance inactive (a later release)."""
-        raise NotImplementedError(CONTINUOUS_TESTS_LATER)
-
-    def start_incremental_continuous_test(self, test_run_config: dict, rime_managed_image: Optional[str] = None,
-                                          custom_image: Optional[CustomImage] = None,
-                                          ram_request_megabytes: Optional[int] = None,
-                                          cpu_request_millicores: Optional[int] = None) -> StressTestJob:
-        """Run continuous tests on new data (a later release)."""
-        raise NotImplementedError(CONTINUOUS_TESTS_LATER)
 
 
 __all__ = ["RIMEClient", "RIMEStressTestJob", "RIMEProject", "RIMEImageBuilder", "RIMECTInstance", "CustomImage",

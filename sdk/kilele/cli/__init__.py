@@ -19,6 +19,7 @@ from kilele.cli import (  # noqa: F401 (commands)
     apps,
     auth,
     bundles,
+    continuous_tests,
     datasets,
     events,
     images,

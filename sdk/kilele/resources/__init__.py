@@ -7,6 +7,7 @@ from kilele.resources.apps import ApplicationsMixin
 from kilele.resources.auth import AuthMixin
 from kilele.resources.bundles import BundlesMixin
 from kilele.resources.capture import CaptureMixin
+from kilele.resources.continuous_tests import ContinuousTestsMixin
 from kilele.resources.datasets import DatasetsMixin
 from kilele.resources.events import EventsMixin
 from kilele.resources.images import ManagedImagesMixin
@@ -20,4 +21,4 @@ from kilele.resources.users import UsersMixin
 
 __all__ = ["AuthMixin", "UsersMixin", "DatasetsMixin", "ModelsMixin", "TrainJobsMixin", "TrialsMixin",
            "InferenceJobsMixin", "PredictionsMixin", "ApplicationsMixin", "BundlesMixin",
-           "ProjectsMixin", "StressTestsMixin", "ManagedImagesMixin", "CaptureMixin", "EventsMixin"]
+           "ProjectsMixin", "StressTestsMixin", "ContinuousTestsMixin", "ManagedImagesMixin", "CaptureMixin", "EventsMixin"]

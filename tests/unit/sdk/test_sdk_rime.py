@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import pytest
-from test_sdk_stress_tests import CASE_COLUMNS, RUN_COLUMNS, StressApi
+from test_sdk_stress_tests import CASE_COLUMNS, RUN_COLUMNS, StressApi, job_body
 
 import kilele._polling
 import kilele.stress
@@ -125,16 +125,69 @@ def test_rime_names_are_kileles_classes():
     assert issubclass(rime.RIMEClient, Client)
 
 
-def test_continuous_tests_say_they_arrive_later():
-    from kilele.rime import RIMECTInstance
+SEED_CT = '''
+# Get CT instance foo if it exists.
+ct_instance = rime_client.get_ct_instance("foo")
+# Get CT instance in foo-project if it exists.
+ct_instance = rime_client.get_active_ct_instance_for_project("foo-project")
+# Create CT instance based on foo stress test in bar project.
+ct_instance = rime_client.create_ct_instance("ct name", 86400, "foo", "bar")
+config_from_reference = {
+  "run_name": "Five Day Fraud Detection",
+  "data_info": {
+    "label_col": "is_fraud",
+    "pred_col": "is_fraud_preds",
+    "ref_path": "s3://rime-datasets/fraud_continuous_testing/ref.csv",
+    "eval_path": "s3://rime-datasets/fraud_continuous_testing/eval_2021_04_01_to_2021_04_06.csv"
+  },
+  "continuous_info": {
+    "timestamp_col": "timestamp",
+    "bin_size": "day"
+  },
+}
+job = rime_client.start_continuous_test_from_reference(test_run_config=config_from_reference,
+                                                       project_id="foo",
+                                                       rime_managed_image="tensorflow115",
+                                                       ram_request_megabytes=8000,
+                                                       cpu_request_millicores=2000)
+incremental_config = {
+  "eval_path": "s3://rime-datasets/fraud_continuous_testing/eval_2021_04_30_to_2021_05_01.csv",
+  "timestamp_col": "timestamp"
+}
+ct_instance = rime_client.get_ct_instance("foo")
+job = ct_instance.start_incremental_continuous_test(test_run_config=incremental_config,
+                                                       rime_managed_image="tensorflow115",
+                                                       ram_request_megabytes=8000,
+                                                       cpu_request_millicores=2000)
+ct_instance.activate_ct_instance()
+ct_instance.deactivate_ct_instance()
+'''
 
-    assert "later" in RIMECTInstance.__doc__
-    instance = RIMECTInstance("foo")
-    assert instance.ct_instance_id == "foo"
-    for call in (instance.activate_ct_instance, instance.deactivate_ct_instance,
-                 lambda: instance.start_incremental_continuous_test({"eval_path": "s3://x/e.csv"})):
-        with pytest.raises(NotImplementedError, match="later Kilele release"):
-            call()
+
+def test_seed_002s_continuous_testing_examples_call_the_ct_routes(server):
+    instance = {"ct_instance_id": "foo", "name": "ct name", "project_id": "bar", "active": False}
+    server.route("GET", "/ct-instances/foo", 200, instance)
+    server.route("GET", "/projects/foo-project/active-ct-instance", 200, {**instance, "active": True})
+    server.route("POST", "/ct-instances", 201, instance)
+    server.route("POST", "/continuous-tests", 201, {**job_body(job_id="j-ct"), "ct_instance_id": "foo"})
+    server.route("POST", "/ct-instances/foo/continuous-tests", 201, {**job_body(job_id="j-inc"), "ct_instance_id": "foo"})
+    server.route("POST", "/ct-instances/foo/activate", 200, {**instance, "active": True})
+    server.route("POST", "/ct-instances/foo/deactivate", 200, instance)
+    ns = run_seed(SEED_IMPORT, {})
+    ns["rime_client"] = ns["RIMEClient"](f"127.0.0.1:{server.port}", "api-key")
+    run_seed(SEED_CT, ns)
+    assert server.last("POST", "/ct-instances").json() == {"name": "ct name", "bin_size_seconds": 86400,
+                                                          "ot_test_run_id": "foo", "project_id": "bar"}
+    started = server.last("POST", "/continuous-tests").json()
+    assert started == {"test_run_config": ns["config_from_reference"], "project_id": "foo",
+                       "rime_managed_image": "tensorflow115", "ram_request_megabytes": 8000,
+                       "cpu_request_millicores": 2000}
+    assert server.last("POST", "/ct-instances/foo/continuous-tests").json()["test_run_config"] == ns["incremental_config"]
+    assert isinstance(ns["ct_instance"], ns["RIMECTInstance"]) and ns["ct_instance"].ct_instance_id == "foo"
+    assert isinstance(ns["job"], ns["RIMEStressTestJob"]) and ns["job"].job_id == "j-inc"
+    assert ns["ct_instance"].info["active"] is False  # activated, then deactivated
+    assert [r.path for r in server.requests if r.method == "POST"][-2:] == ["/ct-instances/foo/activate",
+                                                                             "/ct-instances/foo/deactivate"]
 
 
 @pytest.mark.parametrize("domain, base_url", [
