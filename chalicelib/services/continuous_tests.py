@@ -260,20 +260,43 @@ class ContinuousTestService:
         """The record step of every stress-test job: a continuous test's bins, monitors and
         instance first (a failure here fails the job, with why), then the job's own record."""
         continuous = (state.get("message") or {}).get("continuous")
-        if continuous:
-            self._record_continuous(state, continuous)
-        return self._stress.record(state)
+        if not continuous:
+            return self._stress.record(state)
+        instance, tested, new = self._record_continuous(state, continuous)
+        out = self._stress.record(state)
+        self._publish_job(instance, state["job_id"], continuous, "SUCCEEDED", None,
+                          {"num_bins": tested, "num_new_breaches": new})
+        return out
 
     def record_failure(self, state: dict[str, Any]) -> dict[str, Any]:
         out = self._stress.record_failure(state)
         continuous = (state.get("message") or {}).get("continuous")
-        if continuous and self._instances.get(continuous.get("ct_instance_id", "")) is not None:
+        instance = self._instances.get(continuous.get("ct_instance_id", "")) if continuous else None
+        if instance is not None:
             why = out.get("error") or "the job failed"
-            self._instances.update(continuous["ct_instance_id"], running_job_id=None, last_job_id=state["job_id"],
+            self._instances.update(instance.id, running_job_id=None, last_job_id=state["job_id"],
                                    error=f"continuous test job {state['job_id']} failed: {why}"[:2000])
+            self._publish_job(instance, state["job_id"], continuous, "FAILING", why, {})
         return out
 
-    def _record_continuous(self, state: dict[str, Any], continuous: dict[str, Any]) -> None:
+    def _publish_job(self, instance: CTInstance, job_id: str, continuous: dict[str, Any], status: str,
+                     reason: Optional[str], data: dict[str, Any]) -> None:
+        """A ``Kilele Continuous Test State Change`` event for the job's end (the stress-test
+        store publishes the job's own state changes as a stress test's)."""
+        links = {"job": f"/stress-tests/{job_id}", "ct_instance": f"/ct-instances/{instance.id}"}
+        if status == "SUCCEEDED":
+            links["report"] = f"/stress-tests/{job_id}/report"
+        event = KileleEvent.state_change(
+            EventKind.CONTINUOUS_TEST, id=job_id, status=status, owner_id=instance.owner_id, time=self._clock(),
+            reason=reason, project_id=instance.project_id, links=links,
+            data={"ct_instance_id": instance.id, "mode": continuous.get("mode"), **data})
+        try:
+            self._events.publish(event)
+        except DomainError as e:  # the job's record is what counts; the event is a notice of it
+            log.warning("could not publish the end of continuous test %s: %s", job_id, e)
+
+    def _record_continuous(self, state: dict[str, Any], continuous: dict[str, Any]) -> tuple[CTInstance, int, int]:
+        """Bins, breaches and the instance after a job; (instance, bins tested, new breaches)."""
         job_id = state["job_id"]
         instance = self._instances.get(continuous.get("ct_instance_id", ""))
         if instance is None:
@@ -302,6 +325,7 @@ class ContinuousTestService:
             self._activate(instance)
         for breach in new:
             self._publish(instance, breach, findings)
+        return instance, len(tested), len(new)
 
     def _publish(self, instance: CTInstance, breach: Any, findings: list[ct_monitors.Finding]) -> None:
         finding = next(f for f in findings if f.monitor.id == breach.monitor_id

@@ -139,6 +139,11 @@ def test_the_record_step_keeps_bins_checks_monitors_publishes_and_activates(w):
     assert event.detail.status == "BREACHED" and event.detail.owner_id == "user-1"
     assert event.detail.data["severity"] == "HIGH" and event.detail.data["metric"] == "category_worst:Drift"
     assert event.detail.links["report"] == breach["report"] and "3" in event.detail.reason
+    [ended] = [e for e in w.events.published if e.detail.kind is EventKind.CONTINUOUS_TEST]
+    assert (ended.detail.id, ended.detail.status) == (job["job_id"], "SUCCEEDED")
+    assert ended.detail.data == {"ct_instance_id": job["ct_instance_id"], "mode": "from_reference", "num_bins": 2,
+                                 "num_new_breaches": 1}
+    assert ended.detail.links["report"] == breach["report"]
 
 
 def test_a_failed_job_leaves_the_instance_inactive_saying_why(w):
@@ -150,6 +155,8 @@ def test_a_failed_job_leaves_the_instance_inactive_saying_why(w):
     assert not instance["active"] and instance["running_job_id"] is None
     assert job["job_id"] in instance["error"] and "no column 'ts'" in instance["error"]
     assert w.jobs.items[job["job_id"]].status is StressTestStatus.FAILING
+    [ended] = [e for e in w.events.published if e.detail.kind is EventKind.CONTINUOUS_TEST]
+    assert ended.detail.status == "FAILING" and "no column 'ts'" in ended.detail.reason
 
 
 def test_a_record_step_whose_instance_is_gone_or_without_bins_fails_so_the_job_fails(w):
