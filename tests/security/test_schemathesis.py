@@ -133,3 +133,4 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(fuzzed_stack
     assert "Configuration:" in output and "schemathesis.toml" in output, output[-5000:]
     for failure in ("Server error", "Response violates schema", "Schema-valid request rejected"):
         assert failure not in output, output[-20000:]
+    print(output[output.rfind("SUMMARY"):])  # cases, phases and warnings of a passing run (pytest -s / -rP)
