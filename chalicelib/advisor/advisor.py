@@ -80,8 +80,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Iterator, Mapping, Optional, Sequence, Union
 
-from chalicelib.advisor import gp, tpe
 from chalicelib.advisor.space import SearchSpace, parse_knob_config
+from chalicelib.lazy_modules import lazy_module
+
+# numpy and optuna are imported when a proposal needs them: on AWS only the propose Lambda has them.
+gp = lazy_module("chalicelib.advisor.gp")
+tpe = lazy_module("chalicelib.advisor.tpe")
 
 PENDING, RUNNING, COMPLETED, ERRORED, TERMINATED = "PENDING", "RUNNING", "COMPLETED", "ERRORED", "TERMINATED"
 STATUSES = (PENDING, RUNNING, COMPLETED, ERRORED, TERMINATED)

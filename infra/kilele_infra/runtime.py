@@ -15,7 +15,7 @@ from constructs import Construct
 
 from chalicelib.resources import RESOURCES
 
-from .bundling import RUNTIME, api_code
+from .bundling import RUNTIME, advisor_layer_code, api_code
 from .chalice_app import REPO_ROOT
 from .data import Data
 from .naming import env_name, resource_name
@@ -81,6 +81,8 @@ class FunctionFactory:
         # Also a DefinitionSubstitution of the state machines (Workflows): one value for both.
         self.max_trials_per_execution = max_trials_per_execution
         self.code = api_code(REPO_ROOT)
+        # optuna, numpy, SQLAlchemy, Alembic: a layer of the propose Lambda only (Workflows).
+        self.advisor_code = advisor_layer_code(REPO_ROOT)
 
     def environment(self, service: str) -> dict[str, str]:
         """What every Kilele function reads through chalicelib.settings.Settings."""
@@ -104,10 +106,10 @@ class FunctionFactory:
 
     def function(
         self, scope: Construct, construct_id: str, *, handler: str, environment: dict[str, str],
-        timeout: Duration, memory_size: int = 1024,
+        timeout: Duration, memory_size: int = 1024, layers: tuple[lambda_.ILayerVersion, ...] = (),
     ) -> lambda_.Function:
         """A function ``construct_id`` in ``scope`` (x86_64, X-Ray, one month of logs in
-        ``{construct_id}Logs``)."""
+        ``{construct_id}Logs``), with ``layers`` besides the code asset."""
         return lambda_.Function(
             scope, construct_id,
             runtime=RUNTIME,
@@ -118,5 +120,6 @@ class FunctionFactory:
             timeout=timeout,
             tracing=lambda_.Tracing.ACTIVE,
             environment=environment,
+            layers=list(layers) or None,
             log_group=logs.LogGroup(scope, f"{construct_id}Logs", retention=logs.RetentionDays.ONE_MONTH),
         )

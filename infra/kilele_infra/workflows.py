@@ -18,7 +18,11 @@ from chalicelib.workflows.render import WORKFLOWS_DIR, load_template, placeholde
 
 from .data import Data
 from .naming import pascal, resource_name
+from .bundling import RUNTIME
 from .runtime import FunctionFactory, StateMachineArns
+
+#: The workflow handlers that run the advisor (optuna, numpy): they get its layer.
+ADVISOR_HANDLERS = frozenset({"propose_trial"})
 
 # Chalice registers the workflow handlers as pure Lambda functions made from lambdas, so its own
 # handler strings are `app.<lambda>`: each handler needs a module-level (event, context) entry
@@ -53,6 +57,9 @@ class Workflows(Construct):
         self.stage = stage
         self.data = data
         self.max_trials_per_execution = functions.max_trials_per_execution
+        self.advisor_layer = lambda_.LayerVersion(
+            self, "AdvisorLayer", code=functions.advisor_code, compatible_runtimes=[RUNTIME],
+            description="Kilele's advisor libraries (requirements-advisor.txt): the propose Lambda only")
         self.functions = {name: self._function(name, data, state_machine_arns, functions) for name in HANDLERS}
         self.state_machines = {spec.name: self._state_machine(spec) for spec in RESOURCES.state_machines}
 
@@ -66,6 +73,8 @@ class Workflows(Construct):
             environment=functions.environment("kilele-workflows"),
             memory_size=WORKFLOW_MEMORY_MB,
             timeout=WORKFLOW_TIMEOUT,
+            # Only proposing trials needs the advisor's libraries (chalicelib.advisor imports them lazily).
+            layers=(self.advisor_layer,) if name in ADVISOR_HANDLERS else (),
         )
         data.grant_table_data(function)
         for bucket in data.buckets.values():
