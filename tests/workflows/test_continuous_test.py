@@ -120,6 +120,11 @@ def test_a_continuous_test_from_a_reference_then_an_incremental_one(platform):
     assert {b["time_bin_start"][:10] for b in breaches if b["monitor_id"] == "drift"} == {"2024-04-03"}
     assert all(b["report"] == f"/stress-tests/{job['job_id']}/report" for b in breaches)
     assert s.stress_tests.get_report(dev, job["job_id"])["url"]
+    # The instance's run: the stress test of the reference, the timestamp column no feature of it.
+    ot = json.loads(s.aws.client("s3").get_object(Bucket=s.settings.data_bucket,
+                                                   Key=f"stress/{job['job_id']}/reference_test_cases.json")["Body"].read())
+    assert ot["records"] and not any("timestamp" in r["features"] for r in ot["records"])
+    assert {"time_bin_start"} & set(ot["columns"]) == set()
 
     # Bin 2's other rows arrive (with 20 of its rows again) and all of bin 3.
     more = upload(platform, dev, "more.csv", ct_data.csv(evaluation[430:]))
