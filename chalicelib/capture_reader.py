@@ -16,6 +16,9 @@ when there are several. Columns:
 - the query's features beside them: a JSON object's keys, or ``x0``, ``x1`` ... for a list of
   scalars or a CSV line (a feature named like one of the columns above is left out);
 - after :func:`join_labels`, ``label`` (missing where no label was sent).
+
+:func:`traffic_frame` does it all for one app's folders and a time window (the continuous
+tests' "data that arrived since the last run").
 """
 from __future__ import annotations
 
@@ -23,9 +26,12 @@ import base64
 import csv
 import io
 import json
-from typing import Any, Iterable, Union
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, Optional, Union
 
 import pandas as pd
+
+from chalicelib.capture_format import GROUND_TRUTH_PREFIX, partition_hour
 
 Content = Union[bytes, str]
 COLUMNS = ["timestamp", "query_id", "event_id", "endpoint_default", "input", "prediction"]
@@ -130,3 +136,31 @@ def join_labels(captured: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
     last = labels.drop_duplicates("query_id", keep="last")
     joined = captured.drop(columns=["label"], errors="ignore").merge(last, on="query_id", how="left")
     return joined
+
+
+def traffic_frame(keys: Iterable[str], read: Callable[[str], Content], since: Optional[datetime] = None,
+                  until: Optional[datetime] = None) -> pd.DataFrame:
+    """An app's captured queries answered in ``[since, until)`` with their labels: ``keys`` are
+    the object keys under the app's capture and ground-truth folders (a listing), ``read`` gives
+    one object's content. Capture files are read only for the hours in the window; ground-truth
+    files for every hour from ``since`` on (a label arrives after its query), oldest first."""
+    def hour_in(hour: Optional[datetime], start: Optional[datetime], end: Optional[datetime]) -> bool:
+        if hour is None:
+            return False
+        return (start is None or hour + timedelta(hours=1) > start) and (end is None or hour < end)
+
+    capture_keys, label_keys = [], []
+    for key in keys:
+        hour = partition_hour(key)
+        if f"/{GROUND_TRUTH_PREFIX}/" in f"/{key}":
+            if hour_in(hour, since, None):
+                label_keys.append((hour, key))
+        elif hour_in(hour, since, until):
+            capture_keys.append(key)
+    frame = capture_frame(read(key) for key in capture_keys)
+    if since is not None:
+        frame = frame[frame["timestamp"] >= pd.Timestamp(since)]
+    if until is not None:
+        frame = frame[frame["timestamp"] < pd.Timestamp(until)]
+    labels = ground_truth_frame(read(key) for _, key in sorted(label_keys))
+    return join_labels(frame.reset_index(drop=True), labels)

@@ -7,7 +7,9 @@ virtual environment layered on the worker runtime, ``adapters/images/local.py``)
 """
 from __future__ import annotations
 
-from typing import Callable, Optional, Protocol
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable, Optional, Protocol
 
 from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, ManagedImage, PipRequirement
 
@@ -29,8 +31,51 @@ class ImageBuilder(Protocol):
         """True only if ``base`` already has every requirement at a version its specifier allows
         (a model needing nothing more runs in the base); False when the builder cannot tell."""
 
+    def record_event(self, event: dict[str, Any]) -> Optional[str]:
+        """A build-state event from the builder's service (CodeBuild's "Build State Change" on
+        EventBridge): recorded, so polls answer from it (a build that died is FAILED with its log
+        link without anyone asking CodeBuild). Returns the content key of the images it concerns,
+        or None if it is not one of this builder's builds. The local twin gets no events (its
+        builds report themselves) and returns None."""
+
     def close(self) -> None:
         """Release what the builder holds (local builds in progress end FAILED when it stops)."""
+
+
+@dataclass(frozen=True)
+class BuildClaim:
+    """The build of one content key on AWS: who claimed it, CodeBuild's id once started, and its
+    outcome once known (``status``: STARTING, BUILDING, SUCCEEDED or FAILED)."""
+
+    key: str
+    token: str
+    status: str
+    claimed_at: datetime
+    codebuild_id: str = ""
+    reason: str = ""
+    log_url: str = ""
+
+
+class ImageBuildLedger(Protocol):
+    """One record per content key, so concurrent requests for one requirement set start one
+    CodeBuild build (DynamoDB conditional writes; ``store/image_builds.py``)."""
+
+    def claim(self, key: str, token: str, now: datetime, stale_before: datetime) -> Optional[BuildClaim]:
+        """Claim the build of ``key`` for ``token`` (STARTING) if nobody holds it, its last build
+        FAILED, or a claim never started a build before ``stale_before``: None if claimed, else the
+        claim that holds it."""
+
+    def started(self, key: str, token: str, codebuild_id: str) -> None:
+        """The claim of ``token`` started CodeBuild build ``codebuild_id`` (BUILDING)."""
+
+    def release(self, key: str, token: str) -> None:
+        """Give up the claim of ``token`` (its build did not start): the next request claims."""
+
+    def get(self, key: str) -> Optional[BuildClaim]: ...
+
+    def finish(self, key: str, codebuild_id: str, status: str, reason: str = "", log_url: str = "") -> bool:
+        """Record the outcome (SUCCEEDED or FAILED) of build ``codebuild_id`` if it is still the
+        key's build and not already recorded; False if not."""
 
 
 class ManagedImageStore(Protocol):
@@ -57,22 +102,14 @@ class ManagedImageStore(Protocol):
     def remove_user(self, name: str, job_id: str) -> None:
         """Forget that ``job_id`` runs in the image (nothing if it is gone)."""
 
+    def with_content_key(self, key: str) -> list[ManagedImage]:
+        """Every image whose content key is ``key`` (the images one build serves)."""
+
     def delete_unused(self, name: str) -> None:
         """Delete the record if no job uses it: :class:`errors.Conflict` if one does,
         :class:`errors.NotFound` if there is none."""
 
 
-class ContainerImages(Protocol):
-    """Container images users name to run as given (a model's ``docker_image``, a stress test's
-    ``custom_image``): ECR on AWS (``adapters/images/registry.py``), refused by the local stack."""
-
-    def check(self, uri: str, where: str = "image") -> str:
-        """``uri`` if the platform can run it as given; :class:`errors.Unprocessable` saying why
-        not (``where`` names the field in the message), :class:`errors.Unavailable` if the
-        registry did not answer."""
-
-
-__all__ = ["ImageBuilder", "ManagedImageStore", "ContainerImages"]
 class ContainerImages(Protocol):
     """Container images users name to run as given (a model's ``docker_image``, a stress test's
     ``custom_image``): ECR on AWS (``adapters/images/registry.py``), refused by the local stack."""

@@ -159,6 +159,10 @@ MANAGED_IMAGES = TableSpec(
     hash_key=Key("name"),
     indexes=(Index("by_name", Key("listing"), Key("name")),),
 )
+# Managed-image builds on AWS (issue 11): one record per content key, claimed by a conditional
+# write, so concurrent requests for one requirement set start one CodeBuild build; a build's
+# outcome from its EventBridge event is recorded there too.
+IMAGE_BUILDS = TableSpec("image-builds", hash_key=Key("key"))
 # Continuous-test instances (seed 002's CT instances, issue 12): by_project lists a project's.
 CT_INSTANCES = TableSpec(
     "ct-instances",
@@ -194,7 +198,7 @@ RESOURCES = Resources(
     tables=(
         USERS, SESSIONS, API_KEYS, DATASETS, MODELS, UNIQUES, TRAIN_JOBS, TRIALS, COUNTERS,
         INFERENCE_JOBS, APPS, APP_METRICS, SERVING_RESULTS, PROJECTS, STRESS_TESTS, LOGIN_ATTEMPTS, AUDIT_EVENTS,
-        MANAGED_IMAGES, CT_INSTANCES,
+        MANAGED_IMAGES, IMAGE_BUILDS, CT_INSTANCES,
     ),
     buckets=(DATA_BUCKET,),
     queues=(TRIALS_QUEUE, LAMBDA_SHIM_QUEUE, SERVING_REQUESTS_QUEUE),

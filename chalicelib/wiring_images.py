@@ -23,8 +23,10 @@ def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
 
             bases = {ImageBase.WORKER: settings.image_base_worker_uri,
                      ImageBase.INFERENCE: settings.image_base_inference_uri}
+            from chalicelib.store.image_builds import ImageBuildRepository
+
             return CodeBuildImageBuilder(rest, settings.image_repository_uri, bases, blobs, aws.client("codebuild"),
-                                         logs=aws.client("logs"))
+                                         ImageBuildRepository(), logs=aws.client("logs"))
 
         # Made on first use: most functions build every service and never touch an image build.
         return _OnFirstUse(codebuild)
@@ -81,6 +83,9 @@ class _OnFirstUse:
 
     def satisfied_by_base(self, base: Any, requirements: Any) -> bool:
         return self._builder().satisfied_by_base(base, requirements)
+
+    def record_event(self, event: Any) -> Any:
+        return self._builder().record_event(event)
 
     def close(self) -> None:
         if self._built is not None:

@@ -124,7 +124,8 @@ class ManagedImageService:
             raise
         self._images.set_build(name, BuildState.PENDING, from_states, build_id=build_id)
         try:
-            self._workflows.start(f"image-{uuid.uuid4().hex}", {"name": name, "poll_seconds": self._poll_seconds})
+            self._workflows.start(f"image-{uuid.uuid4().hex}", {"name": name, "poll_seconds": self._poll_seconds,
+                                                                 "polls": 0, "max_polls": self._max_polls()})
         except Exception:  # noqa: BLE001 - the build runs anyway, and each read of the image records its state
             logger.exception("the workflow following the image build did not start", extra={"image": name})
 
@@ -225,7 +226,8 @@ class ManagedImageService:
         """One poll of the workflow: record what the builder says; ``final`` once READY or FAILED
         (or the image was deleted). A build past the deadline is FAILED."""
         name = str(event["name"])
-        answer = {"name": name, "poll_seconds": int(event.get("poll_seconds", self._poll_seconds))}
+        answer = {"name": name, "poll_seconds": int(event.get("poll_seconds", self._poll_seconds)),
+                  "polls": int(event.get("polls", 0)) + 1, "max_polls": int(event.get("max_polls", self._max_polls()))}
         image = self._images.get(name)
         if image is None:
             return {**answer, "final": True, "status": None}
@@ -237,6 +239,22 @@ class ManagedImageService:
             logger.warning("image build timed out", extra={"image": name})
             image = self._images.get(name) or image
         return {**answer, "final": image.status.final, "status": image.status.value}
+
+    def _max_polls(self) -> int:
+        """The workflow's own bound on its polls: the build deadline's worth, and some (a poll
+        that is retried takes longer than poll_seconds)."""
+        return BUILD_DEADLINE_SECONDS // max(self._poll_seconds, 1) + 10
+
+    def build_event(self, event: dict[str, Any]) -> dict[str, Any]:
+        """A build-state event of the builder's service (CodeBuild's, on AWS): the builder records
+        it, and every image its build serves records its state now, without waiting for a poll."""
+        key = self._builder.record_event(event)
+        if key is None:
+            return {"recorded": False, "images": []}
+        images = [self._refreshed(image) for image in self._images.with_content_key(key) if not image.status.final]
+        for image in images:
+            logger.info("image build ended", extra={"image": image.name, "status": image.status.value})
+        return {"recorded": True, "images": [{"name": i.name, "status": i.status.value} for i in images]}
 
     def record_follow_failure(self, event: dict[str, Any]) -> dict[str, Any]:
         """The workflow could not follow the build (the builder kept failing): the image is

@@ -21,6 +21,7 @@ from typing import Any, Optional
 from chalicelib.entities import Model, StopReason
 from chalicelib.entities.images import BuildState, ImageBase, ManagedImage, content_key, from_dependencies
 from chalicelib.errors import Conflict, DomainError, InvalidInput, NotFound, Unprocessable
+from chalicelib.ports_images import ContainerImages
 from chalicelib.services.managed_images import ManagedImageService
 
 #: The name prefix of the images models' dependencies resolve to.
@@ -43,11 +44,13 @@ class ModelImages:
     ``wait_seconds``: how long a worker slot waits before asking again while the image builds."""
 
     def __init__(self, images: ManagedImageService, wait_seconds: int = 5,
-                 serving_base: ImageBase = ImageBase.WORKER):
+                 serving_base: ImageBase = ImageBase.WORKER, containers: Optional[ContainerImages] = None):
         """``serving_base``: what endpoints' images are built over. Locally both bases are the
         same runtime, so a model is served in the image it trained in (WORKER); on AWS the
-        inference image differs from the worker's, and each set gets an INFERENCE image too."""
+        inference image differs from the worker's, and each set gets an INFERENCE image too.
+        ``containers``: whether a ``docker_image`` can run as given (None: any is taken)."""
         self._images = images
+        self._containers = containers
         self._wait_seconds = wait_seconds
         self._serving_base = serving_base
 
@@ -64,6 +67,12 @@ class ModelImages:
             self._images.ensure(owner_id, dependency_image_name(self._serving_base, requirements), self._serving_base,
                                 requirements)
         return name
+
+    def check_docker_image(self, uri: str) -> str:
+        """A model's ``docker_image``, if the platform can run it as given (on AWS: in the
+        stack's ECR, or a registry it may pull from); :class:`Unprocessable` saying why not
+        (locally: always, the local stack runs no container images)."""
+        return self._containers.check(uri, "docker_image") if self._containers else uri
 
     def attach(self, model: Model) -> None:
         """Record the model as a user of its image(s)."""
@@ -89,6 +98,12 @@ class ModelImages:
         them (each image layers on the runtime); models needing different images cannot share one
         endpoint (:class:`Unprocessable`); an image not READY is a :class:`Conflict`."""
         names = sorted({self._serving_name(m) for m in models if m.image})
+        docker = sorted({m.docker_image for m in models if m.docker_image})
+        if docker:  # a model's own image, as given: the endpoint runs in it
+            if len(docker) > 1 or names:
+                raise Unprocessable(f"the models to serve need different images ({', '.join(docker + names)}); one "
+                                    "endpoint runs in one image")
+            return {"name": docker[0], "ref": docker[0], "pip_freeze": []}
         if not names:
             return None
         if len(names) > 1:
@@ -113,7 +128,7 @@ class ModelImages:
         slot's proposal: ``wait`` while the image builds, ``stop`` (an error) if it FAILED or is
         gone."""
         if not model.image:
-            return None
+            return None  # the runtime, or the model's own docker_image: nothing to wait for
         image = self._images.current(model.image)
         if image is None:
             return _stop(f"the model's managed image {model.image!r} was deleted")
@@ -127,7 +142,10 @@ class ModelImages:
 
     def runtime(self, model: Model) -> Optional[dict[str, str]]:
         """What a trial's message says of where it runs: the READY image's name and reference
-        (None: the worker runtime). :class:`InvalidInput` if the image is not READY."""
+        (None: the worker runtime); a model's own ``docker_image`` as given. :class:`InvalidInput`
+        if the image is not READY."""
+        if model.docker_image:
+            return {"name": model.docker_image, "ref": model.docker_image}
         if not model.image:
             return None
         image = self._images.current(model.image)
@@ -139,13 +157,25 @@ class StressImages:
     test's own image otherwise). A named image must be READY and over the worker runtime; the
     job is recorded as its user until it ends, so it is not deleted under the job."""
 
-    def __init__(self, images: ManagedImageService):
+    def __init__(self, images: ManagedImageService, containers: Optional[ContainerImages] = None):
         self._images = images
+        self._containers = containers
 
-    def resolve(self, job_id: str, rime_managed_image: Optional[str], model: Optional[Model]) -> Optional[dict[str, str]]:
+    def resolve(self, job_id: str, rime_managed_image: Optional[str], model: Optional[Model],
+                custom_image: Optional[dict[str, Any]] = None) -> Optional[dict[str, str]]:
         """``{"name", "ref"}`` of the image the job runs in (None: the worker runtime).
         :class:`NotFound` for an unknown image, :class:`InvalidInput` naming its status for one
-        not READY (or built over the inference image)."""
+        not READY (or built over the inference image); a ``custom_image`` (seed 002's
+        ``{"name": <image reference>, ...}``) runs as given if the platform can run it
+        (:class:`Unprocessable` saying why not: locally, never)."""
+        if rime_managed_image is not None and custom_image:
+            raise InvalidInput("give rime_managed_image or custom_image, not both")
+        if custom_image:
+            uri = custom_image.get("name")
+            if not isinstance(uri, str) or not uri:
+                raise InvalidInput("custom_image.name: the image reference to run (registry/repository:tag)")
+            uri = self._containers.check(uri, "custom_image.name") if self._containers else uri
+            return {"name": uri, "ref": uri}
         if rime_managed_image is not None:
             image = self._images.current(rime_managed_image)
             if image is None:
@@ -156,6 +186,8 @@ class StressImages:
             runtime = image_runtime(image, rime_managed_image)
             self._images.attach(image.name, job_id)
             return runtime
+        if model is not None and model.docker_image:
+            return {"name": model.docker_image, "ref": model.docker_image}
         if model is not None and model.image:
             return image_runtime(self._images.current(model.image), model.image, error=Conflict)
         return None

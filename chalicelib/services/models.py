@@ -42,6 +42,8 @@ class ModelService:
         # Before anything is stored: a dependency pip would not take is a 400, and the image's
         # build starts now, so it is likely READY by the time the model is trained. A model
         # naming its own docker_image runs in that image as given: nothing is built for it.
+        if docker_image and self._images:  # run as given: only if the platform can (422 saying why not)
+            docker_image = self._images.check_docker_image(docker_image)
         image = self._images.resolve(actor.id, dependencies or {}) if self._images and not docker_image else None
         model_id = new_id()
         model = Model(

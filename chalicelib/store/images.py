@@ -82,6 +82,12 @@ class ManagedImageRepository:
             if not _failed_condition(e):  # gone already: nothing to release
                 raise
 
+    def with_content_key(self, key: str) -> list[ManagedImage]:
+        # Read when a build ends (an EventBridge event), not per request: a filtered query of the
+        # one listing partition is enough for a few thousand images.
+        return [self._entity(item) for item in ManagedImageItem.by_name.query(
+            _LISTING, filter_condition=ManagedImageItem.content_key == key)]
+
     def delete_unused(self, name: str) -> None:
         try:
             ManagedImageItem(name).delete(condition=ManagedImageItem.name.exists()

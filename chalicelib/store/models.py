@@ -384,6 +384,20 @@ class ManagedImageItem(Model):
     by_name = ByName()
 
 
+class ImageBuildItem(Model):
+    """The CodeBuild build of one content key (store/image_builds.py)."""
+
+    Meta = _meta(resources.IMAGE_BUILDS)
+
+    key = UnicodeAttribute(hash_key=True)
+    token = UnicodeAttribute()
+    status = UnicodeAttribute()  # STARTING, BUILDING, SUCCEEDED, FAILED
+    claimed_at = UnicodeAttribute()
+    codebuild_id = UnicodeAttribute(null=True)
+    reason = UnicodeAttribute(null=True)
+    log_url = UnicodeAttribute(null=True)
+
+
 class CTInstanceItem(Model):
     """A continuous-test instance; ``source``, ``monitors`` and ``breaches`` are JSON text
     (nested lists of maps whose numbers stay plain floats)."""
@@ -417,7 +431,7 @@ class CTInstanceItem(Model):
 ALL_MODELS: tuple[type[Model], ...] = (
     UserItem, SessionItem, ApiKeyItem, DatasetItem, ModelItem, UniqueItem, TrainJobItem, TrialItem, CounterItem,
     InferenceJobItem, AppItem, ServingResultItem, ProjectItem, StressTestItem, LoginAttemptItem, AuditEventItem,
-    ManagedImageItem, CTInstanceItem,
+    ManagedImageItem, ImageBuildItem, CTInstanceItem,
 )
 
 

@@ -1,5 +1,5 @@
 """The non-HTTP Lambdas' logic on AWS: trial dispatch from the trials queue, the Batch
-job-state-change rule, and the queue API's consumer. (Locally, chalicelib/local/ consumes the same
+job-state-change rule, CodeBuild's build-state-change rule, and the queue API's consumer. (Locally, chalicelib/local/ consumes the same
 queues and calls the same services.)"""
 from __future__ import annotations
 
@@ -20,6 +20,13 @@ def batch_job_failed(detail: dict[str, Any]) -> Any:
     from chalicelib.wiring import services
 
     return services().trial_dispatcher.fail_lost_job(detail)
+
+
+def image_build_changed(detail: dict[str, Any]) -> dict[str, Any]:
+    """A CodeBuild build ended: the image builder records it and the images it serves follow."""
+    from chalicelib.wiring import services
+
+    return services().managed_images.build_event(detail)
 
 
 def serve_queue_items(bodies: Iterable[str]) -> dict[str, Any]:

@@ -137,8 +137,9 @@ def test_images_projects_and_unsupported_models(make_user, settings):
     dev, other = make_user("MODEL_DEVELOPER"), make_user("MODEL_DEVELOPER")
     config = a_config(dev, settings)
     assert_error(start(dev, config, rime_managed_image="tf-2.4"), 404, "not_found", "tf-2.4")
-    custom = start(dev, config, custom_image={"name": "me/img:1"})
-    assert custom.status_code == 201 and custom.data["custom_image"] == {"name": "me/img:1", "pull_secret": None}
+    # A custom image runs as given only where the stack may pull it (none configured here).
+    assert_error(start(dev, config, custom_image={"name": "me/img:1"}), 422, "unprocessable", "custom_image.name",
+                 "docker.io")
     foreign = other.call("POST", "/projects", {"name": "theirs"}).data["project_id"]
     assert_error(start(dev, config, project_id=foreign), 404, "not_found", foreign)
     mine = dev.call("POST", "/projects", {"name": "mine"}).data["project_id"]

@@ -11,6 +11,10 @@
   post_build step would (``complete``). That is the one step faked, and it is the build's output,
   not the adapter's answer: the adapter still reads it from S3 to say READY.
 
+Dedupe: the local twin serialises builds of one set with a file lock; the CodeBuild twin claims
+the set's content key in the build ledger (DynamoDB, moto here) with a conditional write, so of N
+concurrent requests one calls StartBuild (counted as sent) and the others follow its build.
+
 The contract: start answers at once with a build id; polling an unknown id is NotFound; a build
 ends READY with its resolved ``pip freeze`` (the pinned version in it) and an image reference, or
 FAILED with a reason and a log, never READY without an image; a set built before is READY again
@@ -21,6 +25,8 @@ from __future__ import annotations
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -31,7 +37,8 @@ from moto import mock_aws
 from chalicelib.adapters.blobs import BlobStore
 from chalicelib.adapters.images.codebuild import CodeBuildImageBuilder
 from chalicelib.adapters.images.local import LocalImageBuilder, installed_versions, runtime_site_packages
-from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, PipRequirement, normalise, parse_freeze
+from chalicelib.entities.images import (BuildState, ImageBase, ImageBuild, PipRequirement, content_key, normalise,
+                                       parse_freeze)
 from chalicelib.errors import NotFound
 
 SIX_OLD = normalise([PipRequirement.parse("six", "==1.16.0")])
@@ -51,7 +58,12 @@ def wait_final(builder: Any, build_id: str, timeout: float = BUILD_SECONDS) -> I
 
 class LocalTwin:
     def __init__(self, root: Path):
-        self.builder = LocalImageBuilder(root, python=sys._base_executable)
+        self.root = root
+        self.builder = LocalImageBuilder(root, python=sys._base_executable, max_parallel=4)
+
+    def builds_made(self) -> int:
+        """Virtual environments made (one per build that really ran pip)."""
+        return len(list((self.root / "envs").iterdir()))
 
     def complete(self, build_id: str, freeze: list[str]) -> None:
         """Nothing to do: the local builder really builds."""
@@ -67,8 +79,18 @@ class CodeBuildTwin:
     REPOSITORY = "123456789012.dkr.ecr.us-east-1.amazonaws.com/kilele-managed-images"
 
     def __init__(self) -> None:
+        from chalicelib.store import models
+        from chalicelib.store.image_builds import ImageBuildRepository
+
         self._mock = mock_aws()
         self._mock.start()
+        boto3.client("dynamodb", region_name="us-east-1").create_table(
+            TableName="image-builds", BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "key", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "key", "AttributeType": "S"}])
+        models.bind(lambda name: name, "us-east-1")
+        self.ledger = ImageBuildRepository()
+        self.now = [datetime(2026, 1, 1, tzinfo=timezone.utc)]
         self.s3 = boto3.client("s3", region_name="us-east-1")
         self.s3.create_bucket(Bucket="data")
         self.codebuild = boto3.client("codebuild", region_name="us-east-1")
@@ -83,11 +105,23 @@ class CodeBuildTwin:
         self.blobs = BlobStore("data", self.s3)
         bases = {ImageBase.WORKER: "123456789012.dkr.ecr.us-east-1.amazonaws.com/kilele-worker:1",
                  ImageBase.INFERENCE: "123456789012.dkr.ecr.us-east-1.amazonaws.com/kilele-inference:1"}
-        self.builder = CodeBuildImageBuilder("kilele-images", self.REPOSITORY, bases, self.blobs, self.codebuild)
+        self.started: list[dict[str, Any]] = []
+        real: Callable[..., Any] = self.codebuild.start_build
+
+        def counted(**kwargs: Any) -> Any:  # the StartBuild requests sent (moto keeps no count)
+            self.started.append(kwargs)
+            return real(**kwargs)
+
+        self.codebuild.start_build = counted
+        self.builder = CodeBuildImageBuilder("kilele-images", self.REPOSITORY, bases, self.blobs, self.codebuild,
+                                             self.ledger, clock=lambda: self.now[0])
+
+    def builds_made(self) -> int:
+        return len(self.started)
 
     def complete(self, build_id: str, freeze: list[str]) -> None:
         # What the buildspec's post_build does on a real build (moto runs none): write the freeze.
-        key = build_id.partition("@")[0]
+        key = build_id.partition("@")[0].rpartition(":")[2]
         self.blobs.put_bytes(self.builder.freeze_key(key), ("\n".join(freeze) + "\n").encode())
 
     def record_base(self) -> None:
@@ -113,8 +147,10 @@ def test_start_answers_at_once_and_the_build_ends_ready_with_its_freeze(twin: An
     started = time.monotonic()
     build_id = twin.builder.start(ImageBase.WORKER, SIX_OLD)
     assert time.monotonic() - started < 2.0, "start must not build in the caller's thread"
-    assert twin.builder.poll(build_id).state in set(BuildState)
+    # Before any poll: moto's build is over at once, and a finished build that wrote no freeze
+    # is recorded FAILED (on AWS the freeze is written before the build can end SUCCEEDED).
     twin.complete(build_id, ["six==1.16.0", "numpy==2.0.0"])
+    assert twin.builder.poll(build_id).state in set(BuildState)
     build = wait_final(twin.builder, build_id)
     assert build.state is BuildState.READY, (build.reason, build.log)
     assert parse_freeze(list(build.pip_freeze))["six"] == "1.16.0"
@@ -144,6 +180,19 @@ def test_a_build_that_made_no_image_is_failed_with_a_reason_never_ready(twin: An
         assert "kilele-no-such-package-xyz" in build.log  # pip's own words
     else:
         assert "no pip freeze" in build.reason
+
+
+def test_concurrent_requests_for_one_set_build_it_once_and_all_see_ready(twin: Any) -> None:
+    n = 6
+    with ThreadPoolExecutor(max_workers=n) as pool:
+        ids = list(pool.map(lambda _: twin.builder.start(ImageBase.WORKER, SIX_OLD), range(n)))
+    assert len(ids) == n
+    for build_id in ids:
+        twin.complete(build_id, ["six==1.16.0"])
+    builds = [wait_final(twin.builder, i) for i in ids]
+    assert [b.state for b in builds] == [BuildState.READY] * n, [(b.reason, b.log) for b in builds]
+    assert len({b.image_ref for b in builds}) == 1
+    assert twin.builds_made() == 1
 
 
 @pytest.mark.parametrize("build_id", ["nope", "0" * 32, "cached:worker:" + "0" * 32, "0" * 32 + "@kilele-images:x"])
@@ -235,19 +284,85 @@ def test_local_a_build_cut_short_by_a_stopped_stack_is_failed(tmp_path: Path) ->
 def test_codebuild_start_passes_the_set_and_where_to_record_its_freeze() -> None:
     twin = CodeBuildTwin()
     try:
-        calls: list[dict[str, Any]] = []
-        real: Callable[..., Any] = twin.codebuild.start_build
-
-        def spy(**kwargs: Any) -> Any:
-            calls.append(kwargs)
-            return real(**kwargs)
-
-        twin.codebuild.start_build = spy  # the request moto drops: checked as sent
         build_id = twin.builder.start(ImageBase.INFERENCE, SIX_OLD)
-        variables = {v["name"]: v["value"] for v in calls[0]["environmentVariablesOverride"]}
+        # the request moto drops: checked as sent
+        variables = {v["name"]: v["value"] for v in twin.started[0]["environmentVariablesOverride"]}
         key = build_id.partition("@")[0]
         assert variables == {"BASE_IMAGE": "123456789012.dkr.ecr.us-east-1.amazonaws.com/kilele-inference:1",
                              "IMAGE_USER": "kilele-model", "IMAGE_TAG": key, "REQUIREMENTS": "six==1.16.0",
                              "FREEZE_KEY": twin.builder.freeze_key(key)}
+    finally:
+        twin.close()
+
+
+# -- the CodeBuild twin: build-state events and the ledger ---------------------------------------
+
+
+def _event(twin: CodeBuildTwin, build_id: str, status: str, project: str = "kilele-images") -> dict[str, Any]:
+    """The ``detail`` of CodeBuild's "Build State Change" event for ``build_id`` (its documented shape)."""
+    key, _, codebuild_id = build_id.partition("@")
+    codebuild_id = codebuild_id or twin.ledger.get(key).codebuild_id
+    variables = {v["name"]: v["value"] for v in twin.started[-1]["environmentVariablesOverride"]}
+    return {
+        "build-status": status, "project-name": project,
+        "build-id": f"arn:aws:codebuild:us-east-1:123456789012:build/{codebuild_id}",
+        "additional-information": {
+            "environment": {"environment-variables": [{"name": k, "value": v, "type": "PLAINTEXT"}
+                                                      for k, v in variables.items()]},
+            "phases": [{"phase-type": "SUBMITTED", "phase-status": "SUCCEEDED"},
+                       {"phase-type": "BUILD", "phase-status": "FAILED"}],
+            "logs": {"deep-link": "https://console.aws.amazon.com/cloudwatch/home#logEvent:group=x;stream=y"},
+        },
+    }
+
+
+def test_codebuild_a_build_that_died_is_failed_from_its_event_with_its_log_link() -> None:
+    twin = CodeBuildTwin()
+    try:
+        first = twin.builder.start(ImageBase.WORKER, SIX_OLD)
+        joined = twin.builder.start(ImageBase.WORKER, SIX_OLD)
+        assert joined.endswith("@") and twin.builds_made() == 1
+        key = twin.builder.record_event(_event(twin, first, "TIMED_OUT"))
+        assert key == first.partition("@")[0]
+        # moto calls every build SUCCEEDED: FAILED here can only come from the recorded event.
+        for build_id in (first, joined):
+            build = twin.builder.poll(build_id)
+            assert build.state is BuildState.FAILED
+            assert "TIMED_OUT in its BUILD phase" in build.reason and "console.aws.amazon.com" in build.reason
+        # A set whose build failed is built again by the next request.
+        again = twin.builder.start(ImageBase.WORKER, SIX_OLD)
+        assert not again.endswith("@") and twin.builds_made() == 2
+    finally:
+        twin.close()
+
+
+def test_codebuild_a_succeeded_event_without_a_freeze_is_failed_and_foreign_events_are_ignored() -> None:
+    twin = CodeBuildTwin()
+    try:
+        build_id = twin.builder.start(ImageBase.WORKER, SIX_OLD)
+        assert twin.builder.record_event(_event(twin, build_id, "SUCCEEDED", project="someone-else")) is None
+        not_ours = _event(twin, build_id, "FAILED")
+        not_ours["additional-information"]["environment"]["environment-variables"] = [
+            {"name": "IMAGE_TAG", "value": "0" * 32}]  # a platform-image build: no FREEZE_KEY
+        assert twin.builder.record_event(not_ours) is None
+        assert twin.builder.record_event(_event(twin, build_id, "SUCCEEDED")) is not None
+        build = twin.builder.poll(build_id)
+        assert build.state is BuildState.FAILED and "no pip freeze" in build.reason
+    finally:
+        twin.close()
+
+
+def test_codebuild_a_claim_that_never_started_a_build_is_failed_then_claimed_again() -> None:
+    twin = CodeBuildTwin()
+    try:
+        key = content_key(ImageBase.WORKER, SIX_OLD)
+        assert twin.ledger.claim(key, "dead-request", twin.now[0], twin.now[0] - timedelta(minutes=5)) is None
+        joined = twin.builder.start(ImageBase.WORKER, SIX_OLD)
+        assert joined == f"{key}@" and twin.builds_made() == 0
+        assert twin.builder.poll(joined).state is BuildState.PENDING
+        twin.now[0] += timedelta(minutes=6)
+        assert twin.builder.poll(joined).state is BuildState.FAILED
+        fresh = twin.builder.start(ImageBase.WORKER, SIX_OLD)
+        assert fresh.startswith(f"{key}@kilele-images:") and twin.builds_made() == 1
     finally:
         twin.close()

@@ -5,12 +5,16 @@ One model, one image (one real build, kept fast): ``inflection==0.5.1`` (small, 
 from the package registry, absent from the runtime) and ``six==1.16.0`` (older than the
 runtime's six, so the image's copy must shadow the runtime's). Its trial's log shows both
 imports working, at those versions; its predict answers what it sees, so the answer proves the
-endpoint runs in the image too; the image cannot be deleted while the model uses it."""
+endpoint runs in the image too; a stress test naming the image (seed 002's rime_managed_image)
+runs its engine there, with a model file that fails unless it sees the image's six; the image
+cannot be deleted while the model uses it."""
 from __future__ import annotations
 
 import time
 import uuid
 
+import numpy as np
+import pandas as pd
 import pytest
 import six
 
@@ -56,6 +60,18 @@ class InImage(BaseModel):
 
 SEEN = "KileleModel inflection-0.5.1 six-1.16.0"
 
+# A RIME-convention model file: it does not even import outside the image.
+STRESS_MODEL = '''import inflection
+import numpy as np
+import six
+
+assert six.__version__ == "1.16.0", f"six {six.__version__}: not the managed image's"
+
+
+def predict_df(df):
+    return 1 / (1 + np.exp(-0.08 * (df["age"].to_numpy() - 40)))
+'''
+
 
 def test_a_model_with_dependencies_the_runtime_lacks_trains_and_serves_in_its_image(stack, tmp_path):
     assert six.__version__ != "1.16.0", "the runtime must have another six for the pin to mean anything"
@@ -93,5 +109,18 @@ def test_a_model_with_dependencies_the_runtime_lacks_trains_and_serves_in_its_im
         assert app_dev.predict(app, query=[5.1, 3.5, 1.4, 0.2]) == {SEEN: 1.0}
     finally:
         app_dev.stop_inference_job(app)
+
+    rng = np.random.default_rng(3)
+    age = rng.normal(40, 10, 300).round()
+    frame = pd.DataFrame({"age": age, "churned": (rng.random(300) < 1 / (1 + np.exp(-0.08 * (age - 40)))).astype(int)})
+    frame.to_csv(tmp_path / "ref.csv", index=False)
+    frame.assign(age=frame["age"] + 5).to_csv(tmp_path / "eval.csv", index=False)
+    (tmp_path / "stress_model.py").write_text(STRESS_MODEL)
+    config = {"run_name": "in the image", "data_info": {"label_col": "churned", "ref_path": str(tmp_path / "ref.csv"),
+                                                        "eval_path": str(tmp_path / "eval.csv")},
+              "model_info": {"path": str(tmp_path / "stress_model.py")}}
+    stress = model_dev.start_stress_test(config, rime_managed_image=image)
+    status = stress.get_status(wait_until_finish=True, poll_rate_sec=1)
+    assert status["status"] == "SUCCEEDED", stress.get_logs()
     for client in (model_dev, app_dev):
         client.close()

@@ -5,18 +5,27 @@ content key (our build id is ``<key>@<CodeBuild build id>``), and writes its ``p
 bucket, last and only on success. So an image is READY when its freeze object exists: a set
 built before is READY at once without a build (its build id is ``cached:<base>:<key>``), and a
 build CodeBuild calls SUCCEEDED that wrote no freeze is FAILED, never READY.
+
+One CodeBuild build per set, however many ask at once: the first request claims the set's
+content key in the build ledger (a DynamoDB conditional write) and starts the build; the others
+get ``<key>@`` and follow the claimed build through the ledger. CodeBuild's "Build State Change"
+events (EventBridge -> ``record_event``) record each build's outcome and log link in the ledger,
+so a build that died is FAILED at once; polls that see a final build record it too, in case an
+event is lost.
 Its local twin is ``local.py`` beside this file; both are under tests/contract.
 """
 from __future__ import annotations
 
 import re
-from typing import Any, Optional
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Callable, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, PipRequirement, content_key, parse_freeze
 from chalicelib.errors import NotFound, Unavailable
-from chalicelib.ports import BlobStore
+from chalicelib.ports import BlobStore, BuildClaim, ImageBuildLedger
 
 _CACHED = "cached"
 _KEY = re.compile(r"^[0-9a-f]{32}$")
@@ -29,6 +38,12 @@ FREEZE_PREFIX = "managed-images/"
 # The user each base image runs as (containers/*/Dockerfile): the build puts it back after pip.
 IMAGE_USERS = {ImageBase.WORKER: "root", ImageBase.INFERENCE: "kilele-model"}
 MAX_LOG_EVENTS = 200
+# A claim that started no build this long after it was made belongs to a request that died
+# between its claim and StartBuild: the next request claims the set again.
+CLAIM_STALE_AFTER = timedelta(minutes=5)
+# The environment variable every managed-image build carries and platform-image builds do not:
+# how an event is known to be one of this builder's builds.
+_FREEZE_VARIABLE = "FREEZE_KEY"
 
 
 def _code(error: ClientError) -> str:
@@ -41,7 +56,11 @@ class CodeBuildImageBuilder:
     CloudWatch Logs client for the log of a failed build (None: phases' messages only)."""
 
     def __init__(self, project_name: str, repository_uri: str, base_images: dict[ImageBase, str], blobs: BlobStore,
-                 codebuild: Any, logs: Optional[Any] = None, freeze_prefix: str = FREEZE_PREFIX):
+                 codebuild: Any, ledger: ImageBuildLedger, logs: Optional[Any] = None,
+                 freeze_prefix: str = FREEZE_PREFIX,
+                 clock: Callable[[], datetime] = lambda: datetime.now(timezone.utc)):
+        self._ledger = ledger
+        self._clock = clock
         self._project = project_name
         self._repository = repository_uri
         self._bases = base_images
@@ -60,6 +79,19 @@ class CodeBuildImageBuilder:
             return f"{_CACHED}:{base.value}:{key}"
         if not self._bases.get(base):
             raise Unavailable(f"no {base.value} image is configured to build managed images from")
+        token, now = uuid.uuid4().hex, self._clock()
+        if self._ledger.claim(key, token, now, now - CLAIM_STALE_AFTER) is not None:
+            return f"{key}@"  # another request's build of this set: followed through the ledger
+        try:
+            codebuild_id = self._start_codebuild(key, base, requirements)
+        except Unavailable:
+            self._ledger.release(key, token)  # nothing started: the next request may try again
+            raise
+        self._ledger.started(key, token, codebuild_id)
+        # The content key travels in our build id: the key is what the poll reads the freeze by.
+        return f"{key}@{codebuild_id}"
+
+    def _start_codebuild(self, key: str, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> str:
         variables = {"BASE_IMAGE": self._bases[base], "IMAGE_USER": IMAGE_USERS[base], "IMAGE_TAG": key,
                      "REQUIREMENTS": "\n".join(r.pip_argument() for r in requirements),
                      "FREEZE_KEY": self.freeze_key(key)}
@@ -74,15 +106,24 @@ class CodeBuildImageBuilder:
             raise Unavailable(f"CodeBuild refused to start the image build ({_code(e)})") from e
         except BotoCoreError as e:
             raise Unavailable("CodeBuild could not be reached to start the image build") from e
-        # The content key travels in our build id: the key is what the poll reads the freeze by.
-        return f"{key}@{response['build']['id']}"
+        return str(response["build"]["id"])
 
     def poll(self, build_id: str) -> ImageBuild:
         if build_id.startswith(f"{_CACHED}:"):
             return self._poll_cached(build_id)
         key, sep, codebuild_id = build_id.partition("@")
-        if not sep or not _KEY.match(key) or not codebuild_id:
+        if not sep or not _KEY.match(key):
             raise NotFound(f"no image build {build_id!r}")
+        claim = self._ledger.get(key)
+        if not codebuild_id:  # a request that joined the set's claimed build
+            if claim is None:
+                raise NotFound(f"no image build {build_id!r}")
+            if not claim.codebuild_id:
+                return self._unstarted(build_id, claim)
+            codebuild_id = claim.codebuild_id
+        if claim is not None and claim.codebuild_id == codebuild_id and claim.status == "FAILED":
+            # Recorded from the build's event (or an earlier poll): no need to ask CodeBuild.
+            return ImageBuild(build_id, BuildState.FAILED, reason=claim.reason, log=self._log_of_claim(claim))
         try:
             builds = self._codebuild.batch_get_builds(ids=[codebuild_id]).get("builds") or []
         except ClientError as e:
@@ -98,15 +139,65 @@ class CodeBuildImageBuilder:
         if status == "IN_PROGRESS":
             waiting = str(build.get("currentPhase", "")) in _WAITING_PHASES
             return ImageBuild(build_id, BuildState.PENDING if waiting else BuildState.BUILDING)
+        log_url = str((build.get("logs") or {}).get("deepLink") or "")
+        outcome = self._outcome(key, status, _failed_phase(build), log_url)
+        self._ledger.finish(key, codebuild_id, "SUCCEEDED" if outcome.state is BuildState.READY else "FAILED",
+                            outcome.reason, log_url)
+        if outcome.state is BuildState.READY:
+            return ImageBuild(build_id, BuildState.READY, pip_freeze=outcome.pip_freeze, image_ref=outcome.image_ref)
+        return ImageBuild(build_id, BuildState.FAILED, log=self._log(build), reason=outcome.reason)
+
+    def record_event(self, event: dict[str, Any]) -> Optional[str]:
+        """Record a "CodeBuild Build State Change" event's ``detail`` of a finished build of this
+        project in the ledger; the build's content key, or None if it is not a managed-image build."""
+        if event.get("project-name") != self._project:
+            return None
+        status = str(event.get("build-status", ""))
+        info = event.get("additional-information") or {}
+        variables = {str(v.get("name")): str(v.get("value", ""))
+                     for v in (info.get("environment") or {}).get("environment-variables") or []}
+        key = variables.get("IMAGE_TAG", "")
+        if _FREEZE_VARIABLE not in variables or not _KEY.match(key) or status not in _FINAL:
+            return None
+        # The event names the build by ARN (arn:...:build/<project>:<uuid>); our ids use <project>:<uuid>.
+        codebuild_id = str(event.get("build-id", "")).rpartition("build/")[2]
+        phases = [{"phaseType": p.get("phase-type"), "phaseStatus": p.get("phase-status")}
+                  for p in info.get("phases") or []]
+        log_url = str((info.get("logs") or {}).get("deep-link") or "")
+        outcome = self._outcome(key, status, _failed_phase({"phases": phases}), log_url)
+        self._ledger.finish(key, codebuild_id, "SUCCEEDED" if outcome.state is BuildState.READY else "FAILED",
+                            outcome.reason, log_url)
+        return key
+
+    def _outcome(self, key: str, status: str, failed_phase: str, log_url: str) -> ImageBuild:
+        """What a finished build of ``key`` made: READY only if it recorded its freeze."""
+        see_log = f" (log: {log_url})" if log_url else ""
         if _FINAL.get(status, BuildState.FAILED) is BuildState.READY:
             freeze = self._freeze(key)
             if freeze is not None:
-                return ImageBuild(build_id, BuildState.READY, pip_freeze=freeze, image_ref=f"{self._repository}:{key}")
-            return ImageBuild(build_id, BuildState.FAILED, log=self._log(build),
+                return ImageBuild(key, BuildState.READY, pip_freeze=freeze, image_ref=f"{self._repository}:{key}")
+            return ImageBuild(key, BuildState.FAILED,
                               reason="CodeBuild reports the build SUCCEEDED but it recorded no pip freeze "
-                                     f"(s3 key {self.freeze_key(key)}): the image was not built")
-        return ImageBuild(build_id, BuildState.FAILED, log=self._log(build),
-                          reason=f"the build ended {status}" + _failed_phase(build))
+                                     f"(s3 key {self.freeze_key(key)}): the image was not built{see_log}")
+        return ImageBuild(key, BuildState.FAILED, reason=f"the build ended {status}{failed_phase}{see_log}")
+
+    def _unstarted(self, build_id: str, claim: BuildClaim) -> ImageBuild:
+        """A joined build whose claim has not started CodeBuild yet: PENDING, FAILED once stale."""
+        if claim.claimed_at < self._clock() - CLAIM_STALE_AFTER:
+            return ImageBuild(build_id, BuildState.FAILED,
+                              reason="the request that claimed this requirement set's build never started it")
+        return ImageBuild(build_id, BuildState.PENDING)
+
+    def _log_of_claim(self, claim: BuildClaim) -> str:
+        """The log of a build known FAILED from the ledger: CloudWatch's, else the link to it."""
+        if claim.codebuild_id:
+            try:
+                builds = self._codebuild.batch_get_builds(ids=[claim.codebuild_id]).get("builds") or []
+            except (ClientError, BotoCoreError):
+                builds = []  # the reason and link below still say what failed and where to look
+            if builds:
+                return self._log(builds[0])
+        return f"see {claim.log_url}\n" if claim.log_url else ""
 
     def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
         """Told by the freeze of ``base`` with no requirements (an image of the empty set records
@@ -162,4 +253,4 @@ def _failed_phase(build: dict[str, Any]) -> str:
     return ""
 
 
-__all__ = ["CodeBuildImageBuilder", "IMAGE_USERS", "FREEZE_PREFIX"]
+__all__ = ["CodeBuildImageBuilder", "IMAGE_USERS", "FREEZE_PREFIX", "CLAIM_STALE_AFTER"]

@@ -146,6 +146,10 @@ class LocalImageBuilder:
         installed = installed_versions(self._base_paths[base])
         return all(r.name in installed and r.allows(installed[r.name]) for r in requirements)
 
+    def record_event(self, event: dict[str, Any]) -> Optional[str]:
+        """No events locally: a local build records its own state as it ends."""
+        return None
+
     def close(self, wait: bool = False) -> None:
         """Stop taking builds; ``wait``: let those started finish (else queued ones are dropped;
         a pip step already running finishes in its thread)."""

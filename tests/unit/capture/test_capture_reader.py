@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from chalicelib.capture_format import ground_truth_record
-from chalicelib.capture_reader import CaptureFormatError, capture_frame, ground_truth_frame, join_labels
+from chalicelib.capture_reader import CaptureFormatError, capture_frame, ground_truth_frame, join_labels, traffic_frame
 from chalicelib.services.capture import CaptureBuffer, captured
 from unit.capture.test_capture_writer import FakeBlobStore, Ticker
 
@@ -104,3 +104,30 @@ def test_partition_hour_of_kilele_sagemaker_and_ground_truth_keys():
         2019, 11, 22, 8, tzinfo=timezone.utc)
     assert partition_hour("capture/u/a/ep/AllTraffic/2019/13/22/08/x.jsonl") is None
     assert partition_hour("capture/u/a/notes.txt") is None
+
+
+def test_traffic_frame_reads_the_windows_hours_and_every_later_label():
+    blobs = FakeBlobStore()
+    clock_at = {"now": T0}
+    buffer = CaptureBuffer(blobs, timer=False, ticker=Ticker(), clock=lambda: clock_at["now"])
+    for hours, qid in ((0, "a"), (1, "b"), (2, "c")):
+        buffer.add("u", "app", "ep", captured([qid], [[hours]], [hours], T0 + timedelta(hours=hours), default=False))
+    buffer.flush()
+    from chalicelib.capture_format import ground_truth_key
+
+    blobs.put_bytes(ground_truth_key("u", "app", T0 + timedelta(hours=3)), ground_truth_record("b", "late") + b"\n")
+    blobs.put_bytes(ground_truth_key("u", "app", T0 - timedelta(hours=5)), ground_truth_record("b", "old") + b"\n")
+    read_keys: list[str] = []
+
+    def read(key: str) -> bytes:
+        read_keys.append(key)
+        return blobs.objects[key]
+
+    # [10:00, 11:00): the 10 o'clock partition only; labels received from 10:00 on
+    frame = traffic_frame(list(blobs.objects), read, since=T0 + timedelta(minutes=30),
+                          until=T0 + timedelta(minutes=90))
+    assert list(frame["query_id"]) == ["b"] and list(frame["label"]) == ["late"]
+    assert sorted(k.split("/")[-2] for k in read_keys if k.startswith("capture/")) == ["10"]
+    assert sorted(k.split("/")[-2] for k in read_keys if k.startswith("ground-truth/")) == ["12"]
+    whole = traffic_frame(list(blobs.objects), lambda key: blobs.objects[key])  # no window: everything
+    assert list(whole["query_id"]) == ["a", "b", "c"] and list(whole["label"].fillna("-")) == ["-", "late", "-"]

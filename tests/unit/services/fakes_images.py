@@ -36,6 +36,17 @@ class FakeImageBuilder(Fake):
     def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
         return all(r.name in self.base_installed and r.allows(self.base_installed[r.name]) for r in requirements)
 
+    def record_event(self, event: dict[str, Any]) -> Optional[str]:
+        """A test's event {"key", "build_id", "status"}: the build ends as it says (FAILED or
+        READY); None for an event without a key (not one of this builder's)."""
+        if "key" not in event:
+            return None
+        if event["status"] == "FAILED":
+            self.fail(event["build_id"], "the build died\n")
+        else:
+            self.finish(event["build_id"], event.get("freeze", []))
+        return str(event["key"])
+
     def close(self) -> None:
         pass
 
@@ -96,6 +107,9 @@ class FakeManagedImageStore(Fake):
         if name in self.images:
             image = self.images[name]
             image.in_use_by = tuple(j for j in image.in_use_by if j != job_id)
+
+    def with_content_key(self, key: str) -> list[ManagedImage]:
+        return [copy.deepcopy(i) for i in self.images.values() if i.content_key == key]
 
     def delete_unused(self, name: str) -> None:
         image = self.images.get(name)

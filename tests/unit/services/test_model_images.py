@@ -288,3 +288,51 @@ def test_a_stress_test_of_a_trial_runs_in_its_models_image(h, dev):
     h.services.stress_tests.start_stress_test(dev, stress_config(h, dev, model_info={"trial_id": "t1"}))
     [(_, state)] = h.fakes.stress_workflows.starts
     assert state["message"]["image"]["name"] == model["image"]["name"]
+
+
+# -- docker_image / custom_image: run as given where the platform can --------------------------------
+
+
+def test_locally_a_docker_image_or_custom_image_is_refused_saying_why(h, dev):
+    with pytest.raises(Unprocessable, match="docker_image: the local stack cannot run"):
+        h.services.models.create(dev, "m", Task.TABULAR_CLASSIFICATION, "M", SOURCE, docker_image="python:3.11")
+    assert h.fakes.models.items == {}
+    with pytest.raises(Unprocessable, match="custom_image.name: the local stack cannot run"):
+        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), custom_image={"name": "python:3.11"})
+    assert h.fakes.stress_test_jobs.items == {}
+
+
+@pytest.fixture
+def pulls():
+    """The AWS wiring with Docker Hub among the registries the stack may pull from."""
+    harness = services(settings=make_settings(image_builder_uri="codebuild://kilele-images",
+                                              image_pull_registries="docker.io"))
+    yield harness
+    harness.services.close()
+
+
+def test_on_aws_a_docker_image_runs_as_given_in_trials_and_serving(pulls):
+    h, dev = pulls, pulls.user(UserType.MODEL_DEVELOPER)
+    model = h.services.models.create(dev, "m", Task.TABULAR_CLASSIFICATION, "M", SOURCE,
+                                     dependencies={"inflection": "0.5.1"}, docker_image="team/xgb:1.7")
+    assert model["docker_image"] == "team/xgb:1.7" and model["image"] is None
+    assert h.fakes.image_builder.started == []  # its own image has its dependencies: nothing is built
+    h.fakes.models.set_knob_config(model["id"], KNOBS)
+    data = h.dataset(dev)
+    out = h.services.train_jobs.create_train_job(dev, "app", Task.TABULAR_CLASSIFICATION, data.id, data.id,
+                                                 {"TIME_HOURS": 1}, [model["id"]])
+    worker = next(iter(h.fakes.train_jobs.get(out["id"]).workers.values()))
+    proposed = h.services.trial_loop.propose(slot_state(out["id"], worker.key, worker.model_id, worker.slot))
+    assert proposed["proposal"]["trial"]["image"] == {"name": "team/xgb:1.7", "ref": "team/xgb:1.7"}
+    with pytest.raises(Unprocessable, match="quay.io"):
+        h.services.models.create(dev, "q", Task.TABULAR_CLASSIFICATION, "M", SOURCE, docker_image="quay.io/a/b:1")
+
+
+def test_on_aws_a_custom_image_runs_the_stress_test_as_given(pulls):
+    h, dev = pulls, pulls.user(UserType.MODEL_DEVELOPER)
+    job = h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), custom_image={"name": "python:3.11"})
+    assert h.fakes.stress_workflows.started[job["job_id"]]["message"]["image"] == {"name": "python:3.11",
+                                                                                  "ref": "python:3.11"}
+    with pytest.raises(InvalidInput, match="not both"):
+        h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="x",
+                                                  custom_image={"name": "python:3.11"})
