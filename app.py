@@ -63,3 +63,10 @@ def serve_queue_items(event):
 @app.on_cw_event({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}})
 def batch_job_failed(event):
     return aws_events.batch_job_failed(event.detail)
+
+
+@app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
+                  "detail": {"build-status": ["SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT"]}})
+def image_build_changed(event):
+    # A managed-image build ended: recorded now, so one that died is FAILED with its log link.
+    return aws_events.image_build_changed(event.detail)
