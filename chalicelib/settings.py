@@ -140,6 +140,9 @@ class Settings(BaseSettings):
     image_builder_uri: str = Field("codebuild://", description="codebuild://<project> (infra) or local://<dir> "
                                    "(virtual environments; the local stack puts them in its data dir).")
     image_repository_uri: str = Field("", description="ECR repository managed images are pushed to (infra).")
+    image_pull_registries: str = Field("", description="Registries besides the stack's ECR that a model's docker_image "
+                                       "or a stress test's custom_image may name, comma-separated (docker.io: "
+                                       "Docker Hub); the roles that pull must be allowed to.")
     image_base_worker_uri: str = Field("", description="The worker image managed images are built FROM (infra).")
     image_base_inference_uri: str = Field("", description="The inference image they are built FROM (infra).")
     image_build_timeout_seconds: int = Field(1800, gt=0, description="Local builds: a pip step running longer fails.")

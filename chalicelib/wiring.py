@@ -54,7 +54,7 @@ from chalicelib.services.users import UserService
 from chalicelib.settings import Settings
 from chalicelib.wiring_events import event_publisher
 from chalicelib.wiring_events import scheduler as scheduler_for
-from chalicelib.wiring_images import image_builder, serving_base
+from chalicelib.wiring_images import container_images, image_builder, serving_base
 from chalicelib.wiring_runtimes import (
     child_aws_environment,
     endpoint_runner,
@@ -164,8 +164,9 @@ def build(settings: Settings, **overrides: Any) -> Services:
         parts.get("image_workflows", lambda: _image_workflows(settings, aws)),
         poll_seconds=settings.image_poll_seconds, clock=clock)
     # Models' dependencies -> managed images; a slot waiting for one asks again as often as it is polled.
+    containers = container_images(settings, aws)  # docker_image / custom_image: run as given, if they can
     model_images = ModelImages(managed_images, wait_seconds=max(1, settings.image_poll_seconds),
-                               serving_base=serving_base(settings))
+                               serving_base=serving_base(settings), containers=containers)
     train_jobs = TrainJobService(
         stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
@@ -203,7 +204,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         queue_timeout_seconds=settings.trial_queue_timeout_seconds,
         presigned_url_seconds=settings.presigned_url_seconds, max_upload_bytes=settings.max_dataset_bytes,
         clock=clock, train_jobs=stores.train_jobs, trials=stores.trials, models=stores.models, apps=app_store,
-        inference_jobs=stores.inference_jobs, images=StressImages(managed_images),
+        inference_jobs=stores.inference_jobs, images=StressImages(managed_images, containers),
     )
     return Services(
         settings=settings,

@@ -251,7 +251,7 @@ class StressTestService:
                                                       trial_model=trial_model)
         # The engine runs in the named managed image, else in the image of the model under test.
         image = self._images.resolve(job_id, rime_managed_image, trial_model and self._models.get(
-            trial_model["model_id"])) if self._images else None
+            trial_model["model_id"]), custom_image) if self._images else None
         if image:
             message["image"] = image
         if continuous is not None:

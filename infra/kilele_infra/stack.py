@@ -26,6 +26,7 @@ from .events import Events, Schedules, grant_events_and_schedules
 from .data import Data
 from .firewall import ApiFirewall
 from .iam_api import IamApi
+from .image_runtimes import grant_image_runtimes
 from .images import ManagedImages
 from .functions import Functions
 from .naming import flat_logical_id, pascal, resource_name
@@ -100,6 +101,9 @@ class KileleStack(Stack):
                 function.add_environment(key, value)
         self.images.grant_builds(self.api.function.role, "Api")
         self.images.grant_builds(self.workflows.functions["poll_image_build"].role, "PollImageBuild")
+        # User code runs in managed images: trials (Batch), endpoints (SageMaker), docker_image checks.
+        grant_image_runtimes(self, stage, self.images, self.worker_compute, self.serving,
+                             self.functions.dispatch_trials, self.api.function)
         # After the API: predictor URLs of inference jobs (and nothing else) need the API's URL.
         for function in (self.api.function, self.functions.serve_queue):
             function.add_environment("KILELE_PUBLIC_API_URL", self.api.public_url)
