@@ -270,6 +270,7 @@ STATEFUL_LOGICAL_IDS = {
     "ServingInferenceRepository15FF1539": ("AWS::ECR::Repository", "inference"),
     "WorkerComputeWorkerRepositoryBD125BE2": ("AWS::ECR::Repository", "worker"),
     "ManagedImagesTable4C908CF8": ("AWS::DynamoDB::Table", "managed-images"),
+    "CtInstancesTable0A1039FE": ("AWS::DynamoDB::Table", "ct-instances"),
     "ManagedImagesManagedImageRepository5CF16C53": ("AWS::ECR::Repository", "managed-images"),
 }
 
