@@ -179,6 +179,23 @@ class ContinuousTestService:
         instance = self._instances.get(instance_id)
         if instance is None or not owns_or_admin(actor, instance.owner_id):
             raise NotFound(f"no CT instance {instance_id!r}")
+        return self._settled(instance)
+
+    def _settled(self, instance: CTInstance) -> CTInstance:
+        """``instance``, freed of a running job that ended without its record step (ended by a
+        stop of the local stack, or expired): the job's error becomes the instance's."""
+        job_id = instance.running_job_id
+        if job_id is None or job_id.startswith("starting-"):
+            return instance
+        job = self._jobs.get(job_id, self._clock())
+        if job is not None and not job.status.is_final:
+            return instance
+        why = (job.error if job is not None else None) or "it ended without recording its bins"
+        instance.running_job_id, instance.last_job_id = None, job_id
+        instance.error = f"continuous test job {job_id} failed: {why}"[:2000]
+        if job is not None and job.status is StressTestStatus.SUCCEEDED:  # recorded meanwhile: read again
+            return self._instances.get(instance.id) or instance
+        self._instances.update(instance.id, running_job_id=None, last_job_id=job_id, error=instance.error)
         return instance
 
     # -- starting jobs ------------------------------------------------------------------------------

@@ -159,6 +159,15 @@ def test_a_failed_job_leaves_the_instance_inactive_saying_why(w):
     assert ended.detail.status == "FAILING" and "no column 'ts'" in ended.detail.reason
 
 
+def test_a_job_ended_without_its_record_step_frees_the_instance_on_the_next_read(w):
+    job = w.ct.start_continuous_test_from_reference(w.user, w.config())
+    w.stress.end_interrupted("the local stack stopped while it ran")  # no record step runs
+    instance = w.ct.get_ct_instance(w.user, job["ct_instance_id"])
+    assert instance["running_job_id"] is None and "the local stack stopped" in instance["error"]
+    assert w.instances.items[job["ct_instance_id"]].running_job_id is None
+    assert not instance["active"]
+
+
 def test_a_record_step_whose_instance_is_gone_or_without_bins_fails_so_the_job_fails(w):
     job = w.ct.start_continuous_test_from_reference(w.user, w.config())
     w.stress.start(w.workflows.started[job["job_id"]])
