@@ -62,7 +62,8 @@ def compile_bytecode(out: Path) -> None:
             f"bundling compiles bytecode for the Lambda runtime {RUNTIME.name}; this is Python "
             f"{sys.version_info.major}.{sys.version_info.minor}: run cdk from a {RUNTIME.name} venv "
             "(scripts/_venv.sh makes one)")
-    if not compileall.compile_dir(str(out), quiet=1, workers=0,
+    # One process: a process pool per CPU died on a loaded build machine (BrokenProcessPool).
+    if not compileall.compile_dir(str(out), quiet=1, workers=1,
                                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH):
         raise RuntimeError(f"some files under {out} do not compile")
 
