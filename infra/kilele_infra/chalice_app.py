@@ -13,6 +13,7 @@ API_HANDLER = "app.app"
 DISPATCH_TRIALS_HANDLER = "app.dispatch_trials"
 BATCH_JOB_FAILED_HANDLER = "app.batch_job_failed"
 SERVE_QUEUE_ITEMS_HANDLER = "app.serve_queue_items"
+IMAGE_BUILD_CHANGED_HANDLER = "app.image_build_changed"
 
 
 def chalice_app_module() -> ModuleType:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
@@ -74,13 +74,13 @@ class Data(Construct):
 
         Table.grant_read_write_data per table writes two statements per table (items, streams):
         with nine tables and the other grants the role's inline policy passed IAM's 10 KB limit and
-        CDK split it into an overflow managed policy."""
-        arns: list[str] = []
-        for spec in RESOURCES.tables:
-            table = self.tables[spec.name]
-            # Index ARNs only for tables that have indexes: each one costs policy size.
-            arns += [table.table_arn, f"{table.table_arn}/index/*"] if spec.indexes else [table.table_arn]
-        iam.Grant.add_to_principal(grantee=grantee, actions=TABLE_DATA_ACTIONS, resource_arns=arns)
+        CDK split it into an overflow managed policy. The stage's tables by name pattern
+        (``kilele-{stage}-*`` and their indexes): two ARNs however many tables there are (listing
+        each of twenty put the API role's policy past that limit again)."""
+        tables = Stack.of(self).format_arn(service="dynamodb", resource="table",
+                                           resource_name=resource_name(self.stage, "*"))
+        iam.Grant.add_to_principal(grantee=grantee, actions=TABLE_DATA_ACTIONS,
+                                   resource_arns=[tables, f"{tables}/index/*"])
 
     def _table(self, spec: TableSpec) -> dynamodb.Table:
         table = dynamodb.Table(

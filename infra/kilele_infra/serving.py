@@ -16,9 +16,12 @@ from constructs import Construct
 
 from kilele_infra.worker_compute import image_repository
 
-# Image tags the README's push commands use (containers/inference/Dockerfile and Dockerfile.gpu).
-CPU_IMAGE_TAG = "latest"
-GPU_IMAGE_TAG = "latest-gpu"
+from kilele_infra.image_contexts import content_tags
+
+# Content tags (a hash of each image's build context, image_contexts.py) of
+# containers/inference/Dockerfile and Dockerfile.gpu; the stack builds them (platform_images.py).
+CPU_IMAGE_TAG = content_tags()["inference"]
+GPU_IMAGE_TAG = content_tags()["inference-gpu"]
 
 # Where InferenceJobService writes bundles (f"bundles/{job_id}/bundle.tar.gz"): all SageMaker
 # may read from the data bucket.

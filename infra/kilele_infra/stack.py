@@ -28,6 +28,8 @@ from .firewall import ApiFirewall
 from .iam_api import IamApi
 from .image_runtimes import grant_image_runtimes
 from .images import ManagedImages
+from .image_events import ImageBuildEvents
+from .platform_images import PlatformImages
 from .functions import Functions
 from .naming import flat_logical_id, pascal, resource_name
 from .runtime import FunctionFactory, StateMachineArns
@@ -101,6 +103,15 @@ class KileleStack(Stack):
                 function.add_environment(key, value)
         self.images.grant_builds(self.api.function.role, "Api")
         self.images.grant_builds(self.workflows.functions["poll_image_build"].role, "PollImageBuild")
+        # The platform images, built by the image project on deploy; nothing that names their
+        # content tags (job definitions; the API, which creates SageMaker models) comes first.
+        self.platform_images = PlatformImages(self, "PlatformImages", images=self.images, repositories={
+            "worker": self.worker_compute.repository, "inference": self.serving.repository})
+        for dependent in (*self.worker_compute.job_definitions, self.api.function):
+            dependent.node.add_dependency(self.platform_images.resource)
+        # CodeBuild's build-state events record a managed-image build's end as it happens.
+        self.image_events = ImageBuildEvents(self, "ImageBuildEvents", data=self.data, images=self.images,
+                                             functions=functions)
         # User code runs in managed images: trials (Batch), endpoints (SageMaker), docker_image checks.
         grant_image_runtimes(self, stage, self.images, self.worker_compute, self.serving,
                              self.functions.dispatch_trials, self.api.function)

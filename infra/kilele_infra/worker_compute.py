@@ -24,9 +24,12 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-# Image tags the README's push commands use (containers/worker/Dockerfile and Dockerfile.gpu).
-CPU_IMAGE_TAG = "latest"
-GPU_IMAGE_TAG = "latest-gpu"
+from .image_contexts import content_tags
+
+# Content tags (a hash of each image's build context, image_contexts.py) of
+# containers/worker/Dockerfile and Dockerfile.gpu; the stack builds them (platform_images.py).
+CPU_IMAGE_TAG = content_tags()["worker"]
+GPU_IMAGE_TAG = content_tags()["worker-gpu"]
 
 # The data bucket's prefixes the worker reads and writes (chalicelib/services: models.py,
 # datasets.py, stress_tests.py's UPLOAD_PREFIX; trial_messages.py, stress_messages.py).

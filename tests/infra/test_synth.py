@@ -23,6 +23,7 @@ from chalicelib.settings import Settings  # noqa: E402
 from chalicelib.workflows.handlers import FUNCTION_PLACEHOLDERS, HANDLERS  # noqa: E402
 from chalicelib.workflows.render import load_template, placeholders  # noqa: E402
 from kilele_infra import KileleStack  # noqa: E402
+from kilele_infra.image_contexts import content_tags  # noqa: E402
 from kilele_infra.serving import Serving  # noqa: E402
 from kilele_infra.workflows import WORKFLOW_ENTRY_MODULE  # noqa: E402
 from kilele_infra.worker_compute import WORKER_READS, WORKER_WRITES  # noqa: E402
@@ -177,10 +178,10 @@ def test_lambda_permissions_stay_few(template: Template) -> None:
     assert 1 <= len(api_permissions) <= 3
     for permission in api_permissions:
         assert permission["Principal"] == "apigateway.amazonaws.com"
-    # The only other one: EventBridge invoking the Batch job-failed function. Step Functions and
-    # the SQS event source use roles, not resource policies.
+    # The only others: EventBridge invoking the Batch job-failed function and the image-build
+    # function. Step Functions and the SQS event source use roles, not resource policies.
     others = [p for p in permissions if p["FunctionName"] != api_arn]
-    assert [p["Principal"] for p in others] == ["events.amazonaws.com"]
+    assert [p["Principal"] for p in others] == ["events.amazonaws.com"] * 2
 
 
 def test_gateway_errors_have_the_product_error_shape(template: Template) -> None:
@@ -271,6 +272,7 @@ STATEFUL_LOGICAL_IDS = {
     "WorkerComputeWorkerRepositoryBD125BE2": ("AWS::ECR::Repository", "worker"),
     "ManagedImagesTable4C908CF8": ("AWS::DynamoDB::Table", "managed-images"),
     "CtInstancesTable0A1039FE": ("AWS::DynamoDB::Table", "ct-instances"),
+    "ImageBuildsTable59BD52B4": ("AWS::DynamoDB::Table", "image-builds"),
     "ManagedImagesManagedImageRepository5CF16C53": ("AWS::ECR::Repository", "managed-images"),
 }
 
@@ -324,8 +326,17 @@ def test_replacement_sensitive_resources_keep_their_logical_ids(template: Templa
 # --- train jobs: workflow Lambdas, state machines, trial dispatch, AWS Batch -------------------
 
 def _state_machines(template: Template) -> dict[str, dict]:
+    """Kilele's named machines (not the CDK Provider framework's waiter of platform_images.py)."""
     found = template.find_resources("AWS::StepFunctions::StateMachine")
-    return {res["Properties"]["StateMachineName"]: res["Properties"] for res in found.values()}
+    return {res["Properties"]["StateMachineName"]: res["Properties"] for res in found.values()
+            if "StateMachineName" in res["Properties"]}
+
+
+def _kilele_functions(template: Template) -> dict[str, dict]:
+    """The functions running Kilele's code (its settings in their environment); not the platform
+    image builds' provider (infra code of its own) nor CDK's Provider framework."""
+    return {logical_id: f for logical_id, f in template.find_resources("AWS::Lambda::Function").items()
+            if "KILELE_STAGE" in f["Properties"].get("Environment", {}).get("Variables", {})}
 
 
 def _logical_id_of_queue(template: Template, name: str) -> str:
@@ -348,23 +359,25 @@ def test_one_lambda_per_workflow_handler(template: Template) -> None:
             "Timeout": 60,
             "Environment": {"Variables": expected_env},
         })
-    handlers = [f["Properties"]["Handler"] for f in template.find_resources("AWS::Lambda::Function").values()]
+    handlers = [f["Properties"]["Handler"] for f in _kilele_functions(template).values()]
     workflow_handlers = [h for h in handlers if h.startswith(f"{WORKFLOW_ENTRY_MODULE}.")]
     assert sorted(workflow_handlers) == sorted(f"{WORKFLOW_ENTRY_MODULE}.{name}" for name in HANDLERS)
-    # API + one per handler + trial dispatcher + Batch job-failed handler + serving-requests consumer
-    # + the schedule Lambda (issue 12)
-    assert len(handlers) == len(HANDLERS) + 5
+    # The API, one per workflow handler and one per other handler of app.py (the trial dispatcher,
+    # the Batch job-failed and image-build handlers, the serving-requests consumer ...), once each.
+    event_handlers = [source.handler_string for source in chalice_app.app.event_sources]
+    other_functions = [f.handler_string for f in chalice_app.app.pure_lambda_functions if f.name not in HANDLERS]
+    assert sorted(handlers) == sorted(["app.app", *workflow_handlers, *event_handlers, *other_functions])
 
 
 def test_every_lambda_handler_is_importable(template: Template) -> None:
-    for function in template.find_resources("AWS::Lambda::Function").values():
+    for function in _kilele_functions(template).values():
         module_name, _, attribute = function["Properties"]["Handler"].rpartition(".")
         module = importlib.import_module(module_name)
         assert callable(getattr(module, attribute)), function["Properties"]["Handler"]
 
 
 def test_api_and_workflow_lambdas_know_the_state_machine(template: Template) -> None:
-    for function in template.find_resources("AWS::Lambda::Function").values():
+    for function in _kilele_functions(template).values():
         variables = function["Properties"]["Environment"]["Variables"]
         arn = variables["KILELE_TRAIN_WORKER_STATE_MACHINE_ARN"]
         # Built from the name, not a Ref/GetAtt of the machine (which would be a dependency cycle).
@@ -673,7 +686,9 @@ def test_api_function_serves_through_sagemaker(template: Template) -> None:
     assert variables["KILELE_SAGEMAKER_SERVERLESS"] == "false"  # instances unless asked (see below)
     assert variables["KILELE_SAGEMAKER_ROLE_ARN"] == {"Fn::GetAtt": [_sagemaker_role_id(template), "Arn"]}
     repository = _repository_id(template)
-    for name, tag in (("KILELE_SAGEMAKER_IMAGE_URI", "latest"), ("KILELE_SAGEMAKER_GPU_IMAGE_URI", "latest-gpu")):
+    tags = content_tags()  # the images the stack builds (kilele_infra/platform_images.py)
+    for name, tag in (("KILELE_SAGEMAKER_IMAGE_URI", tags["inference"]),
+                      ("KILELE_SAGEMAKER_GPU_IMAGE_URI", tags["inference-gpu"])):
         parts = variables[name]["Fn::Join"][1]
         assert {"Ref": repository} in parts and parts[-1].endswith(f":{tag}"), name
     # Built from the RestApi id and the stage name, not from the Stage (which would be a cycle:
