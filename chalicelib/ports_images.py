@@ -38,10 +38,6 @@ class ImageBuilder(Protocol):
         or None if it is not one of this builder's builds. The local twin gets no events (its
         builds report themselves) and returns None."""
 
-    def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
-        """True only if ``base`` already has every requirement at a version its specifier allows
-        (a model needing nothing more runs in the base); False when the builder cannot tell."""
-
     def close(self) -> None:
         """Release what the builder holds (local builds in progress end FAILED when it stops)."""
 

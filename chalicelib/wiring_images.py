@@ -87,9 +87,6 @@ class _OnFirstUse:
     def record_event(self, event: Any) -> Any:
         return self._builder().record_event(event)
 
-    def satisfied_by_base(self, base: Any, requirements: Any) -> bool:
-        return self._builder().satisfied_by_base(base, requirements)
-
     def close(self) -> None:
         if self._built is not None:
             self._built.close()

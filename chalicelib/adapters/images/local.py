@@ -150,12 +150,6 @@ class LocalImageBuilder:
         """No events locally: a local build records its own state as it ends."""
         return None
 
-    def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
-        """Whether the runtime ``base`` layers on already has every requirement, at a version its
-        specifier allows (an image of them would add nothing)."""
-        installed = installed_versions(self._base_paths[base])
-        return all(r.name in installed and r.allows(installed[r.name]) for r in requirements)
-
     def close(self, wait: bool = False) -> None:
         """Stop taking builds; ``wait``: let those started finish (else queued ones are dropped;
         a pip step already running finishes in its thread)."""

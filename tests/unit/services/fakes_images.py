@@ -47,9 +47,6 @@ class FakeImageBuilder(Fake):
             self.finish(event["build_id"], event.get("freeze", []))
         return str(event["key"])
 
-    def satisfied_by_base(self, base: ImageBase, requirements: tuple[PipRequirement, ...]) -> bool:
-        return all(r.name in self.base_installed and r.allows(self.base_installed[r.name]) for r in requirements)
-
     def close(self) -> None:
         pass
 
