@@ -3,7 +3,9 @@
 ``run`` reads the data and the model, prints one line per test while it runs, then a summary
 (counts per status, severity per category, the warning and failing cases), and writes the
 results as Parquet to ``--out`` with the HTML report beside them when ``kilele_stress.report`` is
-installed. ``report`` renders the report of results already written. Errors (a bad config,
+installed. ``report`` renders the report of results already written. ``continuous`` runs a
+continuous test (each time bin of the evaluation data against the reference) and keeps every
+bin's rows in ``--out``, so running it again on new data is an incremental run. Errors (a bad config,
 unreadable data, a model that does not load) print one line on stderr and exit 1, like the
 SDK's other commands.
 """
@@ -90,3 +92,58 @@ def report_cmd(results_dir: str, out_path: Optional[str]) -> None:
     click.echo(result.summary())
     report = _write_report(result, Path(out_path) if out_path else Path(results_dir) / REPORT_NAME)
     click.echo(f"report: {report}" if report else "report: not available (kilele_stress.report is not installed)")
+
+
+@stress.command("continuous")
+@click.option("--ref", "ref_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Reference data (CSV or Parquet).")
+@click.option("--eval", "eval_path", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Timestamped data to test, bin by bin (CSV or Parquet).")
+@click.option("--label-col", required=True, help="Label column.")
+@click.option("--timestamp-col", required=True, help="Timestamp column of the evaluation data.")
+@click.option("--bin-size", type=click.Choice(["hour", "day"]), default="day", show_default=True)
+@click.option("--rolling-bins", type=click.IntRange(min=1), help="Test each bin against the N bins before it.")
+@click.option("--pred-col", help="Column of precomputed predictions (instead of a model).")
+@click.option("--model", "model_path", type=click.Path(dir_okay=False),
+              help="Python file defining predict_df(df) or predict_dict(row).")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default="ct-results", show_default=True,
+              help="Folder for the results, the report and every bin's rows (history.parquet); an existing "
+                   "history.parquet there is merged with the new rows (an incremental run).")
+@click.option("--quiet", is_flag=True, help="No per-test progress lines.")
+def continuous_cmd(ref_path, eval_path, label_col, timestamp_col, bin_size, rolling_bins, pred_col, model_path,
+                   out_dir, quiet) -> None:
+    """Run a continuous test: each time bin of --eval against the reference."""
+    from kilele_stress.config import ConfigError
+    from kilele_stress.continuous import history_bins, run_continuous_test
+    from kilele_stress.data import DataError, read_table
+    from kilele_stress.model import ModelError
+
+    out = Path(out_dir)
+    info = {"timestamp_col": timestamp_col, "bin_size": bin_size}
+    if rolling_bins:
+        info["reference"] = {"rolling_bins": rolling_bins}
+    config: dict[str, Any] = {"run_name": Path(eval_path).stem, "continuous_info": info,
+                              "data_info": {"label_col": label_col, "ref_path": ref_path, "eval_path": eval_path,
+                                            **({"pred_col": pred_col} if pred_col else {})},
+                              "model_info": {"path": model_path} if model_path else {}}
+    echo = None if quiet else (lambda line: click.echo(f"  {line}", err=True))
+    try:
+        previous = out / "history.parquet"
+        history = history_bins(read_table(previous), timestamp_col, {"hour": 3600, "day": 86400}[bin_size]) \
+            if previous.exists() else None
+        result = run_continuous_test(config, history=history, progress=echo)
+    except (ConfigError, DataError, ModelError) as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(result.summary())
+    out.mkdir(parents=True, exist_ok=True)
+    result.test_cases_df(include_details=True).to_parquet(out / "test_cases.parquet", index=False)
+    result.test_run_df().to_parquet(out / "test_run.parquet", index=False)
+    kept = result.history_df()
+    kept.astype({c: "string" for c in kept.columns if kept[c].dtype == object}).to_parquet(previous, index=False)
+    click.echo(f"results: {out / 'test_cases.parquet'}, {out / 'test_run.parquet'}; rows so far: {previous}")
+    try:
+        from kilele_stress.report.continuous import write_continuous_report
+    except ImportError:
+        click.echo("report: not available (kilele_stress.report is not installed)")
+        return
+    click.echo(f"report: {write_continuous_report(result, out / REPORT_NAME)}")

@@ -171,3 +171,28 @@ def test_the_report_plots_each_test_over_time_with_the_failed_bins():
     assert page.count("data:image/png;base64,") >= len({c.test_key for b in result.bins for c in b.cases
                                                          if c.status.value != "SKIP"})
     assert "<script" not in page
+
+
+def test_the_cli_runs_a_continuous_test_then_an_incremental_one(tmp_path):
+    from click.testing import CliRunner
+
+    from kilele.cli import cli
+
+    make_frame(1000, seed=1).to_csv(tmp_path / "ref.csv", index=False)
+    data = timestamped(3, drift_from=2)
+    data.iloc[:300].to_csv(tmp_path / "first.csv", index=False)
+    data.iloc[250:].to_csv(tmp_path / "more.csv", index=False)  # 50 rows of bin 1 again, and bin 2
+    (tmp_path / "model.py").write_text("import numpy as np, pandas as pd\n\ndef predict_df(df):\n"
+                                       "    x = pd.to_numeric(df['num_a'], errors='coerce').fillna(0).to_numpy()\n"
+                                       "    return 1 / (1 + np.exp(-2 * x))\n")
+    args = ["stress", "continuous", "--ref", str(tmp_path / "ref.csv"), "--label-col", "y", "--timestamp-col", "ts",
+            "--bin-size", "hour", "--model", str(tmp_path / "model.py"), "--out", str(tmp_path / "out"), "--quiet"]
+    first = CliRunner().invoke(cli, args + ["--eval", str(tmp_path / "first.csv")])
+    assert first.exit_code == 0, first.output
+    assert "continuous test of 2 bin(s)" in first.output and (tmp_path / "out" / "report.html").exists()
+    more = CliRunner().invoke(cli, args + ["--eval", str(tmp_path / "more.csv")])
+    assert more.exit_code == 0, more.output
+    assert "2 bin(s) of 3600 s (3 bin(s) known)" in more.output
+    assert len(pd.read_parquet(tmp_path / "out" / "history.parquet")) == 3 * ROWS_PER_BIN  # none counted twice
+    bad = CliRunner().invoke(cli, args[:-1] + ["--eval", str(tmp_path / "ref.csv")])
+    assert bad.exit_code == 1 and "no column 'ts'" in bad.output
