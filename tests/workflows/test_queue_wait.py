@@ -59,7 +59,10 @@ def test_a_started_run_whose_job_is_lost_fails_on_its_run_task_at_once(platform)
         assert time.monotonic() < deadline, "no trial started"
         time.sleep(0.1)
     [body] = [b for b in platform.runner.bodies if b["trial"]["kind"] == "trial"]
-    time.sleep(0.5)  # the run task has written its token
+    s3, trial = platform.services.aws.client("s3"), body["trial"]
+    while not s3.list_objects_v2(Bucket=trial["bucket"], Prefix=trial["run_token_key"]).get("KeyCount"):
+        assert time.monotonic() < deadline, "the run task wrote no token"
+        time.sleep(0.1)  # the run task writes its token after the queue task's answer
     assert platform.services.tokens.fail_run(body, "WorkerLost", "the Batch job failed: host lost")
     trials = platform.services.train_jobs.get_trials_of_train_job(dev, "app")
     deadline = time.monotonic() + 10
