@@ -36,10 +36,11 @@ def _series(result: Any) -> dict[str, dict[str, Any]]:
     for i, b in enumerate(result.bins):
         worst = worst_metric_by_test(b)
         names = {c.test_key: (c.test_name, str(c.category)) for c in b.cases}
+        graded = {c.test_key: next(iter(c.metrics)) for c in b.cases if c.metrics}
         for key, (value, thr) in worst.items():
             s = out.setdefault(key, {"name": names[key][0], "category": names[key][1],
                                      "y": [math.nan] * len(result.bins), "failed": [False] * len(result.bins)})
-            s["y"][i], s["thresholds"] = value, thr
+            s["y"][i], s["thresholds"], s["metric"] = value, thr, graded.get(key, "metric")
         for c in b.cases:
             if c.status == Status.FAIL and c.test_key in out:
                 out[c.test_key]["failed"][i] = True
@@ -105,11 +106,11 @@ def render_continuous(result: Any) -> str:
     series = _series(result)
     out.append("<h2>Tests over time</h2>")
     for key, s in sorted(series.items(), key=lambda kv: (kv[1]["category"], kv[0])):
-        png = plot_series(starts, s["y"], f"{s['name']} (worst feature)", "metric", s.get("thresholds"), s["failed"])
+        png = plot_series(starts, s["y"], f"{s['name']} (worst case)", s["metric"], s.get("thresholds"), s["failed"])
         n_failed = sum(s["failed"])
         out.append(f'<section class="case" data-key="{esc(key)}"><div class="text"><h4>{esc(s["name"])}</h4>'
-                   f'<div class="muted">{esc(s["category"])} · failed in {n_failed} of {len(starts)} bin(s)</div>'
-                   f"</div>{_img(png, s['name'])}</section>")
+                   f'<div class="muted">{esc(s["category"])} · {esc(s["metric"])} · failed in {n_failed} of '
+                   f"{len(starts)} bin(s)</div></div>{_img(png, s['name'])}</section>")
     metrics = sorted({m for b in result.bins for m in (b.model_performance.get("evaluation") or {})})
     if metrics:
         out.append("<h2>Model performance</h2>")
