@@ -339,6 +339,8 @@ class StressTestService:
                 finished_at=self._clock(), error=reason, progress=None,
             ):
                 ended += 1
+                if self._images is not None and job.rime_managed_image:  # it no longer holds its image
+                    self._images.release({"name": job.rime_managed_image}, job.id)
         return ended
 
     # -- reading ---------------------------------------------------------------------------------

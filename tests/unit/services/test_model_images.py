@@ -282,6 +282,13 @@ def test_a_failed_stress_test_releases_its_image(h, dev):
     assert h.fakes.managed_image_records.images["rime-img"].in_use_by == ()
 
 
+def test_a_stress_test_ended_by_a_restart_of_the_stack_releases_its_image(h, dev):
+    h.fakes.image_builder.finish(rime_image(h, dev), ["six==1.16.0"])
+    h.services.stress_tests.start_stress_test(dev, stress_config(h, dev), rime_managed_image="rime-img")
+    assert h.services.stress_tests.end_interrupted("the local stack stopped") == 1
+    assert h.fakes.managed_image_records.images["rime-img"].in_use_by == ()
+
+
 def test_a_stress_test_of_a_trial_runs_in_its_models_image(h, dev):
     (model,) = served_job(h, dev, [{"inflection": "0.5.1"}])
     state = None
