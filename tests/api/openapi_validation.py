@@ -64,12 +64,18 @@ def check(method: str, path: str, status: int, body: Any, media_type: str = "app
     content = responses[str(status)]["content"]
     if media_type not in content:
         raise Mismatch(f"{method} {template} {status}: media type {media_type} is not documented ({sorted(content)})")
-    schema = {**content[media_type]["schema"], "components": document()["components"]}
-    validator = jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
-    errors = sorted(validator.iter_errors(body), key=lambda e: list(e.absolute_path))
+    errors = sorted(_validator(template, method.lower(), str(status), media_type).iter_errors(body),
+                    key=lambda e: list(e.absolute_path))
     if errors:
         where = "; ".join(f"{'/'.join(map(str, e.absolute_path)) or 'body'}: {e.message[:300]}" for e in errors[:5])
         raise Mismatch(f"{method} {template} {status}: the body does not fit the document: {where}")
+
+
+@functools.lru_cache(maxsize=None)
+def _validator(template: str, method: str, status: str, media_type: str) -> jsonschema.Draft202012Validator:
+    content = document()["paths"][template][method]["responses"][status]["content"]
+    schema = {**content[media_type]["schema"], "components": document()["components"]}
+    return jsonschema.Draft202012Validator(schema, format_checker=jsonschema.Draft202012Validator.FORMAT_CHECKER)
 
 
 def check_response(method: str, path: str, response: Any) -> None:
