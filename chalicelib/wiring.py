@@ -34,6 +34,7 @@ from chalicelib.services.datasets import DatasetService
 from chalicelib.services.events import EventService
 from chalicelib.services.job_events import JobEvents, publishing_stores
 from chalicelib.services.schedule_targets import ScheduleTargets
+from chalicelib.services.ct_schedules import TARGET as CT_SCHEDULE_TARGET, CTScheduleService
 from chalicelib.services.schedules import SchedulerClockService
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
@@ -92,6 +93,7 @@ class Services:
     schedule_targets: Any = None  # services.schedule_targets.ScheduleTargets: what a schedule's firing invokes
     scheduler_clock: Any = None  # services.schedules.SchedulerClockService (POST /local/scheduler/advance)
     continuous_tests: Any = None  # ContinuousTestService (CT instances; its record steps wrap stress tests')
+    ct_schedules: Any = None  # services.ct_schedules.CTScheduleService (CT instances' schedules and data sources)
 
     def close(self) -> None:
         """Flush what is buffered (metrics); the local stack and tests call it when they stop."""
@@ -206,6 +208,12 @@ def build(settings: Settings, **overrides: Any) -> Services:
         clock=clock, train_jobs=stores.train_jobs, trials=stores.trials, models=stores.models, apps=app_store,
         inference_jobs=stores.inference_jobs, images=StressImages(managed_images, containers),
     )
+    continuous_tests = ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
+                                             blobs, publisher, settings.data_bucket, clock=clock)
+    # A CT instance's schedule fires run_incremental_continuous_test (issue 12 item 4).
+    ct_schedules = CTScheduleService(continuous_tests, stores.ct_instances, scheduler, blobs, blobs, stores.users,
+                                     app_store, settings.data_bucket, clock=clock)
+    schedule_targets.register(CT_SCHEDULE_TARGET, ct_schedules.run)
     return Services(
         settings=settings,
         auth=auth,
@@ -242,8 +250,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
         scheduler=scheduler,
         schedule_targets=schedule_targets,
         scheduler_clock=SchedulerClockService(scheduler),
-        continuous_tests=ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
-                                               blobs, publisher, settings.data_bucket, clock=clock),
+        continuous_tests=continuous_tests,
+        ct_schedules=ct_schedules,
     )
 
 

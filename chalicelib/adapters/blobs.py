@@ -51,6 +51,13 @@ class BlobStore:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)
 
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key under ``prefix``, in key order (``ports_loop.KeyLister``: schedules' data sources)."""
+        keys: list[str] = []
+        for page in self._s3.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
+            keys.extend(item["Key"] for item in page.get("Contents", ()))
+        return sorted(keys)
+
     def presigned_get(self, key: str, expires_seconds: int) -> str:
         return self._s3.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires_seconds

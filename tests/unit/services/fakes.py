@@ -209,6 +209,9 @@ class FakeBlobStore(Fake):
     def keys(self, prefix: str = "") -> list[str]:
         return sorted(k for k in self.objects if k.startswith(prefix))
 
+    def list_keys(self, prefix: str) -> list[str]:  # ports_loop.KeyLister
+        return self.keys(prefix)
+
 
 @implements(ports.UrlFetcher)
 class FakeUrlFetcher(Fake):

@@ -1,0 +1,60 @@
+"""Request and response schemas of scheduled continuous tests and the retrain loop (issue 12
+items 4 and 6). The service checks what the schemas cannot (the app exists, the prefix is the
+caller's), so its errors name the field."""
+from __future__ import annotations
+
+from typing import Any, Literal, Optional, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from chalicelib.schemas import Schema
+
+
+class S3PrefixSource(Schema):
+    s3_prefix: str = Field(min_length=6, max_length=1000, pattern=r"^s3://[^/]+/.+$")
+
+
+class AppTrafficSource(Schema):
+    app: str = Field(min_length=1, max_length=200)
+
+
+class SetCTScheduleRequest(Schema):
+    """``expression``: EventBridge Scheduler's ``rate(...)`` or ``cron(...)`` (UTC); ``source``:
+    where new data lands (a prefix of your uploads) or an app whose captured traffic is tested."""
+
+    expression: str = Field(min_length=1, max_length=256)
+    source: Union[S3PrefixSource, AppTrafficSource]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScheduledRunOut(BaseModel):
+    """One firing's outcome: STARTED (job_id, num_rows, data), SKIPPED, NO_DATA or FAILED (reason)."""
+
+    model_config = ConfigDict(extra="allow")
+    status: Literal["STARTED", "SKIPPED", "NO_DATA", "FAILED"]
+    time: str
+    reason: Optional[str] = None
+    job_id: Optional[str] = None
+
+
+class CTScheduleOut(_Out):
+    ct_instance_id: str
+    schedule_name: str
+    expression: Optional[str]
+    enabled: bool
+    source: dict[str, Any]
+    watermark: Optional[str]
+    num_files_tested: int
+    runs: list[ScheduledRunOut]
+
+
+class RemovedOut(_Out):
+    ct_instance_id: str
+    removed: Literal[True]
+
+
+__all__ = ["AppTrafficSource", "CTScheduleOut", "RemovedOut", "S3PrefixSource", "ScheduledRunOut",
+           "SetCTScheduleRequest"]
