@@ -105,5 +105,22 @@ class CTInstance:
         """Every bin's latest summary (its metrics, severity, the job that tested it), oldest first."""
         return list(self._client._request("GET", f"{self._path}/bins"))
 
+    def set_schedule(self, expression: str, source: Mapping[str, Any]) -> dict[str, Any]:
+        """Run an incremental continuous test on a schedule (``"rate(1 hour)"``, ``"cron(0 6 * * ? *)"``,
+        UTC) over the data that arrived since the last run: ``source`` is ``{"app": "<app name>"}``
+        (the app's captured traffic, with the labels sent so far) or ``{"s3_prefix": "s3://..."}``
+        (new files under a prefix of your uploads). Replaces the instance's schedule, if any."""
+        body = {"expression": expression, "source": dict(source)}
+        return dict(self._client._request("PUT", f"{self._path}/schedule", json=body))
+
+    def get_schedule(self) -> dict[str, Any]:
+        """The schedule: expression, source, watermark and recent ``runs`` (STARTED with the job,
+        SKIPPED while a job ran, NO_DATA, FAILED with why), newest first."""
+        return dict(self._client._request("GET", f"{self._path}/schedule"))
+
+    def remove_schedule(self) -> None:
+        """Remove the instance's schedule."""
+        self._client._request("DELETE", f"{self._path}/schedule")
+
 
 __all__ = ["CTInstance", "job_options"]

@@ -20,6 +20,7 @@ from kilele.cli import (  # noqa: F401 (commands)
     auth,
     bundles,
     continuous_tests,
+    ct_schedules,
     datasets,
     events,
     images,

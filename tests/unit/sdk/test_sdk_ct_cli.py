@@ -58,3 +58,20 @@ def test_start_test_and_read_a_ct_instance(server, run, tmp_path):
     assert ok(run("ct", "monitor", "ct-1", "drift", "--set", "window_bins=3", "--set", "aggregation=mean"))
     assert server.last("PATCH", "/ct-instances/ct-1/monitors/drift").json() == {"window_bins": 3, "aggregation": "mean"}
     assert run("ct", "monitor", "ct-1", "drift").exit_code != 0  # nothing to change
+
+
+def test_a_ct_schedule_through_the_cli(server, run):
+    shown = {"ct_instance_id": "ct-1", "expression": "rate(1 hour)", "source": {"app": "loans"}, "runs": []}
+    server.route("PUT", "/ct-instances/ct-1/schedule", 200, shown)
+    server.route("GET", "/ct-instances/ct-1/schedule", 200, shown)
+    server.route("DELETE", "/ct-instances/ct-1/schedule", 200, {"ct_instance_id": "ct-1", "removed": True})
+    assert ok(run("ct", "schedule", "ct-1", "--expression", "rate(1 hour)", "--app", "loans")) == shown
+    assert server.last("PUT", "/ct-instances/ct-1/schedule").json() == {"expression": "rate(1 hour)",
+                                                                        "source": {"app": "loans"}}
+    ok(run("ct", "schedule", "ct-1", "--expression", "rate(1 day)", "--s3-prefix", "s3://b/stress-inputs/u/in/"))
+    assert server.last("PUT", "/ct-instances/ct-1/schedule").json()["source"] == {"s3_prefix": "s3://b/stress-inputs/u/in/"}
+    assert ok(run("ct", "schedule-show", "ct-1")) == shown
+    assert ok(run("ct", "unschedule", "ct-1"))["removed"] is True
+    assert server.last().method == "DELETE"
+    both = run("ct", "schedule", "ct-1", "--expression", "rate(1 hour)", "--app", "a", "--s3-prefix", "s3://b/x/")
+    assert both.exit_code != 0 and "one data source" in both.stderr
