@@ -215,4 +215,4 @@ def test_user_listing_has_no_password_hashes(superadmin, make_user):
     users = superadmin.call("GET", "/users").data
     assert [u["user_type"] for u in users] == ["SUPERADMIN", "MODEL_DEVELOPER"]
     for user in users:
-        assert set(user) == {"id", "email", "user_type", "datetime_created", "banned_date"}
+        assert set(user) == {"id", "email", "user_type", "datetime_created", "banned_date", "iam_principals"}
