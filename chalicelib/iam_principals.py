@@ -10,6 +10,7 @@ chosen by whoever assumes the role, so a role is linked as the role itself
 from __future__ import annotations
 
 import re
+from typing import Optional
 
 from chalicelib.errors import InvalidInput
 
@@ -47,3 +48,12 @@ def principal_of(arn: str) -> str:
             return f"arn:{partition}:iam::{account}:role/{name}"
         return f"arn:{partition}:iam::{account}:user{path or '/'}{name}"
     raise InvalidInput(f"principal_arn must be {EXPECTED}; got {text[:200]!r}")
+
+
+def iam_user_name(arn: Optional[str]) -> Optional[str]:
+    """The user name of an IAM user ARN (what IAM's ``${aws:username}`` policy variable is for
+    that user's requests); None for roles, assumed roles, anything else or None."""
+    iam = _IAM.match((arn or "").strip())
+    if iam and iam.group(3) == "user":
+        return iam.group(5)
+    return None

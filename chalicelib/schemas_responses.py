@@ -190,9 +190,20 @@ class PresignedPostOut(Out):
     fields: dict[str, str]
 
 
+class DirectUploadOut(Out):
+    """Where a SigV4-signed IAM user may put the file itself with S3's own API (multipart):
+    the key is under ``direct/<IAM user name>/``, which infra's transfer policy lets only that
+    user write. ``endpoint_url`` is set only on the local stack (its moto S3)."""
+
+    bucket: str
+    key: str
+    endpoint_url: Optional[str]
+
+
 class DatasetUploadOut(Out):
     dataset: DatasetOut
     upload: PresignedPostOut
+    direct: Optional[DirectUploadOut]  # null unless the request was signed by an IAM user
 
 
 class ModelImageOut(Out):

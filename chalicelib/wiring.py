@@ -223,6 +223,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
             stores.datasets, blobs, parts.get("url_fetcher", lambda: _url_fetcher(settings)),
             max_direct_upload_bytes=settings.max_direct_upload_bytes, max_dataset_bytes=settings.max_dataset_bytes,
             presigned_url_seconds=settings.presigned_url_seconds, clock=clock, archive_limits=archive_limits(settings),
+            # Signed IAM users upload straight to S3 there; the endpoint only when S3 is local (moto).
+            bucket=settings.data_bucket, direct_endpoint_url=settings.aws_endpoint_url or None,
         ),
         models=ModelService(stores.models, blobs, settings.max_model_file_bytes, clock=clock, images=model_images),
         train_jobs=train_jobs,

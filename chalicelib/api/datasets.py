@@ -25,7 +25,8 @@ def create_dataset(call: Call) -> dict:
           body=StartDatasetUploadRequest, status=201, response=DatasetUploadOut)
 def start_upload(call: Call) -> dict:
     req = call.body
-    return services().datasets.start_upload(call.user, req.name, req.task, req.size_bytes, req.target_column)
+    return services().datasets.start_upload(call.user, req.name, req.task, req.size_bytes, req.target_column,
+                                            iam_principal=call.iam_principal)
 
 
 @endpoint(bp, "/datasets/{dataset_id}/complete", "POST", "Check a presigned upload; the dataset becomes READY",

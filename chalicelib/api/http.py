@@ -35,6 +35,7 @@ class Call:
     query: Any = None
     bearer_token: Optional[str] = None
     source_ip: Optional[str] = None  # API Gateway's requestContext.identity.sourceIp (the TCP peer)
+    iam_principal: Optional[str] = None  # the verified SigV4 caller's ARN (IAM API only), else None
 
 
 @dataclass
@@ -159,10 +160,11 @@ def endpoint(
         def handler(**path_params: str) -> Any:
             request = blueprint.current_request
             try:
-                call = Call(user=None, bearer_token=_bearer_token(request.headers), source_ip=_source_ip(request))
+                call = Call(user=None, bearer_token=_bearer_token(request.headers), source_ip=_source_ip(request),
+                            iam_principal=_iam_principal(request))
                 if not public:
                     call.user = services().auth.authenticate(call.bearer_token, request.headers.get("x-api-key"),
-                                                             _iam_principal(request))
+                                                             call.iam_principal)
                 _path_params(path, path_params)
                 if body is not None:
                     call.body = _parse_body(body, request.raw_body or b"")

@@ -1,5 +1,10 @@
 """Datasets: uploaded through the API, fetched from a URL, or sent straight to S3 with a
-presigned upload. A file becomes a READY dataset only after it passes its task's format check."""
+presigned upload. A file becomes a READY dataset only after it passes its task's format check.
+
+Files sent in the request (up to ``max_direct_upload_bytes``) and fetched from a URL are checked in
+the request. A presigned upload above ``check_threshold_bytes`` is not: with a check job
+dispatcher, it is recorded PENDING and checked by a job (issue 13, finding 3; see
+:mod:`chalicelib.services.dataset_checks`), which records READY or INVALID with the message."""
 from __future__ import annotations
 
 import tempfile
@@ -8,10 +13,13 @@ from typing import IO, Any, Optional
 from chalicelib.dataset_formats import check_dataset
 from chalicelib.image_archives import ArchiveLimitExceeded, ArchiveLimits
 from chalicelib.entities import Dataset, DatasetStatus, Task, User
+from chalicelib.iam_principals import iam_user_name
 from chalicelib.errors import Conflict, FormatError, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.ports import BlobStore, DatasetStore, UrlFetcher
+from chalicelib.ports_datasets import DatasetCheckDispatcher
+from chalicelib.services.dataset_checks import DatasetCheckJob
 
 _SPOOL_BYTES = 8 * 1024 * 1024
 
@@ -27,6 +35,11 @@ class DatasetService:
         presigned_url_seconds: int,
         clock: Clock = utc_now,
         archive_limits: ArchiveLimits = ArchiveLimits(),
+        bucket: str = "",
+        direct_endpoint_url: Optional[str] = None,
+        check_dispatcher: Optional[DatasetCheckDispatcher] = None,
+        check_threshold_bytes: Optional[int] = None,
+        check_job: Optional[DatasetCheckJob] = None,
     ):
         self._datasets = datasets
         self._blobs = blobs
@@ -36,6 +49,11 @@ class DatasetService:
         self._presign_seconds = presigned_url_seconds
         self._clock = clock
         self._archive_limits = archive_limits
+        self._bucket = bucket
+        self._direct_endpoint_url = direct_endpoint_url or None
+        self._check_dispatcher = check_dispatcher
+        self._check_threshold = check_threshold_bytes
+        self.check_job = check_job or DatasetCheckJob(datasets, blobs, max_dataset_bytes, archive_limits)
 
     def create_from_bytes(
         self, actor: User, name: str, task: Task, content: bytes, target_column: Optional[str] = None
@@ -67,25 +85,41 @@ class DatasetService:
                 raise type(e)(f"{url}: {e.blind}", e.blind) from None
 
     def start_upload(
-        self, actor: User, name: str, task: Task, size_bytes: int, target_column: Optional[str] = None
+        self, actor: User, name: str, task: Task, size_bytes: int, target_column: Optional[str] = None,
+        iam_principal: Optional[str] = None,
     ) -> dict[str, Any]:
         """Reserve a dataset and hand out a presigned S3 upload for its file; the dataset is
-        usable once :meth:`complete_upload` has checked the file."""
+        usable once :meth:`complete_upload` has checked the file.
+
+        A request signed by an IAM user (``iam_principal``, verified by API Gateway) also gets
+        ``direct``: a bucket and key under ``direct/<IAM user name>/`` it may write itself with
+        S3's multipart API, which infra's transfer policy grants per user name (``${aws:username}``).
+        Roles have no such variable that a session cannot choose, so they keep the presigned
+        POST (``direct`` is null). The file's size is checked again on completion either way."""
         require(actor, Action.MANAGE_DATASETS)
         if size_bytes > self._max_bytes:
             raise PayloadTooLarge(f"datasets are limited to {self._max_bytes} bytes, got {size_bytes}")
         dataset = self._new(actor, name, task, target_column, DatasetStatus.UPLOADING)
+        user_name = iam_user_name(iam_principal) if self._bucket else None
+        if user_name:
+            dataset.object_key = f"direct/{user_name}/{dataset.object_key}"
         self._datasets.save(dataset)
         upload = self._blobs.presigned_post(dataset.object_key, self._max_bytes, self._presign_seconds)
-        return {"dataset": dataset.to_dict(), "upload": upload}
+        direct = ({"bucket": self._bucket, "key": dataset.object_key, "endpoint_url": self._direct_endpoint_url}
+                  if user_name else None)
+        return {"dataset": dataset.to_dict(), "upload": upload, "direct": direct}
 
     def complete_upload(self, actor: User, dataset_id: str) -> dict[str, Any]:
         """Check the uploaded file. A bad file is deleted with its dataset record, and the
-        error says what is wrong."""
+        error says what is wrong. A file above the check threshold is left PENDING for the
+        check job (when there is a dispatcher): poll GET /datasets/{id} for READY or INVALID."""
         dataset = self._owned(actor, dataset_id)
         if dataset.status is not DatasetStatus.UPLOADING:
             raise Conflict(f"dataset {dataset_id!r} is already {dataset.status.value}")
         size = self._blobs.size(dataset.object_key)
+        if self._check_dispatcher is not None and self._check_threshold is not None \
+                and self._check_threshold < size <= self._max_bytes:
+            return self._dispatch_check(dataset, size)
         try:
             if size > self._max_bytes:
                 raise PayloadTooLarge(f"the uploaded file is {size} bytes; the limit is {self._max_bytes}")
@@ -100,6 +134,17 @@ class DatasetService:
         dataset.size_bytes = size
         dataset.status = DatasetStatus.READY
         self._datasets.save(dataset)
+        return dataset.to_dict()
+
+    def _dispatch_check(self, dataset: Dataset, size: int) -> dict[str, Any]:
+        assert self._check_dispatcher is not None
+        dataset.size_bytes, dataset.status = size, DatasetStatus.PENDING
+        self._datasets.save(dataset)
+        try:
+            self._check_dispatcher.dispatch(dataset.id)
+        except Exception as e:  # never PENDING with no job behind it
+            self.check_job.mark_invalid(dataset, f"the check job could not be started: {e}", delete_file=False)
+            raise
         return dataset.to_dict()
 
     def list(self, actor: User, task: Optional[Task] = None) -> list[dict[str, Any]]:

@@ -46,6 +46,10 @@ class HttpClient:
         self.token_expires_at: Optional[str] = None
         self.timeout = timeout
         self.max_direct_upload_bytes = self.MAX_DIRECT_UPLOAD_BYTES
+        # boto3 managed-transfer knobs for direct S3 uploads of signed clients (kilele._s3_direct).
+        from kilele._s3_direct import TransferSettings
+
+        self.transfer = TransferSettings()
         self._session = requests.Session()
         self._session.headers.update({"Accept": "application/json", "User-Agent": "kilele-sdk"})
         # SigV4 with the caller's AWS credentials (kilele._aws): on when a boto3 session is

@@ -24,7 +24,9 @@ class DatasetsMixin(TransferMixin):
     ) -> dict[str, Any]:
         """Create a dataset from a local file (``dataset_path``) or a URL the platform downloads
         (``dataset_url``); give exactly one. Files above :attr:`max_direct_upload_bytes` are
-        uploaded straight to object storage. Returns the READY dataset."""
+        uploaded straight to object storage: with a presigned POST, or, when the client signs
+        as an IAM user, with boto3's multipart upload (knobs in :attr:`transfer`). Returns the
+        READY dataset."""
         if (dataset_path is None) == (dataset_url is None):
             raise ValueError("give exactly one of dataset_path and dataset_url")
         base: dict[str, Any] = {"name": name, "task": _enum_value(task)}
@@ -50,7 +52,14 @@ class DatasetsMixin(TransferMixin):
     def _create_dataset_presigned(self, base: dict[str, Any], path: str, size: int) -> dict[str, Any]:
         started = self._request("POST", "/datasets/uploads", json={**base, "size_bytes": size})
         dataset_id = started["dataset"]["id"]
-        self._upload_presigned(started["upload"], path, dataset_id)
+        if started.get("direct") and self.aws_session is not None and self._signer is not None:
+            # Signed as an IAM user: S3's multipart upload with our own credentials.
+            from kilele._s3_direct import upload_direct
+
+            upload_direct(self.aws_session, started["direct"], path, self.transfer, f"dataset {dataset_id}",
+                          "the dataset stays UPLOADING and unusable")
+        else:
+            self._upload_presigned(started["upload"], path, dataset_id)
         return self._request("POST", f"/datasets/{_segment(dataset_id)}/complete")
 
     def get_datasets(self, task: Optional[StrOrEnum] = None) -> list[dict[str, Any]]:

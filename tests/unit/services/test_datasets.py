@@ -111,3 +111,22 @@ def test_datasets_are_private_to_their_owner_and_admins(h, dev):
     with pytest.raises(NotFound):
         h.services.datasets.get(other, mine["id"])
     assert h.services.datasets.get(admin, mine["id"])["name"] == "mine"
+
+
+def test_an_iam_user_gets_a_direct_key_under_its_own_prefix(h, dev):
+    out = h.services.datasets.start_upload(dev, "big", TABULAR, 10_000, target_column="target",
+                                           iam_principal="arn:aws:iam::123456789012:user/team/alice")
+    dataset = h.fakes.datasets.get(out["dataset"]["id"])
+    assert dataset.object_key == f"direct/alice/datasets/{dataset.id}/data"
+    assert out["direct"] == {"bucket": h.settings.data_bucket, "key": dataset.object_key,
+                             "endpoint_url": h.settings.aws_endpoint_url or None}
+    h.fakes.blobs.put_bytes(dataset.object_key, CSV)  # what boto3's upload_file sent
+    assert h.services.datasets.complete_upload(dev, dataset.id)["status"] == "READY"
+
+
+@pytest.mark.parametrize("principal", [None, "arn:aws:sts::123456789012:assumed-role/ml/alice-laptop",
+                                       "arn:aws:iam::123456789012:role/ml"])
+def test_roles_and_unsigned_callers_keep_the_presigned_post_only(h, dev, principal):
+    out = h.services.datasets.start_upload(dev, "big", TABULAR, 10_000, iam_principal=principal)
+    assert out["direct"] is None
+    assert out["upload"]["fields"]["key"] == f"datasets/{out['dataset']['id']}/data"
