@@ -179,6 +179,7 @@ class DatasetOut(Out):
     size_bytes: int
     target_column: Optional[str]
     stats: dict[str, Any]  # what the format check found (rows, columns, classes...)
+    error: Optional[str] = None  # why an INVALID dataset was refused
     owner_id: str
     datetime_created: Optional[datetime]
 

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
         4 * MiB, description="Largest dataset sent through the API; larger ones use a presigned upload."
     )
     max_dataset_bytes: int = Field(2048 * MiB, description="Largest dataset accepted at all.")
+    dataset_check_threshold_bytes: int = Field(
+        64 * MiB, ge=0, description="Presigned uploads above this are checked by a job, not in the request: the "
+        "dataset is PENDING, then READY or INVALID (issue 13, finding 3). Smaller ones stay synchronous (READY at once)."
+    )
     max_model_file_bytes: int = Field(1 * MiB, description="Largest model .py file accepted.")
     presigned_url_seconds: int = 900
     dataset_url_timeout_seconds: float = Field(

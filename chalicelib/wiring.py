@@ -31,6 +31,7 @@ from chalicelib.services.bundles import BundleBuilder
 from chalicelib.services.capture import CaptureBuffer
 from chalicelib.services.continuous_tests import ContinuousTestService
 from chalicelib.services.datasets import DatasetService
+from chalicelib.services.dataset_checks import DatasetCheckJob
 from chalicelib.services.events import EventService
 from chalicelib.services.job_events import JobEvents, publishing_stores
 from chalicelib.services.schedule_targets import ScheduleTargets
@@ -53,6 +54,7 @@ from chalicelib.services.train_jobs import TrainJobService
 from chalicelib.services.trial_loop import TrialLoop, TrialLoopConfig
 from chalicelib.services.users import UserService
 from chalicelib.settings import Settings
+from chalicelib.wiring_datasets import dataset_check_dispatcher
 from chalicelib.wiring_events import event_publisher
 from chalicelib.wiring_events import scheduler as scheduler_for
 from chalicelib.wiring_images import container_images, image_builder, serving_base
@@ -127,7 +129,7 @@ _KNOWN_PARTS = {
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
     "gpus", "managed_image_records", "image_builder", "image_workflows", "event_publisher",
     "scheduler", "schedule_targets",
-    "ct_instances",
+    "ct_instances", "dataset_check_dispatcher",
 }
 
 
@@ -169,6 +171,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
     containers = container_images(settings, aws)  # docker_image / custom_image: run as given, if they can
     model_images = ModelImages(managed_images, wait_seconds=max(1, settings.image_poll_seconds),
                                serving_base=serving_base(settings), containers=containers)
+    dataset_check = DatasetCheckJob(stores.datasets, blobs, settings.max_dataset_bytes, archive_limits(settings))
     train_jobs = TrainJobService(
         stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
@@ -223,6 +226,9 @@ def build(settings: Settings, **overrides: Any) -> Services:
             stores.datasets, blobs, parts.get("url_fetcher", lambda: _url_fetcher(settings)),
             max_direct_upload_bytes=settings.max_direct_upload_bytes, max_dataset_bytes=settings.max_dataset_bytes,
             presigned_url_seconds=settings.presigned_url_seconds, clock=clock, archive_limits=archive_limits(settings),
+            check_job=dataset_check, check_threshold_bytes=settings.dataset_check_threshold_bytes,
+            check_dispatcher=parts.get("dataset_check_dispatcher",
+                                       lambda: dataset_check_dispatcher(settings, dataset_check.run)),
             # Signed IAM users upload straight to S3 there; the endpoint only when S3 is local (moto).
             bucket=settings.data_bucket, direct_endpoint_url=settings.aws_endpoint_url or None,
         ),

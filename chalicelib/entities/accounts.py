@@ -31,7 +31,9 @@ class AccessRight(str, Enum):
 
 class DatasetStatus(str, Enum):
     UPLOADING = "UPLOADING"  # presigned upload handed out, file not yet checked
+    PENDING = "PENDING"  # a large upload waits for its check job (issue 13, finding 3)
     READY = "READY"
+    INVALID = "INVALID"  # the check job refused the file (or failed); ``error`` says why
 
 
 def iso_or_none(value: Optional[datetime]) -> Optional[str]:
@@ -97,6 +99,7 @@ class Dataset:
     size_bytes: int = 0
     target_column: Optional[str] = None
     stats: dict[str, Any] = field(default_factory=dict)
+    error: Optional[str] = None  # why an INVALID dataset was refused
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -104,6 +107,7 @@ class Dataset:
             "name": self.name,
             "task": self.task.value,
             "status": self.status.value,
+            "error": self.error,
             "size_bytes": self.size_bytes,
             "target_column": self.target_column,
             "stats": self.stats,

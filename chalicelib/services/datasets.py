@@ -1,5 +1,10 @@
 """Datasets: uploaded through the API, fetched from a URL, or sent straight to S3 with a
-presigned upload. A file becomes a READY dataset only after it passes its task's format check."""
+presigned upload. A file becomes a READY dataset only after it passes its task's format check.
+
+Files sent in the request (up to ``max_direct_upload_bytes``) and fetched from a URL are checked in
+the request. A presigned upload above ``check_threshold_bytes`` is not: with a check job
+dispatcher, it is recorded PENDING and checked by a job (issue 13, finding 3; see
+:mod:`chalicelib.services.dataset_checks`), which records READY or INVALID with the message."""
 from __future__ import annotations
 
 import tempfile
@@ -13,6 +18,8 @@ from chalicelib.errors import Conflict, FormatError, NotFound, PayloadTooLarge, 
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.ports import BlobStore, DatasetStore, UrlFetcher
+from chalicelib.ports_datasets import DatasetCheckDispatcher
+from chalicelib.services.dataset_checks import DatasetCheckJob
 
 _SPOOL_BYTES = 8 * 1024 * 1024
 
@@ -28,6 +35,9 @@ class DatasetService:
         presigned_url_seconds: int,
         clock: Clock = utc_now,
         archive_limits: ArchiveLimits = ArchiveLimits(),
+        check_dispatcher: Optional[DatasetCheckDispatcher] = None,
+        check_threshold_bytes: Optional[int] = None,
+        check_job: Optional[DatasetCheckJob] = None,
         bucket: str = "",
         direct_endpoint_url: Optional[str] = None,
     ):
@@ -39,6 +49,9 @@ class DatasetService:
         self._presign_seconds = presigned_url_seconds
         self._clock = clock
         self._archive_limits = archive_limits
+        self._check_dispatcher = check_dispatcher
+        self._check_threshold = check_threshold_bytes
+        self.check_job = check_job or DatasetCheckJob(datasets, blobs, max_dataset_bytes, archive_limits)
         self._bucket = bucket
         self._direct_endpoint_url = direct_endpoint_url or None
 
@@ -98,11 +111,15 @@ class DatasetService:
 
     def complete_upload(self, actor: User, dataset_id: str) -> dict[str, Any]:
         """Check the uploaded file. A bad file is deleted with its dataset record, and the
-        error says what is wrong."""
+        error says what is wrong. A file above the check threshold is left PENDING for the
+        check job (when there is a dispatcher): poll GET /datasets/{id} for READY or INVALID."""
         dataset = self._owned(actor, dataset_id)
         if dataset.status is not DatasetStatus.UPLOADING:
             raise Conflict(f"dataset {dataset_id!r} is already {dataset.status.value}")
         size = self._blobs.size(dataset.object_key)
+        if self._check_dispatcher is not None and self._check_threshold is not None \
+                and self._check_threshold < size <= self._max_bytes:
+            return self._dispatch_check(dataset, size)
         try:
             if size > self._max_bytes:
                 raise PayloadTooLarge(f"the uploaded file is {size} bytes; the limit is {self._max_bytes}")
@@ -117,6 +134,17 @@ class DatasetService:
         dataset.size_bytes = size
         dataset.status = DatasetStatus.READY
         self._datasets.save(dataset)
+        return dataset.to_dict()
+
+    def _dispatch_check(self, dataset: Dataset, size: int) -> dict[str, Any]:
+        assert self._check_dispatcher is not None
+        dataset.size_bytes, dataset.status = size, DatasetStatus.PENDING
+        self._datasets.save(dataset)
+        try:
+            self._check_dispatcher.dispatch(dataset.id)
+        except Exception as e:  # never PENDING with no job behind it
+            self.check_job.mark_invalid(dataset, f"the check job could not be started: {e}", delete_file=False)
+            raise
         return dataset.to_dict()
 
     def list(self, actor: User, task: Optional[Task] = None) -> list[dict[str, Any]]:

@@ -117,8 +117,9 @@ class TrainJobService:
         dataset = self._datasets.get(dataset_id)
         if not dataset or not owns_or_admin(actor, dataset.owner_id):
             raise NotFound(f"no dataset {dataset_id!r}")
-        if dataset.status is not DatasetStatus.READY:
-            raise Unprocessable(f"dataset {dataset_id!r} is not READY (it is {dataset.status.value})")
+        if dataset.status is not DatasetStatus.READY:  # PENDING may become READY: a conflict, not bad input
+            raise Conflict(f"dataset {dataset_id!r} is not READY (it is {dataset.status.value}"
+                           + (f": {dataset.error}" if dataset.error else "") + ")")
         if dataset.task is not task:
             raise Unprocessable(f"dataset {dataset.name!r} is for {dataset.task.value}, not {task.value}")
         return dataset

@@ -95,6 +95,7 @@ class DatasetItem(Model):
     size_bytes = NumberAttribute(default=0)
     target_column = UnicodeAttribute(null=True)
     stats = MapAttribute(default=dict)
+    error = UnicodeAttribute(null=True)
     by_owner = ByOwner()
 
 

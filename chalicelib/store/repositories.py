@@ -153,6 +153,7 @@ class DatasetRepository:
             size_bytes=dataset.size_bytes,
             target_column=dataset.target_column,
             stats=dataset.stats,
+            error=dataset.error,
         ).save()
 
     def get(self, dataset_id: str) -> Optional[Dataset]:
@@ -188,6 +189,7 @@ class DatasetRepository:
             size_bytes=int(item.size_bytes or 0),
             target_column=item.target_column,
             stats=_plain_map(item.stats) or {},
+            error=item.error,
         )
 
 

@@ -108,11 +108,13 @@ def test_unusable_datasets_are_refused(h, dev, data):
     other = h.user(UserType.MODEL_DEVELOPER)
     cases = [
         (h.dataset(other), NotFound),  # someone else's
-        (h.dataset(dev, status=DatasetStatus.UPLOADING), Unprocessable),
+        (h.dataset(dev, status=DatasetStatus.UPLOADING), Conflict),
+        (h.dataset(dev, status=DatasetStatus.PENDING), Conflict),  # its check job has not ended yet
+        (h.dataset(dev, status=DatasetStatus.INVALID), Conflict),
         (h.dataset(dev, task=Task.TABULAR_REGRESSION), Unprocessable),
     ]
     for dataset, error in cases:
-        with pytest.raises(error):
+        with pytest.raises(error, match=None if error is not Conflict else f"it is {dataset.status.value}"):
             create(h, dev, data, [model.id], val=dataset)
     with pytest.raises(NotFound):
         h.services.train_jobs.create_train_job(dev, "app", TABULAR, "missing", data.id, {}, [model.id])

@@ -1,0 +1,1 @@
+"""Twins of :class:`chalicelib.ports_datasets.DatasetCheckDispatcher`."""
