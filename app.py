@@ -11,6 +11,7 @@ from chalicelib.api import schedules as schedules_api
 from chalicelib.api import schedules as schedules_api
 from chalicelib.api import continuous_tests as continuous_tests_api
 from chalicelib.api import ct_schedules as ct_schedules_api
+from chalicelib.api import app_loop as app_loop_api
 from chalicelib.api.http import uniform_errors
 from chalicelib.deploy_guard import refuse_chalice_deploy
 from chalicelib.settings import Settings
@@ -31,6 +32,7 @@ app.register_blueprint(schedules_api.bp)  # the local scheduler's manual clock (
 app.register_blueprint(schedules_api.bp)  # the local scheduler's manual clock (issue 12)
 app.register_blueprint(continuous_tests_api.bp)  # CT instances and continuous tests (issue 12)
 app.register_blueprint(ct_schedules_api.bp)  # CT instances' schedules with a data source (issue 12)
+app.register_blueprint(app_loop_api.bp)  # apps' retrain policies and timelines (issue 12)
 
 
 def _register_workflow_handler(name: str) -> None:

@@ -56,5 +56,42 @@ class RemovedOut(_Out):
     removed: Literal[True]
 
 
-__all__ = ["AppTrafficSource", "CTScheduleOut", "RemovedOut", "S3PrefixSource", "ScheduledRunOut",
+
+
+class RetrainPolicyRequest(Schema):
+    """``monitors``: ids of the CT monitors whose breach (on a CT of the app's traffic) retrains;
+    ``dataset``: ``{"dataset_id"}`` or ``"labelled_captured_traffic"``; ``budget``: over the latest
+    train job's; ``deploy`` with ``holdout_dataset_id``."""
+
+    monitors: list[str] = Field(min_length=1, max_length=20)
+    dataset: Union[Literal["labelled_captured_traffic"], dict[str, str]]
+    budget: Optional[dict[str, float]] = None
+    deploy: bool = False
+    holdout_dataset_id: Optional[str] = Field(None, min_length=1, max_length=100)
+
+
+class RetrainPolicyOut(_Out):
+    app: str
+    monitors: list[str]
+    dataset: Any
+    budget: dict[str, float]
+    deploy: bool
+    holdout_dataset_id: Optional[str]
+    retrain: Optional[dict[str, Any]]
+
+
+class TimelineEntryOut(_Out):
+    time: str
+    step: str
+    reason: str
+    data: dict[str, Any]
+
+
+class RemovedPolicyOut(_Out):
+    app: str
+    removed: Literal[True]
+
+
+__all__ = ["AppTrafficSource", "CTScheduleOut", "RemovedOut", "RemovedPolicyOut", "RetrainPolicyOut",
+           "RetrainPolicyRequest", "S3PrefixSource", "ScheduledRunOut", "TimelineEntryOut",
            "SetCTScheduleRequest"]

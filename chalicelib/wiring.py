@@ -9,6 +9,7 @@ stack, a test) has :func:`install`-ed its own.
 """
 from __future__ import annotations
 
+import dataclasses
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
@@ -36,6 +37,8 @@ from chalicelib.services.events import EventService
 from chalicelib.services.job_events import JobEvents, publishing_stores
 from chalicelib.services.schedule_targets import ScheduleTargets
 from chalicelib.services.ct_schedules import TARGET as CT_SCHEDULE_TARGET, CTScheduleService
+from chalicelib.services.app_timeline import AppTimeline
+from chalicelib.services.retrain_policies import RetrainLoopService
 from chalicelib.services.schedules import SchedulerClockService
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
@@ -96,6 +99,8 @@ class Services:
     scheduler_clock: Any = None  # services.schedules.SchedulerClockService (POST /local/scheduler/advance)
     continuous_tests: Any = None  # ContinuousTestService (CT instances; its record steps wrap stress tests')
     ct_schedules: Any = None  # services.ct_schedules.CTScheduleService (CT instances' schedules and data sources)
+    app_timeline: Any = None  # services.app_timeline.AppTimeline (GET /apps/{app}/timeline)
+    retrain: Any = None  # services.retrain_policies.RetrainLoopService (apps' retrain policies; reacts to breaches)
 
     def close(self) -> None:
         """Flush what is buffered (metrics); the local stack and tests call it when they stop."""
@@ -212,12 +217,13 @@ def build(settings: Settings, **overrides: Any) -> Services:
         inference_jobs=stores.inference_jobs, images=StressImages(managed_images, containers),
     )
     continuous_tests = ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
-                                             blobs, publisher, settings.data_bucket, clock=clock)
+                                             blobs, publisher, settings.data_bucket, clock=clock,
+                                             on_breaches=lambda instance, new: built.retrain.on_breaches(instance, new))
     # A CT instance's schedule fires run_incremental_continuous_test (issue 12 item 4).
     ct_schedules = CTScheduleService(continuous_tests, stores.ct_instances, scheduler, blobs, blobs, stores.users,
                                      app_store, settings.data_bucket, clock=clock)
     schedule_targets.register(CT_SCHEDULE_TARGET, ct_schedules.run)
-    return Services(
+    built = Services(
         settings=settings,
         auth=auth,
         audit=audit,
@@ -261,6 +267,12 @@ def build(settings: Settings, **overrides: Any) -> Services:
         continuous_tests=continuous_tests,
         ct_schedules=ct_schedules,
     )
+    # The loop (issue 12 item 6): a breach of a CT on an app's traffic retrains by the app's policy.
+    timeline = AppTimeline(blobs, publisher, app_store, clock=clock)
+    retrain = RetrainLoopService(built.train_jobs, built.datasets, app_store, stores.users, blobs, blobs, timeline,
+                                 ct_schedules.traffic_source, clock=clock)
+    built = dataclasses.replace(built, app_timeline=timeline, retrain=retrain)  # the breach hook reads this one
+    return built
 
 
 class _Stores:

@@ -36,6 +36,7 @@ class EventKind(str, Enum):
     CONTINUOUS_TEST = "continuous_test"
     IMAGE_BUILD = "image_build"
     MONITOR = "monitor"
+    APP_TIMELINE = "app_timeline"  # a step of the retrain loop on an app's timeline (issue 12 item 6)
 
     @property
     def detail_type(self) -> str:
@@ -50,6 +51,7 @@ DETAIL_TYPES: dict[EventKind, str] = {
     EventKind.CONTINUOUS_TEST: "Kilele Continuous Test State Change",
     EventKind.IMAGE_BUILD: "Kilele Image Build State Change",
     EventKind.MONITOR: "Kilele Monitor State Change",
+    EventKind.APP_TIMELINE: "Kilele App Timeline Step",
 }
 
 

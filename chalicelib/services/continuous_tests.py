@@ -20,7 +20,7 @@ import copy
 import json
 import logging
 import re
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from chalicelib.entities import StressTestStatus, User
 from chalicelib.entities.continuous import BIN_SIZES, MAX_BREACHES, CTInstance
@@ -101,7 +101,9 @@ def source_of(config: dict[str, Any], bucket: str) -> dict[str, Any]:
 class ContinuousTestService:
     def __init__(self, instances: CTInstanceStore, stress_tests: StressTestService, jobs: StressTestJobStore,
                  projects: ProjectService, blobs: BlobStore, events: EventPublisher, bucket: str,
-                 clock: Clock = utc_now):
+                 clock: Clock = utc_now, on_breaches: Optional[Callable[[CTInstance, list[Any]], None]] = None):
+        """``on_breaches(instance, new breaches)``: called after a job's new breaches are recorded
+        and published (the retrain loop reacts there; issue 12 item 6)."""
         self._instances = instances
         self._stress = stress_tests
         self._jobs = jobs
@@ -110,6 +112,7 @@ class ContinuousTestService:
         self._events = events
         self._bucket = bucket
         self._clock = clock
+        self._on_breaches = on_breaches
 
     # -- instances --------------------------------------------------------------------------------
 
@@ -342,6 +345,11 @@ class ContinuousTestService:
             self._activate(instance)
         for breach in new:
             self._publish(instance, breach, findings)
+        if new and self._on_breaches is not None:
+            try:
+                self._on_breaches(instance, new)
+            except DomainError as e:  # the breaches are recorded; what reacts to them logs its own failure
+                log.warning("the reaction to the breaches of %s failed: %s", instance.id, e)
         return instance, len(tested), len(new)
 
     def _publish(self, instance: CTInstance, breach: Any, findings: list[ct_monitors.Finding]) -> None:

@@ -141,6 +141,14 @@ class CTScheduleService:
                 "source": state["source"], "watermark": state.get("watermark"),
                 "num_files_tested": len(state.get("seen_files") or ()), "runs": list(reversed(state["runs"]))}
 
+    def traffic_source(self, instance_id: str) -> Optional[tuple[str, str]]:
+        """(owner's email, app) when the instance's schedule tests an app's captured traffic, else None
+        (the retrain loop finds the app a breach is about with it)."""
+        state = self._read_state(instance_id)
+        if state is None or "app" not in state.get("source", {}):
+            return None
+        return state.get("owner_email", ""), state["source"]["app"]
+
     # -- the schedule's target ---------------------------------------------------------------------
 
     def run(self, firing: Firing) -> dict[str, Any]:

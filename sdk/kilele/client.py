@@ -36,6 +36,7 @@ from kilele.resources import (
     TrialsMixin,
     UsersMixin,
 )
+from kilele.resources.app_loop import AppLoopMixin
 
 
 class Client(
@@ -49,6 +50,7 @@ class Client(
     InferenceJobsMixin,
     PredictionsMixin,
     CaptureMixin,
+    AppLoopMixin,
     BundlesMixin,
     ProjectsMixin,
     ContinuousTestsMixin,  # before StressTestsMixin, which it builds on

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Optional
 
 from kilele.cli import (  # noqa: F401 (commands)
+    app_loop,
     apps,
     auth,
     bundles,

@@ -1,0 +1,241 @@
+"""The loop (issue 12 item 6): an app's retrain policy, and what a breached monitor starts.
+
+An app's retrain policy says which monitors of the continuous tests on its traffic trigger a
+retrain (a CT instance whose schedule's source is ``{"app": <the app>}``), on what dataset (a
+named dataset, or one built from the labelled captured traffic), with what budget, and whether
+to deploy the result (with the holdout dataset that decides). When such a monitor is breached --
+the CT service calls :meth:`RetrainLoopService.on_breaches` where breaches are recorded, one
+place -- a train job starts with the configuration of the app's latest train job (task,
+validation dataset, models, train args; the policy's budget over its budget) on that dataset. One
+retrain at a time per app: a breach while one runs is recorded as such and starts nothing.
+
+Every step is on the app's timeline (:mod:`chalicelib.services.app_timeline`) and published as
+an event: ``breach_seen``, ``retrain_started``/``retrain_skipped``/``retrain_failed`` with why.
+"""
+from __future__ import annotations
+
+import io
+import json
+import logging
+from typing import Any, Callable, Optional
+
+from chalicelib.entities import User
+from chalicelib.entities.continuous import Breach, CTInstance
+from chalicelib.errors import DomainError, InvalidInput, NotFound
+from chalicelib.ports import ApplicationStore, BlobStore, UserStore
+from chalicelib.ports_loop import KeyLister
+from chalicelib.services import Clock, utc_now
+from chalicelib.services.app_timeline import AppTimeline
+from chalicelib.services.train_jobs import LATEST, TrainJobService
+
+log = logging.getLogger("kilele.retrain")
+
+CAPTURED = "labelled_captured_traffic"
+_BUDGET_KEYS = ("TIME_HOURS", "MODEL_TRIAL_COUNT", "GPU_COUNT")
+
+
+def _policy_key(user_id: str, app: str) -> str:
+    return f"loop/{user_id}/{app}/policy.json"
+
+
+def parse_policy(value: Any) -> dict[str, Any]:
+    """A policy as given (``monitors``, ``dataset``, ``budget``?, ``deploy``?, ``holdout_dataset_id``?)
+    checked and normalised; ``InvalidInput`` naming the key."""
+    if not isinstance(value, dict):
+        raise InvalidInput("policy: an object with monitors and dataset")
+    unknown = set(value) - {"monitors", "dataset", "budget", "deploy", "holdout_dataset_id"}
+    if unknown:
+        raise InvalidInput(f"policy.{sorted(unknown)[0]}: unknown key")
+    monitors = value.get("monitors")
+    if not isinstance(monitors, list) or not monitors or not all(isinstance(m, str) and m for m in monitors):
+        raise InvalidInput('policy.monitors: a non-empty list of monitor ids (e.g. ["drift"])')
+    dataset = value.get("dataset")
+    if not (dataset == CAPTURED or (isinstance(dataset, str) and dataset.startswith("kilele://datasets/"))
+            or (isinstance(dataset, dict) and set(dataset) == {"dataset_id"} and isinstance(dataset["dataset_id"], str))):
+        raise InvalidInput(f'policy.dataset: {{"dataset_id": "<id>"}} or "{CAPTURED}"')
+    if isinstance(dataset, str) and dataset != CAPTURED:
+        dataset = {"dataset_id": dataset.rsplit("/", 1)[1]}
+    budget = value.get("budget") or {}
+    if not isinstance(budget, dict) or set(budget) - set(_BUDGET_KEYS) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v >= 0 for v in budget.values()):
+        raise InvalidInput(f"policy.budget: an object of {', '.join(_BUDGET_KEYS)} (non-negative numbers)")
+    deploy = value.get("deploy", False)
+    if not isinstance(deploy, bool):
+        raise InvalidInput("policy.deploy: true or false")
+    holdout = value.get("holdout_dataset_id")
+    if deploy and not (isinstance(holdout, str) and holdout):
+        raise InvalidInput("policy.holdout_dataset_id: required when deploy is true (the new version is deployed "
+                           "only if it beats the serving one on it)")
+    return {"monitors": list(monitors), "dataset": dataset, "budget": dict(budget), "deploy": deploy,
+            "holdout_dataset_id": holdout}
+
+
+class RetrainLoopService:
+    """Retrain policies of apps and the reaction to breached monitors."""
+
+    def __init__(self, train_jobs: TrainJobService, datasets: Any, apps: ApplicationStore, users: UserStore,
+                 blobs: BlobStore, keys: KeyLister, timeline: AppTimeline,
+                 traffic_source_of: Callable[[str], Optional[tuple[str, str]]], clock: Clock = utc_now):
+        """``traffic_source_of(ct_instance_id)``: (owner email, app) when the instance's schedule
+        tests an app's traffic (``CTScheduleService.traffic_source``), else None."""
+        self._train_jobs = train_jobs
+        self._datasets = datasets  # services.datasets.DatasetService (create_from_bytes, get)
+        self._apps = apps
+        self._users = users
+        self._blobs = blobs
+        self._keys = keys
+        self._timeline = timeline
+        self._source_of = traffic_source_of
+        self._clock = clock
+
+    # -- the API's side -------------------------------------------------------------------------
+
+    def set_policy(self, actor: User, app: str, policy: Any) -> dict[str, Any]:
+        """Set the app's retrain policy (replacing any); the datasets it names must be the caller's."""
+        self._own_app(actor, app)
+        parsed = parse_policy(policy)
+        for where, dataset_id in (("policy.dataset", (parsed["dataset"] or {}).get("dataset_id")
+                                   if isinstance(parsed["dataset"], dict) else None),
+                                  ("policy.holdout_dataset_id", parsed["holdout_dataset_id"])):
+            if dataset_id is not None:
+                try:
+                    self._datasets.get(actor, dataset_id)
+                except NotFound:
+                    raise NotFound(f"{where}: no dataset {dataset_id!r} of yours") from None
+        stored = {**parsed, "app": app, "owner_email": actor.email, "retrain": None}
+        old = self._read(actor.id, app)
+        if old is not None:
+            stored["retrain"] = old.get("retrain")  # a retrain in progress stays tracked
+        self._write(actor.id, app, stored)
+        self._timeline.record(actor.id, app, "policy_set", f"monitors {', '.join(parsed['monitors'])}",
+                              {k: parsed[k] for k in ("monitors", "dataset", "budget", "deploy")})
+        return self._view(stored)
+
+    def get_policy(self, actor: User, app: str) -> dict[str, Any]:
+        self._own_app(actor, app)
+        stored = self._read(actor.id, app)
+        if stored is None:
+            raise NotFound(f"app {app!r} has no retrain policy")
+        return self._view(stored)
+
+    def remove_policy(self, actor: User, app: str) -> None:
+        self._own_app(actor, app)
+        if self._read(actor.id, app) is None:
+            raise NotFound(f"app {app!r} has no retrain policy")
+        self._blobs.delete(_policy_key(actor.id, app))
+        self._timeline.record(actor.id, app, "policy_removed", "the retrain policy was removed", {})
+
+    def _own_app(self, actor: User, app: str) -> None:
+        if self._apps.get(actor.id, app) is None:
+            raise NotFound(f"no app {app!r} of yours")
+
+    @staticmethod
+    def _view(stored: dict[str, Any]) -> dict[str, Any]:
+        return {k: stored.get(k) for k in ("app", "monitors", "dataset", "budget", "deploy", "holdout_dataset_id",
+                                           "retrain")}
+
+    # -- the reaction ---------------------------------------------------------------------------
+
+    def on_breaches(self, instance: CTInstance, breaches: list[Breach]) -> None:
+        """New breaches recorded on ``instance``: when its schedule tests an app's traffic and the
+        app's policy names a breached monitor, start a retrain (one at a time). Never raises for
+        the expected cases; each is on the app's timeline."""
+        source = self._source_of(instance.id)
+        if source is None or not breaches:
+            return
+        email, app = source
+        owner = self._users.get(email)
+        if owner is None or owner.id != instance.owner_id or owner.is_banned:
+            return
+        policy = self._read(owner.id, app)
+        if policy is None:
+            return
+        chosen = [b for b in breaches if b.monitor_id in policy["monitors"]]
+        if not chosen:
+            return
+        breach = chosen[0]
+        self._timeline.record(owner.id, app, "breach_seen",
+                              f"monitor {breach.monitor_id} breached on the bin from {breach.time_bin_start} "
+                              f"({breach.metric} = {breach.value:g} {breach.operator} {breach.bound:g})",
+                              {"ct_instance_id": instance.id, "job_id": breach.job_id, "report": breach.report,
+                               "monitors": sorted({b.monitor_id for b in chosen})})
+        running = self._running_retrain(owner, policy)
+        if running is not None:
+            self._timeline.record(owner.id, app, "retrain_skipped",
+                                  f"train job v{running} started by an earlier breach is still running", {})
+            return
+        try:
+            job = self._start(owner, app, policy)
+        except DomainError as e:
+            self._timeline.record(owner.id, app, "retrain_failed", f"the train job could not start: {e}"[:1000], {})
+            return
+        policy["retrain"] = {"app_version": job["app_version"], "train_job_id": job["id"],
+                             "started_at": self._clock().isoformat(), "ct_instance_id": instance.id}
+        self._write(owner.id, app, policy)
+        self._timeline.record(owner.id, app, "retrain_started",
+                              f"train job v{job['app_version']} on {self._dataset_text(policy)}",
+                              {"train_job_id": job["id"], "app_version": job["app_version"],
+                               "train_dataset_id": job["train_dataset_id"]})
+
+    def _running_retrain(self, owner: User, policy: dict[str, Any]) -> Optional[int]:
+        retrain = policy.get("retrain") or {}
+        version = retrain.get("app_version")
+        if version is None:
+            return None
+        try:
+            job = self._train_jobs.resolve(owner, policy["app"], int(version))
+        except NotFound:
+            return None
+        return None if job.status.value in ("STOPPED", "ERRORED") else int(version)
+
+    @staticmethod
+    def _dataset_text(policy: dict[str, Any]) -> str:
+        dataset = policy["dataset"]
+        return "the labelled captured traffic" if dataset == CAPTURED else f"dataset {dataset['dataset_id']}"
+
+    def _start(self, owner: User, app: str, policy: dict[str, Any]) -> dict[str, Any]:
+        """A train job with the app's latest train job's configuration on the policy's dataset."""
+        latest = self._train_jobs.resolve(owner, app, LATEST)
+        if policy["dataset"] == CAPTURED:
+            train_id = self._captured_dataset(owner, app, latest)
+        else:
+            train_id = policy["dataset"]["dataset_id"]
+        budget = {**latest.budget, **policy["budget"]}
+        job = self._train_jobs.create_train_job(owner, app, latest.task, train_id, latest.val_dataset_id, budget,
+                                                model_ids=list(latest.model_ids), train_args=dict(latest.train_args))
+        return {**job, "train_dataset_id": train_id}
+
+    def _captured_dataset(self, owner: User, app: str, latest: Any) -> str:
+        """A dataset of the app's captured queries that have a label (CSV: features and the
+        latest train dataset's target column)."""
+        from chalicelib.capture_format import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, app_prefix
+        from chalicelib.capture_reader import traffic_frame
+
+        keys = [k for root in (CAPTURE_PREFIX, GROUND_TRUTH_PREFIX)
+                for k in self._keys.list_keys(app_prefix(root, owner.id, app) + "/")]
+        frame = traffic_frame(keys, self._blobs.get_bytes)
+        if "label" not in frame.columns or frame["label"].isna().all():
+            raise InvalidInput(f"app {app!r} has no labelled captured traffic (POST /apps/{app}/labels)")
+        frame = frame[frame["label"].notna()]
+        target = self._datasets.get(owner, latest.train_dataset_id).get("target_column") or "label"
+        features = frame.drop(columns=["timestamp", "query_id", "event_id", "endpoint_default", "input",
+                                       "prediction"], errors="ignore").rename(columns={"label": target})
+        out = io.StringIO()
+        features.to_csv(out, index=False)
+        made = self._datasets.create_from_bytes(owner, f"{app}-captured-{self._clock():%Y%m%dT%H%M%S}", latest.task,
+                                                out.getvalue().encode(), target_column=target)
+        return made["id"]
+
+    # -- the record -----------------------------------------------------------------------------
+
+    def _read(self, user_id: str, app: str) -> Optional[dict[str, Any]]:
+        try:
+            return json.loads(self._blobs.get_bytes(_policy_key(user_id, app)))
+        except NotFound:
+            return None
+
+    def _write(self, user_id: str, app: str, policy: dict[str, Any]) -> None:
+        self._blobs.put_bytes(_policy_key(user_id, app), json.dumps(policy).encode(), "application/json")
+
+
+__all__ = ["CAPTURED", "RetrainLoopService", "parse_policy"]
