@@ -118,6 +118,19 @@ class StressTestFailedError(KileleError):
         self.error = error
 
 
+class DatasetInvalidError(UnprocessableError):
+    """A large dataset's check job refused the file (or failed): the dataset is INVALID and
+    ``error`` says why, as a 422 would for a file checked at once. ``dataset`` is its record."""
+
+    default_code = "dataset_invalid"
+
+    def __init__(self, message: str, status_code: Optional[int] = None, code: Optional[str] = None,
+                 *, dataset: Optional[dict[str, Any]] = None, error: Optional[str] = None):
+        super().__init__(message, status_code=status_code, code=code)
+        self.dataset = dataset or {}
+        self.error = error
+
+
 class TrainJobErrored(KileleError):
     """A train job ended ERRORED (no trial completed: the model failed its check or every trial
     failed; or its workers broke down). ``error`` is the job's reason, ``job`` the job as last
