@@ -88,7 +88,18 @@ def test_a_prefix_source_tests_each_new_file_once(w, s):  # noqa: F811
     w.blobs.objects[prefix + "b.csv"] = b"x,y,ts\n2,1,2024-01-01T03:00:00Z\n3,0,2024-01-01T03:10:00Z\n"
     second = fire(service, instance_id, w.clock())
     assert second["status"] == "STARTED" and second["num_rows"] == 2
-    assert service.get_schedule(w.user, instance_id)["num_files_tested"] == 2
+    assert service.get_schedule(w.user, instance_id)["num_files_tested"] == 4  # a.csv, b.csv and the two uploads
+
+
+def test_a_prefix_of_all_uploads_never_retests_the_schedules_own_upload(w, s):  # noqa: F811
+    service, _, instance_id = s
+    prefix = f"stress-inputs/{w.user.id}/"  # every upload of the user, the schedule's own among them
+    service.set_schedule(w.user, instance_id, "rate(1 hour)", {"s3_prefix": f"s3://{BUCKET}/{prefix}"})
+    w.blobs.objects[prefix + "x/a.csv"] = b"x,y,ts\n1,0,2024-01-01T02:00:00Z\n"
+    first = fire(service, instance_id, w.clock())
+    assert first["status"] == "STARTED"
+    w.finish(first["job_id"], [a_bin(2)])
+    assert fire(service, instance_id, w.clock())["status"] == "NO_DATA"
 
 
 def test_an_unreadable_file_fails_the_run_with_why(w, s):  # noqa: F811
