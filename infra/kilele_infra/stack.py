@@ -24,6 +24,7 @@ from .api import Api
 from .dashboard import build_dashboard
 from .events import Events, Schedules, grant_events_and_schedules
 from .data import Data
+from .direct_transfers import direct_transfer_policy
 from .firewall import ApiFirewall
 from .iam_api import IamApi
 from .image_runtimes import grant_image_runtimes
@@ -81,6 +82,8 @@ class KileleStack(Stack):
         self.firewall = ApiFirewall(self, "ApiFirewall", stage=stage, api_stage=self.api.rest_api.deployment_stage)
         self.iam_api = IamApi(self, "IamApi", stage=stage, function=self.api.function,
                               web_acl_arn=self.firewall.web_acl.attr_arn)
+        # IAM users of that API put large files straight into their own prefix of the bucket.
+        self.direct_transfer_policy = direct_transfer_policy(self, stage, self.data.data_bucket)
         # The API is never updated to start executions of a machine that does not exist yet.
         self.api.depend_on(*self.workflows.state_machines.values())
         self.worker_compute = WorkerCompute(
