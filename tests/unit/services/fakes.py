@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta, timezone
 from typing import IO, Any, Callable, Iterable, Optional
 
-from chalicelib import ports
+from chalicelib import ports, ports_datasets
 from chalicelib.entities import (
     AccessRight,
     ApiKey,
@@ -319,6 +319,19 @@ class FakeTrialDispatcher(Fake):
     def dispatch(self, message: dict[str, Any]) -> str:
         self.messages.append(_copy(message))
         return f"run-{len(self.messages)}"
+
+
+@implements(ports_datasets.DatasetCheckDispatcher)
+class FakeDatasetCheckDispatcher(Fake):
+    """Records the datasets whose check job was dispatched; a test runs each job itself
+    (``h.services.datasets.check_job.run(dataset_id)``) when it wants."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.queued: list[str] = []
+
+    def dispatch(self, dataset_id: str) -> None:
+        self.queued.append(dataset_id)
 
 
 # -- endpoints, metrics, the request queue -----------------------------------------------------
@@ -1116,6 +1129,7 @@ class Fakes:
     tokens: FakeTaskTokens = field(default_factory=FakeTaskTokens)
     endpoints: FakeEndpointRunner = field(default_factory=FakeEndpointRunner)
     trial_dispatcher: FakeTrialDispatcher = field(default_factory=FakeTrialDispatcher)
+    dataset_check_dispatcher: FakeDatasetCheckDispatcher = field(default_factory=FakeDatasetCheckDispatcher)
     metrics_sink: FakeMetricsSink = field(default_factory=FakeMetricsSink)
     request_queue: FakeRequestQueue = field(default_factory=FakeRequestQueue)
     advisor: FakeAdvisor = field(default_factory=FakeAdvisor)

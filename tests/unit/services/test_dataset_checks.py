@@ -3,34 +3,23 @@ dataset is PENDING, then READY with the same stats as a checked-at-once upload, 
 the check's message; a job that cannot start or crashes ends INVALID with a reason."""
 from __future__ import annotations
 
+import logging
+
 import pytest
 
-from chalicelib import ports_datasets
-from chalicelib.entities import DatasetStatus, Task, UserType
+from chalicelib.entities import Task, UserType
 from chalicelib.errors import Conflict, Unavailable
 
-from unit.services.fakes import Fake, implements, services
+from unit.services.fakes import FakeDatasetCheckDispatcher, services
 
 TABULAR = Task.TABULAR_CLASSIFICATION
 CSV = b"x1,x2,target\n1,2,a\n3,4,b\n5,6,a\n"
 BAD_CSV = b"x1,x2,target\n1,2,a\n3,oops,b\n"
 
 
-@implements(ports_datasets.DatasetCheckDispatcher)
-class QueuedChecks(Fake):
-    """Records the datasets whose check was dispatched; the test runs each job when it wants."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queued: list[str] = []
-
-    def dispatch(self, dataset_id: str) -> None:
-        self.queued.append(dataset_id)
-
-
 @pytest.fixture
 def checks():
-    return QueuedChecks()
+    return FakeDatasetCheckDispatcher()
 
 
 @pytest.fixture
@@ -81,14 +70,29 @@ def test_a_bad_large_upload_ends_invalid_with_the_message(h, dev, checks):
     assert h.fakes.blobs.objects == {}  # the refused file is deleted; the record says why
 
 
-def test_a_crashed_check_ends_invalid_with_a_reason_and_a_log(h, dev, checks, caplog):
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def test_a_crashed_check_ends_invalid_with_a_reason_and_a_log(h, dev, checks):
     dataset_id = uploaded(h, dev, CSV)
     h.services.datasets.complete_upload(dev, dataset_id)
     h.fakes.blobs.failures["download_to"] = OSError("connection reset")
-    h.services.datasets.check_job.run(dataset_id)
+    # A handler on the logger itself: the app's logging setup (other tests) may stop propagation.
+    records, logger = Records(), logging.getLogger("kilele.dataset_checks")
+    logger.addHandler(records)
+    try:
+        h.services.datasets.check_job.run(dataset_id)
+    finally:
+        logger.removeHandler(records)
     out = h.services.datasets.get(dev, dataset_id)
     assert (out["status"], out["error"]) == ("INVALID", "the check job failed: OSError: connection reset")
-    assert "the check of dataset" in caplog.text
+    assert f"the check of dataset {dataset_id} failed" in records.messages
 
 
 def test_a_check_that_cannot_start_ends_invalid(h, dev, checks):
