@@ -204,7 +204,8 @@ class CTScheduleService:
             self._blobs.delete(key)
             return {"status": "SKIPPED", "reason": str(e)[:1000]}
         state.update(moved)
-        if "s3_prefix" in source:  # the upload may be under the prefix itself: never test it as new data
+        if "s3_prefix" in source and key.startswith(source["s3_prefix"].partition("s3://")[2].partition("/")[2]):
+            # the upload is under the prefix itself: never test it as new data
             state["seen_files"] = (state["seen_files"] + [key])[-MAX_SEEN_FILES:]
         self._write_state(instance_id, state)
         return {"status": "STARTED", "job_id": job["job_id"], "num_rows": int(len(frame)),
