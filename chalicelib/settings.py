@@ -33,6 +33,11 @@ class Settings(BaseSettings):
     aws_endpoint_url: str = Field(
         "", validation_alias="AWS_ENDPOINT_URL", description="Send every AWS call here (moto, locally)."
     )
+    aws_endpoint_url_dynamodb: str = Field(
+        "", validation_alias="AWS_ENDPOINT_URL_DYNAMODB",
+        description="DynamoDB's own endpoint (boto3's variable), else aws_endpoint_url: LocalStack as the emulator "
+        "keeps DynamoDB on a moto server, since its own needs Java and a download (docs/localstack.md).",
+    )
     aws_access_key_id: str = Field("", description="Explicit credentials (the local stack's); empty: the default chain.")
     aws_secret_access_key: str = ""
 
@@ -221,6 +226,16 @@ class Settings(BaseSettings):
     def resource_name(self, logical_name: str) -> str:
         """Deployed name of a table, bucket or queue from resources.py."""
         return f"kilele-{self.stage}-{logical_name}"
+
+    @property
+    def aws_service_endpoints(self) -> dict[str, str]:
+        """Endpoints of single services that differ from :attr:`aws_endpoint_url` (AwsClients' argument)."""
+        return {"dynamodb": self.aws_endpoint_url_dynamodb} if self.aws_endpoint_url_dynamodb else {}
+
+    @property
+    def dynamodb_endpoint_url(self) -> str:
+        """Where DynamoDB calls go (pynamodb's host): its own endpoint, else every service's."""
+        return self.aws_endpoint_url_dynamodb or self.aws_endpoint_url
 
     @property
     def data_bucket(self) -> str:

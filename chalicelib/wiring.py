@@ -316,13 +316,13 @@ def _aws_clients(settings: Settings) -> Any:
     from chalicelib.adapters.aws import AwsClients
 
     return AwsClients(settings.region, settings.aws_endpoint_url, settings.aws_access_key_id,
-                      settings.aws_secret_access_key)
+                      settings.aws_secret_access_key, settings.aws_service_endpoints)
 
 
 def _bind_tables(settings: Settings) -> None:
     from chalicelib.store import models
 
-    models.bind(settings.resource_name, settings.region, settings.aws_endpoint_url or None,
+    models.bind(settings.resource_name, settings.region, settings.dynamodb_endpoint_url or None,
                 settings.aws_access_key_id or None, settings.aws_secret_access_key or None)
 
 

@@ -33,6 +33,8 @@ def child_aws_environment(settings: Settings) -> dict[str, str]:
     values = {"AWS_DEFAULT_REGION": settings.region, "AWS_REGION": settings.region}
     if settings.aws_endpoint_url:
         values["AWS_ENDPOINT_URL"] = settings.aws_endpoint_url
+    if settings.aws_endpoint_url_dynamodb:
+        values["AWS_ENDPOINT_URL_DYNAMODB"] = settings.aws_endpoint_url_dynamodb
     if settings.aws_access_key_id:
         values.update(AWS_ACCESS_KEY_ID=settings.aws_access_key_id,
                       AWS_SECRET_ACCESS_KEY=settings.aws_secret_access_key)

@@ -18,9 +18,12 @@ class AwsClients:
     """One boto3 session; :meth:`client` returns the shared client of a service."""
 
     def __init__(self, region: str, endpoint_url: Optional[str] = None,
-                 access_key_id: Optional[str] = None, secret_access_key: Optional[str] = None):
+                 access_key_id: Optional[str] = None, secret_access_key: Optional[str] = None,
+                 service_endpoints: Optional[dict[str, str]] = None):
         self.region = region
         self.endpoint_url = endpoint_url or None
+        # A service with an endpoint of its own (DynamoDB on a moto server beside LocalStack).
+        self.service_endpoints = dict(service_endpoints or {})
         self._session = boto3.session.Session(
             region_name=region,
             aws_access_key_id=access_key_id or None,
@@ -36,6 +39,7 @@ class AwsClients:
         with self._lock:
             client = self._clients.get(key)
             if client is None:
-                client = self._session.client(service, endpoint_url=self.endpoint_url, config=config)
+                endpoint_url = self.service_endpoints.get(service) or self.endpoint_url
+                client = self._session.client(service, endpoint_url=endpoint_url, config=config)
                 self._clients[key] = client
             return client

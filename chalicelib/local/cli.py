@@ -35,7 +35,11 @@ def local() -> None:
 @click.option("--reset", is_flag=True, help="Delete the saved state first and start empty.")
 @click.option("--snapshot-seconds", default=2.0, show_default=True, type=click.FloatRange(min=0.1),
               help="How often the state is saved when it changed (a SIGKILL loses at most about this much).")
-def local_up(port: int, moto_port: int, data_dir: str, reset: bool, snapshot_seconds: float) -> None:
+@click.option("--aws-endpoint-url", default="", help="An emulated AWS already running (LocalStack) instead of "
+              "the stack's own moto: no AWS snapshots, no IAM-signed API calls (docs/localstack.md).")
+@click.option("--dynamodb-endpoint-url", default="", help="DynamoDB's own endpoint (a moto server beside LocalStack).")
+def local_up(port: int, moto_port: int, data_dir: str, reset: bool, snapshot_seconds: float,
+             aws_endpoint_url: str, dynamodb_endpoint_url: str) -> None:
     """Start the local stack (emulated AWS + API) and serve until interrupted."""
     try:
         from chalicelib.local import stack
@@ -44,7 +48,8 @@ def local_up(port: int, moto_port: int, data_dir: str, reset: bool, snapshot_sec
         click.echo(f"({e})", err=True)
         raise SystemExit(1)
     code = stack.main(port=port, moto_port=moto_port, data_dir=data_dir, reset=reset,
-                      snapshot_seconds=snapshot_seconds)
+                      snapshot_seconds=snapshot_seconds, aws_endpoint_url=aws_endpoint_url or None,
+                      dynamodb_endpoint_url=dynamodb_endpoint_url or None)
     raise SystemExit(code if isinstance(code, int) else 0)
 
 

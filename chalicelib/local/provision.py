@@ -57,7 +57,7 @@ def provision(settings: Settings, aws: Optional[Any] = None, resources: Resource
         from chalicelib.adapters.aws import AwsClients
 
         aws = AwsClients(settings.region, settings.aws_endpoint_url, settings.aws_access_key_id,
-                         settings.aws_secret_access_key)
+                         settings.aws_secret_access_key, settings.aws_service_endpoints)
     dynamodb, s3, sqs = aws.client("dynamodb"), aws.client("s3"), aws.client("sqs")
 
     existing_tables = set(dynamodb.list_tables().get("TableNames", []))

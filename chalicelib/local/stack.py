@@ -157,14 +157,21 @@ class LocalStack:
 
     def __init__(self, port: int = 8000, moto_port: int = 0, threads: int = 8, settings: Optional[Settings] = None,
                  data_dir: Optional[Path] = None, reset: bool = False,
-                 snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS):
+                 snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS, aws_endpoint_url: Optional[str] = None):
+        """``aws_endpoint_url``: an emulator already running (LocalStack) instead of a moto child
+        (chalicelib/local/external_aws.py says what the stack then does without)."""
         self.port = port
         self.threads = threads
         self.base_settings = settings or Settings()
         self.data = DataDir(data_dir) if data_dir else None
         self.reset = reset
-        self.moto = MotoServer(moto_port, state_dir=self.data.moto_dir if self.data else None,
-                               snapshot_seconds=snapshot_seconds)
+        if aws_endpoint_url:
+            from chalicelib.local.external_aws import ExternalAws
+
+            self.moto: Any = ExternalAws(aws_endpoint_url)
+        else:
+            self.moto = MotoServer(moto_port, state_dir=self.data.moto_dir if self.data else None,
+                                   snapshot_seconds=snapshot_seconds)
         self.api = None
         self.components: list[LocalComponent] = []
         self.context: Optional[StackContext] = None
@@ -198,7 +205,7 @@ class LocalStack:
 
             settings = local_settings(self.base_settings, self.moto.url)
             aws = AwsClients(settings.region, settings.aws_endpoint_url, settings.aws_access_key_id,
-                             settings.aws_secret_access_key)
+                             settings.aws_secret_access_key, settings.aws_service_endpoints)
             provisioned = provision(settings, aws)
             # Bind the API first: its URL is the predictor URL inference jobs hand out.
             self.api = ApiServer(health_overlay(ChaliceWsgiApp(_load_app(), credentials_of=self.moto.iam_credentials),
@@ -345,12 +352,16 @@ def sandbox_line() -> str:
 
 
 def main(port: int = 8000, moto_port: int = 0, data_dir: Optional[str] = DEFAULT_DATA_DIR, reset: bool = False,
-         snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS) -> int:
+         snapshot_seconds: float = DEFAULT_SNAPSHOT_SECONDS, aws_endpoint_url: Optional[str] = None,
+         dynamodb_endpoint_url: Optional[str] = None) -> int:
     """Run the stack in the foreground until Ctrl-C, SIGTERM (``kilele local down``) or a part of
     it that cannot be kept running; 0 after a requested stop, 1 after a failure, 2 when it
     could not start with this data directory."""
+    settings = Settings()
+    if dynamodb_endpoint_url:
+        settings = settings.with_values(aws_endpoint_url_dynamodb=dynamodb_endpoint_url)
     stack = LocalStack(port=port, moto_port=moto_port, data_dir=Path(data_dir) if data_dir else None, reset=reset,
-                       snapshot_seconds=snapshot_seconds)
+                       snapshot_seconds=snapshot_seconds, settings=settings, aws_endpoint_url=aws_endpoint_url)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stack.finished.set())
     isolation = sandbox_line()

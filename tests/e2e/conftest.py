@@ -1,6 +1,10 @@
 """End-to-end: the local stack started for real (``kilele local up`` as a child process),
 driven through the SDK, plain HTTP and curl. Every stack is stopped by the test that started
-it, and the teardown checks that it left no process behind."""
+it, and the teardown checks that it left no process behind.
+
+With ``AWS_ENDPOINT_URL`` set (tests/emulator_support.py) the stacks use that emulator instead of
+a moto child of their own (scripts/test-localstack: LocalStack, DynamoDB on
+``AWS_ENDPOINT_URL_DYNAMODB``); tests that need the moto child are skipped then (:data:`MOTO_ONLY`)."""
 from __future__ import annotations
 
 import os
@@ -27,6 +31,14 @@ PASSWORD = "Tr4in-the-Model!"
 pytestmark = pytest.mark.slow
 
 
+from emulator_support import DYNAMODB_ENDPOINT_URL as EXTERNAL_DYNAMODB  # noqa: E402
+from emulator_support import ENDPOINT_URL as EXTERNAL_AWS  # noqa: E402
+
+#: For tests that need what only the stack's own moto child has (its snapshots, the IAM keys it
+#: issued for SigV4 checks, /moto-api): docs/localstack.md lists them.
+MOTO_ONLY = pytest.mark.skipif(bool(EXTERNAL_AWS), reason="needs the stack's own moto child (docs/localstack.md)")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -50,9 +62,12 @@ class StackProcess:
         self.data_dir = (tmp or Path("/tmp")) / f"kilele-data-{self.port}"
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KILELE_"))}
         child_env.update(env or {})
+        external = ["--aws-endpoint-url", EXTERNAL_AWS] if EXTERNAL_AWS else []
+        if EXTERNAL_DYNAMODB:
+            external += ["--dynamodb-endpoint-url", EXTERNAL_DYNAMODB]
         self.process = subprocess.Popen(
             [str(KILELE), "local", "up", "--port", str(self.port), "--moto-port", str(self.moto_port),
-             "--data-dir", str(self.data_dir)],
+             "--data-dir", str(self.data_dir), *external],
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
             env=child_env,

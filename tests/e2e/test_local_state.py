@@ -17,9 +17,10 @@ import requests
 from kilele import Client
 from kilele.errors import KileleError
 
-from .conftest import EXAMPLES, KILELE, REPO, SUPERADMIN, free_port, port_open, unique_email
+from .conftest import EXAMPLES, KILELE, MOTO_ONLY, REPO, SUPERADMIN, free_port, port_open, unique_email
 
-pytestmark = pytest.mark.slow
+# The stack's AWS state is the moto child's snapshots: against an external emulator there are none.
+pytestmark = [pytest.mark.slow, MOTO_ONLY]
 
 PASSWORD = "Keep-the-State-2026!"
 SNAPSHOT_SECONDS = 1.0

@@ -1,9 +1,14 @@
 """The train-worker state machine executed by moto (server mode, in a thread), with the real
-Lambda shim calling the real handlers, and a scripted trial runner in place of the worker."""
+Lambda shim calling the real handlers, and a scripted trial runner in place of the worker.
+
+With ``AWS_ENDPOINT_URL`` set (tests/emulator_support.py) the suite runs against that emulator
+instead, e.g. LocalStack from scripts/test-localstack; DynamoDB goes to
+``AWS_ENDPOINT_URL_DYNAMODB`` when set (docs/localstack.md)."""
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -17,8 +22,51 @@ WORKFLOW_SETTINGS = {
 }
 
 
+RUN_TOKEN_QUOTED = ("LocalStack writes the run task's token to S3 JSON-quoted (aws-sdk:s3:putObject with Body.$ "
+                    "$$.Task.Token), so the run never starts: docs/localstack.md, difference 2")
+#: Tests that show a difference of LocalStack's from moto (docs/localstack.md): against LocalStack
+#: they are reported xfailed with the reason and not run (scripts/test-localstack --runxfail runs
+#: them, to see each difference again); against moto they run as always.
+LOCALSTACK_DIFFERENCES = {
+    "test_a_codebuild_build_that_died_is_failed_from_its_event_with_its_log_link":
+        "LocalStack's open-source core has no CodeBuild (CreateProject: 501): docs/localstack.md, difference 3",
+    "test_a_continuous_test_from_a_reference_then_an_incremental_one": RUN_TOKEN_QUOTED,
+    "test_a_trial_queued_longer_than_the_heartbeat_timeout_runs_and_completes": RUN_TOKEN_QUOTED,
+    "test_a_trial_whose_job_never_starts_fails_at_the_queue_timeout_saying_so":
+        "a queue task that timed out is recorded as States.Timeout, not QueueTimeout (not yet explained): "
+        "docs/localstack.md, difference 4",
+    "test_a_started_run_whose_job_is_lost_fails_on_its_run_task_at_once": RUN_TOKEN_QUOTED,
+    "test_a_stress_test_succeeds_with_its_results": RUN_TOKEN_QUOTED,
+    "test_happy_path_runs_the_trial_budget_and_stops": RUN_TOKEN_QUOTED,
+    "test_a_failing_trial_is_errored_and_the_search_goes_on": RUN_TOKEN_QUOTED,
+    "test_a_slot_stops_after_too_many_errors_in_a_row_and_a_job_with_no_completed_trial_errors": RUN_TOKEN_QUOTED,
+    "test_a_silent_trial_is_caught_by_the_heartbeat_timeout": RUN_TOKEN_QUOTED,
+    "test_stop_mid_run_ends_running_trials": RUN_TOKEN_QUOTED,
+    "test_time_budget_ends_the_search": RUN_TOKEN_QUOTED,
+    "test_long_loops_continue_in_new_executions": RUN_TOKEN_QUOTED,
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    from emulator_support import ENDPOINT_URL
+
+    if not ENDPOINT_URL:
+        return
+    for item in items:
+        reason = LOCALSTACK_DIFFERENCES.get(item.originalname)
+        if reason and item.path.parent == Path(__file__).parent:
+            item.add_marker(pytest.mark.xfail(reason=reason, run=False))
+
+
 @pytest.fixture(scope="package")
 def moto_server():
+    """The AWS endpoint the suite runs against: the environment's emulator if the settings name
+    one, else a moto server started here."""
+    from emulator_support import ENDPOINT_URL
+
+    if ENDPOINT_URL:
+        yield ENDPOINT_URL
+        return
     from moto.server import ThreadedMotoServer
 
     from chalicelib.local.moto_server import MOTO_CONFIG
@@ -51,8 +99,11 @@ def platform(moto_server):
     from chalicelib.workflows.handlers import invoke
     from settings_support import make_settings
 
-    settings = make_settings(aws_endpoint_url=moto_server, **WORKFLOW_SETTINGS)
-    aws = AwsClients(settings.region, settings.aws_endpoint_url)
+    from emulator_support import DYNAMODB_ENDPOINT_URL
+
+    settings = make_settings(aws_endpoint_url=moto_server, aws_endpoint_url_dynamodb=DYNAMODB_ENDPOINT_URL,
+                             **WORKFLOW_SETTINGS)
+    aws = AwsClients(settings.region, settings.aws_endpoint_url, service_endpoints=settings.aws_service_endpoints)
     provisioned = provision(settings, aws)
     settings = settings.with_values(
         train_worker_state_machine_arn=provisioned.state_machine_arns["train-worker"],
