@@ -39,6 +39,8 @@ from chalicelib.services.schedule_targets import ScheduleTargets
 from chalicelib.services.ct_schedules import TARGET as CT_SCHEDULE_TARGET, CTScheduleService
 from chalicelib.services.app_timeline import AppTimeline
 from chalicelib.services.retrain_policies import RetrainLoopService
+from chalicelib.services.retrain_deploy import RetrainDeployer
+from chalicelib.services.event_listeners import ListeningPublisher
 from chalicelib.services.schedules import SchedulerClockService
 from chalicelib.services.gpus import GpuSupport
 from chalicelib.services.inference_jobs import InferenceJobService
@@ -150,7 +152,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
     clock: Clock = parts.get("clock", lambda: utc_now)
     stores = _Stores(parts, aws)
     # Job records publish their state changes (issue 12): each store wrapped once, here.
-    publisher = parts.get("event_publisher", lambda: event_publisher(settings, aws))
+    listeners: list[Callable[[Any], None]] = []  # in-process reactions to what is published (the retrain loop)
+    publisher = ListeningPublisher(parts.get("event_publisher", lambda: event_publisher(settings, aws)), listeners)
     # Schedules (issue 12): a firing invokes a target registered by name on schedule_targets.
     schedule_targets = parts.get("schedule_targets", ScheduleTargets)
     scheduler = parts.get("scheduler", lambda: scheduler_for(settings, aws, schedule_targets))
@@ -272,6 +275,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
     retrain = RetrainLoopService(built.train_jobs, built.datasets, app_store, stores.users, blobs, blobs, timeline,
                                  ct_schedules.traffic_source, clock=clock)
     built = dataclasses.replace(built, app_timeline=timeline, retrain=retrain)  # the breach hook reads this one
+    deployer = RetrainDeployer(retrain, built.stress_tests, built.inference_jobs, built.apps, stores.users, blobs)
+    listeners.append(deployer.on_event)  # a retrain's end and its holdout evaluation (published state changes)
     return built
 
 

@@ -186,7 +186,9 @@ class RetrainLoopService:
             job = self._train_jobs.resolve(owner, policy["app"], int(version))
         except NotFound:
             return None
-        return None if job.status.value in ("STOPPED", "ERRORED") else int(version)
+        if job.status.value in ("STOPPED", "ERRORED") and retrain.get("state") != "evaluating":
+            return None
+        return int(version)  # training, or its holdout evaluation still runs
 
     @staticmethod
     def _dataset_text(policy: dict[str, Any]) -> str:
@@ -225,6 +227,32 @@ class RetrainLoopService:
         made = self._datasets.create_from_bytes(owner, f"{app}-captured-{self._clock():%Y%m%dT%H%M%S}", latest.task,
                                                 out.getvalue().encode(), target_column=target)
         return made["id"]
+
+    # -- what the deployer (services/retrain_deploy.py) uses ---------------------------------------
+
+    def tracked(self, owner_id: str, app: Optional[str], job_id: str) -> Optional[tuple[str, str, dict[str, Any]]]:
+        """(owner's email, app, policy) of the policy whose retrain is train job ``job_id`` or
+        whose holdout evaluation is stress test ``job_id``; None for any other job."""
+        apps = [app] if app else [k.split("/")[2] for k in self._keys.list_keys(f"loop/{owner_id}/")
+                                  if k.endswith("/policy.json")]
+        for name in apps:
+            policy = self._read(owner_id, name)
+            retrain = (policy or {}).get("retrain") or {}
+            if retrain.get("train_job_id") == job_id and retrain.get("state", "training") == "training":
+                return policy["owner_email"], name, policy
+            if retrain.get("state") == "evaluating" and any(
+                    e["job_id"] == job_id for e in (retrain.get("evaluations") or {}).values()):
+                return policy["owner_email"], name, policy
+        return None
+
+    def save(self, user_id: str, app: str, policy: dict[str, Any]) -> None:
+        self._write(user_id, app, policy)
+
+    def step(self, user_id: str, app: str, step: str, reason: str, data: dict[str, Any]) -> None:
+        self._timeline.record(user_id, app, step, reason, data)
+
+    def target_column(self, owner: User, dataset_id: str) -> str:
+        return self._datasets.get(owner, dataset_id).get("target_column") or "label"
 
     # -- the record -----------------------------------------------------------------------------
 
