@@ -29,7 +29,8 @@ def start_upload(call: Call) -> dict:
                                             iam_principal=call.iam_principal)
 
 
-@endpoint(bp, "/datasets/{dataset_id}/complete", "POST", "Check a presigned upload; the dataset becomes READY",
+@endpoint(bp, "/datasets/{dataset_id}/complete", "POST", "Check a presigned upload: the dataset becomes READY, or PENDING (a "
+          "large file, checked by a job: poll GET /datasets/{dataset_id} for READY or INVALID with its error)",
           response=DatasetOut, errors=(PayloadTooLarge,))
 def complete_upload(call: Call, dataset_id: str) -> dict:
     return services().datasets.complete_upload(call.user, dataset_id)
