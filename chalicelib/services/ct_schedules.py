@@ -167,6 +167,8 @@ class CTScheduleService:
             outcome = {"status": "FAILED", "reason": str(e)[:1000]}
         except CaptureFormatError as e:
             outcome = {"status": "FAILED", "reason": f"captured traffic could not be read: {e}"[:1000]}
+        except ValueError as e:  # pandas/pyarrow could not make one table of the new data (mixed column types)
+            outcome = {"status": "FAILED", "reason": f"the new data could not be gathered into one table: {e}"[:1000]}
         outcome["time"] = firing.time.isoformat()
         level = logging.WARNING if outcome["status"] == "FAILED" else logging.INFO
         log.log(level, "scheduled continuous test of %s: %s %s", instance_id, outcome["status"],

@@ -138,3 +138,14 @@ def test_a_bad_expression_is_a_400_and_removing_forgets_the_schedule(w, s):  # n
     with pytest.raises(NotFound):
         service.get_schedule(w.user, instance_id)
     assert fire(service, instance_id, w.clock())["status"] == "FAILED"  # a firing in flight finds no record
+
+
+def test_traffic_that_makes_no_table_fails_the_run_with_why(w, s):  # noqa: F811
+    service, _, instance_id = s
+    service.set_schedule(w.user, instance_id, "rate(1 hour)", {"app": "fraud-app"})
+    start = w.clock()
+    capture(w, "q1", {"x": 1}, start + timedelta(minutes=1))
+    capture(w, "q2", {"x": {"nested": [1, "a"]}}, start + timedelta(minutes=2))  # x: a number, then an object
+    out = fire(service, instance_id, start + timedelta(hours=1))
+    assert out["status"] == "FAILED" and "one table" in out["reason"], out
+    assert service.get_schedule(w.user, instance_id)["watermark"] == start.isoformat()  # not moved: retried later
