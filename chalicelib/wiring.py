@@ -275,7 +275,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
     retrain = RetrainLoopService(built.train_jobs, built.datasets, app_store, stores.users, blobs, blobs, timeline,
                                  ct_schedules.traffic_source, clock=clock)
     built = dataclasses.replace(built, app_timeline=timeline, retrain=retrain)  # the breach hook reads this one
-    deployer = RetrainDeployer(retrain, built.stress_tests, built.inference_jobs, built.apps, stores.users, blobs)
+    deployer = RetrainDeployer(retrain, built.stress_tests, built.inference_jobs, built.apps, stores.users, blobs,
+                               stores.ct_instances)
     listeners.append(deployer.on_event)  # a retrain's end and its holdout evaluation (published state changes)
     return built
 

@@ -27,6 +27,7 @@ from chalicelib.entities import User
 from chalicelib.entities.events import EventKind, KileleEvent
 from chalicelib.errors import DomainError, NotFound
 from chalicelib.ports import BlobStore, UserStore
+from chalicelib.ports_continuous import CTInstanceStore
 from chalicelib.services import stress_messages
 from chalicelib.services.retrain_policies import RetrainLoopService
 
@@ -52,13 +53,14 @@ def beats(new: dict[str, float], serving: dict[str, float]) -> tuple[bool, str]:
 
 class RetrainDeployer:
     def __init__(self, loop: RetrainLoopService, stress_tests: Any, inference_jobs: Any, apps: Any,
-                 users: UserStore, blobs: BlobStore):
+                 users: UserStore, blobs: BlobStore, instances: CTInstanceStore):
         self._loop = loop
         self._stress = stress_tests  # services.stress_tests.StressTestService
         self._inference = inference_jobs  # services.inference_jobs.InferenceJobService
         self._apps = apps  # services.apps.ApplicationService
         self._users = users
         self._blobs = blobs
+        self._instances = instances
 
     def on_event(self, event: KileleEvent) -> None:
         """A published state change; only the ones a tracked retrain waits for act. Failures are
@@ -140,8 +142,20 @@ class RetrainDeployer:
         self._inference.create_inference_job(owner, app, version)
         if self._apps.find(owner.id, app) is not None and self._apps.find(owner.id, app).version is not None:
             self._apps.set_model_version(owner, app, version)  # a pinned app moves to it; else the latest serves
-        self._loop.step(owner.id, app, "deployed", f"v{version} beats the serving version: {why}",
-                        {"app_version": version})
+        followed = self._follow(owner, app, version, retrain.get("ct_instance_id"))
+        self._loop.step(owner.id, app, "deployed", f"v{version} beats the serving version: {why}"
+                        + (f"; CT instance {followed['ct_instance_id']} now tests it" if followed else ""),
+                        {"app_version": version, **(followed or {})})
+
+    def _follow(self, owner: User, app: str, version: int, ct_instance_id: Optional[str]) -> Optional[dict[str, Any]]:
+        """Point the CT instance whose breach retrained at the deployed version's best trial, so its
+        next continuous tests test the model that now serves the traffic."""
+        stored = self._instances.get(ct_instance_id) if ct_instance_id else None
+        best = self._loop.best_trial_id(owner, app, version)
+        if stored is None or stored.owner_id != owner.id or best is None:
+            return None
+        self._instances.update(stored.id, source={**stored.source, "model_info": {"trial_id": best}})
+        return {"ct_instance_id": stored.id, "trial_id": best}
 
     def _scores(self, job_id: str) -> dict[str, float]:
         """The model's metrics on the holdout (the run's ``model_performance.evaluation.*``)."""

@@ -251,6 +251,10 @@ class RetrainLoopService:
     def step(self, user_id: str, app: str, step: str, reason: str, data: dict[str, Any]) -> None:
         self._timeline.record(user_id, app, step, reason, data)
 
+    def best_trial_id(self, owner: User, app: str, version: int) -> Optional[str]:
+        best = self._train_jobs.get_best_trials_of_train_job(owner, app, version, max_count=1)
+        return best[0]["id"] if best else None
+
     def target_column(self, owner: User, dataset_id: str) -> str:
         return self._datasets.get(owner, dataset_id).get("target_column") or "label"
 

@@ -81,6 +81,9 @@ def test_a_better_retrained_version_is_deployed(h):  # noqa: F811
     [job] = h.fakes.inference_jobs.items.values()
     assert job.app_version == 2
     assert h.fakes.apps.items[(h.owner.id, "fraud")].version == 2  # the pinned app moved to it
+    # The CT instance whose breach retrained now tests the deployed model.
+    assert h.fakes.ct_instances.items["ct-1"].source["model_info"] == {"trial_id": "trial-2"}
+    assert timeline[-1]["data"] == {"app_version": 2, "ct_instance_id": "ct-1", "trial_id": "trial-2"}
 
 
 def test_a_worse_retrained_version_is_kept_out(h):  # noqa: F811
@@ -89,6 +92,7 @@ def test_a_worse_retrained_version_is_kept_out(h):  # noqa: F811
     assert [e["step"] for e in timeline][-2:] == ["evaluation_scores", "kept"]
     assert "does not beat" in timeline[-1]["reason"]
     assert not h.fakes.inference_jobs.items and h.fakes.apps.items[(h.owner.id, "fraud")].version == 1
+    assert "model_info" not in h.fakes.ct_instances.items["ct-1"].source
     # The loop is free again: the next breach retrains.
     h.services.retrain.on_breaches(h.instance, [breach()])
     assert steps(h)[-1] == "retrain_started"
