@@ -80,6 +80,10 @@ class Settings(BaseSettings):
         64 * MiB, ge=0, description="Presigned uploads above this are checked by a job, not in the request: the "
         "dataset is PENDING, then READY or INVALID (issue 13, finding 3). Smaller ones stay synchronous (READY at once)."
     )
+    dataset_check_timeout_seconds: float = Field(
+        3600.0, gt=0, description="A PENDING dataset whose check job has not ended this long after it started is "
+        "INVALID when next read (the job was lost), never PENDING forever."
+    )
     max_model_file_bytes: int = Field(1 * MiB, description="Largest model .py file accepted.")
     presigned_url_seconds: int = 900
     dataset_url_timeout_seconds: float = Field(

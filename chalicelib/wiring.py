@@ -236,6 +236,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
             max_direct_upload_bytes=settings.max_direct_upload_bytes, max_dataset_bytes=settings.max_dataset_bytes,
             presigned_url_seconds=settings.presigned_url_seconds, clock=clock, archive_limits=archive_limits(settings),
             check_job=dataset_check, check_threshold_bytes=settings.dataset_check_threshold_bytes,
+            check_timeout_seconds=settings.dataset_check_timeout_seconds,
             check_dispatcher=parts.get("dataset_check_dispatcher",
                                        lambda: dataset_check_dispatcher(settings, dataset_check.run)),
             # Signed IAM users upload straight to S3 there; the endpoint only when S3 is local (moto).

@@ -100,6 +100,7 @@ class Dataset:
     target_column: Optional[str] = None
     stats: dict[str, Any] = field(default_factory=dict)
     error: Optional[str] = None  # why an INVALID dataset was refused
+    check_started_at: Optional[datetime] = None  # when it became PENDING (its check job's bound counts from here)
 
     def to_dict(self) -> dict[str, Any]:
         return {

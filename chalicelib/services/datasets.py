@@ -8,6 +8,7 @@ dispatcher, it is recorded PENDING and checked by a job (issue 13, finding 3; se
 from __future__ import annotations
 
 import tempfile
+from datetime import timedelta
 from typing import IO, Any, Optional
 
 from chalicelib.dataset_formats import check_dataset
@@ -38,6 +39,7 @@ class DatasetService:
         check_dispatcher: Optional[DatasetCheckDispatcher] = None,
         check_threshold_bytes: Optional[int] = None,
         check_job: Optional[DatasetCheckJob] = None,
+        check_timeout_seconds: float = 3600.0,
         bucket: str = "",
         direct_endpoint_url: Optional[str] = None,
     ):
@@ -51,6 +53,7 @@ class DatasetService:
         self._archive_limits = archive_limits
         self._check_dispatcher = check_dispatcher
         self._check_threshold = check_threshold_bytes
+        self._check_timeout = timedelta(seconds=check_timeout_seconds)
         self.check_job = check_job or DatasetCheckJob(datasets, blobs, max_dataset_bytes, archive_limits)
         self._bucket = bucket
         self._direct_endpoint_url = direct_endpoint_url or None
@@ -138,7 +141,7 @@ class DatasetService:
 
     def _dispatch_check(self, dataset: Dataset, size: int) -> dict[str, Any]:
         assert self._check_dispatcher is not None
-        dataset.size_bytes, dataset.status = size, DatasetStatus.PENDING
+        dataset.size_bytes, dataset.status, dataset.check_started_at = size, DatasetStatus.PENDING, self._clock()
         self._datasets.save(dataset)
         try:
             self._check_dispatcher.dispatch(dataset.id)
@@ -154,7 +157,15 @@ class DatasetService:
         return [d.to_dict() for d in self._datasets.list(owner_id=owner, task=task)]
 
     def get(self, actor: User, dataset_id: str) -> dict[str, Any]:
-        return self._owned(actor, dataset_id).to_dict()
+        """One dataset. A PENDING one whose check job has not ended within the check timeout
+        is recorded INVALID here (its job was lost, e.g. with the process that ran it)."""
+        dataset = self._owned(actor, dataset_id)
+        if dataset.status is DatasetStatus.PENDING and dataset.check_started_at is not None \
+                and self._clock() - dataset.check_started_at > self._check_timeout:
+            self.check_job.mark_invalid(
+                dataset, f"the check job did not end within {self._check_timeout.total_seconds():g} s "
+                "(it was lost or stopped); upload the file again", delete_file=True)
+        return dataset.to_dict()
 
     def _owned(self, actor: User, dataset_id: str) -> Dataset:
         require(actor, Action.MANAGE_DATASETS)

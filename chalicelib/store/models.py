@@ -96,6 +96,7 @@ class DatasetItem(Model):
     target_column = UnicodeAttribute(null=True)
     stats = MapAttribute(default=dict)
     error = UnicodeAttribute(null=True)
+    check_started_at = UnicodeAttribute(null=True)
     by_owner = ByOwner()
 
 

@@ -154,6 +154,7 @@ class DatasetRepository:
             target_column=dataset.target_column,
             stats=dataset.stats,
             error=dataset.error,
+            check_started_at=_iso(dataset.check_started_at) if dataset.check_started_at else None,
         ).save()
 
     def get(self, dataset_id: str) -> Optional[Dataset]:
@@ -190,6 +191,7 @@ class DatasetRepository:
             target_column=item.target_column,
             stats=_plain_map(item.stats) or {},
             error=item.error,
+            check_started_at=_opt_dt(item.check_started_at),
         )
 
 

@@ -104,6 +104,17 @@ def test_a_check_that_cannot_start_ends_invalid(h, dev, checks):
     assert (out["status"], out["error"]) == ("INVALID", "the check job could not be started: no capacity")
 
 
+def test_a_lost_check_job_ends_invalid_when_the_dataset_is_next_read(h, dev, checks):
+    dataset_id = uploaded(h, dev, CSV)
+    h.services.datasets.complete_upload(dev, dataset_id)  # the job is queued, and never runs
+    h.fakes.clock.advance(seconds=h.settings.dataset_check_timeout_seconds)
+    assert h.services.datasets.get(dev, dataset_id)["status"] == "PENDING"  # not yet over the bound
+    h.fakes.clock.advance(seconds=1)
+    out = h.services.datasets.get(dev, dataset_id)
+    assert out["status"] == "INVALID" and out["error"].startswith("the check job did not end within 3600 s")
+    assert h.fakes.datasets.get(dataset_id).status.value == "INVALID" and h.fakes.blobs.objects == {}
+
+
 def test_uploads_at_or_under_the_threshold_stay_synchronous(checks):
     from settings_support import make_settings
 
