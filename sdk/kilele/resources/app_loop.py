@@ -31,6 +31,7 @@ class AppLoopMixin(HttpClient):
         return self._request("GET", f"/apps/{_segment(app)}/retrain-policy")
 
     def remove_retrain_policy(self, app: str) -> None:
+        """Remove the app's retrain policy (a retrain already started runs on, unwatched)."""
         self._request("DELETE", f"/apps/{_segment(app)}/retrain-policy")
 
     def get_app_timeline(self, app: str) -> list[dict[str, Any]]:
