@@ -8,7 +8,6 @@ from chalicelib.api import (auth, capture, datasets, images, meta, models, proje
                             train_jobs, users)
 from chalicelib.api import events as events_api
 from chalicelib.api import schedules as schedules_api
-from chalicelib.api import schedules as schedules_api
 from chalicelib.api import continuous_tests as continuous_tests_api
 from chalicelib.api import ct_schedules as ct_schedules_api
 from chalicelib.api import app_loop as app_loop_api
@@ -28,7 +27,6 @@ for blueprint in (meta.bp, auth.bp, users.bp, datasets.bp, models.bp, train_jobs
                   projects.bp, stress_tests.bp, images.bp, capture.bp):
     app.register_blueprint(blueprint)
 app.register_blueprint(events_api.bp)  # GET /events (issue 12)
-app.register_blueprint(schedules_api.bp)  # the local scheduler's manual clock (issue 12)
 app.register_blueprint(schedules_api.bp)  # the local scheduler's manual clock (issue 12)
 app.register_blueprint(continuous_tests_api.bp)  # CT instances and continuous tests (issue 12)
 app.register_blueprint(ct_schedules_api.bp)  # CT instances' schedules with a data source (issue 12)

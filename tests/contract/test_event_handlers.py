@@ -11,7 +11,10 @@ client generates, inside the suite of the twin pair it belongs to:
   ``test_a_run_lost_after_its_worker_answered_changes_nothing`` and
   ``test_batch_job_failed_handles_only_failed_trial_jobs``;
 - ``serve_queue_items`` (serving-requests queue -> results): test_serving_queue_consumers.py,
-  the ``lambda`` consumer.
+  the ``lambda`` consumer;
+- ``image_build_changed`` (EventBridge "CodeBuild Build State Change" of an ended build -> the
+  managed images of that build recorded): tests/workflows/test_image_build_events.py, with the
+  event shape CodeBuild documents (moto emits no CodeBuild events).
 
 Here: every event handler has such a suite (a new one fails this test until it gets one), and the
 handlers' event sources are the ones those suites assume and the local consumers mirror.
@@ -27,7 +30,7 @@ from app import app
 from chalicelib.resources import SERVING_REQUESTS_QUEUE, TRIALS_QUEUE
 from chalicelib.settings import Settings
 
-COVERED = {"dispatch_trials", "batch_job_failed", "serve_queue_items"}
+COVERED = {"dispatch_trials", "batch_job_failed", "serve_queue_items", "image_build_changed"}
 
 
 def test_every_event_handler_has_a_contract_suite():
@@ -51,7 +54,7 @@ def _matches(pattern: Any, event: Any) -> bool:
 
 
 def test_batch_job_failed_subscribes_to_failed_batch_jobs_only():
-    [source] = [s for s in app.event_sources if isinstance(s, CloudWatchEventConfig)]
+    [source] = [s for s in app.event_sources if isinstance(s, CloudWatchEventConfig) and s.name == "batch_job_failed"]
     events = Client(app).events
 
     def batch_event(status: str) -> dict[str, Any]:
@@ -61,3 +64,17 @@ def test_batch_job_failed_subscribes_to_failed_batch_jobs_only():
     assert _matches(source.event_pattern, batch_event("FAILED"))
     assert not _matches(source.event_pattern, batch_event("SUCCEEDED"))
     assert not _matches(source.event_pattern, {**batch_event("FAILED"), "source": "aws.ecs"})
+
+
+def test_image_build_changed_subscribes_to_ended_codebuild_builds_only():
+    [source] = [s for s in app.event_sources if isinstance(s, CloudWatchEventConfig) and s.name == "image_build_changed"]
+    events = Client(app).events
+
+    def build_event(status: str) -> dict[str, Any]:
+        return events.generate_cw_event(source="aws.codebuild", detail_type="CodeBuild Build State Change",
+                                        detail={"build-status": status, "project-name": "p"}, resources=[])
+
+    for ended in ("SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT"):
+        assert _matches(source.event_pattern, build_event(ended)), ended
+    assert not _matches(source.event_pattern, build_event("IN_PROGRESS"))
+    assert not _matches(source.event_pattern, {**build_event("FAILED"), "source": "aws.batch"})
