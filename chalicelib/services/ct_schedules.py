@@ -27,17 +27,17 @@ import json
 import logging
 import re
 from datetime import datetime
-from typing import Any, Optional
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any, Optional
 
 from chalicelib.capture_format import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, app_prefix
-from chalicelib.capture_reader import CaptureFormatError, traffic_frame
 from chalicelib.entities import User
 from chalicelib.entities.schedules import Firing, Schedule
 from chalicelib.errors import Conflict, DomainError, InvalidInput, NotFound
 from chalicelib.ports import ApplicationStore, BlobStore, Scheduler, UserStore
 from chalicelib.ports_continuous import CTInstanceStore
+
+if TYPE_CHECKING:  # pandas is imported where data is read: the API Lambda, which imports this
+    import pandas as pd  # module through the composition root, ships neither pandas nor numpy
 from chalicelib.ports_loop import KeyLister
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.continuous_tests import ContinuousTestService
@@ -162,13 +162,18 @@ class CTScheduleService:
                         instance_id)
             return {"status": "FAILED", "reason": f"CT instance {instance_id!r} has no schedule"}
         try:
-            outcome = self._run(instance_id, state, firing)
-        except DomainError as e:
-            outcome = {"status": "FAILED", "reason": str(e)[:1000]}
-        except CaptureFormatError as e:
-            outcome = {"status": "FAILED", "reason": f"captured traffic could not be read: {e}"[:1000]}
-        except ValueError as e:  # pandas/pyarrow could not make one table of the new data (mixed column types)
-            outcome = {"status": "FAILED", "reason": f"the new data could not be gathered into one table: {e}"[:1000]}
+            from chalicelib.capture_reader import CaptureFormatError  # pandas: see the module's imports
+        except ImportError as e:
+            outcome = {"status": "FAILED", "reason": f"this process cannot read data files (no pandas): {e}"[:1000]}
+        else:
+            try:
+                outcome = self._run(instance_id, state, firing)
+            except DomainError as e:
+                outcome = {"status": "FAILED", "reason": str(e)[:1000]}
+            except CaptureFormatError as e:
+                outcome = {"status": "FAILED", "reason": f"captured traffic could not be read: {e}"[:1000]}
+            except ValueError as e:  # pandas/pyarrow could not make one table of the new data (mixed types)
+                outcome = {"status": "FAILED", "reason": f"the new data could not be gathered into one table: {e}"[:1000]}
         outcome["time"] = firing.time.isoformat()
         level = logging.WARNING if outcome["status"] == "FAILED" else logging.INFO
         log.log(level, "scheduled continuous test of %s: %s %s", instance_id, outcome["status"],
@@ -216,6 +221,8 @@ class CTScheduleService:
     def _traffic(self, owner: User, app: str, instance: dict[str, Any], timestamp_col: str, state: dict[str, Any],
                  until: datetime) -> tuple[Optional[pd.DataFrame], dict[str, Any]]:
         """The app's queries answered in [watermark, firing time), labels joined as the instance's label column."""
+        from chalicelib.capture_reader import traffic_frame
+
         since = datetime.fromisoformat(state["watermark"]) if state.get("watermark") else None
         prefixes = [app_prefix(CAPTURE_PREFIX, owner.id, app) + "/", app_prefix(GROUND_TRUTH_PREFIX, owner.id, app) + "/"]
         keys = [k for p in prefixes for k in self._keys.list_keys(p)]
@@ -237,6 +244,8 @@ class CTScheduleService:
 
     def _files(self, uri: str, state: dict[str, Any]) -> tuple[Optional[pd.DataFrame], dict[str, Any]]:
         """The prefix's data files not tested before, as one frame."""
+        import pandas as pd
+
         prefix = uri.partition("s3://")[2].partition("/")[2]
         seen = set(state.get("seen_files") or ())
         new = [k for k in self._keys.list_keys(prefix) if _DATA_FILE.search(k) and k not in seen]
