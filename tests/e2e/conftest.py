@@ -61,6 +61,10 @@ class StackProcess:
         # Each stack its own state: never the user's ~/.kilele/local, never another test's.
         self.data_dir = (tmp or Path("/tmp")) / f"kilele-data-{self.port}"
         child_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KILELE_"))}
+        if EXTERNAL_AWS:
+            # Stacks share the one external emulator: a stage of its own keeps each stack's tables,
+            # bucket and queues apart (with their own moto, each stack starts empty).
+            child_env["KILELE_STAGE"] = f"e2e{self.port}"
         child_env.update(env or {})
         external = ["--aws-endpoint-url", EXTERNAL_AWS] if EXTERNAL_AWS else []
         if EXTERNAL_DYNAMODB:
