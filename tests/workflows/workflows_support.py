@@ -117,7 +117,9 @@ class ScriptedTrials:
         """Like the worker: results (JSON for the API) under ``results_prefix``, then the summary;
         or ``error.json`` then SendTaskFailure; or silence. ``stress_worker`` set: it answers."""
         if self.stress_worker is not None:
-            self.stress_worker(message, token)
+            # The start was reported above: the worker gets the run task's token, and a message
+            # without run_token_key, so it does not report a start again.
+            self.stress_worker({k: v for k, v in message.items() if k != "run_token_key"}, token)
             return
         kind, value = self.stress_outcome(message)
         time.sleep(self.seconds_per_trial)
