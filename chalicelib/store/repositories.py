@@ -206,7 +206,9 @@ def _model_name_key(owner_id: str, name: str) -> str:
     return f"model-name#{owner_id}#{name}"
 
 
-class ModelRepository:
+class TransactionalRepository:
+    """Base of the repositories that write DynamoDB transactions, over one connection each."""
+
     def __init__(self, connection: Optional[Connection] = None):
         self._connection = connection
 
@@ -216,6 +218,9 @@ class ModelRepository:
         if self._connection is None:
             self._connection = new_connection()
         return TransactWrite(connection=self._connection)
+
+
+class ModelRepository(TransactionalRepository):
 
     def add(self, model: Model) -> None:
         """Store a new model and claim its name for its owner, atomically."""

@@ -4,14 +4,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Optional
 
-from pynamodb.connection import Connection
 from pynamodb.exceptions import DoesNotExist, PutError, TransactWriteError, UpdateError
-from pynamodb.transactions import TransactWrite
 
 from chalicelib.entities import User, UserType
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.store.models import UniqueItem, UserItem, new_connection
-from chalicelib.store.repositories import _failed_condition
+from chalicelib.store.models import UniqueItem, UserItem
+from chalicelib.store.repositories import TransactionalRepository, _failed_condition
 
 
 def _principal_key(principal: str) -> str:
@@ -24,15 +22,7 @@ def _cancelled(error: TransactWriteError, index: int) -> bool:
     return index < len(reasons) and reasons[index] is not None and reasons[index].code == "ConditionalCheckFailed"
 
 
-class UserRepository:
-    def __init__(self, connection: Optional[Connection] = None):
-        self._connection = connection
-
-    def _transaction(self) -> TransactWrite:
-        if self._connection is None:
-            self._connection = new_connection()
-        return TransactWrite(connection=self._connection)
-
+class UserRepository(TransactionalRepository):
     def add(self, user: User) -> None:
         """Store a new user; :class:`Conflict` if the email is taken."""
         item = UserItem(
