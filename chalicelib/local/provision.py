@@ -2,9 +2,11 @@
 (moto locally; the same specs feed infra/ on AWS). Idempotent."""
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from chalicelib import resources as resources_module
 from chalicelib.resources import RESOURCES, Resources, TableSpec
 from chalicelib.settings import Settings
 
@@ -104,4 +106,26 @@ def provision(settings: Settings, aws: Optional[Any] = None, resources: Resource
                 provisioned.state_machine_arns[machine.name] = sfn.create_state_machine(
                     name=name, definition=definition, roleArn=LOCAL_ROLE_ARN
                 )["stateMachineArn"]
+    if settings.events_uri.startswith("eventbridge://") and resources is RESOURCES:
+        _provision_event_bus(settings, aws)
     return provisioned
+
+
+def _provision_event_bus(settings: Settings, aws: Any) -> None:
+    """The bus, the log group and the rule delivering Kilele's events to it, as
+    infra/kilele_infra/events.py deploys them: GET /events reads that log group (the EventBridge
+    twin answers 503 without it)."""
+    from chalicelib.wiring_events import events_log_group
+
+    events, logs = aws.client("events"), aws.client("logs")
+    bus, group = (settings.events_uri.removeprefix("eventbridge://") or settings.resource_name(resources_module.EVENT_BUS),
+                  settings.events_log_group or events_log_group(settings))
+    if bus not in {b["Name"] for b in events.list_event_buses().get("EventBuses", [])}:
+        events.create_event_bus(Name=bus)
+    if not logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups"):
+        logs.create_log_group(logGroupName=group)
+    rule = f"{bus}-to-log"
+    events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": ["kilele"]}))
+    account = aws.client("sts").get_caller_identity()["Account"]
+    events.put_targets(Rule=rule, EventBusName=bus, Targets=[
+        {"Id": "log", "Arn": f"arn:aws:logs:{settings.region}:{account}:log-group:{group}"}])

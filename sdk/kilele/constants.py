@@ -42,7 +42,9 @@ class InferenceBudgetOption(str, Enum):
 
 class DatasetStatus(str, Enum):
     UPLOADING = "UPLOADING"
+    PENDING = "PENDING"  # large files: checked by a job after the upload (wait_for_dataset)
     READY = "READY"
+    INVALID = "INVALID"  # the check refused the file; the dataset's ``error`` says why
 
 
 class InputType(str, Enum):

@@ -4,7 +4,6 @@ test's state changes are published by its record store as they happen; users see
 events, admins everyone's; bad filters and tokens are 400s."""
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
@@ -22,14 +21,12 @@ MODEL = b"import numpy as np\n\ndef predict_df(df):\n    return np.full(len(df),
 
 @pytest.fixture
 def bus(aws, settings) -> None:
-    """The bus, the log group and the rule between them, as infra/kilele_infra/events.py makes them."""
-    events, logs = boto3.client("events", region_name=settings.region), boto3.client("logs", region_name=settings.region)
-    name = settings.resource_name(resources.EVENT_BUS)
-    events.create_event_bus(Name=name)
-    logs.create_log_group(logGroupName=events_log_group(settings))
-    events.put_rule(Name="kilele-events-log", EventBusName=name, EventPattern=json.dumps({"source": ["kilele"]}))
-    events.put_targets(Rule="kilele-events-log", EventBusName=name, Targets=[
-        {"Id": "log", "Arn": f"arn:aws:logs:{settings.region}:123456789012:log-group:{events_log_group(settings)}"}])
+    """The bus, the log group and the rule between them: provision() makes them as
+    infra/kilele_infra/events.py deploys them."""
+    logs = boto3.client("logs", region_name=settings.region)
+    assert logs.describe_log_groups(logGroupNamePrefix=events_log_group(settings))["logGroups"]
+    assert boto3.client("events", region_name=settings.region).list_rules(
+        EventBusName=settings.resource_name(resources.EVENT_BUS))["Rules"]
 
 
 @pytest.fixture

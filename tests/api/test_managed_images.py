@@ -37,7 +37,10 @@ def test_create_then_ready_with_what_the_build_resolved(make_user, builder, imag
     assert made.data["requirements"] == [{"name": "tensorflow", "version_specifier": None},
                                          {"name": "xgboost", "version_specifier": "==1.0.2"}]
     assert [r.pip_argument() for r in builder.started[0][1]] == ["tensorflow", "xgboost==1.0.2"]
-    assert [payload for _, payload in image_workflows.starts] == [{"name": "xgb", "poll_seconds": 20}]
+    # the workflow's own bound on its polls: the build deadline's worth of polls, and 10 more
+    from chalicelib.services.managed_images import BUILD_DEADLINE_SECONDS
+    assert [payload for _, payload in image_workflows.starts] == [
+        {"name": "xgb", "poll_seconds": 20, "polls": 0, "max_polls": BUILD_DEADLINE_SECONDS // 20 + 10}]
 
     builder.finish(builder.last(), ["xgboost==1.0.2", "tensorflow==2.1.0", "numpy==1.26.4"])
     image = dev.call("GET", "/managed-images/xgb").data

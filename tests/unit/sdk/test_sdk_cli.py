@@ -217,7 +217,7 @@ def test_local_up_calls_stack_main(run, monkeypatch):
                  "--snapshot-seconds", "0.5")
     assert result.exit_code == 0, result.stderr
     assert calls == [{"port": 8123, "moto_port": 5123, "data_dir": "/tmp/kilele-x", "reset": True,
-                      "snapshot_seconds": 0.5}]
+                      "snapshot_seconds": 0.5, "aws_endpoint_url": None, "dynamodb_endpoint_url": None}]
 
 
 def test_main_is_the_entry_point():
