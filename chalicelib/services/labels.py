@@ -8,7 +8,7 @@ from typing import Any, Callable
 
 from chalicelib.capture_format import (CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, app_prefix, ground_truth_key,
                                        ground_truth_record)
-from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.errors import InvalidInput, NotFound, Unprocessable
 from chalicelib.permissions import Action, require
 from chalicelib.entities import User
 from chalicelib.ports import ApplicationStore, BlobStore
@@ -37,7 +37,8 @@ class LabelService:
         seen: set[str] = set()
         for index, (query_id, _) in enumerate(labels):
             if query_id in seen:
-                raise InvalidInput(f"labels[{index}]: query_id {query_id!r} appears twice in this batch")
+                # 422, not 400: the body is valid JSON Schema-wise (no schema says "ids unique by key")
+                raise Unprocessable(f"labels[{index}]: query_id {query_id!r} appears twice in this batch")
             seen.add(query_id)
         if not labels:
             raise InvalidInput("labels is empty")

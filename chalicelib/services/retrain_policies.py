@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 from chalicelib.entities import User
 from chalicelib.entities.continuous import Breach, CTInstance
-from chalicelib.errors import DomainError, InvalidInput, NotFound
+from chalicelib.errors import DomainError, InvalidInput, NotFound, Unprocessable
 from chalicelib.ports import ApplicationStore, BlobStore, UserStore
 from chalicelib.ports_loop import KeyLister
 from chalicelib.services import Clock, utc_now
@@ -64,8 +64,9 @@ def parse_policy(value: Any) -> dict[str, Any]:
         raise InvalidInput("policy.deploy: true or false")
     holdout = value.get("holdout_dataset_id")
     if deploy and not (isinstance(holdout, str) and holdout):
-        raise InvalidInput("policy.holdout_dataset_id: required when deploy is true (the new version is deployed "
-                           "only if it beats the serving one on it)")
+        # 422: a rule across two fields, which the request schema does not express
+        raise Unprocessable("policy.holdout_dataset_id: required when deploy is true (the new version is deployed "
+                            "only if it beats the serving one on it)")
     return {"monitors": list(monitors), "dataset": dataset, "budget": dict(budget), "deploy": deploy,
             "holdout_dataset_id": holdout}
 

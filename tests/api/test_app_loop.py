@@ -15,7 +15,7 @@ def test_a_retrain_policy_and_the_timeline(make_user):
     assert_error(dev.call("GET", path), 404, "not_found", "no retrain policy")
     assert_error(dev.call("PUT", path, {"monitors": [], "dataset": "labelled_captured_traffic"}), 400, "invalid_input")
     assert_error(dev.call("PUT", path, {"monitors": ["drift"], "dataset": "labelled_captured_traffic",
-                                        "deploy": True}), 400, "invalid_input", "holdout_dataset_id")
+                                        "deploy": True}), 422, "unprocessable", "holdout_dataset_id")
     assert_error(dev.call("PUT", path, {"monitors": ["drift"], "dataset": {"dataset_id": "nope"}}),
                  404, "not_found", "policy.dataset")
     assert_error(dev.call("PUT", "/apps/other/retrain-policy", {"monitors": ["drift"],

@@ -14,7 +14,7 @@ from chalicelib.entities.continuous import Breach, CTInstance
 from chalicelib.entities.events import EventKind
 from chalicelib.entities.serving import InputType
 from chalicelib.entities.training import TrainJobStatus
-from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.errors import InvalidInput, NotFound, Unprocessable
 from chalicelib.services.continuous_tests import ContinuousTestService
 from chalicelib.services.retrain_policies import CAPTURED, parse_policy
 
@@ -123,13 +123,17 @@ def test_no_labelled_traffic_is_a_failed_retrain_with_why(h):
 @pytest.mark.parametrize("policy, message", [
     ({"monitors": [], "dataset": CAPTURED}, "policy.monitors"),
     ({"monitors": ["drift"], "dataset": "somewhere"}, "policy.dataset"),
-    ({"monitors": ["drift"], "dataset": CAPTURED, "deploy": True}, "holdout_dataset_id: required"),
     ({"monitors": ["drift"], "dataset": CAPTURED, "budget": {"GPUS": 1}}, "policy.budget"),
     ({"monitors": ["drift"], "dataset": CAPTURED, "colour": 1}, "policy.colour: unknown"),
 ])
 def test_a_bad_policy_is_a_400_naming_the_key(policy, message):
     with pytest.raises(InvalidInput, match=message):
         parse_policy(policy)
+
+
+def test_deploy_without_a_holdout_is_a_422_naming_it():
+    with pytest.raises(Unprocessable, match="holdout_dataset_id: required"):
+        parse_policy({"monitors": ["drift"], "dataset": CAPTURED, "deploy": True})
 
 
 def test_a_policy_names_datasets_and_an_app_of_the_caller(h):
