@@ -8,7 +8,7 @@ import json
 import pytest
 
 from chalicelib.entities import UserType
-from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.errors import InvalidInput, NotFound, Unprocessable
 from chalicelib.ports import EndpointTimeout
 from unit.services.test_predict_answers import serve
 
@@ -58,7 +58,7 @@ def test_labels_need_a_registered_app_and_distinct_ids(h, dev):
     with pytest.raises(NotFound):
         h.services.labels.send_labels(dev, "app", [("1", "a")])
     h.services.apps.register_application(dev, "app", None, "fallback", 1_000_000)
-    with pytest.raises(InvalidInput, match="twice"):
+    with pytest.raises(Unprocessable, match="twice"):
         h.services.labels.send_labels(dev, "app", [("1", "a"), ("1", "b")])
     assert not [k for k in h.fakes.blobs.objects if k.startswith("ground-truth/")]
     assert h.services.labels.send_labels(dev, "app", [("1", "a"), ("2", {"y": 1})])["received"] == 2
