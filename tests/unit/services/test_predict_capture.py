@@ -8,7 +8,7 @@ import json
 import pytest
 
 from chalicelib.entities import UserType
-from chalicelib.errors import InvalidInput, NotFound, Unprocessable
+from chalicelib.errors import NotFound, Unprocessable
 from chalicelib.ports import EndpointTimeout
 from unit.services.test_predict_answers import serve
 
