@@ -21,7 +21,7 @@ def event_publisher(settings: Settings, aws: Any) -> Any:
     from chalicelib.adapters.events.eventbridge import EventBridgePublisher
 
     # Clients made on first use: most functions build every service and publish nothing.
-    return EventBridgePublisher(rest or settings.resource_name(resources.EVENT_BUS), _LazyClient(aws, "events"),
+    return EventBridgePublisher(events_bus(settings), _LazyClient(aws, "events"),
                                 _LazyClient(aws, "logs"), settings.events_log_group or events_log_group(settings))
 
 
@@ -38,6 +38,12 @@ def scheduler(settings: Settings, aws: Any, targets: Any) -> Any:
 
     return EventBridgeScheduler(_LazyClient(aws, "scheduler"), rest or settings.resource_name(resources.SCHEDULE_GROUP),
                                 settings.schedule_target_arn, settings.scheduler_role_arn)
+
+
+def events_bus(settings: Settings) -> str:
+    """The event bus ``eventbridge://[bus]`` names: the stack's own when no name is given."""
+    _, rest = scheme_of(settings.events_uri, "KILELE_EVENTS_URI", ("eventbridge", "local"))
+    return rest or settings.resource_name(resources.EVENT_BUS)
 
 
 def events_log_group(settings: Settings) -> str:
@@ -57,4 +63,4 @@ class _LazyClient:
         return getattr(self._aws.client(self._service), name)
 
 
-__all__ = ["event_publisher", "events_log_group", "scheduler"]
+__all__ = ["event_publisher", "events_bus", "events_log_group", "scheduler"]

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from chalicelib import resources as resources_module
 from chalicelib.resources import RESOURCES, Resources, TableSpec
 from chalicelib.settings import Settings
 
@@ -115,11 +114,10 @@ def _provision_event_bus(settings: Settings, aws: Any) -> None:
     """The bus, the log group and the rule delivering Kilele's events to it, as
     infra/kilele_infra/events.py deploys them: GET /events reads that log group (the EventBridge
     twin answers 503 without it)."""
-    from chalicelib.wiring_events import events_log_group
+    from chalicelib.wiring_events import events_bus, events_log_group
 
     events, logs = aws.client("events"), aws.client("logs")
-    bus, group = (settings.events_uri.removeprefix("eventbridge://") or settings.resource_name(resources_module.EVENT_BUS),
-                  settings.events_log_group or events_log_group(settings))
+    bus, group = events_bus(settings), settings.events_log_group or events_log_group(settings)
     if bus not in {b["Name"] for b in events.list_event_buses().get("EventBuses", [])}:
         events.create_event_bus(Name=bus)
     if not logs.describe_log_groups(logGroupNamePrefix=group).get("logGroups"):
