@@ -10,9 +10,9 @@ would otherwise hold every snapshot for their whole wait).
 from __future__ import annotations
 
 import argparse
-import ctypes
 import json
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -26,6 +26,7 @@ import requests
 
 from chalicelib.local.ports import LOOPBACK, free_port
 from chalicelib.settings import process_environment
+from kilele.sandbox import die_with_parent_preexec
 
 # Turn on what moto only does when asked: run state machines, and Batch/Lambda without Docker.
 MOTO_CONFIG = {
@@ -33,7 +34,6 @@ MOTO_CONFIG = {
     "batch": {"use_docker": False},
     "lambda": {"use_docker": False},
 }
-_PR_SET_PDEATHSIG = 1
 #: The child's own path: liveness and the last snapshot, as JSON.
 STATUS_PATH = "/kilele-moto-status"
 #: The secret and owner of an access key moto issued, for the local gateway's SigV4 check
@@ -41,16 +41,13 @@ STATUS_PATH = "/kilele-moto-status"
 IAM_CREDENTIALS_PATH = "/kilele-iam-credentials"
 #: The child's exit code when the snapshot cannot be read (its reason is on stderr).
 EXIT_REFUSED = 3
+#: The child's exit code when its shutdown outlasted :data:`STOP_GRACE_SECONDS` (a request or a
+#: last snapshot stuck): it exits anyway, with the snapshot before that one on disk.
+EXIT_STUCK = 4
+#: How long the child's shutdown may take; the stack's :meth:`MotoServer.stop` waits longer.
+STOP_GRACE_SECONDS = 20.0
 _READ_PREFIXES = ("Get", "Describe", "List", "Scan", "Query", "BatchGet", "ReceiveMessage")
 _LONG_POLL = "AmazonSQS.ReceiveMessage"
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    # If the stack is killed outright (SIGKILL), the kernel still ends moto: no orphan server.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 _SPAWNER: list = []
@@ -94,6 +91,7 @@ class MotoServer:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             read_header(self.state_dir)  # a foreign or damaged snapshot: refused before anything starts
             command += ["--state-dir", str(self.state_dir), "--snapshot-seconds", str(self.snapshot_seconds)]
+        command += ["--parent-pid", str(os.getpid())]
         # The Step Functions interpreter calls other services at localhost:$MOTO_PORT.
         env = process_environment(extra={"MOTO_PORT": str(self.port)})
         env.pop("AWS_ENDPOINT_URL", None)
@@ -105,7 +103,8 @@ class MotoServer:
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,
-            preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            # If the stack is killed outright (SIGKILL), the kernel still ends moto: no orphan server.
+            preexec_fn=die_with_parent_preexec(signal.SIGTERM) if sys.platform.startswith("linux") else None,
         ))
         if log is not subprocess.DEVNULL:
             log.close()
@@ -330,12 +329,29 @@ def gated_app(app: Callable[..., Any], gate: Gate, status: Callable[[], dict[str
     return serve
 
 
+def watch_parent(parent_pid: int, stop: threading.Event, interval: float = 1.0) -> None:
+    """Sets ``stop`` once this process is no longer ``parent_pid``'s child. PR_SET_PDEATHSIG is
+    the first defence against outliving a SIGKILLed stack; this one holds where that signal is
+    lost (the parent died before the child set it, or a stuck handler), so no moto is orphaned."""
+    while not stop.wait(interval):
+        if os.getppid() != parent_pid:
+            print(f"the stack ({parent_pid}) is gone: stopping", file=sys.stderr, flush=True)
+            stop.set()
+
+
+def _exit_stuck() -> None:  # pragma: no cover - ends the process
+    print(f"shutdown took over {STOP_GRACE_SECONDS:.0f} s (a request or the last snapshot is stuck): exiting",
+          file=sys.stderr, flush=True)
+    os._exit(EXIT_STUCK)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """The child: restore, serve on 127.0.0.1 until SIGTERM, snapshot, exit."""
     parser = argparse.ArgumentParser(prog="python -m chalicelib.local.moto_server")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--state-dir", type=Path)
     parser.add_argument("--snapshot-seconds", type=float, default=2.0)
+    parser.add_argument("--parent-pid", type=int, help="the stack's pid: moto stops when it is gone")
     args = parser.parse_args(argv)
     from werkzeug.serving import make_server
 
@@ -365,7 +381,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     threading.Thread(target=server.serve_forever, name="moto-http", daemon=True).start()
     if snapshots:
         snapshots.start()
+    if args.parent_pid:
+        threading.Thread(target=watch_parent, args=(args.parent_pid, stop), name="moto-parent", daemon=True).start()
     stop.wait()
+    exit_anyway = threading.Timer(STOP_GRACE_SECONDS, _exit_stuck)
+    exit_anyway.daemon = True
+    exit_anyway.start()
     server.shutdown()
     if snapshots:
         snapshots.stop()
