@@ -7,8 +7,9 @@ the event publisher, so it sees what every job store publishes, in the process t
   timeline; with ``deploy``, two stress tests on the policy's holdout dataset start, one of the
   new version and one of the serving one (``model_info: {"app", "app_version"}``), and
   ``evaluation_started``;
-- each of those stress tests ending: its model performance on the holdout is read from its
-  results (``test_run.parquet``); when both are in, ``evaluation_scores`` and then either
+- each of those stress tests ending: its model performance on the holdout, which the worker
+  computed, is read from what it wrote (``test_run.json``: no pandas in this process); when both
+  are in, ``evaluation_scores`` and then either
   ``deployed`` (the new version beats the serving one: an inference job of it starts, and an app
   pinned to a version is moved to it) or ``kept`` -- each with its reason.
 
@@ -17,8 +18,9 @@ lower is better) on the holdout's rows; a tie keeps the serving version.
 """
 from __future__ import annotations
 
-import io
+import json
 import logging
+import math
 from typing import Any, Optional
 
 from chalicelib.entities import User
@@ -156,18 +158,21 @@ class RetrainDeployer:
         return {"ct_instance_id": stored.id, "trial_id": best}
 
     def _scores(self, job_id: str) -> dict[str, float]:
-        """The model's metrics on the holdout (the run's ``model_performance.evaluation.*``)."""
+        """The model's metrics on the holdout (the run's ``model_performance.evaluation.*``), as
+        the worker that scored it reported them in ``test_run.json`` (the JSON table the API
+        serves): the worker reads the holdout and computes; this process, an API or workflow
+        Lambda without pandas on AWS, only reads the numbers it wrote."""
         try:
-            data = self._blobs.get_bytes(stress_messages.result_key(job_id, "test_run.parquet"))
+            table = json.loads(self._blobs.get_bytes(stress_messages.result_key(job_id, "test_run.json")))
         except NotFound:
             return {}
-        # Imported here: the API Lambda loads this module through the composition root and ships no
-        # pandas (on AWS the comparison needs a process that has it: not yet, see docs/continuous-tests.md).
-        import pandas as pd
-
-        row = pd.read_parquet(io.BytesIO(data)).iloc[0]
+        records = table.get("records") if isinstance(table, dict) else None
+        if not records or not isinstance(records[0], dict):
+            return {}
         prefix = "model_performance.evaluation."
-        return {k[len(prefix):]: float(v) for k, v in row.items() if k.startswith(prefix) and pd.notna(v)}
+        return {k[len(prefix):]: float(v) for k, v in records[0].items()
+                if k.startswith(prefix) and isinstance(v, (int, float)) and not isinstance(v, bool)
+                and math.isfinite(v)}
 
 
 __all__ = ["METRICS", "RetrainDeployer", "beats"]

@@ -3,9 +3,8 @@ job ends, the new and the serving version are stress-tested on the holdout, and 
 deployed only if it beats the serving one -- each step on the app's timeline."""
 from __future__ import annotations
 
-import io
+import json
 
-import pandas as pd
 import pytest
 
 from chalicelib.entities import StressTestStatus, Task
@@ -39,10 +38,12 @@ def completed_trial(h, job_id: str, n: int) -> None:  # noqa: F811
 
 
 def scored(h, job_id: str, accuracy: float) -> None:  # noqa: F811
-    """The holdout stress test ``job_id`` ended with this accuracy (its results, then its status)."""
-    out = io.BytesIO()
-    pd.DataFrame([{"test_run_id": "r", "model_performance.evaluation.accuracy": accuracy}]).to_parquet(out)
-    h.fakes.blobs.objects[stress_messages.result_key(job_id, "test_run.parquet")] = out.getvalue()
+    """The holdout stress test ``job_id`` ended with this accuracy (its results as the worker writes
+    them, then its status)."""
+    row = {"test_run_id": "r", "model_performance.evaluation.accuracy": accuracy,
+           "model_performance.evaluation.auc": None, "model_performance.reference.accuracy": 1.0}
+    h.fakes.blobs.objects[stress_messages.result_key(job_id, "test_run.json")] = json.dumps(
+        {"columns": list(row), "records": [row]}).encode()
     h.services.stress_tests._jobs.set_status(job_id, StressTestStatus.SUCCEEDED,
                                              only_from=(StressTestStatus.PENDING, StressTestStatus.RUNNING))
 
