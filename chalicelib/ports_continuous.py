@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Optional, Protocol
 
+from chalicelib.ct_metrics_format import CTMetricsRecord
 from chalicelib.entities.continuous import CTInstance
 
 
@@ -31,4 +32,15 @@ class CTInstanceStore(Protocol):
         ``unless_running`` (a job known to have ended); False otherwise."""
 
 
-__all__ = ["CTInstanceStore"]
+class CTMetricsSink(Protocol):
+    """Where continuous tests' metrics go (``chalicelib/ct_metrics_format.py`` says which): the
+    AWS twin ``chalicelib.adapters.ct_metrics.emf.EmfCTMetrics`` (EMF log lines CloudWatch turns
+    into metrics), the local twin ``chalicelib.adapters.ct_metrics.local.LocalCTMetricsLog`` (the
+    same documents in the local stack's data directory); both pass
+    ``tests/contract/test_ct_metrics_sinks.py``."""
+
+    def emit(self, record: CTMetricsRecord) -> None:
+        """Write ``record``'s documents; ``Unavailable`` when they cannot be written."""
+
+
+__all__ = ["CTInstanceStore", "CTMetricsSink"]

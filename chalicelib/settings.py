@@ -193,6 +193,10 @@ class Settings(BaseSettings):
     sagemaker_instance_type: str = "ml.c5.large"
     sagemaker_serverless: bool = Field(False, description="Serve CPU inference jobs with serverless inference.")
     cloudwatch_metrics: bool = Field(False, description="Also emit per-app metrics to CloudWatch (EMF).")
+    ct_metrics_uri: str = Field("", description="Where continuous tests' metrics go (chalicelib/ct_metrics_format.py): "
+                                "cloudwatch:// (EMF log lines) or local://<dir> (the same documents in a file; the "
+                                "local stack keeps it in its data dir); empty: cloudwatch:// when cloudwatch_metrics "
+                                "is on, else none.")
     app_metrics_retention_days: int = 7
     serving_state_cache: Optional[bool] = Field(
         None, description="Cache each app's serving state (its settings, version and live jobs) in this process, "

@@ -62,6 +62,8 @@ from chalicelib.settings import Settings
 from chalicelib.wiring_datasets import dataset_check_dispatcher
 from chalicelib.wiring_events import event_publisher
 from chalicelib.wiring_events import scheduler as scheduler_for
+from chalicelib.wiring_metrics import ct_metrics_sink
+from chalicelib.services.ct_metrics import CTMetrics
 from chalicelib.wiring_images import container_images, image_builder, serving_base
 from chalicelib.wiring_runtimes import (
     child_aws_environment,
@@ -136,7 +138,7 @@ _KNOWN_PARTS = {
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
     "gpus", "managed_image_records", "image_builder", "image_workflows", "event_publisher",
     "scheduler", "schedule_targets",
-    "ct_instances", "dataset_check_dispatcher",
+    "ct_instances", "dataset_check_dispatcher", "ct_metrics_sink",
 }
 
 
@@ -221,7 +223,9 @@ def build(settings: Settings, **overrides: Any) -> Services:
     )
     continuous_tests = ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
                                              blobs, publisher, settings.data_bucket, clock=clock,
-                                             on_breaches=lambda instance, new: built.retrain.on_breaches(instance, new))
+                                             on_breaches=lambda instance, new: built.retrain.on_breaches(instance, new),
+                                             metrics=_ct_metrics(parts, settings, clock,
+                                                                 lambda i: ct_schedules.traffic_source(i)))
     # A CT instance's schedule fires run_incremental_continuous_test (issue 12 item 4).
     ct_schedules = CTScheduleService(continuous_tests, stores.ct_instances, scheduler, blobs, blobs, stores.users,
                                      app_store, settings.data_bucket, clock=clock)
@@ -398,6 +402,14 @@ def _request_queue(settings: Settings, aws: Any) -> Any:
     from chalicelib.adapters.serving_queue import SqsRequestQueue
 
     return SqsRequestQueue(settings.resource_name(resources.SERVING_REQUESTS_QUEUE.name), aws.client("sqs"))
+
+
+def _ct_metrics(parts: _Parts, settings: Settings, clock: Clock, traffic_source: Callable[[str], Any]) -> Any:
+    """Continuous tests' CloudWatch metrics, per the app whose traffic a CT instance's schedule tests."""
+    sink = parts.get("ct_metrics_sink", lambda: ct_metrics_sink(settings))
+    if sink is None:
+        return None
+    return CTMetrics(sink, app_of=lambda instance_id: (traffic_source(instance_id) or (None, None))[1], clock=clock)
 
 
 def _metrics_sink(settings: Settings) -> MetricsSink:

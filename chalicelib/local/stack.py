@@ -218,6 +218,8 @@ class LocalStack:
             # The event log is kept like the rest of the state (issue 12): GET /events reads it after a restart.
             settings = settings.with_values(events_uri=f"local://{(self.data.path if self.data else work_dir) / 'events'}")
             settings = settings.with_values(scheduler_uri=f"local://{(self.data.path if self.data else work_dir) / 'schedules'}")
+            # Continuous tests' metrics: the EMF documents CloudWatch would get, in metrics/ct-metrics.jsonl.
+            settings = settings.with_values(ct_metrics_uri=f"local://{(self.data.path if self.data else work_dir) / 'metrics'}")
             services = wiring.build(settings, aws=aws)
             self._previous_services = wiring.install(services)
             self._installed = True

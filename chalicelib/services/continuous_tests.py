@@ -32,6 +32,7 @@ from chalicelib.ports_continuous import CTInstanceStore
 from chalicelib.ports_events import EventPublisher
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services import ct_monitors, stress_messages
+from chalicelib.services.ct_metrics import CTMetrics
 from chalicelib.services.projects import ProjectService
 from chalicelib.services.stress_tests import StressTestService
 
@@ -101,9 +102,11 @@ def source_of(config: dict[str, Any], bucket: str) -> dict[str, Any]:
 class ContinuousTestService:
     def __init__(self, instances: CTInstanceStore, stress_tests: StressTestService, jobs: StressTestJobStore,
                  projects: ProjectService, blobs: BlobStore, events: EventPublisher, bucket: str,
-                 clock: Clock = utc_now, on_breaches: Optional[Callable[[CTInstance, list[Any]], None]] = None):
+                 clock: Clock = utc_now, on_breaches: Optional[Callable[[CTInstance, list[Any]], None]] = None,
+                 metrics: Optional[CTMetrics] = None):
         """``on_breaches(instance, new breaches)``: called after a job's new breaches are recorded
-        and published (the retrain loop reacts there; issue 12 item 6)."""
+        and published (the retrain loop reacts there; issue 12 item 6). ``metrics``: told each
+        job's end (CloudWatch's CT metrics; none when not given)."""
         self._instances = instances
         self._stress = stress_tests
         self._jobs = jobs
@@ -113,6 +116,7 @@ class ContinuousTestService:
         self._bucket = bucket
         self._clock = clock
         self._on_breaches = on_breaches
+        self._metrics = metrics
 
     # -- instances --------------------------------------------------------------------------------
 
@@ -297,6 +301,8 @@ class ContinuousTestService:
             self._instances.update(instance.id, running_job_id=None, last_job_id=state["job_id"],
                                    error=f"continuous test job {state['job_id']} failed: {why}"[:2000])
             self._publish_job(instance, state["job_id"], continuous, "FAILING", why, {})
+            if self._metrics is not None:
+                self._metrics.job_failed(instance)
         return out
 
     def _publish_job(self, instance: CTInstance, job_id: str, continuous: dict[str, Any], status: str,
@@ -343,6 +349,8 @@ class ContinuousTestService:
                                last_job_id=job_id, running_job_id=None, error=None, breaches=breaches)
         if continuous.get("mode") == "from_reference":
             self._activate(instance)
+        if self._metrics is not None:
+            self._metrics.job_recorded(instance, tested, len(new))
         for breach in new:
             self._publish(instance, breach, findings)
         if new and self._on_breaches is not None:

@@ -1161,6 +1161,7 @@ class Fakes:
     schedule_targets: ScheduleTargets = field(default_factory=ScheduleTargets)  # the real registry: pure
     # CT instances (fakes_continuous.py).
     ct_instances: Any = field(default_factory=lambda: _continuous_fake("FakeCTInstanceStore"))
+    ct_metrics_sink: Any = field(default_factory=lambda: _continuous_fake("FakeCTMetricsSink"))
     aws: Any = field(default_factory=NoAws)
     # GPUs for trials and endpoints (the machine running the tests is never asked); a test of
     # a platform without them passes ``gpus=GpuSupport(False, False, ...)``.

@@ -1,12 +1,13 @@
-"""An in-memory fake of the CT instance store (kept apart from fakes.py, which is long)."""
+"""In-memory fakes of the CT instance store and the CT metrics sink (kept apart from fakes.py, which is long)."""
 from __future__ import annotations
 
 import copy
 from typing import Any, Optional
 
+from chalicelib.ct_metrics_format import CTMetricsRecord
 from chalicelib.entities.continuous import CTInstance
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.ports_continuous import CTInstanceStore
+from chalicelib.ports_continuous import CTInstanceStore, CTMetricsSink
 
 from unit.services.fakes import Fake, implements
 
@@ -42,3 +43,15 @@ class FakeCTInstanceStore(Fake):
             return False
         instance.running_job_id = job_id
         return True
+
+
+@implements(CTMetricsSink)
+class FakeCTMetricsSink(Fake):
+    """Keeps each record emitted; ``failures["emit"]`` is raised instead when set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[CTMetricsRecord] = []
+
+    def emit(self, record: CTMetricsRecord) -> None:
+        self.records.append(record)
