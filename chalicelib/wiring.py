@@ -40,6 +40,7 @@ from chalicelib.services.ct_schedules import TARGET as CT_SCHEDULE_TARGET, CTSch
 from chalicelib.services.app_timeline import AppTimeline
 from chalicelib.services.retrain_policies import RetrainLoopService
 from chalicelib.services.retrain_deploy import RetrainDeployer
+from chalicelib.services.ct_handover import CTHandover
 from chalicelib.services.event_listeners import ListeningPublisher
 from chalicelib.services.schedules import SchedulerClockService
 from chalicelib.services.gpus import GpuSupport
@@ -280,8 +281,11 @@ def build(settings: Settings, **overrides: Any) -> Services:
     retrain = RetrainLoopService(built.train_jobs, built.datasets, app_store, stores.users, blobs, blobs, timeline,
                                  ct_schedules.traffic_source, clock=clock)
     built = dataclasses.replace(built, app_timeline=timeline, retrain=retrain)  # the breach hook reads this one
+    # A deployed retrain takes over the app's continuous test (a new CT instance on its training data).
+    handover = CTHandover(continuous_tests, ct_schedules, built.train_jobs, built.stress_tests, stores.ct_instances,
+                          timeline)
     deployer = RetrainDeployer(retrain, built.stress_tests, built.inference_jobs, built.apps, stores.users, blobs,
-                               stores.ct_instances)
+                               handover)
     listeners.append(deployer.on_event)  # a retrain's end and its holdout evaluation (published state changes)
     return built
 

@@ -11,7 +11,8 @@ the event publisher, so it sees what every job store publishes, in the process t
   computed, is read from what it wrote (``test_run.json``: no pandas in this process); when both
   are in, ``evaluation_scores`` and then either
   ``deployed`` (the new version beats the serving one: an inference job of it starts, and an app
-  pinned to a version is moved to it) or ``kept`` -- each with its reason.
+  pinned to a version is moved to it; then the app's continuous test moves to it,
+  :mod:`chalicelib.services.ct_handover`) or ``kept`` -- each with its reason.
 
 What decides is :func:`beats`: accuracy (classification; higher is better) or RMSE (regression;
 lower is better) on the holdout's rows; a tie keeps the serving version.
@@ -27,8 +28,8 @@ from chalicelib.entities import User
 from chalicelib.entities.events import EventKind, KileleEvent
 from chalicelib.errors import DomainError, NotFound
 from chalicelib.ports import BlobStore, UserStore
-from chalicelib.ports_continuous import CTInstanceStore
 from chalicelib.services import stress_messages
+from chalicelib.services.ct_handover import CTHandover
 from chalicelib.services.retrain_policies import RetrainLoopService
 
 log = logging.getLogger("kilele.retrain")
@@ -53,14 +54,14 @@ def beats(new: dict[str, float], serving: dict[str, float]) -> tuple[bool, str]:
 
 class RetrainDeployer:
     def __init__(self, loop: RetrainLoopService, stress_tests: Any, inference_jobs: Any, apps: Any,
-                 users: UserStore, blobs: BlobStore, instances: CTInstanceStore):
+                 users: UserStore, blobs: BlobStore, handover: CTHandover):
         self._loop = loop
         self._stress = stress_tests  # services.stress_tests.StressTestService
         self._inference = inference_jobs  # services.inference_jobs.InferenceJobService
         self._apps = apps  # services.apps.ApplicationService
         self._users = users
         self._blobs = blobs
-        self._instances = instances
+        self._handover = handover  # a deployed version takes over the app's continuous test
 
     def on_event(self, event: KileleEvent) -> None:
         """A published state change; only the ones a tracked retrain waits for act. Failures are
@@ -108,7 +109,11 @@ class RetrainDeployer:
             config = {"run_name": f"{app} v{version} holdout ({which})",
                       "data_info": {"label_col": label, "ref_path": holdout, "eval_path": holdout},
                       "model_info": {"app": app, "app_version": app_version}}
-            job = self._stress.start_stress_test(owner, config)
+            project_id = None
+            if which == "new":  # also the reference run of the CT instance that follows it if deployed
+                config, project_id = self._handover.evaluation(owner, app, version, label, holdout,
+                                                               retrain.get("ct_instance_id"))
+            job = self._stress.start_stress_test(owner, config, project_id=project_id)
             jobs[which] = {"job_id": job["job_id"], "app_version": job.get("model_version", app_version)}
         retrain.update(state="evaluating", evaluations=jobs, scores={})
         self._loop.save(owner.id, app, policy)
@@ -142,20 +147,9 @@ class RetrainDeployer:
         self._inference.create_inference_job(owner, app, version)
         if self._apps.find(owner.id, app) is not None and self._apps.find(owner.id, app).version is not None:
             self._apps.set_model_version(owner, app, version)  # a pinned app moves to it; else the latest serves
-        followed = self._follow(owner, app, version, retrain.get("ct_instance_id"))
-        self._loop.step(owner.id, app, "deployed", f"v{version} beats the serving version: {why}"
-                        + (f"; CT instance {followed['ct_instance_id']} now tests it" if followed else ""),
-                        {"app_version": version, **(followed or {})})
-
-    def _follow(self, owner: User, app: str, version: int, ct_instance_id: Optional[str]) -> Optional[dict[str, Any]]:
-        """Point the CT instance whose breach retrained at the deployed version's best trial, so its
-        next continuous tests test the model that now serves the traffic."""
-        stored = self._instances.get(ct_instance_id) if ct_instance_id else None
-        best = self._loop.best_trial_id(owner, app, version)
-        if stored is None or stored.owner_id != owner.id or best is None:
-            return None
-        self._instances.update(stored.id, source={**stored.source, "model_info": {"trial_id": best}})
-        return {"ct_instance_id": stored.id, "trial_id": best}
+        self._loop.step(owner.id, app, "deployed", f"v{version} beats the serving version: {why}",
+                        {"app_version": version})
+        self._handover.hand_over(owner, app, version, retrain)  # its own step: reference_moved (or why not)
 
     def _scores(self, job_id: str) -> dict[str, float]:
         """The model's metrics on the holdout (the run's ``model_performance.evaluation.*``), as

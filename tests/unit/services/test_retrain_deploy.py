@@ -77,14 +77,15 @@ def retrain_and_evaluate(h, new_accuracy: float) -> dict:  # noqa: F811
 def test_a_better_retrained_version_is_deployed(h):  # noqa: F811
     retrain_and_evaluate(h, 0.95)
     timeline = h.services.app_timeline.get(h.owner, "fraud")
-    assert [e["step"] for e in timeline][-2:] == ["evaluation_scores", "deployed"], timeline[-1]
-    assert "accuracy 0.95 vs 0.8" in timeline[-1]["reason"]
+    assert [e["step"] for e in timeline][-3:] == ["evaluation_scores", "deployed", "reference_moved"], timeline[-1]
+    assert "accuracy 0.95 vs 0.8" in timeline[-2]["reason"] and timeline[-2]["data"] == {"app_version": 2}
     [job] = h.fakes.inference_jobs.items.values()
     assert job.app_version == 2
     assert h.fakes.apps.items[(h.owner.id, "fraud")].version == 2  # the pinned app moved to it
-    # The CT instance whose breach retrained now tests the deployed model.
-    assert h.fakes.ct_instances.items["ct-1"].source["model_info"] == {"trial_id": "trial-2"}
-    assert timeline[-1]["data"] == {"app_version": 2, "ct_instance_id": "ct-1", "trial_id": "trial-2"}
+    # The app's continuous test moved to the deployed model (tests/unit/services/test_ct_handover.py).
+    moved = timeline[-1]["data"]
+    assert moved["previous_ct_instance_id"] == "ct-1" and moved["trial_id"] == "trial-2"
+    assert h.fakes.ct_instances.items[moved["ct_instance_id"]].source["model_info"] == {"trial_id": "trial-2"}
 
 
 def test_a_worse_retrained_version_is_kept_out(h):  # noqa: F811
@@ -93,7 +94,9 @@ def test_a_worse_retrained_version_is_kept_out(h):  # noqa: F811
     assert [e["step"] for e in timeline][-2:] == ["evaluation_scores", "kept"]
     assert "does not beat" in timeline[-1]["reason"]
     assert not h.fakes.inference_jobs.items and h.fakes.apps.items[(h.owner.id, "fraud")].version == 1
-    assert "model_info" not in h.fakes.ct_instances.items["ct-1"].source
+    # Not deployed: the app's continuous test and its reference are unchanged.
+    assert list(h.fakes.ct_instances.items) == ["ct-1"] and "model_info" not in h.fakes.ct_instances.items["ct-1"].source
+    assert h.services.ct_schedules.traffic_source("ct-1") == (h.owner.email, "fraud")
     # The loop is free again: the next breach retrains.
     h.services.retrain.on_breaches(h.instance, [breach()])
     assert steps(h)[-1] == "retrain_started"

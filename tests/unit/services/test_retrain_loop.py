@@ -35,7 +35,8 @@ def h():
                                                harness.train.id, {"MODEL_TRIAL_COUNT": 2}, [model.id],
                                                train_args={"seed": 7})
     f.train_jobs.items[harness.v1["id"]].status = TrainJobStatus.STOPPED
-    instance = CTInstance(id="ct-1", owner_id=owner.id, project_id="p", name="fraud", bin_size_seconds=3600,
+    project = s.projects.default_project(owner)  # the retrain's holdout runs are filed under the instance's project
+    instance = CTInstance(id="ct-1", owner_id=owner.id, project_id=project.id, name="fraud", bin_size_seconds=3600,
                           ot_test_run_id="r", created_at=T0, source={"data_info": {"label_col": "target"}})
     f.ct_instances.add(instance)
     harness.instance = instance
