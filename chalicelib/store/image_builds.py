@@ -14,7 +14,7 @@ from typing import Optional
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from chalicelib.ports_images import BuildClaim
-from chalicelib.store.models import ImageBuildItem
+from chalicelib.store.models_rime import ImageBuildItem
 from chalicelib.store.repositories import _dt, _failed_condition, _iso
 
 STARTING, BUILDING, SUCCEEDED, FAILED = "STARTING", "BUILDING", "SUCCEEDED", "FAILED"

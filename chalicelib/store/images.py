@@ -7,7 +7,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
 from chalicelib.entities.images import BuildState, ImageBase, ManagedImage, PipRequirement
 from chalicelib.errors import Conflict, NotFound
-from chalicelib.store.models import ManagedImageItem
+from chalicelib.store.models_rime import ManagedImageItem
 from chalicelib.store.repositories import _dt, _failed_condition, _iso, _opt_dt, _opt_iso, _plain_map, set_status_if
 
 _LISTING = "all"

@@ -1,4 +1,5 @@
-"""pynamodb models: the only module that defines DynamoDB items.
+"""pynamodb models: with :mod:`chalicelib.store.models_rime`, the only modules that define
+DynamoDB items.
 
 Table names come from chalicelib/resources.py and are bound to a stage (and an endpoint, for
 the local stack) by :func:`bind`, which the composition root calls when it builds the services;
@@ -18,19 +19,13 @@ from pynamodb.attributes import (
     UTCDateTimeAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib import resources
-
-
-def _meta(spec: resources.TableSpec) -> type:
-    # table_name stays None until bind(): pynamodb then raises instead of guessing a table.
-    return type("Meta", (), {"logical_name": spec.name, "table_name": None, "region": None, "host": None})
-
-
-def _index_meta(name: str) -> type:
-    return type("Meta", (), {"index_name": name, "projection": AllProjection()})
+from chalicelib.store.model_meta import index_meta as _index_meta, table_meta as _meta
+# The stress-test and image records live beside these; imported here for ALL_MODELS.
+from chalicelib.store.models_rime import ImageBuildItem, ManagedImageItem, ProjectItem, StressTestItem
 
 
 class UserItem(Model):
@@ -290,54 +285,6 @@ class ServingResultItem(Model):
     expires_at = NumberAttribute()  # epoch seconds; readers filter expired items
 
 
-class ProjectItem(Model):
-    Meta = _meta(resources.PROJECTS)
-
-    class ByOwner(GlobalSecondaryIndex):
-        Meta = _index_meta("by_owner")
-        owner_id = UnicodeAttribute(hash_key=True)
-        created_at = UnicodeAttribute(range_key=True)
-
-    id = UnicodeAttribute(hash_key=True)
-    owner_id = UnicodeAttribute()
-    name = UnicodeAttribute()
-    description = UnicodeAttribute(default="")
-    created_at = UnicodeAttribute()
-    by_owner = ByOwner()
-
-
-class StressTestItem(Model):
-    Meta = _meta(resources.STRESS_TESTS)
-
-    class ByOwner(GlobalSecondaryIndex):
-        Meta = _index_meta("by_owner")
-        owner_id = UnicodeAttribute(hash_key=True)
-        created_at = UnicodeAttribute(range_key=True)
-
-    id = UnicodeAttribute(hash_key=True)
-    owner_id = UnicodeAttribute()
-    project_id = UnicodeAttribute()
-    name = UnicodeAttribute()
-    config = MapAttribute(default=dict)
-    status = UnicodeAttribute()
-    created_at = UnicodeAttribute()
-    expires_at = NumberAttribute()  # epoch seconds (DynamoDB TTL); readers filter expired items
-    test_run_id = UnicodeAttribute(null=True)
-    started_at = UnicodeAttribute(null=True)
-    finished_at = UnicodeAttribute(null=True)
-    error = UnicodeAttribute(null=True)
-    progress = UnicodeAttribute(null=True)
-    ram_request_megabytes = NumberAttribute()
-    cpu_request_millicores = NumberAttribute()
-    rime_managed_image = UnicodeAttribute(null=True)
-    custom_image = MapAttribute(null=True)
-    execution_arn = UnicodeAttribute(null=True)
-    logs_key = UnicodeAttribute(null=True)
-    results_prefix = UnicodeAttribute(null=True)
-    summary = MapAttribute(default=dict)
-    by_owner = ByOwner()
-
-
 class LoginAttemptItem(Model):
     Meta = _meta(resources.LOGIN_ATTEMPTS)
 
@@ -359,45 +306,6 @@ class AuditEventItem(Model):
     source_ip = UnicodeAttribute(null=True)
     details = MapAttribute(default=dict)
     expires_at = NumberAttribute()  # epoch seconds (DynamoDB TTL); readers filter expired items
-
-
-class ManagedImageItem(Model):
-    Meta = _meta(resources.MANAGED_IMAGES)
-
-    class ByName(GlobalSecondaryIndex):
-        Meta = _index_meta("by_name")
-        listing = UnicodeAttribute(hash_key=True)
-        name = UnicodeAttribute(range_key=True)
-
-    name = UnicodeAttribute(hash_key=True)
-    listing = UnicodeAttribute(default="all")  # the one partition of by_name
-    owner_id = UnicodeAttribute()
-    base = UnicodeAttribute()
-    requirements = ListAttribute(default=list)  # [{"name", "version_specifier"}]
-    content_key = UnicodeAttribute()
-    status = UnicodeAttribute()
-    created_at = UnicodeAttribute()
-    build_id = UnicodeAttribute(null=True)
-    image_ref = UnicodeAttribute(null=True)
-    installed = MapAttribute(default=dict)  # {canonical name: version}, from pip freeze
-    error = UnicodeAttribute(null=True)
-    finished_at = UnicodeAttribute(null=True)
-    in_use_by = UnicodeSetAttribute(null=True)  # job ids; DynamoDB drops an empty set
-    by_name = ByName()
-
-
-class ImageBuildItem(Model):
-    """The CodeBuild build of one content key (store/image_builds.py)."""
-
-    Meta = _meta(resources.IMAGE_BUILDS)
-
-    key = UnicodeAttribute(hash_key=True)
-    token = UnicodeAttribute()
-    status = UnicodeAttribute()  # STARTING, BUILDING, SUCCEEDED, FAILED
-    claimed_at = UnicodeAttribute()
-    codebuild_id = UnicodeAttribute(null=True)
-    reason = UnicodeAttribute(null=True)
-    log_url = UnicodeAttribute(null=True)
 
 
 class CTInstanceItem(Model):

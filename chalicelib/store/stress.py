@@ -11,7 +11,8 @@ from pynamodb.transactions import TransactWrite
 
 from chalicelib.entities import Project, StressTestJob, StressTestStatus
 from chalicelib.errors import Conflict
-from chalicelib.store.models import ProjectItem, StressTestItem, UniqueItem, new_connection
+from chalicelib.store.models import UniqueItem, new_connection
+from chalicelib.store.models_rime import ProjectItem, StressTestItem
 from chalicelib.store.repositories import _dt, _failed_condition, _iso, _opt_dt, _opt_iso, _plain_map, set_status_if
 
 
