@@ -32,9 +32,12 @@ CPU_IMAGE_TAG = content_tags()["worker"]
 GPU_IMAGE_TAG = content_tags()["worker-gpu"]
 
 # The data bucket's prefixes the worker reads and writes (chalicelib/services: models.py,
-# datasets.py, stress_tests.py's UPLOAD_PREFIX; trial_messages.py, stress_messages.py).
-WORKER_READS = ("models/", "datasets/", "stress-inputs/")
-WORKER_WRITES = ("trials/", "describe/", "stress/")
+# datasets.py, stress_tests.py's UPLOAD_PREFIX; trial_messages.py, stress_messages.py). A
+# scheduled continuous test of an app's traffic reads its captured queries and labels
+# (chalicelib/capture_format.py; the run's session policy narrows them to the app's folders).
+WORKER_READS = ("models/", "datasets/", "stress-inputs/", "capture/", "ground-truth/")
+# dataset-checks/: a large dataset's check job writes its verdict there (dataset_checks.py).
+WORKER_WRITES = ("trials/", "describe/", "stress/", "dataset-checks/")
 
 #: The worker's setting naming the trial role (containers/worker/kilele_worker/settings.py).
 TRIAL_ROLE_ARN_ENV = "KILELE_TRIAL_ROLE_ARN"

@@ -86,12 +86,16 @@ def session_policy(spec: Any, partition: str = "aws") -> dict[str, Any]:
     aborting its own multipart uploads) on its outputs; nothing else. The trial role's own
     policy allows the worker's prefixes of the data bucket; a session gets what both allow."""
     reads, writes, prefixes = run_keys(spec)
+    # A scheduled continuous test's new data: the files of its manifest, too many to name here
+    # (a session policy holds 2048 characters), lie under the folders the message names.
+    read_prefixes = (getattr(spec, "continuous", None) or {}).get("source_prefixes") or []
 
     def arn(key: str) -> str:
         return f"arn:{partition}:s3:::{spec.bucket}/{key}"
 
     return {"Version": "2012-10-17", "Statement": [
-        {"Sid": "ReadItsInputs", "Effect": "Allow", "Action": "s3:GetObject", "Resource": [arn(k) for k in reads]},
+        {"Sid": "ReadItsInputs", "Effect": "Allow", "Action": "s3:GetObject",
+         "Resource": [arn(k) for k in reads] + [arn(p + "*") for p in read_prefixes]},
         {"Sid": "WriteItsOutputs", "Effect": "Allow", "Action": ["s3:PutObject", "s3:AbortMultipartUpload"],
          "Resource": [arn(k) for k in writes] + [arn(p + "*") for p in prefixes]},
     ]}

@@ -160,10 +160,25 @@ def continuous_test(spec: dict) -> dict:
     if spec.get("history_path"):
         history = history_bins(read_table(spec["history_path"]), info.timestamp_col, info.seconds)
         _say(f"earlier rows: {sum(len(f) for f in history.values())} in {len(history)} bin(s)")
+    eval_df = gathered = None
+    if spec.get("sources_path"):  # a scheduled firing's new data, read here (kilele_worker.ct_sources)
+        from kilele_worker.ct_sources import eval_frame
+
+        eval_df, gathered = eval_frame(spec["sources_path"], _say)
     _say(f"continuous test {config.get('run_name', '')!r}: bins of {info.seconds} s on {info.timestamp_col!r}")
     started = time.perf_counter()
-    result = run_continuous_test(config, model=model, ref=ref, history=history, test_run_id=spec.get("test_run_id"),
-                                 project_id=spec.get("project_id"), progress=_say)
+    if eval_df is not None and eval_df.empty:
+        # The firing's files hold no query of its window (they were written in an hour the window
+        # only touches): no bin to test, the bins and their history stay as they were.
+        from kilele_stress.continuous import ContinuousTestResult
+
+        _say("no row of the new data falls in the firing's window: no bin to test")
+        result = ContinuousTestResult(test_run_id=spec.get("test_run_id") or "", run_name=config.get("run_name") or "",
+                                      bin_seconds=info.seconds, timestamp_col=info.timestamp_col, bins=[])
+    else:
+        result = run_continuous_test(config, model=model, ref=ref, eval=eval_df, history=history,
+                                     test_run_id=spec.get("test_run_id"), project_id=spec.get("project_id"),
+                                     progress=_say)
     cases, runs = result.test_cases_df(), result.test_run_df()
     result.test_cases_df(include_details=True).to_parquet(os.path.join(output_dir, "test_cases.parquet"), index=False)
     runs.to_parquet(os.path.join(output_dir, "test_run.parquet"), index=False)
@@ -171,11 +186,13 @@ def continuous_test(spec: dict) -> dict:
     _write(os.path.join(output_dir, "test_run.json"), _table_json(runs))
     write_continuous_report(result, os.path.join(output_dir, REPORT_FILE))
     # Text for columns of mixed types (pyarrow takes one type per column); merging compares text too.
-    kept = result.history_df()
-    kept = kept.astype({c: "string" for c in kept.columns if kept[c].dtype == object})
-    kept.to_parquet(os.path.join(output_dir, "history.parquet"), index=False)
+    if result.bins:  # else the instance keeps the history it has
+        kept = result.history_df()
+        kept = kept.astype({c: "string" for c in kept.columns if kept[c].dtype == object})
+        kept.to_parquet(os.path.join(output_dir, "history.parquet"), index=False)
+        files.append("history.parquet")
     _write(os.path.join(output_dir, "ct_bins.json"), json.dumps(result.bin_summaries()).encode())
-    files += ["history.parquet", "ct_bins.json"]
+    files.append("ct_bins.json")
     for line in result.summary().splitlines():
         _say(line)
     status_counts: dict = {}
@@ -190,7 +207,7 @@ def continuous_test(spec: dict) -> dict:
             "status_counts": status_counts, "severity_counts": severity_counts,
             "severity": worst.name if worst is not None else "NONE",
             "duration_millis": int((time.perf_counter() - started) * 1000), "has_report": True,
-            "num_bins": len(result.bins), "extra_files": files}
+            "num_bins": len(result.bins), "extra_files": files, **({"gathered": gathered} if gathered else {})}
 
 
 def run(spec: dict) -> dict:

@@ -136,7 +136,8 @@ class StressTestSpec:
     task: Optional[str] = None
     knobs: dict[str, Any] = field(default_factory=dict)
     #: A continuous test: ``{"mode": "from_reference" | "incremental", "ct_instance_id",
-    #: "history_key"}`` (the bins' earlier rows, a Parquet file, or null); empty otherwise.
+    #: "history_key"}`` (the bins' earlier rows, a Parquet file, or null) and, for a scheduled
+    #: firing's new data, ``source_prefixes``; empty otherwise.
     continuous: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -198,7 +199,17 @@ def _continuous(value: Any, config: dict) -> dict[str, Any]:
         raise MessageError("trial.continuous.history_key must be a non-empty string or null")
     if not isinstance(config.get("continuous_info"), dict):
         raise MessageError("trial.config.continuous_info must be an object in a continuous test")
-    return {"mode": value["mode"], "ct_instance_id": value["ct_instance_id"], "history_key": history}
+    out = {"mode": value["mode"], "ct_instance_id": value["ct_instance_id"], "history_key": history}
+    # A scheduled firing's new data: eval_key is a sources manifest (kilele_worker.ct_sources) whose
+    # files lie under these folders, which the run may read (its session policy names them).
+    prefixes = value.get("source_prefixes")
+    if prefixes is not None:
+        if not isinstance(prefixes, list) or not 1 <= len(prefixes) <= 4 or not all(
+                isinstance(p, str) and p.endswith("/") and p.count("/") >= 2 and ".." not in p.split("/")
+                for p in prefixes):
+            raise MessageError("trial.continuous.source_prefixes must be 1-4 folder keys (ending with '/')")
+        out["source_prefixes"] = list(prefixes)
+    return out
 
 
 def _objects(data: dict, names: tuple[str, ...]) -> dict[str, dict]:

@@ -201,6 +201,7 @@ class ModelProcess:
         if trial.continuous:  # a continuous test: its mode, and the bins' earlier rows if any
             spec["continuous"] = trial.continuous
             spec["history_path"] = self.paths.get("history")
+            spec["sources_path"] = self.paths.get("sources")  # a scheduled firing's new data
         if "params" in self.paths:  # a Kilele trial: the child rebuilds it (kilele_worker.trial_model)
             spec["kilele_model"] = {"model_path": self.paths["model"], "model_class": trial.model_class,
                                     "params_path": self.paths["params"], "knobs": trial.knobs}

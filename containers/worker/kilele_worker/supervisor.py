@@ -21,7 +21,7 @@ import time
 from typing import Any, Callable, Optional
 
 from kilele_worker import child as child_module
-from kilele_worker import errors, sandbox
+from kilele_worker import ct_sources, errors, sandbox
 from kilele_worker.aws import AwsClients, describe, error_code, token_gone
 from kilele_worker.errors import TokenGone, TrialFailure
 from kilele_worker.message import TrialMessage, TrialSpec
@@ -334,6 +334,26 @@ class StressTestRunner(TrialRunner):
             self.log.worker(f"downloaded {what} s3://{spec.bucket}/{key} "
                             f"({os.path.getsize(path)} bytes, {time.monotonic() - started:.2f} s)")
             self._check_stop()
+        if spec.continuous.get("source_prefixes"):  # the eval file is a scheduled firing's manifest
+            self.paths["sources"] = self._download_sources(workdir)
+
+    def _download_sources(self, workdir: str) -> str:
+        """The files a scheduled firing's sources manifest names (kilele_worker.ct_sources)."""
+        spec = self.trial
+
+        def download(key: str, path: str) -> None:
+            try:
+                self.aws.s3.download_file(spec.bucket, key, path)
+            except Exception as e:  # noqa: BLE001
+                raise TrialFailure(errors.TRIAL_ERROR,
+                                   f"could not download the new data s3://{spec.bucket}/{key}: {describe(e)}") from e
+            self._check_stop()
+
+        try:
+            return ct_sources.fetch(self.paths["eval"], spec.continuous["source_prefixes"], download,
+                                    os.path.join(workdir, "input", "sources"), self.log.worker)
+        except ct_sources.SourcesError as e:
+            raise TrialFailure(errors.TRIAL_ERROR, str(e)) from e
 
     def _upload_outputs(self, workdir: str, run: Any) -> dict:
         spec = self.trial
