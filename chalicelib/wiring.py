@@ -243,7 +243,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
             check_job=dataset_check, check_threshold_bytes=settings.dataset_check_threshold_bytes,
             check_timeout_seconds=settings.dataset_check_timeout_seconds,
             check_dispatcher=parts.get("dataset_check_dispatcher",
-                                       lambda: dataset_check_dispatcher(settings, dataset_check.run)),
+                                       lambda: dataset_check_dispatcher(settings, dataset_check, aws)),
             # Signed IAM users upload straight to S3 there; the endpoint only when S3 is local (moto).
             bucket=settings.data_bucket, direct_endpoint_url=settings.aws_endpoint_url or None,
         ),

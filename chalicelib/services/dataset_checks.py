@@ -7,20 +7,36 @@ from the blob store into a local temporary file, runs the same format check as t
 records READY (with the same stats) or INVALID with the message. A crash of the check itself
 ends INVALID too, with a reason and a log line, so a dataset is never PENDING forever because
 its job died.
+
+On AWS the job runs in the worker image (a Batch job; ``adapters/dataset_checks/batch.py``),
+which has no access to the tables: it gets :meth:`DatasetCheckJob.job_message`, runs the same
+check and writes its verdict to :func:`verdict_key` (containers/worker/kilele_worker/dataset_check.py).
+:meth:`DatasetCheckJob.settle` records a verdict (the API calls it when a PENDING dataset is
+read), and :meth:`DatasetCheckJob.job_lost` a job that ended without one (its Batch job FAILED).
 """
 from __future__ import annotations
 
+import json
 import logging
 import tempfile
-from typing import Optional
+from dataclasses import asdict
+from typing import Any, Optional
 
 from chalicelib.dataset_formats import check_dataset
 from chalicelib.entities import Dataset, DatasetStatus
-from chalicelib.errors import PayloadTooLarge, Unprocessable
+from chalicelib.errors import NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.image_archives import ArchiveLimitExceeded, ArchiveLimits
 from chalicelib.ports import BlobStore, DatasetStore
 
 log = logging.getLogger("kilele.dataset_checks")
+
+#: Where a check job in the worker writes its verdict (the worker's role may write there only).
+VERDICT_PREFIX = "dataset-checks/"
+
+
+def verdict_key(dataset_id: str) -> str:
+    """The S3 key of the verdict of ``dataset_id``'s check job."""
+    return f"{VERDICT_PREFIX}{dataset_id}/verdict.json"
 
 
 class DatasetCheckJob:
@@ -56,6 +72,56 @@ class DatasetCheckJob:
         self._datasets.save(dataset)
         log.info("dataset %s checked: READY (%d bytes)", dataset_id, size)
         return dataset
+
+    def job_message(self, dataset_id: str, bucket: str) -> dict[str, Any]:
+        """What a check job outside the platform's process needs (it cannot read the tables):
+        the file, the task and the limits, and where to write its verdict."""
+        dataset = self._datasets.get(dataset_id)
+        if dataset is None:
+            raise NotFound(f"no dataset {dataset_id!r}")
+        return {"dataset_id": dataset.id, "bucket": bucket, "source_key": dataset.object_key,
+                "verdict_key": verdict_key(dataset.id), "task": dataset.task.value,
+                "target_column": dataset.target_column, "max_bytes": self._max_bytes,
+                "archive_limits": asdict(self._archive_limits)}
+
+    def settle(self, dataset: Dataset) -> Dataset:
+        """Record the verdict of a PENDING dataset's check job if it wrote one (else unchanged):
+        READY with its stats, or INVALID with the reason (a refused file is deleted)."""
+        if dataset.status is not DatasetStatus.PENDING:
+            return dataset
+        try:
+            verdict = json.loads(self._blobs.get_bytes(verdict_key(dataset.id)))
+        except NotFound:
+            return dataset  # the job has not written one yet
+        except ValueError as e:
+            return self.mark_invalid(dataset, f"the check job wrote an unreadable verdict: {e}", delete_file=False)
+        self._discard_verdict(dataset.id)
+        if verdict.get("status") == DatasetStatus.READY.value:
+            dataset.size_bytes = int(verdict.get("size_bytes") or dataset.size_bytes)
+            dataset.stats, dataset.status, dataset.error = dict(verdict.get("stats") or {}), DatasetStatus.READY, None
+            self._datasets.save(dataset)
+            log.info("dataset %s checked by its job: READY (%d bytes)", dataset.id, dataset.size_bytes)
+            return dataset
+        reason = str(verdict.get("reason") or "the check job refused the file without saying why")
+        return self.mark_invalid(dataset, reason, delete_file=bool(verdict.get("refused")))
+
+    def job_lost(self, dataset_id: str, reason: str) -> Optional[Dataset]:
+        """The check job of ``dataset_id`` ended without running to its verdict (its Batch job
+        FAILED: killed, out of memory, its image not pulled): the verdict if it wrote one, else
+        INVALID saying why. None if there is no such dataset."""
+        dataset = self._datasets.get(dataset_id)
+        if dataset is None:
+            return None
+        dataset = self.settle(dataset)
+        if dataset.status is DatasetStatus.PENDING:
+            return self.mark_invalid(dataset, f"the check job failed: {reason}", delete_file=False)
+        return dataset
+
+    def _discard_verdict(self, dataset_id: str) -> None:
+        try:
+            self._blobs.delete(verdict_key(dataset_id))
+        except Exception:  # the record is written next; a leftover verdict of a settled dataset is inert
+            log.exception("could not delete the verdict of dataset %s", dataset_id)
 
     def mark_invalid(self, dataset: Dataset, reason: str, delete_file: bool) -> Dataset:
         """Record ``dataset`` INVALID with ``reason``; a refused file is deleted (the record stays

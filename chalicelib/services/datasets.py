@@ -157,9 +157,10 @@ class DatasetService:
         return [d.to_dict() for d in self._datasets.list(owner_id=owner, task=task)]
 
     def get(self, actor: User, dataset_id: str) -> dict[str, Any]:
-        """One dataset. A PENDING one whose check job has not ended within the check timeout
-        is recorded INVALID here (its job was lost, e.g. with the process that ran it)."""
-        dataset = self._owned(actor, dataset_id)
+        """One dataset. A PENDING one records its check job's verdict if the job wrote one (a
+        job in the worker image cannot write the record); one whose job has not ended within the
+        check timeout is recorded INVALID here (its job was lost, e.g. with the process that ran it)."""
+        dataset = self.check_job.settle(self._owned(actor, dataset_id))
         if dataset.status is DatasetStatus.PENDING and dataset.check_started_at is not None \
                 and self._clock() - dataset.check_started_at > self._check_timeout:
             self.check_job.mark_invalid(

@@ -16,9 +16,16 @@ def dispatch_trials(bodies: Iterable[str]) -> list[str]:
 
 
 def batch_job_failed(detail: dict[str, Any]) -> Any:
-    """A Batch job ended FAILED: fail its trial's task token now rather than at the heartbeat timeout."""
+    """A Batch job ended FAILED: fail its trial's task token now rather than at the heartbeat
+    timeout; or, for a dataset check's job (issue 13, finding 3), record the dataset INVALID
+    with Batch's reason unless the job wrote its verdict first."""
+    from chalicelib.adapters.dataset_checks.batch import lost_check
     from chalicelib.wiring import services
 
+    check = lost_check(detail)
+    if check is not None:
+        dataset = services().datasets.check_job.job_lost(*check)
+        return None if dataset is None else {"dataset": dataset.id, "status": dataset.status.value}
     return services().trial_dispatcher.fail_lost_job(detail)
 
 

@@ -24,6 +24,7 @@ from .api import Api
 from .dashboard import build_dashboard
 from .events import Events, Schedules, grant_events_and_schedules
 from .data import Data
+from .dataset_checks import grant_dataset_checks
 from .direct_transfers import direct_transfer_policy
 from .firewall import ApiFirewall
 from .iam_api import IamApi
@@ -96,6 +97,8 @@ class KileleStack(Stack):
             self, "Functions", data=self.data, worker_compute=self.worker_compute, serving=self.serving,
             state_machine_arns=state_machine_arns, functions=functions,
         )
+        # Large datasets are checked by a Batch job in the worker image (issue 13, finding 3).
+        grant_dataset_checks(self.api.function, self.functions.batch_job_failed, self.data, self.worker_compute)
         # Managed images: the API starts their CodeBuild builds and reads their state and logs.
         self.images = ManagedImages(self, "ManagedImages", stage=stage, bucket=self.data.data_bucket,
                                     worker_repository=self.worker_compute.repository,

@@ -139,9 +139,37 @@ def test_a_build_context_is_what_its_dockerignore_lets_through() -> None:
     assert "containers/worker/requirements.lock" in worker and "sdk/kilele/constants.py" in worker
     assert any(f.startswith("stress/kilele_stress/") for f in worker)
     assert not [f for f in worker if "__pycache__" in f or ".egg-info" in f or "/build/" in f
-                or f.startswith(("chalicelib/", "tests/", "containers/inference/"))]
+                or f.startswith(("tests/", "containers/inference/"))]
+    # Of the platform's code, the dataset format check and what it imports only (see below).
+    assert {f for f in worker if f.startswith("chalicelib/") and not f.startswith("chalicelib/entities/")} == {
+        "chalicelib/__init__.py", "chalicelib/dataset_formats.py", "chalicelib/errors.py", "chalicelib/image_archives.py"}
     inference = context_files(PLATFORM_IMAGES[2])
-    assert not [f for f in inference if f.startswith(("stress/", "containers/worker/"))]
+    assert not [f for f in inference if f.startswith(("stress/", "containers/worker/", "chalicelib/"))]
+
+
+@pytest.mark.parametrize("image", [i for i in PLATFORM_IMAGES if i.repository == "worker"], ids=lambda i: i.name)
+def test_the_worker_images_hold_all_the_dataset_check_imports(image, tmp_path: Path) -> None:
+    """A large dataset's check job (kilele_worker.dataset_check, issue 13 finding 3) imports the
+    platform's format check in the worker image: the chalicelib files its context holds must be
+    all that import needs (a new import in dataset_formats.py fails here, not in a Batch job)."""
+    import subprocess
+
+    for relative in context_files(image):
+        if relative.startswith(("chalicelib/", "containers/worker/kilele_worker/")):
+            (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / relative, tmp_path / relative)
+    probe = (
+        "import sys; sys.path[:0] = [sys.argv[1], sys.argv[1] + '/containers/worker'];"
+        "import chalicelib.dataset_formats, kilele_worker.dataset_check;"
+        "outside = [n for n, m in sys.modules.items() if n.startswith('chalicelib')"
+        " and not (getattr(m, '__file__', '') or '').startswith(sys.argv[1])];"
+        "assert not outside, outside"
+    )
+    result = subprocess.run([sys.executable, "-I", "-c", probe, str(tmp_path)], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    dockerfile = (REPO_ROOT / image.dockerfile).read_text()
+    assert "COPY chalicelib /opt/kilele/platform/chalicelib" in dockerfile
 
 
 def test_a_content_tag_changes_with_any_byte_of_the_context(tmp_path: Path) -> None:

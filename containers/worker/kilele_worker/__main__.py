@@ -2,6 +2,7 @@
 
 The message comes from ``--message-file PATH``, ``--message-json JSON``, ``--message-s3 s3://b/k``,
 or the environment: ``KILELE_TRIAL_MESSAGE`` (JSON) or ``KILELE_TRIAL_MESSAGE_S3`` (an S3 URI).
+With ``KILELE_DATASET_CHECK`` set instead, it checks a dataset (:mod:`kilele_worker.dataset_check`).
 Exit codes: 0 reported (success or failure), 2 unusable message or arguments, 3 could not report,
 4 the execution no longer waits for the task token.
 """
@@ -88,6 +89,11 @@ def main(argv: Optional[list[str]] = None, settings: Optional[WorkerSettings] = 
             clients["aws"] = AwsClients(aws_session)
         return clients["aws"]
 
+    if settings.dataset_check_json and not (args.message_file or args.message_json or args.message_s3):
+        # A dataset check's job (issue 13, finding 3), not a trial: no task token, a verdict in S3.
+        from kilele_worker.dataset_check import run as check_dataset
+
+        return check_dataset(settings.dataset_check_json, aws(), settings.trial_role_arn)
     try:
         raw = _load_raw(args, settings, aws)
     except (OSError, MessageError) as e:

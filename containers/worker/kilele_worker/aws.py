@@ -68,6 +68,8 @@ def run_keys(spec: Any) -> tuple[list[str], list[str], list[str]]:
     """What one run (a trial, a model description or a stress test) may touch in its bucket:
     the keys it reads, the keys it writes and the prefixes it writes under (a stress test's
     results folder), each from the message, which names every key the worker uses."""
+    if spec.kind == "dataset_check":  # kilele_worker.dataset_check: one file in, one verdict out
+        return [spec.source_key], [spec.verdict_key], []
     if spec.kind == "stress_test":
         reads = [spec.ref_key, spec.eval_key, spec.model_key, spec.params_key, spec.continuous.get("history_key")]
         writes, prefixes = [spec.logs_key, spec.error_key, spec.claim_key], [spec.results_prefix]

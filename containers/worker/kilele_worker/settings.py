@@ -21,6 +21,9 @@ from typing import Mapping, Optional
 MESSAGE_ENV = "KILELE_TRIAL_MESSAGE"
 #: The trial message as an S3 URI (SageMaker caps environment values at 512 characters).
 MESSAGE_S3_ENV = "KILELE_TRIAL_MESSAGE_S3"
+#: A dataset check's message as JSON (issue 13, finding 3; chalicelib/adapters/dataset_checks/batch.py
+#: sets it per job): when set, ``run`` checks that dataset instead of running a trial.
+DATASET_CHECK_ENV = "KILELE_DATASET_CHECK"
 #: Where the per-trial work directories go (default: the system temp directory).
 WORKDIR_ROOT_ENV = "KILELE_WORKER_WORKDIR_ROOT"
 #: Any non-empty value keeps the work directory after the trial (debugging).
@@ -44,6 +47,8 @@ DEFAULT_LOG_UPLOAD_SECONDS = 2.0
 class WorkerSettings:
     message_json: Optional[str] = None
     message_s3: Optional[str] = None
+    #: A dataset check's message (kilele_worker.dataset_check), if this job is one.
+    dataset_check_json: Optional[str] = None
     workdir_root: Optional[str] = None
     keep_workdir: bool = False
     #: The model gets a user of its own (``kilele.sandbox.UID_BASE`` + a pid) when the worker is root.
@@ -64,6 +69,7 @@ class WorkerSettings:
         return cls(
             message_json=source.get(MESSAGE_ENV) or None,
             message_s3=source.get(MESSAGE_S3_ENV) or None,
+            dataset_check_json=source.get(DATASET_CHECK_ENV) or None,
             workdir_root=source.get(WORKDIR_ROOT_ENV) or None,
             keep_workdir=bool(source.get(KEEP_WORKDIR_ENV)),
             sandbox_user=source.get(SANDBOX_USER_ENV, "1").strip() != "0",
@@ -84,4 +90,5 @@ def take_environment(environ: Mapping[str, str]) -> None:
     os.environ.update(environ)
 
 
-__all__ = ["WorkerSettings", "take_environment", "MESSAGE_ENV", "MESSAGE_S3_ENV", "TRIAL_ROLE_ARN_ENV"]
+__all__ = ["WorkerSettings", "take_environment", "MESSAGE_ENV", "MESSAGE_S3_ENV", "TRIAL_ROLE_ARN_ENV",
+           "DATASET_CHECK_ENV"]
