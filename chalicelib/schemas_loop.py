@@ -31,13 +31,17 @@ class _Out(BaseModel):
 
 
 class ScheduledRunOut(BaseModel):
-    """One firing's outcome: STARTED (job_id, num_rows, data), SKIPPED, NO_DATA or FAILED (reason)."""
+    """One firing's outcome: STARTED (job_id, num_files, num_label_files, data: the sources
+    manifest the job reads), SKIPPED, NO_DATA or FAILED (reason)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow")  # records of older firings (num_rows) read as they are
     status: Literal["STARTED", "SKIPPED", "NO_DATA", "FAILED"]
     time: str
     reason: Optional[str] = None
     job_id: Optional[str] = None
+    num_files: Optional[int] = None
+    num_label_files: Optional[int] = None
+    data: Optional[str] = None
 
 
 class CTScheduleOut(_Out):

@@ -233,10 +233,14 @@ class ContinuousTestService:
         return {**job, "ct_instance_id": instance.id}
 
     def start_incremental_continuous_test(self, actor: User, instance_id: str, test_run_config: Any,
+                                          source_prefixes: Optional[list[str]] = None,
                                           **job_options: Any) -> dict[str, Any]:
         """Test the bins of new data (``{"eval_path", "timestamp_col"}``) against the instance's
         reference and model; a bin tested before is tested again with the union of its rows.
-        One job per instance at a time (409 while one runs)."""
+        One job per instance at a time (409 while one runs).
+
+        ``source_prefixes`` (a schedule's firing, never the API): ``eval_path`` is a sources
+        manifest (services/ct_sources.py) of files under these folders, which the worker reads."""
         instance = self._owned(actor, instance_id)
         where = "test_run_config"
         if not isinstance(test_run_config, dict):
@@ -260,7 +264,8 @@ class ContinuousTestService:
         try:
             job = self._stress.start_stress_test(
                 actor, config, project_id=instance.project_id,
-                continuous={"mode": "incremental", "ct_instance_id": instance.id, "history_key": instance.history_key},
+                continuous={"mode": "incremental", "ct_instance_id": instance.id, "history_key": instance.history_key,
+                            **({"source_prefixes": list(source_prefixes)} if source_prefixes else {})},
                 **job_options)
         except Exception:
             self._instances.update(instance.id, running_job_id=None)

@@ -6,13 +6,14 @@ EventBridge Scheduler on AWS, the local scheduler locally) and a data source:
 - ``{"s3_prefix": "s3://<data bucket>/stress-inputs/<your id>/<folder>/"}``: a prefix of the
   caller's uploads where new files (CSV or Parquet, with the instance's timestamp column) land;
   each firing tests the files that appeared since the last run;
-- ``{"app": "<name>"}``: the app's captured traffic (``capture_reader.traffic_frame``): the
-  queries answered since the last run, with the labels sent so far joined in (as the instance's
-  label column).
+- ``{"app": "<name>"}``: the app's captured traffic: the queries answered since the last run,
+  with the labels sent so far joined in (as the instance's label column).
 
 Each firing of the schedule invokes the target ``run_incremental_continuous_test`` (registered
-by the composition root), which runs :meth:`CTScheduleService.run`: it gathers the new data into
-one upload of the owner and starts an incremental continuous test on it. What the schedule has
+by the composition root), which runs :meth:`CTScheduleService.run`: from a listing alone it
+decides what is new (:mod:`chalicelib.services.ct_sources`) and starts an incremental continuous
+test whose evaluation file lists those files; the job reads them in the worker, which has pandas
+(this process need not: the schedule Lambda on AWS ships none). What the schedule has
 seen (the watermark: the time up to which traffic was tested, or the files tested) is kept beside
 the instance's bins (``ct/<instance>/schedule.json``) and moves only when a job starts, so data is
 tested once. A firing while the instance's job runs is skipped and recorded (the instance's
@@ -22,24 +23,18 @@ would have. Every firing's outcome (STARTED, SKIPPED, NO_DATA, FAILED with why) 
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
-import re
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
-from chalicelib.capture_format import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, app_prefix
 from chalicelib.entities import User
 from chalicelib.entities.schedules import Firing, Schedule
 from chalicelib.errors import Conflict, DomainError, InvalidInput, NotFound
 from chalicelib.ports import ApplicationStore, BlobStore, Scheduler, UserStore
 from chalicelib.ports_continuous import CTInstanceStore
-
-if TYPE_CHECKING:  # pandas is imported where data is read: the API Lambda, which imports this
-    import pandas as pd  # module through the composition root, ships neither pandas nor numpy
 from chalicelib.ports_loop import KeyLister
-from chalicelib.services import Clock, new_id, utc_now
+from chalicelib.services import Clock, ct_sources, new_id, utc_now
 from chalicelib.services.continuous_tests import ContinuousTestService
 from chalicelib.services.stress_tests import UPLOAD_PREFIX
 
@@ -47,11 +42,6 @@ log = logging.getLogger("kilele.ct_schedules")
 
 TARGET = "run_incremental_continuous_test"
 MAX_RUNS = 50
-#: Files of an S3 source remembered as tested (the oldest are forgotten past this).
-MAX_SEEN_FILES = 5000
-_DATA_FILE = re.compile(r"\.(csv|parquet)$", re.I)
-#: Columns of a captured query that are no feature of the model's data.
-_CAPTURE_ONLY = ["query_id", "event_id", "endpoint_default", "input", "prediction"]
 
 
 def schedule_name(instance_id: str) -> str:
@@ -162,18 +152,9 @@ class CTScheduleService:
                         instance_id)
             return {"status": "FAILED", "reason": f"CT instance {instance_id!r} has no schedule"}
         try:
-            from chalicelib.capture_reader import CaptureFormatError  # pandas: see the module's imports
-        except ImportError as e:
-            outcome = {"status": "FAILED", "reason": f"this process cannot read data files (no pandas): {e}"[:1000]}
-        else:
-            try:
-                outcome = self._run(instance_id, state, firing)
-            except DomainError as e:
-                outcome = {"status": "FAILED", "reason": str(e)[:1000]}
-            except CaptureFormatError as e:
-                outcome = {"status": "FAILED", "reason": f"captured traffic could not be read: {e}"[:1000]}
-            except ValueError as e:  # pandas/pyarrow could not make one table of the new data (mixed types)
-                outcome = {"status": "FAILED", "reason": f"the new data could not be gathered into one table: {e}"[:1000]}
+            outcome = self._run(instance_id, state, firing)
+        except DomainError as e:
+            outcome = {"status": "FAILED", "reason": str(e)[:1000]}
         outcome["time"] = firing.time.isoformat()
         level = logging.WARNING if outcome["status"] == "FAILED" else logging.INFO
         log.log(level, "scheduled continuous test of %s: %s %s", instance_id, outcome["status"],
@@ -192,74 +173,36 @@ class CTScheduleService:
             return {"status": "SKIPPED", "reason": f"job {instance['running_job_id']} is still running"}
         timestamp_col = instance.get("timestamp_col") or "timestamp"
         source = state["source"]
-        if "app" in source:
-            frame, moved = self._traffic(owner, source["app"], instance, timestamp_col, state, firing.time)
+        if "app" in source:  # the queries answered in [watermark, firing time)
+            since = datetime.fromisoformat(state["watermark"]) if state.get("watermark") else None
+            label_col = (self._ct_source(instance).get("data_info") or {}).get("label_col")
+            new = ct_sources.traffic(self._keys, owner.id, source["app"], since, firing.time, timestamp_col, label_col)
         else:
-            frame, moved = self._files(source["s3_prefix"], state)
-        if frame is None or frame.empty:
-            state.update(moved)  # files with no rows are tested too: nothing to test in them again
+            prefix = source["s3_prefix"].partition("s3://")[2].partition("/")[2]
+            new = ct_sources.files(self._keys, prefix, state.get("seen_files") or [], timestamp_col)
+        if new.manifest is None:
+            state.update(new.moved)
             self._write_state(instance_id, state)
             return {"status": "NO_DATA", "reason": "no data arrived since the last run"}
-        key = f"{UPLOAD_PREFIX}/{owner.id}/{new_id()}/ct-{instance_id}-{firing.time:%Y%m%dT%H%M%S}.parquet"
-        out = io.BytesIO()
-        frame.to_parquet(out, index=False)
-        self._blobs.put_bytes(key, out.getvalue(), "application/vnd.apache.parquet")
+        # The files are read by the job, in the worker (this process may have no pandas): it gets
+        # their list as its evaluation file, an upload of the owner's (never a data file itself).
+        key = f"{UPLOAD_PREFIX}/{owner.id}/{new_id()}/ct-{instance_id}-{firing.time:%Y%m%dT%H%M%S}.sources.json"
+        self._blobs.put_bytes(key, json.dumps(new.manifest).encode(), "application/json")
         try:
             job = self._ct.start_incremental_continuous_test(
-                owner, instance_id, {"eval_path": f"s3://{self._bucket}/{key}", "timestamp_col": timestamp_col})
+                owner, instance_id, {"eval_path": f"s3://{self._bucket}/{key}", "timestamp_col": timestamp_col},
+                source_prefixes=new.prefixes)
         except Conflict as e:  # a job started between the read and the claim: one job at a time
             self._blobs.delete(key)
             return {"status": "SKIPPED", "reason": str(e)[:1000]}
-        state.update(moved)
-        if "s3_prefix" in source and key.startswith(source["s3_prefix"].partition("s3://")[2].partition("/")[2]):
-            # the upload is under the prefix itself: never test it as new data
-            state["seen_files"] = (state["seen_files"] + [key])[-MAX_SEEN_FILES:]
+        state.update(new.moved)
         self._write_state(instance_id, state)
-        return {"status": "STARTED", "job_id": job["job_id"], "num_rows": int(len(frame)),
-                "data": f"s3://{self._bucket}/{key}"}
+        return {"status": "STARTED", "job_id": job["job_id"], "num_files": new.num_files,
+                "num_label_files": len(new.manifest["labels"]), "data": f"s3://{self._bucket}/{key}"}
 
-    def _traffic(self, owner: User, app: str, instance: dict[str, Any], timestamp_col: str, state: dict[str, Any],
-                 until: datetime) -> tuple[Optional[pd.DataFrame], dict[str, Any]]:
-        """The app's queries answered in [watermark, firing time), labels joined as the instance's label column."""
-        from chalicelib.capture_reader import traffic_frame
-
-        since = datetime.fromisoformat(state["watermark"]) if state.get("watermark") else None
-        prefixes = [app_prefix(CAPTURE_PREFIX, owner.id, app) + "/", app_prefix(GROUND_TRUTH_PREFIX, owner.id, app) + "/"]
-        keys = [k for p in prefixes for k in self._keys.list_keys(p)]
-        frame = traffic_frame(keys, self._blobs.get_bytes, since, until)
-        moved = {"watermark": until.isoformat()}
-        if frame.empty:
-            return None, moved
-        label_col = ((self._ct_source(owner, instance).get("data_info") or {}).get("label_col"))
-        frame = frame.drop(columns=[c for c in _CAPTURE_ONLY if c in frame.columns])
-        if "label" in frame.columns and label_col and label_col != "label":
-            frame = frame.rename(columns={"label": label_col})
-        if label_col in frame.columns and frame[label_col].isna().all():
-            frame = frame.drop(columns=[label_col])  # no label sent yet: drift is tested, not performance
-        return frame.rename(columns={"timestamp": timestamp_col}), moved
-
-    def _ct_source(self, owner: User, instance: dict[str, Any]) -> dict[str, Any]:
-        stored = self._instances.get(instance["ct_instance_id"])  # owned by ``owner``: read through the service
+    def _ct_source(self, instance: dict[str, Any]) -> dict[str, Any]:
+        stored = self._instances.get(instance["ct_instance_id"])  # owned by the schedule's owner: read above
         return stored.source if stored is not None else {}
-
-    def _files(self, uri: str, state: dict[str, Any]) -> tuple[Optional[pd.DataFrame], dict[str, Any]]:
-        """The prefix's data files not tested before, as one frame."""
-        import pandas as pd
-
-        prefix = uri.partition("s3://")[2].partition("/")[2]
-        seen = set(state.get("seen_files") or ())
-        new = [k for k in self._keys.list_keys(prefix) if _DATA_FILE.search(k) and k not in seen]
-        moved = {"seen_files": ((state.get("seen_files") or []) + new)[-MAX_SEEN_FILES:]}
-        if not new:
-            return None, moved
-        frames = []
-        for key in new:
-            data = io.BytesIO(self._blobs.get_bytes(key))
-            try:
-                frames.append(pd.read_parquet(data) if key.lower().endswith(".parquet") else pd.read_csv(data))
-            except (ValueError, OSError) as e:  # pyarrow's and pandas' parse errors are ValueErrors
-                raise InvalidInput(f"s3://{self._bucket}/{key} is not a readable CSV or Parquet file: {e}") from e
-        return pd.concat(frames, ignore_index=True), moved
 
     # -- the record ---------------------------------------------------------------------------------
 

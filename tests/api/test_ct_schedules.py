@@ -60,8 +60,9 @@ def test_a_schedule_on_an_s3_prefix(make_user, settings, stress_workflows):
         Bucket=settings.data_bucket, Key=prefix + "day3.csv",
         Body=b"x1,x2,y,ts\n1,2,0,2024-01-03T01:00:00Z\n3,4,1,2024-01-03T02:00:00Z\n")
     out = fire(instance_id)
-    assert out["status"] == "STARTED" and out["num_rows"] == 2, out
-    assert stress_workflows.started[out["job_id"]]["message"]["continuous"]["mode"] == "incremental"
+    assert out["status"] == "STARTED" and out["num_files"] == 1, out  # handed over, read by the job's worker
+    continuous = stress_workflows.started[out["job_id"]]["message"]["continuous"]
+    assert continuous["mode"] == "incremental" and continuous["source_prefixes"] == [prefix]
     again = fire(instance_id)  # the job runs: skipped, recorded
     assert again["status"] == "SKIPPED"
     shown = dev.call("GET", path).data

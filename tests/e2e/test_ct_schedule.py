@@ -1,6 +1,7 @@
 """End-to-end (issue 12 item 4): a CT instance's schedule on an S3 prefix fires on the real local
 stack when the test moves the scheduler's clock (a stack started with a manual clock): the new
-file is tested by an incremental continuous test (its drifted days breach the drift monitor), a
+file is handed to an incremental continuous test, whose worker reads and tests it (its drifted
+days breach the drift monitor), a
 firing while that job runs is skipped and recorded, and a later firing finds no new data."""
 from __future__ import annotations
 
@@ -45,11 +46,14 @@ def test_a_scheduled_continuous_test_on_a_prefix(stack_factory, tmp_path):
     runs = instance.get_schedule()["runs"]
     assert [r["status"] for r in runs] == ["SKIPPED", "STARTED"], runs
     started = runs[1]
-    assert started["num_rows"] == 240
+    assert started["num_files"] == 1  # handed over: the job reads it in the worker
     deadline = time.monotonic() + 300
     while instance.refresh()["running_job_id"] is not None and time.monotonic() < deadline:
         time.sleep(1)
     assert instance.info["last_job_id"] == started["job_id"] and instance.info["error"] is None, instance.info
+    tested = [b for b in instance.list_bins() if b["job_id"] == started["job_id"]]
+    assert [b["metrics"]["num_inputs"] for b in tested] == [120, 120]  # new.csv's two days, read by the worker
+    assert "the new data: 240 row(s) from 1 file(s)" in client.get_stress_test_job(started["job_id"]).get_logs()
     assert {b["time_bin_start"][:10] for b in instance.list_breaches() if b["monitor_id"] == "drift"} == {
         "2024-04-03", "2024-04-04"}
     admin.advance_scheduler_clock(3600)

@@ -1,17 +1,21 @@
 """Scheduled continuous tests with a data source (issue 12 item 4) on the fakes: the schedule, the
-watermark, a firing while a job runs (skipped, recorded), traffic with labels, files of a prefix."""
+watermark, a firing while a job runs (skipped, recorded), traffic with labels, files of a prefix.
+A firing reads no data (it may run where pandas is not: the schedule Lambda): it lists the new
+files in a sources manifest, the job's evaluation file, which the worker reads
+(tests/unit/worker/test_worker_ct_sources.py); tests/infra/test_lambda_data_steps.py runs this
+module with pandas blocked."""
 from __future__ import annotations
 
-import io
+import json
 from datetime import timedelta
 
-import pandas as pd
 import pytest
 
 from chalicelib.capture_format import CapturedQuery, capture_key, capture_record, ground_truth_key, ground_truth_record
 from chalicelib.entities.schedules import Firing
 from chalicelib.entities.serving import Application
 from chalicelib.errors import InvalidInput, NotFound
+from chalicelib.services import ct_sources
 from chalicelib.services.ct_schedules import TARGET, CTScheduleService, schedule_name
 
 from unit.services.fakes import T0, FakeApplicationStore, FakeUserStore
@@ -35,11 +39,21 @@ def fire(service, instance_id, at):
 
 
 def capture(w, query_id, features, at, label=None):  # noqa: F811
-    w.blobs.objects[capture_key(w.user.id, "fraud-app", "ep", "AllTraffic", at, at, unique=query_id)] = \
-        capture_record(CapturedQuery(query_id, features, 1, at))
+    """A capture file of one query (and a ground-truth file of its label); its key."""
+    key = capture_key(w.user.id, "fraud-app", "ep", "AllTraffic", at, at, unique=query_id)
+    w.blobs.objects[key] = capture_record(CapturedQuery(query_id, features, 1, at))
     if label is not None:
         w.blobs.objects[ground_truth_key(w.user.id, "fraud-app", at, unique=f"l{query_id}")] = \
             ground_truth_record(query_id, label)
+    return key
+
+
+def handed_over(w, out):  # noqa: F811
+    """The sources manifest a STARTED firing wrote, and the message of the job it started."""
+    message = w.message(out["job_id"])
+    key = out["data"].split("/", 3)[3]
+    assert message["eval_key"] == key and key.startswith(f"stress-inputs/{w.user.id}/")
+    return json.loads(w.blobs.objects[key]), message
 
 
 def test_a_schedule_on_traffic_tests_the_queries_since_the_last_run_with_their_labels(w, s):  # noqa: F811
@@ -51,20 +65,24 @@ def test_a_schedule_on_traffic_tests_the_queries_since_the_last_run_with_their_l
     capture(w, "q1", {"x": 1}, start + timedelta(minutes=10), label=0)
     capture(w, "q2", {"x": 2}, start + timedelta(minutes=20))
     out = fire(service, instance_id, start + timedelta(hours=1))
-    assert out["status"] == "STARTED" and out["num_rows"] == 2
-    message = w.message(out["job_id"])
+    assert out["status"] == "STARTED" and out["num_files"] == 2 and out["num_label_files"] == 1
+    manifest, message = handed_over(w, out)
     assert message["continuous"]["mode"] == "incremental"
-    frame = pd.read_parquet(io.BytesIO(w.blobs.objects[out["data"].split("/", 3)[3]]))
-    assert sorted(frame.columns) == ["ts", "x", "y"]  # the instance's timestamp and label columns
-    assert frame["x"].tolist() == [1, 2] and frame["y"].iloc[0] == 0 and pd.isna(frame["y"].iloc[1])
+    assert message["continuous"]["source_prefixes"] == [f"capture/{w.user.id}/fraud-app/",
+                                                        f"ground-truth/{w.user.id}/fraud-app/"]
+    # The window, and the instance's timestamp and label columns, for the worker to apply.
+    assert manifest["source"] == "traffic" and len(manifest["captures"]) == 2 and len(manifest["labels"]) == 1
+    assert (manifest["since"], manifest["until"]) == (start.isoformat(), (start + timedelta(hours=1)).isoformat())
+    assert (manifest["timestamp_col"], manifest["label_col"]) == ("ts", "y")
     # The job still runs: the next firing is skipped and recorded, the watermark stays for later.
     skipped = fire(service, instance_id, start + timedelta(hours=2))
     assert skipped["status"] == "SKIPPED" and out["job_id"] in skipped["reason"]
     assert len(w.workflows.started) == 2  # the reference job and the first incremental one only
     w.finish(out["job_id"], [a_bin(1)])
-    capture(w, "q3", {"x": 3}, start + timedelta(hours=1, minutes=30))
+    q3 = capture(w, "q3", {"x": 3}, start + timedelta(hours=1, minutes=30))
     third = fire(service, instance_id, start + timedelta(hours=3))
-    assert third["status"] == "STARTED" and third["num_rows"] == 1  # q3 only: q1, q2 were tested
+    assert third["status"] == "STARTED"  # q3's file only: q1's and q2's hour was handed over
+    assert handed_over(w, third)[0]["captures"] == [q3]
     runs = service.get_schedule(w.user, instance_id)["runs"]
     assert [r["status"] for r in runs] == ["STARTED", "SKIPPED", "STARTED"]  # newest first
 
@@ -83,12 +101,15 @@ def test_a_prefix_source_tests_each_new_file_once(w, s):  # noqa: F811
     w.blobs.objects[prefix + "a.csv"] = b"x,y,ts\n1,0,2024-01-01T02:00:00Z\n"
     w.blobs.objects[prefix + "notes.txt"] = b"not data"
     first = fire(service, instance_id, w.clock())
-    assert first["status"] == "STARTED" and first["num_rows"] == 1
+    assert first["status"] == "STARTED" and first["num_files"] == 1
+    manifest, message = handed_over(w, first)
+    assert manifest["source"] == "files" and manifest["files"] == [prefix + "a.csv"]
+    assert message["continuous"]["source_prefixes"] == [prefix]
     w.finish(first["job_id"], [a_bin(2)])
-    w.blobs.objects[prefix + "b.csv"] = b"x,y,ts\n2,1,2024-01-01T03:00:00Z\n3,0,2024-01-01T03:10:00Z\n"
+    w.blobs.objects[prefix + "b.parquet"] = b"read by the worker, not here"
     second = fire(service, instance_id, w.clock())
-    assert second["status"] == "STARTED" and second["num_rows"] == 2
-    assert service.get_schedule(w.user, instance_id)["num_files_tested"] == 2  # a.csv and b.csv (the uploads are elsewhere)
+    assert second["status"] == "STARTED" and handed_over(w, second)[0]["files"] == [prefix + "b.parquet"]
+    assert service.get_schedule(w.user, instance_id)["num_files_tested"] == 2  # a.csv and b.parquet
 
 
 def test_a_prefix_of_all_uploads_never_retests_the_schedules_own_upload(w, s):  # noqa: F811
@@ -102,14 +123,15 @@ def test_a_prefix_of_all_uploads_never_retests_the_schedules_own_upload(w, s):  
     assert fire(service, instance_id, w.clock())["status"] == "NO_DATA"
 
 
-def test_an_unreadable_file_fails_the_run_with_why(w, s):  # noqa: F811
+def test_a_prefix_that_ends_inside_a_name_hands_over_its_folder(w, s):  # noqa: F811
     service, _, instance_id = s
-    prefix = f"stress-inputs/{w.user.id}/landing/"
-    service.set_schedule(w.user, instance_id, "rate(1 hour)", {"s3_prefix": f"s3://{BUCKET}/{prefix}"})
-    w.blobs.objects[prefix + "bad.parquet"] = b"not parquet"
+    folder = f"stress-inputs/{w.user.id}/landing/"
+    service.set_schedule(w.user, instance_id, "rate(1 hour)", {"s3_prefix": f"s3://{BUCKET}/{folder}day-"})
+    w.blobs.objects[folder + "day-1.csv"] = b"x,y,ts\n1,0,2024-01-01T02:00:00Z\n"
+    w.blobs.objects[folder + "night-1.csv"] = b"x,y,ts\n1,0,2024-01-01T02:00:00Z\n"
     out = fire(service, instance_id, w.clock())
-    assert out["status"] == "FAILED" and "bad.parquet is not a readable" in out["reason"]
-    assert service.get_schedule(w.user, instance_id)["runs"][0]["status"] == "FAILED"
+    manifest, message = handed_over(w, out)
+    assert manifest["files"] == [folder + "day-1.csv"] and message["continuous"]["source_prefixes"] == [folder]
 
 
 @pytest.mark.parametrize("source, error, message", [
@@ -140,12 +162,23 @@ def test_a_bad_expression_is_a_400_and_removing_forgets_the_schedule(w, s):  # n
     assert fire(service, instance_id, w.clock())["status"] == "FAILED"  # a firing in flight finds no record
 
 
-def test_traffic_that_makes_no_table_fails_the_run_with_why(w, s):  # noqa: F811
-    service, _, instance_id = s
-    service.set_schedule(w.user, instance_id, "rate(1 hour)", {"app": "fraud-app"})
-    start = w.clock()
-    capture(w, "q1", {"x": 1}, start + timedelta(minutes=1))
-    capture(w, "q2", {"x": {"nested": [1, "a"]}}, start + timedelta(minutes=2))  # x: a number, then an object
-    out = fire(service, instance_id, start + timedelta(hours=1))
-    assert out["status"] == "FAILED" and "one table" in out["reason"], out
-    assert service.get_schedule(w.user, instance_id)["watermark"] == start.isoformat()  # not moved: retried later
+class Listing:
+    def __init__(self, keys):
+        self.keys = keys
+
+    def list_keys(self, prefix):
+        return [k for k in self.keys if k.startswith(prefix)]
+
+
+def test_a_schedule_far_behind_its_traffic_hands_over_the_oldest_whole_hours():
+    start = T0.replace(minute=0, second=0, microsecond=0)
+    keys = [capture_key("u1", "fraud-app", "ep", "AllTraffic", start + timedelta(hours=h), start, unique=f"{h}-{i}")
+            for h in range(4) for i in range(3)]  # 3 files an hour, 4 hours
+    label = ground_truth_key("u1", "fraud-app", start, unique="l")
+    new = ct_sources.traffic(Listing(keys + [label]), "u1", "fraud-app", start, start + timedelta(hours=4), "ts", "y",
+                             max_files=8)  # 1 label file, then 7 capture files: the first 2 hours fit whole
+    assert new.manifest["captures"] == keys[:6] and new.manifest["labels"] == [label]
+    assert new.manifest["until"] == new.moved["watermark"] == (start + timedelta(hours=2)).isoformat()
+    with pytest.raises(InvalidInput, match="more than 2 capture files in the hour"):
+        ct_sources.traffic(Listing(keys + [label]), "u1", "fraud-app", start, start + timedelta(hours=4), "ts", "y",
+                           max_files=3)
