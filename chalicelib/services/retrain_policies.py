@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 from chalicelib.entities import User
 from chalicelib.entities.continuous import Breach, CTInstance
-from chalicelib.errors import DomainError, InvalidInput, NotFound, Unprocessable
+from chalicelib.errors import DomainError, InvalidInput, NotFound, Unavailable, Unprocessable
 from chalicelib.ports import ApplicationStore, BlobStore, UserStore
 from chalicelib.ports_loop import KeyLister
 from chalicelib.services import Clock, utc_now
@@ -212,7 +212,11 @@ class RetrainLoopService:
         """A dataset of the app's captured queries that have a label (CSV: features and the
         latest train dataset's target column)."""
         from chalicelib.capture_format import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, app_prefix
-        from chalicelib.capture_reader import traffic_frame
+        try:  # pandas reads the traffic: the Lambdas' asset on AWS ships none (docs/continuous-tests.md)
+            from chalicelib.capture_reader import traffic_frame
+        except ImportError as e:
+            raise Unavailable(f"dataset {CAPTURED!r}: this process cannot read captured traffic ({e}); "
+                              "on AWS a retrain policy names a dataset") from e
 
         keys = [k for root in (CAPTURE_PREFIX, GROUND_TRUTH_PREFIX)
                 for k in self._keys.list_keys(app_prefix(root, owner.id, app) + "/")]
