@@ -1,6 +1,6 @@
 """The CloudWatch dashboard operators open first: API, API Lambda, table throttling, train-job
-workflows (Step Functions executions), the trials queue and serving (per-app predict metrics,
-SageMaker endpoints, the serving-requests queue)."""
+workflows (Step Functions executions), the trials queue, serving (per-app predict metrics,
+SageMaker endpoints, the serving-requests queue) and continuous tests (dashboard_ct.py)."""
 from __future__ import annotations
 
 from typing import Mapping, Optional
@@ -12,6 +12,8 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sqs as sqs
 from aws_cdk import aws_stepfunctions as sfn
 from constructs import Construct
+
+from .dashboard_ct import add_continuous_test_widgets
 
 PERIOD = Duration.minutes(5)
 
@@ -121,6 +123,7 @@ def build_dashboard(
         )
     if serving_queue is not None:
         _add_serving_widgets(dashboard, stage, serving_queue, serving_function)
+    add_continuous_test_widgets(dashboard, stage)
     return dashboard
 
 

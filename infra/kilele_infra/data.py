@@ -12,6 +12,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from chalicelib import resources
+from chalicelib.capture_format import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX
 from chalicelib.resources import RESOURCES, BucketSpec, Key, QueueSpec, TableSpec
 
 from .naming import pascal, resource_name
@@ -22,6 +23,9 @@ TABLE_DATA_ACTIONS = [
     "dynamodb:DeleteItem", "dynamodb:DescribeTable", "dynamodb:GetItem", "dynamodb:PutItem",
     "dynamodb:Query", "dynamodb:Scan", "dynamodb:UpdateItem",
 ]
+
+#: Captured traffic older than this moves to S3 Intelligent-Tiering (docs/continuous-tests.md, Storage).
+CAPTURE_TIERING_DAYS = 30
 
 ATTRIBUTE_TYPES = {
     "S": dynamodb.AttributeType.STRING,
@@ -56,6 +60,7 @@ class Data(Construct):
         self.tables = {spec.name: self._table(spec) for spec in RESOURCES.tables}
         self.buckets = {spec.name: self._bucket(spec) for spec in RESOURCES.buckets}
         self.queues = {spec.name: self._queue(spec) for spec in RESOURCES.queues if not spec.local_only}
+        self._capture_lifecycle()
 
     @property
     def data_bucket(self) -> s3.Bucket:
@@ -81,6 +86,17 @@ class Data(Construct):
                                            resource_name=resource_name(self.stage, "*"))
         iam.Grant.add_to_principal(grantee=grantee, actions=TABLE_DATA_ACTIONS,
                                    resource_arns=[tables, f"{tables}/index/*"])
+
+    def _capture_lifecycle(self) -> None:
+        """Captured traffic and ground truth (chalicelib/capture_format.py: hourly partitions under
+        capture/ and ground-truth/) move to S3 Intelligent-Tiering after CAPTURE_TIERING_DAYS: a
+        schedule reads only the hours since its last run, a retrain the labelled ones; older
+        partitions are rarely read but stay instant to read and are never deleted here."""
+        for prefix in (CAPTURE_PREFIX, GROUND_TRUTH_PREFIX):
+            self.data_bucket.add_lifecycle_rule(
+                id=f"{prefix}-intelligent-tiering", prefix=f"{prefix}/",
+                transitions=[s3.Transition(storage_class=s3.StorageClass.INTELLIGENT_TIERING,
+                                           transition_after=Duration.days(CAPTURE_TIERING_DAYS))])
 
     def _table(self, spec: TableSpec) -> dynamodb.Table:
         table = dynamodb.Table(
