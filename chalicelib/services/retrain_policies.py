@@ -71,6 +71,12 @@ def parse_policy(value: Any) -> dict[str, Any]:
             "holdout_dataset_id": holdout}
 
 
+def target_of(dataset: dict[str, Any]) -> str:
+    """A tabular dataset's target column: the one named at upload, else the one its check found
+    (``target``, else the last column: ``dataset_formats.check_tabular``, as models read it)."""
+    return dataset.get("target_column") or (dataset.get("stats") or {}).get("target_column") or "label"
+
+
 class RetrainLoopService:
     """Retrain policies of apps and the reaction to breached monitors."""
 
@@ -224,7 +230,7 @@ class RetrainLoopService:
         if "label" not in frame.columns or frame["label"].isna().all():
             raise InvalidInput(f"app {app!r} has no labelled captured traffic (POST /apps/{app}/labels)")
         frame = frame[frame["label"].notna()]
-        target = self._datasets.get(owner, latest.train_dataset_id).get("target_column") or "label"
+        target = target_of(self._datasets.get(owner, latest.train_dataset_id))
         features = frame.drop(columns=["timestamp", "query_id", "event_id", "endpoint_default", "input",
                                        "prediction"], errors="ignore").rename(columns={"label": target})
         out = io.StringIO()
@@ -261,7 +267,7 @@ class RetrainLoopService:
         return best[0]["id"] if best else None
 
     def target_column(self, owner: User, dataset_id: str) -> str:
-        return self._datasets.get(owner, dataset_id).get("target_column") or "label"
+        return target_of(self._datasets.get(owner, dataset_id))
 
     # -- the record -----------------------------------------------------------------------------
 
@@ -275,4 +281,4 @@ class RetrainLoopService:
         self._blobs.put_bytes(_policy_key(user_id, app), json.dumps(policy).encode(), "application/json")
 
 
-__all__ = ["CAPTURED", "RetrainLoopService", "parse_policy"]
+__all__ = ["CAPTURED", "RetrainLoopService", "parse_policy", "target_of"]

@@ -4,7 +4,10 @@ trained on and whose model is its best trial, activated in the old one's place, 
 monitors and its schedule on the app's traffic -- and a retrain that is not deployed moves nothing."""
 from __future__ import annotations
 
+import pytest
+
 from chalicelib.entities.events import EventKind
+from chalicelib.services.retrain_policies import target_of
 
 from unit.services.test_retrain_deploy import retrain_and_evaluate
 from unit.services.test_retrain_loop import breach, h, steps  # noqa: F401 - the loop's world
@@ -112,3 +115,15 @@ def test_a_hand_over_that_cannot_happen_says_why_and_the_version_stays_deployed(
     assert f.apps.items[(h.owner.id, "fraud")].version == 2
     assert list(f.ct_instances.items) == ["ct-1"]  # nothing half-made: what it needs is read first
 
+
+
+@pytest.mark.parametrize("dataset, target", [
+    ({"target_column": "churned", "stats": {"target_column": "churned"}}, "churned"),
+    ({"target_column": None, "stats": {"target_column": "target"}}, "target"),  # found by the check, as models read it
+    ({"target_column": None, "stats": {"target_column": "y"}}, "y"),  # no "target": the last column
+    ({"target_column": None, "stats": {}}, "label"),
+])
+def test_the_loops_label_column_is_the_datasets_effective_target(dataset, target):
+    """The holdout runs' label_col and the captured dataset's target: a dataset uploaded without
+    target_column has the one its check found (the e2e's datasets are such)."""
+    assert target_of(dataset) == target
