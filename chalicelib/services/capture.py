@@ -28,7 +28,8 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from chalicelib.capture_format import NO_ENDPOINT, VARIANT, CapturedQuery, capture_key, capture_record, inference_time
+from chalicelib.capture_format import (NO_ENDPOINT, VARIANT, CapturedQuery, InferenceTimes, capture_key,
+                                      encode_record, new_event_id)
 from chalicelib.ports import BlobStore
 
 log = logging.getLogger("kilele.capture")
@@ -65,40 +66,52 @@ class CaptureBuffer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+        self._times = InferenceTimes()
 
     def add(self, user_id: str, app: str, endpoint: Optional[str], queries: list[CapturedQuery]) -> None:
         """Buffer the records of ``queries``, answered by ``endpoint`` (None: no endpoint
         answered, the app's default output)."""
-        # A request's queries share one time: its text and hour are worked out once per time.
-        times: dict[datetime, tuple[str, int]] = {}
         by_hour: dict[int, list[bytes]] = {}
-        lines = []
         for query in queries:
-            known = times.get(query.at)
-            if known is None:
-                known = times[query.at] = (inference_time(query.at), int(query.at.timestamp() // 3600))
-            line = capture_record(query, time_text=known[0])
-            lines.append(line)
-            by_hour.setdefault(known[1], []).append(line)
-        size = sum(len(line) + 1 for line in lines)
+            time_text, hour = self._times(query.at)
+            by_hour.setdefault(hour, []).append(encode_record(query.query_id, query.query, query.output, time_text,
+                                                              query.default, new_event_id()))
+        self._buffer(user_id, app, endpoint, by_hour)
+
+    def add_answers(self, user_id: str, app: str, endpoint: Optional[str], query_ids: list[str],
+                    queries: list[Any], outputs: list[Any], at: datetime, default: bool = False) -> None:
+        """:meth:`add` for one request: its queries, their ids and answers, answered at ``at``
+        (what the predict path has; no :class:`CapturedQuery` is built per query)."""
+        time_text, hour = self._times(at)
+        lines = [encode_record(query_id, query, output, time_text, default, new_event_id())
+                 for query_id, query, output in zip(query_ids, queries, outputs)]
+        self._buffer(user_id, app, endpoint, {hour: lines}, len(lines), sum(map(len, lines)) + len(lines))
+
+    def _buffer(self, user_id: str, app: str, endpoint: Optional[str], by_hour: dict[int, list[bytes]],
+                count: Optional[int] = None, size: Optional[int] = None) -> None:
+        """Append ``by_hour``'s records (``count`` of them, ``size`` bytes with their newlines,
+        when the caller has counted them)."""
+        if count is None or size is None:
+            count = sum(len(lines) for lines in by_hour.values())
+            size = sum(sum(map(len, lines)) for lines in by_hour.values()) + count  # a newline per record
         endpoint_name = endpoint or NO_ENDPOINT
         full = False
         with self._lock:
             if self._bytes + size > self._max_pending:
-                self.dropped += len(lines)
+                self.dropped += count
                 dropped = self.dropped
             else:
                 dropped = 0
                 for hour, hour_lines in by_hour.items():
                     self._parts.setdefault((user_id, app, endpoint_name, VARIANT, hour), []).extend(hour_lines)
-                self._records += len(lines)
+                self._records += count
                 self._bytes += size
                 if self._oldest is None:
                     self._oldest = self._ticker()
                 full = self._records >= self._max_records or self._bytes >= self._max_bytes
         if dropped:
             log.error("capture buffer full (%d bytes unwritten): %d records of %s dropped, %d in all",
-                      self._max_pending, len(lines), app, dropped)
+                      self._max_pending, count, app, dropped)
             return
         if self._use_timer:
             if self._thread is None:

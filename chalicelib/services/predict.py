@@ -38,7 +38,7 @@ from chalicelib.ports import (
 )
 from chalicelib.services import Clock, utc_now
 from chalicelib.services.apps import ApplicationService
-from chalicelib.services.capture import CaptureBuffer, captured
+from chalicelib.services.capture import CaptureBuffer
 from chalicelib.services.inference_jobs import InferenceJobService
 from chalicelib.services.payloads import (Answer, Outcome, Payload, answer, check_input_type, new_query_ids,
                                          parse_payload, top_n)
@@ -161,8 +161,8 @@ class PredictService:
         if percent < 100 and self._sample() * 100 >= percent:
             return
         try:
-            self._capture.add(user_id, app_name, outcome.endpoint, captured(
-                [str(i) for i in outcome.query_ids], queries, outcome.predictions, self._clock(), outcome.default))
+            self._capture.add_answers(user_id, app_name, outcome.endpoint, [str(i) for i in outcome.query_ids],
+                                      queries, outcome.predictions, self._clock(), outcome.default)
         except Exception:  # noqa: BLE001 - a record that cannot be made must not fail the answer
             log.exception("could not capture a predict request of %s", app_name)
 
