@@ -5,6 +5,8 @@ breach the drift monitor), then an incremental test of the next days on the acti
 The worker runs the engine in its sandboxed model process, as for any stress test."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import ct_data
@@ -65,6 +67,16 @@ def test_seed_002s_continuous_tests_on_drifting_days(stack, tmp_path, capsys):
         "2024-04-01", "2024-04-02", "2024-04-03", "2024-04-04", "2024-04-05"]
     report = second.get_report(str(tmp_path / "ct-report.html"))
     assert 'data-key="numeric_drift"' in open(report).read()
+
+    # What CloudWatch would get (docs/continuous-tests.md, Metrics): the local stack writes the same
+    # EMF documents to its data dir. One document of counts per job, app "-" (no schedule on an
+    # app's traffic); bins of 2024 are older than CloudWatch's 14 days, so no per-bin value.
+    documents = [json.loads(line) for line in
+                 (stack.data_dir / "metrics" / "ct-metrics.jsonl").read_text().splitlines()]
+    ours = [d for d in documents if d.get("ct_instance") == instance_id]
+    assert [(d["app"], d["BinsTested"]) for d in ours] == [("-", [3.0]), ("-", [2.0])], ours
+    assert ours[0]["MonitorsBreached"][0] >= 1 and ours[0]["_aws"]["CloudWatchMetrics"][0]["Namespace"] == \
+        "Kilele/ContinuousTests"
 
     ct_instance.deactivate_ct_instance()
     with pytest.raises(Exception, match="no active CT instance"):
