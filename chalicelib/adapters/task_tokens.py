@@ -7,6 +7,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.services.trial_messages import run_token
+
 
 #: The token was answered already, timed out, or its execution ended: nothing is waiting.
 TOKEN_GONE_CODES = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
@@ -53,7 +55,7 @@ class SfnTaskTokens:
             if e.response["Error"]["Code"] in MISSING_OBJECT_CODES:
                 return ""  # the run has not started
             raise
-        return body.decode().strip()
+        return run_token(body)
 
     def succeed(self, token: str, output: Any) -> bool:
         """SendTaskSuccess with ``output`` as JSON; False if nobody waits for the token any more."""

@@ -73,6 +73,20 @@ def beside_log(logs_key: str) -> dict[str, str]:
     }
 
 
+def run_token(body: bytes) -> str:
+    """The run task's token from the object the state machine wrote at ``run_token_key``.
+
+    The ``aws-sdk:s3:putObject`` integration writes a string ``Body`` as JSON text: AWS stores the
+    token JSON-quoted (LocalStack's AWS-validated snapshot of that integration: the object's ETag is
+    the MD5 of ``"text data"`` with its quotes), and so does LocalStack; moto 5.2 stores it as it is.
+    A task token never starts with a quote, so both read the same (docs/localstack.md, difference 2).
+    The worker reads it with the same rule (``kilele_worker.start.run_token``); "" if empty."""
+    text = body.decode().strip()
+    if not text.startswith('"'):
+        return text
+    return json.loads(text).strip()  # a JSON string (it starts with a quote); ValueError if malformed
+
+
 #: The failure name of a run whose job never started within its queue timeout.
 QUEUE_TIMEOUT_ERROR = "QueueTimeout"
 

@@ -237,3 +237,25 @@ def test_the_stress_test_message_of_a_trial_parses_in_the_worker():
     for change in ({"model_class": None}, {"config": {**built["config"], "model_info": {"path": "model.py"}}}):
         with pytest.raises(MessageError):
             parse_message(json.dumps({"task_token": "tok", "trial": {**built, **change}}))
+
+
+# What the run-task states (aws-sdk:s3:putObject with "Body.$": "$$.Task.Token") leave at
+# run_token_key: AWS and LocalStack write the string Body as JSON text (quoted), moto as it is.
+RUN_TOKEN_OBJECTS = {"aws": json.dumps(TOKEN).encode(), "moto": TOKEN.encode(), "moto, newline": f"{TOKEN}\n".encode()}
+
+
+@pytest.mark.parametrize("form", sorted(RUN_TOKEN_OBJECTS))
+def test_the_run_token_object_reads_as_the_token_on_both_sides(form):
+    from kilele_worker.start import run_token as worker_run_token
+
+    body = RUN_TOKEN_OBJECTS[form]
+    assert trial_messages.run_token(body) == worker_run_token(body) == TOKEN
+
+
+def test_a_malformed_run_token_object_is_refused_on_both_sides():
+    from kilele_worker.start import run_token as worker_run_token
+
+    for read in (trial_messages.run_token, worker_run_token):
+        assert read(b"") == ""  # not written yet
+        with pytest.raises(ValueError):
+            read(b'"unterminated')

@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from kilele_worker.start import run_token  # the worker's own reading of the run token object
+
 
 class ScriptedTrials:
     """Answers trial messages like the worker would, from a script: ``outcome(trial) ->
@@ -71,7 +73,7 @@ class ScriptedTrials:
         deadline = time.monotonic() + 10
         while True:
             try:
-                return self._s3.get_object(Bucket=trial["bucket"], Key=trial["run_token_key"])["Body"].read().decode()
+                return run_token(self._s3.get_object(Bucket=trial["bucket"], Key=trial["run_token_key"])["Body"].read())
             except self._s3.exceptions.NoSuchKey:
                 if time.monotonic() > deadline:
                     raise

@@ -31,6 +31,17 @@ class RunTokenMissing(Exception):
     timeout records the trial as failed)."""
 
 
+def run_token(body: bytes) -> str:
+    """The run task's token from the object the state machine wrote (the platform reads it with
+    the same rule: ``chalicelib.services.trial_messages.run_token``). AWS and LocalStack store the
+    ``aws-sdk:s3:putObject`` integration's string ``Body`` as JSON text, with quotes; moto stores it
+    bare. A task token never starts with a quote. "" if empty."""
+    text = body.decode().strip()
+    if not text.startswith('"'):
+        return text
+    return json.loads(text).strip()  # a JSON string (it starts with a quote); ValueError if malformed
+
+
 def report_start(aws: AwsClients, start_token: str, trial: Any, started_at: str,
                  wait_seconds: float = RUN_TOKEN_WAIT_SECONDS) -> str:
     """Answer the queue task (the run started at ``started_at``) and return the run task's token.
@@ -50,7 +61,7 @@ def report_start(aws: AwsClients, start_token: str, trial: Any, started_at: str,
     while True:
         try:
             body = aws.s3.get_object(Bucket=trial.bucket, Key=trial.run_token_key)["Body"].read()
-            token = body.decode().strip()
+            token = run_token(body)
             if token:
                 return token
         except Exception as e:  # noqa: BLE001
@@ -62,4 +73,4 @@ def report_start(aws: AwsClients, start_token: str, trial: Any, started_at: str,
         pause = min(pause * 2, 1.0)
 
 
-__all__ = ["report_start", "RunTokenMissing", "RUN_TOKEN_WAIT_SECONDS"]
+__all__ = ["report_start", "run_token", "RunTokenMissing", "RUN_TOKEN_WAIT_SECONDS"]

@@ -94,6 +94,9 @@ def test_the_run_token_is_waited_for_and_a_missing_one_is_reported():
     aws = SimpleNamespace(sfn=_Sfn(), s3=_S3({SPEC.run_token_key: b"run-token\n"}))
     assert report_start(aws, "queue-token", SPEC, "2026-12-01T00:00:00Z") == "run-token"
     assert aws.sfn.answered == [("queue-token", {"started_at": "2026-12-01T00:00:00Z"})]
+    # As AWS (and LocalStack) store it: the integration writes the string Body as JSON text.
+    aws = SimpleNamespace(sfn=_Sfn(), s3=_S3({SPEC.run_token_key: b'"run-token"'}))
+    assert report_start(aws, "queue-token", SPEC, "2026-12-01T00:00:00Z") == "run-token"
     aws = SimpleNamespace(sfn=_Sfn(), s3=_S3({}))
     with pytest.raises(RunTokenMissing, match="no run token"):
         report_start(aws, "queue-token", SPEC, "2026-12-01T00:00:00Z", wait_seconds=0.3)
