@@ -7,23 +7,37 @@ here and in docs/localstack.md:
 
 - no snapshots: the emulator keeps its own state (or none); the stack's data dir holds no
   ``moto/state.snapshot``, so a restart restores nothing of AWS;
-- no restart: the stack does not own the process; one that stops answering fails the stack;
+- no restart: the stack does not own the process; one that stops answering for
+  :data:`UNANSWERED_GRACE_SECONDS` fails the stack (the watcher never "restarts" it, which would
+  end the running trials as if their AWS had been lost);
 - no IAM credentials for SigV4 checks (moto's IAM_CREDENTIALS_PATH): the gateway knows no access
   key, so IAM-signed API calls are refused (401) and API keys and sessions are the way in.
 """
 from __future__ import annotations
 
+import time
 from typing import Any, Optional
 
 import requests
+
+#: How long the emulator may leave its health check unanswered before the stack counts it as
+#: gone: on a loaded machine (CI's two cores running LocalStack, the stack and its workers) one
+#: check can take longer than its 2 s timeout without anything being wrong.
+UNANSWERED_GRACE_SECONDS = 30.0
 
 
 class ExternalAws:
     """The endpoint of an AWS emulator that runs on its own."""
 
-    def __init__(self, url: str, health_path: str = "/_localstack/health"):
+    #: The watcher never restarts it: the stack fails instead (chalicelib/local/watch.py).
+    restartable = False
+
+    def __init__(self, url: str, health_path: str = "/_localstack/health",
+                 grace_seconds: float = UNANSWERED_GRACE_SECONDS):
         self.url = url.rstrip("/")
         self.health_path = health_path
+        self._grace = grace_seconds
+        self._answered_at: Optional[float] = None  # monotonic time of the last answered check
 
     @property
     def pid(self) -> Optional[int]:
@@ -46,10 +60,14 @@ class ExternalAws:
             return {"ok": False, "detail": f"{self.url} does not answer: {type(e).__name__}"}
         if response.status_code != 200:
             return {"ok": False, "detail": f"{self.url}{self.health_path} answered {response.status_code}"}
+        self._answered_at = time.monotonic()
         return {"ok": True, "detail": f"external emulator at {self.url}"}
 
     def alive(self) -> bool:
-        return self.health()["ok"]
+        """False once the emulator has not answered for the grace period (at once if it never has)."""
+        if self.health()["ok"]:
+            return True
+        return self._answered_at is not None and time.monotonic() - self._answered_at < self._grace
 
     def iam_credentials(self, access_key_id: str) -> Any:
         """None: only the moto child can tell the secret of a key it issued (see the module)."""

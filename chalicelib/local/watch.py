@@ -146,6 +146,12 @@ class Watcher:
             component.start(self._stack.context)
 
     def _moto_died(self, detail: Optional[str]) -> None:
+        if not getattr(self._stack.moto, "restartable", True):
+            # An emulator the stack did not start (kilele local up --aws-endpoint-url): nothing
+            # to restart, and its state is its own, so the stack stops rather than pretend.
+            self._give_up(f"the AWS emulator the stack uses stopped answering ({detail}); it is not the stack's "
+                          "to restart")
+            return
         if not self._moto_restarts.allow():
             self._give_up(f"moto (the emulated AWS) stopped more than {self._max_restarts} times in "
                           f"{self._window:g} s, last: {detail}")

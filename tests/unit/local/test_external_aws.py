@@ -3,6 +3,7 @@ an endpoint of its own: what the stack and the clients get from the settings."""
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -62,3 +63,32 @@ def test_without_its_own_endpoint_dynamodb_goes_where_every_service_goes():
     assert settings.aws_service_endpoints == {} and settings.dynamodb_endpoint_url == "http://127.0.0.1:4566"
     aws = AwsClients("us-east-1", settings.aws_endpoint_url, "k", "s", settings.aws_service_endpoints)
     assert aws.client("dynamodb").meta.endpoint_url == "http://127.0.0.1:4566"
+
+
+def test_a_check_left_unanswered_is_tolerated_for_the_grace_period_then_the_emulator_is_gone(health_server):
+    url, handler = health_server
+    aws = ExternalAws(url, grace_seconds=0.3)
+    assert aws.alive()
+    handler.status = 503  # or a check slower than its timeout on a loaded machine
+    assert aws.alive(), "one unanswered check is not a lost emulator"
+    time.sleep(0.35)
+    assert not aws.alive()
+    handler.status = 200
+    assert aws.alive()
+
+
+def test_the_watcher_stops_the_stack_rather_than_restart_an_emulator_it_does_not_own():
+    from chalicelib.local.watch import Watcher
+
+    class Stack:
+        moto, components, failures = ExternalAws("http://127.0.0.1:9", grace_seconds=0), [], []
+
+        def restart_moto(self):
+            raise AssertionError("an external emulator is never restarted")
+
+        def fail(self, reason):
+            self.failures.append(reason)
+
+    stack = Stack()
+    Watcher(stack).check()
+    assert len(stack.failures) == 1 and "not the stack's to restart" in stack.failures[0]
