@@ -1,7 +1,8 @@
 """Synthesis of what issue 12 deploys beside the events and schedules (test_events_synth.py): the
 dashboard's continuous-test widgets, graphing exactly the metrics chalicelib/ct_metrics_format.py
-writes; the functions that record continuous tests writing them to CloudWatch; and the capture
-layout in the data bucket (capture/ and ground-truth/, tiered after 30 days, never expired)."""
+writes, and the capture layout in the data bucket (capture/ and ground-truth/, tiered after 30
+days, never expired). Each on a small stack of its own construct (a second synth of the whole
+stack costs CI about a minute); test_synth.py checks KileleStack includes them."""
 from __future__ import annotations
 
 import json
@@ -16,14 +17,15 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
 
-from aws_cdk import App  # noqa: E402
+from aws_cdk import App, Stack  # noqa: E402
+from aws_cdk import aws_cloudwatch as cw  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from chalicelib.capture_format import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX  # noqa: E402
 from chalicelib.ct_metrics_format import BinValue, CTMetricsRecord, emf_documents  # noqa: E402
 from chalicelib.entities.continuous import DEFAULT_MONITOR_CATEGORIES  # noqa: E402
-from kilele_infra import KileleStack  # noqa: E402
-from kilele_infra.data import CAPTURE_TIERING_DAYS  # noqa: E402
+from kilele_infra.dashboard_ct import add_continuous_test_widgets  # noqa: E402
+from kilele_infra.data import CAPTURE_TIERING_DAYS, Data  # noqa: E402
 
 STAGE = "test"
 SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]*)\} (?P<terms>.*)', '(?P<statistic>\w+)', (?P<period>\d+)\)")
@@ -31,9 +33,11 @@ SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]*)\} (?P<terms>.*)', '(?P<statis
 
 @pytest.fixture(scope="module")
 def template() -> Template:
-    # An empty bundling-stacks list skips asset bundling, so synth never runs pip.
-    app = App(context={"aws:cdk:bundling-stacks": []})
-    return Template.from_stack(KileleStack(app, f"kilele-{STAGE}", stage=STAGE))
+    """The data resources and the continuous-test rows of a dashboard, as KileleStack makes them."""
+    stack = Stack(App(), f"kilele-{STAGE}")
+    Data(stack, "Data", stage=STAGE)
+    add_continuous_test_widgets(cw.Dashboard(stack, "Dashboard", dashboard_name=f"kilele-{STAGE}"), STAGE)
+    return Template.from_stack(stack)
 
 
 def _dashboard(template: Template) -> dict[str, Any]:
@@ -107,17 +111,6 @@ def test_each_default_monitors_category_has_its_level_graph_with_the_bound(templ
         assert widget["properties"]["annotations"]["horizontal"][0]["value"] == 2, title
     everything = [w for t, w in widgets.items() if "every monitored metric" in t]
     assert len(everything) == 1 and "metric" not in _terms(_searches(everything[0])[0])
-
-
-def test_the_functions_that_record_continuous_tests_write_metrics_to_cloudwatch(template: Template) -> None:
-    functions = {r["Properties"]["Handler"]: r for r in template.find_resources("AWS::Lambda::Function").values()
-                 if isinstance(r["Properties"].get("Handler"), str)}
-    # The state machine's record steps (chalicelib/workflows/handlers.py) run ContinuousTestService.record*.
-    for handler in ("chalicelib.workflows.lambda_entry.record_stress_test",
-                    "chalicelib.workflows.lambda_entry.record_stress_test_failure"):
-        variables = functions[handler]["Properties"]["Environment"]["Variables"]
-        # ct_metrics_uri unset + cloudwatch_metrics on: EMF lines (chalicelib/wiring_metrics.py).
-        assert variables["KILELE_CLOUDWATCH_METRICS"] == "true" and "KILELE_CT_METRICS_URI" not in variables
 
 
 def test_captured_traffic_and_ground_truth_are_tiered_never_expired(template: Template) -> None:

@@ -794,6 +794,20 @@ def test_dashboard_watches_serving(template: Template) -> None:
     assert _logical_id_of_queue(template, resources.SERVING_REQUESTS_QUEUE.name) in body
 
 
+def test_dashboard_watches_continuous_tests_and_their_record_steps_emit_metrics(template: Template) -> None:
+    # The rows themselves are checked against what a job emits in test_ct_synth.py.
+    [dashboard] = template.find_resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"]).replace("\\", "")
+    for metric in ("BinsTested", "BinsFailed", "MonitorsBreached", "JobsFailed", "MetricValue"):
+        assert f'{{"Kilele/ContinuousTests",app,"ct_instance",' in body and f'MetricName="{metric}"' in body, metric
+    # ContinuousTestService.record / record_failure run in these (chalicelib/workflows/handlers.py);
+    # ct_metrics_uri unset and cloudwatch_metrics on: EMF log lines (chalicelib/wiring_metrics.py).
+    for handler in ("record_stress_test", "record_stress_test_failure"):
+        function_id = _function_id(template, f"{WORKFLOW_ENTRY_MODULE}.{handler}")
+        variables = template.to_json()["Resources"][function_id]["Properties"]["Environment"]["Variables"]
+        assert variables["KILELE_CLOUDWATCH_METRICS"] == "true" and "KILELE_CT_METRICS_URI" not in variables
+
+
 def test_serverless_is_a_stack_option(monkeypatch: pytest.MonkeyPatch) -> None:
     # The construct alone (no synth, which is what makes these tests slow).
     stack = Stack(App(context={"aws:cdk:bundling-stacks": []}), "serverless")
