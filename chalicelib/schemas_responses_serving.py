@@ -122,9 +122,21 @@ class BundleManifestOut(Out):
     image: BundleImageOut = None  # type: ignore[assignment]  # only when the members run in a managed image
 
 
+class DirectDownloadOut(Out):
+    """Where a SigV4-signed IAM user may read the file itself with S3's own API (ranged GETs):
+    the key is under ``direct/<IAM user name>/``, which infra's transfer policy lets only that
+    user read. ``endpoint_url`` is set only on the local stack (its S3 gate)."""
+
+    bucket: str
+    key: str
+    endpoint_url: Optional[str]
+
+
 class BundleOut(Out):
     url: str  # presigned download of the .tar.gz
     manifest: BundleManifestOut
+    direct: Optional[DirectDownloadOut]  # null unless the request was signed by an IAM user
+    image_uri: Optional[str]  # the image its endpoints run on this stack (null locally)
 
 
 # -- applications, predict and metrics -----------------------------------------------------------

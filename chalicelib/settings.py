@@ -218,6 +218,9 @@ class Settings(BaseSettings):
     data_bucket_name: str = Field(
         "", description="S3 bucket for datasets and model files; infra sets it (bucket names are global)."
     )
+    direct_s3_endpoint_url: str = Field(
+        "", description="The S3 endpoint IAM users are told to move their direct/<name>/ files at (empty: "
+        "aws_endpoint_url, i.e. S3 itself on AWS). The local stack sets its S3 gate, which checks their grant.")
 
     @model_validator(mode="after")
     def _resolve_region(self) -> "Settings":

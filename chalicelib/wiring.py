@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from chalicelib import resources
+from chalicelib.direct_transfers import DirectTransfers
 from chalicelib.image_archives import ArchiveLimits
 from chalicelib.ports import (
     BlobStore,
@@ -195,6 +196,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
         BundleBuilder(blobs, stores.models, clock, model_images),
         blobs, endpoints, stage=settings.stage, public_api_url=settings.public_api_url,
         presigned_url_seconds=settings.presigned_url_seconds, clock=clock, apps=app_store, gpus=gpus,
+        direct=DirectTransfers(settings.data_bucket, _direct_endpoint(settings)),
+        inference_image_uri=settings.sagemaker_image_uri,
     )
     apps = ApplicationService(app_store, inference, clock=clock)
     predict = PredictService(
@@ -245,7 +248,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
             check_dispatcher=parts.get("dataset_check_dispatcher",
                                        lambda: dataset_check_dispatcher(settings, dataset_check, aws)),
             # Signed IAM users upload straight to S3 there; the endpoint only when S3 is local (moto).
-            bucket=settings.data_bucket, direct_endpoint_url=settings.aws_endpoint_url or None,
+            bucket=settings.data_bucket, direct_endpoint_url=_direct_endpoint(settings),
         ),
         models=ModelService(stores.models, blobs, settings.max_model_file_bytes, clock=clock, images=model_images),
         train_jobs=train_jobs,
@@ -339,6 +342,12 @@ def _bind_tables(settings: Settings) -> None:
 
     models.bind(settings.resource_name, settings.region, settings.dynamodb_endpoint_url or None,
                 settings.aws_access_key_id or None, settings.aws_secret_access_key or None)
+
+
+def _direct_endpoint(settings: Settings) -> Optional[str]:
+    """The S3 endpoint IAM users move direct/ files at: the local stack's gate, else the
+    emulator, else None (S3 itself)."""
+    return settings.direct_s3_endpoint_url or settings.aws_endpoint_url or None
 
 
 def _blobs(settings: Settings, aws: Any) -> BlobStore:

@@ -140,4 +140,5 @@ def app_metrics(call: Call, app: str) -> list:
           body=ExportBundleRequest, status=201, response=BundleOut)
 def export_bundle(call: Call) -> dict:
     req = call.body
-    return services().inference_jobs.export_bundle(call.user, req.app, req.app_version, req.trial_id)
+    return services().inference_jobs.export_bundle(call.user, req.app, req.app_version, req.trial_id,
+                                                   iam_principal=call.iam_principal)

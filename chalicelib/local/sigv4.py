@@ -42,20 +42,23 @@ def is_signed(headers: Mapping[str, str]) -> bool:
 
 
 def verify(method: str, url: str, headers: Mapping[str, str], body: bytes,
-           credentials_of: Callable[[str], Optional[Credentials]], now: Optional[datetime] = None) -> str:
+           credentials_of: Callable[[str], Optional[Credentials]], now: Optional[datetime] = None,
+           service: str = SERVICE) -> str:
     """The caller's ARN if the request's SigV4 signature holds, else :class:`SignatureRejected`.
 
     ``headers``: lower-cased names; ``url``: as the client addressed it (scheme, Host header,
-    path and query string); ``credentials_of(access_key_id)``: the key's secret and owner."""
-    from botocore.auth import SigV4Auth
+    path and query string); ``credentials_of(access_key_id)``: the key's secret and owner;
+    ``service``: ``execute-api``, or ``s3`` (whose canonical request keeps the path as sent and
+    takes the payload hash from ``x-amz-content-sha256``: the local S3 gate's)."""
+    from botocore.auth import S3SigV4Auth, SigV4Auth
     from botocore.awsrequest import AWSRequest
     from botocore.credentials import Credentials as BotocoreCredentials
 
     match = _AUTHORIZATION.match(headers.get("authorization") or "")
     if not match:
         raise SignatureRejected("the Authorization header is not a well-formed AWS4-HMAC-SHA256 signature")
-    if match["service"] != SERVICE:
-        raise SignatureRejected(f"the signature is for service {match['service']!r}, not {SERVICE!r}")
+    if match["service"] != service:
+        raise SignatureRejected(f"the signature is for service {match['service']!r}, not {service!r}")
     amz_date = headers.get("x-amz-date") or ""
     try:
         signed_at = datetime.strptime(amz_date, "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
@@ -75,8 +78,9 @@ def verify(method: str, url: str, headers: Mapping[str, str], body: bytes,
     request = AWSRequest(method=method, url=url, data=body,
                          headers={name: headers[name] for name in signed_names if name != "host"})
     request.context["timestamp"] = amz_date
-    signer = SigV4Auth(BotocoreCredentials(match["akid"], credentials.secret_access_key, credentials.session_token),
-                       SERVICE, match["region"])
+    signer = (S3SigV4Auth if service == "s3" else SigV4Auth)(
+        BotocoreCredentials(match["akid"], credentials.secret_access_key, credentials.session_token),
+        service, match["region"])
     # Only the signed headers take part, as the client computed them; the host comes from the URL.
     canonical = signer.canonical_request(request)
     expected = signer.signature(signer.string_to_sign(request, canonical), request)

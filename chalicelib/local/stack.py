@@ -173,6 +173,7 @@ class LocalStack:
             self.moto = MotoServer(moto_port, state_dir=self.data.moto_dir if self.data else None,
                                    snapshot_seconds=snapshot_seconds)
         self.api = None
+        self.s3_gate: Any = None  # the local twin of IAM's direct-transfer grant (chalicelib/local/s3_gate.py)
         self.components: list[LocalComponent] = []
         self.context: Optional[StackContext] = None
         self.recovery: Any = None  # what recovery.recover did at start-up, when there was saved state
@@ -207,6 +208,14 @@ class LocalStack:
             aws = AwsClients(settings.region, settings.aws_endpoint_url, settings.aws_access_key_id,
                              settings.aws_secret_access_key, settings.aws_service_endpoints)
             provisioned = provision(settings, aws)
+            # IAM users move their direct/<name>/ files through the gate, which checks their grant;
+            # an external emulator issues no keys it could check (external_aws.py): none then.
+            if isinstance(self.moto, MotoServer):
+                from chalicelib.local.s3_gate import S3Gate
+
+                self.s3_gate = S3Gate(self.moto.url, settings.data_bucket, self.moto.iam_credentials)
+                self.s3_gate.start()
+                settings = settings.with_values(direct_s3_endpoint_url=self.s3_gate.url)
             # Bind the API first: its URL is the predictor URL inference jobs hand out.
             self.api = ApiServer(health_overlay(ChaliceWsgiApp(_load_app(), credentials_of=self.moto.iam_credentials),
                                                 self.health), port=self.port, threads=self.threads)
@@ -321,6 +330,9 @@ class LocalStack:
         if self._installed:
             wiring.install(self._previous_services)
             self._installed = False
+        if self.s3_gate:
+            self.s3_gate.stop()
+            self.s3_gate = None
         with self._moto_lock:
             self.moto.stop()
         if self.watcher:

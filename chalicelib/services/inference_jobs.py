@@ -27,6 +27,7 @@ from chalicelib.entities import (
     iso_or_none,
 )
 from chalicelib.errors import Conflict, Forbidden, NotFound, Unprocessable
+from chalicelib.direct_transfers import DirectTransfers
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.services.bundles import BundleBuilder
@@ -90,10 +91,16 @@ class InferenceJobService:
         *,
         apps: ApplicationStore,
         gpus: GpuSupport = GpuSupport(),
+        direct: Optional[DirectTransfers] = None,
+        inference_image_uri: str = "",
     ):
         """``apps`` keeps each app's serving record (the ids of its live jobs); ``gpus`` says
-        whether endpoints can get GPUs (a budget asking for some where they cannot is refused)."""
+        whether endpoints can get GPUs (a budget asking for some where they cannot is refused);
+        ``direct``: where IAM users' exports go, for them to download straight from S3;
+        ``inference_image_uri``: the image endpoints run when no managed image is needed (AWS only)."""
         self._gpus = gpus
+        self._direct = direct
+        self._inference_image_uri = inference_image_uri
         self._jobs = jobs
         self._apps = apps
         self._job_cache: LruCache[InferenceJob] = LruCache(JOB_CACHE_ENTRIES)
@@ -335,8 +342,15 @@ class InferenceJobService:
         return resumed
 
     def export_bundle(self, actor: User, app: str, app_version: int = LATEST,
-                      trial_id: Optional[str] = None) -> dict[str, Any]:
-        """A download URL of a bundle: one trial, or the ensemble an inference job would serve."""
+                      trial_id: Optional[str] = None, iam_principal: Optional[str] = None) -> dict[str, Any]:
+        """A download URL of a bundle: one trial, or the ensemble an inference job would serve.
+
+        For a request signed by an IAM user (``iam_principal``) the bundle is written under that
+        user's ``direct/<name>/`` prefix, and ``direct`` says where: only that IAM user's
+        credentials may read it there (chalicelib/direct_transfers.py); ``direct`` is null otherwise.
+        ``image_uri``: the image an endpoint of the bundle runs here (its managed image, else the
+        stack's inference image; null where there is none, as locally), for users who deploy it
+        with their own SageMaker tooling (the SDK's ``kilele.sagemaker_model``)."""
         require(actor, Action.MANAGE_INFERENCE_JOBS)
         if trial_id:
             trial = self._train_job_service.trial(actor, trial_id)
@@ -352,8 +366,12 @@ class InferenceJobService:
                 raise Unprocessable(f"train job {app} v{train_job.app_version} "
                                     f"{_nothing_to_serve(trials).replace('to serve', 'to export')}")
         key = f"exports/{new_id()}/bundle.tar.gz"
+        direct_key = self._direct.key_for(iam_principal, key) if self._direct else None
+        key = direct_key or key
         manifest = self._bundles.build(key, train_job.app, train_job.app_version, train_job.task, members)
-        return {"url": self._blobs.presigned_get(key, self._presign_seconds), "manifest": manifest}
+        return {"url": self._blobs.presigned_get(key, self._presign_seconds), "manifest": manifest,
+                "direct": self._direct.target(key) if self._direct and direct_key else None,
+                "image_uri": (manifest.get("image") or {}).get("ref") or self._inference_image_uri or None}
 
 
 def _member(trial: Trial) -> dict[str, Any]:

@@ -8,6 +8,13 @@ put. boto3's ``upload_file`` then sends it as a multipart upload (parts in paral
 by one) above :attr:`TransferSettings.multipart_threshold` bytes. ``endpoint_url`` is set only
 by the local stack, whose S3 is moto. Unsigned clients, and roles (which have no per-principal
 name a session cannot choose), keep the presigned POST of :mod:`kilele._transfer`.
+
+Downloads go the same way back: what the API exports for a request signed by an IAM user (an
+app version's bundle) is written under that user's prefix, and the answer's ``direct`` names
+it beside the presigned ``url``. :func:`download_direct` reads it with boto3's managed
+``download_file`` (parallel ranged GETs above the threshold, a byte bar). When S3 refuses our
+credentials (the transfer policy not attached to this IAM user) it says so with
+:class:`DirectAccessDenied`, and the caller falls back to the presigned URL.
 """
 from __future__ import annotations
 
@@ -15,7 +22,10 @@ import os
 from dataclasses import dataclass
 from typing import Any, Mapping, Optional
 
-from kilele.errors import ConnectionFailedError, UploadFailedError
+from kilele.errors import ConnectionFailedError, DownloadFailedError, UploadFailedError
+
+#: S3's refusals of our credentials (HEAD answers carry no body, so only the status as the code).
+_DENIED_CODES = ("AccessDenied", "403", "Forbidden")
 
 
 @dataclass
@@ -63,3 +73,55 @@ def upload_direct(session: Any, direct: Mapping[str, Any], path: str, settings: 
         except BotoCoreError as e:
             raise ConnectionFailedError(f"the upload of {path} to {where} for {for_what} could not reach S3 "
                                         f"({type(e).__name__}: {e}); {consequence}") from e
+
+
+class DirectAccessDenied(DownloadFailedError):
+    """S3 refused our own credentials the direct read (the caller may still use the presigned URL)."""
+
+    default_code = "AccessDenied"
+
+
+def _transfer_config(settings: TransferSettings) -> Any:
+    from boto3.s3.transfer import TransferConfig
+
+    return TransferConfig(multipart_threshold=settings.multipart_threshold,
+                          multipart_chunksize=settings.multipart_chunksize,
+                          max_concurrency=settings.max_concurrency)
+
+
+def download_direct(session: Any, direct: Mapping[str, Any], path: str, settings: TransferSettings,
+                    what: str) -> None:
+    """Read ``direct``'s bucket and key into ``path`` with the session's credentials (ranged GETs
+    in parallel above the threshold, a progress bar in bytes); ``path`` is replaced only once the
+    whole file has arrived. :class:`DirectAccessDenied` when S3 refuses our credentials,
+    ``DownloadFailedError`` for its other refusals, ``ConnectionFailedError`` when S3 cannot be
+    reached."""
+    import tempfile
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    s3 = session.client("s3", endpoint_url=direct.get("endpoint_url") or None)
+    where = f"s3://{direct['bucket']}/{direct['key']}"
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), prefix=".kilele-download-", suffix=".part")
+    os.close(fd)
+    try:
+        try:
+            size = s3.head_object(Bucket=direct["bucket"], Key=direct["key"])["ContentLength"]
+            with _progress(size, os.path.basename(path), settings.progress) as bar:
+                s3.download_file(direct["bucket"], direct["key"], tmp, Config=_transfer_config(settings),
+                                 Callback=bar.update)
+        except ClientError as e:
+            error = e.response.get("Error", {})
+            status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            code = str(error.get("Code") or status or "")
+            kind = DirectAccessDenied if code in _DENIED_CODES else DownloadFailedError
+            raise kind(f"S3 refused the download of {what} from {where} with our AWS credentials ({code}: "
+                       f"{error.get('Message') or e})", status_code=status, code=code or "download_failed") from e
+        except BotoCoreError as e:
+            raise ConnectionFailedError(f"the download of {what} from {where} could not reach S3 "
+                                        f"({type(e).__name__}: {e})") from e
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise

@@ -8,6 +8,7 @@ import json
 import tarfile
 from datetime import datetime, timezone
 
+import boto3
 import numpy as np
 import pytest
 
@@ -302,3 +303,20 @@ def test_an_inference_job_asking_for_gpus_where_endpoints_get_none_is_a_422(mode
     assert response.status_code == 422, response.data
     assert "no GPU for endpoints" in response.data["error"]["message"] and not endpoints.deployed
     assert model_dev.call("GET", "/inference-jobs/iris").data == []
+
+
+def test_an_iam_signed_export_names_its_direct_key(model_dev, endpoints, superadmin):
+    from api.test_direct_uploads import signed
+
+    user_arn = "arn:aws:iam::123456789012:user/bob"
+    email = model_dev.call("GET", "/users/me").data["email"]
+    linked = superadmin.call("POST", "/users/iam-principals", {"email": email, "principal_arn": user_arn})
+    assert linked.status_code == 200, linked.data
+    stopped_train_job(model_dev)
+    status, answer = signed("POST", "/bundles", user_arn, {"app": "iris", "trial_id": "job-iris-1-t1"})
+    assert status == 201, answer
+    direct = answer["direct"]
+    assert direct["key"].startswith("direct/bob/exports/") and direct["endpoint_url"] is None  # S3 itself (moto)
+    body = boto3.client("s3", region_name="us-east-1").get_object(Bucket=direct["bucket"], Key=direct["key"])["Body"]
+    assert body.read(2) == b"\x1f\x8b"  # the gzipped bundle is there
+    assert model_dev.call("POST", "/bundles", {"app": "iris", "trial_id": "job-iris-1-t1"}).data["direct"] is None

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, Optional
 
 from kilele._args import _version
@@ -23,13 +24,34 @@ class BundlesMixin(TransferMixin):
         job of ``app`` v``app_version`` would serve, and save the tar.gz to ``out_path``
         (default ``./<app>-v<version>.tar.gz``). Serve it with ``kilele bundle serve PATH``.
         Returns ``{"path", "manifest"}``."""
-        body: dict[str, Any] = {"app": app, "app_version": int(_version(app_version))}
-        if trial_id is not None:
-            body["trial_id"] = trial_id
-        answer = self._request("POST", "/bundles", json=body)
+        answer = self._export(app, app_version, trial_id)
         manifest = answer.get("manifest") or {}
         if out_path is None:
             out_path = f"{manifest.get('app') or app}-v{manifest.get('app_version', app_version)}.tar.gz"
         path = os.fspath(out_path)
-        self._download_to(answer["url"], path, f"the bundle of {app}")
+        self._download_file(answer, path, f"the bundle of {app}")
         return {"path": path, "manifest": manifest}
+
+    def _export(self, app: str, app_version: int, trial_id: Optional[str]) -> dict[str, Any]:
+        """The API's export answer: ``{"url", "manifest", "direct", "image_uri"}``."""
+        body: dict[str, Any] = {"app": app, "app_version": int(_version(app_version))}
+        if trial_id is not None:
+            body["trial_id"] = trial_id
+        return self._request("POST", "/bundles", json=body)
+
+    def _download_file(self, answer: dict[str, Any], path: str, what: str) -> None:
+        """Save a download the API answered (``{"url", "direct"?}``) to ``path``: straight from S3
+        with our own credentials when the API named a ``direct`` key for us (signed as an IAM
+        user), else, or when S3 refuses those credentials, through the presigned URL."""
+        direct = answer.get("direct")
+        if direct and self.aws_session is not None and self._signer is not None:
+            from kilele._s3_direct import DirectAccessDenied, download_direct
+
+            try:
+                download_direct(self.aws_session, direct, path, self.transfer, what)
+                return
+            except DirectAccessDenied as e:
+                # The IAM user lacks the transfer policy (kilele-<stage>-direct-transfers): the
+                # presigned URL needs none of ours, so the download still works, only slower.
+                warnings.warn(f"{e}; downloading through the presigned URL instead", stacklevel=3)
+        self._download_to(answer["url"], path, what)

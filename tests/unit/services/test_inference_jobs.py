@@ -287,3 +287,16 @@ def test_live_jobs_from_before_the_serving_record_are_recorded_with_the_next_one
     train({0: [(0.8, False, DONE)]})
     new = h.services.inference_jobs.create_inference_job(dev, "app")
     assert live_ids(h, dev) == {old["id"], new["id"]}
+
+
+def test_an_iam_users_export_is_written_under_its_own_prefix_for_it_to_read(h, dev, train):
+    train({0: [(0.7, False, DONE)]})
+    mine = h.services.inference_jobs.export_bundle(dev, "app", iam_principal="arn:aws:iam::123456789012:user/ops/alice")
+    direct = mine["direct"]
+    assert direct["key"].startswith("direct/alice/exports/") and direct["key"].endswith("/bundle.tar.gz")
+    assert direct["bucket"] and mine["url"].startswith(f"https://blobs.fake/{direct['key']}")  # the same object
+    assert mine["image_uri"] is None  # no managed image, and no inference image named by this stack
+    # roles (no aws:username) and callers without AWS credentials: the shared exports/ prefix, URL only
+    for principal in ("arn:aws:sts::123456789012:assumed-role/ml/alice", None):
+        other = h.services.inference_jobs.export_bundle(dev, "app", iam_principal=principal)
+        assert other["direct"] is None and other["url"].startswith("https://blobs.fake/exports/")
