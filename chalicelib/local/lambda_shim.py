@@ -3,6 +3,7 @@ Python handlers Lambda would run (moto executes state machines but not Lambda co
 from __future__ import annotations
 
 import threading
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable
 
@@ -10,6 +11,8 @@ from chalicelib.local.queue_consumer import QueueConsumer, log
 from chalicelib.ports import TaskTokens
 
 Invoke = Callable[[str, dict[str, Any]], Any]
+#: How long a stop waits for the handlers already running (the stack's stop has 30 s in all).
+STOP_GRACE_SECONDS = 5.0
 
 
 class LambdaShim(QueueConsumer):
@@ -22,6 +25,7 @@ class LambdaShim(QueueConsumer):
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="lambda-shim")
         self._threads = threads
         self._busy = 0
+        self._running: set[futures.Future] = set()
         self._lock = threading.Lock()
 
     def capacity(self) -> int:
@@ -31,7 +35,13 @@ class LambdaShim(QueueConsumer):
     def handle(self, body: dict[str, Any]) -> None:
         with self._lock:
             self._busy += 1
-        self._pool.submit(self._run, body)
+            future = self._pool.submit(self._run, body)
+            self._running.add(future)
+        future.add_done_callback(self._forget)
+
+    def _forget(self, future: futures.Future) -> None:
+        with self._lock:
+            self._running.discard(future)
 
     def _run(self, body: dict[str, Any]) -> None:
         token = body["task_token"]
@@ -49,6 +59,12 @@ class LambdaShim(QueueConsumer):
             with self._lock:
                 self._busy -= 1
 
-    def stop(self) -> None:
+    def stop(self, grace_seconds: float = STOP_GRACE_SECONDS) -> None:
+        """No more messages; handlers not started are dropped, those running get
+        ``grace_seconds`` to answer (a Lambda cut off by the stop: the state machine's execution
+        stops with moto, and the next start's recovery ends its job)."""
         super().stop()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            running = list(self._running)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        futures.wait(running, timeout=grace_seconds)

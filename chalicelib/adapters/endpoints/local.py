@@ -304,6 +304,10 @@ class LocalEndpointRunner:
             monitor.join(timeout=30)
         with self._lock:
             names = list(self._endpoints)
+            processes = [endpoint.process for endpoint in self._endpoints.values()]
+        # All asked at once: each delete then waits out what is left of one grace, not a grace each.
+        for process in processes:
+            _signal_group(process, signal.SIGTERM)
         for name in names:
             self.delete(name)
 
@@ -403,6 +407,14 @@ def _note(endpoint: _Endpoint, line: str) -> None:
             server_log.write(f"{RUNNER_LINE}{time.strftime('%Y-%m-%dT%H:%M:%S')} {line}\n")
     except OSError:
         pass
+
+
+def _signal_group(process: subprocess.Popen, sig: int) -> None:
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 def _stop(process: subprocess.Popen, grace_seconds: float = 10.0) -> None:

@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping, Optional
 
@@ -164,8 +165,9 @@ class LocalTrialDispatcher:
             log.info("trial dispatch: could not fail the token: %s", e)
 
     def terminate_all(self, grace_seconds: float = 5.0) -> None:
-        """SIGTERM to every running worker, SIGKILL to those still there after ``grace_seconds``;
-        then the warm workers that got no trial and the zygote are killed (their files removed)."""
+        """SIGTERM to every running worker, SIGKILL to those still there ``grace_seconds`` later
+        (one grace for all, not one each); then the warm workers that got no trial and the
+        zygote are killed (their files removed)."""
         with self._lock:
             processes = list(self._processes.values())
             warm = list(self._warm_running.values())
@@ -173,14 +175,15 @@ class LocalTrialDispatcher:
             _signal_group(process, signal.SIGTERM)
         for worker in warm:
             worker.signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace_seconds
         for process in processes:
             try:
-                process.wait(timeout=grace_seconds)
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 _signal_group(process, signal.SIGKILL)
                 process.wait()
         for worker in warm:
-            if not worker.wait(grace_seconds):
+            if not worker.wait(max(0.0, deadline - time.monotonic())):
                 worker.signal(signal.SIGKILL)
                 worker.wait(10)
         if self._pool is not None:
