@@ -156,6 +156,33 @@ def _verdict(raw: dict[str, Any]) -> list[str]:
             f"({'within' if share <= 1 - TARGET_RATIO else 'beyond'} the 5 % target)."]
 
 
+def _paired(raw: dict[str, Any]) -> list[str]:
+    """Each round's own ratios (its two settings measured back to back, so the machine's drift
+    between rounds cancels) and the API process's busy cores, per level."""
+    lines = ["", "Per round (a round measures both settings back to back, so its own ratios are less moved by the "
+             "machine's drift between rounds than the ratios of medians above; their spread at concurrency 1, "
+             "where capture's cost per request is the same, shows the noise), and the API process's CPU in cores "
+             "(median). The API's threads share one GIL: when the process runs near one core, its req/s is the "
+             "inverse of its CPU per request, whatever raised that, capture or the other work on the machine:", "",
+             "| concurrency | req/s ratio per round | median | CPU ratio per round | median | API cores 0 % | "
+             "API cores 100 % |", "|---:|---|---:|---|---:|---:|---:|"]
+    for level in raw["levels"]:
+        rows = [r for r in raw["rows"] if r["concurrency"] == level]
+        pairs = []
+        for round_ in sorted({r["round"] for r in rows}):
+            by = {r["percent"]: r for r in rows if r["round"] == round_}
+            if 0 in by and 100 in by and by[0]["rps"] and by[0]["api_us_per_req"]:
+                pairs.append((by[100]["rps"] / by[0]["rps"], by[100]["api_us_per_req"] / by[0]["api_us_per_req"]))
+        if not pairs:
+            continue
+        rps_ratios, cpu_ratios = [p[0] for p in pairs], [p[1] for p in pairs]
+        cores = {pct: statistics.median(r["api_cpu"] for r in rows if r["percent"] == pct) for pct in (0, 100)}
+        lines.append(f"| {level} | {', '.join(f'{v:.3f}' for v in rps_ratios)} | {statistics.median(rps_ratios):.3f} | "
+                     f"{', '.join(f'{v:.3f}' for v in cpu_ratios)} | {statistics.median(cpu_ratios):.3f} | "
+                     f"{cores[0]:.2f} | {cores[100]:.2f} |")
+    return lines
+
+
 def render_capture(raw: dict[str, Any], elapsed: float) -> str:  # noqa: C901 - one table after another
     """The README section of a ``--capture`` run."""
     lines = [HEADING, "",
@@ -184,6 +211,7 @@ def render_capture(raw: dict[str, Any], elapsed: float) -> str:  # noqa: C901 - 
         lines.append(f"| {level} | {rps_off:,.0f} | {rps_on:,.0f} | {ratio:.3f} | {cpu_off:,.0f} | {cpu_on:,.0f} | "
                      f"{cpu_on / cpu_off:.3f} | {'met' if ratio >= TARGET_RATIO else 'not met'} | "
                      f"{'met' if cpu_on / cpu_off <= 1 / TARGET_RATIO else 'not met'} |")
+    lines += _paired(raw)
     lines += ["", "Every round (req/s; API µs/req; the machine's busy cores of its 2 during the round):", "",
               "| concurrency | round | capture | req/s | p50 ms | p99 ms | API µs/req | moto CPU | machine CPU |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
