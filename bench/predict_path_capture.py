@@ -147,9 +147,11 @@ def _verdict(raw: dict[str, Any]) -> list[str]:
     off = [r["api_us_per_req"] for r in raw["rows"] if r["percent"] == 0]
     spread = (max(off) - min(off)) / statistics.median(off)
     share = added / statistics.median(off)
+    resolves = spread <= 1 - TARGET_RATIO
     return ["", f"Together: on the stack, the API's CPU per request with capture off ranged {min(off):,.0f}–"
             f"{max(off):,.0f} µs over the rounds (a spread of {spread:.0%} of its median, from the other work on the "
-            f"machine), more than the 5 % the target allows, so the stack's rows cannot tell whether it is met. The "
+            f"machine), {'within' if resolves else 'more than'} the 5 % the target allows, so the stack's rows "
+            f"{'can' if resolves else 'cannot'} tell whether it is met. The "
             f"in-process measurement can: capture at 100 % adds {added:.1f} µs of CPU per request, "
             f"{share:.1%} of the API's median {statistics.median(off):,.0f} µs per request with capture off, so "
             f"at most that share of the throughput of a CPU-bound API process "
