@@ -284,6 +284,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
     retrain = RetrainLoopService(built.train_jobs, built.datasets, app_store, stores.users, blobs, blobs, timeline,
                                  ct_schedules.traffic_source, clock=clock)
     built = dataclasses.replace(built, app_timeline=timeline, retrain=retrain)  # the breach hook reads this one
+    dataset_check.listeners.append(retrain.on_dataset_settled)  # a retrain's dataset built: its train job starts
     # A deployed retrain takes over the app's continuous test (a new CT instance on its training data).
     handover = CTHandover(continuous_tests, ct_schedules, built.train_jobs, built.stress_tests, stores.ct_instances,
                           timeline)

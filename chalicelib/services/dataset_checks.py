@@ -13,6 +13,11 @@ which has no access to the tables: it gets :meth:`DatasetCheckJob.job_message`, 
 check and writes its verdict to :func:`verdict_key` (containers/worker/kilele_worker/dataset_check.py).
 :meth:`DatasetCheckJob.settle` records a verdict (the API calls it when a PENDING dataset is
 read), and :meth:`DatasetCheckJob.job_lost` a job that ended without one (its Batch job FAILED).
+
+A dataset built from listed files (:mod:`chalicelib.services.dataset_builds`: the retrain loop's
+labelled captured traffic) is built by the same job before its check. Whoever waits for a
+dataset (the retrain loop) is one of :attr:`DatasetCheckJob.listeners`, called once it is
+READY or INVALID, wherever that was recorded.
 """
 from __future__ import annotations
 
@@ -20,13 +25,14 @@ import json
 import logging
 import tempfile
 from dataclasses import asdict
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from chalicelib.dataset_formats import check_dataset
 from chalicelib.entities import Dataset, DatasetStatus
 from chalicelib.errors import NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.image_archives import ArchiveLimitExceeded, ArchiveLimits
 from chalicelib.ports import BlobStore, DatasetStore
+from chalicelib.services import dataset_builds
 
 log = logging.getLogger("kilele.dataset_checks")
 
@@ -48,6 +54,8 @@ class DatasetCheckJob:
         self._blobs = blobs
         self._max_bytes = max_dataset_bytes
         self._archive_limits = archive_limits
+        #: Called with a dataset once its check recorded READY or INVALID (wiring adds the retrain loop).
+        self.listeners: list[Callable[[Dataset], None]] = []
 
     def run(self, dataset_id: str) -> Optional[Dataset]:
         """Check ``dataset_id`` if it is PENDING (a second delivery of the job changes nothing);
@@ -55,6 +63,14 @@ class DatasetCheckJob:
         dataset = self._datasets.get(dataset_id)
         if dataset is None or dataset.status is not DatasetStatus.PENDING:
             return dataset
+        try:
+            if dataset_builds.is_built(dataset.object_key):
+                self._build(dataset)
+        except Unprocessable as e:
+            return self.mark_invalid(dataset, str(e), delete_file=False)
+        except Exception as e:  # the build broke: say so rather than leave it PENDING
+            log.exception("the build of dataset %s failed", dataset_id)
+            return self.mark_invalid(dataset, f"the build job failed: {type(e).__name__}: {e}", delete_file=False)
         try:
             size = self._blobs.size(dataset.object_key)
             if size > self._max_bytes:
@@ -71,7 +87,17 @@ class DatasetCheckJob:
         dataset.size_bytes, dataset.stats, dataset.status, dataset.error = size, stats, DatasetStatus.READY, None
         self._datasets.save(dataset)
         log.info("dataset %s checked: READY (%d bytes)", dataset_id, size)
+        self._settled(dataset)
         return dataset
+
+    def _build(self, dataset: Dataset) -> None:
+        """Make a built dataset's file from its sources manifest, in this process (the local
+        stack's job; on AWS the worker does it, kilele_worker.dataset_build)."""
+        manifest = dataset_builds.parse_manifest(self._blobs.get_bytes(dataset_builds.manifest_key(dataset.id)))
+        content = dataset_builds.build_in_process(manifest, self._blobs.get_bytes)
+        self._blobs.put_bytes(dataset.object_key, content, "text/csv")
+        log.info("dataset %s built from %d capture and %d ground-truth file(s): %d bytes", dataset.id,
+                 len(manifest.get("captures") or []), len(manifest.get("labels") or []), len(content))
 
     def job_message(self, dataset_id: str, bucket: str) -> dict[str, Any]:
         """What a check job outside the platform's process needs (it cannot read the tables):
@@ -79,10 +105,14 @@ class DatasetCheckJob:
         dataset = self._datasets.get(dataset_id)
         if dataset is None:
             raise NotFound(f"no dataset {dataset_id!r}")
-        return {"dataset_id": dataset.id, "bucket": bucket, "source_key": dataset.object_key,
-                "verdict_key": verdict_key(dataset.id), "task": dataset.task.value,
-                "target_column": dataset.target_column, "max_bytes": self._max_bytes,
-                "archive_limits": asdict(self._archive_limits)}
+        message = {"dataset_id": dataset.id, "bucket": bucket, "source_key": dataset.object_key,
+                   "verdict_key": verdict_key(dataset.id), "task": dataset.task.value,
+                   "target_column": dataset.target_column, "max_bytes": self._max_bytes,
+                   "archive_limits": asdict(self._archive_limits)}
+        if dataset_builds.is_built(dataset.object_key):  # the job builds the file first, from these
+            at = dataset_builds.manifest_key(dataset.id)
+            message["build"] = dataset_builds.job_build(dataset_builds.parse_manifest(self._blobs.get_bytes(at)), at)
+        return message
 
     def settle(self, dataset: Dataset) -> Dataset:
         """Record the verdict of a PENDING dataset's check job if it wrote one (else unchanged):
@@ -101,6 +131,7 @@ class DatasetCheckJob:
             dataset.stats, dataset.status, dataset.error = dict(verdict.get("stats") or {}), DatasetStatus.READY, None
             self._datasets.save(dataset)
             log.info("dataset %s checked by its job: READY (%d bytes)", dataset.id, dataset.size_bytes)
+            self._settled(dataset)
             return dataset
         reason = str(verdict.get("reason") or "the check job refused the file without saying why")
         return self.mark_invalid(dataset, reason, delete_file=bool(verdict.get("refused")))
@@ -134,4 +165,12 @@ class DatasetCheckJob:
         dataset.status, dataset.error = DatasetStatus.INVALID, reason
         self._datasets.save(dataset)
         log.warning("dataset %s INVALID: %s", dataset.id, reason)
+        self._settled(dataset)
         return dataset
+
+    def _settled(self, dataset: Dataset) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(dataset)
+            except Exception:  # noqa: BLE001 - the record is written; a reaction's failure is its own
+                log.exception("a listener of dataset %s (%s) failed", dataset.id, dataset.status.value)

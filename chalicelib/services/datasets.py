@@ -7,19 +7,21 @@ dispatcher, it is recorded PENDING and checked by a job (issue 13, finding 3; se
 :mod:`chalicelib.services.dataset_checks`), which records READY or INVALID with the message."""
 from __future__ import annotations
 
+import json
 import tempfile
 from datetime import timedelta
-from typing import IO, Any, Optional
+from typing import IO, Any, Callable, Optional
 
 from chalicelib.dataset_formats import check_dataset
 from chalicelib.image_archives import ArchiveLimitExceeded, ArchiveLimits
 from chalicelib.entities import Dataset, DatasetStatus, Task, User
 from chalicelib.iam_principals import iam_user_name
-from chalicelib.errors import Conflict, FormatError, NotFound, PayloadTooLarge, Unprocessable
+from chalicelib.errors import Conflict, FormatError, NotFound, PayloadTooLarge, Unavailable, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
 from chalicelib.ports import BlobStore, DatasetStore, UrlFetcher
 from chalicelib.ports_datasets import DatasetCheckDispatcher
+from chalicelib.services import dataset_builds
 from chalicelib.services.dataset_checks import DatasetCheckJob
 
 _SPOOL_BYTES = 8 * 1024 * 1024
@@ -138,6 +140,26 @@ class DatasetService:
         dataset.status = DatasetStatus.READY
         self._datasets.save(dataset)
         return dataset.to_dict()
+
+    def start_build(self, actor: User, name: str, task: Task, target_column: str, manifest: dict[str, Any],
+                    before_job: Optional[Callable[[dict[str, Any]], None]] = None) -> dict[str, Any]:
+        """A PENDING dataset whose file its job builds from the files ``manifest`` lists
+        (:mod:`chalicelib.services.dataset_builds`) and then checks: READY, or INVALID with why
+        (the check job's listeners are told either way). ``before_job(dataset)`` is called before
+        the job starts, so whoever waits for it knows it first. ``Unavailable`` when no job can be
+        started (the dataset is then INVALID saying so)."""
+        require(actor, Action.MANAGE_DATASETS)
+        if self._check_dispatcher is None:
+            raise Unavailable("datasets cannot be built here: no dataset check job dispatcher is configured")
+        dataset = self._new(actor, name, task, target_column, DatasetStatus.PENDING)
+        dataset.object_key = dataset_builds.file_key(dataset.id)
+        self._blobs.put_bytes(dataset_builds.manifest_key(dataset.id), json.dumps(manifest).encode(),
+                              "application/json")
+        dataset.check_started_at = self._clock()
+        self._datasets.save(dataset)
+        if before_job is not None:
+            before_job(dataset.to_dict())
+        return self._dispatch_check(dataset, 0)
 
     def _dispatch_check(self, dataset: Dataset, size: int) -> dict[str, Any]:
         assert self._check_dispatcher is not None

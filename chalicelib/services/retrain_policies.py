@@ -11,20 +11,28 @@ retrain at a time per app: a breach while one runs is recorded as such and start
 
 Every step is on the app's timeline (:mod:`chalicelib.services.app_timeline`) and published as
 an event: ``breach_seen``, ``retrain_started``/``retrain_skipped``/``retrain_failed`` with why.
+
+A retrain on ``labelled_captured_traffic`` first builds its dataset in a job, never here (this runs
+in a workflow Lambda on AWS, which ships no pandas): the breach only lists the app's capture and
+ground-truth files and starts a dataset build (:mod:`chalicelib.services.dataset_builds`;
+``dataset_build_started``); the job reads them, joins the labels by query id and records the
+dataset READY or INVALID, and :meth:`RetrainLoopService.on_dataset_settled` then starts the train
+job on it (``dataset_built``, ``retrain_started``) or records ``retrain_failed`` with the
+dataset's error.
 """
 from __future__ import annotations
 
-import io
 import json
 import logging
+import threading
 from typing import Any, Callable, Optional
 
-from chalicelib.entities import User
+from chalicelib.entities import Dataset, DatasetStatus, User
 from chalicelib.entities.continuous import Breach, CTInstance
-from chalicelib.errors import DomainError, InvalidInput, NotFound, Unavailable, Unprocessable
+from chalicelib.errors import DomainError, InvalidInput, NotFound, Unprocessable
 from chalicelib.ports import ApplicationStore, BlobStore, UserStore
 from chalicelib.ports_loop import KeyLister
-from chalicelib.services import Clock, utc_now
+from chalicelib.services import Clock, dataset_builds, utc_now
 from chalicelib.services.app_timeline import AppTimeline
 from chalicelib.services.train_jobs import LATEST, TrainJobService
 
@@ -94,6 +102,9 @@ class RetrainLoopService:
         self._timeline = timeline
         self._source_of = traffic_source_of
         self._clock = clock
+        # A build's end (the dataset check job's thread, locally) and a breach read-modify-write
+        # the same policy in one process: one at a time.
+        self._lock = threading.RLock()
 
     # -- the API's side -------------------------------------------------------------------------
 
@@ -166,26 +177,49 @@ class RetrainLoopService:
                               f"({breach.metric} = {breach.value:g} {breach.operator} {breach.bound:g})",
                               {"ct_instance_id": instance.id, "job_id": breach.job_id, "report": breach.report,
                                "monitors": sorted({b.monitor_id for b in chosen})})
-        running = self._running_retrain(owner, policy)
-        if running is not None:
-            self._timeline.record(owner.id, app, "retrain_skipped",
-                                  f"train job v{running} started by an earlier breach is still running", {})
-            return
+        with self._lock:
+            running = self._running_retrain(owner, policy)
+            if running is not None:
+                self._timeline.record(owner.id, app, "retrain_skipped", running, {})
+                return
+            if policy["dataset"] == CAPTURED:
+                self._build_captured(owner, app, policy, instance.id)
+                return
+            self._start_and_record(owner, app, policy, policy["dataset"]["dataset_id"], instance.id)
+
+    def _start_and_record(self, owner: User, app: str, policy: dict[str, Any], dataset_id: str,
+                          ct_instance_id: Optional[str]) -> None:
         try:
-            job = self._start(owner, app, policy)
+            job = self._start(owner, app, policy, dataset_id)
         except DomainError as e:
+            policy["retrain"] = None
+            self._write(owner.id, app, policy)
             self._timeline.record(owner.id, app, "retrain_failed", f"the train job could not start: {e}"[:1000], {})
             return
         policy["retrain"] = {"app_version": job["app_version"], "train_job_id": job["id"],
-                             "started_at": self._clock().isoformat(), "ct_instance_id": instance.id}
+                             "started_at": self._clock().isoformat(), "ct_instance_id": ct_instance_id}
         self._write(owner.id, app, policy)
         self._timeline.record(owner.id, app, "retrain_started",
-                              f"train job v{job['app_version']} on {self._dataset_text(policy)}",
+                              f"train job v{job['app_version']} on {self._dataset_text(policy, dataset_id)}",
                               {"train_job_id": job["id"], "app_version": job["app_version"],
                                "train_dataset_id": job["train_dataset_id"]})
 
-    def _running_retrain(self, owner: User, policy: dict[str, Any]) -> Optional[int]:
+    def _running_retrain(self, owner: User, policy: dict[str, Any]) -> Optional[str]:
+        """Why a new retrain cannot start now (one runs), else None; ``policy`` is refreshed when
+        a dataset build it waited for ended meanwhile."""
         retrain = policy.get("retrain") or {}
+        if retrain.get("state") == "building":
+            try:  # reading it records its job's verdict, if any: on_dataset_settled then moves the policy on
+                status = self._datasets.get(owner, retrain["dataset_id"])["status"]
+            except NotFound:
+                status = None
+            if status == DatasetStatus.PENDING.value:
+                return f"dataset {retrain['dataset_id']} of an earlier breach is still being built"
+            policy.clear()
+            policy.update(self._read(owner.id, policy["app"]) or {})
+            retrain = policy.get("retrain") or {}
+            if retrain.get("state") == "building":  # its dataset is gone: that retrain is over
+                return None
         version = retrain.get("app_version")
         if version is None:
             return None
@@ -195,49 +229,95 @@ class RetrainLoopService:
             return None
         if job.status.value in ("STOPPED", "ERRORED") and retrain.get("state") != "evaluating":
             return None
-        return int(version)  # training, or its holdout evaluation still runs
+        # training, or its holdout evaluation still runs
+        return f"train job v{int(version)} started by an earlier breach is still running"
 
     @staticmethod
-    def _dataset_text(policy: dict[str, Any]) -> str:
-        dataset = policy["dataset"]
-        return "the labelled captured traffic" if dataset == CAPTURED else f"dataset {dataset['dataset_id']}"
-
-    def _start(self, owner: User, app: str, policy: dict[str, Any]) -> dict[str, Any]:
-        """A train job with the app's latest train job's configuration on the policy's dataset."""
-        latest = self._train_jobs.resolve(owner, app, LATEST)
+    def _dataset_text(policy: dict[str, Any], dataset_id: str) -> str:
         if policy["dataset"] == CAPTURED:
-            train_id = self._captured_dataset(owner, app, latest)
-        else:
-            train_id = policy["dataset"]["dataset_id"]
+            return f"dataset {dataset_id} of the labelled captured traffic"
+        return f"dataset {dataset_id}"
+
+    def _start(self, owner: User, app: str, policy: dict[str, Any], train_id: str) -> dict[str, Any]:
+        """A train job with the app's latest train job's configuration on ``train_id``."""
+        latest = self._train_jobs.resolve(owner, app, LATEST)
         budget = {**latest.budget, **policy["budget"]}
         job = self._train_jobs.create_train_job(owner, app, latest.task, train_id, latest.val_dataset_id, budget,
                                                 model_ids=list(latest.model_ids), train_args=dict(latest.train_args))
         return {**job, "train_dataset_id": train_id}
 
-    def _captured_dataset(self, owner: User, app: str, latest: Any) -> str:
-        """A dataset of the app's captured queries that have a label (CSV: features and the
-        latest train dataset's target column)."""
+    def _build_captured(self, owner: User, app: str, policy: dict[str, Any], ct_instance_id: str) -> None:
+        """Start the build of a dataset of the app's captured queries that have a label (CSV:
+        features and the latest train dataset's target column) from a listing alone; the train
+        job starts when it is READY (:meth:`on_dataset_settled`)."""
         from chalicelib.capture_format import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, app_prefix
-        try:  # pandas reads the traffic: the Lambdas' asset on AWS ships none (docs/continuous-tests.md)
-            from chalicelib.capture_reader import traffic_frame
-        except ImportError as e:
-            raise Unavailable(f"dataset {CAPTURED!r}: this process cannot read captured traffic ({e}); "
-                              "on AWS a retrain policy names a dataset") from e
+        from chalicelib.capture_window import traffic_keys
 
-        keys = [k for root in (CAPTURE_PREFIX, GROUND_TRUTH_PREFIX)
-                for k in self._keys.list_keys(app_prefix(root, owner.id, app) + "/")]
-        frame = traffic_frame(keys, self._blobs.get_bytes)
-        if "label" not in frame.columns or frame["label"].isna().all():
-            raise InvalidInput(f"app {app!r} has no labelled captured traffic (POST /apps/{app}/labels)")
-        frame = frame[frame["label"].notna()]
-        target = target_of(self._datasets.get(owner, latest.train_dataset_id))
-        features = frame.drop(columns=["timestamp", "query_id", "event_id", "endpoint_default", "input",
-                                       "prediction"], errors="ignore").rename(columns={"label": target})
-        out = io.StringIO()
-        features.to_csv(out, index=False)
-        made = self._datasets.create_from_bytes(owner, f"{app}-captured-{self._clock():%Y%m%dT%H%M%S}", latest.task,
-                                                out.getvalue().encode(), target_column=target)
-        return made["id"]
+        folders = [app_prefix(CAPTURE_PREFIX, owner.id, app) + "/", app_prefix(GROUND_TRUTH_PREFIX, owner.id, app) + "/"]
+        announced = False
+
+        def building(dataset: dict[str, Any]) -> None:
+            # Before the job starts: its end (perhaps at once, on a thread) finds the policy waiting.
+            nonlocal announced
+            policy["retrain"] = {"state": "building", "dataset_id": dataset["id"],
+                                 "started_at": self._clock().isoformat(), "ct_instance_id": ct_instance_id}
+            self._write(owner.id, app, policy)
+            self._timeline.record(owner.id, app, "dataset_build_started",
+                                  f"dataset {dataset['id']} is being built from the labelled captured traffic "
+                                  f"({len(captures)} capture file(s), {len(labels)} ground-truth file(s)) by a job",
+                                  {"dataset_id": dataset["id"], "num_files": len(captures),
+                                   "num_label_files": len(labels)})
+            announced = True
+
+        try:
+            captures, labels = traffic_keys([k for folder in folders for k in self._keys.list_keys(folder)])
+            if not captures or not labels:
+                raise InvalidInput(f"app {app!r} has no labelled captured traffic (POST /apps/{app}/labels)")
+            latest = self._train_jobs.resolve(owner, app, LATEST)
+            target = target_of(self._datasets.get(owner, latest.train_dataset_id))
+            self._datasets.start_build(owner, f"{app}-captured-{self._clock():%Y%m%dT%H%M%S}", latest.task, target,
+                                       dataset_builds.traffic_manifest(captures, labels, folders, target),
+                                       before_job=building)
+        except DomainError as e:
+            if not announced:  # else the dataset's INVALID record already said why (on_dataset_settled)
+                self._timeline.record(owner.id, app, "retrain_failed",
+                                      f"the train job could not start: {e}"[:1000], {})
+
+    def on_dataset_settled(self, dataset: Dataset) -> None:
+        """A dataset's job recorded it READY or INVALID (a listener of the check job): if a
+        retrain waits for it, start its train job on it, or record why it cannot."""
+        with self._lock:
+            found = self._building(dataset.owner_id, dataset.id)
+            if found is None:
+                return
+            app, policy = found
+            owner = self._users.get(policy["owner_email"])
+            if owner is None or owner.is_banned:
+                return
+            ct_instance_id = (policy.get("retrain") or {}).get("ct_instance_id")
+            if dataset.status is not DatasetStatus.READY:
+                policy["retrain"] = None
+                self._write(owner.id, app, policy)
+                self._timeline.record(owner.id, app, "retrain_failed",
+                                      f"dataset {dataset.id} of the labelled captured traffic is "
+                                      f"{dataset.status.value}: {dataset.error}"[:1000], {"dataset_id": dataset.id})
+                return
+            self._timeline.record(owner.id, app, "dataset_built",
+                                  f"dataset {dataset.id} of the labelled captured traffic is READY "
+                                  f"({(dataset.stats or {}).get('rows', '?')} row(s))",
+                                  {"dataset_id": dataset.id, "stats": dataset.stats})
+            self._start_and_record(owner, app, policy, dataset.id, ct_instance_id)
+
+    def _building(self, owner_id: str, dataset_id: str) -> Optional[tuple[str, dict[str, Any]]]:
+        for key in self._keys.list_keys(f"loop/{owner_id}/"):
+            if not key.endswith("/policy.json"):
+                continue
+            app = key.split("/")[2]
+            policy = self._read(owner_id, app)
+            retrain = (policy or {}).get("retrain") or {}
+            if retrain.get("state") == "building" and retrain.get("dataset_id") == dataset_id:
+                return app, policy
+        return None
 
     # -- what the deployer (services/retrain_deploy.py) uses ---------------------------------------
 

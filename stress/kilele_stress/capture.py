@@ -39,6 +39,10 @@ class CaptureFormatError(ValueError):
     """A line that is not a capture (or ground-truth) record; says which line and why."""
 
 
+class NoLabelledTraffic(ValueError):
+    """The captured traffic holds no query with a label: no dataset can be built of it."""
+
+
 def _lines(contents: Iterable[Content]) -> Iterable[tuple[int, int, str]]:
     for file_index, content in enumerate(contents):
         text = content.decode("utf-8") if isinstance(content, bytes) else content
@@ -147,4 +151,18 @@ def traffic_table(captures: Iterable[Content], labels: Iterable[Content], since:
     return join_labels(frame.reset_index(drop=True), ground_truth_frame(labels))
 
 
-__all__ = ["COLUMNS", "CaptureFormatError", "capture_frame", "ground_truth_frame", "join_labels", "traffic_table"]
+def labelled_dataset(captures: Iterable[Content], labels: Iterable[Content], target_column: str) -> pd.DataFrame:
+    """A training table of the captured queries that have a label: their features and the label
+    as ``target_column``, oldest query first (the retrain loop's ``labelled_captured_traffic``;
+    the worker builds it, ``kilele_worker.dataset_build``). :class:`NoLabelledTraffic` if no query
+    has one; :class:`CaptureFormatError` naming the line that is no record."""
+    frame = traffic_table(captures, labels)
+    if "label" not in frame.columns or frame["label"].isna().all():
+        raise NoLabelledTraffic("no captured query has a label (send them: POST /apps/{app}/labels)")
+    frame = frame[frame["label"].notna()]
+    features = frame.drop(columns=[c for c in COLUMNS + [target_column] if c in frame.columns])
+    return features.rename(columns={"label": target_column}).reset_index(drop=True)
+
+
+__all__ = ["COLUMNS", "CaptureFormatError", "NoLabelledTraffic", "capture_frame", "ground_truth_frame", "join_labels",
+           "labelled_dataset", "traffic_table"]

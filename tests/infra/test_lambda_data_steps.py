@@ -1,11 +1,12 @@
 """Issue 12 on AWS: the Lambdas' asset ships no pandas, numpy or pyarrow (requirements.txt; numpy
-is the propose Lambda's layer only), so a scheduled continuous test's firing and the retrain
-loop's holdout comparison must run without them -- the data is read in the worker's job.
+is the propose Lambda's layer only), so a scheduled continuous test's firing, the retrain loop's
+holdout comparison and its retrain on labelled captured traffic must run without them -- the data
+is read in the worker's jobs.
 
-The Lambdas' entry points are imported, and those two steps' tests (the firing on traffic and on a
-prefix, the comparison deciding deploy or keep) run, in a process where importing any of them
-fails as it would in the asset: a step that reached for pandas again fails here. So does the one
-step that still needs pandas, a retrain on labelled captured traffic: it must fail with why."""
+The Lambdas' entry points are imported, and those steps' tests (the firing on traffic and on a
+prefix, the comparison deciding deploy or keep, the labelled traffic's files handed to a dataset
+job and the train job started on its verdict) run, in a process where importing any of them fails
+as it would in the asset: a step that reached for pandas again fails here."""
 from __future__ import annotations
 
 import subprocess
@@ -26,7 +27,7 @@ sys.meta_path.insert(0, NotInTheAsset())
 """
 
 STEPS = ["tests/unit/services/test_ct_schedules.py", "tests/unit/services/test_retrain_deploy.py",
-         # A retrain on labelled captured traffic, which still reads with pandas: a clear retrain_failed.
+         # A retrain on labelled captured traffic: a listing, a manifest, a dataset job, its verdict.
          "tests/unit/services/test_retrain_loop_lambda.py"]
 
 
@@ -42,7 +43,7 @@ def test_the_asset_lists_none_of_the_data_libraries():
     assert not names & {"pandas", "numpy", "pyarrow", "scipy", "scikit-learn"}, names
 
 
-def test_the_firing_and_the_holdout_comparison_run_without_pandas():
+def test_the_firing_the_holdout_comparison_and_the_captured_dataset_run_without_pandas():
     done = _run("import app\nfrom chalicelib.workflows import lambda_entry, schedule_handler\n"
                 "import pytest\n"
                 f"sys.exit(pytest.main(['-q', '-p', 'no:cacheprovider', *{STEPS!r}]))")

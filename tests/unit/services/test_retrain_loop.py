@@ -14,7 +14,7 @@ from chalicelib.entities.continuous import Breach, CTInstance
 from chalicelib.entities.events import EventKind
 from chalicelib.entities.serving import InputType
 from chalicelib.entities.training import TrainJobStatus
-from chalicelib.errors import InvalidInput, NotFound, Unprocessable
+from chalicelib.errors import InvalidInput, NotFound, Unavailable, Unprocessable
 from chalicelib.services.continuous_tests import ContinuousTestService
 from chalicelib.services.retrain_policies import CAPTURED, parse_policy
 
@@ -96,22 +96,79 @@ def test_other_monitors_and_instances_without_the_apps_traffic_start_nothing(h):
     assert len(s.train_jobs.get_train_jobs_of_app(h.owner, "fraud")) == 1
 
 
-def test_a_retrain_on_labelled_captured_traffic_builds_the_dataset_from_labelled_queries(h):
-    s, f = h.services, h.fakes
-    s.retrain.set_policy(h.owner, "fraud", {"monitors": ["drift"], "dataset": CAPTURED})
+def _traffic(h, labelled=(("q1", 1.0, "a"), ("q2", 2.0, None), ("q3", 3.0, "b"))) -> None:
     at = T0 + timedelta(hours=1)
-    for qid, x, label in (("q1", 1.0, "a"), ("q2", 2.0, None), ("q3", 3.0, "b")):
-        f.blobs.objects[capture_key(h.owner.id, "fraud", "ep", "AllTraffic", at, at, unique=qid)] = \
+    for qid, x, label in labelled:
+        h.fakes.blobs.objects[capture_key(h.owner.id, "fraud", "ep", "AllTraffic", at, at, unique=qid)] = \
             capture_record(CapturedQuery(qid, {"x1": x, "x2": x * 2}, "a", at))
         if label is not None:
-            f.blobs.objects[ground_truth_key(h.owner.id, "fraud", at, unique=f"l{qid}")] = ground_truth_record(qid, label)
+            h.fakes.blobs.objects[ground_truth_key(h.owner.id, "fraud", at, unique=f"l{qid}")] = \
+                ground_truth_record(qid, label)
+
+
+def test_a_retrain_on_labelled_captured_traffic_builds_the_dataset_in_a_job_then_trains_on_it(h):
+    s, f = h.services, h.fakes
+    s.retrain.set_policy(h.owner, "fraud", {"monitors": ["drift"], "dataset": CAPTURED})
+    _traffic(h)
     s.retrain.on_breaches(h.instance, [breach()])
-    assert steps(h)[-1] == "retrain_started", h.services.app_timeline.get(h.owner, "fraud")[-1]
-    job = max(f.train_jobs.items.values(), key=lambda j: j.app_version)
-    made = f.datasets.items[job.train_dataset_id]
-    assert made.name.startswith("fraud-captured-") and made.target_column == "target"
+    # The breach read no data: it listed the files and started the dataset's job.
+    assert steps(h)[-1] == "dataset_build_started", h.services.app_timeline.get(h.owner, "fraud")[-1]
+    [dataset_id] = f.dataset_check_dispatcher.queued
+    made = f.datasets.items[dataset_id]
+    assert made.status.value == "PENDING" and made.name.startswith("fraud-captured-") and made.target_column == "target"
+    assert made.object_key not in f.blobs.objects and len(s.train_jobs.get_train_jobs_of_app(h.owner, "fraud")) == 1
+    started = s.app_timeline.get(h.owner, "fraud")[-1]
+    assert started["data"] == {"dataset_id": dataset_id, "num_files": 3, "num_label_files": 2}
+    # A breach while it is built starts nothing.
+    s.retrain.on_breaches(h.instance, [breach()])
+    assert steps(h)[-2:] == ["breach_seen", "retrain_skipped"] and len(f.dataset_check_dispatcher.queued) == 1
+    assert "still being built" in s.app_timeline.get(h.owner, "fraud")[-1]["reason"]
+
+    s.datasets.check_job.run(dataset_id)  # the job: builds the file, checks it, READY
+    assert f.datasets.items[dataset_id].status.value == "READY"
     lines = f.blobs.objects[made.object_key].decode().splitlines()
     assert lines[0].split(",") == ["x1", "x2", "target"] and len(lines) == 3  # q2 has no label
+    assert steps(h)[-2:] == ["dataset_built", "retrain_started"]
+    job = max(f.train_jobs.items.values(), key=lambda j: j.app_version)
+    assert job.app_version == 2 and job.train_dataset_id == dataset_id
+    assert s.retrain.get_policy(h.owner, "fraud")["retrain"]["app_version"] == 2
+
+
+def test_a_dataset_job_that_fails_is_a_failed_retrain_with_the_datasets_error(h):
+    s, f = h.services, h.fakes
+    s.retrain.set_policy(h.owner, "fraud", {"monitors": ["drift"], "dataset": CAPTURED})
+    _traffic(h)
+    [capture] = [k for k in f.blobs.objects if k.startswith("capture/") and "q1" in k]
+    f.blobs.objects[capture] = b"not a capture record\n"
+    s.retrain.on_breaches(h.instance, [breach()])
+    [dataset_id] = f.dataset_check_dispatcher.queued
+    s.datasets.check_job.run(dataset_id)
+    dataset = f.datasets.items[dataset_id]
+    assert dataset.status.value == "INVALID" and "is not a Data Capture record" in dataset.error
+    last = s.app_timeline.get(h.owner, "fraud")[-1]
+    assert last["step"] == "retrain_failed" and dataset_id in last["reason"] and dataset.error in last["reason"]
+    assert s.retrain.get_policy(h.owner, "fraud")["retrain"] is None  # the next breach may retrain again
+    s.retrain.on_breaches(h.instance, [breach()])
+    assert steps(h)[-1] == "dataset_build_started"
+
+
+def test_a_job_that_cannot_start_is_a_failed_retrain_said_once(h):
+    s, f = h.services, h.fakes
+    s.retrain.set_policy(h.owner, "fraud", {"monitors": ["drift"], "dataset": CAPTURED})
+    _traffic(h)
+    f.dataset_check_dispatcher.fail_once("dispatch", Unavailable("AWS Batch refused the dataset check job (ClientException)"))
+    s.retrain.on_breaches(h.instance, [breach()])
+    assert steps(h)[-3:] == ["breach_seen", "dataset_build_started", "retrain_failed"]
+    assert "AWS Batch refused" in s.app_timeline.get(h.owner, "fraud")[-1]["reason"]
+
+
+def test_traffic_without_labels_is_a_failed_retrain_with_why_and_no_job(h):
+    h.services.retrain.set_policy(h.owner, "fraud", {"monitors": ["drift"], "dataset": CAPTURED})
+    _traffic(h, labelled=(("q1", 1.0, None),))
+    h.services.retrain.on_breaches(h.instance, [breach()])
+    last = h.services.app_timeline.get(h.owner, "fraud")[-1]
+    assert last["step"] == "retrain_failed" and "no labelled captured traffic" in last["reason"]
+    assert h.fakes.dataset_check_dispatcher.queued == []
 
 
 def test_no_labelled_traffic_is_a_failed_retrain_with_why(h):
