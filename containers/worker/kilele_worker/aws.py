@@ -69,6 +69,8 @@ def run_keys(spec: Any) -> tuple[list[str], list[str], list[str]]:
     the keys it reads, the keys it writes and the prefixes it writes under (a stress test's
     results folder), each from the message, which names every key the worker uses."""
     if spec.kind == "dataset_check":  # kilele_worker.dataset_check: one file in, one verdict out
+        if spec.build:  # a file it builds first (kilele_worker.dataset_build): its manifest in, the file out
+            return sorted({spec.source_key, spec.build["manifest_key"]}), sorted({spec.verdict_key, spec.source_key}), []
         return [spec.source_key], [spec.verdict_key], []
     if spec.kind == "stress_test":
         reads = [spec.ref_key, spec.eval_key, spec.model_key, spec.params_key, spec.continuous.get("history_key")]
@@ -90,7 +92,9 @@ def session_policy(spec: Any, partition: str = "aws") -> dict[str, Any]:
     reads, writes, prefixes = run_keys(spec)
     # A scheduled continuous test's new data: the files of its manifest, too many to name here
     # (a session policy holds 2048 characters), lie under the folders the message names.
-    read_prefixes = (getattr(spec, "continuous", None) or {}).get("source_prefixes") or []
+    # So are a built dataset's (kilele_worker.dataset_build): the app's capture and ground-truth folders.
+    read_prefixes = ((getattr(spec, "continuous", None) or {}).get("source_prefixes")
+                     or (getattr(spec, "build", None) or {}).get("source_prefixes") or [])
 
     def arn(key: str) -> str:
         return f"arn:{partition}:s3:::{spec.bucket}/{key}"

@@ -13,6 +13,11 @@ copied into this image: see the Dockerfile) and writes its verdict, a JSON objec
 - ``{"status": "INVALID", "reason": "the check job failed: ...", "refused": false}``: the check
   itself broke (the file is kept).
 
+A message with ``build`` is a dataset the job makes first, from listed files
+(:mod:`kilele_worker.dataset_build`: the retrain loop's labelled captured traffic); a build that
+cannot be made is ``{"status": "INVALID", "reason": "the dataset could not be built: ...",
+"refused": false}``.
+
 The platform records the verdict (chalicelib/services/dataset_checks.py: ``settle``); the worker
 has no DynamoDB access. It never sees a task token: nothing waits on it but the dataset record.
 Exit codes: 0 a verdict was written, 2 unusable message, 3 the verdict could not be written.
@@ -47,6 +52,8 @@ class DatasetCheckSpec:
     max_bytes: int
     target_column: Any = None
     archive_limits: dict[str, int] = field(default_factory=dict)
+    #: ``{"manifest_key", "source_prefixes", "target_column"}`` when the job builds the file first.
+    build: dict[str, Any] = field(default_factory=dict)
     kind: str = "dataset_check"
 
     @classmethod
@@ -63,13 +70,35 @@ class DatasetCheckSpec:
         limits = data.get("archive_limits") or {}
         if not isinstance(limits, dict) or not all(isinstance(v, int) for v in limits.values()):
             raise DatasetCheckMessageError("archive_limits must map names to integers")
+        build = data.get("build") or {}
+        if build and not (isinstance(build, dict) and isinstance(build.get("manifest_key"), str)
+                          and build["manifest_key"] and isinstance(build.get("source_prefixes"), list)
+                          and all(isinstance(p, str) and p.endswith("/") and len(p) > 1
+                                  for p in build["source_prefixes"])):
+            raise DatasetCheckMessageError("build must name a manifest_key and source_prefixes (folders ending in /)")
         return cls(id=str(data["dataset_id"]), bucket=str(data["bucket"]), source_key=str(data["source_key"]),
                    verdict_key=str(data["verdict_key"]), task=str(data["task"]), max_bytes=int(data["max_bytes"]),
-                   target_column=data.get("target_column"), archive_limits=dict(limits))
+                   target_column=data.get("target_column"), archive_limits=dict(limits), build=dict(build))
+
+
+def _say(text: str) -> None:
+    print(f"kilele-worker: {text}", file=sys.stderr, flush=True)
 
 
 def check(spec: DatasetCheckSpec, s3: Any) -> dict[str, Any]:
-    """The verdict on ``spec``'s file (never raises for the file's faults or the check's own)."""
+    """The verdict on ``spec``'s file, built first if the message says so (never raises for the
+    file's faults or the check's own)."""
+    if spec.build:
+        from kilele_worker.dataset_build import BuildError, build
+
+        try:
+            build(spec, s3, _say)
+        except BuildError as e:
+            return {"status": "INVALID", "reason": f"the dataset could not be built: {e}", "refused": False}
+        except Exception as e:  # noqa: BLE001 - S3 refused, a file vanished: a verdict saying so
+            from kilele_worker.aws import describe
+
+            return {"status": "INVALID", "reason": f"the build job failed: {describe(e)}", "refused": False}
     # The platform's check, imported here: a trial never needs it.
     from chalicelib.dataset_formats import check_dataset
     from chalicelib.entities import Task
