@@ -96,6 +96,10 @@ class CTHandover:
                                            run["test_run_id"], old.project_id)
         new_id = made["ct_instance_id"]
         source = dict(self._instances.get(new_id).source)  # the run's reference and model, as create made them
+        # Named by its id, whatever the layout of its file (a dataset built from captured traffic lies
+        # under dataset-builds/, which the run's object key would turn into an s3:// URI no later job takes).
+        trained_on = self._train_jobs.resolve(owner, app, version).train_dataset_id
+        source["data_info"] = {**source.get("data_info", {}), "ref_path": f"kilele://datasets/{trained_on}"}
         if "continuous_info" in old.source:  # fixed or rolling, as the user chose
             source["continuous_info"] = old.source["continuous_info"]
         self._instances.update(new_id, source=source, monitors=old.monitors, timestamp_col=old.timestamp_col)

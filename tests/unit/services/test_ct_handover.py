@@ -80,6 +80,18 @@ def test_a_deployed_retrain_takes_over_the_apps_continuous_test(h):  # noqa: F81
     assert s.retrain.get_policy(h.owner, "fraud")["retrain"]["ct_instance_id"] == new_id
 
 
+def test_a_reference_built_from_captured_traffic_is_named_by_its_dataset_id(h):  # noqa: F811
+    """A dataset built by a job (labelled captured traffic) keeps its file under dataset-builds/:
+    the new instance still names its reference kilele://datasets/<id>, as later jobs take it."""
+    _prepare(h)
+    h.fakes.datasets.items[h.fresh.id].object_key = f"dataset-builds/{h.fresh.id}/data.csv"
+    retrain_and_evaluate(h, 0.95)
+    moved = h.services.app_timeline.get(h.owner, "fraud")[-1]["data"]
+    assert moved["reference"] == f"kilele://datasets/{h.fresh.id}"
+    new = h.fakes.ct_instances.items[moved["ct_instance_id"]]
+    assert new.source["data_info"] == {"label_col": "target", "ref_path": f"kilele://datasets/{h.fresh.id}"}
+
+
 def test_an_inactive_instance_is_followed_but_not_activated(h):  # noqa: F811
     retrain_and_evaluate(h, 0.95)  # ct-1 was never activated (the user chose another, say)
     moved = h.services.app_timeline.get(h.owner, "fraud")[-1]
