@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 KILELE = Path(sys.executable).parent / "kilele"
 
 
+@pytest.mark.localstack  # docs/localstack.md: the e2e subset run against LocalStack
 def test_an_image_builds_state_changes_are_events_read_by_the_sdk_and_cli(stack, make_user, tmp_path):
     developer, other = make_user("APP_DEVELOPER"), make_user("APP_DEVELOPER")
     name = f"events-{uuid.uuid4().hex[:8]}"

@@ -55,6 +55,7 @@ def test_service_answers_with_name_and_version(stack):
     assert "/datasets" in spec["paths"] and "/models/{model_id}/file" in spec["paths"]
 
 
+@pytest.mark.localstack  # docs/localstack.md: the e2e subset run against LocalStack
 def test_seed_000_users_datasets_and_models(stack, admin, model_file, tmp_path):
     app_dev_email, model_dev_email = unique_email("app"), unique_email("model")
     created = admin.create_user(email=app_dev_email, password=PASSWORD, user_type="APP_DEVELOPER")

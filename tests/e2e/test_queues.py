@@ -54,6 +54,7 @@ def _is_class_probabilities(prediction) -> bool:
             and abs(sum(prediction.values()) - 1) < 1e-3)
 
 
+@pytest.mark.localstack  # docs/localstack.md: the e2e subset run against LocalStack
 def test_seed_003_enqueue_query_dequeue_and_predict(serving_app):
     input_api = InputQueue(APP, client=serving_app)
     output_api = OutputQueue(APP, client=serving_app)
