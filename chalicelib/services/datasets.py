@@ -15,7 +15,7 @@ from typing import IO, Any, Callable, Optional
 from chalicelib.dataset_formats import check_dataset
 from chalicelib.image_archives import ArchiveLimitExceeded, ArchiveLimits
 from chalicelib.entities import Dataset, DatasetStatus, Task, User
-from chalicelib.iam_principals import iam_user_name
+from chalicelib.direct_transfers import DirectTransfers
 from chalicelib.errors import Conflict, FormatError, NotFound, PayloadTooLarge, Unavailable, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
@@ -57,8 +57,8 @@ class DatasetService:
         self._check_threshold = check_threshold_bytes
         self._check_timeout = timedelta(seconds=check_timeout_seconds)
         self.check_job = check_job or DatasetCheckJob(datasets, blobs, max_dataset_bytes, archive_limits)
-        self._bucket = bucket
-        self._direct_endpoint_url = direct_endpoint_url or None
+        # The one rule for IAM users' keys (chalicelib/direct_transfers.py), shared with bundle exports.
+        self._direct = DirectTransfers(bucket, direct_endpoint_url or None) if bucket else None
 
     def create_from_bytes(
         self, actor: User, name: str, task: Task, content: bytes, target_column: Optional[str] = None
@@ -105,13 +105,12 @@ class DatasetService:
         if size_bytes > self._max_bytes:
             raise PayloadTooLarge(f"datasets are limited to {self._max_bytes} bytes, got {size_bytes}")
         dataset = self._new(actor, name, task, target_column, DatasetStatus.UPLOADING)
-        user_name = iam_user_name(iam_principal) if self._bucket else None
-        if user_name:
-            dataset.object_key = f"direct/{user_name}/{dataset.object_key}"
+        direct_key = self._direct.key_for(iam_principal, dataset.object_key) if self._direct else None
+        if direct_key:
+            dataset.object_key = direct_key
         self._datasets.save(dataset)
         upload = self._blobs.presigned_post(dataset.object_key, self._max_bytes, self._presign_seconds)
-        direct = ({"bucket": self._bucket, "key": dataset.object_key, "endpoint_url": self._direct_endpoint_url}
-                  if user_name else None)
+        direct = self._direct.target(dataset.object_key) if self._direct and direct_key else None
         return {"dataset": dataset.to_dict(), "upload": upload, "direct": direct}
 
     def complete_upload(self, actor: User, dataset_id: str) -> dict[str, Any]:
