@@ -31,7 +31,8 @@ Ground truth (Model Monitor's documented ground-truth layout, labels keyed by th
      "eventMetadata": {"eventId": "<query id>"}, "eventVersion": "0"}
 
 The hour of a capture file is the hour its queries were answered; of a label file, the hour
-the labels were received. Everything here is pure (bytes in, bytes out).
+the labels were received. Everything here is pure (bytes in, bytes out), but for the random bytes
+of event ids (each thread's own, see :func:`new_event_id`).
 """
 from __future__ import annotations
 
