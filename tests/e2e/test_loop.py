@@ -26,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 APP = "loop"
 HOUR = 3600
+TRAFFIC = 120  # queries served between two firings (small: the CI budget is tight)
 #: The loop's steps, in order, from the breach to the deployed version's continuous test.
 LOOP_STEPS = ["breach_seen", "retrain_started", "retrain_finished", "evaluation_started", "evaluation_scores",
               "deployed", "reference_moved"]
@@ -73,8 +74,9 @@ def settled(client, instance_id: str) -> dict:
 
 
 def test_drift_retrains_deploys_the_better_model_and_the_next_ct_passes(stack_factory, tmp_path):
-    # Captured queries are written every second (60 s by default), so a firing finds them.
-    stack = stack_factory(KILELE_LOCAL_SCHEDULER_CLOCK="manual", KILELE_CAPTURE_FLUSH_SECONDS="1")
+    # Flush 0: captured queries are written at the end of each predict request (by default every
+    # 60 s), so the firing right after finds them without waiting.
+    stack = stack_factory(KILELE_LOCAL_SCHEDULER_CLOCK="manual", KILELE_CAPTURE_FLUSH_SECONDS="0")
     started = time.monotonic()
     phases = {}
 
@@ -83,7 +85,7 @@ def test_drift_retrains_deploys_the_better_model_and_the_next_ct_passes(stack_fa
     admin = stack.client()
     admin.login(*SUPERADMIN)
     client = developers(stack)["MODEL_DEVELOPER"]
-    files = {"train": rows(300, 1, False), "val": rows(100, 2, False), "holdout": rows(200, 3, True)}
+    files = {"train": rows(200, 1, False), "val": rows(100, 2, False), "holdout": rows(150, 3, True)}
     datasets = {}
     for name, frame in files.items():
         frame.to_csv(tmp_path / f"{name}.csv", index=False)
@@ -118,13 +120,12 @@ def test_drift_retrains_deploys_the_better_model_and_the_next_ct_passes(stack_fa
                               deploy=True, holdout_dataset_id=datasets["holdout"]["id"])
 
     # The traffic drifts; the next firing tests it and the drift monitor breaches.
-    serve(client, rows(200, 5, True))
-    time.sleep(2.5)  # two capture flushes
+    serve(client, rows(TRAFFIC, 5, True))
     assert [f["target"] for f in admin.advance_scheduler_clock(HOUR)["fired"]] == ["run_incremental_continuous_test"]
     [run] = first.get_schedule()["runs"]
     assert run["status"] == "STARTED", run
     settled(client, first.info["ct_instance_id"])
-    assert traffic_rows(first) == 200
+    assert traffic_rows(first) == TRAFFIC
     assert {b["monitor_id"] for b in first.list_breaches()} >= {"drift"}
     phase("drifted traffic tested")
 
@@ -152,13 +153,12 @@ def test_drift_retrains_deploys_the_better_model_and_the_next_ct_passes(stack_fa
     assert second.get_schedule()["source"] == {"app": APP}
 
     # New traffic of the drifted kind, labelled: the next firing tests it against v2's training data.
-    serve(client, rows(200, 6, True))
-    time.sleep(2.5)
+    serve(client, rows(TRAFFIC, 6, True))
     admin.advance_scheduler_clock(HOUR)
     [run] = second.get_schedule()["runs"]
     assert run["status"] == "STARTED", run
     settled(client, second.info["ct_instance_id"])
-    assert traffic_rows(second) == 200  # only what came after the hand-over
+    assert traffic_rows(second) == TRAFFIC  # only what came after the hand-over
     assert second.list_breaches() == []
     [tested] = second.list_bins()
     metrics = tested["metrics"]
@@ -176,6 +176,7 @@ def test_drift_retrains_deploys_the_better_model_and_the_next_ct_passes(stack_fa
                          env=environment, timeout=60)
     assert cli.returncode == 0, cli.stderr
     assert [e["step"] for e in json.loads(cli.stdout)] == [e["step"] for e in api.json()]
-    for version in (1, 2):  # a clean stop of the stack
+    for version in (1, 2):
         client.stop_inference_job(APP, version)
     print("phases (s since the stack was up):", phases)
+    assert stack.stop() == 0  # now, not at the session's end: its workers would idle beside other tests
