@@ -28,7 +28,9 @@ sys.meta_path.insert(0, NotInTheAsset())
 
 STEPS = ["tests/unit/services/test_ct_schedules.py", "tests/unit/services/test_retrain_deploy.py",
          # A retrain on labelled captured traffic: a listing, a manifest, a dataset job, its verdict.
-         "tests/unit/services/test_retrain_loop_lambda.py"]
+         "tests/unit/services/test_retrain_loop_lambda.py",
+         # A deployed retrain taking over the app's continuous test (in the listener of the record step).
+         "tests/unit/services/test_ct_handover.py"]
 
 
 def _run(code: str) -> subprocess.CompletedProcess:
