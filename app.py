@@ -10,6 +10,7 @@ from chalicelib.api import events as events_api
 from chalicelib.api import schedules as schedules_api
 from chalicelib.api import continuous_tests as continuous_tests_api
 from chalicelib.api import ct_schedules as ct_schedules_api
+from chalicelib.api import platform_images as platform_images_api
 from chalicelib.api import app_loop as app_loop_api
 from chalicelib.api.http import uniform_errors
 from chalicelib.deploy_guard import refuse_chalice_deploy
@@ -31,6 +32,7 @@ app.register_blueprint(schedules_api.bp)  # the local scheduler's manual clock (
 app.register_blueprint(continuous_tests_api.bp)  # CT instances and continuous tests (issue 12)
 app.register_blueprint(ct_schedules_api.bp)  # CT instances' schedules with a data source (issue 12)
 app.register_blueprint(app_loop_api.bp)  # apps' retrain policies and timelines (issue 12)
+app.register_blueprint(platform_images_api.bp)  # `kilele images build` (issue 13)
 
 
 def _register_workflow_handler(name: str) -> None:
@@ -65,6 +67,13 @@ def serve_queue_items(event):
 @app.on_cw_event({"source": ["aws.batch"], "detail-type": ["Batch Job State Change"], "detail": {"status": ["FAILED"]}})
 def batch_job_failed(event):
     return aws_events.batch_job_failed(event.detail)
+
+
+@app.lambda_function(name="dataset_job_ended")
+def dataset_job_ended(event, context):
+    # infra's rule on dataset check jobs' ends (dataset_checks.py): the verdict recorded now, and the
+    # retrain loop waiting for a dataset of labelled captured traffic goes on (issue 12 item 6).
+    return aws_events.dataset_job_ended(event.get("detail") or {})
 
 
 @app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],

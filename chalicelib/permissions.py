@@ -26,6 +26,7 @@ class Action(str, Enum):
     READ_AUDIT_LOG = "read the audit log"
     MANAGE_IMAGES = "create and delete managed images"
     VIEW_IMAGES = "view managed images"
+    BUILD_PLATFORM_IMAGES = "build the platform's worker and inference images"
 
 
 ALLOWED: dict[Action, frozenset[UserType]] = {
@@ -44,6 +45,7 @@ ALLOWED: dict[Action, frozenset[UserType]] = {
     Action.READ_AUDIT_LOG: ADMINS,
     Action.MANAGE_IMAGES: EVERYONE,  # RIME's users make the images their stress tests run in; delete: own only
     Action.VIEW_IMAGES: EVERYONE,  # images are shared: find one with your libraries before building another
+    Action.BUILD_PLATFORM_IMAGES: ADMINS,  # every job runs in them: an operator's act (issue 13)
 }
 
 

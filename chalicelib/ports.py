@@ -390,6 +390,8 @@ class ServingResultStore(Protocol):
 from chalicelib.ports_stress import ProjectStore, StressTestJobStore  # noqa: E402,F401
 # Logins (password policy, failed-login counters, audit log): their own module, re-exported here.
 from chalicelib.ports_logins import AuditLog, LoginAttemptStore, LoginFailures, PasswordPolicy, PasswordRefusal  # noqa
-from chalicelib.ports_images import BuildClaim, ImageBuilder, ImageBuildLedger, ManagedImageStore  # noqa: E402,F401 - managed images (seed 002)
+from chalicelib.ports_images import (  # noqa: E402,F401 - managed images (seed 002), platform images (issue 13)
+    BuildClaim, ImageBuilder, ImageBuildLedger, ManagedImageStore, PlatformImageBuild, PlatformImageBuilder,
+)
 from chalicelib.ports_events import EventPublisher, NoEventPublisher  # noqa: E402,F401 - job events (issue 12)
 from chalicelib.ports_schedules import Scheduler, SchedulerClock  # noqa: E402,F401 - schedules (issue 12)

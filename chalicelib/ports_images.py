@@ -120,4 +120,46 @@ class ContainerImages(Protocol):
         registry did not answer."""
 
 
-__all__ = ["ImageBuilder", "ManagedImageStore", "ContainerImages", "BuildClaim", "ImageBuildLedger"]
+@dataclass(frozen=True)
+class PlatformImageBuild:
+    """One platform image (the worker or inference image, CPU or GPU) at the content tag this
+    deployment names: ``status`` READY (the tag is in its repository), PENDING or BUILDING (a
+    build of it runs), FAILED (its last build failed: ``reason``, ``log_url``) or MISSING (never
+    built). ``started``: this request started the build."""
+
+    name: str
+    tag: str
+    image_uri: str
+    status: str
+    build_id: str = ""
+    log_url: str = ""
+    reason: str = ""
+    started: bool = False
+
+
+class PlatformImageBuilder(Protocol):
+    """Builds the platform images from ``containers/`` on demand (issue 13; ``kilele images
+    build``): on AWS through the image project that builds managed images (CodeBuild,
+    ``adapters/images/platform.py``), as the deploy does. Its local twin refuses: the local stack
+    runs no container image (``adapters/images/platform_local.py``). Both are under
+    ``tests/contract/test_platform_image_builders.py``."""
+
+    def names(self) -> tuple[str, ...]:
+        """The platform images this deployment names, in a stable order."""
+
+    def start(self, name: str) -> PlatformImageBuild:
+        """Build image ``name`` at its content tag unless it is there already (READY, no build)
+        or a build of that tag runs (that build, not a second). :class:`errors.NotFound` for an
+        unknown name, :class:`errors.Unprocessable` where images cannot be built,
+        :class:`errors.Unavailable` if the build service did not answer."""
+
+    def poll(self, name: str) -> PlatformImageBuild:
+        """Image ``name`` at its content tag, now."""
+
+    def record_event(self, event: dict[str, Any]) -> Optional[PlatformImageBuild]:
+        """A build-state event of the build service (CodeBuild's "Build State Change"): recorded
+        if it ends a platform image's build (the image as it now is), else None."""
+
+
+__all__ = ["ImageBuilder", "ManagedImageStore", "ContainerImages", "BuildClaim", "ImageBuildLedger",
+           "PlatformImageBuild", "PlatformImageBuilder"]

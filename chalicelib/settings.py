@@ -164,6 +164,10 @@ class Settings(BaseSettings):
     managed_image_state_machine_arn: str = Field("", description="Set by infra; the local stack sets its own.")
     image_poll_seconds: int = Field(20, ge=0, le=3600, description="How often the managed-image workflow polls a "
                                     "build; a build still unfinished after 2 h (CodeBuild's own limit is 1 h) is FAILED.")
+    # Platform images built on demand (issue 13; `kilele images build`), as the deploy builds them.
+    platform_image_tags: str = Field("", description="The platform images' content tags, name=tag,... (infra).")
+    platform_image_source: str = Field("", description="bucket/key of the platform images' build context (infra).")
+    platform_image_role_arn: str = Field("", description="The role platform image builds run as (infra).")
 
     # Events and schedules (issue 12)
     events_uri: str = Field("eventbridge://", description="Where job state changes and monitor breaches are "

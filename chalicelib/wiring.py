@@ -66,7 +66,8 @@ from chalicelib.wiring_events import event_publisher
 from chalicelib.wiring_events import scheduler as scheduler_for
 from chalicelib.wiring_metrics import ct_metrics_sink
 from chalicelib.services.ct_metrics import CTMetrics
-from chalicelib.wiring_images import container_images, image_builder, serving_base
+from chalicelib.services.platform_images import PlatformImageService
+from chalicelib.wiring_images import container_images, image_builder, platform_image_builder, serving_base
 from chalicelib.wiring_runtimes import (
     child_aws_environment,
     endpoint_runner,
@@ -107,6 +108,7 @@ class Services:
     ct_schedules: Any = None  # services.ct_schedules.CTScheduleService (CT instances' schedules and data sources)
     app_timeline: Any = None  # services.app_timeline.AppTimeline (GET /apps/{app}/timeline)
     retrain: Any = None  # services.retrain_policies.RetrainLoopService (apps' retrain policies; reacts to breaches)
+    platform_images: Any = None  # services.platform_images.PlatformImageService (`kilele images build`, issue 13)
 
     def close(self) -> None:
         """Flush what is buffered (metrics); the local stack and tests call it when they stop."""
@@ -138,7 +140,7 @@ _KNOWN_PARTS = {
     "metrics_sink", "request_queue", "advisor", "users", "sessions", "api_keys", "datasets", "models",
     "train_jobs", "trials", "counters", "inference_jobs", "apps", "app_metrics", "serving_results",
     "projects", "stress_test_jobs", "stress_workflows", "password_policy", "login_attempts", "audit_events",
-    "gpus", "managed_image_records", "image_builder", "image_workflows", "event_publisher",
+    "gpus", "managed_image_records", "image_builder", "image_workflows", "event_publisher", "platform_image_builder",
     "scheduler", "schedule_targets",
     "ct_instances", "dataset_check_dispatcher", "ct_metrics_sink",
 }
@@ -278,6 +280,9 @@ def build(settings: Settings, **overrides: Any) -> Services:
         scheduler_clock=SchedulerClockService(scheduler),
         continuous_tests=continuous_tests,
         ct_schedules=ct_schedules,
+        platform_images=PlatformImageService(
+            parts.get("platform_image_builder", lambda: platform_image_builder(settings, aws)), JobEvents(publisher),
+            clock=clock),
     )
     # The loop (issue 12 item 6): a breach of a CT on an app's traffic retrains by the app's policy.
     timeline = AppTimeline(blobs, publisher, app_store, clock=clock)

@@ -39,6 +39,57 @@ def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
                              wheels_only=settings.local_image_wheels_only)
 
 
+def platform_image_builder(settings: Settings, aws: Any) -> Any:
+    """Where the platform images are built on demand: the image project, as the deploy does
+    (codebuild://), else nowhere (the local stack runs no container image: its twin refuses)."""
+    scheme, rest = scheme_of(settings.image_builder_uri, "KILELE_IMAGE_BUILDER_URI", ("codebuild", "local"))
+    if scheme == "local":
+        from chalicelib.adapters.images.platform_local import LocalPlatformImages
+
+        return LocalPlatformImages()
+    from chalicelib.adapters.images.platform import CodeBuildPlatformImages, platform_specs
+
+    def repository(image_uri: str) -> str:  # the base image URIs carry their tag
+        return image_uri.rsplit(":", 1)[0] if ":" in image_uri.rsplit("/", 1)[-1] else image_uri
+
+    def build() -> Any:
+        from chalicelib.store.image_builds import ImageBuildRepository
+
+        specs = platform_specs(settings.platform_image_tags, repository(settings.image_base_worker_uri),
+                               repository(settings.image_base_inference_uri))
+        return CodeBuildPlatformImages(rest, specs, settings.platform_image_source, settings.platform_image_role_arn,
+                                       aws.client("codebuild"), aws.client("ecr"), ImageBuildRepository())
+
+    return _PlatformOnFirstUse(build)
+
+
+class _PlatformOnFirstUse:
+    """A platform image builder made when first used (most requests never build an image)."""
+
+    def __init__(self, factory: Callable[[], Any]):
+        self._factory = factory
+        self._built: Any = None
+        self._lock = threading.Lock()
+
+    def _builder(self) -> Any:
+        with self._lock:
+            if self._built is None:
+                self._built = self._factory()
+            return self._built
+
+    def names(self) -> Any:
+        return self._builder().names()
+
+    def start(self, name: str) -> Any:
+        return self._builder().start(name)
+
+    def poll(self, name: str) -> Any:
+        return self._builder().poll(name)
+
+    def record_event(self, event: Any) -> Any:
+        return self._builder().record_event(event)
+
+
 def container_images(settings: Settings, aws: Any) -> Any:
     """Whether a container image a user names can run as given: ECR where images are built by
     CodeBuild (the AWS stack), else refused (the local stack runs none)."""
@@ -93,4 +144,4 @@ class _OnFirstUse:
 
 
 
-__all__ = ["image_builder", "serving_base", "container_images"]
+__all__ = ["image_builder", "serving_base", "container_images", "platform_image_builder"]

@@ -30,10 +30,16 @@ def batch_job_failed(detail: dict[str, Any]) -> Any:
 
 
 def image_build_changed(detail: dict[str, Any]) -> dict[str, Any]:
-    """A CodeBuild build ended: the image builder records it and the images it serves follow."""
+    """A CodeBuild build ended: the image builder records it and the images it serves follow; a
+    platform image's build (``kilele images build``, or the deploy's) publishes its end."""
     from chalicelib.wiring import services
 
-    return services().managed_images.build_event(detail)
+    recorded = services().managed_images.build_event(detail)
+    if not recorded["recorded"]:
+        platform = services().platform_images.build_event(detail)
+        if platform is not None:
+            return {**recorded, "platform_image": platform}
+    return recorded
 
 
 def serve_queue_items(bodies: Iterable[str]) -> dict[str, Any]:

@@ -17,6 +17,7 @@ the images whose tag changed.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -42,10 +43,13 @@ PROVIDER_CODE = Path(__file__).resolve().parent / "platform_image_provider"
 
 
 def stage_context() -> Path:
-    """A directory holding exactly the union of the four images' build contexts."""
+    """A directory holding exactly the union of the four images' build contexts, and the
+    platform buildspec (at ``containers/builder/``: builds started on demand by the API name it
+    there, ``kilele images build``; Docker never sends it, no .dockerignore lets it through)."""
     staged = Path(tempfile.mkdtemp(prefix="kilele-image-context-"))
     atexit.register(shutil.rmtree, staged, True)
-    for relative in sorted({f for image in PLATFORM_IMAGES for f in context_files(image)}):
+    for relative in sorted({f for image in PLATFORM_IMAGES for f in context_files(image)}
+                           | {PLATFORM_BUILDSPEC.relative_to(REPO_ROOT).as_posix()}):
         target = staged / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(REPO_ROOT / relative, target)
@@ -62,8 +66,12 @@ class PlatformImages(Construct):
         self.tags = content_tags()
         self.context = s3_assets.Asset(
             self, "BuildContext", path=str(stage_context()),
-            # The tags already hash every byte of the context: no second fingerprint.
-            asset_hash_type=AssetHashType.CUSTOM, asset_hash="-".join(self.tags[i.name] for i in PLATFORM_IMAGES),
+            # The tags already hash every byte of the images' contexts; the buildspec beside them is
+            # the one file of the asset no tag covers. One short hash of both: the asset's key is
+            # in the API's environment (KILELE_PLATFORM_IMAGE_SOURCE), which Lambda caps at 4 KB.
+            asset_hash_type=AssetHashType.CUSTOM,
+            asset_hash=hashlib.sha256("-".join([*(self.tags[i.name] for i in PLATFORM_IMAGES),
+                                                PLATFORM_BUILDSPEC.read_text()]).encode()).hexdigest()[:32],
         )
         # Platform builds run with a role of their own (StartBuild's serviceRoleOverride): the
         # project's role, which runs managed-image builds (users' pip requirements), can push

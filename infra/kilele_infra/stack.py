@@ -32,6 +32,7 @@ from .image_runtimes import grant_image_runtimes
 from .images import ManagedImages
 from .image_events import ImageBuildEvents
 from .platform_images import PlatformImages
+from .platform_builds_on_demand import grant_platform_builds_on_demand
 from .functions import Functions
 from .naming import flat_logical_id, pascal, resource_name
 from .runtime import FunctionFactory, StateMachineArns
@@ -118,6 +119,10 @@ class KileleStack(Stack):
         # CodeBuild's build-state events record a managed-image build's end as it happens.
         self.image_events = ImageBuildEvents(self, "ImageBuildEvents", data=self.data, images=self.images,
                                              functions=functions)
+        # `kilele images build`: the API starts the same platform builds on demand (issue 13).
+        grant_platform_builds_on_demand(self.platform_images, {
+            "worker": self.worker_compute.repository, "inference": self.serving.repository},
+            self.api.function, self.image_events.function)
         # User code runs in managed images: trials (Batch), endpoints (SageMaker), docker_image checks.
         grant_image_runtimes(self, stage, self.images, self.worker_compute, self.serving,
                              self.functions.dispatch_trials, self.api.function)

@@ -29,6 +29,7 @@ from kilele.resources import (
     InferenceJobsMixin,
     ManagedImagesMixin,
     ModelsMixin,
+    PlatformImagesMixin,
     PredictionsMixin,
     ProjectsMixin,
     StressTestsMixin,
@@ -57,6 +58,7 @@ class Client(
     StressTestsMixin,
     ManagedImagesMixin,
     EventsMixin,
+    PlatformImagesMixin,
 ):
     """A connection to a Kilele API.
 

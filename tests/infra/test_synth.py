@@ -730,9 +730,13 @@ def test_api_may_manage_and_invoke_this_stages_endpoints(template: Template) -> 
     assert not any(a.startswith("sagemaker:") and st["Resource"] == "*"
                    for a, sts in by_action.items() for st in sts)
 
-    [pass_role] = by_action["iam:PassRole"]
-    assert pass_role["Resource"] == {"Fn::GetAtt": [_sagemaker_role_id(template), "Arn"]}
+    # The SageMaker role to SageMaker; the only other role it passes is the platform image builds'
+    # to CodeBuild (`kilele images build`, tests/infra/test_platform_builds_on_demand.py).
+    [pass_role] = [st for st in by_action["iam:PassRole"]
+                   if st["Resource"] == {"Fn::GetAtt": [_sagemaker_role_id(template), "Arn"]}]
     assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+    assert all(st["Condition"] == {"StringEquals": {"iam:PassedToService": "codebuild.amazonaws.com"}}
+               for st in by_action["iam:PassRole"] if st is not pass_role)
 
     for action in ("RegisterScalableTarget", "PutScalingPolicy", "DeregisterScalableTarget",
                    "DescribeScalableTargets", "DescribeScalingPolicies"):
@@ -766,12 +770,14 @@ def test_serving_requests_queue_feeds_its_consumer(template: Template) -> None:
         "FunctionResponseTypes": Match.absent(),  # ReportBatchItemFailures off: whole batches
     })
     # The same environment as the API (endpoints, tables, bucket, public URL) but its own service
-    # name; the managed-image builder's settings only the API has (it alone starts builds).
+    # name; the image builders' settings and the worker's Batch queues only the API has (it alone
+    # starts image builds and submits dataset check jobs).
     variables = props["Environment"]["Variables"]
     api = template.to_json()["Resources"][_function_id(template, "app.app")]["Properties"]["Environment"]["Variables"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == "kilele-serving"
+    api_only = ("KILELE_IMAGE_", "KILELE_PLATFORM_IMAGE_", "KILELE_BATCH_")
     assert {k: v for k, v in variables.items() if k != "POWERTOOLS_SERVICE_NAME"} == \
-        {k: v for k, v in api.items() if k != "POWERTOOLS_SERVICE_NAME" and not k.startswith("KILELE_IMAGE_")}
+        {k: v for k, v in api.items() if k != "POWERTOOLS_SERVICE_NAME" and not k.startswith(api_only)}
     actions = _actions_of_function(template, "app.serve_queue_items")
     assert {"sagemaker:InvokeEndpoint", "dynamodb:PutItem", "dynamodb:Query",
             "sqs:ReceiveMessage", "sqs:DeleteMessage"} <= actions

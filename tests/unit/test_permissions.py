@@ -27,6 +27,7 @@ EXPECTED = {
     Action.READ_AUDIT_LOG: {SA, AD},
     Action.MANAGE_IMAGES: {SA, AD, MD, AP},
     Action.VIEW_IMAGES: {SA, AD, MD, AP},
+    Action.BUILD_PLATFORM_IMAGES: {SA, AD},
 }
 
 

@@ -27,6 +27,7 @@ from kilele.cli import (  # noqa: F401 (commands)
     images,
     inference,
     models,
+    platform_images,
     stress_tests,
     train_jobs,
     users,

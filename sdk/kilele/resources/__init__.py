@@ -12,6 +12,7 @@ from kilele.resources.datasets import DatasetsMixin
 from kilele.resources.events import EventsMixin
 from kilele.resources.images import ManagedImagesMixin
 from kilele.resources.inference import InferenceJobsMixin, PredictionsMixin
+from kilele.resources.platform_images import PlatformImagesMixin
 from kilele.resources.models import ModelsMixin
 from kilele.resources.projects import ProjectsMixin
 from kilele.resources.stress_tests import StressTestsMixin
@@ -21,4 +22,5 @@ from kilele.resources.users import UsersMixin
 
 __all__ = ["AuthMixin", "UsersMixin", "DatasetsMixin", "ModelsMixin", "TrainJobsMixin", "TrialsMixin",
            "InferenceJobsMixin", "PredictionsMixin", "ApplicationsMixin", "BundlesMixin",
-           "ProjectsMixin", "StressTestsMixin", "ContinuousTestsMixin", "ManagedImagesMixin", "CaptureMixin", "EventsMixin"]
+           "ProjectsMixin", "StressTestsMixin", "ContinuousTestsMixin", "ManagedImagesMixin", "CaptureMixin", "EventsMixin",
+           "PlatformImagesMixin"]

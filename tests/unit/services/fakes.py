@@ -1155,6 +1155,7 @@ class Fakes:
     managed_image_records: Any = field(default_factory=lambda: _images_fake("FakeManagedImageStore"))
     image_builder: Any = field(default_factory=lambda: _images_fake("FakeImageBuilder"))
     image_workflows: FakeWorkflowRunner = field(default_factory=FakeWorkflowRunner)
+    platform_image_builder: Any = field(default_factory=lambda: _images_fake("FakePlatformImageBuilder"))
     # Job state changes (fakes_events.py): the events the record stores published.
     event_publisher: Any = field(default_factory=lambda: _events_fake("FakeEventPublisher"))
     scheduler: Any = field(default_factory=lambda: _events_fake("FakeScheduler"))

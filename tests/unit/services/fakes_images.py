@@ -6,7 +6,7 @@ import copy
 import itertools
 from typing import Any, Callable, Optional
 
-from chalicelib import ports
+from chalicelib import ports, ports_images
 from chalicelib.entities.images import BuildState, ImageBase, ImageBuild, ManagedImage, PipRequirement
 from chalicelib.errors import Conflict, NotFound
 
@@ -118,3 +118,66 @@ class FakeManagedImageStore(Fake):
         if image.in_use_by:
             raise Conflict(f"managed image {name!r} is used by {', '.join(image.in_use_by)}")
         del self.images[name]
+
+
+@implements(ports_images.PlatformImageBuilder)
+class FakePlatformImageBuilder(Fake):
+    """The platform images in memory: ``pushed`` names are in their repository; ``start`` of
+    another "builds" it (BUILDING) until ``finish(name, ok)``; a build running is not doubled."""
+
+    NAMES = ("worker", "worker-gpu", "inference", "inference-gpu")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pushed: set[str] = set()
+        self.building: dict[str, str] = {}
+        self.failed: dict[str, str] = {}
+        self.started: list[str] = []
+        self._ids = itertools.count(1)
+
+    def names(self) -> tuple[str, ...]:
+        return self.NAMES
+
+    def _known(self, name: str) -> None:
+        if name not in self.NAMES:
+            raise NotFound(f"no platform image {name!r}")
+
+    def _build(self, name: str, status: str, **fields: Any) -> ports_images.PlatformImageBuild:
+        return ports_images.PlatformImageBuild(name=name, tag=f"tag-{name}", image_uri=f"registry/{name}:tag-{name}",
+                                               status=status, **fields)
+
+    def start(self, name: str) -> ports_images.PlatformImageBuild:
+        self._known(name)
+        if name in self.pushed or name in self.building:
+            return self.poll(name)
+        self.building[name] = f"build-{next(self._ids)}"
+        self.failed.pop(name, None)
+        self.started.append(name)
+        return self._build(name, "PENDING", build_id=self.building[name], started=True)
+
+    def poll(self, name: str) -> ports_images.PlatformImageBuild:
+        self._known(name)
+        if name in self.pushed:
+            return self._build(name, "READY")
+        if name in self.building:
+            return self._build(name, "BUILDING", build_id=self.building[name])
+        if name in self.failed:
+            return self._build(name, "FAILED", reason=self.failed[name])
+        return self._build(name, "MISSING", reason="never built at this tag")
+
+    def finish(self, name: str, ok: bool) -> dict[str, Any]:
+        """What CodeBuild's event of the build's end says (the detail ``record_event`` reads)."""
+        build_id = self.building.pop(name)
+        if ok:
+            self.pushed.add(name)
+        else:
+            self.failed[name] = "the build ended FAILED"
+        return {"fake-platform-build": name, "build-id": build_id, "ok": ok}
+
+    def record_event(self, event: dict[str, Any]) -> Optional[ports_images.PlatformImageBuild]:
+        name = event.get("fake-platform-build")
+        if name is None:
+            return None
+        build = self.poll(name)
+        return ports_images.PlatformImageBuild(**{**build.__dict__, "build_id": event["build-id"],
+                                                  "log_url": "https://logs/fake"})
