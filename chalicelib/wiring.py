@@ -292,10 +292,11 @@ def build(settings: Settings, **overrides: Any) -> Services:
     dataset_check.listeners.append(retrain.on_dataset_settled)  # a retrain's dataset built: its train job starts
     # A deployed retrain takes over the app's continuous test (a new CT instance on its training data).
     handover = CTHandover(continuous_tests, ct_schedules, built.train_jobs, built.stress_tests, stores.ct_instances,
-                          timeline)
+                          timeline, blobs)
     deployer = RetrainDeployer(retrain, built.stress_tests, built.inference_jobs, built.apps, stores.users, blobs,
                                handover)
     listeners.append(deployer.on_event)  # a retrain's end and its holdout evaluation (published state changes)
+    listeners.append(handover.on_event)  # the deployed version's first continuous test
     return built
 
 

@@ -20,18 +20,24 @@ How, in two steps:
   activated in the old one's place when the old one was active (which deactivates it), and the
   old one's schedule on the app's traffic moved to it, testing the traffic answered from now on
   (what came before was answered by the version it replaced). Step ``reference_moved`` on the
-  timeline says so, or ``reference_move_failed`` with why (the version stays deployed).
+  timeline says so, or ``reference_move_failed`` with why (the version stays deployed);
+- :meth:`CTHandover.on_event`: when the new instance's first continuous test ends, step
+  ``deployed_version_tested`` says whether the deployed version passed on the app's traffic (no
+  monitor breached) or not (which monitors), which closes the loop on the timeline.
 
 A retrain that is not deployed (kept, or ``deploy: false``) never reaches here: the reference is
 unchanged.
 """
 from __future__ import annotations
 
+import json
 import logging
 from typing import Any, Optional
 
 from chalicelib.entities import User
+from chalicelib.entities.events import EventKind, KileleEvent
 from chalicelib.errors import DomainError, NotFound
+from chalicelib.ports import BlobStore
 from chalicelib.ports_continuous import CTInstanceStore
 from chalicelib.services.app_timeline import AppTimeline
 
@@ -45,13 +51,14 @@ class CTHandover:
     """Moves an app's continuous test to a version the loop deployed."""
 
     def __init__(self, continuous_tests: Any, schedules: Any, train_jobs: Any, stress_tests: Any,
-                 instances: CTInstanceStore, timeline: AppTimeline):
+                 instances: CTInstanceStore, timeline: AppTimeline, blobs: BlobStore):
         self._ct = continuous_tests  # services.continuous_tests.ContinuousTestService
         self._stress = stress_tests  # services.stress_tests.StressTestService
         self._schedules = schedules  # services.ct_schedules.CTScheduleService
         self._train_jobs = train_jobs  # services.train_jobs.TrainJobService
         self._instances = instances
         self._timeline = timeline
+        self._blobs = blobs
 
     def evaluation(self, owner: User, app: str, version: int, label: str, holdout: str,
                    ct_instance_id: Optional[str]) -> tuple[dict[str, Any], Optional[str]]:
@@ -83,7 +90,43 @@ class CTHandover:
                                   f"replaced: {e}"[:1000], {"ct_instance_id": old_id})
             return None
         self._timeline.record(owner.id, app, "reference_moved", moved.pop("reason"), moved)
+        # What the first test of the new instance is watched for (on_event), one hand-over per app.
+        self._blobs.put_bytes(_watch_key(owner.id, app), json.dumps(
+            {"ct_instance_id": moved["ct_instance_id"], "app_version": version}).encode(), "application/json")
         return moved
+
+    def on_event(self, event: KileleEvent) -> None:
+        """A published state change: the end of the first continuous test of an instance a
+        hand-over made is recorded on its app's timeline (``deployed_version_tested``)."""
+        detail = event.detail
+        if detail.kind is not EventKind.CONTINUOUS_TEST or detail.status not in ("SUCCEEDED", "FAILING"):
+            return
+        instance_id = str(detail.data.get("ct_instance_id", ""))
+        source = self._schedules.traffic_source(instance_id) if instance_id else None
+        if source is None:
+            return
+        app = source[1]
+        try:
+            watched = json.loads(self._blobs.get_bytes(_watch_key(detail.owner_id, app)))
+        except NotFound:
+            return
+        if watched.get("ct_instance_id") != instance_id:
+            return
+        self._blobs.delete(_watch_key(detail.owner_id, app))  # the first test only
+        version = watched.get("app_version")
+        where = f"the first continuous test of v{version} on the app's traffic (CT instance {instance_id}, job {detail.id})"
+        data = {"ct_instance_id": instance_id, "job_id": detail.id, "app_version": version,
+                "num_bins": detail.data.get("num_bins"), "breached": []}
+        if detail.status == "FAILING":
+            reason = f"{where} failed: {detail.reason}"
+            data["passed"] = False
+        else:
+            stored = self._instances.get(instance_id)
+            breached = sorted({b.monitor_id for b in (stored.breaches if stored else []) if b.job_id == detail.id})
+            data.update(passed=not breached, breached=breached)
+            reason = (f"{where} passed: {detail.data.get('num_bins')} bin(s), no monitor breached" if not breached
+                      else f"{where} breached {', '.join(breached)}")
+        self._timeline.record(detail.owner_id, app, "deployed_version_tested", reason[:1000], data)
 
     def _move(self, owner: User, app: str, version: int, old_id: Optional[str],
               run_job: Optional[str]) -> dict[str, Any]:
@@ -121,6 +164,10 @@ class CTHandover:
         if not job_id:
             raise NotFound("the new version's holdout stress test is not recorded on the retrain")
         return self._stress.get_stress_test(owner, job_id)
+
+
+def _watch_key(user_id: str, app: str) -> str:
+    return f"loop/{user_id}/{app}/handover.json"
 
 
 __all__ = ["CTHandover"]

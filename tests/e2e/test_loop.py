@@ -159,6 +159,9 @@ def test_drift_retrains_deploys_the_better_model_and_the_next_ct_passes(stack_fa
     assert run["status"] == "STARTED", run
     settled(client, second.info["ct_instance_id"])
     assert traffic_rows(second) == TRAFFIC  # only what came after the hand-over
+    tested = wait(lambda: [e for e in client.get_app_timeline(APP) if e["step"] == "deployed_version_tested"],
+                  "the deployed version's first test on the timeline", timeout=30)[0]
+    assert tested["data"]["passed"] is True and "no monitor breached" in tested["reason"], tested
     assert second.list_breaches() == []
     [tested] = second.list_bins()
     metrics = tested["metrics"]
@@ -176,6 +179,8 @@ def test_drift_retrains_deploys_the_better_model_and_the_next_ct_passes(stack_fa
                          env=environment, timeout=60)
     assert cli.returncode == 0, cli.stderr
     assert [e["step"] for e in json.loads(cli.stdout)] == [e["step"] for e in api.json()]
+    whole = LOOP_STEPS + ["deployed_version_tested"]  # from the breach to the deployed version passing
+    assert [e["step"] for e in api.json() if e["step"] in whole] == whole
     for version in (1, 2):
         client.stop_inference_job(APP, version)
     print("phases (s since the stack was up):", phases)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.entities.events import EventKind
+from chalicelib.entities.events import EventKind, KileleEvent
 from chalicelib.services.retrain_policies import target_of
 
+from unit.services.fakes import T0
 from unit.services.test_retrain_deploy import retrain_and_evaluate
 from unit.services.test_retrain_loop import breach, h, steps  # noqa: F401 - the loop's world
 
@@ -139,3 +140,48 @@ def test_the_loops_label_column_is_the_datasets_effective_target(dataset, target
     """The holdout runs' label_col and the captured dataset's target: a dataset uploaded without
     target_column has the one its check found (the e2e's datasets are such)."""
     assert target_of(dataset) == target
+
+
+def _ended(h, instance_id: str, job_id: str, status: str = "SUCCEEDED", reason=None) -> None:  # noqa: F811
+    """A continuous-test job of ``instance_id`` ended, as ContinuousTestService publishes it."""
+    event = KileleEvent.state_change(EventKind.CONTINUOUS_TEST, id=job_id, status=status, owner_id=h.owner.id,
+                                     time=T0, reason=reason, data={"ct_instance_id": instance_id, "mode": "incremental",
+                                                                   "num_bins": 1, "num_new_breaches": 0})
+    h.services.continuous_tests._events.publish(event)  # the wired publisher, with the loop's listeners
+
+
+def test_the_deployed_versions_first_continuous_test_is_on_the_timeline(h):  # noqa: F811
+    _prepare(h)
+    retrain_and_evaluate(h, 0.95)
+    new_id = h.services.app_timeline.get(h.owner, "fraud")[-1]["data"]["ct_instance_id"]
+    _ended(h, "ct-1", "job-old")  # the old instance's jobs are not the deployed version's
+    assert steps(h)[-1] == "reference_moved"
+    _ended(h, new_id, "job-1")
+    tested = h.services.app_timeline.get(h.owner, "fraud")[-1]
+    assert tested["step"] == "deployed_version_tested" and tested["data"]["passed"] is True
+    assert "the first continuous test of v2 on the app's traffic" in tested["reason"]
+    assert "passed: 1 bin(s), no monitor breached" in tested["reason"] and new_id in tested["reason"]
+    _ended(h, new_id, "job-2")  # the first only: later tests are the instance's (its bins, breaches, events)
+    assert steps(h)[-1] == "deployed_version_tested" and steps(h).count("deployed_version_tested") == 1
+
+
+def test_a_deployed_version_that_breaches_or_fails_its_first_test_says_so(h):  # noqa: F811
+    _prepare(h)
+    retrain_and_evaluate(h, 0.95)
+    new_id = h.services.app_timeline.get(h.owner, "fraud")[-1]["data"]["ct_instance_id"]
+    found = breach("model-performance")
+    found.job_id = "job-1"
+    h.fakes.ct_instances.update(new_id, breaches=[found, breach()])  # breach() is an older job's
+    _ended(h, new_id, "job-1")
+    tested = h.services.app_timeline.get(h.owner, "fraud")[-1]
+    assert tested["data"]["passed"] is False and tested["data"]["breached"] == ["model-performance"]
+    assert tested["reason"].endswith("breached model-performance")
+
+
+def test_a_first_test_that_failed_says_why(h):  # noqa: F811
+    _prepare(h)
+    retrain_and_evaluate(h, 0.95)
+    new_id = h.services.app_timeline.get(h.owner, "fraud")[-1]["data"]["ct_instance_id"]
+    _ended(h, new_id, "job-1", status="FAILING", reason="the worker ran out of memory")
+    tested = h.services.app_timeline.get(h.owner, "fraud")[-1]
+    assert tested["data"]["passed"] is False and tested["reason"].endswith("failed: the worker ran out of memory")
