@@ -19,7 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from chalicelib.errors import NotFound
 from chalicelib.iam_principals import iam_user_name
+from chalicelib.ports import BlobStore
 
 #: The first segment of every key handed to an IAM user.
 PREFIX = "direct"
@@ -61,3 +63,16 @@ class DirectTransfers:
     def target(self, key: str) -> dict[str, Any]:
         """The ``direct`` answer for ``key``: ``{bucket, key, endpoint_url}``."""
         return {"bucket": self.bucket, "key": key, "endpoint_url": self.endpoint_url}
+
+    def copy_for(self, blobs: BlobStore, iam_principal: Optional[str], source_key: str, key: str) -> Optional[dict[str, Any]]:
+        """For an IAM user, the ``direct`` answer of ``source_key`` copied to ``key`` under its own
+        prefix (a server-side copy, made once: the files handed out this way, trial parameters and
+        reports, do not change once written); None for anyone else."""
+        direct_key = self.key_for(iam_principal, key)
+        if not direct_key:
+            return None
+        try:
+            blobs.size(direct_key)
+        except NotFound:
+            blobs.copy(source_key, direct_key)
+        return self.target(direct_key)

@@ -201,6 +201,16 @@ class DirectUploadOut(Out):
     endpoint_url: Optional[str]
 
 
+class DirectDownloadOut(Out):
+    """Where a SigV4-signed IAM user may read the file itself with S3's own API (ranged GETs):
+    the key is under ``direct/<IAM user name>/``, which infra's transfer policy lets only that
+    user read. ``endpoint_url`` is set only on the local stack (its S3 gate)."""
+
+    bucket: str
+    key: str
+    endpoint_url: Optional[str]
+
+
 class DatasetUploadOut(Out):
     dataset: DatasetOut
     upload: PresignedPostOut
@@ -317,11 +327,12 @@ class TrialParametersOut(Out):
     trial_id: str
     format: Literal["npz"]
     url: str  # presigned, short-lived
+    direct: Optional[DirectDownloadOut]  # null unless the request was signed by an IAM user
 
 
 __all__ = [
     "Out", "OpenOut", "LimitsOut", "ComponentHealthOut", "HealthOut", "OpenApiDocumentOut", "UserOut", "SessionOut",
     "LoggedOutOut", "ApiKeyOut", "CreatedApiKeyOut", "RevokedApiKeyOut", "AuditEventOut", "AuditEventsOut", "EventDetailOut", "EventOut", "EventsOut",
-    "DatasetOut", "PresignedPostOut", "DatasetUploadOut", "ModelImageOut", "ModelOut", "TrainJobCreatedOut", "TrainJobOut",
+    "DatasetOut", "PresignedPostOut", "DirectDownloadOut", "DatasetUploadOut", "ModelImageOut", "ModelOut", "TrainJobCreatedOut", "TrainJobOut",
     "TrainWorkerOut", "TrainJobDetailOut", "TrialOut", "TrialDetailOut", "TrialLogsOut", "TrialParametersOut",
 ]

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from chalicelib.entities import InferenceJobStatus, InputType, StressTestStatus, Task
 from chalicelib.entities.images import BuildState, ImageBase
-from chalicelib.schemas_responses import OpenOut, Out, PresignedPostOut
+from chalicelib.schemas_responses import DirectDownloadOut, OpenOut, Out, PresignedPostOut
 
 # -- inference jobs ---------------------------------------------------------------------------
 
@@ -120,16 +120,6 @@ class BundleManifestOut(Out):
     members: list[BundleMemberOut]
     requirements: list[str]
     image: BundleImageOut = None  # type: ignore[assignment]  # only when the members run in a managed image
-
-
-class DirectDownloadOut(Out):
-    """Where a SigV4-signed IAM user may read the file itself with S3's own API (ranged GETs):
-    the key is under ``direct/<IAM user name>/``, which infra's transfer policy lets only that
-    user read. ``endpoint_url`` is set only on the local stack (its S3 gate)."""
-
-    bucket: str
-    key: str
-    endpoint_url: Optional[str]
 
 
 class BundleOut(Out):
@@ -315,6 +305,7 @@ class StressResultTableOut(Out):
 
 class UrlOut(Out):
     url: str  # presigned, short-lived
+    direct: Optional[DirectDownloadOut]  # null unless the request was signed by an IAM user
 
 
 # -- managed images ---------------------------------------------------------------------------------

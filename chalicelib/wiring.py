@@ -186,10 +186,12 @@ def build(settings: Settings, **overrides: Any) -> Services:
     model_images = ModelImages(managed_images, wait_seconds=max(1, settings.image_poll_seconds),
                                serving_base=serving_base(settings), containers=containers)
     dataset_check = DatasetCheckJob(stores.datasets, blobs, settings.max_dataset_bytes, archive_limits(settings))
+    # Where IAM users move their own copies of files (chalicelib/direct_transfers.py).
+    direct = DirectTransfers(settings.data_bucket, _direct_endpoint(settings))
     train_jobs = TrainJobService(
         stores.train_jobs, stores.trials, stores.counters, stores.models, stores.datasets, blobs, workflows,
         slots_per_model=settings.worker_slots_per_model, presigned_url_seconds=settings.presigned_url_seconds,
-        clock=clock, gpus=gpus, images=model_images,
+        clock=clock, gpus=gpus, images=model_images, direct=direct,
     )
     # One API process writing every app row (the local stack) may cache serving states: see serving_cache.py.
     app_store = ProcessServingStates(stores.apps) if settings.serving_state_cache is True else stores.apps
@@ -198,7 +200,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         BundleBuilder(blobs, stores.models, clock, model_images),
         blobs, endpoints, stage=settings.stage, public_api_url=settings.public_api_url,
         presigned_url_seconds=settings.presigned_url_seconds, clock=clock, apps=app_store, gpus=gpus,
-        direct=DirectTransfers(settings.data_bucket, _direct_endpoint(settings)),
+        direct=direct,
         inference_image_uri=settings.sagemaker_image_uri,
     )
     apps = ApplicationService(app_store, inference, clock=clock)
@@ -225,7 +227,7 @@ def build(settings: Settings, **overrides: Any) -> Services:
         queue_timeout_seconds=settings.trial_queue_timeout_seconds,
         presigned_url_seconds=settings.presigned_url_seconds, max_upload_bytes=settings.max_dataset_bytes,
         clock=clock, train_jobs=stores.train_jobs, trials=stores.trials, models=stores.models, apps=app_store,
-        inference_jobs=stores.inference_jobs, images=StressImages(managed_images, containers),
+        inference_jobs=stores.inference_jobs, images=StressImages(managed_images, containers), direct=direct,
     )
     continuous_tests = ContinuousTestService(stores.ct_instances, stress_tests, stores.stress_test_jobs, projects,
                                              blobs, publisher, settings.data_bucket, clock=clock,

@@ -51,6 +51,15 @@ class BlobStore:
     def delete(self, key: str) -> None:
         self._s3.delete_object(Bucket=self.bucket, Key=key)
 
+    def copy(self, source_key: str, key: str) -> None:
+        """S3's managed copy (multipart above 8 MiB, so past CopyObject's 5 GB), server side."""
+        try:
+            self._s3.copy({"Bucket": self.bucket, "Key": source_key}, self.bucket, key)
+        except ClientError as e:
+            if e.response["Error"]["Code"] in _MISSING:
+                raise NotFound(f"object {source_key!r} does not exist") from e
+            raise
+
     def list_keys(self, prefix: str) -> list[str]:
         """Every key under ``prefix``, in key order (``ports_loop.KeyLister``: schedules' data sources)."""
         keys: list[str] = []

@@ -84,4 +84,4 @@ def get_test_run(call: Call, job_id: str) -> dict:
 
 @endpoint(bp, "/stress-tests/{job_id}/report", "GET", "A download URL of the HTML report", response=UrlOut)
 def get_report(call: Call, job_id: str) -> dict:
-    return services().stress_tests.get_report(call.user, job_id)
+    return services().stress_tests.get_report(call.user, job_id, iam_principal=call.iam_principal)

@@ -78,4 +78,4 @@ def get_trial_logs(call: Call, trial_id: str) -> dict:
 @endpoint(bp, "/trials/{trial_id}/parameters", "GET", "A download URL of a trial's parameters (.npz)",
           response=TrialParametersOut)
 def get_trial_parameters(call: Call, trial_id: str) -> dict:
-    return services().train_jobs.get_trial_parameters(call.user, trial_id)
+    return services().train_jobs.get_trial_parameters(call.user, trial_id, iam_principal=call.iam_principal)

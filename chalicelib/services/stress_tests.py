@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 from chalicelib.entities import (DatasetStatus, InferenceJobStatus, StressTestJob, StressTestStatus, Task, TrainJob,
                                  Trial, TrialStatus, User)
+from chalicelib.direct_transfers import DirectTransfers
 from chalicelib.errors import Conflict, InvalidInput, NotFound, Unprocessable
 from chalicelib.permissions import Action, owns_or_admin, require
 from chalicelib.ports import (ApplicationStore, BlobStore, DatasetStore, InferenceJobStore, ModelStore,
@@ -68,10 +69,13 @@ class StressTestService:
         inference_jobs: Optional[InferenceJobStore] = None,
         queue_timeout_seconds: int = 3600,
         images: Optional[StressImages] = None,
+        direct: Optional[DirectTransfers] = None,
     ):
         """``train_jobs``, ``trials``, ``models``, ``apps`` and ``inference_jobs`` resolve
-        ``model_info.trial_id`` / ``model_info.app`` (without them such configs are a 422)."""
+        ``model_info.trial_id`` / ``model_info.app`` (without them such configs are a 422);
+        ``direct``: where IAM users get their copy of a report, to read straight from S3."""
         self._jobs = jobs
+        self._direct = direct
         self._images = images  # where the engine runs: a managed image (None: none can be named)
         self._projects = projects
         self._datasets = datasets
@@ -373,14 +377,17 @@ class StressTestService:
     def get_test_run(self, actor: User, job_id: str, version: Optional[str] = None) -> dict[str, Any]:
         return self._result(actor, job_id, "test_run.json", version)
 
-    def get_report(self, actor: User, job_id: str) -> dict[str, Any]:
+    def get_report(self, actor: User, job_id: str, iam_principal: Optional[str] = None) -> dict[str, Any]:
+        """A download URL of the HTML report; ``direct`` for IAM users, as trial parameters."""
         job = self._succeeded(actor, job_id)
         key = stress_messages.result_key(job.id, "report.html")
         try:
             self._blobs.size(key)
         except NotFound:
             raise NotFound(f"stress test {job_id!r} has no report (the engine that ran it writes none)") from None
-        return {"url": self._blobs.presigned_get(key, self._presign_seconds)}
+        return {"url": self._blobs.presigned_get(key, self._presign_seconds),
+                "direct": self._direct.copy_for(self._blobs, iam_principal, key, f"stress-tests/{job.id}/report.html")
+                if self._direct else None}
 
     def _result(self, actor: User, job_id: str, name: str, version: Optional[str]) -> dict[str, Any]:
         if version not in (None, "", RESULT_VERSION):

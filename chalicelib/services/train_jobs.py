@@ -17,6 +17,7 @@ from chalicelib.entities import (
     Worker,
     WorkerStatus,
 )
+from chalicelib.direct_transfers import DirectTransfers
 from chalicelib.errors import Conflict, Forbidden, NotFound, PayloadTooLarge, Unprocessable
 from chalicelib.permissions import Action, can_view_model, owns_or_admin, require
 from chalicelib.services import Clock, new_id, utc_now
@@ -44,10 +45,13 @@ class TrainJobService:
         clock: Clock = utc_now,
         gpus: GpuSupport = GpuSupport(),
         images: Optional[ModelImages] = None,
+        direct: Optional[DirectTransfers] = None,
     ):
         """``gpus``: whether trials can get GPUs (a budget asking for some where they cannot is refused);
-        ``images``: the managed images models run in (a job shows theirs and their build status)."""
+        ``images``: the managed images models run in (a job shows theirs and their build status);
+        ``direct``: where IAM users get their copy of a trial's parameters, to read straight from S3."""
         self._gpus = gpus
+        self._direct = direct
         self._images = images
         self._jobs = jobs
         self._trials = trials
@@ -267,8 +271,10 @@ class TrainJobService:
             logs = ""
         return {"trial_id": trial.id, "status": trial.status.value, "logs": logs}
 
-    def get_trial_parameters(self, actor: User, trial_id: str) -> dict[str, Any]:
-        """A short-lived download URL of the trial's parameters (numpy .npz, no pickle)."""
+    def get_trial_parameters(self, actor: User, trial_id: str, iam_principal: Optional[str] = None) -> dict[str, Any]:
+        """A short-lived download URL of the trial's parameters (numpy .npz, no pickle); for a
+        request signed by an IAM user also ``direct``, a copy under its own prefix it may read
+        with its credentials (chalicelib/direct_transfers.py)."""
         trial = self._trial(actor, trial_id)
         if trial.status is not TrialStatus.COMPLETED or not trial.params_key:
             raise Conflict(f"trial {trial_id!r} is {trial.status.value}: it has no parameters")
@@ -276,6 +282,8 @@ class TrainJobService:
             "trial_id": trial.id,
             "format": "npz",
             "url": self._blobs.presigned_get(trial.params_key, self._presign_seconds),
+            "direct": self._direct.copy_for(self._blobs, iam_principal, trial.params_key,
+                                            f"trials/{trial.id}/params.npz") if self._direct else None,
         }
 
     def resolve(self, actor: User, app: str, app_version: int = LATEST) -> TrainJob:

@@ -19,8 +19,9 @@ Limits, by design:
   granted anything here (a policy is attached in its own account).
 - A user may overwrite or replace its own staged file until the API completes the upload; the
   API checks the file (size, format) on completion, as it does for presigned uploads.
-- Reads only of what was written there for the user: exports made for unsigned callers or
-  roles, stress-test reports and trial parameters keep their shared keys and presigned GET URLs.
+- Reads only of what the API put there for the user: its bundle exports, and its copies of
+  trial parameters and stress-test reports (made on its request); everything else keeps its
+  shared key and presigned GET URLs.
 """
 from __future__ import annotations
 

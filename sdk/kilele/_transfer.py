@@ -14,6 +14,7 @@ import io
 import os
 import tempfile
 import uuid
+import warnings
 import xml.etree.ElementTree as ET
 from typing import IO, Any, Iterator, Mapping, Optional
 
@@ -170,3 +171,31 @@ class TransferMixin(HttpClient):
             except BaseException:
                 os.unlink(tmp)
                 raise
+
+    def _download_file(self, answer: dict[str, Any], path: str, what: str) -> None:
+        """Save a download the API answered (``{"url", "direct"?}``) to ``path``: straight from S3
+        with our own credentials when the API named a ``direct`` key for us (signed as an IAM
+        user), else, or when S3 refuses those credentials, through the presigned URL."""
+        direct = answer.get("direct")
+        if direct and self.aws_session is not None and self._signer is not None:
+            from kilele._s3_direct import DirectAccessDenied, download_direct
+
+            try:
+                download_direct(self.aws_session, direct, path, self.transfer, what)
+                return
+            except DirectAccessDenied as e:
+                # The IAM user lacks the transfer policy (kilele-<stage>-direct-transfers): the
+                # presigned URL needs none of ours, so the download still works, only slower.
+                warnings.warn(f"{e}; downloading through the presigned URL instead", stacklevel=3)
+        self._download_to(answer["url"], path, what)
+
+    def _download_answer_bytes(self, answer: dict[str, Any], what: str, refused_what: Optional[str] = None) -> bytes:
+        """The file of a download answer (``{"url", "direct"?}``) in memory, fetched as
+        :meth:`_download_file` fetches it."""
+        if not (answer.get("direct") and self.aws_session is not None and self._signer is not None):
+            return self._download_bytes(answer["url"], what, refused_what)
+        with tempfile.TemporaryDirectory(prefix="kilele-download-") as tmp:
+            path = os.path.join(tmp, "file")
+            self._download_file(answer, path, what)
+            with open(path, "rb") as f:
+                return f.read()

@@ -196,7 +196,7 @@ class StressTestJob:
         if os.path.isdir(target):
             target = os.path.join(target, f"stress-test-{self.job_id}.html")
         answer = self._results_call("GET", f"{self._path}/report")
-        self._client._download_to(answer["url"], target, f"the report of stress test {self.job_id}")
+        self._client._download_file(answer, target, f"the report of stress test {self.job_id}")
         return target
 
     def _results_call(self, method: str, path: str, **kwargs: Any) -> Any:

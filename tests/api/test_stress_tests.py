@@ -292,3 +292,22 @@ def test_an_apps_serving_version_is_stress_tested(make_user, settings, stress_wo
     assert_error(start(dev, trial_config(dev, settings, {"app": "empty"})), 409, "conflict", "no COMPLETED trial")
     assert_error(start(dev, trial_config(dev, settings, {"app": "iris", "app_version": 0})), 400, "invalid_input",
                  "app_version")
+
+
+def test_an_iam_signed_report_request_gets_its_own_copy_to_read_from_s3(make_user, settings, superadmin):
+    from api.test_direct_uploads import signed
+
+    dev = make_user("MODEL_DEVELOPER")
+    user_arn = "arn:aws:iam::123456789012:user/carol"
+    email = dev.call("GET", "/users/me").data["email"]
+    assert superadmin.call("POST", "/users/iam-principals", {"email": email, "principal_arn": user_arn}).status_code == 200
+    job = start(dev, a_config(dev, settings)).data
+    finish(settings, job["job_id"], [{"test_run_id": job["test_run_id"], "status": "PASS"}])
+    status, answer = signed("GET", f"/stress-tests/{job['job_id']}/report", user_arn,
+                            resource="/stress-tests/{job_id}/report", params={"job_id": job["job_id"]})
+    assert status == 200, answer
+    direct = answer["direct"]
+    assert direct["key"] == f"direct/carol/stress-tests/{job['job_id']}/report.html"
+    body = boto3.client("s3", region_name=settings.region).get_object(Bucket=direct["bucket"], Key=direct["key"])["Body"]
+    assert body.read() == b"<html>report</html>"
+    assert dev.call("GET", f"/stress-tests/{job['job_id']}/report").data["direct"] is None

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any, Optional
 
 from kilele._args import _version
@@ -38,20 +37,3 @@ class BundlesMixin(TransferMixin):
         if trial_id is not None:
             body["trial_id"] = trial_id
         return self._request("POST", "/bundles", json=body)
-
-    def _download_file(self, answer: dict[str, Any], path: str, what: str) -> None:
-        """Save a download the API answered (``{"url", "direct"?}``) to ``path``: straight from S3
-        with our own credentials when the API named a ``direct`` key for us (signed as an IAM
-        user), else, or when S3 refuses those credentials, through the presigned URL."""
-        direct = answer.get("direct")
-        if direct and self.aws_session is not None and self._signer is not None:
-            from kilele._s3_direct import DirectAccessDenied, download_direct
-
-            try:
-                download_direct(self.aws_session, direct, path, self.transfer, what)
-                return
-            except DirectAccessDenied as e:
-                # The IAM user lacks the transfer policy (kilele-<stage>-direct-transfers): the
-                # presigned URL needs none of ours, so the download still works, only slower.
-                warnings.warn(f"{e}; downloading through the presigned URL instead", stacklevel=3)
-        self._download_to(answer["url"], path, what)

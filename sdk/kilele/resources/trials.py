@@ -58,11 +58,12 @@ class TrialsMixin(TransferMixin):
         return model
 
     def _trial_parameters_bytes(self, trial_id: str) -> bytes:
-        """Ask the API for the download URL, then GET it from storage without our credentials."""
+        """Ask the API for the download URL, then GET it from storage without our credentials (or
+        straight from S3 with them, signed as an IAM user: ``_download_answer_bytes``)."""
         answer = self._request("GET", f"/trials/{_segment(trial_id)}/parameters")
         fmt = answer.get("format", "npz")
         if fmt != "npz":
             raise KileleError(f"trial {trial_id} parameters come as {fmt!r}; this SDK reads 'npz' only",
                               code="bad_response")
-        return self._download_bytes(answer["url"], f"the parameters of trial {trial_id}",
-                                    refused_what=f"trial {trial_id}'s parameters")
+        return self._download_answer_bytes(answer, f"the parameters of trial {trial_id}",
+                                           refused_what=f"trial {trial_id}'s parameters")

@@ -111,3 +111,29 @@ def test_a_missing_object_is_an_error_and_leaves_no_file(server, s3, tmp_path):
         client.export_bundle("iris_app", out_path=str(tmp_path / "app.tar.gz"))
     assert failed.value.status_code == 404
     assert list(tmp_path.iterdir()) == []
+
+
+def test_trial_parameters_and_a_stress_report_come_straight_from_s3_too(server, s3, tmp_path):
+    import numpy as np
+
+    from kilele import StressTestJob
+    from kilele.model import serialize_params
+
+    endpoint, admin = s3
+    params = serialize_params({"w": np.arange(4.0)})
+    admin.put_object(Bucket=BUCKET, Key="direct/alice/trials/t-1/params.npz", Body=params)
+    admin.put_object(Bucket=BUCKET, Key="direct/alice/stress-tests/j-1/report.html", Body=b"<html>r</html>")
+    server.route("GET", "/trials/t-1/parameters", 200, {
+        "trial_id": "t-1", "format": "npz", "url": f"{server.url}/storage/params?X-Amz-Signature=abc",
+        "direct": {"bucket": BUCKET, "key": "direct/alice/trials/t-1/params.npz", "endpoint_url": endpoint}})
+    server.route("GET", "/stress-tests/j-1/report", 200, {
+        "url": f"{server.url}/storage/report?X-Amz-Signature=abc",
+        "direct": {"bucket": BUCKET, "key": "direct/alice/stress-tests/j-1/report.html", "endpoint_url": endpoint}})
+    client = Client(base_url=server.url, aws_session=session_of(ALICE))
+    client.transfer.progress = False
+
+    assert client.get_trial_parameters("t-1")["w"].tolist() == [0.0, 1.0, 2.0, 3.0]
+    target = tmp_path / "report.html"
+    assert StressTestJob(client, "j-1").get_report(str(target)) == str(target)
+    assert target.read_bytes() == b"<html>r</html>"
+    assert ("GET", "/storage/params") not in server.paths() and ("GET", "/storage/report") not in server.paths()

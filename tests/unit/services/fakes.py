@@ -199,6 +199,9 @@ class FakeBlobStore(Fake):
         self.objects.pop(key, None)  # S3 deletes are idempotent
         self.content_types.pop(key, None)
 
+    def copy(self, source_key: str, key: str) -> None:
+        self.put_bytes(key, self.get_bytes(source_key), self.content_types.get(source_key, "application/octet-stream"))
+
     def presigned_get(self, key: str, expires_seconds: int) -> str:
         return f"https://blobs.fake/{key}?expires={expires_seconds}"
 

@@ -249,11 +249,28 @@ def test_parameters_are_offered_for_completed_trials_only(h, dev, data):
     done = add_trial(h, job, m, 1, score=0.5)
     out = h.services.train_jobs.get_trial_parameters(dev, done.id)
     assert out == {"trial_id": done.id, "format": "npz",
-                   "url": h.fakes.blobs.presigned_get(done.params_key, h.settings.presigned_url_seconds)}
+                   "url": h.fakes.blobs.presigned_get(done.params_key, h.settings.presigned_url_seconds),
+                   "direct": None}  # not signed by an IAM user
     for number, status in enumerate((TrialStatus.RUNNING, TrialStatus.ERRORED, TrialStatus.TERMINATED), start=2):
         trial = add_trial(h, job, m, number, status=status)
         with pytest.raises(Conflict, match=status.value):
             h.services.train_jobs.get_trial_parameters(dev, trial.id)
+
+
+def test_an_iam_user_gets_its_own_copy_of_the_parameters_to_read_from_s3(h, dev, data):
+    m = h.model(dev)
+    done = add_trial(h, create(h, dev, data, [m.id])["id"], m, 1, score=0.5)
+    h.fakes.blobs.put_bytes(done.params_key, b"npz bytes")
+    out = h.services.train_jobs.get_trial_parameters(dev, done.id, iam_principal="arn:aws:iam::123456789012:user/alice")
+    direct = out["direct"]
+    assert direct["key"] == f"direct/alice/trials/{done.id}/params.npz" and direct["bucket"]
+    assert h.fakes.blobs.objects[direct["key"]] == b"npz bytes"  # a server-side copy, under alice's prefix
+    h.fakes.blobs.put_bytes(direct["key"], b"kept")  # made once: the parameters never change
+    again = h.services.train_jobs.get_trial_parameters(dev, done.id, iam_principal="arn:aws:iam::123456789012:user/alice")
+    assert again["direct"] == direct and h.fakes.blobs.objects[direct["key"]] == b"kept"
+    role = h.services.train_jobs.get_trial_parameters(dev, done.id,
+                                                      iam_principal="arn:aws:sts::123456789012:assumed-role/ml/s")
+    assert role["direct"] is None
 
 
 # -- stop --------------------------------------------------------------------------------------
