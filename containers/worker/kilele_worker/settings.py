@@ -41,6 +41,10 @@ TRIAL_ROLE_ARN_ENV = "KILELE_TRIAL_ROLE_ARN"
 #: Seconds between uploads of the log so far while a run goes on (only when it grew).
 LOG_UPLOAD_SECONDS_ENV = "KILELE_LOG_UPLOAD_SECONDS"
 DEFAULT_LOG_UPLOAD_SECONDS = 2.0
+#: How long a heartbeat answered InvalidToken before any was accepted is asked again rather than
+#: believed (kilele_worker.heartbeats: emulators set a task's heartbeat up a moment after its
+#: token is out, seconds later on a loaded machine); a tenth of the default heartbeat timeout.
+DEFAULT_TOKEN_SETTLE_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class WorkerSettings:
     sandbox_isolate: bool = True
     sandbox_max_processes: int = DEFAULT_MAX_PROCESSES
     log_upload_seconds: float = DEFAULT_LOG_UPLOAD_SECONDS
+    #: See :data:`DEFAULT_TOKEN_SETTLE_SECONDS` (tests pass less).
+    token_settle_seconds: float = DEFAULT_TOKEN_SETTLE_SECONDS
     #: The trial role to assume for S3, narrowed to the run (on AWS; None: own credentials).
     trial_role_arn: Optional[str] = None
     #: A read-only snapshot of the worker's environment, the source of the model's scrubbed one.

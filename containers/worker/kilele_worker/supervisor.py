@@ -18,12 +18,13 @@ import shutil
 import tempfile
 import threading
 import time
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 from kilele_worker import child as child_module
 from kilele_worker import ct_sources, errors, sandbox
-from kilele_worker.aws import AwsClients, describe, error_code, token_gone
+from kilele_worker.aws import AwsClients, describe
 from kilele_worker.errors import TokenGone, TrialFailure
+from kilele_worker.heartbeats import Monitor
 from kilele_worker.message import TrialMessage, TrialSpec
 from kilele_worker.model_process import KILL_WAIT_SECONDS, ModelProcess, ModelRun
 from kilele_worker.reporting import Reporter
@@ -31,48 +32,6 @@ from kilele_worker.settings import WorkerSettings
 from kilele_worker.start import report_start
 from kilele_worker.spare import ModelSpare
 from kilele_worker.trial_log import TrialLog, utc_now_iso
-
-
-class Monitor(threading.Thread):
-    """Every ``heartbeat_seconds``: SendTaskHeartbeat. Sets :attr:`token_gone` (and ``wake``)
-    when the execution no longer waits for the token: it timed out, or it was stopped (a stopped
-    train job stops its slots' executions)."""
-
-    def __init__(self, aws: AwsClients, token: str, trial: TrialSpec, log: TrialLog, wake: threading.Event,
-                 upload_log: Optional[Callable[[], None]] = None, log_upload_seconds: float = 2.0):
-        super().__init__(name=f"kilele-monitor-{trial.id}", daemon=True)
-        self._aws, self._token, self._trial, self._log, self._wake = aws, token, trial, log, wake
-        self._upload_log, self._log_every = upload_log, max(0.05, log_upload_seconds)
-        self._halt = threading.Event()
-        self.token_gone: Optional[str] = None
-
-    def run(self) -> None:
-        heartbeat_due = 0.0
-        while not self._halt.is_set():
-            if time.monotonic() >= heartbeat_due:
-                heartbeat_due = time.monotonic() + self._trial.heartbeat_seconds
-                try:
-                    self.check_once()
-                except Exception as e:  # noqa: BLE001 - the monitor must keep running
-                    self._log.worker(f"monitor check failed: {describe(e)}")
-                if self.token_gone:
-                    self._wake.set()
-                    return
-            if self._upload_log is not None:
-                self._upload_log()  # the log so far: readable while the run goes on
-            self._halt.wait(min(self._log_every, max(0.0, heartbeat_due - time.monotonic())) or 0.05)
-
-    def halt(self) -> None:
-        self._halt.set()
-
-    def check_once(self) -> None:
-        try:
-            self._aws.sfn.send_task_heartbeat(taskToken=self._token)
-        except Exception as e:  # noqa: BLE001
-            if token_gone(e):
-                self.token_gone = f"the execution no longer waits for this trial ({error_code(e)})"
-                return
-            self._log.worker(f"heartbeat failed (will retry): {describe(e)}")
 
 
 class TrialRunner:
@@ -130,7 +89,8 @@ class TrialRunner:
 
         self.monitor = Monitor(self.aws, self.token, trial, self.log, self.wake,
                                upload_log=self.reporter.upload_log_if_changed,
-                               log_upload_seconds=self.settings.log_upload_seconds)
+                               log_upload_seconds=self.settings.log_upload_seconds,
+                               settle_seconds=self.settings.token_settle_seconds)
         self.monitor.start()
         try:
             outcome: Any = self._run_model_and_upload()

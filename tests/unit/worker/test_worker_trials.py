@@ -244,14 +244,21 @@ def test_the_claim_is_a_conditional_put(platform):
     assert platform.s3.get_object(Bucket="kilele-test", Key="trials/x/claim.json")["Body"].read() == b"1"
 
 
-def test_a_token_the_execution_no_longer_waits_for(platform, run_worker):
+def test_a_token_the_execution_no_longer_waits_for(platform):
+    from dataclasses import replace
+
+    from kilele_worker.__main__ import main
+    from kilele_worker.settings import WorkerSettings
+
     trial = platform.start_trial(model("while True:\n    time.sleep(0.05)"), "M")
-    # Someone else answered the task: the heartbeat now gets InvalidToken.
+    # Someone else answered the task: the heartbeat now gets InvalidToken, asked again for
+    # token_settle_seconds before it is believed (no heartbeat was accepted: kilele_worker.heartbeats).
     platform.sfn.send_task_success(taskToken=trial.message["task_token"], output="{}")
     assert platform.wait_execution(trial.execution_arn)["status"] == "SUCCEEDED"
+    settings = replace(WorkerSettings.from_environ(), token_settle_seconds=1.0)
     started = time.monotonic()
-    assert run_worker(trial.message) == 4
-    assert time.monotonic() - started < 5
+    assert main(["run", "--message-json", json.dumps(trial.message)], settings=settings) == 4
+    assert time.monotonic() - started < 6
     log = platform.log_text(trial)
     assert "the execution no longer waits for this trial (InvalidToken)" in log
     assert not platform.object_exists(trial.fields["error_key"])
