@@ -256,6 +256,12 @@ class Settings(BaseSettings):
     def data_bucket(self) -> str:
         return self.data_bucket_name or self.resource_name("data")
 
+    @property
+    def capture_settle_seconds(self) -> float:
+        """How long a captured query may wait in a buffer before it is written: a scheduled
+        continuous test on an app's traffic tests queries answered at least this long ago."""
+        return self.capture_flush_seconds + (5.0 if self.capture_flush_seconds > 0 else 0.0)  # 5 s: the write itself
+
 
 def _config_file_region(profile: str, config_file: str) -> Optional[str]:
     """The region of ``profile`` in the AWS config file, read by botocore's session the way

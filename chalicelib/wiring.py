@@ -236,7 +236,8 @@ def build(settings: Settings, **overrides: Any) -> Services:
                                                                  lambda i: ct_schedules.traffic_source(i)))
     # A CT instance's schedule fires run_incremental_continuous_test (issue 12 item 4).
     ct_schedules = CTScheduleService(continuous_tests, stores.ct_instances, scheduler, blobs, blobs, stores.users,
-                                     app_store, settings.data_bucket, clock=clock)
+                                     app_store, settings.data_bucket, clock=clock,
+                                     capture_settle_seconds=settings.capture_settle_seconds)
     schedule_targets.register(CT_SCHEDULE_TARGET, ct_schedules.run)
     built = Services(
         settings=settings,

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Optional
 
 from chalicelib.entities import User
@@ -56,7 +56,12 @@ class CTScheduleService:
     """Schedules of CT instances and the target their firings run."""
 
     def __init__(self, continuous_tests: ContinuousTestService, instances: CTInstanceStore, scheduler: Scheduler, blobs: BlobStore,
-                 keys: KeyLister, users: UserStore, apps: ApplicationStore, bucket: str, clock: Clock = utc_now):
+                 keys: KeyLister, users: UserStore, apps: ApplicationStore, bucket: str, clock: Clock = utc_now,
+                 capture_settle_seconds: float = 0.0):
+        """``capture_settle_seconds``: how long after a query was answered its captured record
+        may still be in a buffer (the capture flush interval, and a margin): a firing on an app's
+        traffic tests queries answered up to that long before it, so none is passed over unwritten."""
+        self._settle = timedelta(seconds=max(0.0, capture_settle_seconds))
         self._ct = continuous_tests
         self._instances = instances
         self._scheduler = scheduler
@@ -173,10 +178,15 @@ class CTScheduleService:
             return {"status": "SKIPPED", "reason": f"job {instance['running_job_id']} is still running"}
         timestamp_col = instance.get("timestamp_col") or "timestamp"
         source = state["source"]
-        if "app" in source:  # the queries answered in [watermark, firing time)
+        if "app" in source:  # the queries answered in [watermark, firing time - settle)
             since = datetime.fromisoformat(state["watermark"]) if state.get("watermark") else None
+            # A query answered just before the firing may still be in a capture buffer: the window
+            # ends where every record is written, and the next firing starts there.
+            until = firing.time - self._settle
+            if since is not None and until <= since:
+                return {"status": "NO_DATA", "reason": "no data arrived since the last run"}
             label_col = (self._ct_source(instance).get("data_info") or {}).get("label_col")
-            new = ct_sources.traffic(self._keys, owner.id, source["app"], since, firing.time, timestamp_col, label_col)
+            new = ct_sources.traffic(self._keys, owner.id, source["app"], since, until, timestamp_col, label_col)
         else:
             prefix = source["s3_prefix"].partition("s3://")[2].partition("/")[2]
             new = ct_sources.files(self._keys, prefix, state.get("seen_files") or [], timestamp_col)

@@ -182,3 +182,29 @@ def test_a_schedule_far_behind_its_traffic_hands_over_the_oldest_whole_hours():
     with pytest.raises(InvalidInput, match="more than 2 capture files in the hour"):
         ct_sources.traffic(Listing(keys + [label]), "u1", "fraud-app", start, start + timedelta(hours=4), "ts", "y",
                            max_files=3)
+
+
+def test_a_query_still_in_a_capture_buffer_at_a_firing_is_tested_at_the_next_one(w):  # noqa: F811
+    # A query answered 30 s before a firing may be written up to the capture flush interval
+    # later: the firing's window ends that long before it, so the next firing takes the query.
+    users, apps = FakeUserStore(), FakeApplicationStore()
+    users.add(w.user)
+    apps.add(Application(user_id=w.user.id, name="fraud-app", created_at=T0))
+    service = CTScheduleService(w.ct, w.instances, FakeScheduler(), w.blobs, w.blobs, users, apps, BUCKET,
+                                clock=w.clock, capture_settle_seconds=65)
+    job = w.ct.start_continuous_test_from_reference(w.user, w.config())
+    w.finish(job["job_id"], [a_bin(0)])
+    instance_id = job["ct_instance_id"]
+    service.set_schedule(w.user, instance_id, "rate(1 hour)", {"app": "fraud-app"})
+    start = w.clock()
+    firing = start + timedelta(hours=1)
+    capture(w, "q1", {"x": 1}, start + timedelta(minutes=10))
+    first = fire(service, instance_id, firing)
+    assert first["status"] == "STARTED"
+    assert handed_over(w, first)[0]["until"] == (firing - timedelta(seconds=65)).isoformat()
+    w.finish(first["job_id"], [a_bin(1)])
+    late = capture(w, "q-late", {"x": 2}, firing - timedelta(seconds=30))  # written after the firing
+    second = fire(service, instance_id, firing + timedelta(hours=1))
+    manifest = handed_over(w, second)[0]
+    assert late in manifest["captures"]
+    assert manifest["since"] == (firing - timedelta(seconds=65)).isoformat()
