@@ -360,6 +360,11 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     # One log line per request (three consumers long-poll every second) would fill the data dir.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from chalicelib.local import moto_fixes
+
+    if not moto_fixes.install():  # tasks' heartbeats and answers as AWS takes them
+        print("moto_fixes: this moto has no CallbackEndpoint; heartbeats before a task's set-up "
+              "are refused", file=sys.stderr, flush=True)
     # Ctrl-C reaches the whole terminal group; the stack stops moto last, with SIGTERM.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stop = threading.Event()
