@@ -69,6 +69,13 @@ def batch_job_failed(event):
     return aws_events.batch_job_failed(event.detail)
 
 
+@app.lambda_function(name="dataset_job_ended")
+def dataset_job_ended(event, context):
+    # infra's rule on dataset check jobs' ends (dataset_checks.py): the verdict recorded now, and the
+    # retrain loop waiting for a dataset of labelled captured traffic goes on (issue 12 item 6).
+    return aws_events.dataset_job_ended(event.get("detail") or {})
+
+
 @app.on_cw_event({"source": ["aws.codebuild"], "detail-type": ["CodeBuild Build State Change"],
                   "detail": {"build-status": ["SUCCEEDED", "FAILED", "FAULT", "STOPPED", "TIMED_OUT"]}})
 def image_build_changed(event):

@@ -148,6 +148,23 @@ class DatasetCheckJob:
             return self.mark_invalid(dataset, f"the check job failed: {reason}", delete_file=False)
         return dataset
 
+    def job_ended(self, dataset_id: str, succeeded: bool, reason: str = "") -> Optional[Dataset]:
+        """The job of ``dataset_id`` ended (on AWS its Batch job's state change): its verdict is
+        recorded now (else, if it failed, INVALID with ``reason``), and the listeners are told
+        even when another process recorded it first (the rule on FAILED jobs does, without the
+        grants a listener needs). None if there is no such dataset."""
+        dataset = self._datasets.get(dataset_id)
+        if dataset is None:
+            return None
+        if dataset.status is not DatasetStatus.PENDING:
+            self._settled(dataset)  # recorded elsewhere: whoever waits here still hears of it
+            return dataset
+        dataset = self.settle(dataset)  # a verdict recorded tells the listeners itself
+        if dataset.status is DatasetStatus.PENDING:
+            why = reason if not succeeded else "the job ended without writing its verdict"
+            return self.mark_invalid(dataset, f"the check job failed: {why}", delete_file=False)
+        return dataset
+
     def _discard_verdict(self, dataset_id: str) -> None:
         try:
             self._blobs.delete(verdict_key(dataset_id))

@@ -29,6 +29,21 @@ def batch_job_failed(detail: dict[str, Any]) -> Any:
     return services().trial_dispatcher.fail_lost_job(detail)
 
 
+def dataset_job_ended(detail: dict[str, Any]) -> Any:
+    """A dataset check's (or build's) Batch job ended (infra: the rule on those jobs, SUCCEEDED
+    or FAILED): its verdict is recorded now, and whoever waits for the dataset goes on -- the
+    retrain loop starts its train job on a READY dataset of labelled captured traffic (issue 12
+    item 6), or records why not. Any other job: nothing."""
+    from chalicelib.adapters.dataset_checks.batch import ended_check, failure_reason
+    from chalicelib.wiring import services
+
+    ended = ended_check(detail)
+    if ended is None:
+        return None
+    dataset = services().datasets.check_job.job_ended(ended[0], ended[1], failure_reason(detail))
+    return None if dataset is None else {"dataset": dataset.id, "status": dataset.status.value}
+
+
 def image_build_changed(detail: dict[str, Any]) -> dict[str, Any]:
     """A CodeBuild build ended: the image builder records it and the images it serves follow; a
     platform image's build (``kilele images build``, or the deploy's) publishes its end."""

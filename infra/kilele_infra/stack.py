@@ -24,7 +24,7 @@ from .api import Api
 from .dashboard import build_dashboard
 from .events import Events, Schedules, grant_events_and_schedules
 from .data import Data
-from .dataset_checks import grant_dataset_checks
+from .dataset_checks import DatasetJobEvents, grant_dataset_checks
 from .direct_transfers import direct_transfer_policy
 from .firewall import ApiFirewall
 from .iam_api import IamApi
@@ -99,7 +99,13 @@ class KileleStack(Stack):
             state_machine_arns=state_machine_arns, functions=functions,
         )
         # Large datasets are checked by a Batch job in the worker image (issue 13, finding 3).
-        grant_dataset_checks(self.api.function, self.functions.batch_job_failed, self.data, self.worker_compute)
+        # A breach recorded by the CT workflow may start one (a retrain's dataset of labelled captured
+        # traffic, issue 12 item 6); a job's end is recorded at once, and the retrain goes on.
+        grant_dataset_checks(self.api.function, self.functions.batch_job_failed, self.data, self.worker_compute,
+                             builders=[self.workflows.functions["record_stress_test"]])
+        self.dataset_job_events = DatasetJobEvents(self, "DatasetJobEvents", data=self.data,
+                                                   worker_compute=self.worker_compute,
+                                                   state_machine_arns=state_machine_arns, functions=functions)
         # Managed images: the API starts their CodeBuild builds and reads their state and logs.
         self.images = ManagedImages(self, "ManagedImages", stage=stage, bucket=self.data.data_bucket,
                                     worker_repository=self.worker_compute.repository,

@@ -36,8 +36,9 @@ GPU_IMAGE_TAG = content_tags()["worker-gpu"]
 # scheduled continuous test of an app's traffic reads its captured queries and labels
 # (chalicelib/capture_format.py; the run's session policy narrows them to the app's folders).
 WORKER_READS = ("models/", "datasets/", "stress-inputs/", "capture/", "ground-truth/")
-# dataset-checks/: a large dataset's check job writes its verdict there (dataset_checks.py).
-WORKER_WRITES = ("trials/", "describe/", "stress/", "dataset-checks/")
+# dataset-checks/: a large dataset's check job writes its verdict there (dataset_checks.py);
+# dataset-builds/: the file of a dataset it builds (labelled captured traffic, issue 12 item 6).
+WORKER_WRITES = ("trials/", "describe/", "stress/", "dataset-checks/", "dataset-builds/")
 
 #: The worker's setting naming the trial role (containers/worker/kilele_worker/settings.py).
 TRIAL_ROLE_ARN_ENV = "KILELE_TRIAL_ROLE_ARN"

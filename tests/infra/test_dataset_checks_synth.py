@@ -19,6 +19,8 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
 from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
+from chalicelib.adapters.dataset_checks.batch import JOB_NAME_PREFIX  # noqa: E402
+from chalicelib.services.dataset_builds import BUILD_PREFIX  # noqa: E402
 from chalicelib.services.dataset_checks import VERDICT_PREFIX  # noqa: E402
 from kilele_infra import KileleStack  # noqa: E402
 from kilele_infra.worker_compute import WORKER_WRITES  # noqa: E402
@@ -80,7 +82,7 @@ def test_the_worker_may_write_the_verdict_where_the_platform_reads_it() -> None:
 def test_the_job_failed_lambda_records_a_dead_check_and_no_more(template: Template) -> None:
     _, function = _function(template, "app.batch_job_failed")
     statements = _statements(template, function)
-    assert _object_suffixes(statements, "s3:DeleteObject") == {f"/{VERDICT_PREFIX}*", "/datasets/*"}
+    assert _object_suffixes(statements, "s3:DeleteObject") == {f"/{VERDICT_PREFIX}*", "/datasets/*", f"/{BUILD_PREFIX}*"}
     assert f"/{VERDICT_PREFIX}*" in _object_suffixes(statements, "s3:GetObject")
     [datasets_table] = template.find_resources("AWS::DynamoDB::Table", {"Properties": {
         "TableName": f"kilele-{STAGE}-datasets"}})
@@ -89,3 +91,34 @@ def test_the_job_failed_lambda_records_a_dead_check_and_no_more(template: Templa
     table = {"Fn::GetAtt": [datasets_table, "Arn"]}
     assert [r for s in writes for r in _as_list(s["Resource"])] == [
         table, {"Fn::Join": ["", [table, "/index/*"]]}]
+
+
+# -- a dataset of labelled captured traffic (issue 12 item 6): built by the job, its end recorded at once
+
+
+def test_the_worker_may_write_a_built_datasets_file() -> None:
+    assert BUILD_PREFIX in WORKER_WRITES
+
+
+def test_the_ct_record_step_may_start_a_build(template: Template) -> None:
+    _, record = _function(template, "chalicelib.workflows.lambda_entry.record_stress_test")
+    env = record["Properties"]["Environment"]["Variables"]
+    assert "KILELE_BATCH_CPU_JOB_QUEUE" in env and "KILELE_BATCH_JOB_DEFINITION" in env
+    assert any("batch:SubmitJob" in _as_list(s["Action"]) for s in _statements(template, record))
+
+
+def test_a_dataset_jobs_end_invokes_the_function_that_records_it_and_goes_on(template: Template) -> None:
+    function_id, function = _function(template, "app.dataset_job_ended")
+    [rule] = [r for r in template.find_resources("AWS::Events::Rule").values()
+              if any(t["Arn"] == {"Fn::GetAtt": [function_id, "Arn"]} for t in r["Properties"].get("Targets", []))]
+    pattern = rule["Properties"]["EventPattern"]
+    assert pattern["source"] == ["aws.batch"] and pattern["detail-type"] == ["Batch Job State Change"]
+    assert pattern["detail"]["status"] == ["SUCCEEDED", "FAILED"]
+    assert pattern["detail"]["jobName"] == [{"prefix": JOB_NAME_PREFIX}]
+    queues = list(template.find_resources("AWS::Batch::JobQueue"))
+    assert sorted(q["Fn::GetAtt"][0] for q in pattern["detail"]["jobQueue"]) == sorted(queues)
+    # It records the verdict and starts the retrain's train job: the tables, the bucket, executions.
+    actions = {a for s in _statements(template, function) for a in _as_list(s["Action"])}
+    assert {"dynamodb:PutItem", "s3:GetObject*", "s3:PutObject", "states:StartExecution"} <= actions
+    assert template.find_resources("AWS::Lambda::Permission", {"Properties": {
+        "FunctionName": {"Fn::GetAtt": [function_id, "Arn"]}, "Principal": "events.amazonaws.com"}})

@@ -178,10 +178,11 @@ def test_lambda_permissions_stay_few(template: Template) -> None:
     assert 1 <= len(api_permissions) <= 3
     for permission in api_permissions:
         assert permission["Principal"] == "apigateway.amazonaws.com"
-    # The only others: EventBridge invoking the Batch job-failed function and the image-build
-    # function. Step Functions and the SQS event source use roles, not resource policies.
+    # The only others: EventBridge invoking the Batch job-failed function, the image-build
+    # function and the dataset-job-ended function. Step Functions and the SQS event source use
+    # roles, not resource policies.
     others = [p for p in permissions if p["FunctionName"] != api_arn]
-    assert [p["Principal"] for p in others] == ["events.amazonaws.com"] * 2
+    assert [p["Principal"] for p in others] == ["events.amazonaws.com"] * 3
 
 
 def test_gateway_errors_have_the_product_error_shape(template: Template) -> None:

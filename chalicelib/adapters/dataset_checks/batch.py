@@ -65,23 +65,36 @@ class BatchDatasetCheckDispatcher:
             raise Unavailable("AWS Batch could not be reached to start the dataset check job") from e
 
 
-def lost_check(job_detail: dict[str, Any]) -> Optional[tuple[str, str]]:
-    """``(dataset_id, reason)`` for a dataset check's Batch job that ended FAILED (the detail of
-    a "Batch Job State Change" event), None for any other job."""
-    if job_detail.get("status") != "FAILED":
+def ended_check(job_detail: dict[str, Any]) -> Optional[tuple[str, bool]]:
+    """``(dataset_id, succeeded)`` for a dataset check's Batch job that ended (SUCCEEDED or
+    FAILED: the detail of a "Batch Job State Change" event), None for any other job or state."""
+    if job_detail.get("status") not in ("SUCCEEDED", "FAILED"):
         return None
     environment = {e.get("name"): e.get("value") for e in (job_detail.get("container") or {}).get("environment") or []}
     if CHECK_ENV not in environment:
         return None
     try:
-        dataset_id = str(json.loads(environment[CHECK_ENV])["dataset_id"])
+        return str(json.loads(environment[CHECK_ENV])["dataset_id"]), job_detail["status"] == "SUCCEEDED"
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def failure_reason(job_detail: dict[str, Any]) -> str:
+    """Why Batch says a job FAILED (its status reason and its container's)."""
     reason = str(job_detail.get("statusReason") or "the Batch job failed")
     container_reason = (job_detail.get("container") or {}).get("reason")
     if container_reason:
         reason += f" ({container_reason})"
-    return dataset_id, reason
+    return reason
 
 
-__all__ = ["BatchDatasetCheckDispatcher", "lost_check", "CHECK_ENV", "JOB_NAME_PREFIX"]
+def lost_check(job_detail: dict[str, Any]) -> Optional[tuple[str, str]]:
+    """``(dataset_id, reason)`` for a dataset check's Batch job that ended FAILED (the detail of
+    a "Batch Job State Change" event), None for any other job."""
+    ended = ended_check(job_detail)
+    if ended is None or ended[1]:
+        return None
+    return ended[0], failure_reason(job_detail)
+
+
+__all__ = ["BatchDatasetCheckDispatcher", "ended_check", "failure_reason", "lost_check", "CHECK_ENV", "JOB_NAME_PREFIX"]

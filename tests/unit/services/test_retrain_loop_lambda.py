@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+from chalicelib.adapters.dataset_checks.batch import ended_check, lost_check
 from chalicelib.capture_format import CAPTURE_PREFIX, GROUND_TRUTH_PREFIX, app_prefix
 from chalicelib.services import dataset_builds
 from chalicelib.services.dataset_checks import verdict_key
@@ -52,3 +53,54 @@ def test_a_refusing_verdict_is_a_failed_retrain_with_the_jobs_reason(h):  # noqa
     s.datasets.check_job.job_lost(dataset_id, "OutOfMemoryError: Container killed")
     last = s.app_timeline.get(h.owner, "fraud")[-1]
     assert last["step"] == "retrain_failed" and "OutOfMemoryError" in last["reason"] and dataset_id in last["reason"]
+
+
+def _batch_detail(dataset_id: str, status: str, **extra) -> dict:
+    """A "Batch Job State Change" detail of a dataset check's job, as EventBridge delivers it."""
+    return {"status": status, "jobName": f"kilele-dataset-check-{dataset_id}", **extra,
+            "container": {"environment": [{"name": "KILELE_DATASET_CHECK",
+                                           "value": json.dumps({"dataset_id": dataset_id})}],
+                          **({"reason": "OutOfMemoryError"} if status == "FAILED" else {})}}
+
+
+def test_the_jobs_end_records_its_verdict_and_the_loop_goes_on_at_once(h):  # noqa: F811
+    """On AWS: the rule on dataset jobs' ends invokes app.dataset_job_ended (aws_events), which
+    parses the event (adapters/dataset_checks/batch.ended_check) and calls job_ended."""
+    s, f = h.services, h.fakes
+    s.retrain.set_policy(h.owner, "fraud", {"monitors": ["drift"], "dataset": CAPTURED})
+    _traffic(h)
+    s.retrain.on_breaches(h.instance, [breach()])
+    [dataset_id] = f.dataset_check_dispatcher.queued
+    f.blobs.objects[verdict_key(dataset_id)] = json.dumps(
+        {"status": "READY", "size_bytes": 40, "stats": {"rows": 2}}).encode()
+
+    assert ended_check(_batch_detail(dataset_id, "SUCCEEDED")) == (dataset_id, True)
+    assert s.datasets.check_job.job_ended(dataset_id, True).status.value == "READY"
+    assert steps(h)[-2:] == ["dataset_built", "retrain_started"]
+    # The same end delivered again changes nothing.
+    s.datasets.check_job.job_ended(dataset_id, True)
+    assert steps(h)[-1] == "retrain_started" and len(s.train_jobs.get_train_jobs_of_app(h.owner, "fraud")) == 2
+
+
+def test_a_failed_job_recorded_elsewhere_first_still_fails_the_retrain_with_why(h):  # noqa: F811
+    s, f = h.services, h.fakes
+    s.retrain.set_policy(h.owner, "fraud", {"monitors": ["drift"], "dataset": CAPTURED})
+    _traffic(h)
+    s.retrain.on_breaches(h.instance, [breach()])
+    [dataset_id] = f.dataset_check_dispatcher.queued
+    # batch_job_failed recorded it INVALID, but its listener could not act there (no grants):
+    listeners, s.datasets.check_job.listeners = s.datasets.check_job.listeners, []
+    dataset_id_, reason = lost_check(_batch_detail(dataset_id, "FAILED", statusReason="Essential container exited"))
+    s.datasets.check_job.job_lost(dataset_id_, reason)
+    s.datasets.check_job.listeners = listeners
+    assert steps(h)[-1] == "dataset_build_started"
+
+    assert ended_check(_batch_detail(dataset_id, "FAILED")) == (dataset_id, False)
+    s.datasets.check_job.job_ended(dataset_id, False, reason)
+    last = s.app_timeline.get(h.owner, "fraud")[-1]
+    assert last["step"] == "retrain_failed" and "Essential container exited (OutOfMemoryError)" in last["reason"]
+
+
+def test_other_jobs_and_states_are_not_a_dataset_jobs_end():
+    assert ended_check({"status": "SUCCEEDED", "container": {"environment": []}}) is None
+    assert ended_check(_batch_detail("d1", "RUNNING")) is None
