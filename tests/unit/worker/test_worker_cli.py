@@ -7,7 +7,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
@@ -46,10 +45,8 @@ def test_cli_with_a_message_file(moto_server, tmp_path):
     trial = platform.start_trial(DECISION_TREE, "SkDecisionTree", knobs=TREE_KNOBS)
     message_file = tmp_path / "message.json"
     message_file.write_text(json.dumps(trial.message))
-    started = time.monotonic()
     done = _worker(["--message-file", str(message_file)], endpoint)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert time.monotonic() - started < 10
     assert "[model] kilele: train() starts" in done.stdout  # the log is echoed to stdout
     described = platform.wait_execution(trial.execution_arn)
     assert described["status"] == "SUCCEEDED", described
