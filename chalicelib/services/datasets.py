@@ -184,9 +184,11 @@ class DatasetService:
         dataset = self.check_job.settle(self._owned(actor, dataset_id))
         if dataset.status is DatasetStatus.PENDING and dataset.check_started_at is not None \
                 and self._clock() - dataset.check_started_at > self._check_timeout:
+            again = ("the next breach builds another" if dataset_builds.is_built(dataset.object_key)
+                     else "upload the file again")
             self.check_job.mark_invalid(
                 dataset, f"the check job did not end within {self._check_timeout.total_seconds():g} s "
-                "(it was lost or stopped); upload the file again", delete_file=True)
+                f"(it was lost or stopped); {again}", delete_file=True)
         return dataset.to_dict()
 
     def _owned(self, actor: User, dataset_id: str) -> Dataset:

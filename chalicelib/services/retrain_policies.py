@@ -215,8 +215,11 @@ class RetrainLoopService:
                 status = None
             if status == DatasetStatus.PENDING.value:
                 return f"dataset {retrain['dataset_id']} of an earlier breach is still being built"
+            fresh = self._read(owner.id, policy["app"])  # the verdict's listener may have moved it on
+            if fresh is None:
+                return "the app's retrain policy was removed meanwhile"
             policy.clear()
-            policy.update(self._read(owner.id, policy["app"]) or {})
+            policy.update(fresh)
             retrain = policy.get("retrain") or {}
             if retrain.get("state") == "building":  # its dataset is gone: that retrain is over
                 return None

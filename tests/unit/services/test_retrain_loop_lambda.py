@@ -104,3 +104,20 @@ def test_a_failed_job_recorded_elsewhere_first_still_fails_the_retrain_with_why(
 def test_other_jobs_and_states_are_not_a_dataset_jobs_end():
     assert ended_check({"status": "SUCCEEDED", "container": {"environment": []}}) is None
     assert ended_check(_batch_detail("d1", "RUNNING")) is None
+
+
+def test_a_build_whose_job_was_lost_fails_at_the_next_breach_which_builds_another(h):  # noqa: F811
+    s, f = h.services, h.fakes
+    s.retrain.set_policy(h.owner, "fraud", {"monitors": ["drift"], "dataset": CAPTURED})
+    _traffic(h)
+    s.retrain.on_breaches(h.instance, [breach()])
+    [lost] = f.dataset_check_dispatcher.queued
+    f.clock.advance(seconds=h.settings.dataset_check_timeout_seconds + 1)  # no verdict, no end event
+
+    s.retrain.on_breaches(h.instance, [breach()])
+
+    assert steps(h)[-3:] == ["breach_seen", "retrain_failed", "dataset_build_started"]
+    failed = s.app_timeline.get(h.owner, "fraud")[-2]
+    assert lost in failed["reason"] and "did not end within" in failed["reason"]
+    assert "the next breach builds another" in f.datasets.items[lost].error
+    assert len(f.dataset_check_dispatcher.queued) == 2
