@@ -67,8 +67,10 @@ def build_in_process(manifest: dict[str, Any], read: Callable[[str], bytes]) -> 
     try:
         frame = labelled_dataset((read(k) for k in manifest.get("captures") or []),
                                  (read(k) for k in manifest.get("labels") or []), target)
-    except (NoLabelledTraffic, CaptureFormatError) as e:
-        raise Unprocessable(f"the dataset could not be built from the captured traffic: {e}") from e
+    except CaptureFormatError as e:  # the worker's words (kilele_worker.dataset_build): one contract
+        raise Unprocessable(f"the dataset could not be built: the captured traffic could not be read: {e}") from e
+    except NoLabelledTraffic as e:
+        raise Unprocessable(f"the dataset could not be built: {e}") from e
     out = io.StringIO()
     frame.to_csv(out, index=False)
     return out.getvalue().encode()
