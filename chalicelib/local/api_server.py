@@ -6,6 +6,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from waitress import wasyncore
 from waitress.server import create_server
 
 from chalicelib.local.ports import LOOPBACK
@@ -52,6 +53,7 @@ class ApiServer:
         # An instance attribute: shadows the class's logger for this server's dispatcher only.
         self._server.task_dispatcher.queue_logger = QueueDepthLog(logging.getLogger("waitress.queue"))
         self._thread: Optional[threading.Thread] = None
+        self._stopping = False
 
     @property
     def port(self) -> int:
@@ -62,14 +64,32 @@ class ApiServer:
         return f"http://{LOOPBACK}:{self.port}"
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._server.run, name="kilele-api", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name="kilele-api", daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        try:
+            self._server.run()
+        except (OSError, ValueError):
+            if not self._stopping:
+                raise
+            # stop() closed the connections under the loop's select (EBADF, or a closed socket's
+            # fileno -1): the loop is done.
 
     def alive(self) -> bool:
         """Whether the server's thread still serves (the stack's watcher stops the stack if not)."""
         return bool(self._thread and self._thread.is_alive())
 
     def stop(self) -> None:
+        """Stop listening, end the open connections and the request threads (each bounded)."""
+        self._stopping = True
         self._server.close()
+        # waitress's loop runs while any connection is open: a client's keep-alive connection (an
+        # SDK session in a test) held every e2e stack's stop here for the join's full 10 s. As
+        # waitress's own multi-socket close does: the task threads, then every channel.
+        self._server.task_dispatcher.shutdown(timeout=5)
+        channels = getattr(self._server, "_map", None)  # None: not the one-socket server; nothing to close
+        if channels is not None:
+            wasyncore.close_all(channels)
         if self._thread:
             self._thread.join(timeout=10)
