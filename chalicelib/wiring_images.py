@@ -12,6 +12,22 @@ from chalicelib.settings import Settings, process_environment
 from chalicelib.wiring_runtimes import default_work_dir, scheme_of
 
 
+class _MadeOnFirstUse:
+    """Holds a factory and makes its object once, when a method first needs it (most functions
+    build every service and never touch an image build, whose clients cost a cold start)."""
+
+    def __init__(self, factory: Callable[[], Any]):
+        self._factory = factory
+        self._built: Any = None
+        self._lock = threading.Lock()
+
+    def _builder(self) -> Any:
+        with self._lock:
+            if self._built is None:
+                self._built = self._factory()
+            return self._built
+
+
 def image_builder(settings: Settings, blobs: BlobStore, aws: Any) -> Any:
     """Where managed images are built, chosen by the scheme of ``image_builder_uri``."""
     scheme, rest = scheme_of(settings.image_builder_uri, "KILELE_IMAGE_BUILDER_URI", ("codebuild", "local"))
@@ -63,19 +79,8 @@ def platform_image_builder(settings: Settings, aws: Any) -> Any:
     return _PlatformOnFirstUse(build)
 
 
-class _PlatformOnFirstUse:
+class _PlatformOnFirstUse(_MadeOnFirstUse):
     """A platform image builder made when first used (most requests never build an image)."""
-
-    def __init__(self, factory: Callable[[], Any]):
-        self._factory = factory
-        self._built: Any = None
-        self._lock = threading.Lock()
-
-    def _builder(self) -> Any:
-        with self._lock:
-            if self._built is None:
-                self._built = self._factory()
-            return self._built
 
     def names(self) -> Any:
         return self._builder().names()
@@ -112,19 +117,8 @@ def serving_base(settings: Settings) -> Any:
     return ImageBase.INFERENCE if scheme == "codebuild" else ImageBase.WORKER
 
 
-class _OnFirstUse:
+class _OnFirstUse(_MadeOnFirstUse):
     """An image builder made by ``factory`` when first used (its clients cost a cold start)."""
-
-    def __init__(self, factory: Callable[[], Any]):
-        self._factory = factory
-        self._built: Any = None
-        self._lock = threading.Lock()
-
-    def _builder(self) -> Any:
-        with self._lock:
-            if self._built is None:
-                self._built = self._factory()
-            return self._built
 
     def start(self, base: Any, requirements: Any) -> str:
         return self._builder().start(base, requirements)
