@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stack_template import whole_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
@@ -26,9 +27,7 @@ STAGE = "test"
 
 @pytest.fixture(scope="module")
 def template() -> Template:
-    # An empty bundling-stacks list skips asset bundling, so synth never runs pip.
-    app = App(context={"aws:cdk:bundling-stacks": []})
-    return Template.from_stack(KileleStack(app, f"kilele-{STAGE}", stage=STAGE))
+    return whole_stack(STAGE)  # one synthesis per test process (stack_template.py)
 
 
 def _one(template: Template, kind: str, props: dict) -> tuple[str, dict]:

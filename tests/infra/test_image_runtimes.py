@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from stack_template import whole_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
@@ -22,8 +23,7 @@ STAGE = "test"
 
 @pytest.fixture(scope="module")
 def template() -> Template:
-    app = App(context={"aws:cdk:bundling-stacks": []})  # no asset bundling: synth never runs pip
-    return Template.from_stack(KileleStack(app, f"kilele-{STAGE}", stage=STAGE))
+    return whole_stack(STAGE)  # one synthesis per test process (stack_template.py)
 
 
 def _statements(template: Template, role_ref: dict) -> list[dict]:

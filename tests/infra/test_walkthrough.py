@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 import pytest
+from stack_template import whole_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "infra")]
@@ -33,8 +34,7 @@ def walkthrough() -> str:
 
 @pytest.fixture(scope="module")
 def template() -> Template:
-    app = App(context={"aws:cdk:bundling-stacks": []})  # no asset bundling: synth runs no pip
-    return Template.from_stack(KileleStack(app, f"kilele-{STAGE}", stage=STAGE))
+    return whole_stack(STAGE)  # one synthesis per test process (stack_template.py)
 
 
 def test_the_outputs_it_reads_exist(template):
