@@ -50,6 +50,25 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+def start_build(codebuild: Any, project: str, subject: str, **overrides: Any) -> str:
+    """StartBuild of ``project`` with ``overrides`` (``variables`` as a dict becomes the
+    environment override); its build id, or :class:`Unavailable` naming ``subject`` ("the image
+    build") and why. Managed-image and platform-image builds both start here."""
+    variables = overrides.pop("variables", {})
+    try:
+        response = codebuild.start_build(
+            projectName=project, **overrides,
+            environmentVariablesOverride=[{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()],
+        )
+    except ClientError as e:
+        if _code(e) == "ResourceNotFoundException":
+            raise Unavailable(f"the image build project {project!r} does not exist") from e
+        raise Unavailable(f"CodeBuild refused to start {subject} ({_code(e)})") from e
+    except BotoCoreError as e:
+        raise Unavailable(f"CodeBuild could not be reached to start {subject}") from e
+    return str(response["build"]["id"])
+
+
 class CodeBuildImageBuilder:
     """``base_images``: the image URI of each base; ``repository_uri``: the ECR repository images
     are pushed to; ``blobs``: the data bucket (where builds write their freeze); ``logs``: a
@@ -95,18 +114,7 @@ class CodeBuildImageBuilder:
         variables = {"BASE_IMAGE": self._bases[base], "IMAGE_USER": IMAGE_USERS[base], "IMAGE_TAG": key,
                      "REQUIREMENTS": "\n".join(r.pip_argument() for r in requirements),
                      "FREEZE_KEY": self.freeze_key(key)}
-        try:
-            response = self._codebuild.start_build(
-                projectName=self._project,
-                environmentVariablesOverride=[{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()],
-            )
-        except ClientError as e:
-            if _code(e) == "ResourceNotFoundException":
-                raise Unavailable(f"the image build project {self._project!r} does not exist") from e
-            raise Unavailable(f"CodeBuild refused to start the image build ({_code(e)})") from e
-        except BotoCoreError as e:
-            raise Unavailable("CodeBuild could not be reached to start the image build") from e
-        return str(response["build"]["id"])
+        return start_build(self._codebuild, self._project, "the image build", variables=variables)
 
     def poll(self, build_id: str) -> ImageBuild:
         if build_id.startswith(f"{_CACHED}:"):

@@ -21,7 +21,7 @@ from typing import Any, Callable, Optional
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.adapters.images.codebuild import CLAIM_STALE_AFTER
+from chalicelib.adapters.images.codebuild import CLAIM_STALE_AFTER, _code, start_build
 from chalicelib.errors import NotFound, Unavailable
 from chalicelib.ports_images import BuildClaim, ImageBuildLedger, PlatformImageBuild
 
@@ -59,10 +59,6 @@ class PlatformImageSpec:
     @property
     def repository_name(self) -> str:
         return self.repository_uri.split("/", 1)[-1]
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class CodeBuildPlatformImages:
@@ -186,20 +182,10 @@ class CodeBuildPlatformImages:
     def _start_codebuild(self, spec: PlatformImageSpec) -> str:
         variables = {"DOCKERFILE": spec.dockerfile, "IMAGE_REPOSITORY": spec.repository_uri, "IMAGE_TAG": spec.tag,
                      PLATFORM_VARIABLE: spec.name}
-        try:
-            response = self._codebuild.start_build(
-                projectName=self._project, sourceTypeOverride="S3", sourceLocationOverride=self._source,
-                buildspecOverride=BUILDSPEC_PATH, serviceRoleOverride=self._role,
-                timeoutInMinutesOverride=BUILD_TIMEOUT_MINUTES,
-                environmentVariablesOverride=[{"name": k, "value": v, "type": "PLAINTEXT"} for k, v in variables.items()],
-            )
-        except ClientError as e:
-            if _code(e) == "ResourceNotFoundException":
-                raise Unavailable(f"the image build project {self._project!r} does not exist") from e
-            raise Unavailable(f"CodeBuild refused to start the build of {spec.name} ({_code(e)})") from e
-        except BotoCoreError as e:
-            raise Unavailable("CodeBuild could not be reached to start the build") from e
-        return str(response["build"]["id"])
+        return start_build(self._codebuild, self._project, f"the build of {spec.name}", variables=variables,
+                           sourceTypeOverride="S3", sourceLocationOverride=self._source,
+                           buildspecOverride=BUILDSPEC_PATH, serviceRoleOverride=self._role,
+                           timeoutInMinutesOverride=BUILD_TIMEOUT_MINUTES)
 
     def _pushed(self, spec: PlatformImageSpec) -> bool:
         try:
