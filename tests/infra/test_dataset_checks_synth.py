@@ -17,13 +17,11 @@ from stack_template import whole_stack
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
 
-from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from chalicelib.adapters.dataset_checks.batch import JOB_NAME_PREFIX  # noqa: E402
 from chalicelib.services.dataset_builds import BUILD_PREFIX  # noqa: E402
 from chalicelib.services.dataset_checks import VERDICT_PREFIX  # noqa: E402
-from kilele_infra import KileleStack  # noqa: E402
 from kilele_infra.worker_compute import WORKER_WRITES  # noqa: E402
 
 STAGE = "test"

@@ -13,13 +13,11 @@ from stack_template import whole_stack
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
 
-from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
 from chalicelib import resources  # noqa: E402
 from chalicelib.settings import Settings  # noqa: E402
 from chalicelib.wiring_events import events_log_group  # noqa: E402
-from kilele_infra import KileleStack  # noqa: E402
 from kilele_infra.events import ALERT_STATUSES, RUN_SCHEDULE_HANDLER  # noqa: E402
 
 STAGE = "test"

@@ -13,10 +13,8 @@ from stack_template import whole_stack
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
 
-from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
-from kilele_infra import KileleStack  # noqa: E402
 
 STAGE = "test"
 

@@ -17,11 +17,9 @@ from stack_template import whole_stack
 REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "infra")]
 
-from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from chalicelib.adapters.images.platform import BUILDSPEC_PATH, PLATFORM_DOCKERFILES  # noqa: E402
-from kilele_infra import KileleStack  # noqa: E402
 from kilele_infra.image_contexts import PLATFORM_IMAGES, content_tags  # noqa: E402
 from kilele_infra.platform_images import PLATFORM_BUILDSPEC, stage_context  # noqa: E402
 

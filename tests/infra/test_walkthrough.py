@@ -15,13 +15,11 @@ from stack_template import whole_stack
 ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "infra")]
 
-from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 
 from chalicelib.settings import Settings  # noqa: E402
 from kilele import Client  # noqa: E402
 from kilele.cli import cli  # noqa: E402
-from kilele_infra import KileleStack  # noqa: E402
 
 STAGE = "prod"  # the walkthrough's stage; names are checked as the stack makes them for it
 
